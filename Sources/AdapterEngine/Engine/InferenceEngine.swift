@@ -1,0 +1,64 @@
+/// Runs the frozen base model with any mix of LoRA adapters: tokenise, one batched forward pass, heads per row.
+///
+/// The engine holds only immutable state, so any number of tasks may call it at once.
+public struct InferenceEngine: Sendable {
+    /// The base model.
+    public let model: BertModel
+
+    /// Wraps a loaded base model.
+    public init(model: BertModel) {
+        self.model = model
+    }
+
+    /// Loads the base model from a Hugging Face directory.
+    public init(modelDirectory: String) throws(ModelError) {
+        model = try BertModel(directory: modelDirectory)
+    }
+
+    /// Tokenises one text.
+    public func encode(_ text: String) -> Encoding {
+        model.tokenizer.encode(text)
+    }
+
+    /// Runs `texts`, each with its own adapter (nil: sentence embedding from the base model), in one batch.
+    public func run(_ texts: [(text: String, adapter: LoRAAdapter?)]) -> [InferenceResult] {
+        let encodings = texts.map { encode($0.text) }
+        // The tokenizer only emits in-vocabulary ids and at most maxLength of them.
+        let inputs = zip(encodings, texts).map { EncodedInput(ids: $0.ids, adapter: $1.adapter) }
+        let outputs = ForwardPass(weights: model.weights, config: model.config).run(inputs)
+        return zip(encodings, outputs).map { InferenceResult(tokens: $0.ids.count, truncated: $0.truncated, output: $1) }
+    }
+
+    /// Runs `texts` all with the same adapter.
+    public func run(_ texts: [String], adapter: LoRAAdapter?) -> [InferenceResult] {
+        run(texts.map { ($0, adapter) })
+    }
+
+    /// Runs already tokenised rows, after checking every id and length against the model.
+    public func run(encoded inputs: [EncodedInput]) throws(InferenceError) -> [InferenceOutput] {
+        for (index, input) in inputs.enumerated() {
+            guard !input.ids.isEmpty, input.ids.count <= model.config.maxPositionEmbeddings else {
+                throw .invalidLength(row: index, length: input.ids.count, maximum: model.config.maxPositionEmbeddings)
+            }
+            if let bad = input.ids.first(where: { $0 < 0 || Int($0) >= model.config.vocabSize }) {
+                throw .invalidTokenID(row: index, id: bad, vocabularySize: model.config.vocabSize)
+            }
+        }
+        return ForwardPass(weights: model.weights, config: model.config).run(inputs)
+    }
+}
+
+/// Why a batch of token ids was refused.
+public enum InferenceError: Error, CustomStringConvertible, Sendable {
+    case invalidLength(row: Int, length: Int, maximum: Int)
+    case invalidTokenID(row: Int, id: Int32, vocabularySize: Int)
+
+    public var description: String {
+        switch self {
+        case let .invalidLength(row, length, maximum):
+            return "row \(row): \(length) token ids; a sequence needs 1 to \(maximum)"
+        case let .invalidTokenID(row, id, size):
+            return "row \(row): token id \(id) is outside the vocabulary (0..<\(size))"
+        }
+    }
+}

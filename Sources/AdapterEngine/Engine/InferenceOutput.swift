@@ -1,0 +1,49 @@
+/// One sequence ready for the encoder: token ids and the adapter to run it with.
+public struct EncodedInput: Sendable {
+    /// Token ids, `[CLS]` first and `[SEP]` last.
+    public let ids: [Int32]
+    /// The adapter for this row, or nil for the bare base model.
+    public let adapter: LoRAAdapter?
+
+    /// Pairs `ids` with an optional adapter.
+    public init(ids: [Int32], adapter: LoRAAdapter?) {
+        self.ids = ids
+        self.adapter = adapter
+    }
+}
+
+/// What the engine computed for one row.
+public enum InferenceOutput: Sendable, Equatable {
+    /// Mean-pooled, L2-normalised sentence embedding (no adapter, or an adapter without a head).
+    case embedding([Float])
+    /// Classifier logits with the arg-max label.
+    case classification(logits: [Float], labelIndex: Int, label: String)
+
+    /// The embedding, if this is one.
+    public var embedding: [Float]? {
+        if case .embedding(let values) = self { return values }
+        return nil
+    }
+
+    /// The logits, if this is a classification.
+    public var logits: [Float]? {
+        if case .classification(let logits, _, _) = self { return logits }
+        return nil
+    }
+
+    /// The predicted label, if this is a classification.
+    public var label: String? {
+        if case .classification(_, _, let label) = self { return label }
+        return nil
+    }
+}
+
+/// The result for one text: how many tokens it became and the output.
+public struct InferenceResult: Sendable {
+    /// Number of token ids the text became, `[CLS]` and `[SEP]` included.
+    public let tokens: Int
+    /// Whether the text was cut to the maximum sequence length.
+    public let truncated: Bool
+    /// Embedding or classification.
+    public let output: InferenceOutput
+}

@@ -1,0 +1,281 @@
+import Foundation
+
+/// A PEFT LoRA adapter validated against one base model and ready to run unmerged.
+///
+/// Immutable once loaded; requests share it by reference, and the engine groups batch rows by adapter identity.
+public final class LoRAAdapter: Sendable {
+    /// Name used in messages (the directory name unless given).
+    public let name: String
+    /// The parsed `adapter_config.json`.
+    public let config: LoRAConfig
+    /// LoRA pairs of the encoder, indexed `[layer][LinearSlot.rawValue]`.
+    public let layers: [[LoRAWeights?]]
+    /// LoRA pairs of the embedding tables, indexed by `EmbeddingTable.rawValue`.
+    public let embeddings: [LoRAWeights?]
+    /// LoRA pair of the pooler's dense layer.
+    public let pooler: LoRAWeights?
+    /// The classification head, when the adapter saved one; without it the adapter yields embeddings.
+    public let head: ClassifierHead?
+    /// Bytes of adapter weights held in memory.
+    public let byteSize: Int
+    /// Largest rank of any module (sizes the engine's scratch space).
+    public let maxRank: Int
+
+    /// Label names of the head, or nil for an embedding adapter.
+    public var labels: [String]? { head?.labels }
+
+    /// Every adapted module and its pair.
+    public var modules: [(module: BertModule, weights: LoRAWeights)] {
+        var result: [(BertModule, LoRAWeights)] = []
+        for (table, lora) in zip(EmbeddingTable.allCases, embeddings) { if let lora { result.append((.embedding(table), lora)) } }
+        for (index, slots) in layers.enumerated() {
+            for (slot, lora) in zip(LinearSlot.allCases, slots) { if let lora { result.append((.linear(layer: index, slot: slot), lora)) } }
+        }
+        if let pooler { result.append((.pooler, pooler)) }
+        return result
+    }
+
+    init(name: String, config: LoRAConfig, layers: [[LoRAWeights?]], embeddings: [LoRAWeights?], pooler: LoRAWeights?, head: ClassifierHead?) {
+        self.name = name
+        self.config = config
+        self.layers = layers
+        self.embeddings = embeddings
+        self.pooler = pooler
+        self.head = head
+        var bytes = 0
+        var rank = 0
+        for lora in layers.joined().compactMap({ $0 }) + embeddings.compactMap({ $0 }) + [pooler].compactMap({ $0 }) {
+            bytes += 4 * (lora.a.count + lora.b.count)
+            rank = max(rank, lora.rank)
+        }
+        if let head {
+            for linear in [head.classifier, head.pooler].compactMap({ $0 }) {
+                bytes += 4 * (linear.weight.count + (linear.bias?.count ?? 0))
+            }
+        }
+        byteSize = bytes
+        maxRank = rank
+    }
+
+    /// Loads `adapter_config.json`, `adapter_model.safetensors` and optional `labels.json` from `directory`, and
+    /// checks every tensor against `model`.
+    public convenience init(directory: String, model: BertModel, name: String? = nil) throws(AdapterError) {
+        let name = name ?? URL(fileURLWithPath: directory).lastPathComponent
+        let configPath = directory + "/adapter_config.json"
+        let weightsPath = directory + "/adapter_model.safetensors"
+        guard let configBytes = FileManager.default.contents(atPath: configPath) else {
+            throw .missingFile(adapter: name, file: configPath)
+        }
+        guard FileManager.default.fileExists(atPath: weightsPath) else {
+            throw .missingFile(adapter: name, file: weightsPath)
+        }
+        let config = try LoRAConfig(json: [UInt8](configBytes), adapter: name)
+        let file: SafeTensorsFile
+        do {
+            file = try SafeTensorsFile(path: weightsPath)
+        } catch {
+            throw .weights(adapter: name, error)
+        }
+        let labels = try Self.readLabels(path: directory + "/labels.json", adapter: name)
+        try self.init(name: name, config: config, file: file, labels: labels, model: model)
+    }
+
+    /// Builds an adapter from an already parsed config and opened weights file.
+    public convenience init(name: String, config: LoRAConfig, file: SafeTensorsFile, labels: [String]?, model: BertModel) throws(AdapterError) {
+        let builder = try AdapterBuilder(name: name, config: config, file: file, model: model)
+        let parts = try builder.build(labels: labels)
+        self.init(name: name, config: config, layers: parts.layers, embeddings: parts.embeddings, pooler: parts.pooler, head: parts.head)
+    }
+
+    static func readLabels(path: String, adapter: String) throws(AdapterError) -> [String]? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse([UInt8](data))
+        } catch {
+            throw .invalidLabels(adapter: adapter, reason: "not valid JSON: \(error)")
+        }
+        // Either {"labels": [...]} or a bare list.
+        let list = value["labels"] ?? value
+        guard case .array(let items) = list else { throw .invalidLabels(adapter: adapter, reason: "expected {\"labels\": [names…]}") }
+        return try items.map { item throws(AdapterError) -> String in
+            guard case .string(let label) = item else { throw .invalidLabels(adapter: adapter, reason: "labels must be strings") }
+            return label
+        }
+    }
+}
+
+/// Matches an adapter file's tensors to the modules its config targets and validates every shape.
+private struct AdapterBuilder {
+    let name: String
+    let config: LoRAConfig
+    let file: SafeTensorsFile
+    let model: BertModel
+    let matcher: TargetMatcher
+    let catalog: ModuleCatalog
+
+    static let prefix = "base_model.model."
+
+    init(name: String, config: LoRAConfig, file: SafeTensorsFile, model: BertModel) throws(AdapterError) {
+        self.name = name
+        self.config = config
+        self.file = file
+        self.model = model
+        do {
+            matcher = try TargetMatcher(config: config)
+        } catch {
+            throw .invalidConfig(adapter: name, field: "target_modules", reason: "invalid regular expression: \(error)")
+        }
+        catalog = ModuleCatalog(layers: model.config.numHiddenLayers, hasPooler: model.weights.pooler != nil)
+    }
+
+    func build(labels: [String]?) throws(AdapterError) -> (layers: [[LoRAWeights?]], embeddings: [LoRAWeights?], pooler: LoRAWeights?, head: ClassifierHead?) {
+        // Sort the file's tensors into LoRA pairs and saved modules, by module name.
+        var loraTensors: [String: [String: TensorInfo]] = [:]
+        var savedTensors: [String: [String: TensorInfo]] = [:]
+        for (tensorName, info) in file.tensors {
+            guard tensorName.hasPrefix(Self.prefix) else { throw .unexpectedTensor(adapter: name, tensor: tensorName) }
+            var path = String(tensorName.dropFirst(Self.prefix.count))
+            if let (module, part) = Self.loraPart(of: path) {
+                loraTensors[module, default: [:]][part] = info
+                continue
+            }
+            guard let dot = path.lastIndex(of: ".") else { throw .unexpectedTensor(adapter: name, tensor: tensorName) }
+            let parameter = String(path[path.index(after: dot)...])
+            path = String(path[..<dot])
+            for wrapper in [".modules_to_save.default", ".modules_to_save"] where path.hasSuffix(wrapper) {
+                path.removeLast(wrapper.count)
+                break
+            }
+            savedTensors[path, default: [:]][parameter] = info
+        }
+
+        var layers = [[LoRAWeights?]](repeating: Array(repeating: nil, count: LinearSlot.allCases.count), count: model.config.numHiddenLayers)
+        var embeddings = [LoRAWeights?](repeating: nil, count: EmbeddingTable.allCases.count)
+        var pooler: LoRAWeights?
+        var matchedAny = false
+        for entry in catalog.entries where matcher.isTargeted(entry) {
+            matchedAny = true
+            guard let module = entry.module, module != .classifier else {
+                throw .unsupportedTarget(adapter: name, module: entry.name, moduleType: entry.module == .classifier ? "the classification head, saved whole by modules_to_save" : entry.type)
+            }
+            let pair = try lora(for: entry.name, module: module, tensors: loraTensors.removeValue(forKey: entry.name) ?? [:])
+            switch module {
+            case .embedding(let table): embeddings[table.rawValue] = pair
+            case .linear(let layer, let slot): layers[layer][slot.rawValue] = pair
+            case .pooler: pooler = pair
+            case .classifier: break
+            }
+        }
+        guard matchedAny else { throw .noTargetMatched(adapter: name, targets: Self.describe(config.targets)) }
+        if let (module, parts) = loraTensors.first {
+            throw .unexpectedTensor(adapter: name, tensor: Self.prefix + module + "." + (parts.keys.sorted().first ?? ""))
+        }
+        let head = try classifierHead(saved: savedTensors, labels: labels)
+        return (layers, embeddings, pooler, head)
+    }
+
+    /// Splits `module.lora_A.weight` (and PEFT's other spellings) into the module path and "A"/"B".
+    static func loraPart(of path: String) -> (String, String)? {
+        for (suffix, part) in [
+            (".lora_A.weight", "A"), (".lora_B.weight", "B"), (".lora_A.default.weight", "A"), (".lora_B.default.weight", "B"),
+            (".lora_embedding_A", "A"), (".lora_embedding_B", "B"), (".lora_embedding_A.default", "A"), (".lora_embedding_B.default", "B"),
+        ] where path.hasSuffix(suffix) {
+            return (String(path.dropLast(suffix.count)), part)
+        }
+        return nil
+    }
+
+    func lora(for moduleName: String, module: BertModule, tensors: [String: TensorInfo]) throws(AdapterError) -> LoRAWeights {
+        let isEmbedding: Bool
+        if case .embedding = module { isEmbedding = true } else { isEmbedding = false }
+        let suffixA = isEmbedding ? ".lora_embedding_A" : ".lora_A.weight"
+        let suffixB = isEmbedding ? ".lora_embedding_B" : ".lora_B.weight"
+        guard let infoA = tensors["A"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + moduleName + suffixA) }
+        guard let infoB = tensors["B"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + moduleName + suffixB) }
+        // The catalog only lists modules the model has.
+        let shape = model.shape(of: module)!
+        let rank = matcher.rank(for: moduleName)
+        let alpha = matcher.alpha(for: moduleName)
+        let rankSource = config.rankPattern.isEmpty ? "r" : "r/rank_pattern"
+        let expectedA = [rank, shape.inFeatures]
+        let expectedB = [shape.outFeatures, rank]
+        if infoA.shape != expectedA {
+            let reason = infoA.shape.count == 2 && infoA.shape[0] == rank
+                ? "base layer '\(moduleName)' takes \(shape.inFeatures) inputs"
+                : "\(rankSource) gives rank \(rank) for '\(moduleName)'"
+            throw .shapeMismatch(adapter: name, tensor: infoA.name, shape: infoA.shape, expected: expectedA, reason: reason)
+        }
+        if infoB.shape != expectedB {
+            let reason = infoB.shape.count == 2 && infoB.shape[1] == rank
+                ? "base layer '\(moduleName)' has \(shape.outFeatures) outputs"
+                : "\(rankSource) gives rank \(rank) for '\(moduleName)'"
+            throw .shapeMismatch(adapter: name, tensor: infoB.name, shape: infoB.shape, expected: expectedB, reason: reason)
+        }
+        let scaling = config.useRSLoRA ? alpha / Double(rank).squareRoot() : alpha / Double(rank)
+        do {
+            return LoRAWeights(a: try file.tensor(infoA), b: try file.tensor(infoB), rank: rank, scaling: Float(scaling))
+        } catch {
+            throw .weights(adapter: name, error)
+        }
+    }
+
+    func classifierHead(saved: [String: [String: TensorInfo]], labels: [String]?) throws(AdapterError) -> ClassifierHead? {
+        let hidden = model.config.hiddenSize
+        var classifier: LinearWeights?
+        var pooler: LinearWeights?
+        for (module, parameters) in saved.sorted(by: { $0.key < $1.key }) {
+            // PEFT wraps a module in modules_to_save when its name ends with an entry.
+            guard config.modulesToSave.contains(where: { module.hasSuffix($0) }) else {
+                throw .unexpectedTensor(adapter: name, tensor: Self.prefix + module + "." + (parameters.keys.sorted().first ?? ""))
+            }
+            switch module {
+            case "classifier":
+                guard let weight = parameters["weight"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + "classifier.weight") }
+                guard weight.shape.count == 2, weight.shape[1] == hidden, weight.shape[0] >= 1 else {
+                    throw .shapeMismatch(adapter: name, tensor: weight.name, shape: weight.shape, expected: [weight.shape.first ?? 1, hidden], reason: "the classifier reads the \(hidden)-wide pooled output")
+                }
+                classifier = try linear(weight: weight, bias: parameters["bias"], outputs: weight.shape[0])
+            case "bert.pooler.dense" where model.weights.pooler != nil:
+                guard let weight = parameters["weight"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + "bert.pooler.dense.weight") }
+                guard weight.shape == [hidden, hidden] else {
+                    throw .shapeMismatch(adapter: name, tensor: weight.name, shape: weight.shape, expected: [hidden, hidden], reason: "the base pooler is \(hidden)×\(hidden)")
+                }
+                pooler = try linear(weight: weight, bias: parameters["bias"], outputs: hidden)
+            default:
+                throw .unsupportedOption(adapter: name, field: "modules_to_save", value: "'\(module)' (only the classifier and the pooler may be replaced)")
+            }
+        }
+        guard let classifier else {
+            if pooler != nil { throw .missingTensor(adapter: name, tensor: Self.prefix + "classifier.weight") }
+            return nil
+        }
+        guard model.weights.pooler != nil || pooler != nil else {
+            throw .invalidConfig(adapter: name, field: "modules_to_save", reason: "the adapter has a classifier but the base model has no pooler")
+        }
+        let names = labels ?? (0..<classifier.outFeatures).map { "LABEL_\($0)" }
+        guard names.count == classifier.outFeatures else {
+            throw .invalidLabels(adapter: name, reason: "\(names.count) labels for a classifier with \(classifier.outFeatures) outputs")
+        }
+        return ClassifierHead(classifier: classifier, pooler: pooler, labels: names)
+    }
+
+    func linear(weight: TensorInfo, bias: TensorInfo?, outputs: Int) throws(AdapterError) -> LinearWeights {
+        if let bias, bias.shape != [outputs] {
+            throw .shapeMismatch(adapter: name, tensor: bias.name, shape: bias.shape, expected: [outputs], reason: "one bias per output")
+        }
+        do {
+            return LinearWeights(weight: try file.tensor(weight), bias: try bias.map { info throws(SafeTensorsError) in try file.tensor(info) })
+        } catch {
+            throw .weights(adapter: name, error)
+        }
+    }
+
+    static func describe(_ targets: LoRAConfig.Targets) -> String {
+        switch targets {
+        case .names(let names): return "[" + names.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
+        case .regex(let pattern): return "\"\(pattern)\""
+        case .allLinear: return "\"all-linear\""
+        }
+    }
+}

@@ -1,0 +1,207 @@
+import Foundation
+
+/// A PEFT `adapter_config.json` for `peft_type: LORA`, reduced to what decides the forward pass.
+///
+/// Options that would change the math beyond unmerged LoRA (DoRA, LoRA biases, trained base biases, other PEFT
+/// methods…) are refused when parsed, naming the field, so an adapter never runs with silently different results.
+public struct LoRAConfig: Sendable {
+    /// How `target_modules` selects modules.
+    public enum Targets: Sendable, Equatable {
+        /// A module matches when its name equals an entry or ends with "." + entry.
+        case names([String])
+        /// A module matches when the regular expression matches its whole name.
+        case regex(String)
+        /// PEFT's `"all-linear"`: every Linear layer except the classification head.
+        case allLinear
+    }
+
+    public var rank: Int
+    public var alpha: Double
+    public var useRSLoRA: Bool
+    public var targets: Targets
+    public var excludeModules: Targets?
+    public var layersToTransform: [Int]?
+    public var layersPattern: [String]?
+    /// Per-module ranks, first matching key wins (document order).
+    public var rankPattern: [(pattern: String, rank: Int)]
+    /// Per-module alphas, first matching key wins (document order).
+    public var alphaPattern: [(pattern: String, alpha: Double)]
+    public var fanInFanOut: Bool
+    public var modulesToSave: [String]
+    public var taskType: String?
+    public var baseModel: String?
+
+    /// Fields that do not change inference results (training-time settings, bookkeeping).
+    static let inertFields: Set<String> = [
+        "peft_type", "r", "lora_alpha", "use_rslora", "target_modules", "exclude_modules", "layers_to_transform",
+        "layers_pattern", "rank_pattern", "alpha_pattern", "fan_in_fan_out", "modules_to_save", "bias", "use_dora",
+        "lora_bias", "task_type", "base_model_name_or_path", "revision", "inference_mode", "init_lora_weights",
+        "lora_dropout", "loftq_config", "megatron_config", "megatron_core", "auto_mapping", "peft_version",
+        "runtime_config", "eva_config", "corda_config", "lora_ga_config", "qalora_group_size", "ensure_weight_tying",
+        "layer_replication", "target_parameters", "trainable_token_indices", "use_qalora", "alora_invocation_tokens",
+        "arrow_config", "use_bdlora", "monteclora_config", "velora_config", "kasa_config",
+    ]
+
+    /// Fields that change the forward pass whenever they are set to anything but their default.
+    static let mathChangingFields: [String] = [
+        "use_dora", "lora_bias", "layer_replication", "target_parameters", "trainable_token_indices", "use_qalora",
+        "alora_invocation_tokens", "arrow_config", "use_bdlora", "monteclora_config", "velora_config", "kasa_config",
+    ]
+
+    /// Parses `adapter_config.json` bytes for the adapter called `adapter` (used in error messages).
+    public init(json bytes: [UInt8], adapter: String) throws(AdapterError) {
+        let root: JSONValue
+        do {
+            root = try JSONValue.parse(bytes)
+        } catch {
+            throw .invalidConfig(adapter: adapter, field: "(file)", reason: "not valid JSON: \(error)")
+        }
+        guard case .object(let members) = root else {
+            throw .invalidConfig(adapter: adapter, field: "(file)", reason: "expected a JSON object")
+        }
+        func invalid(_ field: String, _ reason: String) -> AdapterError { .invalidConfig(adapter: adapter, field: field, reason: reason) }
+
+        let peftType = root["peft_type"]
+        guard case .string("LORA") = peftType else {
+            throw .unsupportedOption(adapter: adapter, field: "peft_type", value: peftType?.summary ?? "missing")
+        }
+        if let bias = root["bias"], bias != .string("none"), bias != .null {
+            throw .unsupportedOption(adapter: adapter, field: "bias", value: bias.summary)
+        }
+        for field in Self.mathChangingFields {
+            if let value = root[field], !value.isEmptyOrDefault {
+                throw .unsupportedOption(adapter: adapter, field: field, value: value.summary)
+            }
+        }
+        // A field this engine does not know is accepted only while it is unset: a future PEFT option that is
+        // actually in use may change the math, and refusing is safer than serving different numbers.
+        for (key, value) in members where !Self.inertFields.contains(key) && !value.isEmptyOrDefault {
+            throw .unsupportedOption(adapter: adapter, field: key, value: value.summary)
+        }
+
+        guard case .number(let r) = root["r"] ?? .number(8), r >= 1, r == r.rounded() else {
+            throw invalid("r", "must be a positive integer")
+        }
+        rank = Int(r)
+        guard case .number(let alpha) = root["lora_alpha"] ?? .number(8), alpha.isFinite else {
+            throw invalid("lora_alpha", "must be a number")
+        }
+        self.alpha = alpha
+        useRSLoRA = try Self.bool(root["use_rslora"], field: "use_rslora", adapter: adapter)
+        fanInFanOut = try Self.bool(root["fan_in_fan_out"], field: "fan_in_fan_out", adapter: adapter)
+
+        guard let targetValue = root["target_modules"], targetValue != .null else {
+            throw invalid("target_modules", "missing; the adapter does not say which layers it adapts")
+        }
+        targets = try Self.targets(targetValue, field: "target_modules", adapter: adapter)
+        if let exclude = root["exclude_modules"], exclude != .null {
+            excludeModules = try Self.targets(exclude, field: "exclude_modules", adapter: adapter)
+        }
+
+        switch root["layers_to_transform"] ?? .null {
+        case .null:
+            layersToTransform = nil
+        case .number(let index) where index >= 0 && index == index.rounded():
+            layersToTransform = [Int(index)]
+        case .array(let values):
+            layersToTransform = try values.map { value throws(AdapterError) -> Int in
+                guard case .number(let index) = value, index >= 0, index == index.rounded() else {
+                    throw invalid("layers_to_transform", "entries must be non-negative integers")
+                }
+                return Int(index)
+            }
+        default:
+            throw invalid("layers_to_transform", "must be an integer or a list of integers")
+        }
+        switch root["layers_pattern"] ?? .null {
+        case .null: layersPattern = nil
+        case .string(let pattern): layersPattern = [pattern]
+        case .array(let values):
+            layersPattern = try values.map { value throws(AdapterError) -> String in
+                guard case .string(let pattern) = value else { throw invalid("layers_pattern", "entries must be strings") }
+                return pattern
+            }
+        default:
+            throw invalid("layers_pattern", "must be a string or a list of strings")
+        }
+        if case .regex = targets, layersToTransform != nil {
+            throw invalid("layers_to_transform", "cannot be used when target_modules is a regular expression (PEFT refuses this too)")
+        }
+        if let patterns = layersPattern, !patterns.isEmpty, layersToTransform == nil {
+            throw invalid("layers_pattern", "only has a meaning together with layers_to_transform")
+        }
+
+        rankPattern = try Self.pattern(root["rank_pattern"], field: "rank_pattern", adapter: adapter).map { entry throws(AdapterError) in
+            guard entry.value >= 1, entry.value == entry.value.rounded() else {
+                throw invalid("rank_pattern", "rank for '\(entry.key)' must be a positive integer")
+            }
+            return (entry.key, Int(entry.value))
+        }
+        alphaPattern = try Self.pattern(root["alpha_pattern"], field: "alpha_pattern", adapter: adapter).map { ($0.key, $0.value) }
+
+        switch root["modules_to_save"] ?? .null {
+        case .null: modulesToSave = []
+        case .array(let values):
+            modulesToSave = try values.map { value throws(AdapterError) -> String in
+                guard case .string(let name) = value else { throw invalid("modules_to_save", "entries must be strings") }
+                return name
+            }
+        default:
+            throw invalid("modules_to_save", "must be a list of module names")
+        }
+        if case .string(let task) = root["task_type"] { taskType = task }
+        if case .string(let base) = root["base_model_name_or_path"] { baseModel = base }
+    }
+
+    private static func bool(_ value: JSONValue?, field: String, adapter: String) throws(AdapterError) -> Bool {
+        switch value ?? .null {
+        case .null: return false
+        case .bool(let flag): return flag
+        default: throw .invalidConfig(adapter: adapter, field: field, reason: "must be true or false")
+        }
+    }
+
+    private static func targets(_ value: JSONValue, field: String, adapter: String) throws(AdapterError) -> Targets {
+        switch value {
+        case .string("all-linear"):
+            return .allLinear
+        case .string(let pattern):
+            do {
+                _ = try Regex(pattern)
+            } catch {
+                throw .invalidConfig(adapter: adapter, field: field, reason: "'\(pattern)' is not a valid regular expression")
+            }
+            return .regex(pattern)
+        case .array(let values):
+            return .names(try values.map { entry throws(AdapterError) -> String in
+                guard case .string(let name) = entry, !name.isEmpty else {
+                    throw .invalidConfig(adapter: adapter, field: field, reason: "entries must be non-empty module names")
+                }
+                return name
+            })
+        default:
+            throw .invalidConfig(adapter: adapter, field: field, reason: "must be a list of module names or a regular expression")
+        }
+    }
+
+    private static func pattern(_ value: JSONValue?, field: String, adapter: String) throws(AdapterError) -> [(key: String, value: Double)] {
+        switch value ?? .null {
+        case .null:
+            return []
+        case .object(let members):
+            return try members.map { member throws(AdapterError) -> (key: String, value: Double) in
+                guard case .number(let number) = member.value, number.isFinite else {
+                    throw .invalidConfig(adapter: adapter, field: field, reason: "value for '\(member.key)' must be a number")
+                }
+                do {
+                    _ = try Regex("(.*\\.)?(\(member.key))")
+                } catch {
+                    throw .invalidConfig(adapter: adapter, field: field, reason: "key '\(member.key)' is not a valid regular expression")
+                }
+                return (member.key, number)
+            }
+        default:
+            throw .invalidConfig(adapter: adapter, field: field, reason: "must be an object mapping module patterns to numbers")
+        }
+    }
+}

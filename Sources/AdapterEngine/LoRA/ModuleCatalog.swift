@@ -1,0 +1,150 @@
+/// Every named module of `BertForSequenceClassification`, as PyTorch's `named_modules()` lists them, with the
+/// module type PEFT sees. PEFT matches `target_modules` against these names, so the catalog must list
+/// containers, norms and dropouts too: a target that selects one of them is an error, not a silent no-op.
+struct ModuleCatalog: Sendable {
+    struct Entry: Sendable {
+        /// Full module name, e.g. `bert.encoder.layer.0.attention.self.query`.
+        let name: String
+        /// PyTorch class name, for error messages.
+        let type: String
+        /// The adaptable module this entry is, if any.
+        let module: BertModule?
+
+        var isLinear: Bool { type == "Linear" }
+    }
+
+    let entries: [Entry]
+
+    init(layers: Int, hasPooler: Bool) {
+        var entries: [Entry] = [
+            Entry(name: "bert", type: "BertModel", module: nil),
+            Entry(name: "bert.embeddings", type: "BertEmbeddings", module: nil),
+        ]
+        for table in EmbeddingTable.allCases {
+            entries.append(Entry(name: "bert.embeddings." + table.path, type: "Embedding", module: .embedding(table)))
+        }
+        entries += [
+            Entry(name: "bert.embeddings.LayerNorm", type: "LayerNorm", module: nil),
+            Entry(name: "bert.embeddings.dropout", type: "Dropout", module: nil),
+            Entry(name: "bert.encoder", type: "BertEncoder", module: nil),
+            Entry(name: "bert.encoder.layer", type: "ModuleList", module: nil),
+        ]
+        for index in 0..<layers {
+            let base = "bert.encoder.layer.\(index)"
+            func linear(_ slot: LinearSlot) -> Entry {
+                Entry(name: base + "." + slot.path, type: "Linear", module: .linear(layer: index, slot: slot))
+            }
+            entries += [
+                Entry(name: base, type: "BertLayer", module: nil),
+                Entry(name: base + ".attention", type: "BertAttention", module: nil),
+                Entry(name: base + ".attention.self", type: "BertSelfAttention", module: nil),
+                linear(.query), linear(.key), linear(.value),
+                Entry(name: base + ".attention.self.dropout", type: "Dropout", module: nil),
+                Entry(name: base + ".attention.output", type: "BertSelfOutput", module: nil),
+                linear(.attentionOutput),
+                Entry(name: base + ".attention.output.LayerNorm", type: "LayerNorm", module: nil),
+                Entry(name: base + ".attention.output.dropout", type: "Dropout", module: nil),
+                Entry(name: base + ".intermediate", type: "BertIntermediate", module: nil),
+                linear(.intermediate),
+                Entry(name: base + ".intermediate.intermediate_act_fn", type: "GELUActivation", module: nil),
+                Entry(name: base + ".output", type: "BertOutput", module: nil),
+                linear(.output),
+                Entry(name: base + ".output.LayerNorm", type: "LayerNorm", module: nil),
+                Entry(name: base + ".output.dropout", type: "Dropout", module: nil),
+            ]
+        }
+        if hasPooler {
+            entries += [
+                Entry(name: "bert.pooler", type: "BertPooler", module: nil),
+                Entry(name: "bert.pooler.dense", type: "Linear", module: .pooler),
+                Entry(name: "bert.pooler.activation", type: "Tanh", module: nil),
+            ]
+        }
+        entries += [
+            Entry(name: "dropout", type: "Dropout", module: nil),
+            Entry(name: "classifier", type: "Linear", module: .classifier),
+        ]
+        self.entries = entries
+    }
+
+    /// The catalog's full name for a module.
+    static func name(of module: BertModule) -> String {
+        switch module {
+        case .embedding(let table): return "bert.embeddings." + table.path
+        case .linear(let layer, let slot): return "bert.encoder.layer.\(layer)." + slot.path
+        case .pooler: return "bert.pooler.dense"
+        case .classifier: return "classifier"
+        }
+    }
+}
+
+/// Decides which modules a `LoRAConfig` adapts, with PEFT's rules (`check_target_module_exists`,
+/// `get_pattern_key`).
+struct TargetMatcher {
+    let config: LoRAConfig
+    private let targetRegex: Regex<AnyRegexOutput>?
+    private let excludeRegex: Regex<AnyRegexOutput>?
+    private let layerRegexes: [Regex<AnyRegexOutput>]
+    private let rankRegexes: [(Regex<AnyRegexOutput>, Int)]
+    private let alphaRegexes: [(Regex<AnyRegexOutput>, Double)]
+
+    init(config: LoRAConfig) throws {
+        self.config = config
+        if case .regex(let pattern) = config.targets { targetRegex = try Regex(pattern) } else { targetRegex = nil }
+        if case .regex(let pattern) = config.excludeModules { excludeRegex = try Regex(pattern) } else { excludeRegex = nil }
+        if config.layersToTransform != nil {
+            if let patterns = config.layersPattern, !patterns.isEmpty {
+                layerRegexes = try patterns.map { try Regex(#".*\."# + $0 + #"\.(\d+)\."#) }
+            } else {
+                layerRegexes = [try Regex(#".*\.[^.]*\.(\d+)\."#)]
+            }
+        } else {
+            layerRegexes = []
+        }
+        // re.match(rf"(.*\.)?({key})$", name): anchored at the start, and at the end by `$`.
+        rankRegexes = try config.rankPattern.map { (try Regex("(.*\\.)?(\($0.pattern))"), $0.rank) }
+        alphaRegexes = try config.alphaPattern.map { (try Regex("(.*\\.)?(\($0.pattern))"), $0.alpha) }
+    }
+
+    /// Whether `entry` is adapted.
+    func isTargeted(_ entry: ModuleCatalog.Entry) -> Bool {
+        let name = entry.name
+        switch config.excludeModules {
+        case .names(let names)?:
+            if names.contains(where: { name == $0 || name.hasSuffix("." + $0) }) { return false }
+        case .regex?:
+            if (try? excludeRegex?.wholeMatch(in: name)) != nil { return false }
+        case .allLinear?, nil:
+            break
+        }
+        switch config.targets {
+        case .regex:
+            return (try? targetRegex?.wholeMatch(in: name)) != nil
+        case .allLinear:
+            return entry.isLinear && entry.module != .classifier
+        case .names(let names):
+            if names.contains(name) { return true }
+            guard names.contains(where: { name.hasSuffix("." + $0) }) else { return false }
+            guard let wanted = config.layersToTransform else { return true }
+            for regex in layerRegexes {
+                if let match = try? regex.prefixMatch(in: name), match.output.count > 1,
+                   let captured = match.output[1].substring, let index = Int(captured) {
+                    return wanted.contains(index)
+                }
+            }
+            return false
+        }
+    }
+
+    /// The rank for a module: the first matching `rank_pattern` key, else `r`.
+    func rank(for name: String) -> Int {
+        for (regex, rank) in rankRegexes where (try? regex.wholeMatch(in: name)) != nil { return rank }
+        return config.rank
+    }
+
+    /// The alpha for a module: the first matching `alpha_pattern` key, else `lora_alpha`.
+    func alpha(for name: String) -> Double {
+        for (regex, alpha) in alphaRegexes where (try? regex.wholeMatch(in: name)) != nil { return alpha }
+        return config.alpha
+    }
+}

@@ -1,0 +1,76 @@
+/// The frozen weights of a BERT encoder (with its pooler), memory-mapped from `model.safetensors`.
+public struct BertWeights: Sendable {
+    /// The layers of one encoder block.
+    public struct Layer: Sendable {
+        /// Dense layers indexed by `LinearSlot.rawValue`.
+        public var linears: [LinearWeights]
+        /// LayerNorm after self-attention.
+        public var attentionNorm: LayerNormWeights
+        /// LayerNorm after the feed-forward block.
+        public var outputNorm: LayerNormWeights
+
+        /// The dense layer in `slot`.
+        public subscript(slot: LinearSlot) -> LinearWeights {
+            get { linears[slot.rawValue] }
+            set { linears[slot.rawValue] = newValue }
+        }
+    }
+
+    /// Embedding tables indexed by `EmbeddingTable.rawValue`, each `[rows, hidden]`.
+    public var embeddings: [Tensor]
+    /// LayerNorm after summing the embeddings.
+    public var embeddingNorm: LayerNormWeights
+    /// Encoder layers, first to last.
+    public var layers: [Layer]
+    /// The `[CLS]` pooler (`tanh(W·h + b)`), absent in models saved without it.
+    public var pooler: LinearWeights?
+
+    /// Reads and shape-checks every tensor `config` implies from `file`.
+    public init(file: SafeTensorsFile, config: BertConfig) throws(ModelError) {
+        // Hugging Face saves BertModel without a prefix and BertFor* models under "bert.".
+        let prefix = file.contains("bert.embeddings.word_embeddings.weight") ? "bert." : ""
+        func tensor(_ name: String, _ shape: [Int]) throws(ModelError) -> Tensor {
+            let full = prefix + name
+            let value: Tensor
+            do {
+                value = try file.tensor(full)
+            } catch {
+                throw .weights(error)
+            }
+            guard value.shape == shape else { throw .weightShape(file: file.path, tensor: full, shape: value.shape, expected: shape) }
+            return value
+        }
+        let hidden = config.hiddenSize
+        func norm(_ path: String) throws(ModelError) -> LayerNormWeights {
+            LayerNormWeights(gamma: try tensor(path + ".weight", [hidden]), beta: try tensor(path + ".bias", [hidden]))
+        }
+        func linear(_ path: String, out: Int, in inputs: Int) throws(ModelError) -> LinearWeights {
+            LinearWeights(weight: try tensor(path + ".weight", [out, inputs]), bias: try tensor(path + ".bias", [out]))
+        }
+        embeddings = [
+            try tensor("embeddings.word_embeddings.weight", [config.vocabSize, hidden]),
+            try tensor("embeddings.position_embeddings.weight", [config.maxPositionEmbeddings, hidden]),
+            try tensor("embeddings.token_type_embeddings.weight", [config.typeVocabSize, hidden]),
+        ]
+        embeddingNorm = try norm("embeddings.LayerNorm")
+        layers = []
+        for index in 0..<config.numHiddenLayers {
+            let base = "encoder.layer.\(index)."
+            var linears: [LinearWeights] = []
+            for slot in LinearSlot.allCases {
+                let (out, inputs): (Int, Int)
+                switch slot {
+                case .intermediate: (out, inputs) = (config.intermediateSize, hidden)
+                case .output: (out, inputs) = (hidden, config.intermediateSize)
+                default: (out, inputs) = (hidden, hidden)
+                }
+                linears.append(try linear(base + slot.path, out: out, in: inputs))
+            }
+            layers.append(Layer(
+                linears: linears,
+                attentionNorm: try norm(base + "attention.output.LayerNorm"),
+                outputNorm: try norm(base + "output.LayerNorm")))
+        }
+        pooler = file.contains(prefix + "pooler.dense.weight") ? try linear("pooler.dense", out: hidden, in: hidden) : nil
+    }
+}

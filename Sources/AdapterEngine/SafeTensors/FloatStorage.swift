@@ -1,0 +1,70 @@
+/// Immutable F32 elements: either a zero-copy view into a mapped file or a buffer this object owns.
+///
+/// A class so that a view keeps its mapping alive and an owned buffer is freed exactly once;
+/// it never changes after `init`, which makes sharing across tasks safe.
+public final class FloatStorage: @unchecked Sendable {
+    /// First element.
+    public let baseAddress: UnsafePointer<Float>
+    /// Number of elements.
+    public let count: Int
+    private let mapping: MappedFile?
+    private let owned: UnsafeMutablePointer<Float>?
+
+    /// A view into `mapping`; `pointer` must lie inside it and be 4-byte aligned.
+    init(viewing pointer: UnsafePointer<Float>, count: Int, in mapping: MappedFile) {
+        baseAddress = pointer
+        self.count = count
+        self.mapping = mapping
+        owned = nil
+    }
+
+    /// Takes `count` elements written by `fill` into a new buffer.
+    public init(count: Int, fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {
+        let memory = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        do {
+            try fill(UnsafeMutableBufferPointer(start: memory, count: count))
+        } catch {
+            memory.deallocate()
+            throw error
+        }
+        baseAddress = UnsafePointer(memory)
+        self.count = count
+        mapping = nil
+        owned = memory
+    }
+
+    /// Copies `values` into a new buffer.
+    public convenience init(_ values: [Float]) {
+        self.init(count: values.count) { buffer in
+            _ = buffer.initialize(from: values)
+        }
+    }
+
+    /// Whether this storage points into a memory-mapped file (no copy was made).
+    public var isMapped: Bool { mapping != nil }
+
+    /// The elements as a buffer.
+    public var buffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: baseAddress, count: count) }
+
+    deinit { owned?.deallocate() }
+}
+
+/// An F32 tensor: shape plus contiguous row-major elements.
+public struct Tensor: Sendable {
+    /// Dimensions, outermost first.
+    public let shape: [Int]
+    /// The elements.
+    public let storage: FloatStorage
+
+    /// Wraps `storage` with `shape` (the element counts must agree).
+    public init(shape: [Int], storage: FloatStorage) {
+        precondition(shape.reduce(1, *) == storage.count, "shape \(shape) does not match \(storage.count) elements")
+        self.shape = shape
+        self.storage = storage
+    }
+
+    /// Pointer to the first element.
+    public var pointer: UnsafePointer<Float> { storage.baseAddress }
+    /// Number of elements.
+    public var count: Int { storage.count }
+}

@@ -1,0 +1,43 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A read-only memory mapping of a whole file, unmapped when the last reference goes away.
+///
+/// It is a class because it owns an OS resource; it is immutable after `init`, so sharing it across
+/// tasks is safe.
+public final class MappedFile: @unchecked Sendable {
+    /// The path the mapping was made from (for error messages).
+    public let path: String
+    /// Start of the mapped bytes (nil for an empty file).
+    public let bytes: UnsafeRawPointer?
+    /// Number of mapped bytes.
+    public let count: Int
+
+    /// Maps `path` read-only.
+    public init(path: String) throws(SafeTensorsError) {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .cannotOpen(file: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .cannotOpen(file: path, reason: String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .cannotOpen(file: path, reason: "not a regular file") }
+        count = Int(info.st_size)
+        if count == 0 {
+            bytes = nil
+            return
+        }
+        let address = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let address, address != MAP_FAILED else {
+            throw .cannotOpen(file: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        }
+        bytes = UnsafeRawPointer(address)
+    }
+
+    deinit {
+        if let bytes { munmap(UnsafeMutableRawPointer(mutating: bytes), count) }
+    }
+}

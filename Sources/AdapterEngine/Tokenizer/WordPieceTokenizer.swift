@@ -1,0 +1,200 @@
+import Foundation
+
+/// The output of tokenising one text.
+public struct Encoding: Sendable, Equatable {
+    /// Token ids, `[CLS]` first and `[SEP]` last.
+    public let ids: [Int32]
+    /// Whether the text was cut to fit the maximum length.
+    public let truncated: Bool
+}
+
+/// BERT's WordPiece tokenizer: normalise, split on whitespace and punctuation, then greedy
+/// longest-match-first sub-words, wrapped in `[CLS] … [SEP]` and truncated to `maxLength` ids.
+public struct WordPieceTokenizer: Sendable {
+    /// Text normalisation applied first.
+    public let normalizer: BertNormalizer
+    /// Longest sequence produced, special tokens included.
+    public let maxLength: Int
+    /// Words longer than this many characters become `[UNK]`.
+    public let maxInputCharsPerWord: Int
+    /// Prefix marking a sub-word that continues a word.
+    public let continuingSubwordPrefix: String
+    private let vocabulary: [String: Int32]
+    /// Id of `[UNK]`.
+    public let unknownID: Int32
+    /// Id of `[CLS]`.
+    public let clsID: Int32
+    /// Id of `[SEP]`.
+    public let sepID: Int32
+
+    /// Number of entries in the vocabulary.
+    public var vocabularySize: Int { vocabulary.count }
+
+    /// Builds a tokenizer from a token → id map.
+    public init(
+        vocabulary: [String: Int32], normalizer: BertNormalizer = BertNormalizer(), maxLength: Int = 128,
+        maxInputCharsPerWord: Int = 100, continuingSubwordPrefix: String = "##",
+        unknownToken: String = "[UNK]", clsToken: String = "[CLS]", sepToken: String = "[SEP]", source: String = "vocabulary"
+    ) throws(TokenizerError) {
+        func id(_ token: String) throws(TokenizerError) -> Int32 {
+            guard let id = vocabulary[token] else { throw .missingSpecialToken(file: source, token: token) }
+            return id
+        }
+        self.vocabulary = vocabulary
+        self.normalizer = normalizer
+        self.maxLength = maxLength
+        self.maxInputCharsPerWord = maxInputCharsPerWord
+        self.continuingSubwordPrefix = continuingSubwordPrefix
+        unknownID = try id(unknownToken)
+        clsID = try id(clsToken)
+        sepID = try id(sepToken)
+    }
+
+    /// Loads the tokenizer of a model directory: `tokenizer.json` when present, else `vocab.txt`.
+    public init(modelDirectory: String, maxLength: Int = 128) throws(TokenizerError) {
+        let jsonPath = modelDirectory + "/tokenizer.json"
+        let vocabPath = modelDirectory + "/vocab.txt"
+        if FileManager.default.fileExists(atPath: jsonPath) {
+            let file: TokenizerFile
+            do {
+                file = try JSONDecoder().decode(TokenizerFile.self, from: Data(contentsOf: URL(fileURLWithPath: jsonPath)))
+            } catch {
+                throw .invalidFile(file: jsonPath, reason: "\(error)")
+            }
+            guard file.model.type == "WordPiece" else {
+                throw .invalidFile(file: jsonPath, reason: "model type '\(file.model.type)' is not WordPiece")
+            }
+            let normalizer = file.normalizer.map {
+                BertNormalizer(
+                    cleanText: $0.clean_text ?? true, handleChineseChars: $0.handle_chinese_chars ?? true,
+                    stripAccents: $0.strip_accents, lowercase: $0.lowercase ?? true)
+            } ?? BertNormalizer()
+            try self.init(
+                vocabulary: file.model.vocab, normalizer: normalizer,
+                maxLength: min(maxLength, file.truncation?.max_length ?? maxLength),
+                maxInputCharsPerWord: file.model.max_input_chars_per_word ?? 100,
+                continuingSubwordPrefix: file.model.continuing_subword_prefix ?? "##",
+                unknownToken: file.model.unk_token ?? "[UNK]", source: jsonPath)
+        } else if FileManager.default.fileExists(atPath: vocabPath) {
+            let text: String
+            do {
+                text = try String(contentsOfFile: vocabPath, encoding: .utf8)
+            } catch {
+                throw .invalidFile(file: vocabPath, reason: "\(error)")
+            }
+            var vocabulary: [String: Int32] = [:]
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            if lines.last == "" { lines.removeLast() }
+            for (index, line) in lines.enumerated() {
+                vocabulary[String(line.hasSuffix("\r") ? line.dropLast() : line)] = Int32(index)
+            }
+            try self.init(vocabulary: vocabulary, maxLength: maxLength, source: vocabPath)
+        } else {
+            throw .missingFiles(directory: modelDirectory)
+        }
+    }
+
+    /// Tokenises `text` into `[CLS] pieces… [SEP]`, at most `maxLength` ids.
+    public func encode(_ text: String) -> Encoding {
+        let budget = maxLength - 2
+        var ids: [Int32] = [clsID]
+        var truncated = false
+        words: for word in Self.preTokenize(normalizer.normalize(text)) {
+            for id in wordPieces(word) {
+                if ids.count - 1 == budget {
+                    truncated = true
+                    break words
+                }
+                ids.append(id)
+            }
+        }
+        ids.append(sepID)
+        return Encoding(ids: ids, truncated: truncated)
+    }
+
+    /// Splits normalised text on whitespace and isolates each punctuation character.
+    static func preTokenize(_ text: String) -> [Substring.UnicodeScalarView] {
+        var words: [Substring.UnicodeScalarView] = []
+        let scalars = text.unicodeScalars
+        var start = scalars.startIndex
+        var index = start
+        while index != scalars.endIndex {
+            let scalar = scalars[index]
+            let next = scalars.index(after: index)
+            if BertNormalizer.isWhitespace(scalar) {
+                if start != index { words.append(scalars[start..<index]) }
+                start = next
+            } else if isPunctuation(scalar) {
+                if start != index { words.append(scalars[start..<index]) }
+                words.append(scalars[index..<next])
+                start = next
+            }
+            index = next
+        }
+        if start != scalars.endIndex { words.append(scalars[start...]) }
+        return words
+    }
+
+    /// ASCII punctuation or any Unicode punctuation category.
+    static func isPunctuation(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 33...47, 58...64, 91...96, 123...126: return true
+        default:
+            switch scalar.properties.generalCategory {
+            case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
+                 .initialPunctuation, .finalPunctuation, .otherPunctuation:
+                return true
+            default:
+                return false
+            }
+        }
+    }
+
+    /// Greedy longest-match-first WordPiece split of one word; `[UNK]` when it cannot be split.
+    func wordPieces(_ word: Substring.UnicodeScalarView) -> [Int32] {
+        let scalars = Array(word)
+        if scalars.count > maxInputCharsPerWord { return [unknownID] }
+        var pieces: [Int32] = []
+        var start = 0
+        while start < scalars.count {
+            var end = scalars.count
+            var found: Int32?
+            while start < end {
+                var candidate = start > 0 ? continuingSubwordPrefix : ""
+                candidate.unicodeScalars.append(contentsOf: scalars[start..<end])
+                if let id = vocabulary[candidate] {
+                    found = id
+                    break
+                }
+                end -= 1
+            }
+            guard let id = found else { return [unknownID] }
+            pieces.append(id)
+            start = end
+        }
+        return pieces
+    }
+}
+
+/// The parts of Hugging Face's `tokenizer.json` a WordPiece tokenizer needs.
+private struct TokenizerFile: Decodable {
+    struct Model: Decodable {
+        let type: String
+        let vocab: [String: Int32]
+        let unk_token: String?
+        let continuing_subword_prefix: String?
+        let max_input_chars_per_word: Int?
+    }
+    struct Normalizer: Decodable {
+        let clean_text: Bool?
+        let handle_chinese_chars: Bool?
+        let strip_accents: Bool?
+        let lowercase: Bool?
+    }
+    struct Truncation: Decodable {
+        let max_length: Int?
+    }
+    let model: Model
+    let normalizer: Normalizer?
+    let truncation: Truncation?
+}

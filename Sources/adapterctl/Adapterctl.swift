@@ -1,0 +1,10 @@
+import ArgumentParser
+
+/// adapterctl: the command-line client of adapterd.
+@main
+struct Adapterctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "adapterctl",
+        abstract: "Run and control adapterd, the LoRA-adapter edge inference worker.",
+        subcommands: [RunCommand.self])
+}

@@ -1,0 +1,90 @@
+import AdapterEngine
+import ArgumentParser
+import Foundation
+
+/// `adapterctl run`: runs the engine locally, without a broker.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Classify or embed texts locally with the base model and an optional PEFT LoRA adapter.")
+
+    @Option(name: .long, help: "Hugging Face model directory (config.json, model.safetensors, tokenizer.json).")
+    var model: String
+
+    @Option(name: .long, help: "PEFT adapter directory (adapter_config.json, adapter_model.safetensors, optional labels.json).")
+    var adapter: String?
+
+    @Flag(name: .long, help: "Merge the adapter into a private copy of the weights instead of running it unmerged.")
+    var merged = false
+
+    @Flag(name: .long, help: "Print one JSON object per text.")
+    var json = false
+
+    @Argument(help: "Texts to run.")
+    var texts: [String]
+
+    func validate() throws {
+        guard !texts.isEmpty else { throw ValidationError("give at least one TEXT") }
+        guard adapter != nil || !merged else { throw ValidationError("--merged needs --adapter") }
+    }
+
+    func run() throws {
+        do {
+            let engine = try InferenceEngine(modelDirectory: model)
+            var lora: LoRAAdapter?
+            if let adapter { lora = try LoRAAdapter(directory: adapter, model: engine.model) }
+            let results: [InferenceResult]
+            if merged, let lora {
+                results = MergedModel(base: engine.model, adapter: lora).run(texts)
+            } else {
+                results = engine.run(texts, adapter: lora)
+            }
+            for (text, result) in zip(texts, results) {
+                print(json ? Self.jsonLine(text: text, result: result) : Self.humanLine(text: text, result: result))
+            }
+        } catch let error as CustomStringConvertible & Error {
+            FileHandle.standardError.write(Data("adapterctl: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    static func jsonLine(text: String, result: InferenceResult) -> String {
+        var fields = ["\"text\":" + jsonString(text), "\"tokens\":\(result.tokens)"]
+        switch result.output {
+        case .classification(let logits, _, let label):
+            fields.append("\"label\":" + jsonString(label))
+            fields.append("\"logits\":[" + logits.map { "\($0)" }.joined(separator: ",") + "]")
+        case .embedding(let values):
+            fields.append("\"embedding\":[" + values.map { "\($0)" }.joined(separator: ",") + "]")
+        }
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+
+    static func humanLine(text: String, result: InferenceResult) -> String {
+        switch result.output {
+        case .classification(let logits, let index, let label):
+            let scores = logits.map { String(format: "%.3f", $0) }.joined(separator: " ")
+            return "\(label)\t(logit \(String(format: "%.3f", logits[index])); \(scores))\t\(result.tokens) tokens\t\(text)"
+        case .embedding(let values):
+            let head = values.prefix(4).map { String(format: "%.4f", $0) }.joined(separator: ", ")
+            return "embedding[\(values.count)] [\(head), …]\t\(result.tokens) tokens\t\(text)"
+        }
+    }
+
+    /// JSON string literal with the escapes RFC 8259 requires.
+    static func jsonString(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
