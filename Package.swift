@@ -37,7 +37,8 @@ let package = Package(
         ),
         .testTarget(
             name: "AdapterEngineTests",
-            dependencies: ["AdapterEngine"]
+            dependencies: ["AdapterEngine"],
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]
