@@ -43,8 +43,13 @@ public final class FloatStorage: @unchecked Sendable {
     /// Whether this storage points into a memory-mapped file (no copy was made).
     public var isMapped: Bool { mapping != nil }
 
-    /// The elements as a buffer.
-    public var buffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: baseAddress, count: count) }
+    /// Calls `body` with the elements; the storage stays alive until it returns.
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(UnsafeBufferPointer(start: baseAddress, count: count)) }
+    }
+
+    /// A copy of the elements.
+    public var values: [Float] { withUnsafeBufferPointer { Array($0) } }
 
     deinit { owned?.deallocate() }
 }
