@@ -1,3 +1,4 @@
+import AdapterEngine
 import ArgumentParser
 
 /// adapterctl: the command-line client of adapterd.
@@ -7,4 +8,14 @@ struct Adapterctl: ParsableCommand {
         commandName: "adapterctl",
         abstract: "Run and control adapterd, the LoRA-adapter edge inference worker.",
         subcommands: [RunCommand.self])
+
+    static func main() {
+        BLASRuntime.restartWithOptimizedKernelsIfNeeded()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

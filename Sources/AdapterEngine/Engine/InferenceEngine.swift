@@ -12,7 +12,7 @@ public struct InferenceEngine: Sendable {
 
     /// Loads the base model from a Hugging Face directory.
     public init(modelDirectory: String) throws(ModelError) {
-        model = try BertModel(directory: modelDirectory)
+        self.init(model: try BertModel(directory: modelDirectory))
     }
 
     /// Tokenises one text.

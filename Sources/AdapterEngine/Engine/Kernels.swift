@@ -78,8 +78,30 @@ enum Kernels {
         let invSqrt2: Float = 0.70710678118654752440
         for i in 0..<count {
             let value = x[i]
-            x[i] = 0.5 * value * (1 + erff(value * invSqrt2))
+            x[i] = 0.5 * value * (1 + erf(value * invSqrt2))
         }
+    }
+
+    /// erf(x) for Float as a rational approximation accurate to a few ulp (the one Eigen and XLA use).
+    /// glibc's `erff` is a call per element that the compiler cannot vectorise; this inlines and does.
+    @inline(__always)
+    static func erf(_ input: Float) -> Float {
+        let x = min(max(input, -4), 4)
+        let x2 = x * x
+        var p: Float = -2.72614225801306e-10
+        p = p * x2 + 2.77068142495902e-08
+        p = p * x2 - 2.10102402082508e-06
+        p = p * x2 - 5.69250639462346e-05
+        p = p * x2 - 7.34990630326855e-04
+        p = p * x2 - 2.95459980854025e-03
+        p = p * x2 - 1.60960333262415e-02
+        p *= x
+        var q: Float = -1.45660718464996e-05
+        q = q * x2 - 2.13374055278905e-04
+        q = q * x2 - 1.68282697438203e-03
+        q = q * x2 - 7.37332916720468e-03
+        q = q * x2 - 1.42647390514189e-02
+        return p / q
     }
 
     /// Softmax of each `width`-wide row, in place.
