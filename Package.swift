@@ -6,10 +6,17 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "AdapterEngine", targets: ["AdapterEngine"]),
+        .library(name: "MQTTRPC", targets: ["MQTTRPC"]),
+        .library(name: "AdapterdCore", targets: ["AdapterdCore"]),
+        .executable(name: "adapterd", targets: ["adapterd"]),
         .executable(name: "adapterctl", targets: ["adapterctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // Debian's libopenblas-dev: cblas.h and libopenblas.so.
@@ -19,14 +26,51 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // Debian's libmosquitto-dev (2.0): the MQTT 5 client library.
+        .systemLibrary(
+            name: "CMosquitto",
+            path: "Sources/CMosquitto",
+            providers: [.apt(["libmosquitto-dev"])]
+        ),
         .target(
             name: "AdapterEngine",
             dependencies: ["COpenBLAS"]
         ),
+        // Swift code generated from schemas/adapterd.proto (scripts/generate-protos), committed.
+        .target(
+            name: "AdapterdAPI",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        .target(
+            name: "MQTTRPC",
+            dependencies: [
+                "CMosquitto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "AdapterdCore",
+            dependencies: [
+                "AdapterEngine", "AdapterdAPI", "MQTTRPC",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "adapterd",
+            dependencies: [
+                "AdapterdCore", "AdapterEngine", "MQTTRPC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "adapterctl",
             dependencies: [
-                "AdapterEngine",
+                "AdapterEngine", "AdapterdAPI", "AdapterdCore", "MQTTRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -39,6 +83,10 @@ let package = Package(
             name: "AdapterEngineTests",
             dependencies: ["AdapterEngine"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "AdapterdCoreTests",
+            dependencies: ["AdapterdCore", "AdapterdAPI", "AdapterEngine", "MQTTRPC"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,75 @@
+import AdapterEngine
+import Foundation
+
+/// Runs the engine on a thread of its own and batches whatever requests are waiting when it becomes free
+/// (continuous batching): one request alone runs at once; requests that arrive during a batch form the next one,
+/// mixed adapters included. Inference never runs on the MQTT thread or on Swift's cooperative pool.
+///
+/// A class with a condition lock because its thread is not a Swift task.
+public final class BatchExecutor: @unchecked Sendable {
+    private struct Job {
+        let input: EncodedInput
+        let continuation: CheckedContinuation<InferenceOutput, Never>
+    }
+
+    private let engine: InferenceEngine
+    private let maxBatch: Int
+    private let condition = NSCondition()
+    private var pending: [Job] = []
+    private var stopped = false
+    private var batches = 0
+    private var rows = 0
+
+    /// Starts the engine thread.
+    public init(engine: InferenceEngine, maxBatch: Int = 32) {
+        self.engine = engine
+        self.maxBatch = max(1, maxBatch)
+        let thread = Thread { [self] in loop() }
+        thread.name = "adapterd-engine"
+        thread.start()
+    }
+
+    /// Runs one row, batched with whatever else is waiting.
+    public func run(_ input: EncodedInput) async -> InferenceOutput {
+        await withCheckedContinuation { continuation in
+            condition.lock()
+            pending.append(Job(input: input, continuation: continuation))
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// Batches run so far and rows in them.
+    public var counts: (batches: Int, rows: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (batches, rows)
+    }
+
+    /// Stops the thread after the batch it is running.
+    public func shutdown() {
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while pending.isEmpty && !stopped { condition.wait() }
+            if pending.isEmpty && stopped {
+                condition.unlock()
+                return
+            }
+            let batch = Array(pending.prefix(maxBatch))
+            pending.removeFirst(batch.count)
+            batches += 1
+            rows += batch.count
+            condition.unlock()
+            // Rows come from the model's own tokenizer, so the engine's id and length checks cannot fail.
+            let outputs = try! engine.run(encoded: batch.map(\.input))
+            for (job, output) in zip(batch, outputs) { job.continuation.resume(returning: output) }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+import AdapterEngine
+import AdapterdAPI
+import Foundation
+import Logging
+import MQTTRPC
+import ServiceLifecycle
+
+/// adapterd's worker: takes inference and control requests from MQTT, runs them, and replies.
+///
+/// A `Service`: `run()` connects, announces the worker online (retained status; a Last Will turns it offline if
+/// the process dies), serves until graceful shutdown, then stops taking requests, finishes those in flight,
+/// publishes the offline status and disconnects.
+public final class Worker: Service, Sendable {
+    /// adapterd's version, as the status reports it.
+    public static let version = "0.1.0"
+
+    public let configuration: WorkerConfiguration
+    public let topics: Topics
+    public let engine: InferenceEngine
+    public let registry: AdapterRegistry
+    public let stats = WorkerStats()
+    let executor: BatchExecutor
+    let client: MQTTClient
+    let replies = ReplyCache()
+    let logger: Logger
+    let startedAt = Date()
+
+    /// Loads the base model and prepares the connection (nothing is sent until `run`).
+    public init(configuration: WorkerConfiguration, logger: Logger = Logger(label: "adapterd")) throws {
+        try AdapterName.validate(configuration.workerID, field: "worker id")
+        self.configuration = configuration
+        self.logger = logger
+        topics = Topics(worker: configuration.workerID)
+        engine = try InferenceEngine(modelDirectory: configuration.modelDirectory)
+        registry = AdapterRegistry(model: engine.model)
+        executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch)
+        var options = try MQTTOptions.parse(url: configuration.brokerURL, clientID: "adapterd-" + configuration.workerID)
+        options.protocolVersion = configuration.protocolVersion == .v5 ? .v5 : .v311
+        options.cleanStart = false
+        options.sessionExpiry = configuration.sessionExpiry
+        options.receiveMaximum = configuration.receiveMaximum
+        options.username = configuration.username
+        options.password = configuration.password
+        if let ca = configuration.tlsCAFile {
+            options.tls = MQTTOptions.TLS(caFile: ca, certFile: configuration.tlsCertFile, keyFile: configuration.tlsKeyFile)
+        }
+        options.will = MQTTOptions.Will(topic: topics.status, payload: Self.status("offline", configuration: configuration, startedAt: startedAt).json())
+        client = try MQTTClient(options: options)
+    }
+
+    static func status(_ state: String, configuration: WorkerConfiguration, startedAt: Date) -> WorkerStatus {
+        WorkerStatus(
+            state: state, worker: configuration.workerID, version: version,
+            model: URL(fileURLWithPath: configuration.modelDirectory).lastPathComponent,
+            startedAt: ISO8601DateFormatter().string(from: startedAt))
+    }
+
+    public func run() async throws {
+        for item in configuration.preload {
+            let entry = try await registry.load(name: item.name, version: item.version, path: item.path)
+            logger.info("loaded adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "bytes": "\(entry.adapter.byteSize)"])
+        }
+        try await connectWithBackoff()
+        for filter in [topics.inferFilter, topics.controlFilter] { try client.subscribe(filter, qos: 1) }
+        try publishStatus("online")
+        logger.info("serving", metadata: ["worker": "\(configuration.workerID)", "broker": "\(configuration.brokerURL)"])
+
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for await message in client.messages {
+                    group.addTask { await self.handle(message) }
+                }
+            }
+        } onGracefulShutdown: {
+            Task { await self.drain() }
+        }
+        executor.shutdown()
+    }
+
+    /// Stop taking requests, wait for those in flight, go offline, disconnect.
+    func drain() async {
+        await stats.startDraining()
+        logger.info("draining")
+        while await stats.inFlight > 0 { try? await Task.sleep(for: .milliseconds(5)) }
+        try? publishStatus("offline")
+        client.disconnect()
+        client.finishMessages()
+        logger.info("stopped")
+    }
+
+    private func connectWithBackoff() async throws {
+        var delay = Duration.milliseconds(250)
+        while true {
+            do {
+                try await client.connect()
+                return
+            } catch {
+                logger.warning("cannot connect to the broker; retrying", metadata: ["error": "\(error)", "in": "\(delay)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
+
+    private func publishStatus(_ state: String) throws {
+        try client.publish(topics.status, payload: Self.status(state, configuration: configuration, startedAt: startedAt).json(), qos: 1, retain: true)
+    }
+
+    // MARK: Requests
+
+    /// A reply type for failures that precede knowing the method's own reply type.
+    typealias ErrorReply = Adapterd_V1_UnloadAdapterReply
+
+    func handle(_ message: MQTTMessage) async {
+        guard let route = topics.route(message.topic) else { return }
+        guard let encoding = RPCEncoding.detect(contentType: message.properties.contentType, payload: message.payload) else {
+            let failure = RPCError(.invalidArgument, "content type '\(message.properties.contentType ?? "")' is not supported; use application/json or application/x-protobuf")
+            await serve(message, encoding: .json, Adapterd_V1_GetStatusRequest.self, ErrorReply.self, rejection: failure) { _ in ErrorReply() }
+            return
+        }
+        switch route {
+        case .infer(let context):
+            await serve(message, encoding: encoding, Adapterd_V1_InferRequest.self, Adapterd_V1_InferReply.self, resultsContext: context) { request in
+                try await self.infer(request, message: message)
+            }
+        case .control("LoadAdapter"):
+            await serve(message, encoding: encoding, Adapterd_V1_LoadAdapterRequest.self, Adapterd_V1_LoadAdapterReply.self) { request in
+                let entry = try await self.registry.load(name: request.name, version: request.version, path: request.path)
+                self.logger.info("loaded adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)"])
+                var reply = Adapterd_V1_LoadAdapterReply()
+                let isActive = (try? await self.registry.resolve(name: entry.name, version: ""))?.version == entry.version
+                reply.adapter = Self.info(entry, isActive: isActive)
+                return reply
+            }
+        case .control("UnloadAdapter"):
+            await serve(message, encoding: encoding, Adapterd_V1_UnloadAdapterRequest.self, Adapterd_V1_UnloadAdapterReply.self) { request in
+                try AdapterName.validate(request.name, field: "name")
+                try await self.registry.unload(name: request.name, version: request.version)
+                return Adapterd_V1_UnloadAdapterReply()
+            }
+        case .control("ListAdapters"):
+            await serve(message, encoding: encoding, Adapterd_V1_ListAdaptersRequest.self, Adapterd_V1_ListAdaptersReply.self) { _ in
+                var reply = Adapterd_V1_ListAdaptersReply()
+                reply.adapters = await self.registry.list().map { Self.info($0.entry, isActive: $0.isActive) }
+                return reply
+            }
+        case .control("GetStatus"):
+            await serve(message, encoding: encoding, Adapterd_V1_GetStatusRequest.self, Adapterd_V1_GetStatusReply.self) { _ in
+                await self.statusReply()
+            }
+        case .control(let method):
+            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus")
+            await serve(message, encoding: encoding, Adapterd_V1_GetStatusRequest.self, ErrorReply.self, rejection: failure) { _ in ErrorReply() }
+        }
+    }
+
+    /// Decodes, de-duplicates, checks expiry, executes and replies: the RPC rules every method shares.
+    func serve<Request: RPCRequestMessage, Reply: RPCReplyMessage>(
+        _ message: MQTTMessage, encoding: RPCEncoding, _ requestType: Request.Type, _ replyType: Reply.Type,
+        resultsContext: [String]? = nil, rejection: RPCError? = nil,
+        execute: @escaping @Sendable (Request) async throws -> Reply
+    ) async {
+        var request: Request?
+        var failure = rejection
+        if failure == nil {
+            do {
+                request = try RPCCodec.decode(Request.self, from: message.payload, encoding: encoding)
+            } catch {
+                failure = error
+            }
+        }
+        let address = ReplyAddress.of(message, replyTo: request?.replyTo, correlationID: request?.correlationID)
+        let expiry = message.properties.messageExpiry.map { Duration.seconds(Int64($0)) }
+        let deadline = expiry.map { message.receivedAt + $0 }
+        let decoded = request
+        let decodeFailure = failure
+        let compute: @Sendable () async -> CachedReply = {
+            var reply: Reply
+            if let decodeFailure {
+                await self.stats.reject()
+                reply = Reply(failure: decodeFailure)
+            } else if let deadline, ContinuousClock.now >= deadline {
+                await self.stats.reject()
+                reply = Reply(failure: RPCError(.deadlineExceeded, "the request expired before it could run"))
+            } else if await self.stats.draining {
+                await self.stats.reject()
+                reply = Reply(failure: RPCError(.unavailable, "worker '\(self.configuration.workerID)' is shutting down; retry"))
+            } else {
+                await self.stats.begin()
+                do {
+                    reply = try await execute(decoded!)
+                    reply.status = .ok
+                } catch let error as RPCError {
+                    reply = Reply(failure: error)
+                } catch {
+                    reply = Reply(failure: RPCError(.internal, "\(error)"))
+                }
+                await self.stats.end(status: reply.status.rawValue)
+            }
+            if let id = address?.correlationID, !id.isEmpty { reply.correlationID = id }
+            return CachedReply(payload: RPCCodec.encode(reply, encoding: encoding), status: RPCStatus(reply.status))
+        }
+        let reply: CachedReply
+        if let key = address?.duplicateKey {
+            let window = max(configuration.duplicateWindow, expiry ?? .zero)
+            reply = await replies.reply(for: key, window: window, compute: compute).reply
+        } else {
+            reply = await compute()
+        }
+        if reply.status != .ok {
+            logger.debug("request failed", metadata: ["topic": "\(message.topic)", "status": "\(reply.status.name)"])
+        }
+        if let address {
+            var properties = MQTTProperties(contentType: encoding.contentType, userProperties: [MQTTUserProperty("status", reply.status.name)])
+            if address.usesProperties { properties.correlationData = address.correlationData }
+            publish(address.topic, reply.payload, properties)
+        }
+        if let resultsContext, configuration.publishResults {
+            publish(topics.results(context: resultsContext), reply.payload, MQTTProperties(contentType: encoding.contentType, userProperties: [MQTTUserProperty("status", reply.status.name)]))
+        }
+    }
+
+    private func publish(_ topic: String, _ payload: [UInt8], _ properties: MQTTProperties) {
+        do {
+            try client.publish(topic, payload: payload, qos: 1, properties: properties)
+        } catch {
+            logger.error("cannot publish a reply", metadata: ["topic": "\(topic)", "error": "\(error)"])
+        }
+    }
+
+    func infer(_ request: Adapterd_V1_InferRequest, message: MQTTMessage) async throws -> Adapterd_V1_InferReply {
+        guard request.hasText else { throw RPCError(.invalidArgument, "field 'text' is required") }
+        var entry: AdapterRegistry.Entry?
+        if !request.adapter.isEmpty {
+            entry = try await registry.resolve(name: request.adapter, version: request.version)
+        } else if !request.version.isEmpty {
+            throw RPCError(.invalidArgument, "field 'version' needs 'adapter'")
+        } else if let name = configuration.defaultAdapter {
+            entry = try? await registry.resolve(name: name, version: "")
+        }
+        let encoded = engine.encode(request.text)
+        let output = await executor.run(EncodedInput(ids: encoded.ids, adapter: entry?.adapter))
+        var reply = Adapterd_V1_InferReply()
+        reply.tokens = Int32(encoded.ids.count)
+        if let entry {
+            reply.adapter = entry.name
+            reply.version = entry.version
+        }
+        switch output {
+        case .classification(let logits, _, let label):
+            reply.label = label
+            reply.logits = logits
+        case .embedding(let values):
+            reply.embedding = values
+        }
+        let elapsed = ContinuousClock.now - message.receivedAt
+        reply.latencyMs = Float(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15)
+        return reply
+    }
+
+    func statusReply() async -> Adapterd_V1_GetStatusReply {
+        var reply = Adapterd_V1_GetStatusReply()
+        let status = Self.status("online", configuration: configuration, startedAt: startedAt)
+        reply.worker = status.worker
+        reply.state = await stats.draining ? "draining" : "online"
+        reply.version = status.version
+        reply.model = status.model
+        reply.startedAt = status.startedAt
+        reply.uptimeSeconds = Date().timeIntervalSince(startedAt)
+        reply.requestsTotal = Int64(await stats.executed)
+        reply.requestsFailed = Int64(await stats.failed)
+        reply.inFlight = Int32(await stats.inFlight)
+        reply.adaptersLoaded = Int32(await registry.count)
+        return reply
+    }
+
+    static func info(_ entry: AdapterRegistry.Entry, isActive: Bool) -> Adapterd_V1_AdapterInfo {
+        var info = Adapterd_V1_AdapterInfo()
+        info.name = entry.name
+        info.version = entry.version
+        info.state = isActive ? "active" : "loaded"
+        info.bytes = Int64(entry.adapter.byteSize)
+        info.sha256 = entry.sha256
+        info.rank = Int32(entry.adapter.maxRank)
+        info.targets = Array(Set(entry.adapter.modules.map { Self.kind(of: $0.module) })).sorted()
+        info.labels = entry.adapter.labels ?? []
+        info.path = entry.path
+        return info
+    }
+
+    static func kind(of module: BertModule) -> String {
+        switch module {
+        case .embedding(let table): return table.path
+        case .linear(_, let slot): return slot.path
+        case .pooler: return "pooler.dense"
+        case .classifier: return "classifier"
+        }
+    }
+}

@@ -1,0 +1,47 @@
+/// Everything a worker needs to run.
+public struct WorkerConfiguration: Sendable {
+    /// Broker URL, `mqtt://host:port`.
+    public var brokerURL: String
+    /// The worker id in topic names; also the MQTT client id.
+    public var workerID: String
+    /// Base model directory.
+    public var modelDirectory: String
+    /// Directory for the worker's own files.
+    public var dataDirectory: String
+    /// MQTT protocol version of the worker's connection.
+    public var protocolVersion: MQTTProtocolChoice = .v5
+    /// Seconds the broker keeps the worker's session (and queues QoS 1 requests) while it is away.
+    public var sessionExpiry: UInt32 = 3600
+    /// QoS 1 requests the broker may have in flight to the worker (MQTT 5 receive maximum).
+    public var receiveMaximum = 256
+    /// Largest batch the engine runs at once.
+    public var maxBatch = 32
+    /// Publish a copy of every inference reply under `…/results/…`.
+    public var publishResults = false
+    /// Adapter used for requests that name none; nil gives embeddings.
+    public var defaultAdapter: String?
+    /// Adapters loaded at start: (name, version, path).
+    public var preload: [(name: String, version: String, path: String)] = []
+    /// How long a reply is kept to answer duplicates (at least; longer when the request's expiry is longer).
+    public var duplicateWindow: Duration = .seconds(60)
+    /// Broker user name and password.
+    public var username: String?
+    public var password: String?
+    /// TLS CA file, client certificate and key.
+    public var tlsCAFile: String?
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
+
+    public init(brokerURL: String, workerID: String, modelDirectory: String, dataDirectory: String) {
+        self.brokerURL = brokerURL
+        self.workerID = workerID
+        self.modelDirectory = modelDirectory
+        self.dataDirectory = dataDirectory
+    }
+}
+
+/// MQTT protocol version choice for configuration.
+public enum MQTTProtocolChoice: String, Sendable {
+    case v5 = "5"
+    case v311 = "3.1.1"
+}

@@ -1,0 +1,275 @@
+import CMosquitto
+import Foundation
+
+/// One connection to an MQTT broker through libmosquitto.
+///
+/// This type owns the `struct mosquitto *`. libmosquitto's network thread calls back into it; each callback copies
+/// what it needs (topic, payload, properties) before returning and hands messages to Swift concurrency through
+/// `messages`, so that thread never waits on anything else. It is a class with a lock because of those callbacks.
+public final class MQTTClient: @unchecked Sendable {
+    /// The options the client was created with.
+    public let options: MQTTOptions
+    /// Every message received on this connection's subscriptions, in arrival order.
+    public let messages: AsyncStream<MQTTMessage>
+
+    private let handle: OpaquePointer
+    private let continuation: AsyncStream<MQTTMessage>.Continuation
+    private let lock = NSLock()
+    private var subscriptions: [String: Int] = [:]
+    private var waiters: [Int: CheckedContinuation<Void, any Error>] = [:]
+    private var nextWaiter = 0
+    private var connected = false
+    private var loopRunning = false
+    private var disconnecting = false
+
+    private static let initialise: Void = { mosquitto_lib_init() }()
+
+    /// Creates an unconnected client.
+    public init(options: MQTTOptions) throws(MQTTError) {
+        Self.initialise
+        self.options = options
+        (messages, continuation) = AsyncStream.makeStream(of: MQTTMessage.self, bufferingPolicy: .unbounded)
+        guard let handle = mosquitto_new(options.clientID, options.cleanStart, nil) else {
+            throw .library(operation: "mosquitto_new", code: MOSQ_ERR_NOMEM.rawValue, message: "cannot create a client")
+        }
+        self.handle = handle
+        mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
+        try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, options.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311), "set protocol version")
+        if let receiveMaximum = options.receiveMaximum, options.protocolVersion == .v5 {
+            try check(mosquitto_int_option(handle, MOSQ_OPT_RECEIVE_MAXIMUM, Int32(receiveMaximum)), "set receive maximum")
+        }
+        if let username = options.username {
+            try check(mosquitto_username_pw_set(handle, username, options.password), "set credentials")
+        }
+        if let tls = options.tls {
+            try check(mosquitto_tls_set(handle, tls.caFile, nil, tls.certFile, tls.keyFile, nil), "configure TLS")
+        }
+        if let will = options.will {
+            let code = will.payload.withUnsafeBytes { bytes in
+                mosquitto_will_set_v5(handle, will.topic, Int32(bytes.count), bytes.baseAddress, Int32(will.qos), will.retain, nil)
+            }
+            try check(code, "set last will")
+        }
+        try check(mosquitto_reconnect_delay_set(handle, UInt32(options.reconnectDelay.minimum), UInt32(options.reconnectDelay.maximum), true), "set reconnect delay")
+        mosquitto_connect_v5_callback_set(handle) { _, context, code, _, _ in
+            MQTTClient.from(context).didConnect(code: code)
+        }
+        mosquitto_disconnect_v5_callback_set(handle) { _, context, _, _ in
+            MQTTClient.from(context).didDisconnect()
+        }
+        mosquitto_message_v5_callback_set(handle) { _, context, message, properties in
+            guard let message else { return }
+            MQTTClient.from(context).didReceive(message.pointee, properties: properties)
+        }
+    }
+
+    deinit {
+        if loopRunning {
+            mosquitto_disconnect(handle)
+            mosquitto_loop_stop(handle, true)
+        }
+        mosquitto_destroy(handle)
+        continuation.finish()
+    }
+
+    private static func from(_ context: UnsafeMutableRawPointer?) -> MQTTClient {
+        Unmanaged<MQTTClient>.fromOpaque(context!).takeUnretainedValue()
+    }
+
+    private func check(_ code: Int32, _ operation: String) throws(MQTTError) {
+        guard code == MOSQ_ERR_SUCCESS.rawValue else {
+            let message = code == MOSQ_ERR_ERRNO.rawValue ? String(cString: strerror(errno)) : String(cString: mosquitto_strerror(code))
+            throw .library(operation: operation, code: code, message: message)
+        }
+    }
+
+    /// Whether the broker has accepted the connection and it is up.
+    public var isConnected: Bool { lock.withLock { connected } }
+
+    /// Connects and waits for the broker's CONNACK. After the first success the network thread reconnects by
+    /// itself with exponential backoff and restores the subscriptions.
+    public func connect(timeout: Duration = .seconds(10)) async throws {
+        var properties: OpaquePointer?
+        defer { mosquitto_property_free_all(&properties) }
+        if options.protocolVersion == .v5 && options.sessionExpiry > 0 {
+            try check(mosquitto_property_add_int32(&properties, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), options.sessionExpiry), "set session expiry")
+        }
+        lock.withLock { disconnecting = false }
+        try check(mosquitto_connect_bind_v5(handle, options.host, Int32(options.port), Int32(options.keepAlive), nil, properties), "connect to \(options.host):\(options.port)")
+        let startLoop = lock.withLock { () -> Bool in
+            defer { loopRunning = true }
+            return !loopRunning
+        }
+        if startLoop { try check(mosquitto_loop_start(handle), "start network thread") }
+        try await waitUntilConnected(timeout: timeout)
+    }
+
+    /// Waits until the connection is up (after a reconnect, say), or throws after `timeout`.
+    public func waitUntilConnected(timeout: Duration) async throws {
+        if isConnected { return }
+        let id = lock.withLock { () -> Int in
+            nextWaiter += 1
+            return nextWaiter
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await withCheckedThrowingContinuation { continuation in
+                    let ready = self.lock.withLock { () -> Bool in
+                        if self.connected { return true }
+                        self.waiters[id] = continuation
+                        return false
+                    }
+                    if ready { continuation.resume() }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                self.lock.withLock { self.waiters.removeValue(forKey: id) }?.resume(throwing: MQTTError.timedOut(operation: "connecting to \(self.options.host):\(self.options.port)"))
+            }
+            try await group.next()
+            group.cancelAll()
+            // Unblock the sleeper if the connection came first; a cancelled sleep ends at once.
+            self.lock.withLock { self.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Subscribes now (if connected) and again after every reconnect.
+    public func subscribe(_ filter: String, qos: Int = 1) throws(MQTTError) {
+        let isUp = lock.withLock { () -> Bool in
+            subscriptions[filter] = qos
+            return connected
+        }
+        if isUp { try check(mosquitto_subscribe_v5(handle, nil, filter, Int32(qos), 0, nil), "subscribe to \(filter)") }
+    }
+
+    /// Unsubscribes and forgets the filter.
+    public func unsubscribe(_ filter: String) throws(MQTTError) {
+        lock.withLock { _ = subscriptions.removeValue(forKey: filter) }
+        try check(mosquitto_unsubscribe(handle, nil, filter), "unsubscribe from \(filter)")
+    }
+
+    /// Publishes a message; safe from any task or thread. MQTT 5 properties are dropped on a 3.1.1 connection.
+    public func publish(_ topic: String, payload: [UInt8], qos: Int = 1, retain: Bool = false, properties: MQTTProperties = MQTTProperties()) throws(MQTTError) {
+        var list: OpaquePointer?
+        defer { mosquitto_property_free_all(&list) }
+        if options.protocolVersion == .v5 {
+            try addProperties(properties, to: &list)
+        }
+        let code = payload.withUnsafeBytes { bytes in
+            mosquitto_publish_v5(handle, nil, topic, Int32(bytes.count), bytes.baseAddress, Int32(qos), retain, list)
+        }
+        if code == MOSQ_ERR_NO_CONN.rawValue { throw .notConnected }
+        try check(code, "publish to \(topic)")
+    }
+
+    private func addProperties(_ properties: MQTTProperties, to list: inout OpaquePointer?) throws(MQTTError) {
+        if let topic = properties.responseTopic {
+            try check(mosquitto_property_add_string(&list, Int32(MQTT_PROP_RESPONSE_TOPIC.rawValue), topic), "add response topic")
+        }
+        if let data = properties.correlationData {
+            let code = data.withUnsafeBytes { mosquitto_property_add_binary(&list, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), $0.baseAddress, UInt16(min($0.count, 65535))) }
+            try check(code, "add correlation data")
+        }
+        if let type = properties.contentType {
+            try check(mosquitto_property_add_string(&list, Int32(MQTT_PROP_CONTENT_TYPE.rawValue), type), "add content type")
+        }
+        if let expiry = properties.messageExpiry {
+            try check(mosquitto_property_add_int32(&list, Int32(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL.rawValue), expiry), "add message expiry")
+        }
+        for property in properties.userProperties {
+            try check(mosquitto_property_add_string_pair(&list, Int32(MQTT_PROP_USER_PROPERTY.rawValue), property.name, property.value), "add user property")
+        }
+    }
+
+    /// Disconnects cleanly (no Last Will) and stops the network thread.
+    public func disconnect() {
+        let running = lock.withLock { () -> Bool in
+            disconnecting = true
+            defer { loopRunning = false }
+            return loopRunning
+        }
+        mosquitto_disconnect(handle)
+        if running { mosquitto_loop_stop(handle, false) }
+        lock.withLock { connected = false }
+    }
+
+    /// Ends `messages`: loops reading it finish once they have taken what was already received.
+    public func finishMessages() {
+        continuation.finish()
+    }
+
+    // MARK: Callbacks on libmosquitto's network thread
+
+    private func didConnect(code: Int32) {
+        guard code == 0 else {
+            let reason = String(cString: mosquitto_connack_string(code))
+            let pending = lock.withLock { () -> [CheckedContinuation<Void, any Error>] in
+                defer { waiters.removeAll() }
+                return Array(waiters.values)
+            }
+            pending.forEach { $0.resume(throwing: MQTTError.connectionRefused(reason: reason)) }
+            return
+        }
+        let (filters, pending) = lock.withLock { () -> ([String: Int], [CheckedContinuation<Void, any Error>]) in
+            connected = true
+            defer { waiters.removeAll() }
+            return (subscriptions, Array(waiters.values))
+        }
+        for (filter, qos) in filters { mosquitto_subscribe_v5(handle, nil, filter, Int32(qos), 0, nil) }
+        pending.forEach { $0.resume() }
+    }
+
+    private func didDisconnect() {
+        lock.withLock { connected = false }
+    }
+
+    private func didReceive(_ message: mosquitto_message, properties list: OpaquePointer?) {
+        let topic = String(cString: message.topic)
+        var payload = [UInt8](repeating: 0, count: Int(message.payloadlen))
+        if message.payloadlen > 0, let source = message.payload {
+            payload.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: source, count: Int(message.payloadlen))) }
+        }
+        continuation.yield(MQTTMessage(
+            topic: topic, payload: payload, qos: Int(message.qos), retain: message.retain,
+            properties: Self.readProperties(list), receivedAt: .now))
+    }
+
+    /// Copies the properties this project uses; every string libmosquitto allocates is freed here.
+    static func readProperties(_ list: OpaquePointer?) -> MQTTProperties {
+        var properties = MQTTProperties()
+        guard let list else { return properties }
+        var text: UnsafeMutablePointer<CChar>?
+        if mosquitto_property_read_string(list, Int32(MQTT_PROP_RESPONSE_TOPIC.rawValue), &text, false) != nil, let text {
+            properties.responseTopic = String(cString: text)
+            free(text)
+        }
+        text = nil
+        if mosquitto_property_read_string(list, Int32(MQTT_PROP_CONTENT_TYPE.rawValue), &text, false) != nil, let text {
+            properties.contentType = String(cString: text)
+            free(text)
+        }
+        var binary: UnsafeMutableRawPointer?
+        var length: UInt16 = 0
+        if mosquitto_property_read_binary(list, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), &binary, &length, false) != nil, let binary {
+            properties.correlationData = Array(UnsafeRawBufferPointer(start: binary, count: Int(length)))
+            free(binary)
+        }
+        var expiry: UInt32 = 0
+        if mosquitto_property_read_int32(list, Int32(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL.rawValue), &expiry, false) != nil {
+            properties.messageExpiry = expiry
+        }
+        var cursor: OpaquePointer? = list
+        var skipFirst = false
+        while true {
+            var name: UnsafeMutablePointer<CChar>?
+            var value: UnsafeMutablePointer<CChar>?
+            guard let found = mosquitto_property_read_string_pair(cursor, Int32(MQTT_PROP_USER_PROPERTY.rawValue), &name, &value, skipFirst) else { break }
+            if let name, let value { properties.userProperties.append(MQTTUserProperty(String(cString: name), String(cString: value))) }
+            free(name)
+            free(value)
+            cursor = found
+            skipFirst = true
+        }
+        return properties
+    }
+}

@@ -1,0 +1,126 @@
+import AdapterEngine
+import AdapterdCore
+import ArgumentParser
+import Foundation
+import Logging
+import MQTTRPC
+import ServiceLifecycle
+
+/// adapterd: the LoRA-adapter edge inference worker.
+@main
+struct Adapterd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "adapterd",
+        abstract: "Serve inference and adapter control over MQTT with one base model and many LoRA adapters.",
+        discussion: "Every option can also come from the environment as ADAPTERD_<OPTION> (e.g. ADAPTERD_BROKER, ADAPTERD_WORKER_ID); flags win.")
+
+    @Option(help: "Broker URL (mqtt://host:port). Without it adapterd starts a private mosquitto on a free loopback port.")
+    var broker: String?
+
+    @Option(name: .customLong("worker-id"), help: "Worker id used in topic names (default: the host name).")
+    var workerID: String?
+
+    @Option(help: "Base model directory (default: models/all-MiniLM-L6-v2).")
+    var model: String?
+
+    @Option(name: .customLong("data-dir"), help: "Directory for adapterd's own files (default: data).")
+    var dataDir: String?
+
+    @Option(name: .customLong("adapter"), help: "Load a PEFT adapter at start: NAME[@VERSION]=DIR (repeatable; version defaults to v1).")
+    var adapters: [String] = []
+
+    @Option(name: .customLong("default-adapter"), help: "Adapter for requests that name none (default: none, which returns embeddings).")
+    var defaultAdapter: String?
+
+    @Flag(help: "Publish a copy of every inference reply under adapterd/v1/{worker}/results/….")
+    var results = false
+
+    @Option(name: .customLong("mqtt-version"), help: "MQTT protocol version of the worker's connection: 5 or 3.1.1.")
+    var mqttVersion: String?
+
+    @Option(name: .customLong("max-batch"), help: "Largest batch the engine runs at once.")
+    var maxBatch: Int?
+
+    @Option(help: "Broker user name.") var username: String?
+    @Option(help: "Broker password.") var password: String?
+    @Option(name: .customLong("tls-ca"), help: "CA file; enables TLS.") var tlsCA: String?
+    @Option(name: .customLong("tls-cert"), help: "Client certificate file.") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "Client key file.") var tlsKey: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
+    /// Writes a line to standard output at once (stdout is block-buffered when it is not a terminal).
+    static func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
+    static func environment(_ name: String) -> String? {
+        ProcessInfo.processInfo.environment["ADAPTERD_" + name]
+    }
+
+    func run() async throws {
+        BLASRuntime.restartWithOptimizedKernelsIfNeeded()
+        let level = Logger.Level(rawValue: logLevel ?? Self.environment("LOG_LEVEL") ?? "info") ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "adapterd")
+        let dataDirectory = dataDir ?? Self.environment("DATA_DIR") ?? "data"
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+
+        var embedded: MosquittoProcess?
+        var brokerURL = broker ?? Self.environment("BROKER")
+        if brokerURL == nil {
+            let process = try MosquittoProcess(directory: dataDirectory + "/broker", persistent: true)
+            try process.start()
+            embedded = process
+            brokerURL = process.url
+            Self.say("adapterd: embedded broker listening at \(process.url)")
+        }
+        defer { embedded?.stop() }
+
+        var configuration = WorkerConfiguration(
+            brokerURL: brokerURL!,
+            workerID: workerID ?? Self.environment("WORKER_ID") ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "edge",
+            modelDirectory: model ?? Self.environment("MODEL") ?? "models/all-MiniLM-L6-v2",
+            dataDirectory: dataDirectory)
+        if let version = mqttVersion ?? Self.environment("MQTT_VERSION") {
+            guard let choice = MQTTProtocolChoice(rawValue: version) else { throw ValidationError("--mqtt-version must be 5 or 3.1.1") }
+            configuration.protocolVersion = choice
+        }
+        configuration.maxBatch = maxBatch ?? Self.environment("MAX_BATCH").flatMap(Int.init) ?? configuration.maxBatch
+        configuration.publishResults = results || Self.environment("RESULTS") == "1"
+        configuration.defaultAdapter = defaultAdapter ?? Self.environment("DEFAULT_ADAPTER")
+        configuration.username = username ?? Self.environment("USERNAME")
+        configuration.password = password ?? Self.environment("PASSWORD")
+        configuration.tlsCAFile = tlsCA ?? Self.environment("TLS_CA")
+        configuration.tlsCertFile = tlsCert ?? Self.environment("TLS_CERT")
+        configuration.tlsKeyFile = tlsKey ?? Self.environment("TLS_KEY")
+        let specs = adapters.isEmpty ? (Self.environment("ADAPTERS")?.split(separator: ",").map(String.init) ?? []) : adapters
+        configuration.preload = try specs.map(Self.parseAdapter)
+
+        let worker: Worker
+        do {
+            worker = try Worker(configuration: configuration, logger: logger)
+        } catch let error as CustomStringConvertible & Error {
+            throw ValidationError(error.description)
+        }
+        if let embedded {
+            Self.say("adapterd: worker '\(configuration.workerID)' — try: adapterctl infer --broker \(embedded.url) --worker \(configuration.workerID) \"turn on the lights\"")
+        }
+        let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+
+    /// `NAME[@VERSION]=DIR`.
+    static func parseAdapter(_ spec: String) throws -> (name: String, version: String, path: String) {
+        guard let equals = spec.firstIndex(of: "=") else { throw ValidationError("--adapter '\(spec)': expected NAME[@VERSION]=DIR") }
+        let label = spec[..<equals]
+        let path = String(spec[spec.index(after: equals)...])
+        let parts = label.split(separator: "@", maxSplits: 1).map(String.init)
+        return (parts.first ?? "", parts.count > 1 ? parts[1] : "v1", path)
+    }
+}
