@@ -3,17 +3,21 @@ import ArgumentParser
 
 /// adapterctl: the command-line client of adapterd.
 @main
-struct Adapterctl: ParsableCommand {
+struct Adapterctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adapterctl",
         abstract: "Run and control adapterd, the LoRA-adapter edge inference worker.",
-        subcommands: [RunCommand.self])
+        subcommands: [RunCommand.self, InferCommand.self, AdaptersCommand.self, StatusCommand.self])
 
-    static func main() {
+    static func main() async {
         BLASRuntime.restartWithOptimizedKernelsIfNeeded()
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch {
             exit(withError: error)
         }

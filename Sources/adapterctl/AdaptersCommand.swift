@@ -1,0 +1,103 @@
+import AdapterdAPI
+import AdapterdCore
+import ArgumentParser
+import Foundation
+
+/// `adapterctl adapters list|load|unload`.
+struct AdaptersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "adapters", abstract: "List, load and unload a worker's adapters.",
+        subcommands: [List.self, Load.self, Unload.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List loaded adapter versions.")
+        @OptionGroup var connection: BrokerOptions
+
+        func run() async throws {
+            try await ReplyPrinter.rpc {
+                let client = try await connection.connect()
+                defer { client.close() }
+                let reply = try await client.control("ListAdapters", Adapterd_V1_ListAdaptersRequest(), as: Adapterd_V1_ListAdaptersReply.self, timeout: connection.replyTimeout)
+                try ReplyPrinter.finish(reply, json: connection.json) { reply in
+                    let rows = [["NAME", "VERSION", "STATE", "BYTES", "RANK", "SHA256"]] + reply.adapters.map {
+                        [$0.name, $0.version, $0.state, String($0.bytes), String($0.rank), String($0.sha256.prefix(12))]
+                    }
+                    return Table.render(rows)
+                }
+            }
+        }
+    }
+
+    struct Load: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Load a PEFT adapter directory that is on the worker.")
+        @OptionGroup var connection: BrokerOptions
+        @Option(help: "Adapter name.") var name: String
+        @Option(help: "Adapter version.") var version: String = "v1"
+        @Argument(help: "Adapter directory, as a path on the worker.") var path: String
+
+        func run() async throws {
+            try await ReplyPrinter.rpc {
+                let client = try await connection.connect()
+                defer { client.close() }
+                var request = Adapterd_V1_LoadAdapterRequest()
+                request.name = name
+                request.version = version
+                request.path = path
+                let reply = try await client.control("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self, timeout: connection.replyTimeout)
+                try ReplyPrinter.finish(reply, json: connection.json) { reply in
+                    "loaded \(reply.adapter.name) \(reply.adapter.version) (\(reply.adapter.state), \(reply.adapter.bytes) bytes, sha256 \(reply.adapter.sha256.prefix(12)))"
+                }
+            }
+        }
+    }
+
+    struct Unload: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Unload one version, or every version of a name.")
+        @OptionGroup var connection: BrokerOptions
+        @Option(help: "Adapter name.") var name: String
+        @Option(help: "Adapter version (default: all versions).") var version: String?
+
+        func run() async throws {
+            try await ReplyPrinter.rpc {
+                let client = try await connection.connect()
+                defer { client.close() }
+                var request = Adapterd_V1_UnloadAdapterRequest()
+                request.name = name
+                request.version = version ?? ""
+                let reply = try await client.control("UnloadAdapter", request, as: Adapterd_V1_UnloadAdapterReply.self, timeout: connection.replyTimeout)
+                try ReplyPrinter.finish(reply, json: connection.json) { _ in "unloaded \(name) \(version ?? "(all versions)")" }
+            }
+        }
+    }
+}
+
+/// `adapterctl status`.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show a worker's status.")
+    @OptionGroup var connection: BrokerOptions
+
+    func run() async throws {
+        try await ReplyPrinter.rpc {
+            let client = try await connection.connect()
+            defer { client.close() }
+            let reply = try await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: connection.replyTimeout)
+            try ReplyPrinter.finish(reply, json: connection.json) { reply in
+                """
+                worker \(reply.worker): \(reply.state), adapterd \(reply.version), model \(reply.model)
+                up \(String(format: "%.0f", reply.uptimeSeconds)) s since \(reply.startedAt); \(reply.adaptersLoaded) adapter versions loaded
+                requests: \(reply.requestsTotal) run, \(reply.requestsFailed) failed, \(reply.inFlight) in flight
+                """
+            }
+        }
+    }
+}
+
+/// Left-aligned text columns.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        let widths = (0..<(rows.first?.count ?? 0)).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}

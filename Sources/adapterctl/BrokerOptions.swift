@@ -1,0 +1,65 @@
+import AdapterdCore
+import ArgumentParser
+import Foundation
+import MQTTRPC
+
+/// Where the worker is and how to talk to it; shared by every RPC subcommand.
+struct BrokerOptions: ParsableArguments {
+    @Option(help: "Broker URL (default: $ADAPTERD_BROKER or mqtt://127.0.0.1:1883).")
+    var broker: String?
+
+    @Option(help: "Worker id (default: $ADAPTERD_WORKER_ID or the host name).")
+    var worker: String?
+
+    @Option(help: "Seconds to wait for the reply.")
+    var timeout: Double = 10
+
+    @Flag(help: "Send protobuf binary instead of JSON.")
+    var protobuf = false
+
+    @Option(name: .customLong("mqtt-version"), help: "5 (response topic + correlation data) or 3.1.1 (reply address in the body).")
+    var mqttVersion: String = "5"
+
+    @Flag(help: "Print the reply as JSON.")
+    var json = false
+
+    func connect() async throws -> AdapterdClient {
+        let environment = ProcessInfo.processInfo.environment
+        let url = broker ?? environment["ADAPTERD_BROKER"] ?? "mqtt://127.0.0.1:1883"
+        let id = worker ?? environment["ADAPTERD_WORKER_ID"] ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "edge"
+        guard mqttVersion == "5" || mqttVersion == "3.1.1" else { throw ValidationError("--mqtt-version must be 5 or 3.1.1") }
+        return try await AdapterdClient(
+            brokerURL: url, worker: id, encoding: protobuf ? .protobuf : .json,
+            protocolVersion: mqttVersion == "5" ? .v5 : .v311, timeout: .seconds(timeout))
+    }
+
+    var replyTimeout: Duration { .milliseconds(Int64(timeout * 1000)) }
+}
+
+/// Prints a reply and turns a non-OK status into exit code 1.
+enum ReplyPrinter {
+    static func finish<Reply: RPCReplyMessage>(_ reply: Reply, json: Bool, human: (Reply) -> String) throws {
+        if json {
+            let text = (try? reply.jsonString()) ?? "{}"
+            print(text)
+        } else if RPCStatus(reply.status) == .ok {
+            print(human(reply))
+        }
+        guard RPCStatus(reply.status) == .ok else {
+            FileHandle.standardError.write(Data("adapterctl: \(RPCStatus(reply.status).name): \(reply.error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    /// Runs an RPC, reporting transport errors on stderr with exit code 2.
+    static func rpc(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let exit as ExitCode {
+            throw exit
+        } catch let error as CustomStringConvertible & Error {
+            FileHandle.standardError.write(Data("adapterctl: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
