@@ -9,7 +9,8 @@ import Foundation
 public final class BatchExecutor: @unchecked Sendable {
     private struct Job {
         let input: EncodedInput
-        let continuation: CheckedContinuation<InferenceOutput, Never>
+        let deadline: ContinuousClock.Instant?
+        let continuation: CheckedContinuation<InferenceOutput?, Never>
     }
 
     private let engine: InferenceEngine
@@ -29,11 +30,11 @@ public final class BatchExecutor: @unchecked Sendable {
         thread.start()
     }
 
-    /// Runs one row, batched with whatever else is waiting.
-    public func run(_ input: EncodedInput) async -> InferenceOutput {
+    /// Runs one row, batched with whatever else is waiting; nil when `deadline` passed before its batch started.
+    public func run(_ input: EncodedInput, deadline: ContinuousClock.Instant? = nil) async -> InferenceOutput? {
         await withCheckedContinuation { continuation in
             condition.lock()
-            pending.append(Job(input: input, continuation: continuation))
+            pending.append(Job(input: input, deadline: deadline, continuation: continuation))
             condition.signal()
             condition.unlock()
         }
@@ -62,8 +63,14 @@ public final class BatchExecutor: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let batch = Array(pending.prefix(maxBatch))
+            var batch = Array(pending.prefix(maxBatch))
             pending.removeFirst(batch.count)
+            condition.unlock()
+            let now = ContinuousClock.now
+            for job in batch where job.deadline.map({ $0 <= now }) ?? false { job.continuation.resume(returning: nil) }
+            batch.removeAll { $0.deadline.map { $0 <= now } ?? false }
+            guard !batch.isEmpty else { continue }
+            condition.lock()
             batches += 1
             rows += batch.count
             condition.unlock()

@@ -24,7 +24,7 @@ public final class MosquittoProcess: @unchecked Sendable {
     public let port: Int
     /// Directory holding the config, the log and (with persistence) the session database.
     public let directory: String
-    private var process: Process?
+    private var pid: pid_t?
 
     /// `mqtt://127.0.0.1:PORT`.
     public var url: String { "mqtt://127.0.0.1:\(port)" }
@@ -35,7 +35,11 @@ public final class MosquittoProcess: @unchecked Sendable {
         self.directory = directory
         self.port = try port ?? Self.freePort()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // mosquitto started as root switches to the 'mosquitto' user, which cannot write this directory: keep it
+        // running as whoever started it.
+        let user = getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? "root"
         var config = """
+        user \(user)
         listener \(self.port) 127.0.0.1
         allow_anonymous true
         log_dest file \(directory)/mosquitto.log
@@ -63,16 +67,10 @@ public final class MosquittoProcess: @unchecked Sendable {
     /// Starts the broker and waits until it accepts connections.
     public func start() throws {
         guard let executable = Self.executable() else { throw Failure.notInstalled }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["-c", directory + "/mosquitto.conf"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process = process
+        pid = try Self.spawn(executable, arguments: ["-c", directory + "/mosquitto.conf"])
         for _ in 0..<200 {
             if Self.accepts(port: port) { return }
-            if !process.isRunning { break }
+            if !isRunning { break }
             usleep(25_000)
         }
         let log = (try? String(contentsOfFile: directory + "/mosquitto.log", encoding: .utf8)) ?? ""
@@ -80,12 +78,54 @@ public final class MosquittoProcess: @unchecked Sendable {
         throw Failure.didNotStart(port: port, log: log.isEmpty ? "no log" : log)
     }
 
-    /// Stops the broker (SIGTERM, so a persistent one saves its state) and waits for it to exit.
+    /// Whether the broker process is alive.
+    public var isRunning: Bool {
+        guard let pid else { return false }
+        var status: Int32 = 0
+        return waitpid(pid, &status, WNOHANG) == 0
+    }
+
+    /// Stops the broker (SIGTERM, so a persistent one saves its state; SIGKILL if it has not exited within five
+    /// seconds) and reaps it.
     public func stop() {
-        guard let process, process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
-        self.process = nil
+        guard let pid else { return }
+        self.pid = nil
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<500 {
+            if waitpid(pid, &status, WNOHANG) != 0 { return }
+            usleep(10_000)
+        }
+        kill(pid, SIGKILL)
+        waitpid(pid, &status, 0)
+    }
+
+    /// Starts `executable` with default signal handling and nothing blocked. Foundation's `Process` passes on
+    /// the spawning thread's signal mask, and Swift's runtime threads block SIGTERM: mosquitto would then never
+    /// see the SIGTERM that tells it to save its state and exit.
+    static func spawn(_ executable: String, arguments: [String]) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let code = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        guard code == 0 else { throw POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO) }
+        return pid
     }
 
     deinit { stop() }

@@ -239,7 +239,10 @@ public final class Worker: Service, Sendable {
             entry = try? await registry.resolve(name: name, version: "")
         }
         let encoded = engine.encode(request.text)
-        let output = await executor.run(EncodedInput(ids: encoded.ids, adapter: entry?.adapter))
+        let deadline = message.properties.messageExpiry.map { message.receivedAt + .seconds(Int64($0)) }
+        guard let output = await executor.run(EncodedInput(ids: encoded.ids, adapter: entry?.adapter), deadline: deadline) else {
+            throw RPCError(.deadlineExceeded, "the request expired while it waited for the engine")
+        }
         var reply = Adapterd_V1_InferReply()
         reply.tokens = Int32(encoded.ids.count)
         if let entry {

@@ -30,6 +30,11 @@ public enum BLASRuntime {
     public static func restartWithOptimizedKernelsIfNeeded() {
         guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil, usesGenericKernelsOnCapableCPU else { return }
         setenv("OPENBLAS_CORETYPE", "Haswell", 1)
+        // The new image inherits this thread's signal mask; runtime threads block SIGTERM, which would leave the
+        // restarted process deaf to it.
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, nil)
         let arguments = CommandLine.arguments.map { strdup($0) } + [nil]
         execv("/proc/self/exe", arguments)
         // execv only returns on failure; carry on with the slower kernels.

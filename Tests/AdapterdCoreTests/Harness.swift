@@ -1,0 +1,123 @@
+import AdapterEngine
+import AdapterdAPI
+import AdapterdCore
+import Foundation
+import Logging
+import MQTTRPC
+import ServiceLifecycle
+import Testing
+
+/// Real parts for the worker tests: a mosquitto on a free loopback port, the real model, PEFT's adapters.
+enum Harness {
+    static let root: String = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let modelDirectory = ProcessInfo.processInfo.environment["ADAPTERD_MODEL_DIR"] ?? root + "/models/all-MiniLM-L6-v2"
+    static let referenceDirectory = root + "/Tests/AdapterEngineTests/Fixtures/minilm-lora"
+
+    static func adapterDirectory(_ name: String) -> String { referenceDirectory + "/adapters/" + name }
+
+    static func temporaryDirectory() -> String {
+        let path = NSTemporaryDirectory() + "adapterd-worker-tests-" + UUID().uuidString.prefix(8)
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// A started broker.
+    static func broker(persistent: Bool = false) throws -> MosquittoProcess {
+        let broker = try MosquittoProcess(directory: temporaryDirectory() + "/broker", persistent: persistent)
+        try broker.start()
+        return broker
+    }
+
+    static func configuration(broker: MosquittoProcess, worker: String = "w" + UUID().uuidString.prefix(6).lowercased()) -> WorkerConfiguration {
+        var configuration = WorkerConfiguration(brokerURL: broker.url, workerID: worker, modelDirectory: modelDirectory, dataDirectory: temporaryDirectory())
+        configuration.preload = [
+            ("intent", "v1", adapterDirectory("intent")),
+            ("severity", "v1", adapterDirectory("severity")),
+        ]
+        return configuration
+    }
+
+    static func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+        guard a.count == b.count else { return .infinity }
+        return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+    }
+}
+
+/// A worker running in this process under a ServiceGroup, as adapterd runs it.
+final class RunningWorker: Sendable {
+    let worker: Worker
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+
+    init(_ configuration: WorkerConfiguration) async throws {
+        var logger = Logger(label: "test-worker")
+        logger.logLevel = .warning
+        worker = try Worker(configuration: configuration, logger: logger)
+        group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [worker], logger: logger))
+        let group = group
+        task = Task { try await group.run() }
+        // Ready once it answers a status request.
+        let client = try await AdapterdClient(brokerURL: configuration.brokerURL, worker: configuration.workerID)
+        defer { client.close() }
+        for _ in 0..<100 {
+            if (try? await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: .milliseconds(200))) != nil { return }
+        }
+        throw MQTTError.timedOut(operation: "waiting for the worker to come up")
+    }
+
+    /// Graceful shutdown, as SIGTERM triggers it.
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+}
+
+/// A bare MQTT client that publishes raw payloads and collects what arrives on its reply topic.
+final class RawClient: Sendable {
+    let client: MQTTClient
+    let replyTopic = "test/replies/" + UUID().uuidString.prefix(8)
+    private let collector: Collector
+
+    final class Collector: @unchecked Sendable {
+        private let lock = NSLock()
+        private var messages: [MQTTMessage] = []
+        func add(_ message: MQTTMessage) { lock.withLock { messages.append(message) } }
+        var all: [MQTTMessage] { lock.withLock { messages } }
+    }
+
+    init(broker: MosquittoProcess, version: MQTTOptions.ProtocolVersion = .v5) async throws {
+        var options = MQTTOptions(host: "127.0.0.1", port: broker.port, clientID: "raw-" + UUID().uuidString.prefix(8))
+        options.protocolVersion = version
+        client = try MQTTClient(options: options)
+        try client.subscribe(replyTopic, qos: 1)
+        try await client.connect()
+        let collector = Collector()
+        self.collector = collector
+        let messages = client.messages
+        Task { for await message in messages { collector.add(message) } }
+    }
+
+    var received: [MQTTMessage] { collector.all }
+
+    func publish(_ topic: String, _ payload: [UInt8], contentType: String? = nil, correlation: String? = nil, expiry: UInt32? = nil) throws {
+        var properties = MQTTProperties(contentType: contentType, messageExpiry: expiry)
+        if client.options.protocolVersion == .v5 {
+            properties.responseTopic = replyTopic
+            properties.correlationData = correlation.map { Array($0.utf8) }
+        }
+        try client.publish(topic, payload: payload, qos: 1, properties: properties)
+    }
+
+    /// Waits until `count` messages have arrived (or `timeout` passes) and returns them.
+    func waitForReplies(_ count: Int, timeout: Duration = .seconds(20)) async -> [MQTTMessage] {
+        let deadline = ContinuousClock.now + timeout
+        while received.count < count && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        return received
+    }
+
+    func close() {
+        client.disconnect()
+        client.finishMessages()
+    }
+}

@@ -1,0 +1,161 @@
+import AdapterEngine
+import AdapterdAPI
+import AdapterdCore
+import Foundation
+import MQTTRPC
+import Testing
+
+/// The worker against a real mosquitto, the real model and PEFT's adapters.
+@Suite("Worker over MQTT", .serialized)
+struct WorkerTests {
+    static let lockTheDoor: [Float] = [-3.156903, -0.187438, -0.958431, 4.003953]
+
+    func request(_ text: String, adapter: String = "") -> Adapterd_V1_InferRequest {
+        var request = Adapterd_V1_InferRequest()
+        request.text = text
+        request.adapter = adapter
+        return request
+    }
+
+    @Test("JSON and protobuf requests over MQTT 5 get PyTorch's logits back in their own encoding", arguments: [RPCEncoding.json, .protobuf])
+    func roundTrip(encoding: RPCEncoding) async throws {
+        let broker = try Harness.broker()
+        let worker = try await RunningWorker(Harness.configuration(broker: broker))
+        let client = try await AdapterdClient(brokerURL: broker.url, worker: worker.worker.topics.worker, encoding: encoding)
+        let reply = try await client.infer(request("lock the door", adapter: "intent"), subtopic: "keypad/k7")
+        #expect(RPCStatus(reply.status) == .ok)
+        #expect(reply.label == "security")
+        #expect(reply.adapter == "intent" && reply.version == "v1")
+        #expect(Harness.maxAbsDiff(reply.logits, Self.lockTheDoor) < 1e-4)
+        #expect(reply.tokens == 5)
+        let embedding = try await client.infer(request("lock the door"))
+        #expect(embedding.embedding.count == 384 && embedding.logits.isEmpty)
+        client.close()
+        try await worker.stop()
+    }
+
+    @Test("MQTT 3.1.1 clients get replies at replyTo with their correlationId echoed")
+    func mqtt311Style() async throws {
+        let broker = try Harness.broker()
+        let worker = try await RunningWorker(Harness.configuration(broker: broker))
+        let raw = try await RawClient(broker: broker, version: .v311)
+        let body = #"{"text": "lock the door", "adapter": "intent", "replyTo": "\#(raw.replyTopic)", "correlationId": "req-42"}"#
+        try raw.publish(worker.worker.topics.infer + "/door/d1", Array(body.utf8))
+        let replies = await raw.waitForReplies(1)
+        let reply = try Adapterd_V1_InferReply(jsonUTF8Bytes: try #require(replies.first).payload)
+        #expect(reply.correlationID == "req-42")
+        #expect(reply.label == "security")
+        raw.close()
+        try await worker.stop()
+    }
+
+    @Test("malformed bodies, wrong types, missing text, unknown adapters and methods get error replies naming the problem")
+    func errorReplies() async throws {
+        let broker = try Harness.broker()
+        let worker = try await RunningWorker(Harness.configuration(broker: broker))
+        let topics = worker.worker.topics
+        let raw = try await RawClient(broker: broker)
+        let cases: [(topic: String, body: String, status: String, mentions: String)] = [
+            (topics.infer, #"{"text": "unterminated"#, "INVALID_ARGUMENT", "malformed JSON"),
+            (topics.infer, #"{"text": 42}"#, "INVALID_ARGUMENT", "string field"),
+            (topics.infer, #"{"adapter": "intent"}"#, "INVALID_ARGUMENT", "'text' is required"),
+            (topics.infer, #"{"text": "hi", "adapter": "nope"}"#, "NOT_FOUND", "nope"),
+            (topics.control("Reboot"), "{}", "INVALID_ARGUMENT", "unknown method 'Reboot'"),
+            (topics.control("LoadAdapter"), #"{"name": "../etc", "version": "v1", "path": "/tmp"}"#, "INVALID_ARGUMENT", "may not"),
+        ]
+        for (index, item) in cases.enumerated() {
+            try raw.publish(item.topic, Array(item.body.utf8), correlation: "c\(index)")
+        }
+        let replies = await raw.waitForReplies(cases.count)
+        #expect(replies.count == cases.count)
+        for (index, item) in cases.enumerated() {
+            let reply = try #require(replies.first { $0.properties.correlationData == Array("c\(index)".utf8) }, "no reply for \(item.body)")
+            #expect(reply.properties.userProperty("status") == item.status, "\(item.body)")
+            let body = String(decoding: reply.payload, as: UTF8.self)
+            #expect(body.contains("\"status\":\"\(item.status)\""), "\(body)")
+            #expect(body.contains(item.mentions), "\(body)")
+        }
+        // A bad request never stops the worker.
+        let client = try await AdapterdClient(brokerURL: broker.url, worker: topics.worker)
+        #expect(try await client.infer(request("still here", adapter: "intent")).label.isEmpty == false)
+        client.close()
+        raw.close()
+        try await worker.stop()
+    }
+
+    @Test("a duplicate request (same correlation data) is answered from the first execution, not run again")
+    func duplicatesAnsweredOnce() async throws {
+        let broker = try Harness.broker()
+        let worker = try await RunningWorker(Harness.configuration(broker: broker))
+        let raw = try await RawClient(broker: broker)
+        let body = Array(#"{"text": "lock the door", "adapter": "intent"}"#.utf8)
+        let before = await worker.worker.stats.executed
+        try raw.publish(worker.worker.topics.infer, body, correlation: "dup-1")
+        try raw.publish(worker.worker.topics.infer, body, correlation: "dup-1")
+        let replies = await raw.waitForReplies(2)
+        #expect(replies.count == 2)
+        #expect(replies[0].payload == replies[1].payload)
+        #expect(await worker.worker.stats.executed == before + 1)
+        raw.close()
+        try await worker.stop()
+    }
+
+    @Test("200 concurrent requests are each answered exactly once")
+    func concurrentRequests() async throws {
+        let broker = try Harness.broker()
+        let worker = try await RunningWorker(Harness.configuration(broker: broker))
+        let raw = try await RawClient(broker: broker)
+        let adapters = ["intent", "severity", ""]
+        for index in 0..<200 {
+            let body = #"{"text": "sensor \#(index) reports vibration", "adapter": "\#(adapters[index % 3])"}"#
+            try raw.publish(worker.worker.topics.infer + "/vib/s\(index % 7)", Array(body.utf8), correlation: "r\(index)")
+        }
+        let replies = await raw.waitForReplies(200, timeout: .seconds(120))
+        try await Task.sleep(for: .milliseconds(300))
+        let correlations = raw.received.compactMap { $0.properties.correlationData.map { String(decoding: $0, as: UTF8.self) } }
+        #expect(correlations.count == 200)
+        #expect(Set(correlations) == Set((0..<200).map { "r\($0)" }))
+        #expect(replies.allSatisfy { $0.properties.userProperty("status") == "OK" })
+        raw.close()
+        try await worker.stop()
+    }
+
+    @Test("a request whose message expiry passes while it waits for the engine is not run and says DEADLINE_EXCEEDED")
+    func expiredRequest() async throws {
+        let broker = try Harness.broker()
+        var configuration = Harness.configuration(broker: broker)
+        configuration.maxBatch = 4
+        let worker = try await RunningWorker(configuration)
+        let raw = try await RawClient(broker: broker)
+        // Keep the engine busy with long inputs, then send a request that may wait at most one second.
+        let long = String(repeating: "the pump vibrates and the valve leaks ", count: 20)
+        for index in 0..<48 {
+            try raw.publish(worker.worker.topics.infer, Array(#"{"text": "\#(long)", "adapter": "intent"}"#.utf8), correlation: "busy\(index)")
+        }
+        try raw.publish(worker.worker.topics.infer, Array(#"{"text": "urgent", "adapter": "intent"}"#.utf8), correlation: "urgent", expiry: 1)
+        let replies = await raw.waitForReplies(49, timeout: .seconds(180))
+        let urgent = try #require(replies.first { $0.properties.correlationData == Array("urgent".utf8) })
+        #expect(urgent.properties.userProperty("status") == "DEADLINE_EXCEEDED")
+        raw.close()
+        try await worker.stop()
+    }
+
+    @Test("requests queued while the broker restarts are all answered after the worker reconnects")
+    func brokerRestart() async throws {
+        let broker = try Harness.broker(persistent: true)
+        let configuration = Harness.configuration(broker: broker)
+        let worker = try await RunningWorker(configuration)
+        broker.stop()
+        try broker.start()
+        // The worker's persistent session (subscriptions included) survived; its reconnect takes a moment, and
+        // the broker queues these QoS 1 requests for it meanwhile.
+        let raw = try await RawClient(broker: broker)
+        for index in 0..<20 {
+            try raw.publish(worker.worker.topics.infer, Array(#"{"text": "reading \#(index)", "adapter": "severity"}"#.utf8), correlation: "q\(index)")
+        }
+        let replies = await raw.waitForReplies(20, timeout: .seconds(60))
+        #expect(Set(replies.compactMap { $0.properties.correlationData.map { String(decoding: $0, as: UTF8.self) } }) == Set((0..<20).map { "q\($0)" }))
+        raw.close()
+        try await worker.stop()
+    }
+}
