@@ -67,7 +67,7 @@ public final class MosquittoProcess: @unchecked Sendable {
     /// Starts the broker and waits until it accepts connections.
     public func start() throws {
         guard let executable = Self.executable() else { throw Failure.notInstalled }
-        pid = try Self.spawn(executable, arguments: ["-c", directory + "/mosquitto.conf"])
+        pid = try ChildProcess.spawn(executable, arguments: ["-c", directory + "/mosquitto.conf"])
         for _ in 0..<200 {
             if Self.accepts(port: port) { return }
             if !isRunning { break }
@@ -79,53 +79,14 @@ public final class MosquittoProcess: @unchecked Sendable {
     }
 
     /// Whether the broker process is alive.
-    public var isRunning: Bool {
-        guard let pid else { return false }
-        var status: Int32 = 0
-        return waitpid(pid, &status, WNOHANG) == 0
-    }
+    public var isRunning: Bool { pid.map(ChildProcess.isRunning) ?? false }
 
     /// Stops the broker (SIGTERM, so a persistent one saves its state; SIGKILL if it has not exited within five
     /// seconds) and reaps it.
     public func stop() {
         guard let pid else { return }
         self.pid = nil
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        for _ in 0..<500 {
-            if waitpid(pid, &status, WNOHANG) != 0 { return }
-            usleep(10_000)
-        }
-        kill(pid, SIGKILL)
-        waitpid(pid, &status, 0)
-    }
-
-    /// Starts `executable` with default signal handling and nothing blocked. Foundation's `Process` passes on
-    /// the spawning thread's signal mask, and Swift's runtime threads block SIGTERM: mosquitto would then never
-    /// see the SIGTERM that tells it to save its state and exit.
-    static func spawn(_ executable: String, arguments: [String]) throws -> pid_t {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let code = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        guard code == 0 else { throw POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO) }
-        return pid
+        _ = ChildProcess.terminate(pid, within: .seconds(5))
     }
 
     deinit { stop() }

@@ -159,3 +159,50 @@ struct WorkerTests {
         try await worker.stop()
     }
 }
+
+/// The adapterd executable as an operator runs it.
+@Suite("adapterd process", .serialized)
+struct AdapterdProcessTests {
+    static let binary = Harness.root + "/.build/debug/adapterd"
+
+    @Test("SIGTERM mid-load: every received request is answered, the status goes offline, the exit is clean")
+    func sigtermMidLoad() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build adapterd first (scripts/test does)")
+        let broker = try Harness.broker()
+        let worker = "sig" + UUID().uuidString.prefix(6).lowercased()
+        let directory = Harness.temporaryDirectory()
+        let pid = try ChildProcess.spawn(Self.binary, arguments: [
+            "--broker", broker.url, "--worker-id", worker, "--model", Harness.modelDirectory, "--data-dir", directory,
+            "--adapter", "intent=" + Harness.adapterDirectory("intent"), "--max-batch", "4",
+        ], output: directory + "/adapterd.log")
+        let raw = try await RawClient(broker: broker)
+        let topics = Topics(worker: worker)
+        try raw.client.subscribe(topics.status, qos: 1)
+        // Wait for the retained "online" status.
+        for _ in 0..<400 where !raw.received.contains(where: { $0.topic == topics.status && String(decoding: $0.payload, as: UTF8.self).contains("online") }) {
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        let long = String(repeating: "the compressor overheats and the fan stalls ", count: 12)
+        for index in 0..<40 {
+            try raw.publish(topics.infer, Array(#"{"text": "\#(long)", "adapter": "intent"}"#.utf8), correlation: "load\(index)")
+        }
+        // Signal once the first replies are out, while the rest are queued or running.
+        for _ in 0..<800 where raw.received.filter({ $0.topic == raw.replyTopic }).count < 2 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        kill(pid, SIGTERM)
+        let code = ChildProcess.wait(pid, timeout: .seconds(120))
+        #expect(code == 0)
+        try await Task.sleep(for: .milliseconds(300))
+        let replies = raw.received.filter { $0.topic == raw.replyTopic }
+        let correlations = replies.compactMap { $0.properties.correlationData.map { String(decoding: $0, as: UTF8.self) } }
+        #expect(Set(correlations) == Set((0..<40).map { "load\($0)" }), "every request answered")
+        #expect(correlations.count == 40, "each exactly once")
+        #expect(replies.allSatisfy { ["OK", "UNAVAILABLE"].contains($0.properties.userProperty("status") ?? "") })
+        #expect(replies.filter { $0.properties.userProperty("status") == "OK" }.count >= 2)
+        let statuses = raw.received.filter { $0.topic == topics.status }.map { String(decoding: $0.payload, as: UTF8.self) }
+        #expect(statuses.last?.contains("\"state\":\"offline\"") == true)
+        raw.close()
+        if code == nil { ChildProcess.terminate(pid, within: .seconds(1)) }
+    }
+}
