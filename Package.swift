@@ -79,6 +79,15 @@ let package = Package(
             dependencies: ["AdapterEngine"],
             path: "Benchmarks/EngineBenchmark"
         ),
+        .executableTarget(
+            name: "MQTTBenchmark",
+            dependencies: [
+                "AdapterEngine", "AdapterdAPI", "AdapterdCore", "MQTTRPC",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Benchmarks/MQTTBenchmark"
+        ),
         .testTarget(
             name: "AdapterEngineTests",
             dependencies: ["AdapterEngine"],

@@ -42,6 +42,7 @@ public final class MosquittoProcess: @unchecked Sendable {
         user \(user)
         listener \(self.port) 127.0.0.1
         allow_anonymous true
+        set_tcp_nodelay true
         log_dest file \(directory)/mosquitto.log
         log_type error
         log_type warning

@@ -35,6 +35,9 @@ public final class MQTTClient: @unchecked Sendable {
         self.handle = handle
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
         try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, options.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311), "set protocol version")
+        // Request/reply traffic is small messages in both directions: without TCP_NODELAY, Nagle's algorithm and
+        // delayed ACKs add tens of milliseconds to every round trip.
+        try check(mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1), "set TCP_NODELAY")
         if let receiveMaximum = options.receiveMaximum, options.protocolVersion == .v5 {
             try check(mosquitto_int_option(handle, MOSQ_OPT_RECEIVE_MAXIMUM, Int32(receiveMaximum)), "set receive maximum")
         }

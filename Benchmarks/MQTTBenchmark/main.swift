@@ -1,0 +1,141 @@
+// End-to-end benchmark through a real mosquitto on loopback: adapterd's worker in this process, clients sending
+// sensor-style requests at 1, 8 and 64 concurrent callers, next to the engine's own latency and throughput for the
+// same inputs and the bare broker round trip measured in the same run. Release build only; not a test.
+import AdapterEngine
+import AdapterdAPI
+import AdapterdCore
+import Foundation
+import Logging
+import MQTTRPC
+import ServiceLifecycle
+
+BLASRuntime.restartWithOptimizedKernelsIfNeeded()
+let arguments = CommandLine.arguments
+guard arguments.count == 3 else {
+    FileHandle.standardError.write(Data("usage: MQTTBenchmark MODEL_DIR ADAPTER_DIR\n".utf8))
+    exit(2)
+}
+let modelDirectory = arguments[1], adapterDirectory = arguments[2]
+let texts = (0..<64).map { "sensor \($0 % 9) reports vibration above threshold on motor \($0)" }
+
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1e3 + Double(duration.components.attoseconds) / 1e15
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+let directory = NSTemporaryDirectory() + "adapterd-bench-" + UUID().uuidString.prefix(8)
+let broker = try MosquittoProcess(directory: directory + "/broker")
+try broker.start()
+defer { broker.stop() }
+
+// Bare broker round trip: publish, an echo client republishes to the reply topic, the sender receives it.
+var echoOptions = MQTTOptions(host: "127.0.0.1", port: broker.port, clientID: "echo")
+echoOptions.protocolVersion = .v5
+let echo = try MQTTClient(options: echoOptions)
+try echo.subscribe("bench/echo", qos: 1)
+try await echo.connect()
+let echoTask = Task {
+    for await message in echo.messages {
+        try? echo.publish(message.properties.responseTopic ?? "bench/none", payload: message.payload, qos: 1, properties: MQTTProperties(correlationData: message.properties.correlationData))
+    }
+}
+let pinger = try MQTTClient(options: MQTTOptions(host: "127.0.0.1", port: broker.port, clientID: "pinger"))
+try pinger.subscribe("bench/pong", qos: 1)
+try await pinger.connect()
+func roundTrips(_ pinger: MQTTClient) async throws -> [Double] {
+    var pongs = pinger.messages.makeAsyncIterator()
+    var rtts: [Double] = []
+    let payload = Array(#"{"text": "sensor 3 reports vibration above threshold on motor 3", "adapter": "intent"}"#.utf8)
+    for index in 0..<300 {
+        let start = ContinuousClock.now
+        try pinger.publish("bench/echo", payload: payload, qos: 1, properties: MQTTProperties(responseTopic: "bench/pong", correlationData: Array("\(index)".utf8)))
+        _ = await pongs.next()
+        if index >= 20 { rtts.append(milliseconds(ContinuousClock.now - start)) }
+    }
+    return rtts
+}
+let rtts = try await roundTrips(pinger)
+echoTask.cancel()
+echo.disconnect()
+pinger.disconnect()
+
+// The engine alone on the same inputs.
+let engine = try InferenceEngine(modelDirectory: modelDirectory)
+let intent = try LoRAAdapter(directory: adapterDirectory, model: engine.model)
+let encoded = texts.map { EncodedInput(ids: engine.encode($0).ids, adapter: intent) }
+var engineBatch1: [Double] = []
+for index in 0..<200 {
+    let start = ContinuousClock.now
+    _ = try engine.run(encoded: [encoded[index % encoded.count]])
+    if index >= 20 { engineBatch1.append(milliseconds(ContinuousClock.now - start)) }
+}
+func engineThroughput(batch: Int) throws -> Double {
+    let rows = Array(encoded.prefix(batch))
+    let clock = ContinuousClock()
+    var done = 0
+    let elapsed = try clock.measure {
+        while done < 640 {
+            _ = try engine.run(encoded: rows)
+            done += rows.count
+        }
+    }
+    return Double(done) / (milliseconds(elapsed) / 1e3)
+}
+
+// The worker, as adapterd runs it.
+var logger = Logger(label: "bench")
+logger.logLevel = .error
+var configuration = WorkerConfiguration(brokerURL: broker.url, workerID: "bench", modelDirectory: modelDirectory, dataDirectory: directory)
+configuration.preload = [("intent", "v1", adapterDirectory)]
+let worker = try Worker(configuration: configuration, logger: logger)
+let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [worker], logger: logger))
+let workerTask = Task { try await group.run() }
+let client = try await AdapterdClient(brokerURL: broker.url, worker: "bench")
+for _ in 0..<50 {
+    if (try? await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: .milliseconds(200))) != nil { break }
+}
+
+struct Row { let clients: Int; let perSecond: Double; let p50: Double; let p99: Double; let engine: Double }
+var rows: [Row] = []
+for clients in [1, 8, 64] {
+    let total = clients == 1 ? 300 : 640
+    let perClient = total / clients
+    let clock = ContinuousClock()
+    let start = clock.now
+    let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+        for caller in 0..<clients {
+            group.addTask {
+                var samples: [Double] = []
+                for index in 0..<perClient {
+                    var request = Adapterd_V1_InferRequest()
+                    request.text = texts[(caller + index) % texts.count]
+                    request.adapter = "intent"
+                    let sent = ContinuousClock.now
+                    _ = try await client.infer(request, subtopic: "vibration/m\(caller)")
+                    samples.append(milliseconds(ContinuousClock.now - sent))
+                }
+                return samples
+            }
+        }
+        var all: [Double] = []
+        for try await samples in group { all += samples }
+        return all
+    }
+    let seconds = milliseconds(clock.now - start) / 1e3
+    rows.append(Row(clients: clients, perSecond: Double(latencies.count) / seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), engine: try engineThroughput(batch: clients)))
+}
+client.close()
+await group.triggerGracefulShutdown()
+try await workerTask.value
+
+let rtt = percentile(rtts, 0.5), engineLatency = percentile(engineBatch1, 0.5)
+print("bare broker round trip (p50): \(String(format: "%.3f", rtt)) ms; engine batch-1 latency (p50): \(String(format: "%.3f", engineLatency)) ms")
+print("| clients | req/s end-to-end | engine alone rows/s (batch = clients) | ratio | p50 ms | p99 ms | p50 budget (engine + broker + 0.5) |")
+print("|---|---|---|---|---|---|---|")
+for row in rows {
+    print("| \(row.clients) | \(String(format: "%.1f", row.perSecond)) | \(String(format: "%.1f", row.engine)) | \(String(format: "%.2f", row.perSecond / row.engine)) | \(String(format: "%.2f", row.p50)) | \(String(format: "%.2f", row.p99)) | \(String(format: "%.2f", engineLatency + rtt + 0.5)) |")
+}
