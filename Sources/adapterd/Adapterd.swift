@@ -14,6 +14,9 @@ struct Adapterd: AsyncParsableCommand {
         abstract: "Serve inference and adapter control over MQTT with one base model and many LoRA adapters.",
         discussion: "Every option can also come from the environment as ADAPTERD_<OPTION> (e.g. ADAPTERD_BROKER, ADAPTERD_WORKER_ID); flags win.")
 
+    @Option(help: "Configuration file (YAML; see README). Flags and ADAPTERD_* variables override it.")
+    var config: String?
+
     @Option(help: "Broker URL (mqtt://host:port). Without it adapterd starts a private mosquitto on a free loopback port.")
     var broker: String?
 
@@ -61,18 +64,24 @@ struct Adapterd: AsyncParsableCommand {
 
     func run() async throws {
         BLASRuntime.restartWithOptimizedKernelsIfNeeded()
-        let level = Logger.Level(rawValue: logLevel ?? Self.environment("LOG_LEVEL") ?? "info") ?? .info
+        let file: ConfigFile
+        do {
+            file = try (config ?? Self.environment("CONFIG")).map(ConfigFile.load) ?? ConfigFile()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let level = Logger.Level(rawValue: logLevel ?? Self.environment("LOG_LEVEL") ?? file.logLevel ?? "info") ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "adapterd")
-        let dataDirectory = dataDir ?? Self.environment("DATA_DIR") ?? "data"
+        let dataDirectory = dataDir ?? Self.environment("DATA_DIR") ?? file.dataDir ?? "data"
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
 
         var embedded: MosquittoProcess?
-        var brokerURL = broker ?? Self.environment("BROKER")
+        var brokerURL = broker ?? Self.environment("BROKER") ?? file.broker
         if brokerURL == nil {
             let process = try MosquittoProcess(directory: dataDirectory + "/broker", persistent: true)
             try process.start()
@@ -84,23 +93,25 @@ struct Adapterd: AsyncParsableCommand {
 
         var configuration = WorkerConfiguration(
             brokerURL: brokerURL!,
-            workerID: workerID ?? Self.environment("WORKER_ID") ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "edge",
-            modelDirectory: model ?? Self.environment("MODEL") ?? "models/all-MiniLM-L6-v2",
+            workerID: workerID ?? Self.environment("WORKER_ID") ?? file.workerId ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "edge",
+            modelDirectory: model ?? Self.environment("MODEL") ?? file.model ?? "models/all-MiniLM-L6-v2",
             dataDirectory: dataDirectory)
-        if let version = mqttVersion ?? Self.environment("MQTT_VERSION") {
+        if let version = mqttVersion ?? Self.environment("MQTT_VERSION") ?? file.mqttVersion {
             guard let choice = MQTTProtocolChoice(rawValue: version) else { throw ValidationError("--mqtt-version must be 5 or 3.1.1") }
             configuration.protocolVersion = choice
         }
-        configuration.maxBatch = maxBatch ?? Self.environment("MAX_BATCH").flatMap(Int.init) ?? configuration.maxBatch
-        configuration.publishResults = results || Self.environment("RESULTS") == "1"
-        configuration.defaultAdapter = defaultAdapter ?? Self.environment("DEFAULT_ADAPTER")
-        configuration.username = username ?? Self.environment("USERNAME")
-        configuration.password = password ?? Self.environment("PASSWORD")
-        configuration.tlsCAFile = tlsCA ?? Self.environment("TLS_CA")
-        configuration.tlsCertFile = tlsCert ?? Self.environment("TLS_CERT")
-        configuration.tlsKeyFile = tlsKey ?? Self.environment("TLS_KEY")
+        configuration.maxBatch = maxBatch ?? Self.environment("MAX_BATCH").flatMap(Int.init) ?? file.maxBatch ?? configuration.maxBatch
+        configuration.publishResults = results || Self.environment("RESULTS") == "1" || file.results == true
+        configuration.defaultAdapter = defaultAdapter ?? Self.environment("DEFAULT_ADAPTER") ?? file.defaultAdapter
+        configuration.username = username ?? Self.environment("USERNAME") ?? file.username
+        configuration.password = password ?? Self.environment("PASSWORD") ?? file.password
+        configuration.tlsCAFile = tlsCA ?? Self.environment("TLS_CA") ?? file.tls?.ca
+        configuration.tlsCertFile = tlsCert ?? Self.environment("TLS_CERT") ?? file.tls?.cert
+        configuration.tlsKeyFile = tlsKey ?? Self.environment("TLS_KEY") ?? file.tls?.key
         let specs = adapters.isEmpty ? (Self.environment("ADAPTERS")?.split(separator: ",").map(String.init) ?? []) : adapters
-        configuration.preload = try specs.map(Self.parseAdapter)
+        configuration.preload = try specs.isEmpty
+            ? (file.adapters ?? []).map { ($0.name, $0.version ?? "v1", $0.path) }
+            : specs.map(Self.parseAdapter)
 
         let worker: Worker
         do {

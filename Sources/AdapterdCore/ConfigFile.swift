@@ -1,0 +1,97 @@
+import Foundation
+import Yams
+
+/// adapterd's configuration file (YAML, or JSON, which YAML reads too). Every key is optional; flags and
+/// `ADAPTERD_*` environment variables override it.
+///
+/// ```yaml
+/// broker: mqtt://127.0.0.1:1883
+/// workerId: edge-01
+/// model: /opt/adapterd/models/all-MiniLM-L6-v2
+/// dataDir: /var/lib/adapterd
+/// mqttVersion: "5"
+/// maxBatch: 32
+/// results: false
+/// defaultAdapter: intent
+/// adapters:
+///   - {name: intent, version: v1, path: /opt/adapterd/adapters/intent}
+/// username: adapterd
+/// password: secret
+/// tls: {ca: /etc/adapterd/ca.pem, cert: /etc/adapterd/client.pem, key: /etc/adapterd/client.key}
+/// logLevel: info
+/// ```
+public struct ConfigFile: Decodable, Sendable, Equatable {
+    public struct Adapter: Decodable, Sendable, Equatable {
+        public var name: String
+        public var version: String?
+        public var path: String
+    }
+
+    public struct TLS: Decodable, Sendable, Equatable {
+        public var ca: String
+        public var cert: String?
+        public var key: String?
+    }
+
+    public var broker: String?
+    public var workerId: String?
+    public var model: String?
+    public var dataDir: String?
+    public var mqttVersion: String?
+    public var maxBatch: Int?
+    public var results: Bool?
+    public var defaultAdapter: String?
+    public var adapters: [Adapter]?
+    public var username: String?
+    public var password: String?
+    public var tls: TLS?
+    public var logLevel: String?
+
+    /// An empty configuration: every setting from flags, environment or defaults.
+    public init() {}
+
+    /// Why a configuration file was refused.
+    public struct Failure: Error, CustomStringConvertible {
+        public let path: String
+        public let reason: String
+        public var description: String { "\(path): \(reason)" }
+    }
+
+    /// Reads and decodes `path`; unknown keys are errors, so a typo does not silently fall back to a default.
+    public static func load(path: String) throws -> ConfigFile {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw Failure(path: path, reason: "cannot read: \(error.localizedDescription)")
+        }
+        do {
+            if let mapping = try Yams.load(yaml: text) as? [String: Any] {
+                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "results", "defaultAdapter", "adapters", "username", "password", "tls", "logLevel"]
+                if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
+                    throw Failure(path: path, reason: "unknown key '\(unknown)'; known keys: \(known.sorted().joined(separator: ", "))")
+                }
+            }
+            return try YAMLDecoder().decode(ConfigFile.self, from: text)
+        } catch let failure as Failure {
+            throw failure
+        } catch let error as DecodingError {
+            throw Failure(path: path, reason: Self.describe(error))
+        } catch {
+            throw Failure(path: path, reason: "not valid YAML: \(error)")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            return "'\(context.codingPath.map(\.stringValue).joined(separator: "."))' should be \(type)"
+        case .keyNotFound(let key, let context):
+            return "'\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))' is required"
+        case .dataCorrupted(let context):
+            return context.debugDescription
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
