@@ -140,6 +140,25 @@ struct WorkerTests {
         try await worker.stop()
     }
 
+    @Test("with results publishing on, a copy of each inference reply goes to …/results/{context}")
+    func resultsCopy() async throws {
+        let broker = try Harness.broker()
+        var configuration = Harness.configuration(broker: broker)
+        configuration.publishResults = true
+        let worker = try await RunningWorker(configuration)
+        let raw = try await RawClient(broker: broker)
+        let results = worker.worker.topics.results(context: ["door", "d1"])
+        try raw.client.subscribe(results, qos: 1)
+        try await Task.sleep(for: .milliseconds(100))
+        try raw.publish(worker.worker.topics.infer + "/door/d1", Array(#"{"text": "lock the door", "adapter": "intent"}"#.utf8), correlation: "r1")
+        let received = await raw.waitForReplies(2)
+        let copy = try #require(received.first { $0.topic == results })
+        let reply = try #require(received.first { $0.topic == raw.replyTopic })
+        #expect(copy.payload == reply.payload)
+        raw.close()
+        try await worker.stop()
+    }
+
     @Test("requests queued while the broker restarts are all answered after the worker reconnects")
     func brokerRestart() async throws {
         let broker = try Harness.broker(persistent: true)
@@ -164,6 +183,30 @@ struct WorkerTests {
 @Suite("adapterd process", .serialized)
 struct AdapterdProcessTests {
     static let binary = Harness.root + "/.build/debug/adapterd"
+
+    @Test("a worker that dies without disconnecting is reported offline by its Last Will")
+    func lastWill() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build adapterd first (scripts/test does)")
+        let broker = try Harness.broker()
+        let worker = "will" + UUID().uuidString.prefix(6).lowercased()
+        let directory = Harness.temporaryDirectory()
+        let pid = try ChildProcess.spawn(Self.binary, arguments: [
+            "--broker", broker.url, "--worker-id", worker, "--model", Harness.modelDirectory, "--data-dir", directory,
+        ], output: directory + "/adapterd.log")
+        let raw = try await RawClient(broker: broker)
+        let status = Topics(worker: worker).status
+        try raw.client.subscribe(status, qos: 1)
+        func states() -> [String] {
+            raw.received.filter { $0.topic == status }.compactMap { try? JSONDecoder().decode(WorkerStatus.self, from: Data($0.payload)).state }
+        }
+        for _ in 0..<400 where states().last != "online" { try await Task.sleep(for: .milliseconds(25)) }
+        #expect(states().last == "online")
+        kill(pid, SIGKILL)
+        _ = ChildProcess.wait(pid, timeout: .seconds(10))
+        for _ in 0..<400 where states().last != "offline" { try await Task.sleep(for: .milliseconds(25)) }
+        #expect(states().last == "offline")
+        raw.close()
+    }
 
     @Test("SIGTERM mid-load: every received request is answered, the status goes offline, the exit is clean")
     func sigtermMidLoad() async throws {
