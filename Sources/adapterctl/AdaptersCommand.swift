@@ -15,9 +15,7 @@ struct AdaptersCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await ReplyPrinter.rpc {
-                let client = try await connection.connect()
-                defer { client.close() }
-                let reply = try await client.control("ListAdapters", Adapterd_V1_ListAdaptersRequest(), as: Adapterd_V1_ListAdaptersReply.self, timeout: connection.replyTimeout)
+                let reply = try await connection.control("ListAdapters", Adapterd_V1_ListAdaptersRequest(), as: Adapterd_V1_ListAdaptersReply.self)
                 try ReplyPrinter.finish(reply, json: connection.json) { reply in
                     let rows = [["NAME", "VERSION", "STATE", "BYTES", "RANK", "SHA256"]] + reply.adapters.map {
                         [$0.name, $0.version, $0.state, String($0.bytes), String($0.rank), String($0.sha256.prefix(12))]
@@ -37,13 +35,11 @@ struct AdaptersCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await ReplyPrinter.rpc {
-                let client = try await connection.connect()
-                defer { client.close() }
                 var request = Adapterd_V1_LoadAdapterRequest()
                 request.name = name
                 request.version = version
                 request.path = path
-                let reply = try await client.control("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self, timeout: connection.replyTimeout)
+                let reply = try await connection.control("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self)
                 try ReplyPrinter.finish(reply, json: connection.json) { reply in
                     "loaded \(reply.adapter.name) \(reply.adapter.version) (\(reply.adapter.state), \(reply.adapter.bytes) bytes, sha256 \(reply.adapter.sha256.prefix(12)))"
                 }
@@ -59,12 +55,10 @@ struct AdaptersCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await ReplyPrinter.rpc {
-                let client = try await connection.connect()
-                defer { client.close() }
                 var request = Adapterd_V1_UnloadAdapterRequest()
                 request.name = name
                 request.version = version ?? ""
-                let reply = try await client.control("UnloadAdapter", request, as: Adapterd_V1_UnloadAdapterReply.self, timeout: connection.replyTimeout)
+                let reply = try await connection.control("UnloadAdapter", request, as: Adapterd_V1_UnloadAdapterReply.self)
                 try ReplyPrinter.finish(reply, json: connection.json) { _ in "unloaded \(name) \(version ?? "(all versions)")" }
             }
         }
@@ -78,9 +72,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await ReplyPrinter.rpc {
-            let client = try await connection.connect()
-            defer { client.close() }
-            let reply = try await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: connection.replyTimeout)
+            let reply = try await connection.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self)
             try ReplyPrinter.finish(reply, json: connection.json) { reply in
                 """
                 worker \(reply.worker): \(reply.state), adapterd \(reply.version), model \(reply.model)

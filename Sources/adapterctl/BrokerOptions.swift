@@ -34,6 +34,13 @@ struct BrokerOptions: ParsableArguments {
     }
 
     var replyTimeout: Duration { .milliseconds(Int64(timeout * 1000)) }
+
+    /// Connects, calls one control method, disconnects.
+    func control<Request: RPCRequestMessage, Reply: RPCReplyMessage>(_ method: String, _ request: Request, as replyType: Reply.Type) async throws -> Reply {
+        let client = try await connect()
+        defer { client.close() }
+        return try await client.control(method, request, as: replyType, timeout: replyTimeout)
+    }
 }
 
 /// Prints a reply and turns a non-OK status into exit code 1.
