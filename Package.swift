@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "AdapterEngine", targets: ["AdapterEngine"]),
         .library(name: "MQTTRPC", targets: ["MQTTRPC"]),
+        .library(name: "AdapterRuntime", targets: ["AdapterRuntime"]),
         .library(name: "AdapterdCore", targets: ["AdapterdCore"]),
         .executable(name: "adapterd", targets: ["adapterd"]),
         .executable(name: "adapterctl", targets: ["adapterctl"]),
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Debian's libopenblas-dev: cblas.h and libopenblas.so.
@@ -48,6 +50,15 @@ let package = Package(
                 "CMosquitto",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Adapter lifecycle state: the content-addressed store and its SQLite registry.
+        .target(
+            name: "AdapterRuntime",
+            dependencies: [
+                "AdapterEngine",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .target(
@@ -94,6 +105,10 @@ let package = Package(
             name: "AdapterEngineTests",
             dependencies: ["AdapterEngine"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "AdapterRuntimeTests",
+            dependencies: ["AdapterRuntime", "AdapterEngine"]
         ),
         .testTarget(
             name: "AdapterdCoreTests",

@@ -1,0 +1,181 @@
+import Foundation
+import GRDB
+
+/// The worker's durable adapter state: files content-addressed under `{data}/adapters/{sha256}/` and a SQLite
+/// registry (`{data}/adapterd.sqlite`, WAL) of every (name, version), its state and its audit trail.
+public final class AdapterStore: Sendable {
+    /// Directory holding the registry and the adapter files.
+    public let dataDirectory: String
+    private let database: DatabasePool
+
+    /// Opens (creating and migrating as needed) the store under `dataDirectory`.
+    public init(dataDirectory: String) throws(StoreError) {
+        self.dataDirectory = dataDirectory
+        do {
+            try FileManager.default.createDirectory(atPath: dataDirectory + "/adapters", withIntermediateDirectories: true)
+            database = try DatabasePool(path: dataDirectory + "/adapterd.sqlite")
+            try Self.migrator.migrate(database)
+        } catch {
+            throw .database("\(error)")
+        }
+    }
+
+    /// Schema versions, applied in order; a new version appends a migration and never edits an old one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: adapter versions and history") { db in
+            try db.create(table: AdapterVersionRecord.databaseTableName) { table in
+                table.column("name", .text).notNull()
+                table.column("version", .text).notNull()
+                table.column("sha256", .text).notNull()
+                table.column("sizeBytes", .integer).notNull()
+                table.column("rank", .integer).notNull()
+                table.column("targets", .text).notNull()
+                table.column("baseFingerprint", .text).notNull()
+                table.column("labels", .text).notNull()
+                table.column("source", .text).notNull()
+                table.column("createdAt", .datetime).notNull()
+                table.column("state", .text).notNull()
+                table.column("activatedAt", .datetime)
+                table.primaryKey(["name", "version"])
+            }
+            try db.create(table: HistoryRecord.databaseTableName) { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("name", .text).notNull().indexed()
+                table.column("version", .text).notNull()
+                table.column("action", .text).notNull()
+                table.column("actor", .text).notNull()
+                table.column("reason", .text).notNull()
+                table.column("at", .datetime).notNull()
+            }
+        }
+        return migrator
+    }
+
+    /// Where the files of the adapter with `sha256` live.
+    public func directory(forSHA256 sha256: String) -> String { dataDirectory + "/adapters/" + sha256 }
+
+    /// Copies an adapter directory into the content-addressed store (once per content) and returns its sha256.
+    public func importFiles(from source: String) throws(StoreError) -> String {
+        let sha256 = try AdapterDigest.sha256(ofAdapterAt: source)
+        let destination = directory(forSHA256: sha256)
+        let manager = FileManager.default
+        if manager.fileExists(atPath: destination) { return sha256 }
+        // Copy beside the destination, then rename: a crash never leaves a half-written adapter under its hash.
+        let staging = dataDirectory + "/adapters/.incoming-" + UUID().uuidString
+        do {
+            try manager.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            for file in AdapterDigest.files where manager.fileExists(atPath: source + "/" + file) {
+                try manager.copyItem(atPath: source + "/" + file, toPath: staging + "/" + file)
+            }
+            try manager.moveItem(atPath: staging, toPath: destination)
+        } catch {
+            try? manager.removeItem(atPath: staging)
+            if manager.fileExists(atPath: destination) { return sha256 }
+            throw .unreadable(path: source, reason: error.localizedDescription)
+        }
+        return sha256
+    }
+
+    /// Registers a version. Registering the same contents again returns the existing record; other contents
+    /// under a registered (name, version) are a conflict.
+    public func register(_ record: AdapterVersionRecord, actor: String) throws(StoreError) -> AdapterVersionRecord {
+        try AdapterName.check(record.name, field: "name")
+        try AdapterName.check(record.version, field: "version")
+        return try write { db in
+            if let existing = try AdapterVersionRecord.fetchOne(db, key: ["name": record.name, "version": record.version]) {
+                guard existing.sha256 == record.sha256 else {
+                    throw StoreError.conflict(name: record.name, version: record.version, existingSHA256: existing.sha256)
+                }
+                if existing.state != .failed || record.state == .failed { return existing }
+            }
+            try record.save(db)
+            var entry = HistoryRecord(
+                name: record.name, version: record.version, action: record.state == .failed ? "refused" : "loaded",
+                actor: actor, reason: "from \(record.source), sha256 \(record.sha256.prefix(12))")
+            try entry.insert(db)
+            return record
+        }
+    }
+
+    /// Makes (name, version) the active version atomically; the previously active one becomes retired.
+    @discardableResult
+    public func activate(name: String, version: String, actor: String, reason: String, action: String = "activated") throws(StoreError) -> AdapterVersionRecord {
+        try write { db in
+            guard var target = try AdapterVersionRecord.fetchOne(db, key: ["name": name, "version": version]) else {
+                throw StoreError.notFound(name: name, version: version)
+            }
+            guard target.state != .failed else {
+                throw StoreError.invalidTransition(name: name, version: version, from: .failed, to: .active)
+            }
+            if target.state == .active { return target }
+            try db.execute(sql: "UPDATE adapter_version SET state = ? WHERE name = ? AND state = ?", arguments: [AdapterState.retired, name, AdapterState.active])
+            target.state = .active
+            target.activatedAt = Date()
+            try target.update(db)
+            var entry = HistoryRecord(name: name, version: version, action: action, actor: actor, reason: reason)
+            try entry.insert(db)
+            return target
+        }
+    }
+
+    /// Returns `name` to the version that was active before the current one.
+    @discardableResult
+    public func rollback(name: String, actor: String, reason: String) throws(StoreError) -> AdapterVersionRecord {
+        let candidate: AdapterVersionRecord? = try read { db in
+            try AdapterVersionRecord
+                .filter(Column("name") == name && Column("state") == AdapterState.retired.rawValue && Column("activatedAt") != nil)
+                .order(Column("activatedAt").desc)
+                .fetchOne(db)
+        }
+        guard let candidate else { throw .nothingToRollBackTo(name: name) }
+        return try activate(name: name, version: candidate.version, actor: actor, reason: reason, action: "rolled back")
+    }
+
+    /// Removes a version from the registry (its files stay while another version shares them).
+    public func remove(name: String, version: String, actor: String) throws(StoreError) {
+        try write { db in
+            guard try AdapterVersionRecord.deleteOne(db, key: ["name": name, "version": version]) else {
+                throw StoreError.notFound(name: name, version: version)
+            }
+            var entry = HistoryRecord(name: name, version: version, action: "unloaded", actor: actor, reason: "")
+            try entry.insert(db)
+        }
+    }
+
+    /// Every registered version, by name and version.
+    public func versions(name: String? = nil) throws(StoreError) -> [AdapterVersionRecord] {
+        try read { db in
+            var request = AdapterVersionRecord.order(Column("name"), Column("version"))
+            if let name { request = request.filter(Column("name") == name) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    /// The audit trail of `name`, oldest first.
+    public func history(name: String) throws(StoreError) -> [HistoryRecord] {
+        try read { db in
+            try HistoryRecord.filter(Column("name") == name).order(Column("id")).fetchAll(db)
+        }
+    }
+
+    private func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do {
+            return try database.read(body)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .database("\(error)")
+        }
+    }
+
+    private func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do {
+            return try database.write(body)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .database("\(error)")
+        }
+    }
+}

@@ -1,0 +1,34 @@
+/// Why the adapter store refused an operation.
+public enum StoreError: Error, CustomStringConvertible, Sendable, Equatable {
+    case invalidName(field: String, value: String, rule: String)
+    case notAnAdapter(directory: String, missing: String)
+    case unreadable(path: String, reason: String)
+    case notFound(name: String, version: String?)
+    case conflict(name: String, version: String, existingSHA256: String)
+    case invalidTransition(name: String, version: String, from: AdapterState, to: AdapterState)
+    case nothingToRollBackTo(name: String)
+    case database(String)
+
+    public var description: String {
+        switch self {
+        case let .invalidName(field, value, rule):
+            return "\(field) '\(value)' is invalid: \(rule)"
+        case let .notAnAdapter(directory, missing):
+            return "'\(directory)' is not a PEFT adapter: \(missing) is missing"
+        case let .unreadable(path, reason):
+            return "cannot read \(path): \(reason)"
+        case let .notFound(name, version?):
+            return "adapter '\(name)' has no version '\(version)'"
+        case let .notFound(name, nil):
+            return "no adapter '\(name)' is registered"
+        case let .conflict(name, version, sha):
+            return "adapter '\(name)' \(version) is already registered with other contents (sha256 \(sha.prefix(12))…); use a new version"
+        case let .invalidTransition(name, version, from, to):
+            return "adapter '\(name)' \(version) is \(from.rawValue) and cannot become \(to.rawValue)"
+        case let .nothingToRollBackTo(name):
+            return "adapter '\(name)' has no previously active version to roll back to"
+        case let .database(reason):
+            return "registry database: \(reason)"
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import AdapterRuntime
+import Foundation
+import Testing
+
+@Suite("AdapterStore")
+struct AdapterStoreTests {
+    static let root: String = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static func adapter(_ name: String) -> String { root + "/Tests/AdapterEngineTests/Fixtures/minilm-lora/adapters/" + name }
+
+    static func store() throws -> AdapterStore {
+        try AdapterStore(dataDirectory: NSTemporaryDirectory() + "adapterd-store-" + UUID().uuidString.prefix(8))
+    }
+
+    static func record(_ name: String, _ version: String, sha256: String, state: AdapterState = .staged) -> AdapterVersionRecord {
+        AdapterVersionRecord(
+            name: name, version: version, sha256: sha256, sizeBytes: 1, rank: 8, targets: ["query"], baseFingerprint: "base",
+            labels: ["a"], source: "test", state: state)
+    }
+
+    @Test("imports adapter files once under their sha256, byte for byte")
+    func contentAddressed() throws {
+        let store = try Self.store()
+        let sha = try store.importFiles(from: Self.adapter("intent"))
+        #expect(try store.importFiles(from: Self.adapter("intent")) == sha)
+        let copied = try Data(contentsOf: URL(fileURLWithPath: store.directory(forSHA256: sha) + "/adapter_model.safetensors"))
+        let original = try Data(contentsOf: URL(fileURLWithPath: Self.adapter("intent") + "/adapter_model.safetensors"))
+        #expect(copied == original)
+        #expect(try AdapterDigest.sha256(ofAdapterAt: store.directory(forSHA256: sha)) == sha)
+        #expect(try store.importFiles(from: Self.adapter("severity")) != sha)
+    }
+
+    @Test("a directory without adapter files is refused")
+    func notAnAdapter() throws {
+        let store = try Self.store()
+        #expect(throws: StoreError.notAnAdapter(directory: NSTemporaryDirectory(), missing: "adapter_config.json")) {
+            try store.importFiles(from: NSTemporaryDirectory())
+        }
+    }
+
+    @Test("names with path separators or '..' are refused before anything is written")
+    func nameValidation() throws {
+        let store = try Self.store()
+        for bad in ["../etc", "a/b", "", ".hidden", String(repeating: "x", count: 65)] {
+            #expect(throws: StoreError.self) { try store.register(Self.record(bad, "v1", sha256: "s"), actor: "t") }
+        }
+        #expect(try store.versions().isEmpty)
+    }
+
+    @Test("activation is atomic, rollback returns to the previous version, and the audit trail records both")
+    func activateAndRollback() throws {
+        let store = try Self.store()
+        _ = try store.register(Self.record("intent", "v1", sha256: "s1"), actor: "ctl")
+        _ = try store.register(Self.record("intent", "v2", sha256: "s2"), actor: "ctl")
+        try store.activate(name: "intent", version: "v1", actor: "ctl", reason: "first")
+        try store.activate(name: "intent", version: "v2", actor: "ctl", reason: "new model")
+        var states = try store.versions(name: "intent").map { "\($0.version)=\($0.state.rawValue)" }
+        #expect(states == ["v1=retired", "v2=active"])
+        let back = try store.rollback(name: "intent", actor: "guard", reason: "error rate 12% > 5%")
+        #expect(back.version == "v1")
+        states = try store.versions(name: "intent").map { "\($0.version)=\($0.state.rawValue)" }
+        #expect(states == ["v1=active", "v2=retired"])
+        let trail = try store.history(name: "intent").map { "\($0.action) \($0.version) by \($0.actor)" }
+        #expect(trail == ["loaded v1 by ctl", "loaded v2 by ctl", "activated v1 by ctl", "activated v2 by ctl", "rolled back v1 by guard"])
+    }
+
+    @Test("the same (name, version) with other contents is a conflict; with the same contents it is a no-op")
+    func conflicts() throws {
+        let store = try Self.store()
+        _ = try store.register(Self.record("intent", "v1", sha256: "s1"), actor: "t")
+        #expect(throws: StoreError.conflict(name: "intent", version: "v1", existingSHA256: "s1")) {
+            try store.register(Self.record("intent", "v1", sha256: "other"), actor: "t")
+        }
+        _ = try store.register(Self.record("intent", "v1", sha256: "s1"), actor: "t")
+        #expect(try store.history(name: "intent").count == 1)
+    }
+
+    @Test("registry state survives reopening the SQLite file")
+    func persistence() throws {
+        let directory = NSTemporaryDirectory() + "adapterd-store-" + UUID().uuidString.prefix(8)
+        do {
+            let store = try AdapterStore(dataDirectory: directory)
+            _ = try store.register(Self.record("severity", "v3", sha256: "s3"), actor: "t")
+            try store.activate(name: "severity", version: "v3", actor: "t", reason: "")
+        }
+        let reopened = try AdapterStore(dataDirectory: directory)
+        #expect(try reopened.versions().map(\.state) == [.active])
+        #expect(throws: StoreError.nothingToRollBackTo(name: "severity")) { try reopened.rollback(name: "severity", actor: "t", reason: "") }
+    }
+}
