@@ -64,8 +64,7 @@ let package = Package(
         .target(
             name: "AdapterdCore",
             dependencies: [
-                "AdapterEngine", "AdapterdAPI", "MQTTRPC",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "AdapterEngine", "AdapterRuntime", "AdapterdAPI", "MQTTRPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -112,7 +111,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AdapterdCoreTests",
-            dependencies: ["AdapterdCore", "AdapterdAPI", "AdapterEngine", "MQTTRPC"]
+            dependencies: ["AdapterdCore", "AdapterdAPI", "AdapterEngine", "AdapterRuntime", "MQTTRPC"]
         ),
     ],
     swiftLanguageModes: [.v6]

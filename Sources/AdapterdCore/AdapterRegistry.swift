@@ -1,71 +1,140 @@
 import AdapterEngine
-import Crypto
+import AdapterRuntime
 import Foundation
 import MQTTRPC
 
-/// The adapters this worker holds in memory, by name and version, and which version of each name is active.
+/// The adapters this worker serves: durable state in the `AdapterStore` (files and SQLite registry), validated
+/// `LoRAAdapter`s in memory, and which version of each name is active.
 public actor AdapterRegistry {
-    /// One loaded adapter version.
+    /// One usable adapter version.
     public struct Entry: Sendable {
-        public let name: String
-        public let version: String
+        public let record: AdapterVersionRecord
         public let path: String
         public let adapter: LoRAAdapter
-        /// SHA-256 over the adapter's files (see `digest(of:)`).
-        public let sha256: String
-        public let loadedAt: Date
+
+        public var name: String { record.name }
+        public var version: String { record.version }
+        public var sha256: String { record.sha256 }
     }
 
     private let model: BertModel
+    private let store: AdapterStore
+    private let baseFingerprint: String
     private var entries: [String: [String: Entry]] = [:]
     private var active: [String: String] = [:]
 
-    public init(model: BertModel) {
+    /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`.
+    public init(model: BertModel, store: AdapterStore, baseFingerprint: String) {
         self.model = model
+        self.store = store
+        self.baseFingerprint = baseFingerprint
     }
 
-    /// Loads a PEFT adapter directory as (name, version). The first version of a name becomes active. Loading the
-    /// same files again is a no-op; other files under a loaded (name, version) are `ALREADY_EXISTS`.
+    /// Loads every registered, non-failed version built for this base model from the store (after a restart).
+    /// Returns the versions that could not be restored, with why.
+    public func restore() throws(RPCError) -> [(name: String, version: String, reason: String)] {
+        var skipped: [(String, String, String)] = []
+        for record in try mapped({ () throws(StoreError) in try store.versions() }) where record.state != .failed {
+            guard record.baseFingerprint == baseFingerprint else {
+                skipped.append((record.name, record.version, "built for another base model"))
+                continue
+            }
+            let path = store.directory(forSHA256: record.sha256)
+            do {
+                let adapter = try LoRAAdapter(directory: path, model: model, name: record.name)
+                entries[record.name, default: [:]][record.version] = Entry(record: record, path: path, adapter: adapter)
+                if record.state == .active { active[record.name] = record.version }
+            } catch {
+                skipped.append((record.name, record.version, error.description))
+            }
+        }
+        return skipped
+    }
+
+    /// Stages a PEFT adapter directory as (name, version): copies it into the store, validates it against the base
+    /// model, runs a smoke inference, registers it. The first version of a name becomes active at once; later ones
+    /// wait for `activate`. A refused adapter is recorded as failed and changes nothing that serves.
     @discardableResult
-    public func load(name: String, version: String, path: String) throws(RPCError) -> Entry {
-        try AdapterName.validate(name, field: "name")
-        try AdapterName.validate(version, field: "version")
+    public func load(name: String, version: String, path: String, actor: String) throws(RPCError) -> Entry {
+        try mapped { () throws(StoreError) in
+            try AdapterName.check(name, field: "name")
+            try AdapterName.check(version, field: "version")
+        }
         var isDirectory: ObjCBool = false
         guard !path.isEmpty, FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw RPCError(.notFound, "adapter '\(name)' \(version): no directory at '\(path)'")
         }
-        let digest = try Self.digest(of: path)
+        let sha256 = try mapped { () throws(StoreError) in try store.importFiles(from: path) }
         if let existing = entries[name]?[version] {
-            guard existing.sha256 == digest else {
-                throw RPCError(.alreadyExists, "adapter '\(name)' \(version) is already loaded with other contents (sha256 \(existing.sha256.prefix(12))…); load it under a new version")
+            guard existing.sha256 == sha256 else {
+                throw RPCError(.alreadyExists, StoreError.conflict(name: name, version: version, existingSHA256: existing.sha256).description)
             }
             return existing
         }
+        let storedPath = store.directory(forSHA256: sha256)
         let adapter: LoRAAdapter
         do {
-            adapter = try LoRAAdapter(directory: path, model: model, name: name)
+            adapter = try LoRAAdapter(directory: storedPath, model: model, name: name)
+            try Self.smokeTest(adapter, model: model)
         } catch {
-            throw RPCError(.failedPrecondition, "adapter '\(name)' \(version) refused: \(error.description)")
+            let failed = AdapterVersionRecord(
+                name: name, version: version, sha256: sha256, sizeBytes: 0, rank: 0, targets: [], baseFingerprint: baseFingerprint,
+                labels: [], source: path, state: .failed)
+            _ = try? store.register(failed, actor: actor)
+            throw RPCError(.failedPrecondition, "adapter '\(name)' \(version) refused: \(error)")
         }
-        let entry = Entry(name: name, version: version, path: path, adapter: adapter, sha256: digest, loadedAt: Date())
+        var record = AdapterVersionRecord(
+            name: name, version: version, sha256: sha256, sizeBytes: adapter.byteSize, rank: adapter.maxRank,
+            targets: Self.targets(of: adapter), baseFingerprint: baseFingerprint, labels: adapter.labels ?? [], source: path)
+        record = try mapped { () throws(StoreError) in try store.register(record, actor: actor) }
+        if active[name] == nil {
+            record = try mapped { () throws(StoreError) in
+                try store.activate(name: name, version: version, actor: actor, reason: "first version of '\(name)'")
+            }
+            active[name] = version
+        }
+        let entry = Entry(record: record, path: storedPath, adapter: adapter)
         entries[name, default: [:]][version] = entry
-        if active[name] == nil { active[name] = version }
         return entry
     }
 
-    /// Unloads one version, or every version of `name` when `version` is empty. Requests already running keep
-    /// the adapter they started with. When the active version goes, the newest remaining one becomes active.
-    public func unload(name: String, version: String) throws(RPCError) {
-        guard var versions = entries[name] else { throw RPCError(.notFound, "no adapter '\(name)' is loaded") }
-        if version.isEmpty {
+    /// Makes (name, version) active atomically: requests already running finish on the version they started with.
+    @discardableResult
+    public func activate(name: String, version: String, actor: String, reason: String) throws(RPCError) -> Entry {
+        guard entries[name]?[version] != nil else { throw RPCError(.notFound, "adapter '\(name)' has no version '\(version)' loaded") }
+        _ = try mapped { () throws(StoreError) in try store.activate(name: name, version: version, actor: actor, reason: reason) }
+        try refreshRecords(name: name)
+        active[name] = version
+        return entries[name]![version]!
+    }
+
+    /// Returns `name` to its previously active version.
+    @discardableResult
+    public func rollback(name: String, actor: String, reason: String) throws(RPCError) -> Entry {
+        let record = try mapped { () throws(StoreError) in try store.rollback(name: name, actor: actor, reason: reason) }
+        try refreshRecords(name: name)
+        active[name] = record.version
+        guard let entry = entries[name]?[record.version] else { throw RPCError(.internal, "rolled back to '\(record.version)', which is not loaded") }
+        return entry
+    }
+
+    /// Unloads one version, or every version of `name` when `version` is empty. When the active version goes, the
+    /// newest remaining one becomes active.
+    public func unload(name: String, version: String, actor: String) throws(RPCError) {
+        guard let versions = entries[name] else { throw RPCError(.notFound, "no adapter '\(name)' is loaded") }
+        let doomed = version.isEmpty ? Array(versions.keys) : [version]
+        guard doomed.allSatisfy({ versions[$0] != nil }) else { throw RPCError(.notFound, "adapter '\(name)' has no version '\(version)' loaded") }
+        for item in doomed {
+            try mapped { () throws(StoreError) in try store.remove(name: name, version: item, actor: actor) }
+            entries[name]?[item] = nil
+        }
+        if entries[name]?.isEmpty ?? true {
             entries[name] = nil
             active[name] = nil
-            return
-        }
-        guard versions.removeValue(forKey: version) != nil else { throw RPCError(.notFound, "adapter '\(name)' has no version '\(version)' loaded") }
-        entries[name] = versions.isEmpty ? nil : versions
-        if active[name] == version {
-            active[name] = versions.values.max { $0.loadedAt < $1.loadedAt }?.version
+        } else if let current = active[name], doomed.contains(current),
+                  let newest = entries[name]?.values.max(by: { $0.record.createdAt < $1.record.createdAt }) {
+            active[name] = nil
+            _ = try activate(name: name, version: newest.version, actor: actor, reason: "the active version was unloaded")
         }
     }
 
@@ -77,36 +146,60 @@ public actor AdapterRegistry {
         return entry
     }
 
-    /// Every loaded version with whether it is the active one, sorted by name and version.
-    public func list() -> [(entry: Entry, isActive: Bool)] {
-        entries.values.flatMap(\.values)
-            .sorted { ($0.name, $0.version) < ($1.name, $1.version) }
-            .map { ($0, active[$0.name] == $0.version) }
+    /// Every loaded version, sorted by name and version.
+    public func list() -> [Entry] {
+        entries.values.flatMap(\.values).sorted { ($0.name, $0.version) < ($1.name, $1.version) }
+    }
+
+    /// The audit trail of `name`.
+    public func history(name: String) throws(RPCError) -> [HistoryRecord] {
+        try mapped { () throws(StoreError) in try store.history(name: name) }
     }
 
     /// Number of loaded versions.
     public var count: Int { entries.values.reduce(0) { $0 + $1.count } }
 
-    /// SHA-256 over the adapter's files that decide its behaviour (`adapter_config.json`,
-    /// `adapter_model.safetensors`, `labels.json` when present), each as name, NUL, 8-byte length, bytes.
-    public static func digest(of directory: String) throws(RPCError) -> String {
-        var hasher = SHA256()
-        for file in ["adapter_config.json", "adapter_model.safetensors", "labels.json"] {
-            let path = directory + "/" + file
-            guard FileManager.default.fileExists(atPath: path) else {
-                if file == "labels.json" { continue }
-                throw RPCError(.failedPrecondition, "'\(directory)' is not a PEFT adapter: \(file) is missing")
+    private func refreshRecords(name: String) throws(RPCError) {
+        for record in try mapped({ () throws(StoreError) in try store.versions(name: name) }) {
+            if let entry = entries[name]?[record.version] {
+                entries[name]?[record.version] = Entry(record: record, path: entry.path, adapter: entry.adapter)
             }
-            let data: Data
-            do {
-                data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
-            } catch {
-                throw RPCError(.failedPrecondition, "cannot read \(path): \(error.localizedDescription)")
-            }
-            hasher.update(data: Data(file.utf8) + [0])
-            withUnsafeBytes(of: UInt64(data.count).littleEndian) { hasher.update(bufferPointer: $0) }
-            hasher.update(data: data)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// One short row through the adapter: it must produce finite numbers before it may serve.
+    static func smokeTest(_ adapter: LoRAAdapter, model: BertModel) throws(RPCError) {
+        let output = InferenceEngine(model: model).run(["adapterd smoke test"], adapter: adapter)[0].output
+        let values = output.logits ?? output.embedding ?? []
+        guard !values.isEmpty, values.allSatisfy(\.isFinite) else {
+            throw RPCError(.failedPrecondition, "smoke inference produced non-finite outputs")
+        }
+    }
+
+    static func targets(of adapter: LoRAAdapter) -> [String] {
+        Array(Set(adapter.modules.map { module -> String in
+            switch module.module {
+            case .embedding(let table): return table.path
+            case .linear(_, let slot): return slot.path
+            case .pooler: return "pooler.dense"
+            case .classifier: return "classifier"
+            }
+        })).sorted()
+    }
+
+    /// Runs a store operation, turning its errors into RPC statuses.
+    private func mapped<T>(_ body: () throws(StoreError) -> T) throws(RPCError) -> T {
+        do {
+            return try body()
+        } catch {
+            switch error {
+            case .invalidName: throw RPCError(.invalidArgument, error.description)
+            case .notAnAdapter, .invalidTransition: throw RPCError(.failedPrecondition, error.description)
+            case .notFound: throw RPCError(.notFound, error.description)
+            case .conflict: throw RPCError(.alreadyExists, error.description)
+            case .nothingToRollBackTo: throw RPCError(.failedPrecondition, error.description)
+            case .unreadable, .database: throw RPCError(.internal, error.description)
+            }
+        }
     }
 }

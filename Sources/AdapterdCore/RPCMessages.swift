@@ -20,7 +20,13 @@ extension Adapterd_V1_LoadAdapterRequest: RPCRequestMessage {}
 extension Adapterd_V1_UnloadAdapterRequest: RPCRequestMessage {}
 extension Adapterd_V1_ListAdaptersRequest: RPCRequestMessage {}
 extension Adapterd_V1_GetStatusRequest: RPCRequestMessage {}
+extension Adapterd_V1_ActivateAdapterRequest: RPCRequestMessage {}
+extension Adapterd_V1_RollbackRequest: RPCRequestMessage {}
+extension Adapterd_V1_HistoryRequest: RPCRequestMessage {}
 extension Adapterd_V1_InferReply: RPCReplyMessage {}
+extension Adapterd_V1_ActivateAdapterReply: RPCReplyMessage {}
+extension Adapterd_V1_RollbackReply: RPCReplyMessage {}
+extension Adapterd_V1_HistoryReply: RPCReplyMessage {}
 extension Adapterd_V1_LoadAdapterReply: RPCReplyMessage {}
 extension Adapterd_V1_UnloadAdapterReply: RPCReplyMessage {}
 extension Adapterd_V1_ListAdaptersReply: RPCReplyMessage {}

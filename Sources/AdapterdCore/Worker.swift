@@ -1,4 +1,5 @@
 import AdapterEngine
+import AdapterRuntime
 import AdapterdAPI
 import Foundation
 import Logging
@@ -27,12 +28,16 @@ public final class Worker: Service, Sendable {
 
     /// Loads the base model and prepares the connection (nothing is sent until `run`).
     public init(configuration: WorkerConfiguration, logger: Logger = Logger(label: "adapterd")) throws {
-        try AdapterName.validate(configuration.workerID, field: "worker id")
+        if let problem = AdapterName.problem(with: configuration.workerID) {
+            throw RPCError(.invalidArgument, "worker id '\(configuration.workerID)' is invalid: \(problem)")
+        }
         self.configuration = configuration
         self.logger = logger
         topics = Topics(worker: configuration.workerID)
         engine = try InferenceEngine(modelDirectory: configuration.modelDirectory)
-        registry = AdapterRegistry(model: engine.model)
+        // The fingerprint ties every registered adapter to the exact base weights it was validated against.
+        let fingerprint = try AdapterDigest.sha256(ofFile: configuration.modelDirectory + "/model.safetensors")
+        registry = AdapterRegistry(model: engine.model, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint)
         executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch)
         var options = try MQTTOptions.parse(url: configuration.brokerURL, clientID: "adapterd-" + configuration.workerID)
         options.protocolVersion = configuration.protocolVersion == .v5 ? .v5 : .v311
@@ -56,8 +61,11 @@ public final class Worker: Service, Sendable {
     }
 
     public func run() async throws {
+        for skipped in try await registry.restore() {
+            logger.warning("registered adapter not restored", metadata: ["name": "\(skipped.name)", "version": "\(skipped.version)", "reason": "\(skipped.reason)"])
+        }
         for item in configuration.preload {
-            let entry = try await registry.load(name: item.name, version: item.version, path: item.path)
+            let entry = try await registry.load(name: item.name, version: item.version, path: item.path, actor: "config")
             logger.info("loaded adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "bytes": "\(entry.adapter.byteSize)"])
         }
         try await connectWithBackoff()
@@ -125,31 +133,60 @@ public final class Worker: Service, Sendable {
             }
         case .control("LoadAdapter"):
             await serve(message, encoding: encoding, Adapterd_V1_LoadAdapterRequest.self, Adapterd_V1_LoadAdapterReply.self) { request in
-                let entry = try await self.registry.load(name: request.name, version: request.version, path: request.path)
-                self.logger.info("loaded adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)"])
+                let entry = try await self.registry.load(name: request.name, version: request.version, path: request.path, actor: Self.actor(message))
+                self.logger.info("loaded adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "state": "\(entry.record.state.rawValue)"])
                 var reply = Adapterd_V1_LoadAdapterReply()
-                let isActive = (try? await self.registry.resolve(name: entry.name, version: ""))?.version == entry.version
-                reply.adapter = Self.info(entry, isActive: isActive)
+                reply.adapter = Self.info(entry)
                 return reply
             }
         case .control("UnloadAdapter"):
             await serve(message, encoding: encoding, Adapterd_V1_UnloadAdapterRequest.self, Adapterd_V1_UnloadAdapterReply.self) { request in
-                try AdapterName.validate(request.name, field: "name")
-                try await self.registry.unload(name: request.name, version: request.version)
+                try await self.registry.unload(name: request.name, version: request.version, actor: Self.actor(message))
                 return Adapterd_V1_UnloadAdapterReply()
             }
         case .control("ListAdapters"):
             await serve(message, encoding: encoding, Adapterd_V1_ListAdaptersRequest.self, Adapterd_V1_ListAdaptersReply.self) { _ in
                 var reply = Adapterd_V1_ListAdaptersReply()
-                reply.adapters = await self.registry.list().map { Self.info($0.entry, isActive: $0.isActive) }
+                reply.adapters = await self.registry.list().map(Self.info)
                 return reply
             }
         case .control("GetStatus"):
             await serve(message, encoding: encoding, Adapterd_V1_GetStatusRequest.self, Adapterd_V1_GetStatusReply.self) { _ in
                 await self.statusReply()
             }
+        case .control("ActivateAdapter"):
+            await serve(message, encoding: encoding, Adapterd_V1_ActivateAdapterRequest.self, Adapterd_V1_ActivateAdapterReply.self) { request in
+                let entry = try await self.registry.activate(name: request.name, version: request.version, actor: Self.actor(message), reason: request.reason)
+                self.logger.info("activated adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)"])
+                var reply = Adapterd_V1_ActivateAdapterReply()
+                reply.adapter = Self.info(entry)
+                return reply
+            }
+        case .control("Rollback"):
+            await serve(message, encoding: encoding, Adapterd_V1_RollbackRequest.self, Adapterd_V1_RollbackReply.self) { request in
+                let entry = try await self.registry.rollback(name: request.name, actor: Self.actor(message), reason: request.reason)
+                self.logger.notice("rolled back adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)"])
+                var reply = Adapterd_V1_RollbackReply()
+                reply.adapter = Self.info(entry)
+                return reply
+            }
+        case .control("History"):
+            await serve(message, encoding: encoding, Adapterd_V1_HistoryRequest.self, Adapterd_V1_HistoryReply.self) { request in
+                var reply = Adapterd_V1_HistoryReply()
+                let formatter = ISO8601DateFormatter()
+                reply.events = try await self.registry.history(name: request.name).map { record in
+                    var event = Adapterd_V1_HistoryEvent()
+                    event.version = record.version
+                    event.action = record.action
+                    event.actor = record.actor
+                    event.reason = record.reason
+                    event.at = formatter.string(from: record.at)
+                    return event
+                }
+                return reply
+            }
         case .control(let method):
-            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus")
+            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus, ActivateAdapter, Rollback, History")
             await serve(message, encoding: encoding, Adapterd_V1_GetStatusRequest.self, ErrorReply.self, rejection: failure) { _ in ErrorReply() }
         }
     }
@@ -277,26 +314,22 @@ public final class Worker: Service, Sendable {
         return reply
     }
 
-    static func info(_ entry: AdapterRegistry.Entry, isActive: Bool) -> Adapterd_V1_AdapterInfo {
+    static func info(_ entry: AdapterRegistry.Entry) -> Adapterd_V1_AdapterInfo {
         var info = Adapterd_V1_AdapterInfo()
         info.name = entry.name
         info.version = entry.version
-        info.state = isActive ? "active" : "loaded"
+        info.state = entry.record.state.rawValue
         info.bytes = Int64(entry.adapter.byteSize)
         info.sha256 = entry.sha256
         info.rank = Int32(entry.adapter.maxRank)
-        info.targets = Array(Set(entry.adapter.modules.map { Self.kind(of: $0.module) })).sorted()
+        info.targets = entry.record.targets.split(separator: ",").map(String.init)
         info.labels = entry.adapter.labels ?? []
         info.path = entry.path
         return info
     }
 
-    static func kind(of module: BertModule) -> String {
-        switch module {
-        case .embedding(let table): return table.path
-        case .linear(_, let slot): return slot.path
-        case .pooler: return "pooler.dense"
-        case .classifier: return "classifier"
-        }
+    /// Who sent a control request, for the audit trail: the MQTT 5 user property `actor`, else "mqtt".
+    static func actor(_ message: MQTTMessage) -> String {
+        message.properties.userProperty("actor") ?? "mqtt"
     }
 }
