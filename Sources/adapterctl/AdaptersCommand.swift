@@ -7,7 +7,7 @@ import Foundation
 struct AdaptersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adapters", abstract: "List, load and unload a worker's adapters.",
-        subcommands: [List.self, Load.self, Unload.self])
+        subcommands: [List.self, Load.self, Unload.self, Activate.self, Rollback.self, History.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List loaded adapter versions.")
@@ -60,6 +60,61 @@ struct AdaptersCommand: AsyncParsableCommand {
                 request.version = version ?? ""
                 let reply = try await connection.control("UnloadAdapter", request, as: Adapterd_V1_UnloadAdapterReply.self)
                 try ReplyPrinter.finish(reply, json: connection.json) { _ in "unloaded \(name) \(version ?? "(all versions)")" }
+            }
+        }
+    }
+}
+
+extension AdaptersCommand {
+    struct Activate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make a loaded version the active one.")
+        @OptionGroup var connection: BrokerOptions
+        @Option(help: "Adapter name.") var name: String
+        @Option(help: "Version to activate.") var version: String
+        @Option(help: "Why, for the audit trail.") var reason: String = ""
+
+        func run() async throws {
+            try await ReplyPrinter.rpc {
+                var request = Adapterd_V1_ActivateAdapterRequest()
+                request.name = name
+                request.version = version
+                request.reason = reason
+                let reply = try await connection.control("ActivateAdapter", request, as: Adapterd_V1_ActivateAdapterReply.self)
+                try ReplyPrinter.finish(reply, json: connection.json) { "active: \($0.adapter.name) \($0.adapter.version)" }
+            }
+        }
+    }
+
+    struct Rollback: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Return a name to its previously active version.")
+        @OptionGroup var connection: BrokerOptions
+        @Option(help: "Adapter name.") var name: String
+        @Option(help: "Why, for the audit trail.") var reason: String = ""
+
+        func run() async throws {
+            try await ReplyPrinter.rpc {
+                var request = Adapterd_V1_RollbackRequest()
+                request.name = name
+                request.reason = reason
+                let reply = try await connection.control("Rollback", request, as: Adapterd_V1_RollbackReply.self)
+                try ReplyPrinter.finish(reply, json: connection.json) { "active: \($0.adapter.name) \($0.adapter.version)" }
+            }
+        }
+    }
+
+    struct History: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a name's audit trail.")
+        @OptionGroup var connection: BrokerOptions
+        @Option(help: "Adapter name.") var name: String
+
+        func run() async throws {
+            try await ReplyPrinter.rpc {
+                var request = Adapterd_V1_HistoryRequest()
+                request.name = name
+                let reply = try await connection.control("History", request, as: Adapterd_V1_HistoryReply.self)
+                try ReplyPrinter.finish(reply, json: connection.json) { reply in
+                    Table.render([["AT", "VERSION", "ACTION", "BY", "WHY"]] + reply.events.map { [$0.at, $0.version, $0.action, $0.actor, $0.reason] })
+                }
             }
         }
     }
