@@ -49,7 +49,72 @@ public final class AdapterStore: Sendable {
                 table.column("at", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v2: routes and session affinity") { db in
+            try db.create(table: RouteRecord.databaseTableName) { table in
+                table.primaryKey("name", .text)
+                table.column("topic", .text).notNull()
+                table.column("sensorType", .text).notNull()
+                table.column("metadata", .text).notNull()
+                table.column("adapter", .text).notNull()
+                table.column("priority", .integer).notNull()
+            }
+            try db.create(table: SessionRecord.databaseTableName) { table in
+                table.column("session", .text).notNull()
+                table.column("adapter", .text).notNull()
+                table.column("version", .text).notNull()
+                table.column("expiresAt", .datetime).notNull().indexed()
+                table.primaryKey(["session", "adapter"])
+            }
+        }
         return migrator
+    }
+
+    // MARK: Routes
+
+    /// Creates or replaces the route called `route.name`.
+    public func save(route: RouteRecord) throws(StoreError) {
+        try AdapterName.check(route.name, field: "route name")
+        try AdapterName.check(route.adapter, field: "adapter")
+        try write { db in try route.save(db) }
+    }
+
+    /// Deletes a route.
+    public func deleteRoute(name: String) throws(StoreError) {
+        let deleted = try write { db in try RouteRecord.deleteOne(db, key: name) }
+        guard deleted else { throw .notFound(name: "route " + name, version: nil) }
+    }
+
+    /// Every route, highest priority first, then by name.
+    public func routes() throws(StoreError) -> [RouteRecord] {
+        try read { db in try RouteRecord.order(Column("priority").desc, Column("name")).fetchAll(db) }
+    }
+
+    // MARK: Session affinity
+
+    /// The version `session` is pinned to for `adapter`, if the pin has not expired.
+    public func affinity(session: String, adapter: String, now: Date = Date()) throws(StoreError) -> String? {
+        try read { db in
+            try SessionRecord.fetchOne(db, key: ["session": session, "adapter": adapter]).flatMap { $0.expiresAt > now ? $0.version : nil }
+        }
+    }
+
+    /// Pins `session` to (adapter, version) until `expiresAt`.
+    public func pin(session: String, adapter: String, version: String, expiresAt: Date) throws(StoreError) {
+        try write { db in
+            try SessionRecord(session: session, adapter: adapter, version: version, expiresAt: expiresAt).save(db)
+        }
+    }
+
+    /// Removes every pin of `session`; returns how many there were.
+    @discardableResult
+    public func clear(session: String) throws(StoreError) -> Int {
+        try write { db in try SessionRecord.filter(Column("session") == session).deleteAll(db) }
+    }
+
+    /// Removes expired pins.
+    @discardableResult
+    public func pruneSessions(now: Date = Date()) throws(StoreError) -> Int {
+        try write { db in try SessionRecord.filter(Column("expiresAt") <= now).deleteAll(db) }
     }
 
     /// Where the files of the adapter with `sha256` live.

@@ -22,6 +22,8 @@ public actor AdapterRegistry {
     private let baseFingerprint: String
     private var entries: [String: [String: Entry]] = [:]
     private var active: [String: String] = [:]
+    /// Routes, highest priority first (a copy of the store's, refreshed on every change).
+    public private(set) var routes: [RouteRecord] = []
 
     /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`.
     public init(model: BertModel, store: AdapterStore, baseFingerprint: String) {
@@ -33,6 +35,8 @@ public actor AdapterRegistry {
     /// Loads every registered, non-failed version built for this base model from the store (after a restart).
     /// Returns the versions that could not be restored, with why.
     public func restore() throws(RPCError) -> [(name: String, version: String, reason: String)] {
+        routes = try mapped { () throws(StoreError) in try store.routes() }
+        try mapped { () throws(StoreError) in _ = try store.pruneSessions() }
         var skipped: [(String, String, String)] = []
         for record in try mapped({ () throws(StoreError) in try store.versions() }) where record.state != .failed {
             guard record.baseFingerprint == baseFingerprint else {
@@ -144,6 +148,38 @@ public actor AdapterRegistry {
         let wanted = version.isEmpty ? (active[name] ?? "") : version
         guard let entry = versions[wanted] else { throw RPCError(.notFound, "adapter '\(name)' has no version '\(version)' loaded") }
         return entry
+    }
+
+    /// Resolves `name` for a request of `session`: its pinned version while the pin lasts (and the version is
+    /// loaded), else the active version, which then becomes the session's pin for `ttl`.
+    public func resolve(name: String, session: String, ttl: Duration) throws(RPCError) -> Entry {
+        guard !session.isEmpty else { return try resolve(name: name, version: "") }
+        if let pinned = try mapped({ () throws(StoreError) in try store.affinity(session: session, adapter: name) }),
+           let entry = entries[name]?[pinned] {
+            return entry
+        }
+        let entry = try resolve(name: name, version: "")
+        let expires = Date().addingTimeInterval(Double(ttl.components.seconds))
+        try mapped { () throws(StoreError) in try store.pin(session: session, adapter: name, version: entry.version, expiresAt: expires) }
+        return entry
+    }
+
+    /// Removes every pin of `session`.
+    public func clear(session: String) throws(RPCError) -> Int {
+        try mapped { () throws(StoreError) in try store.clear(session: session) }
+    }
+
+    /// Creates or replaces a route.
+    public func setRoute(_ route: RouteRecord) throws(RPCError) {
+        if let problem = Router.problem(withFilter: route.topic) { throw RPCError(.invalidArgument, "route topic '\(route.topic)': \(problem)") }
+        try mapped { () throws(StoreError) in try store.save(route: route) }
+        routes = try mapped { () throws(StoreError) in try store.routes() }
+    }
+
+    /// Deletes a route.
+    public func deleteRoute(name: String) throws(RPCError) {
+        try mapped { () throws(StoreError) in try store.deleteRoute(name: name) }
+        routes = try mapped { () throws(StoreError) in try store.routes() }
     }
 
     /// Every loaded version, sorted by name and version.

@@ -23,6 +23,14 @@ extension Adapterd_V1_GetStatusRequest: RPCRequestMessage {}
 extension Adapterd_V1_ActivateAdapterRequest: RPCRequestMessage {}
 extension Adapterd_V1_RollbackRequest: RPCRequestMessage {}
 extension Adapterd_V1_HistoryRequest: RPCRequestMessage {}
+extension Adapterd_V1_SetRouteRequest: RPCRequestMessage {}
+extension Adapterd_V1_DeleteRouteRequest: RPCRequestMessage {}
+extension Adapterd_V1_ListRoutesRequest: RPCRequestMessage {}
+extension Adapterd_V1_ClearSessionRequest: RPCRequestMessage {}
+extension Adapterd_V1_SetRouteReply: RPCReplyMessage {}
+extension Adapterd_V1_DeleteRouteReply: RPCReplyMessage {}
+extension Adapterd_V1_ListRoutesReply: RPCReplyMessage {}
+extension Adapterd_V1_ClearSessionReply: RPCReplyMessage {}
 extension Adapterd_V1_InferReply: RPCReplyMessage {}
 extension Adapterd_V1_ActivateAdapterReply: RPCReplyMessage {}
 extension Adapterd_V1_RollbackReply: RPCReplyMessage {}

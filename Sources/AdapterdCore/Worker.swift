@@ -129,7 +129,7 @@ public final class Worker: Service, Sendable {
         switch route {
         case .infer(let context):
             await serve(message, encoding: encoding, Adapterd_V1_InferRequest.self, Adapterd_V1_InferReply.self, resultsContext: context) { request in
-                try await self.infer(request, message: message)
+                try await self.infer(request, message: message, context: context)
             }
         case .control("LoadAdapter"):
             await serve(message, encoding: encoding, Adapterd_V1_LoadAdapterRequest.self, Adapterd_V1_LoadAdapterReply.self) { request in
@@ -185,8 +185,36 @@ public final class Worker: Service, Sendable {
                 }
                 return reply
             }
+        case .control("SetRoute"):
+            await serve(message, encoding: encoding, Adapterd_V1_SetRouteRequest.self, Adapterd_V1_SetRouteReply.self) { request in
+                let route = RouteRecord(
+                    name: request.name, topic: request.topic, sensorType: request.sensorType, metadata: request.metadata,
+                    adapter: request.adapter, priority: Int(request.priority))
+                try await self.registry.setRoute(route)
+                var reply = Adapterd_V1_SetRouteReply()
+                reply.route = Self.route(route)
+                return reply
+            }
+        case .control("DeleteRoute"):
+            await serve(message, encoding: encoding, Adapterd_V1_DeleteRouteRequest.self, Adapterd_V1_DeleteRouteReply.self) { request in
+                try await self.registry.deleteRoute(name: request.name)
+                return Adapterd_V1_DeleteRouteReply()
+            }
+        case .control("ListRoutes"):
+            await serve(message, encoding: encoding, Adapterd_V1_ListRoutesRequest.self, Adapterd_V1_ListRoutesReply.self) { _ in
+                var reply = Adapterd_V1_ListRoutesReply()
+                reply.routes = await self.registry.routes.map(Self.route)
+                return reply
+            }
+        case .control("ClearSession"):
+            await serve(message, encoding: encoding, Adapterd_V1_ClearSessionRequest.self, Adapterd_V1_ClearSessionReply.self) { request in
+                guard !request.session.isEmpty else { throw RPCError(.invalidArgument, "field 'session' is required") }
+                var reply = Adapterd_V1_ClearSessionReply()
+                reply.cleared = Int32(try await self.registry.clear(session: request.session))
+                return reply
+            }
         case .control(let method):
-            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus, ActivateAdapter, Rollback, History")
+            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus, ActivateAdapter, Rollback, History, SetRoute, DeleteRoute, ListRoutes, ClearSession")
             await serve(message, encoding: encoding, Adapterd_V1_GetStatusRequest.self, ErrorReply.self, rejection: failure) { _ in ErrorReply() }
         }
     }
@@ -265,15 +293,21 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    func infer(_ request: Adapterd_V1_InferRequest, message: MQTTMessage) async throws -> Adapterd_V1_InferReply {
+    func infer(_ request: Adapterd_V1_InferRequest, message: MQTTMessage, context: [String]) async throws -> Adapterd_V1_InferReply {
         guard request.hasText else { throw RPCError(.invalidArgument, "field 'text' is required") }
         var entry: AdapterRegistry.Entry?
         if !request.adapter.isEmpty {
-            entry = try await registry.resolve(name: request.adapter, version: request.version)
+            guard configuration.allowExplicitAdapter else {
+                throw RPCError(.permissionDenied, "this worker routes requests itself; remove 'adapter' from the request")
+            }
+            entry = request.version.isEmpty
+                ? try await registry.resolve(name: request.adapter, session: request.session, ttl: configuration.affinityTTL)
+                : try await registry.resolve(name: request.adapter, version: request.version)
         } else if !request.version.isEmpty {
             throw RPCError(.invalidArgument, "field 'version' needs 'adapter'")
-        } else if let name = configuration.defaultAdapter {
-            entry = try? await registry.resolve(name: name, version: "")
+        } else if let name = Router.select(await registry.routes, topic: message.topic, context: context, metadata: request.metadata)?.adapter
+                    ?? configuration.defaultAdapter {
+            entry = try await registry.resolve(name: name, session: request.session, ttl: configuration.affinityTTL)
         }
         let encoded = engine.encode(request.text)
         let deadline = message.properties.messageExpiry.map { message.receivedAt + .seconds(Int64($0)) }
@@ -326,6 +360,17 @@ public final class Worker: Service, Sendable {
         info.labels = entry.adapter.labels ?? []
         info.path = entry.path
         return info
+    }
+
+    static func route(_ record: RouteRecord) -> Adapterd_V1_Route {
+        var route = Adapterd_V1_Route()
+        route.name = record.name
+        route.topic = record.topic
+        route.sensorType = record.sensorType
+        route.metadata = record.metadataPairs
+        route.adapter = record.adapter
+        route.priority = Int32(record.priority)
+        return route
     }
 
     /// Who sent a control request, for the audit trail: the MQTT 5 user property `actor`, else "mqtt".

@@ -18,6 +18,10 @@ public struct WorkerConfiguration: Sendable {
     public var maxBatch = 32
     /// Publish a copy of every inference reply under `…/results/…`.
     public var publishResults = false
+    /// How long a session keeps the adapter version its first request got.
+    public var affinityTTL: Duration = .seconds(24 * 3600)
+    /// Whether a request may name its adapter (otherwise routes decide alone).
+    public var allowExplicitAdapter = true
     /// Adapter used for requests that name none; nil gives embeddings.
     public var defaultAdapter: String?
     /// Adapters loaded at start: (name, version, path).

@@ -93,3 +93,79 @@ struct AdapterLifecycleTests {
         try await worker.stop()
     }
 }
+
+/// Routing and session affinity through the worker.
+@Suite("Routing and affinity over MQTT", .serialized)
+struct RoutingTests {
+    @Test("routes pick adapters by topic and sensor type; an explicit adapter wins; no match gives an embedding")
+    func routing() async throws {
+        let broker = try Harness.broker()
+        let configuration = Harness.configuration(broker: broker)
+        let worker = try await RunningWorker(configuration)
+        let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
+        for (name, topic, sensor, adapter, priority) in [("home", "adapterd/v1/\(configuration.workerID)/infer/voice/#", "", "intent", 10), ("plant", "", "vibration", "severity", 5)] {
+            var route = Adapterd_V1_SetRouteRequest()
+            route.name = name
+            route.topic = topic
+            route.sensorType = sensor
+            route.adapter = adapter
+            route.priority = Int32(priority)
+            #expect(RPCStatus(try await client.control("SetRoute", route, as: Adapterd_V1_SetRouteReply.self).status) == .ok)
+        }
+        var request = Adapterd_V1_InferRequest()
+        request.text = "lock the door"
+        #expect(try await client.infer(request, subtopic: "voice/hall").adapter == "intent")
+        #expect(try await client.infer(request, subtopic: "vibration/m7").adapter == "severity")
+        #expect(try await client.infer(request, subtopic: "other/x").embedding.count == 384)
+        request.adapter = "severity"
+        #expect(try await client.infer(request, subtopic: "voice/hall").adapter == "severity")
+        let listed = try await client.control("ListRoutes", Adapterd_V1_ListRoutesRequest(), as: Adapterd_V1_ListRoutesReply.self)
+        #expect(listed.routes.map(\.name) == ["home", "plant"])
+        var bad = Adapterd_V1_SetRouteRequest()
+        bad.name = "bad"
+        bad.topic = "a/#/b"
+        bad.adapter = "intent"
+        #expect(RPCStatus(try await client.control("SetRoute", bad, as: Adapterd_V1_SetRouteReply.self).status) == .invalidArgument)
+        client.close()
+        try await worker.stop()
+    }
+
+    @Test("a session keeps its adapter version across activation and restart until ClearSession")
+    func affinity() async throws {
+        let broker = try Harness.broker()
+        var configuration = Harness.configuration(broker: broker)
+        configuration.preload = [("alerts", "v1", Harness.adapterDirectory("intent"))]
+        var worker = try await RunningWorker(configuration)
+        let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
+        func infer(session: String) async throws -> String {
+            var request = Adapterd_V1_InferRequest()
+            request.text = "motor 7 overheats"
+            request.adapter = "alerts"
+            request.session = session
+            return try await client.infer(request).version
+        }
+        #expect(try await infer(session: "conversation-1") == "v1")
+        var load = Adapterd_V1_LoadAdapterRequest()
+        load.name = "alerts"
+        load.version = "v2"
+        load.path = Harness.adapterDirectory("severity")
+        _ = try await client.control("LoadAdapter", load, as: Adapterd_V1_LoadAdapterReply.self)
+        var activate = Adapterd_V1_ActivateAdapterRequest()
+        activate.name = "alerts"
+        activate.version = "v2"
+        _ = try await client.control("ActivateAdapter", activate, as: Adapterd_V1_ActivateAdapterReply.self)
+        #expect(try await infer(session: "conversation-1") == "v1", "pinned session stays on v1")
+        #expect(try await infer(session: "conversation-2") == "v2", "a new session gets the active version")
+
+        try await worker.stop()
+        configuration.preload = []
+        worker = try await RunningWorker(configuration)
+        #expect(try await infer(session: "conversation-1") == "v1", "the pin survives a restart")
+        var clear = Adapterd_V1_ClearSessionRequest()
+        clear.session = "conversation-1"
+        #expect(try await client.control("ClearSession", clear, as: Adapterd_V1_ClearSessionReply.self).cleared == 1)
+        #expect(try await infer(session: "conversation-1") == "v2")
+        client.close()
+        try await worker.stop()
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import GRDB
+
+/// A persisted routing rule: which adapter serves requests matching its criteria.
+public struct RouteRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "route"
+
+    public var name: String
+    /// MQTT topic filter matched against the request topic; empty matches any.
+    public var topic: String
+    /// Matched against the first topic level after `infer`; empty matches any.
+    public var sensorType: String
+    /// Required request metadata, as sorted `key=value` lines.
+    public var metadata: String
+    public var adapter: String
+    public var priority: Int
+
+    public init(name: String, topic: String, sensorType: String, metadata: [String: String], adapter: String, priority: Int) {
+        self.name = name
+        self.topic = topic
+        self.sensorType = sensorType
+        self.metadata = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
+        self.adapter = adapter
+        self.priority = priority
+    }
+
+    /// The required metadata as a map.
+    public var metadataPairs: [String: String] {
+        var pairs: [String: String] = [:]
+        for line in metadata.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            pairs[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        return pairs
+    }
+}
+
+/// A session's pinned adapter version (affinity).
+public struct SessionRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "session"
+
+    public var session: String
+    public var adapter: String
+    public var version: String
+    public var expiresAt: Date
+
+    public init(session: String, adapter: String, version: String, expiresAt: Date) {
+        self.session = session
+        self.adapter = adapter
+        self.version = version
+        self.expiresAt = expiresAt
+    }
+}
