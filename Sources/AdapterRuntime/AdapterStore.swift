@@ -66,7 +66,39 @@ public final class AdapterStore: Sendable {
                 table.primaryKey(["session", "adapter"])
             }
         }
+        migrator.registerMigration("v3: rollouts") { db in
+            try db.create(table: "rollout") { table in
+                table.column("name", .text).notNull()
+                table.column("version", .text).notNull()
+                table.column("weight", .integer).notNull()
+                table.primaryKey(["name", "version"])
+            }
+        }
         return migrator
+    }
+
+    // MARK: Rollouts
+
+    /// Replaces `name`'s traffic split (nil ends it).
+    public func save(rollout: Rollout?, name: String) throws(StoreError) {
+        try write { db in
+            try db.execute(sql: "DELETE FROM rollout WHERE name = ?", arguments: [name])
+            for split in rollout?.splits ?? [] {
+                try db.execute(sql: "INSERT INTO rollout (name, version, weight) VALUES (?, ?, ?)", arguments: [name, split.version, split.weight])
+            }
+        }
+    }
+
+    /// Every stored split, by name.
+    public func rollouts() throws(StoreError) -> [String: Rollout] {
+        let rows: [(String, String, Int)] = try read { db in
+            try Row.fetchAll(db, sql: "SELECT name, version, weight FROM rollout").map { ($0["name"], $0["version"], $0["weight"]) }
+        }
+        var byName: [String: [String: Int]] = [:]
+        for (name, version, weight) in rows { byName[name, default: [:]][version] = weight }
+        return byName.compactMapValues { $0 }.reduce(into: [:]) { result, item in
+            if let rollout = Rollout(name: item.key, splits: item.value) { result[item.key] = rollout }
+        }
     }
 
     // MARK: Routes

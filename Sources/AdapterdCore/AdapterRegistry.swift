@@ -24,6 +24,8 @@ public actor AdapterRegistry {
     private var active: [String: String] = [:]
     /// Routes, highest priority first (a copy of the store's, refreshed on every change).
     public private(set) var routes: [RouteRecord] = []
+    /// Traffic splits by adapter name.
+    public private(set) var rollouts: [String: Rollout] = [:]
 
     /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`.
     public init(model: BertModel, store: AdapterStore, baseFingerprint: String) {
@@ -36,6 +38,7 @@ public actor AdapterRegistry {
     /// Returns the versions that could not be restored, with why.
     public func restore() throws(RPCError) -> [(name: String, version: String, reason: String)] {
         routes = try mapped { () throws(StoreError) in try store.routes() }
+        rollouts = try mapped { () throws(StoreError) in try store.rollouts() }
         try mapped { () throws(StoreError) in _ = try store.pruneSessions() }
         var skipped: [(String, String, String)] = []
         for record in try mapped({ () throws(StoreError) in try store.versions() }) where record.state != .failed {
@@ -150,18 +153,42 @@ public actor AdapterRegistry {
         return entry
     }
 
-    /// Resolves `name` for a request of `session`: its pinned version while the pin lasts (and the version is
-    /// loaded), else the active version, which then becomes the session's pin for `ttl`.
-    public func resolve(name: String, session: String, ttl: Duration) throws(RPCError) -> Entry {
-        guard !session.isEmpty else { return try resolve(name: name, version: "") }
-        if let pinned = try mapped({ () throws(StoreError) in try store.affinity(session: session, adapter: name) }),
+    /// Resolves `name` for a request: a session's pinned version while the pin lasts (and the version is loaded);
+    /// else the rollout's version for the session (or, without one, for `stickyKey`, e.g. the sensor id); else the
+    /// active version. A session is then pinned to what it got, for `ttl`.
+    public func resolve(name: String, session: String, stickyKey: String, ttl: Duration) throws(RPCError) -> Entry {
+        if !session.isEmpty,
+           let pinned = try mapped({ () throws(StoreError) in try store.affinity(session: session, adapter: name) }),
            let entry = entries[name]?[pinned] {
             return entry
         }
-        let entry = try resolve(name: name, version: "")
-        let expires = Date().addingTimeInterval(Double(ttl.components.seconds))
-        try mapped { () throws(StoreError) in try store.pin(session: session, adapter: name, version: entry.version, expiresAt: expires) }
+        var entry = try resolve(name: name, version: "")
+        let key = session.isEmpty ? stickyKey : session
+        if let rollout = rollouts[name], !key.isEmpty, let chosen = entries[name]?[rollout.version(for: key)] {
+            entry = chosen
+        }
+        if !session.isEmpty {
+            let expires = Date().addingTimeInterval(Double(ttl.components.seconds))
+            try mapped { () throws(StoreError) in try store.pin(session: session, adapter: name, version: entry.version, expiresAt: expires) }
+        }
         return entry
+    }
+
+    /// Splits `name`'s traffic between loaded versions by weight; empty splits end the rollout.
+    public func setRollout(name: String, splits: [String: Int]) throws(RPCError) {
+        guard entries[name] != nil else { throw RPCError(.notFound, "no adapter '\(name)' is loaded") }
+        var rollout: Rollout?
+        if !splits.isEmpty {
+            if let missing = splits.keys.sorted().first(where: { entries[name]?[$0] == nil }) {
+                throw RPCError(.failedPrecondition, "adapter '\(name)' has no version '\(missing)' loaded; load it before splitting traffic to it")
+            }
+            guard let valid = Rollout(name: name, splits: splits) else {
+                throw RPCError(.invalidArgument, "splits must be non-negative weights with a positive sum")
+            }
+            rollout = valid
+        }
+        try mapped { () throws(StoreError) in try store.save(rollout: rollout, name: name) }
+        rollouts[name] = rollout
     }
 
     /// Removes every pin of `session`.

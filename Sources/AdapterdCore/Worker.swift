@@ -213,8 +213,14 @@ public final class Worker: Service, Sendable {
                 reply.cleared = Int32(try await self.registry.clear(session: request.session))
                 return reply
             }
+        case .control("SetRollout"):
+            await serve(message, encoding: encoding, Adapterd_V1_SetRolloutRequest.self, Adapterd_V1_SetRolloutReply.self) { request in
+                try await self.registry.setRollout(name: request.name, splits: request.splits.mapValues(Int.init))
+                self.logger.info("rollout", metadata: ["name": "\(request.name)", "splits": "\(request.splits)"])
+                return Adapterd_V1_SetRolloutReply()
+            }
         case .control(let method):
-            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus, ActivateAdapter, Rollback, History, SetRoute, DeleteRoute, ListRoutes, ClearSession")
+            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus, ActivateAdapter, Rollback, History, SetRoute, DeleteRoute, ListRoutes, ClearSession, SetRollout")
             await serve(message, encoding: encoding, Adapterd_V1_GetStatusRequest.self, ErrorReply.self, rejection: failure) { _ in ErrorReply() }
         }
     }
@@ -301,13 +307,13 @@ public final class Worker: Service, Sendable {
                 throw RPCError(.permissionDenied, "this worker routes requests itself; remove 'adapter' from the request")
             }
             entry = request.version.isEmpty
-                ? try await registry.resolve(name: request.adapter, session: request.session, ttl: configuration.affinityTTL)
+                ? try await registry.resolve(name: request.adapter, session: request.session, stickyKey: context.joined(separator: "/"), ttl: configuration.affinityTTL)
                 : try await registry.resolve(name: request.adapter, version: request.version)
         } else if !request.version.isEmpty {
             throw RPCError(.invalidArgument, "field 'version' needs 'adapter'")
         } else if let name = Router.select(await registry.routes, topic: message.topic, context: context, metadata: request.metadata)?.adapter
                     ?? configuration.defaultAdapter {
-            entry = try await registry.resolve(name: name, session: request.session, ttl: configuration.affinityTTL)
+            entry = try await registry.resolve(name: name, session: request.session, stickyKey: context.joined(separator: "/"), ttl: configuration.affinityTTL)
         }
         let encoded = engine.encode(request.text)
         let deadline = message.properties.messageExpiry.map { message.receivedAt + .seconds(Int64($0)) }

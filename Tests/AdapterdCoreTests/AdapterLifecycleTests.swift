@@ -169,3 +169,34 @@ struct RoutingTests {
         try await worker.stop()
     }
 }
+
+@Suite("Rollouts over MQTT", .serialized)
+struct RolloutOverMQTTTests {
+    @Test("SetRollout splits sessions between versions, sticky per session, and refuses versions that are not loaded")
+    func rollout() async throws {
+        let broker = try Harness.broker()
+        var configuration = Harness.configuration(broker: broker)
+        configuration.preload = [("alerts", "v1", Harness.adapterDirectory("intent")), ("alerts", "v2", Harness.adapterDirectory("severity"))]
+        let worker = try await RunningWorker(configuration)
+        let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
+        var split = Adapterd_V1_SetRolloutRequest()
+        split.name = "alerts"
+        split.splits = ["v1": 50, "v2": 50]
+        #expect(RPCStatus(try await client.control("SetRollout", split, as: Adapterd_V1_SetRolloutReply.self).status) == .ok)
+        func version(_ session: String) async throws -> String {
+            var request = Adapterd_V1_InferRequest()
+            request.text = "pump pressure low"
+            request.adapter = "alerts"
+            request.session = session
+            return try await client.infer(request).version
+        }
+        var first: [String: String] = [:]
+        for index in 0..<20 { first["s\(index)"] = try await version("s\(index)") }
+        #expect(Set(first.values) == ["v1", "v2"])
+        for index in 0..<20 { #expect(try await version("s\(index)") == first["s\(index)"]) }
+        split.splits = ["v1": 90, "v9": 10]
+        #expect(RPCStatus(try await client.control("SetRollout", split, as: Adapterd_V1_SetRolloutReply.self).status) == .failedPrecondition)
+        client.close()
+        try await worker.stop()
+    }
+}
