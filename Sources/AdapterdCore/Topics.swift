@@ -19,6 +19,8 @@ public struct Topics: Sendable {
     public func control(_ method: String) -> String { "\(Self.prefix)/\(worker)/control/\(method)" }
     /// The subscription filter for control requests.
     public var controlFilter: String { "\(Self.prefix)/\(worker)/control/+" }
+    /// Adapter lifecycle events (loaded, refused, activated, rolled back, unloaded).
+    public var events: String { "\(Self.prefix)/\(worker)/events" }
     /// Retained worker status.
     public var status: String { "\(Self.prefix)/\(worker)/status" }
     /// Copies of replies for subscribers that did not ask (`…/results/{levels after infer}`).

@@ -133,7 +133,14 @@ public final class Worker: Service, Sendable {
             }
         case .control("LoadAdapter"):
             await serve(message, encoding: encoding, Adapterd_V1_LoadAdapterRequest.self, Adapterd_V1_LoadAdapterReply.self) { request in
-                let entry = try await self.registry.load(name: request.name, version: request.version, path: request.path, actor: Self.actor(message))
+                let entry: AdapterRegistry.Entry
+                do {
+                    entry = try await self.registry.load(name: request.name, version: request.version, path: request.path, actor: Self.actor(message))
+                } catch let error as RPCError where error.status == .failedPrecondition {
+                    self.publishEvent("refused", name: request.name, version: request.version, message: message, reason: error.message)
+                    throw error
+                }
+                self.publishEvent("loaded", name: entry.name, version: entry.version, message: message, reason: "state \(entry.record.state.rawValue)")
                 self.logger.info("loaded adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "state": "\(entry.record.state.rawValue)"])
                 var reply = Adapterd_V1_LoadAdapterReply()
                 reply.adapter = Self.info(entry)
@@ -142,6 +149,7 @@ public final class Worker: Service, Sendable {
         case .control("UnloadAdapter"):
             await serve(message, encoding: encoding, Adapterd_V1_UnloadAdapterRequest.self, Adapterd_V1_UnloadAdapterReply.self) { request in
                 try await self.registry.unload(name: request.name, version: request.version, actor: Self.actor(message))
+                self.publishEvent("unloaded", name: request.name, version: request.version, message: message, reason: "")
                 return Adapterd_V1_UnloadAdapterReply()
             }
         case .control("ListAdapters"):
@@ -157,6 +165,7 @@ public final class Worker: Service, Sendable {
         case .control("ActivateAdapter"):
             await serve(message, encoding: encoding, Adapterd_V1_ActivateAdapterRequest.self, Adapterd_V1_ActivateAdapterReply.self) { request in
                 let entry = try await self.registry.activate(name: request.name, version: request.version, actor: Self.actor(message), reason: request.reason)
+                self.publishEvent("activated", name: entry.name, version: entry.version, message: message, reason: request.reason)
                 self.logger.info("activated adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)"])
                 var reply = Adapterd_V1_ActivateAdapterReply()
                 reply.adapter = Self.info(entry)
@@ -165,6 +174,7 @@ public final class Worker: Service, Sendable {
         case .control("Rollback"):
             await serve(message, encoding: encoding, Adapterd_V1_RollbackRequest.self, Adapterd_V1_RollbackReply.self) { request in
                 let entry = try await self.registry.rollback(name: request.name, actor: Self.actor(message), reason: request.reason)
+                self.publishEvent("rolled back", name: entry.name, version: entry.version, message: message, reason: request.reason)
                 self.logger.notice("rolled back adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)"])
                 var reply = Adapterd_V1_RollbackReply()
                 reply.adapter = Self.info(entry)
@@ -289,6 +299,12 @@ public final class Worker: Service, Sendable {
         if let resultsContext, configuration.publishResults {
             publish(topics.results(context: resultsContext), reply.payload, MQTTProperties(contentType: encoding.contentType, userProperties: [MQTTUserProperty("status", reply.status.name)]))
         }
+    }
+
+    /// Publishes an adapter lifecycle event for dashboards and fleet controllers.
+    func publishEvent(_ event: String, name: String, version: String, message: MQTTMessage, reason: String) {
+        let body = AdapterEvent(event: event, name: name, version: version, actor: Self.actor(message), reason: reason)
+        publish(topics.events, body.json(), MQTTProperties(contentType: "application/json"))
     }
 
     private func publish(_ topic: String, _ payload: [UInt8], _ properties: MQTTProperties) {

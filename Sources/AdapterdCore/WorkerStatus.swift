@@ -25,3 +25,30 @@ public struct WorkerStatus: Codable, Sendable, Equatable {
         return [UInt8](try! encoder.encode(self))
     }
 }
+
+/// One adapter lifecycle event, as published on `adapterd/v1/{worker}/events`.
+public struct AdapterEvent: Codable, Sendable, Equatable {
+    /// "loaded", "refused", "activated", "rolled back" or "unloaded".
+    public var event: String
+    public var name: String
+    public var version: String
+    public var actor: String
+    public var reason: String
+    public var at: String
+
+    public init(event: String, name: String, version: String, actor: String, reason: String, at: Date = Date()) {
+        self.event = event
+        self.name = name
+        self.version = version
+        self.actor = actor
+        self.reason = reason
+        self.at = ISO8601DateFormatter().string(from: at)
+    }
+
+    /// JSON bytes with sorted keys.
+    public func json() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return [UInt8](try! encoder.encode(self))
+    }
+}
