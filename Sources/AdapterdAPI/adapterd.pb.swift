@@ -385,50 +385,111 @@ public nonisolated struct Adapterd_V1_GetStatusRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct Adapterd_V1_GetStatusReply: Sendable {
+public nonisolated struct Adapterd_V1_GetStatusReply: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var status: Adapterd_V1_StatusCode {
-    get {_status ?? .ok}
-    set {_status = newValue}
+    get {_storage._status ?? .ok}
+    set {_uniqueStorage()._status = newValue}
   }
   /// Returns true if `status` has been explicitly set.
-  public var hasStatus: Bool {self._status != nil}
+  public var hasStatus: Bool {_storage._status != nil}
   /// Clears the value of `status`. Subsequent reads from it will return its default value.
-  public mutating func clearStatus() {self._status = nil}
+  public mutating func clearStatus() {_uniqueStorage()._status = nil}
 
-  public var error: String = String()
+  public var error: String {
+    get {_storage._error}
+    set {_uniqueStorage()._error = newValue}
+  }
 
-  public var worker: String = String()
+  public var worker: String {
+    get {_storage._worker}
+    set {_uniqueStorage()._worker = newValue}
+  }
 
   /// "online" or "draining".
-  public var state: String = String()
+  public var state: String {
+    get {_storage._state}
+    set {_uniqueStorage()._state = newValue}
+  }
 
-  public var version: String = String()
+  public var version: String {
+    get {_storage._version}
+    set {_uniqueStorage()._version = newValue}
+  }
 
-  public var model: String = String()
+  public var model: String {
+    get {_storage._model}
+    set {_uniqueStorage()._model = newValue}
+  }
 
-  public var startedAt: String = String()
+  public var startedAt: String {
+    get {_storage._startedAt}
+    set {_uniqueStorage()._startedAt = newValue}
+  }
 
-  public var uptimeSeconds: Double = 0
+  public var uptimeSeconds: Double {
+    get {_storage._uptimeSeconds}
+    set {_uniqueStorage()._uptimeSeconds = newValue}
+  }
 
-  public var requestsTotal: Int64 = 0
+  public var requestsTotal: Int64 {
+    get {_storage._requestsTotal}
+    set {_uniqueStorage()._requestsTotal = newValue}
+  }
 
-  public var requestsFailed: Int64 = 0
+  public var requestsFailed: Int64 {
+    get {_storage._requestsFailed}
+    set {_uniqueStorage()._requestsFailed = newValue}
+  }
 
-  public var inFlight: Int32 = 0
+  public var inFlight: Int32 {
+    get {_storage._inFlight}
+    set {_uniqueStorage()._inFlight = newValue}
+  }
 
-  public var adaptersLoaded: Int32 = 0
+  public var adaptersLoaded: Int32 {
+    get {_storage._adaptersLoaded}
+    set {_uniqueStorage()._adaptersLoaded = newValue}
+  }
 
-  public var correlationID: String = String()
+  public var cacheBytes: Int64 {
+    get {_storage._cacheBytes}
+    set {_uniqueStorage()._cacheBytes = newValue}
+  }
+
+  public var cacheMaxBytes: Int64 {
+    get {_storage._cacheMaxBytes}
+    set {_uniqueStorage()._cacheMaxBytes = newValue}
+  }
+
+  public var cacheHits: Int64 {
+    get {_storage._cacheHits}
+    set {_uniqueStorage()._cacheHits = newValue}
+  }
+
+  public var cacheMisses: Int64 {
+    get {_storage._cacheMisses}
+    set {_uniqueStorage()._cacheMisses = newValue}
+  }
+
+  public var cacheEvictions: Int64 {
+    get {_storage._cacheEvictions}
+    set {_uniqueStorage()._cacheEvictions = newValue}
+  }
+
+  public var correlationID: String {
+    get {_storage._correlationID}
+    set {_uniqueStorage()._correlationID = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _status: Adapterd_V1_StatusCode? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Adapterd_V1_ActivateAdapterRequest: Sendable {
@@ -839,6 +900,48 @@ public nonisolated struct Adapterd_V1_SetRolloutRequest: Sendable {
 }
 
 public nonisolated struct Adapterd_V1_SetRolloutReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var status: Adapterd_V1_StatusCode {
+    get {_status ?? .ok}
+    set {_status = newValue}
+  }
+  /// Returns true if `status` has been explicitly set.
+  public var hasStatus: Bool {self._status != nil}
+  /// Clears the value of `status`. Subsequent reads from it will return its default value.
+  public mutating func clearStatus() {self._status = nil}
+
+  public var error: String = String()
+
+  public var correlationID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _status: Adapterd_V1_StatusCode? = nil
+}
+
+/// Keeps every version of a name resident in the cache (PinAdapter) or lets it be evicted again (UnpinAdapter).
+public nonisolated struct Adapterd_V1_PinAdapterRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var replyTo: String = String()
+
+  public var correlationID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Adapterd_V1_PinAdapterReply: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -1393,93 +1496,188 @@ nonisolated extension Adapterd_V1_GetStatusRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetStatusReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}worker\0\u{1}state\0\u{1}version\0\u{1}model\0\u{3}started_at\0\u{3}uptime_seconds\0\u{3}requests_total\0\u{3}requests_failed\0\u{3}in_flight\0\u{3}adapters_loaded\0\u{4}\u{3}correlation_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}worker\0\u{1}state\0\u{1}version\0\u{1}model\0\u{3}started_at\0\u{3}uptime_seconds\0\u{3}requests_total\0\u{3}requests_failed\0\u{3}in_flight\0\u{3}adapters_loaded\0\u{3}cache_bytes\0\u{3}cache_max_bytes\0\u{3}correlation_id\0\u{3}cache_hits\0\u{3}cache_misses\0\u{3}cache_evictions\0")
+
+  fileprivate class _StorageClass {
+    var _status: Adapterd_V1_StatusCode? = nil
+    var _error: String = String()
+    var _worker: String = String()
+    var _state: String = String()
+    var _version: String = String()
+    var _model: String = String()
+    var _startedAt: String = String()
+    var _uptimeSeconds: Double = 0
+    var _requestsTotal: Int64 = 0
+    var _requestsFailed: Int64 = 0
+    var _inFlight: Int32 = 0
+    var _adaptersLoaded: Int32 = 0
+    var _cacheBytes: Int64 = 0
+    var _cacheMaxBytes: Int64 = 0
+    var _cacheHits: Int64 = 0
+    var _cacheMisses: Int64 = 0
+    var _cacheEvictions: Int64 = 0
+    var _correlationID: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _status = source._status
+      _error = source._error
+      _worker = source._worker
+      _state = source._state
+      _version = source._version
+      _model = source._model
+      _startedAt = source._startedAt
+      _uptimeSeconds = source._uptimeSeconds
+      _requestsTotal = source._requestsTotal
+      _requestsFailed = source._requestsFailed
+      _inFlight = source._inFlight
+      _adaptersLoaded = source._adaptersLoaded
+      _cacheBytes = source._cacheBytes
+      _cacheMaxBytes = source._cacheMaxBytes
+      _cacheHits = source._cacheHits
+      _cacheMisses = source._cacheMisses
+      _cacheEvictions = source._cacheEvictions
+      _correlationID = source._correlationID
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularEnumField(value: &self._status) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.error) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.worker) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.state) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.version) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self.model) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.startedAt) }()
-      case 8: try { try decoder.decodeSingularDoubleField(value: &self.uptimeSeconds) }()
-      case 9: try { try decoder.decodeSingularInt64Field(value: &self.requestsTotal) }()
-      case 10: try { try decoder.decodeSingularInt64Field(value: &self.requestsFailed) }()
-      case 11: try { try decoder.decodeSingularInt32Field(value: &self.inFlight) }()
-      case 12: try { try decoder.decodeSingularInt32Field(value: &self.adaptersLoaded) }()
-      case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularEnumField(value: &_storage._status) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._error) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._worker) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._state) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._version) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._model) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._startedAt) }()
+        case 8: try { try decoder.decodeSingularDoubleField(value: &_storage._uptimeSeconds) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._requestsTotal) }()
+        case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._requestsFailed) }()
+        case 11: try { try decoder.decodeSingularInt32Field(value: &_storage._inFlight) }()
+        case 12: try { try decoder.decodeSingularInt32Field(value: &_storage._adaptersLoaded) }()
+        case 13: try { try decoder.decodeSingularInt64Field(value: &_storage._cacheBytes) }()
+        case 14: try { try decoder.decodeSingularInt64Field(value: &_storage._cacheMaxBytes) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._correlationID) }()
+        case 16: try { try decoder.decodeSingularInt64Field(value: &_storage._cacheHits) }()
+        case 17: try { try decoder.decodeSingularInt64Field(value: &_storage._cacheMisses) }()
+        case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._cacheEvictions) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._status {
-      try visitor.visitSingularEnumField(value: v, fieldNumber: 1)
-    } }()
-    if !self.error.isEmpty {
-      try visitor.visitSingularStringField(value: self.error, fieldNumber: 2)
-    }
-    if !self.worker.isEmpty {
-      try visitor.visitSingularStringField(value: self.worker, fieldNumber: 3)
-    }
-    if !self.state.isEmpty {
-      try visitor.visitSingularStringField(value: self.state, fieldNumber: 4)
-    }
-    if !self.version.isEmpty {
-      try visitor.visitSingularStringField(value: self.version, fieldNumber: 5)
-    }
-    if !self.model.isEmpty {
-      try visitor.visitSingularStringField(value: self.model, fieldNumber: 6)
-    }
-    if !self.startedAt.isEmpty {
-      try visitor.visitSingularStringField(value: self.startedAt, fieldNumber: 7)
-    }
-    if self.uptimeSeconds.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.uptimeSeconds, fieldNumber: 8)
-    }
-    if self.requestsTotal != 0 {
-      try visitor.visitSingularInt64Field(value: self.requestsTotal, fieldNumber: 9)
-    }
-    if self.requestsFailed != 0 {
-      try visitor.visitSingularInt64Field(value: self.requestsFailed, fieldNumber: 10)
-    }
-    if self.inFlight != 0 {
-      try visitor.visitSingularInt32Field(value: self.inFlight, fieldNumber: 11)
-    }
-    if self.adaptersLoaded != 0 {
-      try visitor.visitSingularInt32Field(value: self.adaptersLoaded, fieldNumber: 12)
-    }
-    if !self.correlationID.isEmpty {
-      try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 15)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._status {
+        try visitor.visitSingularEnumField(value: v, fieldNumber: 1)
+      } }()
+      if !_storage._error.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._error, fieldNumber: 2)
+      }
+      if !_storage._worker.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._worker, fieldNumber: 3)
+      }
+      if !_storage._state.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._state, fieldNumber: 4)
+      }
+      if !_storage._version.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._version, fieldNumber: 5)
+      }
+      if !_storage._model.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._model, fieldNumber: 6)
+      }
+      if !_storage._startedAt.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._startedAt, fieldNumber: 7)
+      }
+      if _storage._uptimeSeconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._uptimeSeconds, fieldNumber: 8)
+      }
+      if _storage._requestsTotal != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._requestsTotal, fieldNumber: 9)
+      }
+      if _storage._requestsFailed != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._requestsFailed, fieldNumber: 10)
+      }
+      if _storage._inFlight != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._inFlight, fieldNumber: 11)
+      }
+      if _storage._adaptersLoaded != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._adaptersLoaded, fieldNumber: 12)
+      }
+      if _storage._cacheBytes != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._cacheBytes, fieldNumber: 13)
+      }
+      if _storage._cacheMaxBytes != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._cacheMaxBytes, fieldNumber: 14)
+      }
+      if !_storage._correlationID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._correlationID, fieldNumber: 15)
+      }
+      if _storage._cacheHits != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._cacheHits, fieldNumber: 16)
+      }
+      if _storage._cacheMisses != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._cacheMisses, fieldNumber: 17)
+      }
+      if _storage._cacheEvictions != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._cacheEvictions, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Adapterd_V1_GetStatusReply, rhs: Adapterd_V1_GetStatusReply) -> Bool {
-    if lhs._status != rhs._status {return false}
-    if lhs.error != rhs.error {return false}
-    if lhs.worker != rhs.worker {return false}
-    if lhs.state != rhs.state {return false}
-    if lhs.version != rhs.version {return false}
-    if lhs.model != rhs.model {return false}
-    if lhs.startedAt != rhs.startedAt {return false}
-    if lhs.uptimeSeconds != rhs.uptimeSeconds {return false}
-    if lhs.requestsTotal != rhs.requestsTotal {return false}
-    if lhs.requestsFailed != rhs.requestsFailed {return false}
-    if lhs.inFlight != rhs.inFlight {return false}
-    if lhs.adaptersLoaded != rhs.adaptersLoaded {return false}
-    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._status != rhs_storage._status {return false}
+        if _storage._error != rhs_storage._error {return false}
+        if _storage._worker != rhs_storage._worker {return false}
+        if _storage._state != rhs_storage._state {return false}
+        if _storage._version != rhs_storage._version {return false}
+        if _storage._model != rhs_storage._model {return false}
+        if _storage._startedAt != rhs_storage._startedAt {return false}
+        if _storage._uptimeSeconds != rhs_storage._uptimeSeconds {return false}
+        if _storage._requestsTotal != rhs_storage._requestsTotal {return false}
+        if _storage._requestsFailed != rhs_storage._requestsFailed {return false}
+        if _storage._inFlight != rhs_storage._inFlight {return false}
+        if _storage._adaptersLoaded != rhs_storage._adaptersLoaded {return false}
+        if _storage._cacheBytes != rhs_storage._cacheBytes {return false}
+        if _storage._cacheMaxBytes != rhs_storage._cacheMaxBytes {return false}
+        if _storage._cacheHits != rhs_storage._cacheHits {return false}
+        if _storage._cacheMisses != rhs_storage._cacheMisses {return false}
+        if _storage._cacheEvictions != rhs_storage._cacheEvictions {return false}
+        if _storage._correlationID != rhs_storage._correlationID {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2324,6 +2522,90 @@ nonisolated extension Adapterd_V1_SetRolloutReply: SwiftProtobuf.Message, SwiftP
   }
 
   public static func ==(lhs: Adapterd_V1_SetRolloutReply, rhs: Adapterd_V1_SetRolloutReply) -> Bool {
+    if lhs._status != rhs._status {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_PinAdapterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PinAdapterRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{4}\u{d}reply_to\0\u{3}correlation_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.replyTo) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.replyTo.isEmpty {
+      try visitor.visitSingularStringField(value: self.replyTo, fieldNumber: 14)
+    }
+    if !self.correlationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 15)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_PinAdapterRequest, rhs: Adapterd_V1_PinAdapterRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.replyTo != rhs.replyTo {return false}
+    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_PinAdapterReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PinAdapterReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{4}\u{d}correlation_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self._status) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._status {
+      try visitor.visitSingularEnumField(value: v, fieldNumber: 1)
+    } }()
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 2)
+    }
+    if !self.correlationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 15)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_PinAdapterReply, rhs: Adapterd_V1_PinAdapterReply) -> Bool {
     if lhs._status != rhs._status {return false}
     if lhs.error != rhs.error {return false}
     if lhs.correlationID != rhs.correlationID {return false}

@@ -6,19 +6,21 @@ import MQTTRPC
 /// The adapters this worker serves: durable state in the `AdapterStore` (files and SQLite registry), validated
 /// `LoRAAdapter`s in memory, and which version of each name is active.
 public actor AdapterRegistry {
-    /// One usable adapter version.
+    /// One usable adapter version (its weights live in the cache, loaded on demand).
     public struct Entry: Sendable {
         public let record: AdapterVersionRecord
         public let path: String
-        public let adapter: LoRAAdapter
 
         public var name: String { record.name }
         public var version: String { record.version }
         public var sha256: String { record.sha256 }
+        public var key: AdapterCache.Key { AdapterCache.Key(name: record.name, version: record.version) }
     }
 
     private let model: BertModel
     private let store: AdapterStore
+    /// Adapter weights held ready under the byte budget.
+    public nonisolated let cache: AdapterCache
     private let baseFingerprint: String
     private var entries: [String: [String: Entry]] = [:]
     private var active: [String: String] = [:]
@@ -28,10 +30,15 @@ public actor AdapterRegistry {
     public private(set) var rollouts: [String: Rollout] = [:]
 
     /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`.
-    public init(model: BertModel, store: AdapterStore, baseFingerprint: String) {
+    public init(model: BertModel, store: AdapterStore, baseFingerprint: String, cacheBytes: Int) {
         self.model = model
         self.store = store
         self.baseFingerprint = baseFingerprint
+        cache = AdapterCache(maxBytes: cacheBytes) { [store, model] key in
+            let record = try store.versions(name: key.name).first { $0.version == key.version }
+            guard let record else { throw StoreError.notFound(name: key.name, version: key.version) }
+            return try LoRAAdapter(directory: store.directory(forSHA256: record.sha256), model: model, name: key.name)
+        }
     }
 
     /// Loads every registered, non-failed version built for this base model from the store (after a restart).
@@ -47,13 +54,13 @@ public actor AdapterRegistry {
                 continue
             }
             let path = store.directory(forSHA256: record.sha256)
-            do {
-                let adapter = try LoRAAdapter(directory: path, model: model, name: record.name)
-                entries[record.name, default: [:]][record.version] = Entry(record: record, path: path, adapter: adapter)
-                if record.state == .active { active[record.name] = record.version }
-            } catch {
-                skipped.append((record.name, record.version, error.description))
+            guard FileManager.default.fileExists(atPath: path + "/adapter_model.safetensors") else {
+                skipped.append((record.name, record.version, "its files are missing from \(path)"))
+                continue
             }
+            // Weights load on first use, under the cache's budget.
+            entries[record.name, default: [:]][record.version] = Entry(record: record, path: path)
+            if record.state == .active { active[record.name] = record.version }
         }
         return skipped
     }
@@ -62,7 +69,7 @@ public actor AdapterRegistry {
     /// model, runs a smoke inference, registers it. The first version of a name becomes active at once; later ones
     /// wait for `activate`. A refused adapter is recorded as failed and changes nothing that serves.
     @discardableResult
-    public func load(name: String, version: String, path: String, actor: String) throws(RPCError) -> Entry {
+    public func load(name: String, version: String, path: String, actor: String) async throws(RPCError) -> Entry {
         try mapped { () throws(StoreError) in
             try AdapterName.check(name, field: "name")
             try AdapterName.check(version, field: "version")
@@ -100,8 +107,9 @@ public actor AdapterRegistry {
             }
             active[name] = version
         }
-        let entry = Entry(record: record, path: storedPath, adapter: adapter)
+        let entry = Entry(record: record, path: storedPath)
         entries[name, default: [:]][version] = entry
+        await cache.insert(entry.key, adapter)
         return entry
     }
 
@@ -127,13 +135,14 @@ public actor AdapterRegistry {
 
     /// Unloads one version, or every version of `name` when `version` is empty. When the active version goes, the
     /// newest remaining one becomes active.
-    public func unload(name: String, version: String, actor: String) throws(RPCError) {
+    public func unload(name: String, version: String, actor: String) async throws(RPCError) {
         guard let versions = entries[name] else { throw RPCError(.notFound, "no adapter '\(name)' is loaded") }
         let doomed = version.isEmpty ? Array(versions.keys) : [version]
         guard doomed.allSatisfy({ versions[$0] != nil }) else { throw RPCError(.notFound, "adapter '\(name)' has no version '\(version)' loaded") }
         for item in doomed {
             try mapped { () throws(StoreError) in try store.remove(name: name, version: item, actor: actor) }
             entries[name]?[item] = nil
+            await cache.remove(AdapterCache.Key(name: name, version: item))
         }
         if entries[name]?.isEmpty ?? true {
             entries[name] = nil
@@ -225,7 +234,7 @@ public actor AdapterRegistry {
     private func refreshRecords(name: String) throws(RPCError) {
         for record in try mapped({ () throws(StoreError) in try store.versions(name: name) }) {
             if let entry = entries[name]?[record.version] {
-                entries[name]?[record.version] = Entry(record: record, path: entry.path, adapter: entry.adapter)
+                entries[name]?[record.version] = Entry(record: record, path: entry.path)
             }
         }
     }

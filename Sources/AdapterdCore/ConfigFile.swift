@@ -11,6 +11,7 @@ import Yams
 /// dataDir: /var/lib/adapterd
 /// mqttVersion: "5"
 /// maxBatch: 32
+/// cacheMaxBytes: 268435456
 /// results: false
 /// defaultAdapter: intent
 /// adapters:
@@ -39,6 +40,7 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
     public var dataDir: String?
     public var mqttVersion: String?
     public var maxBatch: Int?
+    public var cacheMaxBytes: Int?
     public var results: Bool?
     public var defaultAdapter: String?
     public var adapters: [Adapter]?
@@ -67,7 +69,7 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
         }
         do {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
-                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "results", "defaultAdapter", "adapters", "username", "password", "tls", "logLevel"]
+                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "cacheMaxBytes", "results", "defaultAdapter", "adapters", "username", "password", "tls", "logLevel"]
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw Failure(path: path, reason: "unknown key '\(unknown)'; known keys: \(known.sorted().joined(separator: ", "))")
                 }

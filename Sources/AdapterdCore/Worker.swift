@@ -23,6 +23,7 @@ public final class Worker: Service, Sendable {
     let executor: BatchExecutor
     let client: MQTTClient
     let replies = ReplyCache()
+    let intake = IntakeTracker()
     let logger: Logger
     let startedAt = Date()
 
@@ -37,7 +38,9 @@ public final class Worker: Service, Sendable {
         engine = try InferenceEngine(modelDirectory: configuration.modelDirectory)
         // The fingerprint ties every registered adapter to the exact base weights it was validated against.
         let fingerprint = try AdapterDigest.sha256(ofFile: configuration.modelDirectory + "/model.safetensors")
-        registry = AdapterRegistry(model: engine.model, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint)
+        registry = AdapterRegistry(
+            model: engine.model, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint,
+            cacheBytes: configuration.cacheMaxBytes)
         executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch)
         var options = try MQTTOptions.parse(url: configuration.brokerURL, clientID: "adapterd-" + configuration.workerID)
         options.protocolVersion = configuration.protocolVersion == .v5 ? .v5 : .v311
@@ -66,7 +69,7 @@ public final class Worker: Service, Sendable {
         }
         for item in configuration.preload {
             let entry = try await registry.load(name: item.name, version: item.version, path: item.path, actor: "config")
-            logger.info("loaded adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "bytes": "\(entry.adapter.byteSize)"])
+            logger.info("loaded adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "bytes": "\(entry.record.sizeBytes)"])
         }
         try await connectWithBackoff()
         for filter in [topics.inferFilter, topics.controlFilter] { try client.subscribe(filter, qos: 1) }
@@ -76,7 +79,11 @@ public final class Worker: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 for await message in client.messages {
-                    group.addTask { await self.handle(message) }
+                    intake.received()
+                    group.addTask {
+                        await self.handle(message)
+                        self.intake.answered()
+                    }
                 }
             }
         } onGracefulShutdown: {
@@ -89,7 +96,9 @@ public final class Worker: Service, Sendable {
     func drain() async {
         await stats.startDraining()
         logger.info("draining")
-        while await stats.inFlight > 0 { try? await Task.sleep(for: .milliseconds(5)) }
+        // Everything taken from the stream must be answered before the connection closes; a short quiet period
+        // lets requests the broker already sent arrive (and get their UNAVAILABLE) instead of being lost.
+        while !intake.isIdle(quiet: .milliseconds(100)) { try? await Task.sleep(for: .milliseconds(5)) }
         try? publishStatus("offline")
         client.disconnect()
         client.finishMessages()
@@ -229,8 +238,18 @@ public final class Worker: Service, Sendable {
                 self.logger.info("rollout", metadata: ["name": "\(request.name)", "splits": "\(request.splits)"])
                 return Adapterd_V1_SetRolloutReply()
             }
+        case .control(let method) where method == "PinAdapter" || method == "UnpinAdapter":
+            await serve(message, encoding: encoding, Adapterd_V1_PinAdapterRequest.self, Adapterd_V1_PinAdapterReply.self) { request in
+                _ = try await self.registry.resolve(name: request.name, version: "")
+                if method == "PinAdapter" {
+                    await self.registry.cache.pin(request.name)
+                } else {
+                    await self.registry.cache.unpin(request.name)
+                }
+                return Adapterd_V1_PinAdapterReply()
+            }
         case .control(let method):
-            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus, ActivateAdapter, Rollback, History, SetRoute, DeleteRoute, ListRoutes, ClearSession, SetRollout")
+            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus, ActivateAdapter, Rollback, History, SetRoute, DeleteRoute, ListRoutes, ClearSession, SetRollout, PinAdapter, UnpinAdapter")
             await serve(message, encoding: encoding, Adapterd_V1_GetStatusRequest.self, ErrorReply.self, rejection: failure) { _ in ErrorReply() }
         }
     }
@@ -333,7 +352,17 @@ public final class Worker: Service, Sendable {
         }
         let encoded = engine.encode(request.text)
         let deadline = message.properties.messageExpiry.map { message.receivedAt + .seconds(Int64($0)) }
-        guard let output = await executor.run(EncodedInput(ids: encoded.ids, adapter: entry?.adapter), deadline: deadline) else {
+        var adapter: LoRAAdapter?
+        if let entry {
+            do {
+                adapter = try await registry.cache.acquire(entry.key)
+            } catch {
+                throw RPCError(.unavailable, "adapter '\(entry.name)' \(entry.version) could not be loaded: \(error)")
+            }
+        }
+        let result = await executor.run(EncodedInput(ids: encoded.ids, adapter: adapter), deadline: deadline)
+        if let entry { await registry.cache.release(entry.key) }
+        guard let output = result else {
             throw RPCError(.deadlineExceeded, "the request expired while it waited for the engine")
         }
         var reply = Adapterd_V1_InferReply()
@@ -367,6 +396,12 @@ public final class Worker: Service, Sendable {
         reply.requestsFailed = Int64(await stats.failed)
         reply.inFlight = Int32(await stats.inFlight)
         reply.adaptersLoaded = Int32(await registry.count)
+        let cache = await registry.cache.counters
+        reply.cacheBytes = Int64(cache.bytes)
+        reply.cacheMaxBytes = Int64(configuration.cacheMaxBytes)
+        reply.cacheHits = Int64(cache.hits)
+        reply.cacheMisses = Int64(cache.misses)
+        reply.cacheEvictions = Int64(cache.evictions)
         return reply
     }
 
@@ -375,11 +410,11 @@ public final class Worker: Service, Sendable {
         info.name = entry.name
         info.version = entry.version
         info.state = entry.record.state.rawValue
-        info.bytes = Int64(entry.adapter.byteSize)
+        info.bytes = Int64(entry.record.sizeBytes)
         info.sha256 = entry.sha256
-        info.rank = Int32(entry.adapter.maxRank)
+        info.rank = Int32(entry.record.rank)
         info.targets = entry.record.targets.split(separator: ",").map(String.init)
-        info.labels = entry.adapter.labels ?? []
+        info.labels = entry.record.labels.split(separator: "\n").map(String.init)
         info.path = entry.path
         return info
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Counters of one worker's requests, and whether it is draining for shutdown.
 public actor WorkerStats {
     public private(set) var executed = 0
@@ -18,4 +20,30 @@ public actor WorkerStats {
     func reject() { failed += 1 }
 
     func startDraining() { draining = true }
+}
+
+/// Messages taken from the broker and not yet answered, counted from the moment they leave the stream (before
+/// any task starts), so draining cannot disconnect while a reply is still owed.
+///
+/// A class with a lock: the receive loop updates it synchronously, without awaiting an actor.
+final class IntakeTracker: @unchecked Sendable {
+    private let lock = NSLock()
+    private var open = 0
+    private var lastArrival = ContinuousClock.now
+
+    func received() {
+        lock.withLock {
+            open += 1
+            lastArrival = .now
+        }
+    }
+
+    func answered() {
+        lock.withLock { open -= 1 }
+    }
+
+    /// Whether nothing is owed and nothing has arrived for `quiet`.
+    func isIdle(quiet: Duration) -> Bool {
+        lock.withLock { open == 0 && ContinuousClock.now - lastArrival >= quiet }
+    }
 }

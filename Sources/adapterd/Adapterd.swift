@@ -44,6 +44,9 @@ struct Adapterd: AsyncParsableCommand {
     @Option(name: .customLong("max-batch"), help: "Largest batch the engine runs at once.")
     var maxBatch: Int?
 
+    @Option(name: .customLong("cache-max-bytes"), help: "Bytes of adapter weights held ready in memory (default 268435456).")
+    var cacheMaxBytes: Int?
+
     @Option(help: "Broker user name.") var username: String?
     @Option(help: "Broker password.") var password: String?
     @Option(name: .customLong("tls-ca"), help: "CA file; enables TLS.") var tlsCA: String?
@@ -101,6 +104,7 @@ struct Adapterd: AsyncParsableCommand {
             configuration.protocolVersion = choice
         }
         configuration.maxBatch = maxBatch ?? Self.environment("MAX_BATCH").flatMap(Int.init) ?? file.maxBatch ?? configuration.maxBatch
+        configuration.cacheMaxBytes = cacheMaxBytes ?? Self.environment("CACHE_MAX_BYTES").flatMap(Int.init) ?? file.cacheMaxBytes ?? configuration.cacheMaxBytes
         configuration.publishResults = results || Self.environment("RESULTS") == "1" || file.results == true
         configuration.defaultAdapter = defaultAdapter ?? Self.environment("DEFAULT_ADAPTER") ?? file.defaultAdapter
         configuration.username = username ?? Self.environment("USERNAME") ?? file.username

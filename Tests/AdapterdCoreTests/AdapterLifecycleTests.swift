@@ -207,3 +207,35 @@ struct RolloutOverMQTTTests {
         try await worker.stop()
     }
 }
+
+@Suite("Adapter cache in the worker", .serialized)
+struct WorkerCacheTests {
+    @Test("with a budget of one adapter, requests rotating over three still succeed and the budget holds")
+    func smallBudget() async throws {
+        let broker = try Harness.broker()
+        var configuration = Harness.configuration(broker: broker)
+        configuration.cacheMaxBytes = 700_000  // one of the reference adapters (0.3–0.6 MB) at a time
+        configuration.preload = [
+            ("intent", "v1", Harness.adapterDirectory("intent")),
+            ("severity", "v1", Harness.adapterDirectory("severity")),
+            ("dense", "v1", Harness.adapterDirectory("rand-r4-rslora-dense")),
+        ]
+        let worker = try await RunningWorker(configuration)
+        let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
+        for round in 0..<3 {
+            for name in ["intent", "severity", "dense"] {
+                var request = Adapterd_V1_InferRequest()
+                request.text = "round \(round)"
+                request.adapter = name
+                let reply = try await client.infer(request)
+                #expect(RPCStatus(reply.status) == .ok && reply.adapter == name)
+            }
+        }
+        let status = try await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self)
+        #expect(status.cacheBytes <= status.cacheMaxBytes)
+        #expect(status.cacheEvictions > 0)
+        #expect(status.cacheMisses > 0)
+        client.close()
+        try await worker.stop()
+    }
+}
