@@ -240,6 +240,14 @@ public final class AdapterStore: Sendable {
         }
     }
 
+    /// Appends an entry to the audit trail.
+    public func record(_ entry: HistoryRecord) throws(StoreError) {
+        try write { db in
+            var entry = entry
+            try entry.insert(db)
+        }
+    }
+
     /// Every registered version, by name and version.
     public func versions(name: String? = nil) throws(StoreError) -> [AdapterVersionRecord] {
         try read { db in

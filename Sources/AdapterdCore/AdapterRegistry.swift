@@ -200,6 +200,16 @@ public actor AdapterRegistry {
         rollouts[name] = rollout
     }
 
+    /// Ends `name`'s rollout because a canary broke the guard policy, and records why.
+    public func abortRollout(name: String, canary: String, reason: String) throws(RPCError) {
+        guard rollouts[name] != nil else { return }
+        try mapped { () throws(StoreError) in
+            try store.save(rollout: nil, name: name)
+            try store.record(HistoryRecord(name: name, version: canary, action: "rolled back", actor: "guard", reason: reason))
+        }
+        rollouts[name] = nil
+    }
+
     /// Removes every pin of `session`.
     public func clear(session: String) throws(RPCError) -> Int {
         try mapped { () throws(StoreError) in try store.clear(session: session) }

@@ -24,6 +24,7 @@ public final class Worker: Service, Sendable {
     let client: MQTTClient
     let replies = ReplyCache()
     let intake = IntakeTracker()
+    let rolloutGuard: RolloutGuard
     let logger: Logger
     let startedAt = Date()
 
@@ -42,6 +43,7 @@ public final class Worker: Service, Sendable {
             model: engine.model, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint,
             cacheBytes: configuration.cacheMaxBytes)
         executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch)
+        rolloutGuard = RolloutGuard(policy: configuration.guardPolicy)
         var options = try MQTTOptions.parse(url: configuration.brokerURL, clientID: "adapterd-" + configuration.workerID)
         options.protocolVersion = configuration.protocolVersion == .v5 ? .v5 : .v311
         options.cleanStart = false
@@ -235,6 +237,7 @@ public final class Worker: Service, Sendable {
         case .control("SetRollout"):
             await serve(message, encoding: encoding, Adapterd_V1_SetRolloutRequest.self, Adapterd_V1_SetRolloutReply.self) { request in
                 try await self.registry.setRollout(name: request.name, splits: request.splits.mapValues(Int.init))
+                await self.rolloutGuard.reset(name: request.name)
                 self.logger.info("rollout", metadata: ["name": "\(request.name)", "splits": "\(request.splits)"])
                 return Adapterd_V1_SetRolloutReply()
             }
@@ -320,6 +323,24 @@ public final class Worker: Service, Sendable {
         }
     }
 
+    /// Feeds the rollout guard and ends a rollout whose canary went bad.
+    func guardRollout(_ entry: AdapterRegistry.Entry, ok: Bool, since: ContinuousClock.Instant) async {
+        guard let rollout = await registry.rollouts[entry.name] else { return }
+        let elapsed = ContinuousClock.now - since
+        await rolloutGuard.record(entry.key, ok: ok, latencyMs: Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15)
+        guard let active = try? await registry.resolve(name: entry.name, version: ""),
+              let verdict = await rolloutGuard.verdict(rollout, stable: active.version) else { return }
+        do {
+            try await registry.abortRollout(name: entry.name, canary: verdict.canary, reason: verdict.reason)
+            await rolloutGuard.reset(name: entry.name)
+            logger.warning("canary rolled back", metadata: ["name": "\(entry.name)", "version": "\(verdict.canary)", "reason": "\(verdict.reason)"])
+            let event = AdapterEvent(event: "rolled back", name: entry.name, version: verdict.canary, actor: "guard", reason: verdict.reason)
+            publish(topics.events, event.json(), MQTTProperties(contentType: "application/json"))
+        } catch {
+            logger.error("cannot roll back canary", metadata: ["name": "\(entry.name)", "error": "\(error)"])
+        }
+    }
+
     /// Publishes an adapter lifecycle event for dashboards and fleet controllers.
     func publishEvent(_ event: String, name: String, version: String, message: MQTTMessage, reason: String) {
         let body = AdapterEvent(event: event, name: name, version: version, actor: Self.actor(message), reason: reason)
@@ -362,6 +383,7 @@ public final class Worker: Service, Sendable {
         }
         let result = await executor.run(EncodedInput(ids: encoded.ids, adapter: adapter), deadline: deadline)
         if let entry { await registry.cache.release(entry.key) }
+        if let entry { await guardRollout(entry, ok: result != nil, since: message.receivedAt) }
         guard let output = result else {
             throw RPCError(.deadlineExceeded, "the request expired while it waited for the engine")
         }

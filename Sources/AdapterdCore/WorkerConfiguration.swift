@@ -18,6 +18,8 @@ public struct WorkerConfiguration: Sendable {
     public var maxBatch = 32
     /// Publish a copy of every inference reply under `…/results/…`.
     public var publishResults = false
+    /// When a canary in a rollout is rolled back automatically.
+    public var guardPolicy = GuardPolicy()
     /// Bytes of adapter weights held ready in memory (least recently used are evicted beyond it).
     public var cacheMaxBytes = 256 << 20
     /// How long a session keeps the adapter version its first request got.
