@@ -19,6 +19,7 @@ import Yams
 /// username: adapterd
 /// password: secret
 /// tls: {ca: /etc/adapterd/ca.pem, cert: /etc/adapterd/client.pem, key: /etc/adapterd/client.key}
+/// rolloutGuard: {minRequests: 50, maxErrorRateIncrease: 0.05, maxLatencyRatio: 1.5}
 /// logLevel: info
 /// ```
 public struct ConfigFile: Decodable, Sendable, Equatable {
@@ -26,6 +27,13 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
         public var name: String
         public var version: String?
         public var path: String
+    }
+
+    /// The rollout guard's policy.
+    public struct Guard: Decodable, Sendable, Equatable {
+        public var minRequests: Int?
+        public var maxErrorRateIncrease: Double?
+        public var maxLatencyRatio: Double?
     }
 
     public struct TLS: Decodable, Sendable, Equatable {
@@ -47,6 +55,7 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
     public var username: String?
     public var password: String?
     public var tls: TLS?
+    public var rolloutGuard: Guard?
     public var logLevel: String?
 
     /// An empty configuration: every setting from flags, environment or defaults.
@@ -69,7 +78,7 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
         }
         do {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
-                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "cacheMaxBytes", "results", "defaultAdapter", "adapters", "username", "password", "tls", "logLevel"]
+                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "cacheMaxBytes", "results", "defaultAdapter", "adapters", "username", "password", "tls", "rolloutGuard", "logLevel"]
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw Failure(path: path, reason: "unknown key '\(unknown)'; known keys: \(known.sorted().joined(separator: ", "))")
                 }

@@ -105,6 +105,13 @@ struct Adapterd: AsyncParsableCommand {
         }
         configuration.maxBatch = maxBatch ?? Self.environment("MAX_BATCH").flatMap(Int.init) ?? file.maxBatch ?? configuration.maxBatch
         configuration.cacheMaxBytes = cacheMaxBytes ?? Self.environment("CACHE_MAX_BYTES").flatMap(Int.init) ?? file.cacheMaxBytes ?? configuration.cacheMaxBytes
+        if let policy = file.rolloutGuard {
+            let defaults = GuardPolicy()
+            configuration.guardPolicy = GuardPolicy(
+                minRequests: policy.minRequests ?? defaults.minRequests,
+                maxErrorRateIncrease: policy.maxErrorRateIncrease ?? defaults.maxErrorRateIncrease,
+                maxLatencyRatio: policy.maxLatencyRatio ?? defaults.maxLatencyRatio)
+        }
         configuration.publishResults = results || Self.environment("RESULTS") == "1" || file.results == true
         configuration.defaultAdapter = defaultAdapter ?? Self.environment("DEFAULT_ADAPTER") ?? file.defaultAdapter
         configuration.username = username ?? Self.environment("USERNAME") ?? file.username
