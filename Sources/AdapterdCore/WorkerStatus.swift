@@ -18,12 +18,7 @@ public struct WorkerStatus: Codable, Sendable, Equatable {
     }
 
     /// JSON bytes with sorted keys.
-    public func json() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        // Encoding five strings cannot fail.
-        return [UInt8](try! encoder.encode(self))
-    }
+    public func json() -> [UInt8] { sortedJSON(self) }
 }
 
 /// One adapter lifecycle event, as published on `adapterd/v1/{worker}/events`.
@@ -46,9 +41,12 @@ public struct AdapterEvent: Codable, Sendable, Equatable {
     }
 
     /// JSON bytes with sorted keys.
-    public func json() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return [UInt8](try! encoder.encode(self))
-    }
+    public func json() -> [UInt8] { sortedJSON(self) }
+}
+
+/// JSON with sorted keys for the worker's own documents, which hold only strings and so always encode.
+func sortedJSON<T: Encodable>(_ value: T) -> [UInt8] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return [UInt8](try! encoder.encode(value))
 }
