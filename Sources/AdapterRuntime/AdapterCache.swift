@@ -128,6 +128,9 @@ public actor AdapterCache {
         counters.bytes -= slot.adapter.byteSize
     }
 
+    /// Whether `name` is pinned.
+    public func isPinned(_ name: String) -> Bool { pinned.contains(name) }
+
     /// Whether `key` is resident.
     public func contains(_ key: Key) -> Bool { slots[key] != nil }
 

@@ -966,6 +966,56 @@ public nonisolated struct Adapterd_V1_PinAdapterReply: Sendable {
   fileprivate var _status: Adapterd_V1_StatusCode? = nil
 }
 
+public nonisolated struct Adapterd_V1_GetAdapterRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var replyTo: String = String()
+
+  public var correlationID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One name: its versions, the active one, its traffic split, whether it is pinned.
+public nonisolated struct Adapterd_V1_GetAdapterReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var status: Adapterd_V1_StatusCode {
+    get {_status ?? .ok}
+    set {_status = newValue}
+  }
+  /// Returns true if `status` has been explicitly set.
+  public var hasStatus: Bool {self._status != nil}
+  /// Clears the value of `status`. Subsequent reads from it will return its default value.
+  public mutating func clearStatus() {self._status = nil}
+
+  public var error: String = String()
+
+  public var versions: [Adapterd_V1_AdapterInfo] = []
+
+  public var active: String = String()
+
+  public var splits: Dictionary<String,Int32> = [:]
+
+  public var pinned: Bool = false
+
+  public var correlationID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _status: Adapterd_V1_StatusCode? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "adapterd.v1"
@@ -2608,6 +2658,110 @@ nonisolated extension Adapterd_V1_PinAdapterReply: SwiftProtobuf.Message, SwiftP
   public static func ==(lhs: Adapterd_V1_PinAdapterReply, rhs: Adapterd_V1_PinAdapterReply) -> Bool {
     if lhs._status != rhs._status {return false}
     if lhs.error != rhs.error {return false}
+    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_GetAdapterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetAdapterRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{4}\u{d}reply_to\0\u{3}correlation_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.replyTo) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.replyTo.isEmpty {
+      try visitor.visitSingularStringField(value: self.replyTo, fieldNumber: 14)
+    }
+    if !self.correlationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 15)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_GetAdapterRequest, rhs: Adapterd_V1_GetAdapterRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.replyTo != rhs.replyTo {return false}
+    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_GetAdapterReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetAdapterReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}versions\0\u{1}active\0\u{1}splits\0\u{1}pinned\0\u{4}\u{9}correlation_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self._status) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.versions) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.active) }()
+      case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt32>.self, value: &self.splits) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.pinned) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._status {
+      try visitor.visitSingularEnumField(value: v, fieldNumber: 1)
+    } }()
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 2)
+    }
+    if !self.versions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.versions, fieldNumber: 3)
+    }
+    if !self.active.isEmpty {
+      try visitor.visitSingularStringField(value: self.active, fieldNumber: 4)
+    }
+    if !self.splits.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt32>.self, value: self.splits, fieldNumber: 5)
+    }
+    if self.pinned != false {
+      try visitor.visitSingularBoolField(value: self.pinned, fieldNumber: 6)
+    }
+    if !self.correlationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 15)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_GetAdapterReply, rhs: Adapterd_V1_GetAdapterReply) -> Bool {
+    if lhs._status != rhs._status {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.versions != rhs.versions {return false}
+    if lhs.active != rhs.active {return false}
+    if lhs.splits != rhs.splits {return false}
+    if lhs.pinned != rhs.pinned {return false}
     if lhs.correlationID != rhs.correlationID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

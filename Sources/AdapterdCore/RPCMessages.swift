@@ -35,6 +35,8 @@ extension Adapterd_V1_SetRolloutRequest: RPCRequestMessage {}
 extension Adapterd_V1_SetRolloutReply: RPCReplyMessage {}
 extension Adapterd_V1_PinAdapterRequest: RPCRequestMessage {}
 extension Adapterd_V1_PinAdapterReply: RPCReplyMessage {}
+extension Adapterd_V1_GetAdapterRequest: RPCRequestMessage {}
+extension Adapterd_V1_GetAdapterReply: RPCReplyMessage {}
 extension Adapterd_V1_InferReply: RPCReplyMessage {}
 extension Adapterd_V1_ActivateAdapterReply: RPCReplyMessage {}
 extension Adapterd_V1_RollbackReply: RPCReplyMessage {}

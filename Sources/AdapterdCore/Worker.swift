@@ -241,6 +241,16 @@ public final class Worker: Service, Sendable {
                 self.logger.info("rollout", metadata: ["name": "\(request.name)", "splits": "\(request.splits)"])
                 return Adapterd_V1_SetRolloutReply()
             }
+        case .control("GetAdapter"):
+            await serve(message, encoding: encoding, Adapterd_V1_GetAdapterRequest.self, Adapterd_V1_GetAdapterReply.self) { request in
+                let active = try await self.registry.resolve(name: request.name, version: "")
+                var reply = Adapterd_V1_GetAdapterReply()
+                reply.versions = await self.registry.list().filter { $0.name == request.name }.map(Self.info)
+                reply.active = active.version
+                reply.splits = Dictionary(uniqueKeysWithValues: (await self.registry.rollouts[request.name]?.splits ?? []).map { ($0.version, Int32($0.weight)) })
+                reply.pinned = await self.registry.cache.isPinned(request.name)
+                return reply
+            }
         case .control(let method) where method == "PinAdapter" || method == "UnpinAdapter":
             await serve(message, encoding: encoding, Adapterd_V1_PinAdapterRequest.self, Adapterd_V1_PinAdapterReply.self) { request in
                 _ = try await self.registry.resolve(name: request.name, version: "")
@@ -252,7 +262,7 @@ public final class Worker: Service, Sendable {
                 return Adapterd_V1_PinAdapterReply()
             }
         case .control(let method):
-            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus, ActivateAdapter, Rollback, History, SetRoute, DeleteRoute, ListRoutes, ClearSession, SetRollout, PinAdapter, UnpinAdapter")
+            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus, ActivateAdapter, Rollback, History, SetRoute, DeleteRoute, ListRoutes, ClearSession, SetRollout, PinAdapter, UnpinAdapter, GetAdapter")
             await serve(message, encoding: encoding, Adapterd_V1_GetStatusRequest.self, ErrorReply.self, rejection: failure) { _ in ErrorReply() }
         }
     }

@@ -201,6 +201,12 @@ struct RolloutOverMQTTTests {
         for index in 0..<20 { first["s\(index)"] = try await version("s\(index)") }
         #expect(Set(first.values) == ["v1", "v2"])
         for index in 0..<20 { #expect(try await version("s\(index)") == first["s\(index)"]) }
+        var get = Adapterd_V1_GetAdapterRequest()
+        get.name = "alerts"
+        let described = try await client.control("GetAdapter", get, as: Adapterd_V1_GetAdapterReply.self)
+        #expect(described.active == "v1")
+        #expect(described.versions.map(\.version) == ["v1", "v2"])
+        #expect(described.splits == ["v1": 50, "v2": 50])
         split.splits = ["v1": 90, "v9": 10]
         #expect(RPCStatus(try await client.control("SetRollout", split, as: Adapterd_V1_SetRolloutReply.self).status) == .failedPrecondition)
         client.close()
