@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "adapterctl",
             dependencies: [
-                "AdapterEngine", "AdapterdAPI", "AdapterdCore", "MQTTRPC",
+                "AdapterEngine", "AdapterRuntime", "AdapterdAPI", "AdapterdCore", "MQTTRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

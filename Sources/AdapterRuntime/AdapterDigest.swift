@@ -28,6 +28,11 @@ public enum AdapterDigest {
         return hex(hasher.finalize())
     }
 
+    /// SHA-256 of bytes in memory, lowercase hex.
+    public static func sha256(of bytes: [UInt8]) -> String {
+        hex(SHA256.hash(data: bytes))
+    }
+
     /// SHA-256 of one file, streamed (for the base model's fingerprint).
     public static func sha256(ofFile path: String) throws(StoreError) -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw .unreadable(path: path, reason: "cannot open") }

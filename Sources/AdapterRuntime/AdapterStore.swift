@@ -174,6 +174,14 @@ public final class AdapterStore: Sendable {
         return sha256
     }
 
+    /// Deletes the content-addressed files of `sha256` unless a registered, non-failed version uses them.
+    public func removeFilesIfUnused(sha256: String) throws(StoreError) {
+        let used = try read { db in
+            try AdapterVersionRecord.filter(Column("sha256") == sha256 && Column("state") != AdapterState.failed.rawValue).fetchCount(db) > 0
+        }
+        if !used { try? FileManager.default.removeItem(atPath: directory(forSHA256: sha256)) }
+    }
+
     /// Registers a version. Registering the same contents again returns the existing record; other contents
     /// under a registered (name, version) are a conflict.
     public func register(_ record: AdapterVersionRecord, actor: String) throws(StoreError) -> AdapterVersionRecord {

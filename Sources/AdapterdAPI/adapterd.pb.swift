@@ -16,6 +16,11 @@
 ///
 /// Regenerate the Swift code with scripts/generate-protos (needs protoc and protoc-gen-swift; not run in CI).
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -1014,6 +1019,184 @@ public nonisolated struct Adapterd_V1_GetAdapterReply: Sendable {
   public init() {}
 
   fileprivate var _status: Adapterd_V1_StatusCode? = nil
+}
+
+/// An over-the-air push: an adapter's bytes sent in numbered chunks, then verified and staged. Every step is one
+/// request on adapterd/v1/{worker}/control/PushAdapter naming the same (name, version).
+///
+/// The payload is the adapter bundle: for each of adapter_config.json, adapter_model.safetensors and (optional)
+/// labels.json, in that order, the file name, a NUL byte, its length as 8 bytes little-endian, then its bytes.
+/// Its SHA-256 is the adapter's content address.
+public nonisolated struct Adapterd_V1_PushAdapterRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var version: String = String()
+
+  public var step: Adapterd_V1_PushAdapterRequest.OneOf_Step? = nil
+
+  public var begin: Adapterd_V1_PushBegin {
+    get {
+      if case .begin(let v)? = step {return v}
+      return Adapterd_V1_PushBegin()
+    }
+    set {step = .begin(newValue)}
+  }
+
+  public var chunk: Adapterd_V1_PushChunk {
+    get {
+      if case .chunk(let v)? = step {return v}
+      return Adapterd_V1_PushChunk()
+    }
+    set {step = .chunk(newValue)}
+  }
+
+  public var commit: Adapterd_V1_PushCommit {
+    get {
+      if case .commit(let v)? = step {return v}
+      return Adapterd_V1_PushCommit()
+    }
+    set {step = .commit(newValue)}
+  }
+
+  public var abort: Adapterd_V1_PushAbort {
+    get {
+      if case .abort(let v)? = step {return v}
+      return Adapterd_V1_PushAbort()
+    }
+    set {step = .abort(newValue)}
+  }
+
+  public var replyTo: String = String()
+
+  public var correlationID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Step: Equatable, Sendable {
+    case begin(Adapterd_V1_PushBegin)
+    case chunk(Adapterd_V1_PushChunk)
+    case commit(Adapterd_V1_PushCommit)
+    case abort(Adapterd_V1_PushAbort)
+
+  }
+
+  public init() {}
+}
+
+/// Announces a push. Sending the same manifest again resumes it: the reply lists the chunks still missing.
+public nonisolated struct Adapterd_V1_PushBegin: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Payload size in bytes and its SHA-256 (lowercase hex).
+  public var size: Int64 = 0
+
+  public var sha256: String = String()
+
+  /// Bytes per chunk (the last chunk may be shorter); 1 KiB to 4 MiB.
+  public var chunkSize: Int32 = 0
+
+  /// Optional: SHA-256 (hex) of the base model.safetensors the adapter was trained on; another base is refused.
+  public var baseFingerprint: String = String()
+
+  /// Optional ed25519 signature (64 bytes) over the manifest text (see adapterd's README, "Signed pushes").
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One chunk; chunk i holds payload bytes [i * chunk_size, min((i + 1) * chunk_size, size)).
+public nonisolated struct Adapterd_V1_PushChunk: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var index: Int32 = 0
+
+  public var data: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Verifies size, SHA-256 and signature, then stages the version (and activates it when asked).
+public nonisolated struct Adapterd_V1_PushCommit: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var activate: Bool = false
+
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Drops a push and whatever of it was stored.
+public nonisolated struct Adapterd_V1_PushAbort: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Adapterd_V1_PushAdapterReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var status: Adapterd_V1_StatusCode {
+    get {_status ?? .ok}
+    set {_status = newValue}
+  }
+  /// Returns true if `status` has been explicitly set.
+  public var hasStatus: Bool {self._status != nil}
+  /// Clears the value of `status`. Subsequent reads from it will return its default value.
+  public mutating func clearStatus() {self._status = nil}
+
+  public var error: String = String()
+
+  public var chunksTotal: Int32 = 0
+
+  /// Chunks not yet stored (after begin and chunk steps), lowest first.
+  public var missing: [Int32] = []
+
+  public var bytesReceived: Int64 = 0
+
+  /// The staged version (after commit).
+  public var adapter: Adapterd_V1_AdapterInfo {
+    get {_adapter ?? Adapterd_V1_AdapterInfo()}
+    set {_adapter = newValue}
+  }
+  /// Returns true if `adapter` has been explicitly set.
+  public var hasAdapter: Bool {self._adapter != nil}
+  /// Clears the value of `adapter`. Subsequent reads from it will return its default value.
+  public mutating func clearAdapter() {self._adapter = nil}
+
+  /// Short id of the key that signed the manifest, when one did.
+  public var keyID: String = String()
+
+  public var correlationID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _status: Adapterd_V1_StatusCode? = nil
+  fileprivate var _adapter: Adapterd_V1_AdapterInfo? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -2762,6 +2945,335 @@ nonisolated extension Adapterd_V1_GetAdapterReply: SwiftProtobuf.Message, SwiftP
     if lhs.active != rhs.active {return false}
     if lhs.splits != rhs.splits {return false}
     if lhs.pinned != rhs.pinned {return false}
+    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_PushAdapterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PushAdapterRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0\u{1}begin\0\u{1}chunk\0\u{1}commit\0\u{1}abort\0\u{4}\u{8}reply_to\0\u{3}correlation_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.version) }()
+      case 3: try {
+        var v: Adapterd_V1_PushBegin?
+        var hadOneofValue = false
+        if let current = self.step {
+          hadOneofValue = true
+          if case .begin(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.step = .begin(v)
+        }
+      }()
+      case 4: try {
+        var v: Adapterd_V1_PushChunk?
+        var hadOneofValue = false
+        if let current = self.step {
+          hadOneofValue = true
+          if case .chunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.step = .chunk(v)
+        }
+      }()
+      case 5: try {
+        var v: Adapterd_V1_PushCommit?
+        var hadOneofValue = false
+        if let current = self.step {
+          hadOneofValue = true
+          if case .commit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.step = .commit(v)
+        }
+      }()
+      case 6: try {
+        var v: Adapterd_V1_PushAbort?
+        var hadOneofValue = false
+        if let current = self.step {
+          hadOneofValue = true
+          if case .abort(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.step = .abort(v)
+        }
+      }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.replyTo) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.version.isEmpty {
+      try visitor.visitSingularStringField(value: self.version, fieldNumber: 2)
+    }
+    switch self.step {
+    case .begin?: try {
+      guard case .begin(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .chunk?: try {
+      guard case .chunk(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .commit?: try {
+      guard case .commit(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .abort?: try {
+      guard case .abort(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case nil: break
+    }
+    if !self.replyTo.isEmpty {
+      try visitor.visitSingularStringField(value: self.replyTo, fieldNumber: 14)
+    }
+    if !self.correlationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 15)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_PushAdapterRequest, rhs: Adapterd_V1_PushAdapterRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.step != rhs.step {return false}
+    if lhs.replyTo != rhs.replyTo {return false}
+    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_PushBegin: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PushBegin"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}size\0\u{1}sha256\0\u{3}chunk_size\0\u{3}base_fingerprint\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.size) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.chunkSize) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.baseFingerprint) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.size != 0 {
+      try visitor.visitSingularInt64Field(value: self.size, fieldNumber: 1)
+    }
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 2)
+    }
+    if self.chunkSize != 0 {
+      try visitor.visitSingularInt32Field(value: self.chunkSize, fieldNumber: 3)
+    }
+    if !self.baseFingerprint.isEmpty {
+      try visitor.visitSingularStringField(value: self.baseFingerprint, fieldNumber: 4)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_PushBegin, rhs: Adapterd_V1_PushBegin) -> Bool {
+    if lhs.size != rhs.size {return false}
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.chunkSize != rhs.chunkSize {return false}
+    if lhs.baseFingerprint != rhs.baseFingerprint {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_PushChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PushChunk"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}data\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.index) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.index != 0 {
+      try visitor.visitSingularInt32Field(value: self.index, fieldNumber: 1)
+    }
+    if !self.data.isEmpty {
+      try visitor.visitSingularBytesField(value: self.data, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_PushChunk, rhs: Adapterd_V1_PushChunk) -> Bool {
+    if lhs.index != rhs.index {return false}
+    if lhs.data != rhs.data {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_PushCommit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PushCommit"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}activate\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.activate) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.activate != false {
+      try visitor.visitSingularBoolField(value: self.activate, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_PushCommit, rhs: Adapterd_V1_PushCommit) -> Bool {
+    if lhs.activate != rhs.activate {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_PushAbort: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PushAbort"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_PushAbort, rhs: Adapterd_V1_PushAbort) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PushAdapterReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{3}chunks_total\0\u{1}missing\0\u{3}bytes_received\0\u{1}adapter\0\u{3}key_id\0\u{4}\u{8}correlation_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self._status) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.chunksTotal) }()
+      case 4: try { try decoder.decodeRepeatedInt32Field(value: &self.missing) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.bytesReceived) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._adapter) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._status {
+      try visitor.visitSingularEnumField(value: v, fieldNumber: 1)
+    } }()
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 2)
+    }
+    if self.chunksTotal != 0 {
+      try visitor.visitSingularInt32Field(value: self.chunksTotal, fieldNumber: 3)
+    }
+    if !self.missing.isEmpty {
+      try visitor.visitPackedInt32Field(value: self.missing, fieldNumber: 4)
+    }
+    if self.bytesReceived != 0 {
+      try visitor.visitSingularInt64Field(value: self.bytesReceived, fieldNumber: 5)
+    }
+    try { if let v = self._adapter {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 7)
+    }
+    if !self.correlationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 15)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_PushAdapterReply, rhs: Adapterd_V1_PushAdapterReply) -> Bool {
+    if lhs._status != rhs._status {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.chunksTotal != rhs.chunksTotal {return false}
+    if lhs.missing != rhs.missing {return false}
+    if lhs.bytesReceived != rhs.bytesReceived {return false}
+    if lhs._adapter != rhs._adapter {return false}
+    if lhs.keyID != rhs.keyID {return false}
     if lhs.correlationID != rhs.correlationID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

@@ -29,11 +29,16 @@ public actor AdapterRegistry {
     /// Traffic splits by adapter name.
     public private(set) var rollouts: [String: Rollout] = [:]
 
-    /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`.
-    public init(model: BertModel, store: AdapterStore, baseFingerprint: String, cacheBytes: Int) {
+    /// Hub ids (`owner/name`) of the base model that adapters may declare in `base_model_name_or_path`.
+    private let baseModelNames: [String]
+
+    /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`; adapters
+    /// declaring a hub base model other than `baseModelNames` are refused.
+    public init(model: BertModel, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = []) {
         self.model = model
         self.store = store
         self.baseFingerprint = baseFingerprint
+        self.baseModelNames = baseModelNames
         cache = AdapterCache(maxBytes: cacheBytes) { [store, model] key in
             let record = try store.versions(name: key.name).first { $0.version == key.version }
             guard let record else { throw StoreError.notFound(name: key.name, version: key.version) }
@@ -68,11 +73,18 @@ public actor AdapterRegistry {
     /// Stages a PEFT adapter directory as (name, version): copies it into the store, validates it against the base
     /// model, runs a smoke inference, registers it. The first version of a name becomes active at once; later ones
     /// wait for `activate`. A refused adapter is recorded as failed and changes nothing that serves.
+    /// `source` is what the audit trail records as its origin (the path by default); `declaredBase` is the base
+    /// model fingerprint the sender says the adapter was trained on (empty: not declared).
     @discardableResult
-    public func load(name: String, version: String, path: String, actor: String) async throws(RPCError) -> Entry {
+    public func load(name: String, version: String, path: String, actor: String, source: String? = nil, declaredBase: String = "") async throws(RPCError) -> Entry {
         try mapped { () throws(StoreError) in
             try AdapterName.check(name, field: "name")
             try AdapterName.check(version, field: "version")
+        }
+        if !declaredBase.isEmpty, declaredBase != baseFingerprint {
+            let reason = "adapter '\(name)' \(version) refused: it was built for the base model with sha256 \(declaredBase.prefix(16))…, this worker serves \(baseFingerprint.prefix(16))…"
+            _ = try? store.record(HistoryRecord(name: name, version: version, action: "refused", actor: actor, reason: reason))
+            throw RPCError(.failedPrecondition, reason)
         }
         var isDirectory: ObjCBool = false
         guard !path.isEmpty, FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -89,17 +101,22 @@ public actor AdapterRegistry {
         let adapter: LoRAAdapter
         do {
             adapter = try LoRAAdapter(directory: storedPath, model: model, name: name)
+            if let problem = Self.baseModelProblem(declared: adapter.config.baseModel, accepted: baseModelNames) {
+                throw RPCError(.failedPrecondition, problem)
+            }
             try Self.smokeTest(adapter, model: model)
         } catch {
             let failed = AdapterVersionRecord(
                 name: name, version: version, sha256: sha256, sizeBytes: 0, rank: 0, targets: [], baseFingerprint: baseFingerprint,
-                labels: [], source: path, state: .failed)
+                labels: [], source: source ?? path, state: .failed)
             _ = try? store.register(failed, actor: actor)
+            // A refused adapter leaves no files behind unless another registered version shares them.
+            try? store.removeFilesIfUnused(sha256: sha256)
             throw RPCError(.failedPrecondition, "adapter '\(name)' \(version) refused: \(error)")
         }
         var record = AdapterVersionRecord(
             name: name, version: version, sha256: sha256, sizeBytes: adapter.byteSize, rank: adapter.maxRank,
-            targets: Self.targets(of: adapter), baseFingerprint: baseFingerprint, labels: adapter.labels ?? [], source: path)
+            targets: Self.targets(of: adapter), baseFingerprint: baseFingerprint, labels: adapter.labels ?? [], source: source ?? path)
         record = try mapped { () throws(StoreError) in try store.register(record, actor: actor) }
         if active[name] == nil {
             record = try mapped { () throws(StoreError) in
@@ -256,6 +273,21 @@ public actor AdapterRegistry {
         guard !values.isEmpty, values.allSatisfy(\.isFinite) else {
             throw RPCError(.failedPrecondition, "smoke inference produced non-finite outputs")
         }
+    }
+
+    /// Why an adapter declaring `declared` as its base model cannot run on this worker, or nil. Only hub ids
+    /// (`owner/name`, not a local path) are compared, by their name part, case-insensitively: a local path says
+    /// nothing reliable about which weights it held, and shapes and the fingerprint are checked separately.
+    static func baseModelProblem(declared: String?, accepted: [String]) -> String? {
+        guard let declared, !accepted.isEmpty else { return nil }
+        let parts = declared.split(separator: "/", omittingEmptySubsequences: false)
+        let hubLike = parts.count == 2 && parts.allSatisfy { part in
+            !part.isEmpty && part != "." && part != ".." && part.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }
+        }
+        guard hubLike, !FileManager.default.fileExists(atPath: declared) else { return nil }
+        let name = parts[1].lowercased()
+        guard !accepted.contains(where: { $0.split(separator: "/").last.map { $0.lowercased() == name } ?? false }) else { return nil }
+        return "it was trained on base model '\(declared)', this worker serves '\(accepted[0])' (add the name to baseModelNames if they are the same weights)"
     }
 
     static func targets(of adapter: LoRAAdapter) -> [String] {

@@ -20,6 +20,8 @@ import Yams
 /// password: secret
 /// tls: {ca: /etc/adapterd/ca.pem, cert: /etc/adapterd/client.pem, key: /etc/adapterd/client.key}
 /// rolloutGuard: {minRequests: 50, maxErrorRateIncrease: 0.05, maxLatencyRatio: 1.5}
+/// security: {requireSigned: true, trustedKeys: [/etc/adapterd/fleet.pub], maxPushBytes: 536870912}
+/// baseModelNames: [sentence-transformers/all-MiniLM-L6-v2]
 /// logLevel: info
 /// ```
 public struct ConfigFile: Decodable, Sendable, Equatable {
@@ -34,6 +36,13 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
         public var minRequests: Int?
         public var maxErrorRateIncrease: Double?
         public var maxLatencyRatio: Double?
+    }
+
+    /// Who may push adapters.
+    public struct Security: Decodable, Sendable, Equatable {
+        public var requireSigned: Bool?
+        public var trustedKeys: [String]?
+        public var maxPushBytes: Int64?
     }
 
     public struct TLS: Decodable, Sendable, Equatable {
@@ -56,6 +65,8 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
     public var password: String?
     public var tls: TLS?
     public var rolloutGuard: Guard?
+    public var security: Security?
+    public var baseModelNames: [String]?
     public var logLevel: String?
 
     /// An empty configuration: every setting from flags, environment or defaults.
@@ -78,7 +89,7 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
         }
         do {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
-                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "cacheMaxBytes", "results", "defaultAdapter", "adapters", "username", "password", "tls", "rolloutGuard", "logLevel"]
+                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "cacheMaxBytes", "results", "defaultAdapter", "adapters", "username", "password", "tls", "rolloutGuard", "security", "baseModelNames", "logLevel"]
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw Failure(path: path, reason: "unknown key '\(unknown)'; known keys: \(known.sorted().joined(separator: ", "))")
                 }

@@ -64,3 +64,6 @@ extension RPCReplyMessage {
         self.error = error.message
     }
 }
+
+extension Adapterd_V1_PushAdapterRequest: RPCRequestMessage {}
+extension Adapterd_V1_PushAdapterReply: RPCReplyMessage {}

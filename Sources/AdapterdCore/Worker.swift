@@ -25,6 +25,7 @@ public final class Worker: Service, Sendable {
     let replies = ReplyCache()
     let intake = IntakeTracker()
     let rolloutGuard: RolloutGuard
+    let pushes: PushInbox
     let logger: Logger
     let startedAt = Date()
 
@@ -39,9 +40,19 @@ public final class Worker: Service, Sendable {
         engine = try InferenceEngine(modelDirectory: configuration.modelDirectory)
         // The fingerprint ties every registered adapter to the exact base weights it was validated against.
         let fingerprint = try AdapterDigest.sha256(ofFile: configuration.modelDirectory + "/model.safetensors")
+        let modelName = URL(fileURLWithPath: configuration.modelDirectory).standardizedFileURL.lastPathComponent
         registry = AdapterRegistry(
             model: engine.model, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint,
-            cacheBytes: configuration.cacheMaxBytes)
+            cacheBytes: configuration.cacheMaxBytes, baseModelNames: configuration.baseModelNames + [modelName])
+        let trusted: TrustedKeys
+        do {
+            trusted = try TrustedKeys(configuration.trustedKeys)
+        } catch {
+            throw RPCError(.invalidArgument, error.description)
+        }
+        pushes = PushInbox(
+            directory: configuration.dataDirectory + "/pushes", maxBytes: configuration.maxPushBytes, trusted: trusted,
+            requireSigned: configuration.requireSigned)
         executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch)
         rolloutGuard = RolloutGuard(policy: configuration.guardPolicy)
         var options = try MQTTOptions.parse(url: configuration.brokerURL, clientID: "adapterd-" + configuration.workerID)
@@ -68,6 +79,9 @@ public final class Worker: Service, Sendable {
     public func run() async throws {
         for skipped in try await registry.restore() {
             logger.warning("registered adapter not restored", metadata: ["name": "\(skipped.name)", "version": "\(skipped.version)", "reason": "\(skipped.reason)"])
+        }
+        for stale in await pushes.pruneStale(olderThan: Double(configuration.pushExpiry.components.seconds)) {
+            logger.notice("removed an unfinished push", metadata: ["push": "\(stale)"])
         }
         for item in configuration.preload {
             let entry = try await registry.load(name: item.name, version: item.version, path: item.path, actor: "config")
@@ -251,6 +265,10 @@ public final class Worker: Service, Sendable {
                 reply.pinned = await self.registry.cache.isPinned(request.name)
                 return reply
             }
+        case .control("PushAdapter"):
+            await serve(message, encoding: encoding, Adapterd_V1_PushAdapterRequest.self, Adapterd_V1_PushAdapterReply.self) { request in
+                try await self.push(request, message: message)
+            }
         case .control(let method) where method == "PinAdapter" || method == "UnpinAdapter":
             await serve(message, encoding: encoding, Adapterd_V1_PinAdapterRequest.self, Adapterd_V1_PinAdapterReply.self) { request in
                 _ = try await self.registry.resolve(name: request.name, version: "")
@@ -262,7 +280,7 @@ public final class Worker: Service, Sendable {
                 return Adapterd_V1_PinAdapterReply()
             }
         case .control(let method):
-            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus, ActivateAdapter, Rollback, History, SetRoute, DeleteRoute, ListRoutes, ClearSession, SetRollout, PinAdapter, UnpinAdapter, GetAdapter")
+            let failure = RPCError(.invalidArgument, "unknown method '\(method)'; methods: LoadAdapter, UnloadAdapter, ListAdapters, GetStatus, ActivateAdapter, Rollback, History, SetRoute, DeleteRoute, ListRoutes, ClearSession, SetRollout, PinAdapter, UnpinAdapter, GetAdapter, PushAdapter")
             await serve(message, encoding: encoding, Adapterd_V1_GetStatusRequest.self, ErrorReply.self, rejection: failure) { _ in ErrorReply() }
         }
     }

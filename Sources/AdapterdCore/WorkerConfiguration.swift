@@ -32,6 +32,16 @@ public struct WorkerConfiguration: Sendable {
     public var preload: [(name: String, version: String, path: String)] = []
     /// How long a reply is kept to answer duplicates (at least; longer when the request's expiry is longer).
     public var duplicateWindow: Duration = .seconds(60)
+    /// Refuse pushes without a signature from one of `trustedKeys`.
+    public var requireSigned = false
+    /// ed25519 public keys (base64, or `.pub` files) whose signatures on pushes are accepted.
+    public var trustedKeys: [String] = []
+    /// Largest push payload accepted, in bytes.
+    public var maxPushBytes: Int64 = 512 << 20
+    /// Unfinished pushes untouched this long are removed.
+    public var pushExpiry: Duration = .seconds(24 * 3600)
+    /// Hub ids of the base model adapters may declare (`base_model_name_or_path`); others are refused.
+    public var baseModelNames = ["sentence-transformers/all-MiniLM-L6-v2"]
     /// Broker user name and password.
     public var username: String?
     public var password: String?

@@ -3,11 +3,11 @@ import AdapterdCore
 import ArgumentParser
 import Foundation
 
-/// `adapterctl adapters list|load|unload`.
+/// `adapterctl adapters …`.
 struct AdaptersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adapters", abstract: "List, load and unload a worker's adapters.",
-        subcommands: [List.self, Load.self, Unload.self, Activate.self, Rollback.self, History.self])
+        subcommands: [List.self, Load.self, Unload.self, Activate.self, Rollback.self, History.self, Push.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List loaded adapter versions.")

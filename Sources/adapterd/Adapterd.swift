@@ -53,6 +53,12 @@ struct Adapterd: AsyncParsableCommand {
     @Option(name: .customLong("tls-cert"), help: "Client certificate file.") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "Client key file.") var tlsKey: String?
 
+    @Option(name: .customLong("trusted-key"), help: "ed25519 public key (base64 or a .pub file) whose signed pushes are accepted (repeatable).")
+    var trustedKeys: [String] = []
+
+    @Flag(name: .customLong("require-signed"), help: "Refuse adapter pushes not signed by a trusted key.")
+    var requireSigned = false
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
@@ -119,6 +125,12 @@ struct Adapterd: AsyncParsableCommand {
         configuration.tlsCAFile = tlsCA ?? Self.environment("TLS_CA") ?? file.tls?.ca
         configuration.tlsCertFile = tlsCert ?? Self.environment("TLS_CERT") ?? file.tls?.cert
         configuration.tlsKeyFile = tlsKey ?? Self.environment("TLS_KEY") ?? file.tls?.key
+        configuration.trustedKeys = trustedKeys.isEmpty
+            ? (Self.environment("TRUSTED_KEYS")?.split(separator: ",").map(String.init) ?? file.security?.trustedKeys ?? [])
+            : trustedKeys
+        configuration.requireSigned = requireSigned || Self.environment("REQUIRE_SIGNED") == "1" || file.security?.requireSigned == true
+        configuration.maxPushBytes = file.security?.maxPushBytes ?? configuration.maxPushBytes
+        configuration.baseModelNames = file.baseModelNames ?? configuration.baseModelNames
         let specs = adapters.isEmpty ? (Self.environment("ADAPTERS")?.split(separator: ",").map(String.init) ?? []) : adapters
         configuration.preload = try specs.isEmpty
             ? (file.adapters ?? []).map { ($0.name, $0.version ?? "v1", $0.path) }

@@ -1,0 +1,56 @@
+import Foundation
+
+/// An adapter's files as one byte stream, the payload of a push: for each file of `AdapterDigest.files` that
+/// exists, in that order, its name, a NUL byte, its length as 8 bytes little-endian, then its bytes. The stream's
+/// SHA-256 equals `AdapterDigest.sha256(ofAdapterAt:)` of the directory it came from.
+public enum AdapterBundle {
+    /// The bundle of the adapter in `directory`.
+    public static func encode(directory: String) throws(StoreError) -> [UInt8] {
+        var out: [UInt8] = []
+        for file in AdapterDigest.files {
+            let path = directory + "/" + file
+            guard let data = FileManager.default.contents(atPath: path) else {
+                if file == "labels.json" { continue }
+                throw .notAnAdapter(directory: directory, missing: file)
+            }
+            out += Array(file.utf8) + [0]
+            withUnsafeBytes(of: UInt64(data.count).littleEndian) { out += $0 }
+            out += data
+        }
+        return out
+    }
+
+    /// Writes the files of the bundle in `bytes` into `directory` (which must exist). Only the known file names,
+    /// each at most once and in order, with lengths inside the bundle, are accepted.
+    public static func unpack(_ bytes: UnsafeRawBufferPointer, into directory: String) throws(PushError) {
+        var offset = 0
+        var expected = AdapterDigest.files[...]
+        while offset < bytes.count {
+            guard let nul = bytes[offset...].firstIndex(of: 0), nul - offset <= 64 else {
+                throw .malformedBundle("no file name at byte \(offset)")
+            }
+            let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<nul]), as: UTF8.self)
+            guard let position = expected.firstIndex(of: name) else {
+                throw .malformedBundle("unexpected file '\(name)' at byte \(offset); a bundle holds \(AdapterDigest.files.joined(separator: ", ")) in that order")
+            }
+            expected = expected[(position + 1)...]
+            guard nul + 9 <= bytes.count else { throw .malformedBundle("'\(name)' has no length") }
+            var length: UInt64 = 0
+            withUnsafeMutableBytes(of: &length) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[(nul + 1)..<(nul + 9)])) }
+            length = UInt64(littleEndian: length)
+            let start = nul + 9
+            guard length <= UInt64(bytes.count - start) else {
+                throw .malformedBundle("'\(name)' declares \(length) bytes, only \(bytes.count - start) follow")
+            }
+            let end = start + Int(length)
+            let path = directory + "/" + name
+            guard FileManager.default.createFile(atPath: path, contents: Data(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))) else {
+                throw .io(path: path, reason: "cannot write")
+            }
+            offset = end
+        }
+        for required in ["adapter_config.json", "adapter_model.safetensors"] where !FileManager.default.fileExists(atPath: directory + "/" + required) {
+            throw .malformedBundle("it holds no \(required)")
+        }
+    }
+}

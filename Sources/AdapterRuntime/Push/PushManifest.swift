@@ -1,0 +1,59 @@
+import Foundation
+
+/// What a push announces before its chunks: the adapter's identity, the payload's size and digest, how it is cut
+/// into chunks, and optionally the base model it was trained on. The signed part is `signedText`.
+public struct PushManifest: Codable, Sendable, Equatable {
+    /// Smallest and largest chunk a push may use.
+    public static let chunkSizes = 1024...(4 << 20)
+
+    public var name: String
+    public var version: String
+    public var size: Int64
+    /// SHA-256 of the payload, lowercase hex (the adapter's content address).
+    public var sha256: String
+    public var chunkSize: Int
+    /// SHA-256 of the base `model.safetensors`, lowercase hex, or empty when the sender did not say.
+    public var baseFingerprint: String
+
+    public init(name: String, version: String, size: Int64, sha256: String, chunkSize: Int, baseFingerprint: String = "") {
+        self.name = name
+        self.version = version
+        self.size = size
+        self.sha256 = sha256
+        self.chunkSize = chunkSize
+        self.baseFingerprint = baseFingerprint
+    }
+
+    /// The exact bytes an ed25519 signature covers: identity, size, digest and base, one `key: value` per line.
+    /// The chunk size is a transport detail and is not signed.
+    public var signedText: [UInt8] {
+        Array("adapterd push v1\nname: \(name)\nversion: \(version)\nsize: \(size)\nsha256: \(sha256)\nbase: \(baseFingerprint)\n".utf8)
+    }
+
+    /// Number of chunks.
+    public var chunkCount: Int { size == 0 ? 0 : Int((size + Int64(chunkSize) - 1) / Int64(chunkSize)) }
+
+    /// Byte length of chunk `index`.
+    public func length(ofChunk index: Int) -> Int {
+        Int(min(Int64(chunkSize), size - Int64(index) * Int64(chunkSize)))
+    }
+
+    /// Checks the fields, throwing what is wrong with them.
+    public func validate() throws(PushError) {
+        for (field, value) in [("name", name), ("version", version)] {
+            if let problem = AdapterName.problem(with: value) { throw .invalidManifest("\(field) '\(value)' is invalid: \(problem)") }
+        }
+        guard size > 0 else { throw .invalidManifest("size must be positive") }
+        guard Self.isHexDigest(sha256) else { throw .invalidManifest("sha256 must be 64 lowercase hex digits") }
+        guard baseFingerprint.isEmpty || Self.isHexDigest(baseFingerprint) else {
+            throw .invalidManifest("base_fingerprint must be empty or 64 lowercase hex digits")
+        }
+        guard Self.chunkSizes.contains(chunkSize) else {
+            throw .invalidManifest("chunk_size \(chunkSize) is outside \(Self.chunkSizes.lowerBound)...\(Self.chunkSizes.upperBound)")
+        }
+    }
+
+    static func isHexDigest(_ value: String) -> Bool {
+        value.utf8.count == 64 && value.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+}
