@@ -1,4 +1,5 @@
 import AdapterEngine
+import AdapterRuntime
 import AdapterdAPI
 import AdapterdCore
 import Foundation
@@ -247,5 +248,65 @@ struct AdapterdProcessTests {
         #expect(statuses.last?.contains("\"state\":\"offline\"") == true)
         raw.close()
         if code == nil { ChildProcess.terminate(pid, within: .seconds(1)) }
+    }
+
+    @Test("kill -9 during a stream of activations: after restart the registry is consistent and exactly one version is active")
+    func killDuringActivation() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build adapterd first (scripts/test does)")
+        let broker = try Harness.broker()
+        let worker = "kill" + UUID().uuidString.prefix(6).lowercased()
+        let directory = Harness.temporaryDirectory()
+        let arguments = [
+            "--broker", broker.url, "--worker-id", worker, "--model", Harness.modelDirectory, "--data-dir", directory,
+            "--adapter", "alerts@v1=" + Harness.adapterDirectory("intent"),
+        ]
+        let pid = try ChildProcess.spawn(Self.binary, arguments: arguments, output: directory + "/adapterd.log")
+        defer { ChildProcess.terminate(pid, within: .seconds(1)) }
+        let client = try await AdapterdClient(brokerURL: broker.url, worker: worker)
+        var ready = false
+        for _ in 0..<200 where !ready {
+            ready = (try? await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: .milliseconds(250))) != nil
+        }
+        try #require(ready)
+        var load = Adapterd_V1_LoadAdapterRequest()
+        load.name = "alerts"
+        load.version = "v2"
+        load.path = Harness.adapterDirectory("severity")
+        #expect(RPCStatus(try await client.control("LoadAdapter", load, as: Adapterd_V1_LoadAdapterReply.self).status) == .ok)
+        client.close()
+
+        let raw = try await RawClient(broker: broker)
+        for index in 0..<400 {
+            try raw.publish(Topics(worker: worker).control("ActivateAdapter"), Array(#"{"name": "alerts", "version": "v\#(index % 2 + 1)"}"#.utf8), correlation: "a\(index)")
+        }
+        for _ in 0..<1000 where raw.received.count < 20 { try await Task.sleep(for: .milliseconds(5)) }
+        kill(pid, SIGKILL)
+        _ = ChildProcess.wait(pid, timeout: .seconds(10))
+        let answered = raw.received.count
+        raw.close()
+        #expect(answered >= 20 && answered < 400, "killed mid-stream (\(answered) of 400 answered)")
+
+        // The SQLite file as the killed process left it.
+        let store = try AdapterStore(dataDirectory: directory)
+        let versions = try store.versions(name: "alerts")
+        let active = versions.filter { $0.state == .active }
+        #expect(active.count == 1)
+        #expect(Set(versions.map(\.version)) == ["v1", "v2"])
+        let lastSwitch = try store.history(name: "alerts").last { $0.action == "activated" }
+        #expect(lastSwitch?.version == active.first?.version, "the audit trail ends on the version that is active")
+
+        // A restarted worker serves that version.
+        let again = try ChildProcess.spawn(Self.binary, arguments: Array(arguments.dropLast(2)), output: directory + "/adapterd-2.log")
+        defer { ChildProcess.terminate(again, within: .seconds(5)) }
+        let second = try await AdapterdClient(brokerURL: broker.url, worker: worker)
+        var request = Adapterd_V1_InferRequest()
+        request.text = "vibration exceeds threshold on motor 7"
+        request.adapter = "alerts"
+        var reply: Adapterd_V1_InferReply?
+        for _ in 0..<200 where reply == nil {
+            reply = try? await second.infer(request, timeout: .milliseconds(250))
+        }
+        #expect(reply?.version == active.first?.version)
+        second.close()
     }
 }
