@@ -92,6 +92,11 @@ let package = Package(
             path: "Benchmarks/EngineBenchmark"
         ),
         .executableTarget(
+            name: "LifecycleBenchmark",
+            dependencies: ["AdapterEngine", "AdapterRuntime", "AdapterdCore"],
+            path: "Benchmarks/LifecycleBenchmark"
+        ),
+        .executableTarget(
             name: "MQTTBenchmark",
             dependencies: [
                 "AdapterEngine", "AdapterdAPI", "AdapterdCore", "MQTTRPC",

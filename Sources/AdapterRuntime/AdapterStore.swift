@@ -137,6 +137,18 @@ public final class AdapterStore: Sendable {
         }
     }
 
+    /// Writes several pins in one transaction.
+    public func pin(_ records: [SessionRecord]) throws(StoreError) {
+        try write { db in
+            for record in records { try record.save(db) }
+        }
+    }
+
+    /// Every pin that has not expired.
+    public func sessions(now: Date = Date()) throws(StoreError) -> [SessionRecord] {
+        try read { db in try SessionRecord.filter(Column("expiresAt") > now).fetchAll(db) }
+    }
+
     /// Removes every pin of `session`; returns how many there were.
     @discardableResult
     public func clear(session: String) throws(StoreError) -> Int {

@@ -24,8 +24,15 @@ public actor AdapterRegistry {
     private let baseFingerprint: String
     private var entries: [String: [String: Entry]] = [:]
     private var active: [String: String] = [:]
-    /// Routes, highest priority first (a copy of the store's, refreshed on every change).
-    public private(set) var routes: [RouteRecord] = []
+    /// Routes, compiled, highest priority first (a copy of the store's, refreshed on every change).
+    public private(set) var router = Router([])
+    /// Routes, highest priority first.
+    public var routes: [RouteRecord] { router.routes }
+    /// Session pins, authoritative in memory; SQLite holds the durable copy, written behind (`flushPins`).
+    private var pins: [SessionKey: Pin] = [:]
+    private var unsavedPins: [SessionKey: Pin] = [:]
+    private var flushScheduled = false
+    private var pinsSincePrune = 0
     /// Traffic splits by adapter name.
     public private(set) var rollouts: [String: Rollout] = [:]
 
@@ -49,9 +56,12 @@ public actor AdapterRegistry {
     /// Loads every registered, non-failed version built for this base model from the store (after a restart).
     /// Returns the versions that could not be restored, with why.
     public func restore() throws(RPCError) -> [(name: String, version: String, reason: String)] {
-        routes = try mapped { () throws(StoreError) in try store.routes() }
+        router = Router(try mapped { () throws(StoreError) in try store.routes() })
         rollouts = try mapped { () throws(StoreError) in try store.rollouts() }
         try mapped { () throws(StoreError) in _ = try store.pruneSessions() }
+        for record in try mapped({ () throws(StoreError) in try store.sessions() }) {
+            pins[SessionKey(session: record.session, adapter: record.adapter)] = Pin(version: record.version, expiresAt: record.expiresAt)
+        }
         var skipped: [(String, String, String)] = []
         for record in try mapped({ () throws(StoreError) in try store.versions() }) where record.state != .failed {
             guard record.baseFingerprint == baseFingerprint else {
@@ -183,9 +193,9 @@ public actor AdapterRegistry {
     /// else the rollout's version for the session (or, without one, for `stickyKey`, e.g. the sensor id); else the
     /// active version. A session is then pinned to what it got, for `ttl`.
     public func resolve(name: String, session: String, stickyKey: String, ttl: Duration) throws(RPCError) -> Entry {
-        if !session.isEmpty,
-           let pinned = try mapped({ () throws(StoreError) in try store.affinity(session: session, adapter: name) }),
-           let entry = entries[name]?[pinned] {
+        let now = Date()
+        let sessionKey = SessionKey(session: session, adapter: name)
+        if !session.isEmpty, let pin = pins[sessionKey], pin.expiresAt > now, let entry = entries[name]?[pin.version] {
             return entry
         }
         var entry = try resolve(name: name, version: "")
@@ -194,10 +204,55 @@ public actor AdapterRegistry {
             entry = chosen
         }
         if !session.isEmpty {
-            let expires = Date().addingTimeInterval(Double(ttl.components.seconds))
-            try mapped { () throws(StoreError) in try store.pin(session: session, adapter: name, version: entry.version, expiresAt: expires) }
+            let pin = Pin(version: entry.version, expiresAt: now.addingTimeInterval(Double(ttl.components.seconds)))
+            pins[sessionKey] = pin
+            unsavedPins[sessionKey] = pin
+            schedulePinFlush()
+            pinsSincePrune += 1
+            if pinsSincePrune >= 4096 {
+                pinsSincePrune = 0
+                pins = pins.filter { $0.value.expiresAt > now }
+            }
         }
         return entry
+    }
+
+    /// Writes the pins made since the last flush to SQLite in one transaction. New pins are written behind, at most
+    /// `pinFlushDelay` after they are made, so a request never waits for a disk write; a graceful stop flushes.
+    public func flushPins() {
+        flushScheduled = false
+        guard !unsavedPins.isEmpty else { return }
+        let batch = unsavedPins
+        unsavedPins = [:]
+        do {
+            try store.pin(batch.map { SessionRecord(session: $0.key.session, adapter: $0.key.adapter, version: $0.value.version, expiresAt: $0.value.expiresAt) })
+        } catch {
+            // Keep them for the next attempt; newer pins made meanwhile win.
+            unsavedPins.merge(batch) { newer, _ in newer }
+            schedulePinFlush()
+        }
+    }
+
+    /// How long a new pin may stay in memory only.
+    static let pinFlushDelay = Duration.milliseconds(20)
+
+    private func schedulePinFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        Task {
+            try? await Task.sleep(for: Self.pinFlushDelay)
+            self.flushPins()
+        }
+    }
+
+    struct SessionKey: Hashable {
+        let session: String
+        let adapter: String
+    }
+
+    struct Pin {
+        let version: String
+        let expiresAt: Date
     }
 
     /// Splits `name`'s traffic between loaded versions by weight; empty splits end the rollout.
@@ -229,20 +284,26 @@ public actor AdapterRegistry {
 
     /// Removes every pin of `session`.
     public func clear(session: String) throws(RPCError) -> Int {
-        try mapped { () throws(StoreError) in try store.clear(session: session) }
+        let inMemory = pins.keys.filter { $0.session == session }
+        for key in inMemory {
+            pins[key] = nil
+            unsavedPins[key] = nil
+        }
+        let stored = try mapped { () throws(StoreError) in try store.clear(session: session) }
+        return max(stored, inMemory.count)
     }
 
     /// Creates or replaces a route.
     public func setRoute(_ route: RouteRecord) throws(RPCError) {
         if let problem = Router.problem(withFilter: route.topic) { throw RPCError(.invalidArgument, "route topic '\(route.topic)': \(problem)") }
         try mapped { () throws(StoreError) in try store.save(route: route) }
-        routes = try mapped { () throws(StoreError) in try store.routes() }
+        router = Router(try mapped { () throws(StoreError) in try store.routes() })
     }
 
     /// Deletes a route.
     public func deleteRoute(name: String) throws(RPCError) {
         try mapped { () throws(StoreError) in try store.deleteRoute(name: name) }
-        routes = try mapped { () throws(StoreError) in try store.routes() }
+        router = Router(try mapped { () throws(StoreError) in try store.routes() })
     }
 
     /// Every loaded version, sorted by name and version.

@@ -115,6 +115,7 @@ public final class Worker: Service, Sendable {
         // Everything taken from the stream must be answered before the connection closes; a short quiet period
         // lets requests the broker already sent arrive (and get their UNAVAILABLE) instead of being lost.
         while !intake.isIdle(quiet: .milliseconds(100)) { try? await Task.sleep(for: .milliseconds(5)) }
+        await registry.flushPins()
         try? publishStatus("offline")
         client.disconnect()
         client.finishMessages()
@@ -395,7 +396,7 @@ public final class Worker: Service, Sendable {
                 : try await registry.resolve(name: request.adapter, version: request.version)
         } else if !request.version.isEmpty {
             throw RPCError(.invalidArgument, "field 'version' needs 'adapter'")
-        } else if let name = Router.select(await registry.routes, topic: message.topic, context: context, metadata: request.metadata)?.adapter
+        } else if let name = await registry.router.select(topic: message.topic, context: context, metadata: request.metadata)?.adapter
                     ?? configuration.defaultAdapter {
             entry = try await registry.resolve(name: name, session: request.session, stickyKey: context.joined(separator: "/"), ttl: configuration.affinityTTL)
         }
