@@ -272,11 +272,17 @@ public actor AdapterRegistry {
         rollouts[name] = rollout
     }
 
-    /// Ends `name`'s rollout because a canary broke the guard policy, and records why.
+    /// Ends `name`'s rollout because a canary broke the guard policy, and records why. Sessions pinned to the
+    /// canary are released too: a version judged bad should not keep serving them until their pins expire.
     public func abortRollout(name: String, canary: String, reason: String) throws(RPCError) {
         guard rollouts[name] != nil else { return }
+        for (key, pin) in pins where key.adapter == name && pin.version == canary {
+            pins[key] = nil
+            unsavedPins[key] = nil
+        }
         try mapped { () throws(StoreError) in
             try store.save(rollout: nil, name: name)
+            try store.clearPins(adapter: name, version: canary)
             try store.record(HistoryRecord(name: name, version: canary, action: "rolled back", actor: "guard", reason: reason))
         }
         rollouts[name] = nil

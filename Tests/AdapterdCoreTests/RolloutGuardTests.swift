@@ -39,7 +39,7 @@ struct RolloutGuardTests {
         #expect(await guardian.verdict(rollout, stable: "v1") == nil)
     }
 
-    @Test("the worker ends a rollout whose canary breaks its policy, records why and publishes an event")
+    @Test("the worker ends a rollout whose canary breaks its policy, records why, publishes an event and releases the canary's sessions")
     func workerRollsBackBadCanary() async throws {
         let broker = try Harness.broker()
         var configuration = Harness.configuration(broker: broker)
@@ -64,6 +64,16 @@ struct RolloutGuardTests {
         }
         // After the rollback every new session goes to the stable version.
         #expect(versions.suffix(10).allSatisfy { $0 == "v1" })
+        // Sessions that had been pinned to the canary are served by the stable version again.
+        let canarySessions = versions.indices.filter { versions[$0] == "v2" }
+        #expect(!canarySessions.isEmpty)
+        for index in canarySessions {
+            var request = Adapterd_V1_InferRequest()
+            request.text = "reading again"
+            request.adapter = "alerts"
+            request.session = "s\(index)"
+            #expect(try await client.infer(request).version == "v1")
+        }
         var history = Adapterd_V1_HistoryRequest()
         history.name = "alerts"
         let trail = try await client.control("History", history, as: Adapterd_V1_HistoryReply.self).events
