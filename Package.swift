@@ -20,6 +20,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // Debian's libopenblas-dev: cblas.h and libopenblas.so.
@@ -66,14 +69,27 @@ let package = Package(
             dependencies: [
                 "AdapterEngine", "AdapterRuntime", "AdapterdAPI", "MQTTRPC",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The worker's HTTP listener: Prometheus exposition, health and readiness, the dashboard.
+        .target(
+            name: "AdapterdHTTP",
+            dependencies: [
+                "AdapterdCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            resources: [.copy("Dashboard")]
+        ),
         .executableTarget(
             name: "adapterd",
             dependencies: [
-                "AdapterdCore", "AdapterEngine", "MQTTRPC",
+                "AdapterdCore", "AdapterdHTTP", "AdapterEngine", "MQTTRPC",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -117,6 +133,14 @@ let package = Package(
         .testTarget(
             name: "AdapterdCoreTests",
             dependencies: ["AdapterdCore", "AdapterdAPI", "AdapterEngine", "AdapterRuntime", "MQTTRPC"]
+        ),
+        .testTarget(
+            name: "AdapterdHTTPTests",
+            dependencies: [
+                "AdapterdHTTP", "AdapterdCore", "AdapterdAPI", "MQTTRPC",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Yams", package: "Yams"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -28,6 +28,8 @@ public actor AdapterCache {
         public var bytes = 0
         /// Total seconds spent loading.
         public var loadSeconds = 0.0
+
+        public init() {}
     }
 
     private struct Slot {
@@ -133,6 +135,9 @@ public actor AdapterCache {
 
     /// Whether `key` is resident.
     public func contains(_ key: Key) -> Bool { slots[key] != nil }
+
+    /// Every resident key, and the pinned names.
+    public var residency: (resident: Set<Key>, pinned: Set<String>) { (Set(slots.keys), pinned) }
 
     private func evictIfNeeded() {
         while counters.bytes > maxBytes {

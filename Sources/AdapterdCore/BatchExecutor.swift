@@ -1,5 +1,6 @@
 import AdapterEngine
 import Foundation
+import Metrics
 
 /// Runs the engine on a thread of its own and batches whatever requests are waiting when it becomes free
 /// (continuous batching): one request alone runs at once; requests that arrive during a batch form the next one,
@@ -20,11 +21,14 @@ public final class BatchExecutor: @unchecked Sendable {
     private var stopped = false
     private var batches = 0
     private var rows = 0
+    private var largest = 0
+    private let batchSizes: Recorder?
 
-    /// Starts the engine thread.
-    public init(engine: InferenceEngine, maxBatch: Int = 32) {
+    /// Starts the engine thread; each batch's row count goes to `batchSizes`.
+    public init(engine: InferenceEngine, maxBatch: Int = 32, batchSizes: Recorder? = nil) {
         self.engine = engine
         self.maxBatch = max(1, maxBatch)
+        self.batchSizes = batchSizes
         let thread = Thread { [self] in loop() }
         thread.name = "adapterd-engine"
         thread.start()
@@ -45,6 +49,23 @@ public final class BatchExecutor: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return (batches, rows)
+    }
+
+    /// Rows waiting for the engine.
+    public var queueDepth: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return pending.count
+    }
+
+    /// The largest batch since the previous call.
+    public func takeLargestBatch() -> Int {
+        condition.lock()
+        defer {
+            largest = 0
+            condition.unlock()
+        }
+        return largest
     }
 
     /// Stops the thread after the batch it is running.
@@ -73,7 +94,9 @@ public final class BatchExecutor: @unchecked Sendable {
             condition.lock()
             batches += 1
             rows += batch.count
+            largest = max(largest, batch.count)
             condition.unlock()
+            batchSizes?.record(batch.count)
             // Rows come from the model's own tokenizer, so the engine's id and length checks cannot fail.
             let outputs = try! engine.run(encoded: batch.map(\.input))
             for (job, output) in zip(batch, outputs) { job.continuation.resume(returning: output) }

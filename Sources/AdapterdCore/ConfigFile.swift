@@ -22,6 +22,9 @@ import Yams
 /// rolloutGuard: {minRequests: 50, maxErrorRateIncrease: 0.05, maxLatencyRatio: 1.5}
 /// security: {requireSigned: true, trustedKeys: [/etc/adapterd/fleet.pub], maxPushBytes: 536870912}
 /// baseModelNames: [sentence-transformers/all-MiniLM-L6-v2]
+/// http: 127.0.0.1:9464
+/// pool: edge-pool
+/// metrics: {interval: 10}
 /// logLevel: info
 /// ```
 public struct ConfigFile: Decodable, Sendable, Equatable {
@@ -36,6 +39,12 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
         public var minRequests: Int?
         public var maxErrorRateIncrease: Double?
         public var maxLatencyRatio: Double?
+    }
+
+    /// Metrics publishing.
+    public struct MetricsSettings: Decodable, Sendable, Equatable {
+        /// Seconds between metrics documents.
+        public var interval: Double?
     }
 
     /// Who may push adapters.
@@ -67,6 +76,9 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
     public var rolloutGuard: Guard?
     public var security: Security?
     public var baseModelNames: [String]?
+    public var http: String?
+    public var pool: String?
+    public var metrics: MetricsSettings?
     public var logLevel: String?
 
     /// An empty configuration: every setting from flags, environment or defaults.
@@ -89,7 +101,7 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
         }
         do {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
-                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "cacheMaxBytes", "results", "defaultAdapter", "adapters", "username", "password", "tls", "rolloutGuard", "security", "baseModelNames", "logLevel"]
+                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "cacheMaxBytes", "results", "defaultAdapter", "adapters", "username", "password", "tls", "rolloutGuard", "security", "baseModelNames", "http", "pool", "metrics", "logLevel"]
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw Failure(path: path, reason: "unknown key '\(unknown)'; known keys: \(known.sorted().joined(separator: ", "))")
                 }

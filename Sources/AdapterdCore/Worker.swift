@@ -4,6 +4,7 @@ import AdapterdAPI
 import Foundation
 import Logging
 import MQTTRPC
+import Metrics
 import ServiceLifecycle
 
 /// adapterd's worker: takes inference and control requests from MQTT, runs them, and replies.
@@ -26,17 +27,30 @@ public final class Worker: Service, Sendable {
     let intake = IntakeTracker()
     let rolloutGuard: RolloutGuard
     let pushes: PushInbox
+    /// Figures for the metrics topic, Prometheus and the dashboard.
+    public let metrics: WorkerMetrics
+    /// A second connection for the pool's shared subscription (see `run`).
+    let poolClient: MQTTClient?
+    private let readiness = Readiness()
     let logger: Logger
     let startedAt = Date()
 
-    /// Loads the base model and prepares the connection (nothing is sent until `run`).
-    public init(configuration: WorkerConfiguration, logger: Logger = Logger(label: "adapterd")) throws {
+    /// Loads the base model and prepares the connection (nothing is sent until `run`). Metrics go to
+    /// `metricsFactory` (default: the process's bootstrapped metrics system).
+    public init(configuration: WorkerConfiguration, logger: Logger = Logger(label: "adapterd"), metricsFactory: MetricsFactory = MetricsSystem.factory) throws {
         if let problem = AdapterName.problem(with: configuration.workerID) {
             throw RPCError(.invalidArgument, "worker id '\(configuration.workerID)' is invalid: \(problem)")
         }
+        guard configuration.workerID != Topics.poolWorker else {
+            throw RPCError(.invalidArgument, "worker id '\(Topics.poolWorker)' is reserved for pool topics; choose another")
+        }
+        if let pool = configuration.pool, let problem = AdapterName.problem(with: pool) {
+            throw RPCError(.invalidArgument, "pool name '\(pool)' is invalid: \(problem)")
+        }
         self.configuration = configuration
         self.logger = logger
-        topics = Topics(worker: configuration.workerID)
+        metrics = WorkerMetrics(factory: metricsFactory)
+        topics = Topics(worker: configuration.workerID, pool: configuration.pool)
         engine = try InferenceEngine(modelDirectory: configuration.modelDirectory)
         // The fingerprint ties every registered adapter to the exact base weights it was validated against.
         let fingerprint = try AdapterDigest.sha256(ofFile: configuration.modelDirectory + "/model.safetensors")
@@ -53,7 +67,7 @@ public final class Worker: Service, Sendable {
         pushes = PushInbox(
             directory: configuration.dataDirectory + "/pushes", maxBytes: configuration.maxPushBytes, trusted: trusted,
             requireSigned: configuration.requireSigned)
-        executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch)
+        executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch, batchSizes: metrics.batchRecorder)
         rolloutGuard = RolloutGuard(policy: configuration.guardPolicy)
         var options = try MQTTOptions.parse(url: configuration.brokerURL, clientID: "adapterd-" + configuration.workerID)
         options.protocolVersion = configuration.protocolVersion == .v5 ? .v5 : .v311
@@ -67,6 +81,18 @@ public final class Worker: Service, Sendable {
         }
         options.will = MQTTOptions.Will(topic: topics.status, payload: Self.status("offline", configuration: configuration, startedAt: startedAt).json())
         client = try MQTTClient(options: options)
+        if configuration.pool != nil {
+            // Its own session that ends with the connection: when this worker dies, the broker stops handing it
+            // pool requests at once instead of queueing them for a session that may never come back.
+            var poolOptions = options
+            poolOptions.clientID = "adapterd-" + configuration.workerID + "-pool"
+            poolOptions.cleanStart = true
+            poolOptions.sessionExpiry = 0
+            poolOptions.will = nil
+            poolClient = try MQTTClient(options: poolOptions)
+        } else {
+            poolClient = nil
+        }
     }
 
     static func status(_ state: String, configuration: WorkerConfiguration, startedAt: Date) -> WorkerStatus {
@@ -87,18 +113,32 @@ public final class Worker: Service, Sendable {
             let entry = try await registry.load(name: item.name, version: item.version, path: item.path, actor: "config")
             logger.info("loaded adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "bytes": "\(entry.record.sizeBytes)"])
         }
-        try await connectWithBackoff()
-        for filter in [topics.inferFilter, topics.controlFilter] { try client.subscribe(filter, qos: 1) }
+        try await connectWithBackoff(client)
+        for filter in [topics.inferFilter, topics.controlFilter] + [topics.poolControlFilter].compactMap({ $0 }) {
+            try client.subscribe(filter, qos: 1)
+        }
+        if let poolClient, let filter = topics.poolInferFilter {
+            try poolClient.subscribe(filter, qos: 1)
+            try await connectWithBackoff(poolClient)
+        }
         try publishStatus("online")
-        logger.info("serving", metadata: ["worker": "\(configuration.workerID)", "broker": "\(configuration.brokerURL)"])
+        readiness.set(true)
+        logger.info("serving", metadata: ["worker": "\(configuration.workerID)", "broker": "\(configuration.brokerURL)", "pool": "\(configuration.pool ?? "-")"])
 
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                for await message in client.messages {
-                    intake.received()
+                group.addTask { await self.reportMetrics() }
+                for stream in [client.messages] + [poolClient?.messages].compactMap({ $0 }) {
                     group.addTask {
-                        await self.handle(message)
-                        self.intake.answered()
+                        await withDiscardingTaskGroup { requests in
+                            for await message in stream {
+                                self.intake.received()
+                                requests.addTask {
+                                    await self.handle(message)
+                                    self.intake.answered()
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -108,9 +148,47 @@ public final class Worker: Service, Sendable {
         executor.shutdown()
     }
 
+    /// Whether the worker is serving: connected to the broker with the model loaded (for `/readyz`).
+    public var isReady: Bool { readiness.value && client.isConnected }
+
+    /// Samples gauges every second and publishes the metrics document every `metricsInterval`, until draining.
+    func reportMetrics() async {
+        var nextPublish = ContinuousClock.now + configuration.metricsInterval
+        while readiness.value {
+            try? await Task.sleep(for: .seconds(1))
+            let state = await metricsState()
+            await metrics.sample(state)
+            guard ContinuousClock.now >= nextPublish, readiness.value else { continue }
+            nextPublish = ContinuousClock.now + configuration.metricsInterval
+            let snapshot = await metrics.snapshot(state, reset: true)
+            try? client.publish(topics.metrics, payload: snapshot.json(), qos: 0, retain: true, properties: MQTTProperties(contentType: "application/json"))
+        }
+    }
+
+    /// The metrics document for the interval so far, without starting a new one (for the HTTP listener).
+    public func currentMetrics() async -> MetricsSnapshot {
+        await metrics.snapshot(metricsState(peek: true), reset: false)
+    }
+
+    func metricsState(peek: Bool = false) async -> WorkerMetrics.WorkerState {
+        let residency = await registry.cache.residency
+        let registered = await registry.list().map { entry -> (String, String, String, String) in
+            let cache = residency.pinned.contains(entry.name) ? "pinned" : residency.resident.contains(entry.key) ? "resident" : "cold"
+            return (entry.name, entry.version, entry.record.state.rawValue, cache)
+        }
+        return WorkerMetrics.WorkerState(
+            worker: configuration.workerID, state: await stats.draining ? "draining" : "online",
+            uptimeSeconds: Date().timeIntervalSince(startedAt),
+            requestsTotal: await stats.executed + stats.rejected, requestsFailed: await stats.failed,
+            inFlight: await stats.inFlight, queueDepth: executor.queueDepth, batches: executor.counts,
+            largestBatch: peek ? 0 : executor.takeLargestBatch(),
+            cache: await registry.cache.counters, cacheBudget: configuration.cacheMaxBytes, registered: registered)
+    }
+
     /// Stop taking requests, wait for those in flight, go offline, disconnect.
     func drain() async {
         await stats.startDraining()
+        readiness.set(false)
         logger.info("draining")
         // Everything taken from the stream must be answered before the connection closes; a short quiet period
         // lets requests the broker already sent arrive (and get their UNAVAILABLE) instead of being lost.
@@ -119,10 +197,12 @@ public final class Worker: Service, Sendable {
         try? publishStatus("offline")
         client.disconnect()
         client.finishMessages()
+        poolClient?.disconnect()
+        poolClient?.finishMessages()
         logger.info("stopped")
     }
 
-    private func connectWithBackoff() async throws {
+    private func connectWithBackoff(_ client: MQTTClient) async throws {
         var delay = Duration.milliseconds(250)
         while true {
             do {
@@ -363,8 +443,7 @@ public final class Worker: Service, Sendable {
             try await registry.abortRollout(name: entry.name, canary: verdict.canary, reason: verdict.reason)
             await rolloutGuard.reset(name: entry.name)
             logger.warning("canary rolled back", metadata: ["name": "\(entry.name)", "version": "\(verdict.canary)", "reason": "\(verdict.reason)"])
-            let event = AdapterEvent(event: "rolled back", name: entry.name, version: verdict.canary, actor: "guard", reason: verdict.reason)
-            publish(topics.events, event.json(), MQTTProperties(contentType: "application/json"))
+            publish(AdapterEvent(event: "rolled back", name: entry.name, version: verdict.canary, actor: "guard", reason: verdict.reason))
         } catch {
             logger.error("cannot roll back canary", metadata: ["name": "\(entry.name)", "error": "\(error)"])
         }
@@ -372,8 +451,12 @@ public final class Worker: Service, Sendable {
 
     /// Publishes an adapter lifecycle event for dashboards and fleet controllers.
     func publishEvent(_ event: String, name: String, version: String, message: MQTTMessage, reason: String) {
-        let body = AdapterEvent(event: event, name: name, version: version, actor: Self.actor(message), reason: reason)
-        publish(topics.events, body.json(), MQTTProperties(contentType: "application/json"))
+        publish(AdapterEvent(event: event, name: name, version: version, actor: Self.actor(message), reason: reason))
+    }
+
+    func publish(_ event: AdapterEvent) {
+        publish(topics.events, event.json(), MQTTProperties(contentType: "application/json"))
+        Task { await metrics.recordEvent(event) }
     }
 
     private func publish(_ topic: String, _ payload: [UInt8], _ properties: MQTTProperties) {
@@ -384,7 +467,24 @@ public final class Worker: Service, Sendable {
         }
     }
 
+    /// Runs an inference request and records its outcome under the adapter version it resolved to.
     func infer(_ request: Adapterd_V1_InferRequest, message: MQTTMessage, context: [String]) async throws -> Adapterd_V1_InferReply {
+        var resolved: AdapterRegistry.Entry?
+        do {
+            let reply = try await runInference(request, message: message, context: context, resolved: &resolved)
+            await metrics.recordInference(name: reply.adapter, version: reply.version, status: .ok, latency: ContinuousClock.now - message.receivedAt)
+            return reply
+        } catch {
+            let status = (error as? RPCError)?.status ?? .internal
+            // Names that never resolved are not adapters: one bucket for them keeps label cardinality bounded
+            // whatever clients send.
+            let name = resolved?.name ?? (request.adapter.isEmpty ? "" : WorkerMetrics.unresolved)
+            await metrics.recordInference(name: name, version: resolved?.version ?? "", status: status, latency: ContinuousClock.now - message.receivedAt)
+            throw error
+        }
+    }
+
+    func runInference(_ request: Adapterd_V1_InferRequest, message: MQTTMessage, context: [String], resolved: inout AdapterRegistry.Entry?) async throws -> Adapterd_V1_InferReply {
         guard request.hasText else { throw RPCError(.invalidArgument, "field 'text' is required") }
         var entry: AdapterRegistry.Entry?
         if !request.adapter.isEmpty {
@@ -400,6 +500,7 @@ public final class Worker: Service, Sendable {
                     ?? configuration.defaultAdapter {
             entry = try await registry.resolve(name: name, session: request.session, stickyKey: context.joined(separator: "/"), ttl: configuration.affinityTTL)
         }
+        resolved = entry
         let encoded = engine.encode(request.text)
         let deadline = message.properties.messageExpiry.map { message.receivedAt + .seconds(Int64($0)) }
         var adapter: LoRAAdapter?
@@ -485,4 +586,14 @@ public final class Worker: Service, Sendable {
     static func actor(_ message: MQTTMessage) -> String {
         message.properties.userProperty("actor") ?? "mqtt"
     }
+}
+
+/// Whether the worker is serving; read by the HTTP listener's thread.
+final class Readiness: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ready = false
+
+    var value: Bool { lock.withLock { ready } }
+
+    func set(_ value: Bool) { lock.withLock { ready = value } }
 }

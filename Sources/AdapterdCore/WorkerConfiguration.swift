@@ -32,6 +32,10 @@ public struct WorkerConfiguration: Sendable {
     public var preload: [(name: String, version: String, path: String)] = []
     /// How long a reply is kept to answer duplicates (at least; longer when the request's expiry is longer).
     public var duplicateWindow: Duration = .seconds(60)
+    /// Shared-subscription pool this worker also takes requests from (`$share/{pool}/adapterd/v1/pool/infer/#`).
+    public var pool: String?
+    /// How often the metrics document is published on `adapterd/v1/{worker}/metrics`.
+    public var metricsInterval: Duration = .seconds(10)
     /// Refuse pushes without a signature from one of `trustedKeys`.
     public var requireSigned = false
     /// ed25519 public keys (base64, or `.pub` files) whose signatures on pushes are accepted.

@@ -4,6 +4,8 @@ import Foundation
 public actor WorkerStats {
     public private(set) var executed = 0
     public private(set) var failed = 0
+    /// Requests answered without running (malformed, expired, or arriving while draining).
+    public private(set) var rejected = 0
     public private(set) var inFlight = 0
     public private(set) var draining = false
 
@@ -17,7 +19,10 @@ public actor WorkerStats {
         if status != 0 { failed += 1 }
     }
 
-    func reject() { failed += 1 }
+    func reject() {
+        failed += 1
+        rejected += 1
+    }
 
     func startDraining() { draining = true }
 }

@@ -1,9 +1,12 @@
 import AdapterEngine
 import AdapterdCore
+import AdapterdHTTP
 import ArgumentParser
 import Foundation
 import Logging
 import MQTTRPC
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 /// adapterd: the LoRA-adapter edge inference worker.
@@ -53,6 +56,15 @@ struct Adapterd: AsyncParsableCommand {
     @Option(name: .customLong("tls-cert"), help: "Client certificate file.") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "Client key file.") var tlsKey: String?
 
+    @Option(help: "HTTP listener for /metrics (Prometheus), /healthz, /readyz and the dashboard, e.g. 127.0.0.1:9464 (off when unset).")
+    var http: String?
+
+    @Option(help: "Also take requests from the shared subscription $share/NAME/adapterd/v1/pool/infer/# and pool control topics.")
+    var pool: String?
+
+    @Option(name: .customLong("metrics-interval"), help: "Seconds between metrics documents on adapterd/v1/{worker}/metrics (default 10).")
+    var metricsInterval: Double?
+
     @Option(name: .customLong("trusted-key"), help: "ed25519 public key (base64 or a .pub file) whose signed pushes are accepted (repeatable).")
     var trustedKeys: [String] = []
 
@@ -86,6 +98,9 @@ struct Adapterd: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "adapterd")
+        // Libraries record through swift-metrics; this executable binds Prometheus as the backend.
+        let prometheus = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(HTTPListener.metricsFactory(registry: prometheus))
         let dataDirectory = dataDir ?? Self.environment("DATA_DIR") ?? file.dataDir ?? "data"
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
 
@@ -125,6 +140,11 @@ struct Adapterd: AsyncParsableCommand {
         configuration.tlsCAFile = tlsCA ?? Self.environment("TLS_CA") ?? file.tls?.ca
         configuration.tlsCertFile = tlsCert ?? Self.environment("TLS_CERT") ?? file.tls?.cert
         configuration.tlsKeyFile = tlsKey ?? Self.environment("TLS_KEY") ?? file.tls?.key
+        configuration.pool = pool ?? Self.environment("POOL") ?? file.pool
+        if let seconds = metricsInterval ?? Self.environment("METRICS_INTERVAL").flatMap(Double.init) ?? file.metrics?.interval {
+            guard seconds >= 1 else { throw ValidationError("the metrics interval must be at least 1 second") }
+            configuration.metricsInterval = .milliseconds(Int64(seconds * 1000))
+        }
         configuration.trustedKeys = trustedKeys.isEmpty
             ? (Self.environment("TRUSTED_KEYS")?.split(separator: ",").map(String.init) ?? file.security?.trustedKeys ?? [])
             : trustedKeys
@@ -145,7 +165,14 @@ struct Adapterd: AsyncParsableCommand {
         if let embedded {
             Self.say("adapterd: worker '\(configuration.workerID)' — try: adapterctl infer --broker \(embedded.url) --worker \(configuration.workerID) \"turn on the lights\"")
         }
-        let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var services: [any Service] = [worker]
+        if let address = http ?? Self.environment("HTTP") ?? file.http {
+            let (host, port) = try HTTPListener.parse(address: address)
+            services.append(HTTPListener.application(worker: worker, registry: prometheus, host: host, port: port, logger: logger) { bound in
+                Self.say("adapterd: metrics and dashboard at http://\(host):\(bound)/")
+            })
+        }
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 

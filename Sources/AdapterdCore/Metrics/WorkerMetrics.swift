@@ -1,0 +1,216 @@
+import AdapterRuntime
+import Foundation
+import MQTTRPC
+import Metrics
+
+/// The worker's figures: recorded per request and per batch, reported through swift-metrics (for whichever
+/// backend the executable binds, e.g. Prometheus) and as `MetricsSnapshot` documents for the metrics topic, the
+/// dashboard and `adapterctl top`.
+public actor WorkerMetrics {
+    struct VersionKey: Hashable {
+        let name: String
+        let version: String
+    }
+
+    /// One adapter version's figures: totals since start, and what happened in the current interval.
+    struct VersionFigures {
+        var requestsTotal = 0
+        var errorsTotal: [String: Int] = [:]
+        var requests = 0
+        var errors: [String: Int] = [:]
+        var latenciesMs: [Double] = []
+        var lastUsed: Date?
+    }
+
+    /// Latency samples kept per version per interval; beyond it, samples replace random earlier ones.
+    static let maxSamples = 20_000
+    static let maxEvents = 20
+    /// The adapter name under which requests for adapters that could not be resolved are counted.
+    public static let unresolved = "(unresolved)"
+
+    private let factory: MetricsFactory
+    private var versions: [VersionKey: VersionFigures] = [:]
+    private var counters: [String: Counter] = [:]
+    private var timers: [VersionKey: Metrics.Timer] = [:]
+    private var events: [AdapterEvent] = []
+    private var intervalStart = ContinuousClock.now
+    private var batchesAtIntervalStart = (batches: 0, rows: 0)
+    private var publishedCache = AdapterCache.Counters()
+    private var random = SystemRandomNumberGenerator()
+
+    let inFlightGauge: Gauge
+    let queueGauge: Gauge
+    /// Rows per batch, recorded by the batch executor.
+    public nonisolated let batchRecorder: Recorder
+    let cacheBytesGauge: Gauge
+    let cacheBudgetGauge: Gauge
+    let uptimeGauge: Gauge
+    let rssGauge: Gauge
+    let cacheHits: Counter
+    let cacheMisses: Counter
+    let cacheEvictions: Counter
+    let cacheLoads: Counter
+    let cacheLoadSeconds: FloatingPointCounter
+
+    /// Figures reported through `factory` (default: the process's bootstrapped metrics system).
+    public init(factory: MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
+        inFlightGauge = Gauge(label: "adapterd_in_flight_requests", factory: factory)
+        queueGauge = Gauge(label: "adapterd_queue_depth", factory: factory)
+        batchRecorder = Recorder(label: "adapterd_batch_size", aggregate: true, factory: factory)
+        cacheBytesGauge = Gauge(label: "adapterd_cache_bytes", factory: factory)
+        cacheBudgetGauge = Gauge(label: "adapterd_cache_budget_bytes", factory: factory)
+        uptimeGauge = Gauge(label: "adapterd_uptime_seconds", factory: factory)
+        rssGauge = Gauge(label: "adapterd_resident_memory_bytes", factory: factory)
+        cacheHits = Counter(label: "adapterd_cache_hits_total", factory: factory)
+        cacheMisses = Counter(label: "adapterd_cache_misses_total", factory: factory)
+        cacheEvictions = Counter(label: "adapterd_cache_evictions_total", factory: factory)
+        cacheLoads = Counter(label: "adapterd_cache_loads_total", factory: factory)
+        cacheLoadSeconds = FloatingPointCounter(label: "adapterd_cache_load_seconds_total", factory: factory)
+    }
+
+    /// One inference request's outcome; `name` and `version` are empty when it ran on the base model alone (or
+    /// failed before an adapter was resolved, then under the name it asked for).
+    public func recordInference(name: String, version: String, status: RPCStatus, latency: Duration) {
+        let key = VersionKey(name: name, version: version)
+        var figures = versions[key] ?? VersionFigures()
+        figures.requestsTotal += 1
+        figures.requests += 1
+        figures.lastUsed = Date()
+        if status != .ok {
+            figures.errorsTotal[status.name, default: 0] += 1
+            figures.errors[status.name, default: 0] += 1
+        }
+        let milliseconds = Double(latency.components.seconds) * 1e3 + Double(latency.components.attoseconds) / 1e15
+        if figures.latenciesMs.count < Self.maxSamples {
+            figures.latenciesMs.append(milliseconds)
+        } else {
+            figures.latenciesMs[Int.random(in: 0..<Self.maxSamples, using: &random)] = milliseconds
+        }
+        versions[key] = figures
+        counter(name: name, version: version, status: status).increment()
+        timer(key).recordNanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)
+    }
+
+    /// Keeps a lifecycle event for the dashboard.
+    public func recordEvent(_ event: AdapterEvent) {
+        events.append(event)
+        if events.count > Self.maxEvents { events.removeFirst(events.count - Self.maxEvents) }
+    }
+
+    /// Inputs a snapshot needs from the rest of the worker.
+    public struct WorkerState: Sendable {
+        public var worker: String
+        public var state: String
+        public var uptimeSeconds: Double
+        public var requestsTotal: Int
+        public var requestsFailed: Int
+        public var inFlight: Int
+        public var queueDepth: Int
+        public var batches: (batches: Int, rows: Int)
+        /// Largest batch since the previous snapshot that reset.
+        public var largestBatch: Int
+        public var cache: AdapterCache.Counters
+        public var cacheBudget: Int
+        /// Registered versions: (name, version, state, cache state).
+        public var registered: [(name: String, version: String, state: String, cache: String)]
+    }
+
+    /// Updates the gauges and cache counters from `state` (called every second or so).
+    public func sample(_ state: WorkerState) {
+        inFlightGauge.record(state.inFlight)
+        queueGauge.record(state.queueDepth)
+        uptimeGauge.record(state.uptimeSeconds)
+        rssGauge.record(Self.residentBytes())
+        cacheBytesGauge.record(state.cache.bytes)
+        cacheBudgetGauge.record(state.cacheBudget)
+        let cache = state.cache
+        cacheHits.increment(by: max(0, cache.hits - publishedCache.hits))
+        cacheMisses.increment(by: max(0, cache.misses - publishedCache.misses))
+        cacheEvictions.increment(by: max(0, cache.evictions - publishedCache.evictions))
+        cacheLoads.increment(by: max(0, cache.loads - publishedCache.loads))
+        cacheLoadSeconds.increment(by: max(0, cache.loadSeconds - publishedCache.loadSeconds))
+        publishedCache = cache
+    }
+
+    /// The document for the interval since the last call (or since start), which `reset` then starts afresh.
+    public func snapshot(_ state: WorkerState, reset: Bool) -> MetricsSnapshot {
+        let now = ContinuousClock.now
+        let elapsed = now - intervalStart
+        let seconds = max(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, 1e-3)
+        let formatter = ISO8601DateFormatter()
+        var rows: [MetricsSnapshot.AdapterVersion] = []
+        var keys = Set(versions.keys)
+        var registered: [VersionKey: (state: String, cache: String)] = [:]
+        for item in state.registered {
+            let key = VersionKey(name: item.name, version: item.version)
+            registered[key] = (item.state, item.cache)
+            keys.insert(key)
+        }
+        var inferenceRequests = 0
+        for key in keys.sorted(by: { ($0.name, $0.version) < ($1.name, $1.version) }) {
+            let figures = versions[key] ?? VersionFigures()
+            inferenceRequests += figures.requests
+            let sorted = figures.latenciesMs.sorted()
+            rows.append(MetricsSnapshot.AdapterVersion(
+                name: key.name, version: key.version, state: registered[key]?.state ?? "",
+                cache: registered[key]?.cache ?? (key.name.isEmpty ? "resident" : ""),
+                requestsTotal: figures.requestsTotal, errorsTotal: figures.errorsTotal,
+                requests: figures.requests, perSecond: Double(figures.requests) / seconds, errors: figures.errors,
+                latencyMs: sorted.isEmpty ? nil : MetricsSnapshot.Latency(
+                    p50: Self.percentile(sorted, 0.50), p95: Self.percentile(sorted, 0.95), p99: Self.percentile(sorted, 0.99)),
+                lastUsed: figures.lastUsed.map { formatter.string(from: $0) }))
+        }
+        let batchCount = state.batches.batches - batchesAtIntervalStart.batches
+        let rowCount = state.batches.rows - batchesAtIntervalStart.rows
+        let snapshot = MetricsSnapshot(
+            worker: state.worker, state: state.state, at: formatter.string(from: Date()), intervalSeconds: seconds,
+            uptimeSeconds: state.uptimeSeconds, rssBytes: Self.residentBytes(),
+            requests: MetricsSnapshot.Requests(
+                total: state.requestsTotal, failed: state.requestsFailed, perSecond: Double(inferenceRequests) / seconds,
+                inFlight: state.inFlight, queueDepth: state.queueDepth),
+            batches: MetricsSnapshot.Batches(
+                total: state.batches.batches, meanSize: batchCount > 0 ? Double(rowCount) / Double(batchCount) : 0, maxSize: state.largestBatch),
+            cache: MetricsSnapshot.Cache(
+                bytes: state.cache.bytes, budgetBytes: state.cacheBudget, hits: state.cache.hits, misses: state.cache.misses,
+                evictions: state.cache.evictions, loads: state.cache.loads, loadSecondsTotal: state.cache.loadSeconds),
+            adapters: rows, events: events)
+        if reset {
+            intervalStart = now
+            batchesAtIntervalStart = state.batches
+            for key in versions.keys {
+                versions[key]?.requests = 0
+                versions[key]?.errors = [:]
+                versions[key]?.latenciesMs.removeAll(keepingCapacity: true)
+            }
+        }
+        return snapshot
+    }
+
+    static func percentile(_ sorted: [Double], _ p: Double) -> Double {
+        sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.down)))]
+    }
+
+    /// Resident set size of this process, from /proc/self/statm.
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    private func counter(name: String, version: String, status: RPCStatus) -> Counter {
+        let id = name + "\u{0}" + version + "\u{0}" + status.name
+        if let existing = counters[id] { return existing }
+        let made = Counter(label: "adapterd_requests_total", dimensions: [("adapter", name), ("version", version), ("status", status.name)], factory: factory)
+        counters[id] = made
+        return made
+    }
+
+    private func timer(_ key: VersionKey) -> Metrics.Timer {
+        if let existing = timers[key] { return existing }
+        let made = Metrics.Timer(label: "adapterd_request_duration_seconds", dimensions: [("adapter", key.name), ("version", key.version)], preferredDisplayUnit: .seconds, factory: factory)
+        timers[key] = made
+        return made
+    }
+}
