@@ -196,6 +196,9 @@ public nonisolated struct Adapterd_V1_InferReply: Sendable {
 
   public var tokens: Int32 = 0
 
+  /// The worker that answered (which one of a pool).
+  public var worker: String = String()
+
   public var correlationID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1273,7 +1276,7 @@ nonisolated extension Adapterd_V1_InferRequest: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".InferReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}adapter\0\u{1}version\0\u{1}label\0\u{1}logits\0\u{1}embedding\0\u{3}latency_ms\0\u{1}tokens\0\u{4}\u{6}correlation_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}adapter\0\u{1}version\0\u{1}label\0\u{1}logits\0\u{1}embedding\0\u{3}latency_ms\0\u{1}tokens\0\u{1}worker\0\u{4}\u{5}correlation_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1290,6 +1293,7 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
       case 7: try { try decoder.decodeRepeatedFloatField(value: &self.embedding) }()
       case 8: try { try decoder.decodeSingularFloatField(value: &self.latencyMs) }()
       case 9: try { try decoder.decodeSingularInt32Field(value: &self.tokens) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.worker) }()
       case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
       default: break
       }
@@ -1328,6 +1332,9 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
     if self.tokens != 0 {
       try visitor.visitSingularInt32Field(value: self.tokens, fieldNumber: 9)
     }
+    if !self.worker.isEmpty {
+      try visitor.visitSingularStringField(value: self.worker, fieldNumber: 10)
+    }
     if !self.correlationID.isEmpty {
       try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 15)
     }
@@ -1344,6 +1351,7 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
     if lhs.embedding != rhs.embedding {return false}
     if lhs.latencyMs != rhs.latencyMs {return false}
     if lhs.tokens != rhs.tokens {return false}
+    if lhs.worker != rhs.worker {return false}
     if lhs.correlationID != rhs.correlationID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

@@ -518,6 +518,7 @@ public final class Worker: Service, Sendable {
             throw RPCError(.deadlineExceeded, "the request expired while it waited for the engine")
         }
         var reply = Adapterd_V1_InferReply()
+        reply.worker = configuration.workerID
         reply.tokens = Int32(encoded.ids.count)
         if let entry {
             reply.adapter = entry.name
