@@ -1,0 +1,80 @@
+import AdapterdAPI
+import AdapterdCore
+import Foundation
+import MQTTRPC
+import Testing
+
+/// Three adapterd processes in one pool behind one mosquitto (MQTT 5 shared subscriptions).
+@Suite("Worker pools", .serialized)
+struct PoolTests {
+    static let binary = Harness.root + "/.build/debug/adapterd"
+
+    func send(_ raw: RawClient, _ range: Range<Int>) throws {
+        for index in range {
+            try raw.publish(Topics(worker: Topics.poolWorker).infer + "/vibration/m\(index % 7)", Array(#"{"text": "reading \#(index) on motor 7", "adapter": "intent"}"#.utf8), correlation: "p\(index)")
+        }
+    }
+
+    /// Replies to inference requests, by correlation, with the worker that answered.
+    func answers(_ raw: RawClient) -> [(correlation: String, worker: String)] {
+        raw.received.filter { $0.topic == raw.replyTopic }.compactMap { message in
+            guard let correlation = message.properties.correlationData.map({ String(decoding: $0, as: UTF8.self) }), correlation.hasPrefix("p"),
+                  let reply = try? Adapterd_V1_InferReply(jsonUTF8Bytes: message.payload), reply.status == .ok else { return nil }
+            return (correlation, reply.worker)
+        }
+    }
+
+    @Test("three pooled workers share 300 requests, each answered exactly once; pool control reaches all; the rest carry on when one is killed")
+    func poolSharesLoad() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build adapterd first (scripts/test does)")
+        let broker = try Harness.broker()
+        let ids = (0..<3).map { "pool\($0)-" + UUID().uuidString.prefix(4).lowercased() }
+        var pids: [String: pid_t] = [:]
+        for id in ids {
+            let directory = Harness.temporaryDirectory()
+            pids[id] = try ChildProcess.spawn(Self.binary, arguments: [
+                "--broker", broker.url, "--worker-id", id, "--model", Harness.modelDirectory, "--data-dir", directory,
+                "--adapter", "intent=" + Harness.adapterDirectory("intent"), "--pool", "edge",
+            ], output: directory + "/adapterd.log", environment: ProcessInfo.processInfo.environment.merging(["OPENBLAS_NUM_THREADS": "1"]) { $1 })
+        }
+        defer { for pid in pids.values { ChildProcess.terminate(pid, within: .seconds(2)) } }
+        let raw = try await RawClient(broker: broker)
+        for id in ids { try raw.client.subscribe(Topics(worker: id).status, qos: 1) }
+        for _ in 0..<800 {
+            let online = Set(raw.received.filter { String(decoding: $0.payload, as: UTF8.self).contains("\"state\":\"online\"") }.map(\.topic))
+            if online.count == 3 { break }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+
+        // A control command on the pool topic reaches every worker.
+        try raw.publish(Topics(worker: Topics.poolWorker).control("GetStatus"), Array("{}".utf8), correlation: "status")
+        for _ in 0..<400 where raw.received.filter({ $0.properties.correlationData == Array("status".utf8) }).count < 3 {
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        let statuses = raw.received.filter { $0.properties.correlationData == Array("status".utf8) }
+            .compactMap { try? Adapterd_V1_GetStatusReply(jsonUTF8Bytes: $0.payload).worker }
+        #expect(Set(statuses) == Set(ids) && statuses.count == 3)
+
+        try send(raw, 0..<150)
+        for _ in 0..<2000 where answers(raw).count < 150 { try await Task.sleep(for: .milliseconds(10)) }
+        let first = answers(raw)
+        #expect(first.count == 150)
+        #expect(Set(first.map(\.correlation)).count == 150, "each answered exactly once")
+        let perWorker = Dictionary(grouping: first, by: \.worker).mapValues(\.count)
+        #expect(Set(perWorker.keys) == Set(ids), "every worker took some: \(perWorker)")
+
+        // One worker dies without a goodbye; the pool keeps answering everything sent afterwards.
+        kill(pids[ids[0]]!, SIGKILL)
+        _ = ChildProcess.wait(pids[ids[0]]!, timeout: .seconds(10))
+        try await Task.sleep(for: .milliseconds(200))
+        try send(raw, 150..<300)
+        for _ in 0..<2000 where answers(raw).count < 300 { try await Task.sleep(for: .milliseconds(10)) }
+        let all = answers(raw)
+        #expect(all.count == 300)
+        #expect(Set(all.map(\.correlation)) == Set((0..<300).map { "p\($0)" }))
+        let second = all.filter { Int($0.correlation.dropFirst())! >= 150 }
+        #expect(!second.contains { $0.worker == ids[0] })
+        #expect(Set(second.map(\.worker)) == Set(ids.dropFirst()))
+        raw.close()
+    }
+}
