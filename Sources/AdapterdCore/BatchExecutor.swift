@@ -58,11 +58,11 @@ public final class BatchExecutor: @unchecked Sendable {
         return pending.count
     }
 
-    /// The largest batch since the previous call.
-    public func takeLargestBatch() -> Int {
+    /// The largest batch since the previous call that reset.
+    public func largestBatch(reset: Bool) -> Int {
         condition.lock()
         defer {
-            largest = 0
+            if reset { largest = 0 }
             condition.unlock()
         }
         return largest

@@ -165,6 +165,11 @@ public final class Worker: Service, Sendable {
         }
     }
 
+    /// The last few minutes, a point a second (for the dashboard's charts).
+    public func metricsHistory() async -> [WorkerMetrics.HistoryPoint] {
+        await metrics.history
+    }
+
     /// The metrics document for the interval so far, without starting a new one (for the HTTP listener).
     public func currentMetrics() async -> MetricsSnapshot {
         await metrics.snapshot(metricsState(peek: true), reset: false)
@@ -181,7 +186,7 @@ public final class Worker: Service, Sendable {
             uptimeSeconds: Date().timeIntervalSince(startedAt),
             requestsTotal: await stats.executed + stats.rejected, requestsFailed: await stats.failed,
             inFlight: await stats.inFlight, queueDepth: executor.queueDepth, batches: executor.counts,
-            largestBatch: peek ? 0 : executor.takeLargestBatch(),
+            largestBatch: executor.largestBatch(reset: !peek),
             cache: await registry.cache.counters, cacheBudget: configuration.cacheMaxBytes, registered: registered)
     }
 

@@ -5,8 +5,8 @@ import Logging
 import Prometheus
 
 /// The worker's HTTP listener (`--http HOST:PORT`): Prometheus exposition at `/metrics`, `/healthz` (the process
-/// is up), `/readyz` (connected to the broker with the model loaded), the metrics document at `/api/metrics`,
-/// and the self-contained dashboard at `/`.
+/// is up), `/readyz` (connected to the broker with the model loaded), the metrics document at `/api/metrics`, the
+/// last three minutes per second at `/api/history`, and the self-contained dashboard at `/`.
 public enum HTTPListener {
     /// The Hummingbird application serving `worker`'s endpoints; run it as a service beside the worker.
     /// `onRunning` gets the bound port (useful with port 0).
@@ -36,6 +36,14 @@ public enum HTTPListener {
             return Response(
                 status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(bytes: snapshot.json())))
+        }
+        router.get("/api/history") { _, _ in
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            let body = (try? encoder.encode(await worker.metricsHistory())) ?? Data("[]".utf8)
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         let page = Dashboard.page
         router.get("/") { _, _ in
@@ -78,13 +86,20 @@ public enum HTTPListenerError: Error, CustomStringConvertible {
     }
 }
 
-/// The dashboard page, bundled with the target.
+/// The dashboard page, shipped beside the executable as SwiftPM's resource bundle
+/// (`adapterd_AdapterdHTTP.resources/Dashboard/index.html`). Looked up by path rather than through `Bundle.module`,
+/// whose accessor stops the process when the bundle was not installed.
 enum Dashboard {
+    static let candidates: [String] = {
+        let beside = Bundle.main.bundleURL.appendingPathComponent("adapterd_AdapterdHTTP.resources/Dashboard/index.html").path
+        return [ProcessInfo.processInfo.environment["ADAPTERD_DASHBOARD"], beside, "/usr/local/share/adapterd/dashboard/index.html", "/usr/share/adapterd/dashboard/index.html"]
+            .compactMap { $0 }
+    }()
+
     static let page: [UInt8] = {
-        guard let url = Bundle.module.url(forResource: "index", withExtension: "html", subdirectory: "Dashboard"),
-              let data = try? Data(contentsOf: url) else {
-            return Array("<!doctype html><p>adapterd: dashboard resource missing from this build</p>".utf8)
+        for path in candidates {
+            if let data = FileManager.default.contents(atPath: path) { return Array(data) }
         }
-        return Array(data)
+        return Array("<!doctype html><p>adapterd: the dashboard page is not installed (looked in \(candidates.joined(separator: ", "))).</p>".utf8)
     }()
 }

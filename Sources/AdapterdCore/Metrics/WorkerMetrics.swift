@@ -20,7 +20,21 @@ public actor WorkerMetrics {
         var errors: [String: Int] = [:]
         var latenciesMs: [Double] = []
         var lastUsed: Date?
+        /// Latencies since the last one-second sample, for the history.
+        var recentMs: [Double] = []
+        var requestsAtLastSample = 0
     }
+
+    /// One point of the recent history the dashboard draws: per adapter version ("name version"), requests per
+    /// second and p95 latency in milliseconds over the second before `at` (unix seconds).
+    public struct HistoryPoint: Codable, Sendable, Equatable {
+        public var at: Double
+        public var perSecond: [String: Double]
+        public var p95Ms: [String: Double]
+    }
+
+    /// Points kept (one per sample, about a second apart).
+    static let historyLength = 180
 
     /// Latency samples kept per version per interval; beyond it, samples replace random earlier ones.
     static let maxSamples = 20_000
@@ -37,6 +51,9 @@ public actor WorkerMetrics {
     private var batchesAtIntervalStart = (batches: 0, rows: 0)
     private var publishedCache = AdapterCache.Counters()
     private var random = SystemRandomNumberGenerator()
+    private var lastSample = ContinuousClock.now
+    /// The last `historyLength` samples, oldest first.
+    public private(set) var history: [HistoryPoint] = []
 
     let inFlightGauge: Gauge
     let queueGauge: Gauge
@@ -82,6 +99,7 @@ public actor WorkerMetrics {
             figures.errors[status.name, default: 0] += 1
         }
         let milliseconds = Double(latency.components.seconds) * 1e3 + Double(latency.components.attoseconds) / 1e15
+        if figures.recentMs.count < Self.maxSamples { figures.recentMs.append(milliseconds) }
         if figures.latenciesMs.count < Self.maxSamples {
             figures.latenciesMs.append(milliseconds)
         } else {
@@ -131,6 +149,21 @@ public actor WorkerMetrics {
         cacheLoads.increment(by: max(0, cache.loads - publishedCache.loads))
         cacheLoadSeconds.increment(by: max(0, cache.loadSeconds - publishedCache.loadSeconds))
         publishedCache = cache
+
+        let now = ContinuousClock.now
+        let elapsed = now - lastSample
+        let seconds = max(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, 1e-3)
+        lastSample = now
+        var point = HistoryPoint(at: Date().timeIntervalSince1970, perSecond: [:], p95Ms: [:])
+        for (key, figures) in versions {
+            let label = (key.name.isEmpty ? "(base model)" : key.name) + (key.version.isEmpty ? "" : " " + key.version)
+            point.perSecond[label] = Double(figures.requestsTotal - figures.requestsAtLastSample) / seconds
+            if !figures.recentMs.isEmpty { point.p95Ms[label] = Self.percentile(figures.recentMs.sorted(), 0.95) }
+            versions[key]?.requestsAtLastSample = figures.requestsTotal
+            versions[key]?.recentMs.removeAll(keepingCapacity: true)
+        }
+        history.append(point)
+        if history.count > Self.historyLength { history.removeFirst(history.count - Self.historyLength) }
     }
 
     /// The document for the interval since the last call (or since start), which `reset` then starts afresh.
