@@ -117,7 +117,8 @@ public final class MosquittoProcess: @unchecked Sendable {
         return address
     }
 
-    static func accepts(port: Int) -> Bool {
+    /// Whether something accepts connections on the loopback `port`.
+    public static func accepts(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
