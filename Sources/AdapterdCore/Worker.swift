@@ -156,11 +156,10 @@ public final class Worker: Service, Sendable {
         var nextPublish = ContinuousClock.now + configuration.metricsInterval
         while readiness.value {
             try? await Task.sleep(for: .seconds(1))
-            let state = await metricsState()
-            await metrics.sample(state)
+            await metrics.sample(await metricsState(peek: true))
             guard ContinuousClock.now >= nextPublish, readiness.value else { continue }
             nextPublish = ContinuousClock.now + configuration.metricsInterval
-            let snapshot = await metrics.snapshot(state, reset: true)
+            let snapshot = await metrics.snapshot(await metricsState(peek: false), reset: true)
             try? client.publish(topics.metrics, payload: snapshot.json(), qos: 0, retain: true, properties: MQTTProperties(contentType: "application/json"))
         }
     }
@@ -175,7 +174,8 @@ public final class Worker: Service, Sendable {
         await metrics.snapshot(metricsState(peek: true), reset: false)
     }
 
-    func metricsState(peek: Bool = false) async -> WorkerMetrics.WorkerState {
+    /// The worker's figures for a metrics document; `peek` leaves the interval's largest batch in place.
+    func metricsState(peek: Bool) async -> WorkerMetrics.WorkerState {
         let residency = await registry.cache.residency
         let registered = await registry.list().map { entry -> (String, String, String, String) in
             let cache = residency.pinned.contains(entry.name) ? "pinned" : residency.resident.contains(entry.key) ? "resident" : "cold"
