@@ -194,6 +194,8 @@ public final class Worker: Service, Sendable {
     func drain() async {
         await stats.startDraining()
         readiness.set(false)
+        // Leave the pool first: from now on the broker hands pool requests to the other workers.
+        poolClient?.disconnect()
         logger.info("draining")
         // Everything taken from the stream must be answered before the connection closes; a short quiet period
         // lets requests the broker already sent arrive (and get their UNAVAILABLE) instead of being lost.
@@ -202,7 +204,6 @@ public final class Worker: Service, Sendable {
         try? publishStatus("offline")
         client.disconnect()
         client.finishMessages()
-        poolClient?.disconnect()
         poolClient?.finishMessages()
         logger.info("stopped")
     }
