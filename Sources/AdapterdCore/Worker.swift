@@ -66,7 +66,7 @@ public final class Worker: Service, Sendable {
         }
         pushes = PushInbox(
             directory: configuration.dataDirectory + "/pushes", maxBytes: configuration.maxPushBytes, trusted: trusted,
-            requireSigned: configuration.requireSigned)
+            requireSigned: configuration.requireSigned, staleAfter: Double(configuration.pushExpiry.components.seconds))
         executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch, batchSizes: metrics.batchRecorder)
         rolloutGuard = RolloutGuard(policy: configuration.guardPolicy)
         var options = try MQTTOptions.parse(url: configuration.brokerURL, clientID: "adapterd-" + configuration.workerID)

@@ -85,4 +85,16 @@ struct PushInboxTests {
         await #expect(throws: PushError.self) { try await inbox.begin(manifest, signature: []) }
         #expect((try FileManager.default.contentsOfDirectory(atPath: directory)).isEmpty)
     }
+
+    @Test("an abandoned push is removed once it is older than the expiry; a recent one stays")
+    func stalePushesPruned() async throws {
+        let directory = Self.temporary()
+        let inbox = Self.inbox(directory)
+        let manifest = PushManifest(name: "old", version: "v1", size: 4096, sha256: String(repeating: "0", count: 64), chunkSize: 1024)
+        _ = try await inbox.begin(manifest, signature: [])
+        #expect(await inbox.pruneStale(olderThan: 3600).isEmpty)
+        #expect(await inbox.pruneStale(olderThan: 3600, now: Date().addingTimeInterval(7200)) == ["old@v1"])
+        #expect((try FileManager.default.contentsOfDirectory(atPath: directory)).isEmpty)
+        await #expect(throws: PushError.self) { try await inbox.put(name: "old", version: "v1", index: 0, data: Array(repeating: 0, count: 1024)) }
+    }
 }

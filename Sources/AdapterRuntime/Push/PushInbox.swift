@@ -38,11 +38,14 @@ public actor PushInbox {
     private let requireSigned: Bool
     /// Free space a push must leave on the data directory's file system.
     private let reserveBytes: Int64
+    /// Unfinished pushes untouched this long are removed when another push begins.
+    private let staleAfter: TimeInterval
     private var received: [String: [Bool]] = [:]
 
     /// An inbox under `directory`, accepting pushes up to `maxBytes`, signed by `trusted` keys (required when
-    /// `requireSigned`).
-    public init(directory: String, maxBytes: Int64, trusted: TrustedKeys, requireSigned: Bool, reserveBytes: Int64 = 32 << 20) {
+    /// `requireSigned`); unfinished pushes untouched for `staleAfter` seconds are removed.
+    public init(directory: String, maxBytes: Int64, trusted: TrustedKeys, requireSigned: Bool, reserveBytes: Int64 = 32 << 20, staleAfter: TimeInterval = 24 * 3600) {
+        self.staleAfter = staleAfter
         self.directory = directory
         self.maxBytes = maxBytes
         self.trusted = trusted
@@ -56,6 +59,8 @@ public actor PushInbox {
         try manifest.validate()
         guard manifest.size <= maxBytes else { throw .tooLarge(size: manifest.size, limit: maxBytes) }
         let keyID = try checkSignature(signature, manifest)
+        // Abandoned pushes must not hold disk space for ever on a worker that runs for months.
+        pruneStale(olderThan: staleAfter)
         let folder = folder(manifest.name, manifest.version)
         let record = Record(manifest: manifest, signature: Data(signature), keyID: keyID)
         if let existing = try? self.record(in: folder), existing == record {
