@@ -69,6 +69,43 @@ public final class AdapterdClient: Sendable {
         return try RPCCodec.decode(Reply.self, from: message.payload, encoding: replyEncoding)
     }
 
+    /// Sends `request` to `topic` once and gathers every reply that arrives within `timeout`, stopping early once
+    /// `expecting` have come: what a command to a pool's control topic gets back (one reply per worker).
+    public func callAll<Request: RPCRequestMessage, Reply: RPCReplyMessage>(
+        _ topic: String, _ request: Request, as replyType: Reply.Type, expecting: Int, timeout: Duration = .seconds(10)
+    ) async throws -> [(worker: String, reply: Reply)] {
+        let correlation = UUID().uuidString
+        var request = request
+        var properties = MQTTProperties(contentType: encoding.contentType)
+        if client.options.protocolVersion == .v5 {
+            properties.responseTopic = replyTopic
+            properties.correlationData = Array(correlation.utf8)
+        } else {
+            request.replyTo = replyTopic
+            request.correlationID = correlation
+        }
+        let replies = pending.collect(correlation)
+        defer { pending.stopCollecting(correlation) }
+        try client.publish(topic, payload: RPCCodec.encode(request, encoding: encoding), qos: 1, properties: properties)
+        var results: [(worker: String, reply: Reply)] = []
+        let pending = pending
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                pending.stopCollecting(correlation)
+            }
+            for await message in replies {
+                let replyEncoding = RPCEncoding.detect(contentType: message.properties.contentType, payload: message.payload) ?? encoding
+                if let reply = try? RPCCodec.decode(Reply.self, from: message.payload, encoding: replyEncoding) {
+                    results.append((message.properties.userProperty("worker") ?? "?", reply))
+                }
+                if results.count >= expecting { break }
+            }
+            group.cancelAll()
+        }
+        return results
+    }
+
     /// Infer on this client's worker.
     public func infer(_ request: Adapterd_V1_InferRequest, subtopic: String? = nil, timeout: Duration = .seconds(10)) async throws -> Adapterd_V1_InferReply {
         try await call(subtopic.map { topics.infer + "/" + $0 } ?? topics.infer, request, as: Adapterd_V1_InferReply.self, timeout: timeout)
@@ -84,6 +121,18 @@ public final class AdapterdClient: Sendable {
 final class PendingReplies: @unchecked Sendable {
     private let lock = NSLock()
     private var waiting: [String: CheckedContinuation<MQTTMessage, any Error>] = [:]
+    private var collectors: [String: AsyncStream<MQTTMessage>.Continuation] = [:]
+
+    /// Every reply with correlation `key`, until `stopCollecting(key)`.
+    func collect(_ key: String) -> AsyncStream<MQTTMessage> {
+        let (stream, continuation) = AsyncStream.makeStream(of: MQTTMessage.self)
+        lock.withLock { collectors[key] = continuation }
+        return stream
+    }
+
+    func stopCollecting(_ key: String) {
+        lock.withLock { collectors.removeValue(forKey: key) }?.finish()
+    }
 
     func deliver(_ message: MQTTMessage) {
         let key: String?
@@ -94,8 +143,10 @@ final class PendingReplies: @unchecked Sendable {
         } else {
             key = (try? Adapterd_V1_UnloadAdapterReply(serializedBytes: message.payload))?.correlationID
         }
-        guard let key, let continuation = lock.withLock({ waiting.removeValue(forKey: key) }) else { return }
-        continuation.resume(returning: message)
+        guard let key else { return }
+        let (single, collector) = lock.withLock { (waiting.removeValue(forKey: key), collectors[key]) }
+        single?.resume(returning: message)
+        collector?.yield(message)
     }
 
     static let lenient: JSONDecodingOptions = {

@@ -429,7 +429,10 @@ public final class Worker: Service, Sendable {
             logger.debug("request failed", metadata: ["topic": "\(message.topic)", "status": "\(reply.status.name)"])
         }
         if let address {
-            var properties = MQTTProperties(contentType: encoding.contentType, userProperties: [MQTTUserProperty("status", reply.status.name)])
+            // `worker` tells replies apart when one request reached several workers (pool control).
+            var properties = MQTTProperties(
+                contentType: encoding.contentType,
+                userProperties: [MQTTUserProperty("status", reply.status.name), MQTTUserProperty("worker", configuration.workerID)])
             if address.usesProperties { properties.correlationData = address.correlationData }
             publish(address.topic, reply.payload, properties)
         }

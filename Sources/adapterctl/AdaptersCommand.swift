@@ -15,8 +15,7 @@ struct AdaptersCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await ReplyPrinter.rpc {
-                let reply = try await connection.control("ListAdapters", Adapterd_V1_ListAdaptersRequest(), as: Adapterd_V1_ListAdaptersReply.self)
-                try ReplyPrinter.finish(reply, json: connection.json) { reply in
+                try await connection.call("ListAdapters", Adapterd_V1_ListAdaptersRequest(), as: Adapterd_V1_ListAdaptersReply.self) { reply in
                     let rows = [["NAME", "VERSION", "STATE", "BYTES", "RANK", "SHA256"]] + reply.adapters.map {
                         [$0.name, $0.version, $0.state, String($0.bytes), String($0.rank), String($0.sha256.prefix(12))]
                     }
@@ -39,8 +38,7 @@ struct AdaptersCommand: AsyncParsableCommand {
                 request.name = name
                 request.version = version
                 request.path = path
-                let reply = try await connection.control("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self)
-                try ReplyPrinter.finish(reply, json: connection.json) { reply in
+                try await connection.call("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self) { reply in
                     "loaded \(reply.adapter.name) \(reply.adapter.version) (\(reply.adapter.state), \(reply.adapter.bytes) bytes, sha256 \(reply.adapter.sha256.prefix(12)))"
                 }
             }
@@ -58,8 +56,7 @@ struct AdaptersCommand: AsyncParsableCommand {
                 var request = Adapterd_V1_UnloadAdapterRequest()
                 request.name = name
                 request.version = version ?? ""
-                let reply = try await connection.control("UnloadAdapter", request, as: Adapterd_V1_UnloadAdapterReply.self)
-                try ReplyPrinter.finish(reply, json: connection.json) { _ in "unloaded \(name) \(version ?? "(all versions)")" }
+                try await connection.call("UnloadAdapter", request, as: Adapterd_V1_UnloadAdapterReply.self) { _ in "unloaded \(name) \(version ?? "(all versions)")" }
             }
         }
     }
@@ -79,8 +76,7 @@ extension AdaptersCommand {
                 request.name = name
                 request.version = version
                 request.reason = reason
-                let reply = try await connection.control("ActivateAdapter", request, as: Adapterd_V1_ActivateAdapterReply.self)
-                try ReplyPrinter.finish(reply, json: connection.json) { "active: \($0.adapter.name) \($0.adapter.version)" }
+                try await connection.call("ActivateAdapter", request, as: Adapterd_V1_ActivateAdapterReply.self) { "active: \($0.adapter.name) \($0.adapter.version)" }
             }
         }
     }
@@ -96,8 +92,7 @@ extension AdaptersCommand {
                 var request = Adapterd_V1_RollbackRequest()
                 request.name = name
                 request.reason = reason
-                let reply = try await connection.control("Rollback", request, as: Adapterd_V1_RollbackReply.self)
-                try ReplyPrinter.finish(reply, json: connection.json) { "active: \($0.adapter.name) \($0.adapter.version)" }
+                try await connection.call("Rollback", request, as: Adapterd_V1_RollbackReply.self) { "active: \($0.adapter.name) \($0.adapter.version)" }
             }
         }
     }
@@ -111,8 +106,7 @@ extension AdaptersCommand {
             try await ReplyPrinter.rpc {
                 var request = Adapterd_V1_HistoryRequest()
                 request.name = name
-                let reply = try await connection.control("History", request, as: Adapterd_V1_HistoryReply.self)
-                try ReplyPrinter.finish(reply, json: connection.json) { reply in
+                try await connection.call("History", request, as: Adapterd_V1_HistoryReply.self) { reply in
                     Table.render([["AT", "VERSION", "ACTION", "BY", "WHY"]] + reply.events.map { [$0.at, $0.version, $0.action, $0.actor, $0.reason] })
                 }
             }
@@ -127,8 +121,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await ReplyPrinter.rpc {
-            let reply = try await connection.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self)
-            try ReplyPrinter.finish(reply, json: connection.json) { reply in
+            try await connection.call("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self) { reply in
                 """
                 worker \(reply.worker): \(reply.state), adapterd \(reply.version), model \(reply.model)
                 up \(String(format: "%.0f", reply.uptimeSeconds)) s since \(reply.startedAt); \(reply.adaptersLoaded) adapter versions loaded

@@ -23,6 +23,9 @@ struct BrokerOptions: ParsableArguments {
     @Flag(help: "Print the reply as JSON.")
     var json = false
 
+    @Option(help: "Replies to wait for: with --worker pool every worker of the pool answers a control command.")
+    var replies = 1
+
     func connect() async throws -> AdapterdClient {
         let environment = ProcessInfo.processInfo.environment
         let url = broker ?? environment["ADAPTERD_BROKER"] ?? "mqtt://127.0.0.1:1883"
@@ -34,6 +37,37 @@ struct BrokerOptions: ParsableArguments {
     }
 
     var replyTimeout: Duration { .milliseconds(Int64(timeout * 1000)) }
+
+    /// Calls one control method and prints its reply (`human` renders an OK reply); with `--replies N`, prints
+    /// each worker's reply and fails unless N workers answered OK.
+    func call<Request: RPCRequestMessage, Reply: RPCReplyMessage>(
+        _ method: String, _ request: Request, as replyType: Reply.Type, human: (Reply) -> String
+    ) async throws {
+        guard replies > 1 else {
+            try ReplyPrinter.finish(try await control(method, request, as: replyType), json: json, human: human)
+            return
+        }
+        let client = try await connect()
+        defer { client.close() }
+        let answers = try await client.callAll(client.topics.control(method), request, as: replyType, expecting: replies, timeout: replyTimeout)
+        var failed = false
+        for (worker, reply) in answers.sorted(by: { $0.worker < $1.worker }) {
+            if json {
+                print((try? reply.jsonString()) ?? "{}")
+            } else if RPCStatus(reply.status) == .ok {
+                print("== \(worker)\n" + human(reply))
+            }
+            if RPCStatus(reply.status) != .ok {
+                failed = true
+                FileHandle.standardError.write(Data("adapterctl: \(worker): \(RPCStatus(reply.status).name): \(reply.error)\n".utf8))
+            }
+        }
+        if answers.count < replies {
+            FileHandle.standardError.write(Data("adapterctl: \(answers.count) of \(replies) workers replied within \(timeout) s\n".utf8))
+            failed = true
+        }
+        if failed { throw ExitCode(1) }
+    }
 
     /// Connects, calls one control method, disconnects.
     func control<Request: RPCRequestMessage, Reply: RPCReplyMessage>(_ method: String, _ request: Request, as replyType: Reply.Type) async throws -> Reply {

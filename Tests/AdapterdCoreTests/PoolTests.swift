@@ -54,6 +54,15 @@ struct PoolTests {
         let statuses = raw.received.filter { $0.properties.correlationData == Array("status".utf8) }
             .compactMap { try? Adapterd_V1_GetStatusReply(jsonUTF8Bytes: $0.payload).worker }
         #expect(Set(statuses) == Set(ids) && statuses.count == 3)
+        // adapterctl gathers the pool's replies, one per worker.
+        let listing = Harness.temporaryDirectory() + "/adapters.txt"
+        let ctl = try ChildProcess.spawn(Harness.root + "/.build/debug/adapterctl", arguments: [
+            "adapters", "list", "--broker", broker.url, "--worker", Topics.poolWorker, "--replies", "3",
+        ], output: listing)
+        #expect(ChildProcess.wait(ctl, timeout: .seconds(30)) == 0)
+        let listed = try String(contentsOfFile: listing, encoding: .utf8)
+        #expect(ids.allSatisfy { listed.contains("== \($0)") }, "\(listed)")
+        #expect(listed.components(separatedBy: "intent ").count - 1 == 3, "each worker lists its intent adapter")
 
         try send(raw, 0..<150)
         for _ in 0..<2000 where answers(raw).count < 150 { try await Task.sleep(for: .milliseconds(10)) }
