@@ -45,12 +45,9 @@ public final class AdapterdClient: Sendable {
         client.finishMessages()
     }
 
-    /// Sends `request` to `topic` and waits for its reply; throws `MQTTError.timedOut` when none comes.
-    public func call<Request: RPCRequestMessage, Reply: RPCReplyMessage>(
-        _ topic: String, _ request: Request, as replyType: Reply.Type, timeout: Duration = .seconds(10),
-        messageExpiry: UInt32? = nil, correlation: String? = nil
-    ) async throws -> Reply {
-        let correlation = correlation ?? UUID().uuidString
+    /// The request's body and properties, addressed for the reply: MQTT 5 response topic and correlation data, or
+    /// for MQTT 3.1.1 `replyTo` / `correlationId` in the body.
+    private func addressed<Request: RPCRequestMessage>(_ request: Request, correlation: String, messageExpiry: UInt32?) -> ([UInt8], MQTTProperties) {
         var request = request
         var properties = MQTTProperties(contentType: encoding.contentType, messageExpiry: messageExpiry)
         if client.options.protocolVersion == .v5 {
@@ -60,8 +57,16 @@ public final class AdapterdClient: Sendable {
             request.replyTo = replyTopic
             request.correlationID = correlation
         }
-        let payload = RPCCodec.encode(request, encoding: encoding)
-        let sent = properties
+        return (RPCCodec.encode(request, encoding: encoding), properties)
+    }
+
+    /// Sends `request` to `topic` and waits for its reply; throws `MQTTError.timedOut` when none comes.
+    public func call<Request: RPCRequestMessage, Reply: RPCReplyMessage>(
+        _ topic: String, _ request: Request, as replyType: Reply.Type, timeout: Duration = .seconds(10),
+        messageExpiry: UInt32? = nil, correlation: String? = nil
+    ) async throws -> Reply {
+        let correlation = correlation ?? UUID().uuidString
+        let (payload, sent) = addressed(request, correlation: correlation, messageExpiry: messageExpiry)
         let message = try await pending.wait(for: correlation, timeout: timeout) {
             try self.client.publish(topic, payload: payload, qos: 1, properties: sent)
         }
@@ -75,18 +80,10 @@ public final class AdapterdClient: Sendable {
         _ topic: String, _ request: Request, as replyType: Reply.Type, expecting: Int, timeout: Duration = .seconds(10)
     ) async throws -> [(worker: String, reply: Reply)] {
         let correlation = UUID().uuidString
-        var request = request
-        var properties = MQTTProperties(contentType: encoding.contentType)
-        if client.options.protocolVersion == .v5 {
-            properties.responseTopic = replyTopic
-            properties.correlationData = Array(correlation.utf8)
-        } else {
-            request.replyTo = replyTopic
-            request.correlationID = correlation
-        }
+        let (payload, properties) = addressed(request, correlation: correlation, messageExpiry: nil)
         let replies = pending.collect(correlation)
         defer { pending.stopCollecting(correlation) }
-        try client.publish(topic, payload: RPCCodec.encode(request, encoding: encoding), qos: 1, properties: properties)
+        try client.publish(topic, payload: payload, qos: 1, properties: properties)
         var results: [(worker: String, reply: Reply)] = []
         let pending = pending
         await withTaskGroup(of: Void.self) { group in
