@@ -156,10 +156,12 @@ public final class Worker: Service, Sendable {
         var nextPublish = ContinuousClock.now + configuration.metricsInterval
         while readiness.value {
             try? await Task.sleep(for: .seconds(1))
-            await metrics.sample(await metricsState(peek: true))
-            guard ContinuousClock.now >= nextPublish, readiness.value else { continue }
+            let publishing = ContinuousClock.now >= nextPublish
+            let state = await metricsState(peek: !publishing)
+            await metrics.sample(state)
+            guard publishing, readiness.value else { continue }
             nextPublish = ContinuousClock.now + configuration.metricsInterval
-            let snapshot = await metrics.snapshot(await metricsState(peek: false), reset: true)
+            let snapshot = await metrics.snapshot(state, reset: true)
             try? client.publish(topics.metrics, payload: snapshot.json(), qos: 0, retain: true, properties: MQTTProperties(contentType: "application/json"))
         }
     }

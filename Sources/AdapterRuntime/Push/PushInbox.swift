@@ -41,6 +41,8 @@ public actor PushInbox {
     /// Unfinished pushes untouched this long are removed when another push begins.
     private let staleAfter: TimeInterval
     private var received: [String: [Bool]] = [:]
+    /// Manifests of pushes in progress, read from `push.json` once.
+    private var records: [String: Record] = [:]
 
     /// An inbox under `directory`, accepting pushes up to `maxBytes`, signed by `trusted` keys (required when
     /// `requireSigned`); unfinished pushes untouched for `staleAfter` seconds are removed.
@@ -83,6 +85,7 @@ public actor PushInbox {
             throw .io(path: folder + "/push.json", reason: "\(error)")
         }
         received[folder] = Array(repeating: false, count: manifest.chunkCount)
+        records[folder] = record
         return try progress(record, folder: folder)
     }
 
@@ -154,6 +157,7 @@ public actor PushInbox {
     public func discard(name: String, version: String) {
         let folder = folder(name, version)
         received[folder] = nil
+        records[folder] = nil
         try? FileManager.default.removeItem(atPath: folder)
     }
 
@@ -169,6 +173,7 @@ public actor PushInbox {
             }.max() ?? .distantPast
             if now.timeIntervalSince(touched) > age {
                 received[folder] = nil
+                records[folder] = nil
                 try? manager.removeItem(atPath: folder)
                 removed.append(name)
             }
@@ -192,7 +197,10 @@ public actor PushInbox {
     }
 
     private func record(in folder: String) throws -> Record {
-        try JSONDecoder().decode(Record.self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/push.json")))
+        if let record = records[folder] { return record }
+        let record = try JSONDecoder().decode(Record.self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/push.json")))
+        records[folder] = record
+        return record
     }
 
     private func chunkFlags(folder: String, count: Int) throws(PushError) -> [Bool] {
