@@ -123,20 +123,6 @@ public final class AdapterStore: Sendable {
 
     // MARK: Session affinity
 
-    /// The version `session` is pinned to for `adapter`, if the pin has not expired.
-    public func affinity(session: String, adapter: String, now: Date = Date()) throws(StoreError) -> String? {
-        try read { db in
-            try SessionRecord.fetchOne(db, key: ["session": session, "adapter": adapter]).flatMap { $0.expiresAt > now ? $0.version : nil }
-        }
-    }
-
-    /// Pins `session` to (adapter, version) until `expiresAt`.
-    public func pin(session: String, adapter: String, version: String, expiresAt: Date) throws(StoreError) {
-        try write { db in
-            try SessionRecord(session: session, adapter: adapter, version: version, expiresAt: expiresAt).save(db)
-        }
-    }
-
     /// Writes several pins in one transaction.
     public func pin(_ records: [SessionRecord]) throws(StoreError) {
         try write { db in
