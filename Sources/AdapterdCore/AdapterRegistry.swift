@@ -288,15 +288,18 @@ public actor AdapterRegistry {
         rollouts[name] = nil
     }
 
-    /// Removes every pin of `session`.
+    /// Removes every pin of `session`; returns how many were live.
     public func clear(session: String) throws(RPCError) -> Int {
-        let inMemory = pins.keys.filter { $0.session == session }
-        for key in inMemory {
+        // Memory holds every live pin (restored at start, added since), so it says how many there were.
+        let now = Date()
+        let keys = pins.keys.filter { $0.session == session }
+        let live = keys.filter { pins[$0]!.expiresAt > now }.count
+        for key in keys {
             pins[key] = nil
             unsavedPins[key] = nil
         }
-        let stored = try mapped { () throws(StoreError) in try store.clear(session: session) }
-        return max(stored, inMemory.count)
+        try mapped { () throws(StoreError) in _ = try store.clear(session: session) }
+        return live
     }
 
     /// Creates or replaces a route.
