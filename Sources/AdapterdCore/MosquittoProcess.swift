@@ -80,7 +80,13 @@ public final class MosquittoProcess: @unchecked Sendable {
     }
 
     /// Whether the broker process is alive.
-    public var isRunning: Bool { pid.map(ChildProcess.isRunning) ?? false }
+    public var isRunning: Bool {
+        guard let pid else { return false }
+        if ChildProcess.isRunning(pid) { return true }
+        // Reaped: the number may soon belong to another process, so it must never be signalled again.
+        self.pid = nil
+        return false
+    }
 
     /// Stops the broker (SIGTERM, so a persistent one saves its state; SIGKILL if it has not exited within five
     /// seconds) and reaps it.

@@ -261,7 +261,8 @@ struct AdapterdProcessTests {
             "--adapter", "alerts@v1=" + Harness.adapterDirectory("intent"),
         ]
         let pid = try ChildProcess.spawn(Self.binary, arguments: arguments, output: directory + "/adapterd.log")
-        defer { ChildProcess.terminate(pid, within: .seconds(1)) }
+        var running: pid_t? = pid
+        defer { if let running { ChildProcess.terminate(running, within: .seconds(1)) } }
         let client = try await AdapterdClient(brokerURL: broker.url, worker: worker)
         var ready = false
         for _ in 0..<200 where !ready {
@@ -282,6 +283,7 @@ struct AdapterdProcessTests {
         for _ in 0..<1000 where raw.received.count < 20 { try await Task.sleep(for: .milliseconds(5)) }
         kill(pid, SIGKILL)
         _ = ChildProcess.wait(pid, timeout: .seconds(10))
+        running = nil  // reaped: its number must not be signalled again
         let answered = raw.received.count
         raw.close()
         #expect(answered >= 20 && answered < 400, "killed mid-stream (\(answered) of 400 answered)")
