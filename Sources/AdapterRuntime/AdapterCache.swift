@@ -90,7 +90,7 @@ public actor AdapterCache {
         loading[key] = nil
         let elapsed = ContinuousClock.now - started
         counters.loads += 1
-        counters.loadSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        counters.loadSeconds += elapsed.inSeconds
         slots[key] = Slot(adapter: adapter, references: 1, lastUsed: clock)
         counters.bytes += adapter.byteSize
         evictIfNeeded()

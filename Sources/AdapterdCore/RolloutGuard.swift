@@ -26,8 +26,7 @@ public actor RolloutGuard {
 
         var p95: Double {
             guard !latencies.isEmpty else { return 0 }
-            let sorted = latencies.sorted()
-            return sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.95))]
+            return Percentile.of(latencies.sorted(), 0.95)
         }
     }
 

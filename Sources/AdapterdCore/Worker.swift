@@ -447,7 +447,7 @@ public final class Worker: Service, Sendable {
     func guardRollout(_ entry: AdapterRegistry.Entry, ok: Bool, since: ContinuousClock.Instant) async {
         guard let rollout = await registry.rollouts[entry.name] else { return }
         let elapsed = ContinuousClock.now - since
-        await rolloutGuard.record(entry.key, ok: ok, latencyMs: Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15)
+        await rolloutGuard.record(entry.key, ok: ok, latencyMs: elapsed.inMilliseconds)
         guard let active = try? await registry.resolve(name: entry.name, version: ""),
               let verdict = await rolloutGuard.verdict(rollout, stable: active.version) else { return }
         do {
@@ -543,7 +543,7 @@ public final class Worker: Service, Sendable {
             reply.embedding = values
         }
         let elapsed = ContinuousClock.now - message.receivedAt
-        reply.latencyMs = Float(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15)
+        reply.latencyMs = Float(elapsed.inMilliseconds)
         return reply
     }
 

@@ -1,3 +1,4 @@
+import AdapterEngine
 import AdapterRuntime
 import AdapterdAPI
 import AdapterdCore
@@ -69,7 +70,7 @@ final class ProgressBar: @unchecked Sendable {
         lock.withLock {
             let fraction = total > 0 ? Double(done) / Double(total) : 1
             let elapsed = ContinuousClock.now - started
-            let seconds = max(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, 1e-3)
+            let seconds = max(elapsed.inSeconds, 1e-3)
             let filled = Int(fraction * 30)
             let line = String(format: "%@ [%@%@] %3.0f%% %.1f/%.1f MB %.1f MB/s", label, String(repeating: "#", count: filled),
                               String(repeating: ".", count: 30 - filled), fraction * 100, Double(done) / 1e6, Double(total) / 1e6, Double(done) / 1e6 / seconds)

@@ -1,3 +1,4 @@
+import AdapterEngine
 import AdapterRuntime
 import Foundation
 import MQTTRPC
@@ -98,7 +99,7 @@ public actor WorkerMetrics {
             figures.errorsTotal[status.name, default: 0] += 1
             figures.errors[status.name, default: 0] += 1
         }
-        let milliseconds = Double(latency.components.seconds) * 1e3 + Double(latency.components.attoseconds) / 1e15
+        let milliseconds = latency.inMilliseconds
         if figures.recentMs.count < Self.maxSamples { figures.recentMs.append(milliseconds) }
         if figures.latenciesMs.count < Self.maxSamples {
             figures.latenciesMs.append(milliseconds)
@@ -152,13 +153,13 @@ public actor WorkerMetrics {
 
         let now = ContinuousClock.now
         let elapsed = now - lastSample
-        let seconds = max(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, 1e-3)
+        let seconds = max(elapsed.inSeconds, 1e-3)
         lastSample = now
         var point = HistoryPoint(at: Date().timeIntervalSince1970, perSecond: [:], p95Ms: [:])
         for (key, figures) in versions {
             let label = (key.name.isEmpty ? "(base model)" : key.name) + (key.version.isEmpty ? "" : " " + key.version)
             point.perSecond[label] = Double(figures.requestsTotal - figures.requestsAtLastSample) / seconds
-            if !figures.recentMs.isEmpty { point.p95Ms[label] = Self.percentile(figures.recentMs.sorted(), 0.95) }
+            if !figures.recentMs.isEmpty { point.p95Ms[label] = Percentile.of(figures.recentMs.sorted(), 0.95) }
             versions[key]?.requestsAtLastSample = figures.requestsTotal
             versions[key]?.recentMs.removeAll(keepingCapacity: true)
         }
@@ -170,7 +171,7 @@ public actor WorkerMetrics {
     public func snapshot(_ state: WorkerState, reset: Bool) -> MetricsSnapshot {
         let now = ContinuousClock.now
         let elapsed = now - intervalStart
-        let seconds = max(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, 1e-3)
+        let seconds = max(elapsed.inSeconds, 1e-3)
         let formatter = ISO8601DateFormatter()
         var rows: [MetricsSnapshot.AdapterVersion] = []
         var keys = Set(versions.keys)
@@ -191,7 +192,7 @@ public actor WorkerMetrics {
                 requestsTotal: figures.requestsTotal, errorsTotal: figures.errorsTotal,
                 requests: figures.requests, perSecond: Double(figures.requests) / seconds, errors: figures.errors,
                 latencyMs: sorted.isEmpty ? nil : MetricsSnapshot.Latency(
-                    p50: Self.percentile(sorted, 0.50), p95: Self.percentile(sorted, 0.95), p99: Self.percentile(sorted, 0.99)),
+                    p50: Percentile.of(sorted, 0.50), p95: Percentile.of(sorted, 0.95), p99: Percentile.of(sorted, 0.99)),
                 lastUsed: figures.lastUsed.map { formatter.string(from: $0) }))
         }
         let batchCount = state.batches.batches - batchesAtIntervalStart.batches
@@ -218,10 +219,6 @@ public actor WorkerMetrics {
             }
         }
         return snapshot
-    }
-
-    static func percentile(_ sorted: [Double], _ p: Double) -> Double {
-        sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.down)))]
     }
 
     /// Resident set size of this process, from /proc/self/statm.
