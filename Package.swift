@@ -25,12 +25,20 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
-        // Debian's libopenblas-dev: cblas.h and libopenblas.so.
+        // Debian's libdnnl-dev (oneDNN 2.6, OpenMP runtime): the FP32 and u8s8s32 GEMMs, chosen by measurement over
+        // OpenBLAS and BLIS (Benchmarks/README.md).
         .systemLibrary(
-            name: "COpenBLAS",
-            path: "Sources/COpenBLAS",
-            pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"])]
+            name: "CDNNL",
+            path: "Sources/CDNNL",
+            providers: [.apt(["libdnnl-dev"])]
+        ),
+        // The engine's element-wise and attention kernels in C, one copy per instruction set, chosen at run time.
+        // -O2 in debug builds too: the test suites run the engine hundreds of times, and unvectorised kernels
+        // would dominate their time.
+        .target(
+            name: "CEngineKernels",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("gomp")]
         ),
         // Debian's libmosquitto-dev (2.0): the MQTT 5 client library.
         .systemLibrary(
@@ -40,7 +48,7 @@ let package = Package(
         ),
         .target(
             name: "AdapterEngine",
-            dependencies: ["COpenBLAS"]
+            dependencies: ["CDNNL", "CEngineKernels"]
         ),
         // Swift code generated from schemas/adapterd.proto (scripts/generate-protos), committed.
         .target(

@@ -8,8 +8,7 @@ guard arguments.count >= 3 else {
     FileHandle.standardError.write(Data("usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [ADAPTER...]\n".utf8))
     exit(2)
 }
-BLASRuntime.restartWithOptimizedKernelsIfNeeded()
-FileHandle.standardError.write(Data("OpenBLAS core: \(BLASRuntime.coreName), threads: \(BLASRuntime.threads)\n".utf8))
+FileHandle.standardError.write(Data("\(ExecutionRuntime.configure())\n".utf8))
 let modelDirectory = arguments[1]
 let adaptersDirectory = arguments[2]
 let adapterNames = arguments.count > 3 ? Array(arguments[3...]) : ["intent", "severity", "rand-r4-rslora-dense", "rand-r16-fp16"]

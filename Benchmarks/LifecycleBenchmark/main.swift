@@ -7,7 +7,6 @@ import AdapterRuntime
 import AdapterdCore
 import Foundation
 
-BLASRuntime.restartWithOptimizedKernelsIfNeeded()
 let arguments = CommandLine.arguments
 guard arguments.count == 3 else {
     FileHandle.standardError.write(Data("usage: LifecycleBenchmark MODEL_DIR TEMPLATE_ADAPTER_DIR\n".utf8))

@@ -9,7 +9,6 @@ import Logging
 import MQTTRPC
 import ServiceLifecycle
 
-BLASRuntime.restartWithOptimizedKernelsIfNeeded()
 let arguments = CommandLine.arguments
 guard arguments.count == 3 else {
     FileHandle.standardError.write(Data("usage: MQTTBenchmark MODEL_DIR ADAPTER_DIR\n".utf8))

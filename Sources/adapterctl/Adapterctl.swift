@@ -10,7 +10,6 @@ struct Adapterctl: AsyncParsableCommand {
         subcommands: [RunCommand.self, InferCommand.self, AdaptersCommand.self, StatusCommand.self, KeysCommand.self, TopCommand.self])
 
     static func main() async {
-        BLASRuntime.restartWithOptimizedKernelsIfNeeded()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

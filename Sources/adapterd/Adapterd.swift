@@ -84,7 +84,6 @@ struct Adapterd: AsyncParsableCommand {
     }
 
     func run() async throws {
-        BLASRuntime.restartWithOptimizedKernelsIfNeeded()
         let file: ConfigFile
         do {
             file = try (config ?? Self.environment("CONFIG")).map(ConfigFile.load) ?? ConfigFile()

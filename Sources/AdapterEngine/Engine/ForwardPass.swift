@@ -1,4 +1,4 @@
-import COpenBLAS
+import CEngineKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -9,10 +9,13 @@ import Darwin
 /// base product runs once for the whole batch, and attention runs per sequence (which is what masking gives).
 ///
 /// Rows are ordered so that sequences using the same adapter are contiguous; each adapter's low-rank terms are
-/// then two small matrix products over its block of rows (the SGMV idea of Punica and S-LoRA).
+/// then two small matrix products over its block of rows (the SGMV idea of Punica and S-LoRA). Q, K and V are one
+/// product; bias, GELU, residual, LayerNorm and (in INT8) dequantisation and the next input's quantisation are
+/// fused into one pass after each product.
 struct ForwardPass {
     let weights: BertWeights
     let config: BertConfig
+    let plan: ExecutionPlan
 
     /// A run of sequences that share one adapter.
     struct Group {
@@ -21,6 +24,24 @@ struct ForwardPass {
         let sequences: Range<Int>
         /// Token rows.
         let rows: Range<Int>
+    }
+
+    /// The buffers of one pass and the batch's layout.
+    private struct Batch {
+        let rows: Int
+        let groups: [Group]
+        var x: UnsafeMutablePointer<Float>
+        var other: UnsafeMutablePointer<Float>
+        let qkv: UnsafeMutablePointer<Float>
+        let context: UnsafeMutablePointer<Float>
+        let inner: UnsafeMutablePointer<Float>
+        let loraScratch: UnsafeMutablePointer<Float>
+        let pooled: UnsafeMutablePointer<Float>
+        /// INT8 only: the current input quantised per row, its scales and zero points, and the int32 products.
+        let quantized: UnsafeMutablePointer<UInt8>
+        let rowScales: UnsafeMutablePointer<Float>
+        let rowZeros: UnsafeMutablePointer<Int32>
+        let accumulator: UnsafeMutablePointer<Int32>
     }
 
     func run(_ inputs: [EncodedInput]) -> [InferenceOutput] {
@@ -46,19 +67,22 @@ struct ForwardPass {
                 rows: offsets[start]..<(index == sorted.count ? rows : offsets[index])))
             start = index
         }
-        let maxLength = sorted.map(\.ids.count).max() ?? 0
         let maxRank = max(1, sorted.compactMap { $0.adapter?.maxRank }.max() ?? 1)
 
         let hidden = config.hiddenSize
         let intermediate = config.intermediateSize
-        let workspace = Workspace(sizes: [
-            rows * hidden, rows * hidden, rows * hidden, rows * hidden, rows * hidden, rows * hidden,
-            rows * intermediate, maxLength * maxLength, rows * maxRank, sorted.count * hidden * 2,
+        let int8 = plan.precision == .int8
+        let arena = Arena(sizes: [
+            rows * hidden * 4, rows * hidden * 4, rows * hidden * 3 * 4, rows * hidden * 4, rows * intermediate * 4,
+            rows * maxRank * 4, sorted.count * hidden * 2 * 4,
+            int8 ? rows * max(hidden, intermediate) : 0, int8 ? rows * 4 : 0, int8 ? rows * 4 : 0,
+            int8 ? rows * max(3 * hidden, intermediate) * 4 : 0,
         ])
-        defer { workspace.deallocate() }
-        var x = workspace[0], other = workspace[1]
-        let q = workspace[2], k = workspace[3], v = workspace[4], context = workspace[5]
-        let inner = workspace[6], scores = workspace[7], loraScratch = workspace[8], pooled = workspace[9]
+        defer { arena.deallocate() }
+        var batch = Batch(
+            rows: rows, groups: groups, x: arena[0], other: arena[1], qkv: arena[2], context: arena[3], inner: arena[4],
+            loraScratch: arena[5], pooled: arena[6], quantized: arena[7], rowScales: arena[8], rowZeros: arena[9],
+            accumulator: arena[10])
 
         var ids = [Int32](); ids.reserveCapacity(rows)
         var positions = [Int32](); positions.reserveCapacity(rows)
@@ -67,74 +91,162 @@ struct ForwardPass {
             positions += (0..<Int32(input.ids.count))
         }
         let tokenTypes = [Int32](repeating: 0, count: rows)
+        embed(ids: ids, positions: positions, tokenTypes: tokenTypes, batch: batch)
 
-        embed(ids: ids, positions: positions, tokenTypes: tokenTypes, groups: groups, into: x, scratch: loraScratch)
+        let starts = offsets.map { Int32($0) }
+        let lengths = sorted.map { Int32($0.ids.count) }
+        let scale = 1 / Float(config.headSize).squareRoot()
+        let isa = plan.path.kernelISA
+        for (layerIndex, layer) in plan.layers.enumerated() {
+            let base = weights.layers[layerIndex]
+            let adapters = groups.map { $0.adapter?.layers[layerIndex] }
 
-        let heads = config.numAttentionHeads
-        let headSize = config.headSize
-        let scale = 1 / Float(headSize).squareRoot()
-        for (layerIndex, layer) in weights.layers.enumerated() {
-            func project(_ slot: LinearSlot, from input: UnsafeMutablePointer<Float>, width: Int, to output: UnsafeMutablePointer<Float>, outWidth: Int) {
-                Kernels.linear(layer[slot], x: input, ldx: width, rows: rows, y: output, ldy: outWidth)
-                for group in groups {
-                    guard let lora = group.adapter?.layers[layerIndex][slot.rawValue] else { continue }
-                    Kernels.addLoRA(
-                        lora, x: input + group.rows.lowerBound * width, ldx: width, rows: group.rows.count,
-                        y: output + group.rows.lowerBound * outWidth, ldy: outWidth, scratch: loraScratch)
-                }
+            // Q, K, V: one product; each slot's LoRA terms land in its third of the row.
+            let qkvWidth = 3 * hidden
+            let qkvLoRA = [LinearSlot.query, .key, .value].enumerated().compactMap { column, slot in
+                adapters.contains { $0?[slot.rawValue] != nil } ? (column * hidden, slot) : nil
             }
-            project(.query, from: x, width: hidden, to: q, outWidth: hidden)
-            project(.key, from: x, width: hidden, to: k, outWidth: hidden)
-            project(.value, from: x, width: hidden, to: v, outWidth: hidden)
-
-            for (sequence, input) in sorted.enumerated() {
-                let length = input.ids.count
-                let base = offsets[sequence] * hidden
-                for head in 0..<heads {
-                    let column = base + head * headSize
-                    cblas_sgemm(
-                        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(length), Int32(length), Int32(headSize),
-                        scale, q + column, Int32(hidden), k + column, Int32(hidden), 0, scores, Int32(length))
-                    Kernels.softmaxRows(scores, rows: length, width: length)
-                    cblas_sgemm(
-                        CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(length), Int32(headSize), Int32(length),
-                        1, scores, Int32(length), v + column, Int32(hidden), 0, context + column, Int32(hidden))
-                }
+            product(layer.queryKeyValue, input: batch.x, into: batch.qkv, batch: batch)
+            if int8 {
+                epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, batch: batch)
             }
+            for (column, slot) in qkvLoRA {
+                addLoRA(slot: slot, adapters: adapters, input: batch.x, width: hidden, output: batch.qkv + column, ldy: qkvWidth, batch: batch)
+            }
+            adk_attention(
+                isa, batch.qkv, Int64(qkvWidth), int8 ? nil : layer.queryKeyValue.bias, starts, lengths, Int64(sorted.count),
+                Int64(config.numAttentionHeads), Int64(config.headSize), scale, batch.context, Int64(hidden))
 
-            project(.attentionOutput, from: context, width: hidden, to: other, outWidth: hidden)
-            Kernels.add(x, into: other, count: rows * hidden)
-            Kernels.layerNorm(other, rows: rows, width: hidden, weights: layer.attentionNorm, eps: config.layerNormEps)
-            swap(&x, &other)
+            if int8 { quantize(batch.context, width: hidden, batch: batch) }
+            dense(
+                layer.attentionOutput, slot: .attentionOutput, adapters: adapters, input: batch.context, output: batch.other,
+                op: .norm(residual: batch.x, base.attentionNorm), quantizeOutput: int8, batch: batch)
+            swap(&batch.x, &batch.other)
 
-            project(.intermediate, from: x, width: hidden, to: inner, outWidth: intermediate)
-            Kernels.gelu(inner, count: rows * intermediate)
-            project(.output, from: inner, width: intermediate, to: other, outWidth: hidden)
-            Kernels.add(x, into: other, count: rows * hidden)
-            Kernels.layerNorm(other, rows: rows, width: hidden, weights: layer.outputNorm, eps: config.layerNormEps)
-            swap(&x, &other)
+            dense(
+                layer.intermediate, slot: .intermediate, adapters: adapters, input: batch.x, output: batch.inner,
+                op: .gelu, quantizeOutput: int8, batch: batch)
+            dense(
+                layer.output, slot: .output, adapters: adapters, input: batch.inner, output: batch.other,
+                op: .norm(residual: batch.x, base.outputNorm), quantizeOutput: int8, batch: batch)
+            swap(&batch.x, &batch.other)
         }
 
         var outputs = [InferenceOutput?](repeating: nil, count: inputs.count)
         for group in groups {
             if let adapter = group.adapter, let head = adapter.head {
-                let results = classify(group: group, head: head, lora: adapter.pooler, offsets: offsets, hiddenStates: x, scratch: loraScratch, buffer: pooled)
+                let results = classify(group: group, head: head, lora: adapter.pooler, offsets: offsets, batch: batch)
                 for (sequence, result) in zip(group.sequences, results) { outputs[order[sequence]] = result }
             } else {
                 for sequence in group.sequences {
-                    outputs[order[sequence]] = .embedding(meanPool(x + offsets[sequence] * hidden, length: sorted[sequence].ids.count))
+                    outputs[order[sequence]] = .embedding(meanPool(batch.x + offsets[sequence] * hidden, length: sorted[sequence].ids.count))
                 }
             }
         }
         return outputs.map { $0! }
     }
 
-    /// Sums word, position and token-type embeddings (plus any embedding LoRA), then LayerNorm.
-    private func embed(
-        ids: [Int32], positions: [Int32], tokenTypes: [Int32], groups: [Group],
-        into x: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    /// What follows a dense layer's product.
+    private enum Operation {
+        case bias
+        case gelu
+        case norm(residual: UnsafeMutablePointer<Float>, LayerNormWeights)
+    }
+
+    /// `layer`'s base product of `input` (all rows): FP32 into `output`… or, in INT8, of the quantised input
+    /// into the int32 accumulator (the epilogue dequantises).
+    private func product(_ layer: PreparedLinear, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, batch: Batch) {
+        let rows = batch.rows
+        if let weights = layer.weights {
+            GEMM.sgemm(
+                m: rows, n: layer.outFeatures, k: layer.inFeatures, a: input, lda: layer.inFeatures, b: weights,
+                ldb: layer.outFeatures, transposeB: false, beta: 0, c: output, ldc: layer.outFeatures)
+        } else {
+            GEMM.u8s8s32(
+                m: rows, n: layer.outFeatures, k: layer.inFeatures, a: batch.quantized, lda: layer.inFeatures,
+                b: layer.quantized!, ldb: layer.outFeatures, c: batch.accumulator, ldc: layer.outFeatures)
+        }
+    }
+
+    /// A dense layer with its LoRA terms and epilogue: `output = op(input·Wᵀ + b + Σ LoRA)`; in INT8 it also
+    /// leaves `output` quantised for the next product when `quantizeOutput`.
+    private func dense(
+        _ layer: PreparedLinear, slot: LinearSlot, adapters: [[LoRAWeights?]?], input: UnsafeMutablePointer<Float>,
+        output: UnsafeMutablePointer<Float>, op: Operation, quantizeOutput: Bool, batch: Batch
     ) {
+        let hasLoRA = adapters.contains { $0?[slot.rawValue] != nil }
+        product(layer, input: input, into: output, batch: batch)
+        let int8 = layer.quantized != nil
+        if hasLoRA {
+            if int8 { epilogue(.bias, layer: layer, output: output, dequantize: true, bias: true, batch: batch) }
+            addLoRA(slot: slot, adapters: adapters, input: input, width: layer.inFeatures, output: output, ldy: layer.outFeatures, batch: batch)
+            epilogue(op, layer: layer, output: output, dequantize: false, bias: !int8, quantizeOutput: quantizeOutput, batch: batch)
+        } else {
+            epilogue(op, layer: layer, output: output, dequantize: int8, bias: true, quantizeOutput: quantizeOutput, batch: batch)
+        }
+    }
+
+    private func epilogue(
+        _ op: Operation, layer: PreparedLinear, output: UnsafeMutablePointer<Float>, dequantize: Bool, bias: Bool,
+        quantizeOutput: Bool = false, batch: Batch
+    ) {
+        let width = layer.outFeatures
+        var dq = adk_dequantize(
+            acc: batch.accumulator, ld: Int64(width), row_scale: batch.rowScales, row_zero: batch.rowZeros,
+            col_scale: layer.scales, col_sum: layer.columnSums)
+        var q = adk_quantized_rows(
+            data: batch.quantized, ld: Int64(width), scale: batch.rowScales, zero: batch.rowZeros, qmax: plan.activationMaximum)
+        let isa = plan.path.kernelISA
+        let eps = config.layerNormEps
+        withUnsafePointer(to: &dq) { dqPointer in
+            withUnsafePointer(to: &q) { qPointer in
+                let dequantizing = dequantize ? dqPointer : nil
+                let quantizing = quantizeOutput ? qPointer : nil
+                let biasPointer = bias ? UnsafePointer(layer.bias) : nil
+                switch op {
+                case .bias:
+                    adk_epilogue(
+                        isa, ADK_EPILOGUE_BIAS, output, Int64(width), Int64(batch.rows), Int64(width), dequantizing,
+                        biasPointer, nil, 0, nil, nil, eps, quantizing)
+                case .gelu:
+                    adk_epilogue(
+                        isa, ADK_EPILOGUE_BIAS_GELU, output, Int64(width), Int64(batch.rows), Int64(width), dequantizing,
+                        biasPointer, nil, 0, nil, nil, eps, quantizing)
+                case .norm(let residual, let norm):
+                    adk_epilogue(
+                        isa, ADK_EPILOGUE_BIAS_RESIDUAL_NORM, output, Int64(width), Int64(batch.rows), Int64(width),
+                        dequantizing, biasPointer, residual, Int64(width), norm.gamma.pointer, norm.beta.pointer, eps,
+                        quantizing)
+                }
+            }
+        }
+    }
+
+    /// Quantises `width`-wide rows of `input` into the batch's INT8 input.
+    private func quantize(_ input: UnsafePointer<Float>, width: Int, batch: Batch) {
+        var q = adk_quantized_rows(
+            data: batch.quantized, ld: Int64(width), scale: batch.rowScales, zero: batch.rowZeros, qmax: plan.activationMaximum)
+        adk_quantize_rows(plan.path.kernelISA, input, Int64(width), Int64(batch.rows), Int64(width), &q)
+    }
+
+    /// Adds each group's LoRA term for `slot` to its rows of `output`.
+    private func addLoRA(
+        slot: LinearSlot, adapters: [[LoRAWeights?]?], input: UnsafePointer<Float>, width: Int,
+        output: UnsafeMutablePointer<Float>, ldy: Int, batch: Batch
+    ) {
+        for (group, layers) in zip(batch.groups, adapters) {
+            guard let lora = layers?[slot.rawValue] else { continue }
+            Kernels.addLoRA(
+                lora, x: input + group.rows.lowerBound * width, ldx: width, rows: group.rows.count,
+                y: output + group.rows.lowerBound * ldy, ldy: ldy, scratch: batch.loraScratch)
+        }
+    }
+
+    /// Sums word, position and token-type embeddings (plus any embedding LoRA), then LayerNorm (and, in INT8, the
+    /// first layer's quantised input).
+    private func embed(ids: [Int32], positions: [Int32], tokenTypes: [Int32], batch: Batch) {
         let hidden = config.hiddenSize
+        let x = batch.x
         let tables = weights.embeddings.map(\.pointer)
         for row in 0..<ids.count {
             let out = x + row * hidden
@@ -144,37 +256,44 @@ struct ForwardPass {
             for i in 0..<hidden { out[i] = word[i] + position[i] + type[i] }
         }
         let columns = [ids, positions, tokenTypes]
-        for group in groups {
+        for group in batch.groups {
             guard let adapter = group.adapter else { continue }
             for table in EmbeddingTable.allCases {
                 guard let lora = adapter.embeddings[table.rawValue] else { continue }
                 columns[table.rawValue].withUnsafeBufferPointer { values in
                     Kernels.addEmbeddingLoRA(
                         lora, ids: values.baseAddress! + group.rows.lowerBound, rows: group.rows.count,
-                        y: x + group.rows.lowerBound * hidden, ldy: hidden, scratch: scratch)
+                        y: x + group.rows.lowerBound * hidden, ldy: hidden, scratch: batch.loraScratch)
                 }
             }
         }
-        Kernels.layerNorm(x, rows: ids.count, width: hidden, weights: weights.embeddingNorm, eps: config.layerNormEps)
+        var q = adk_quantized_rows(
+            data: batch.quantized, ld: Int64(hidden), scale: batch.rowScales, zero: batch.rowZeros, qmax: plan.activationMaximum)
+        let norm = weights.embeddingNorm
+        let int8 = plan.precision == .int8
+        withUnsafePointer(to: &q) { q in
+            adk_epilogue(
+                plan.path.kernelISA, ADK_EPILOGUE_BIAS_RESIDUAL_NORM, x, Int64(hidden), Int64(ids.count), Int64(hidden),
+                nil, nil, nil, 0, norm.gamma.pointer, norm.beta.pointer, config.layerNormEps, int8 ? q : nil)
+        }
     }
 
-    /// BERT's pooler on each sequence's `[CLS]` row, then the adapter's classifier.
+    /// BERT's pooler on each sequence's `[CLS]` row, then the adapter's classifier (FP32 in both precisions).
     private func classify(
-        group: Group, head: ClassifierHead, lora: LoRAWeights?, offsets: [Int],
-        hiddenStates: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, buffer: UnsafeMutablePointer<Float>
+        group: Group, head: ClassifierHead, lora: LoRAWeights?, offsets: [Int], batch: Batch
     ) -> [InferenceOutput] {
         let hidden = config.hiddenSize
         let count = group.sequences.count
-        let cls = buffer
-        let pooled = buffer + count * hidden
+        let cls = batch.pooled
+        let pooled = batch.pooled + count * hidden
         for (row, sequence) in group.sequences.enumerated() {
-            (cls + row * hidden).update(from: hiddenStates + offsets[sequence] * hidden, count: hidden)
+            (cls + row * hidden).update(from: batch.x + offsets[sequence] * hidden, count: hidden)
         }
         // BertWeights without a pooler only reach here with the adapter's own (checked when loading).
         let poolerWeights = head.pooler ?? weights.pooler!
         Kernels.linear(poolerWeights, x: cls, ldx: hidden, rows: count, y: pooled, ldy: hidden)
         if let lora {
-            Kernels.addLoRA(lora, x: cls, ldx: hidden, rows: count, y: pooled, ldy: hidden, scratch: scratch)
+            Kernels.addLoRA(lora, x: cls, ldx: hidden, rows: count, y: pooled, ldy: hidden, scratch: batch.loraScratch)
         }
         for i in 0..<(count * hidden) { pooled[i] = tanhf(pooled[i]) }
         let labels = head.classifier.outFeatures
@@ -203,24 +322,25 @@ struct ForwardPass {
     }
 }
 
-/// Scratch buffers for one forward pass, carved from a single allocation.
-struct Workspace {
-    private let memory: UnsafeMutablePointer<Float>
+/// Scratch buffers for one forward pass, carved from a single 64-byte-aligned allocation.
+struct Arena {
+    private let memory: UnsafeMutableRawPointer
     private let starts: [Int]
 
+    /// One buffer per entry of `sizes` (bytes).
     init(sizes: [Int]) {
         var starts: [Int] = []
         var total = 0
         for size in sizes {
             starts.append(total)
-            // Keep every buffer 64-byte aligned for the BLAS kernels.
-            total += (size + 15) / 16 * 16
+            total += (size + 63) / 64 * 64
         }
-        memory = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1) * 4, alignment: 64).bindMemory(to: Float.self, capacity: max(total, 1))
+        memory = UnsafeMutableRawPointer.allocate(byteCount: max(total, 64), alignment: 64)
         self.starts = starts
     }
 
-    subscript(index: Int) -> UnsafeMutablePointer<Float> { memory + starts[index] }
+    /// Buffer `index`, typed as the caller needs.
+    subscript<T>(index: Int) -> UnsafeMutablePointer<T> { (memory + starts[index]).assumingMemoryBound(to: T.self) }
 
-    func deallocate() { UnsafeMutableRawPointer(memory).deallocate() }
+    func deallocate() { memory.deallocate() }
 }

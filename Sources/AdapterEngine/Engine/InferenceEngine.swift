@@ -4,15 +4,24 @@
 public struct InferenceEngine: Sendable {
     /// The base model.
     public let model: BertModel
+    /// The base model's layers prepared for this engine's precision and kernel path.
+    public let plan: ExecutionPlan
 
-    /// Wraps a loaded base model.
-    public init(model: BertModel) {
+    /// The precision of the base linear layers.
+    public var precision: Precision { plan.precision }
+    /// The kernel path the engine runs.
+    public var path: KernelPath { plan.path }
+
+    /// Wraps a loaded base model, preparing its layers for `precision` with the kernels of `path` (at most the
+    /// CPU's; the detected best by default).
+    public init(model: BertModel, precision: Precision = .fp32, path: KernelPath = .detected) {
         self.model = model
+        plan = ExecutionPlan(weights: model.weights, precision: precision, path: path)
     }
 
-    /// Loads the base model from a Hugging Face directory.
-    public init(modelDirectory: String) throws(ModelError) {
-        self.init(model: try BertModel(directory: modelDirectory))
+    /// Loads the base model from a Hugging Face directory and prepares it for `precision`.
+    public init(modelDirectory: String, precision: Precision = .fp32, path: KernelPath = .detected) throws(ModelError) {
+        self.init(model: try BertModel(directory: modelDirectory), precision: precision, path: path)
     }
 
     /// Tokenises one text.
@@ -25,7 +34,7 @@ public struct InferenceEngine: Sendable {
         let encodings = texts.map { encode($0.text) }
         // The tokenizer only emits in-vocabulary ids and at most maxLength of them.
         let inputs = zip(encodings, texts).map { EncodedInput(ids: $0.ids, adapter: $1.adapter) }
-        let outputs = ForwardPass(weights: model.weights, config: model.config).run(inputs)
+        let outputs = ForwardPass(weights: model.weights, config: model.config, plan: plan).run(inputs)
         return zip(encodings, outputs).map { InferenceResult(tokens: $0.ids.count, truncated: $0.truncated, output: $1) }
     }
 
@@ -44,7 +53,7 @@ public struct InferenceEngine: Sendable {
                 throw .invalidTokenID(row: index, id: bad, vocabularySize: model.config.vocabSize)
             }
         }
-        return ForwardPass(weights: model.weights, config: model.config).run(inputs)
+        return ForwardPass(weights: model.weights, config: model.config, plan: plan).run(inputs)
     }
 }
 

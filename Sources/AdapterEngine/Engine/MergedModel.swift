@@ -1,4 +1,4 @@
-import COpenBLAS
+import CEngineKernels
 
 /// Merged mode for a device that serves a single adapter: `W' = W + s·B·A` folded into private copies of the
 /// adapted weights, so inference costs exactly the base model's. The shared base weights are not touched.
@@ -7,9 +7,11 @@ public struct MergedModel: Sendable {
     public let model: BertModel
     /// The adapter's head, with no LoRA pairs left to apply.
     public let adapter: LoRAAdapter
+    /// The engine that runs the merged weights.
+    public let engine: InferenceEngine
 
-    /// Merges `adapter` into a copy of the weights of each module it adapts.
-    public init(base: BertModel, adapter: LoRAAdapter) {
+    /// Merges `adapter` into a copy of the weights of each module it adapts, prepared for `precision`.
+    public init(base: BertModel, adapter: LoRAAdapter, precision: Precision = .fp32, path: KernelPath = .detected) {
         var weights = base.weights
         for (module, lora) in adapter.modules {
             switch module {
@@ -31,11 +33,12 @@ public struct MergedModel: Sendable {
             head: adapter.head.map { ClassifierHead(classifier: $0.classifier, pooler: nil, labels: $0.labels) })
         model = BertModel(directory: base.directory, config: base.config, weights: weights, tokenizer: base.tokenizer)
         self.adapter = head
+        engine = InferenceEngine(model: model, precision: precision, path: path)
     }
 
     /// Runs `texts` through the merged model.
     public func run(_ texts: [String]) -> [InferenceResult] {
-        InferenceEngine(model: model).run(texts, adapter: adapter)
+        engine.run(texts, adapter: adapter)
     }
 
     static func merged(_ linear: LinearWeights, _ lora: LoRAWeights) -> LinearWeights {
@@ -43,9 +46,9 @@ public struct MergedModel: Sendable {
         let weight = FloatStorage(count: outputs * inputs) { out in
             out.baseAddress!.update(from: linear.weight.pointer, count: outputs * inputs)
             // W'[out × in] += s · B[out × r] · A[r × in]
-            cblas_sgemm(
-                CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outputs), Int32(inputs), Int32(lora.rank),
-                lora.scaling, lora.b.pointer, Int32(lora.rank), lora.a.pointer, Int32(inputs), 1, out.baseAddress!, Int32(inputs))
+            GEMM.sgemm(
+                m: outputs, n: inputs, k: lora.rank, alpha: lora.scaling, a: lora.b.pointer, lda: lora.rank,
+                b: lora.a.pointer, ldb: inputs, transposeB: false, beta: 1, c: out.baseAddress!, ldc: inputs)
         }
         return LinearWeights(weight: Tensor(shape: linear.weight.shape, storage: weight), bias: linear.bias)
     }
@@ -55,9 +58,13 @@ public struct MergedModel: Sendable {
         let storage = FloatStorage(count: rows * width) { out in
             out.baseAddress!.update(from: table.pointer, count: rows * width)
             // E'[rows × dim] += s · Aᵀ[rows × r] · Bᵀ[r × dim]
-            cblas_sgemm(
-                CblasRowMajor, CblasTrans, CblasTrans, Int32(rows), Int32(width), Int32(lora.rank),
-                lora.scaling, lora.a.pointer, Int32(rows), lora.b.pointer, Int32(lora.rank), 1, out.baseAddress!, Int32(width))
+            // GEMM.sgemm takes A untransposed, so Aᵀ is laid out first.
+            let aT = UnsafeMutablePointer<Float>.allocate(capacity: rows * lora.rank)
+            defer { aT.deallocate() }
+            adk_transpose(lora.a.pointer, Int64(lora.rank), Int64(rows), aT, Int64(lora.rank))
+            GEMM.sgemm(
+                m: rows, n: width, k: lora.rank, alpha: lora.scaling, a: aT, lda: lora.rank, b: lora.b.pointer,
+                ldb: lora.rank, transposeB: true, beta: 1, c: out.baseAddress!, ldc: width)
         }
         return Tensor(shape: table.shape, storage: storage)
     }

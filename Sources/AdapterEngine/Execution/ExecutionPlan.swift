@@ -1,0 +1,42 @@
+/// The base model's encoder layers prepared for one precision and kernel path: what the forward pass runs.
+/// Built once per engine from the memory-mapped weights; immutable, so one plan serves every request.
+public final class ExecutionPlan: Sendable {
+    /// The prepared dense layers of one encoder block.
+    struct Layer: Sendable {
+        /// Q, K and V as one product (`3 · hidden` outputs).
+        let queryKeyValue: PreparedLinear
+        let attentionOutput: PreparedLinear
+        let intermediate: PreparedLinear
+        let output: PreparedLinear
+    }
+
+    /// The precision of the base linear layers.
+    public let precision: Precision
+    /// The element-wise and attention kernels' path.
+    public let path: KernelPath
+    /// What the process-wide GEMM runtime settled on.
+    public let runtime: ExecutionRuntime.State
+    let layers: [Layer]
+
+    /// Prepares `weights` for `precision`, with kernels for `path` (at most the CPU's).
+    init(weights: BertWeights, precision: Precision, path: KernelPath) {
+        self.precision = precision
+        self.path = min(path, KernelPath.detected)
+        runtime = ExecutionRuntime.configure(path: path)
+        layers = weights.layers.map { layer in
+            Layer(
+                queryKeyValue: PreparedLinear([layer[.query], layer[.key], layer[.value]], precision: precision),
+                attentionOutput: PreparedLinear([layer[.attentionOutput]], precision: precision),
+                intermediate: PreparedLinear([layer[.intermediate]], precision: precision),
+                output: PreparedLinear([layer[.output]], precision: precision))
+        }
+    }
+
+    /// Bytes the prepared layers hold (beside the mapped model file).
+    public var bytes: Int {
+        layers.reduce(0) { $0 + $1.queryKeyValue.bytes + $1.attentionOutput.bytes + $1.intermediate.bytes + $1.output.bytes }
+    }
+
+    /// The INT8 activations' largest value for this plan's GEMM.
+    var activationMaximum: Int32 { runtime.activationMaximum }
+}

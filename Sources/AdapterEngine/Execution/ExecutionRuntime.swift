@@ -1,0 +1,75 @@
+import CDNNL
+import CEngineKernels
+import Foundation
+
+/// The process-wide side of execution: the oneDNN GEMMs' instruction-set ceiling (oneDNN accepts one, before its
+/// first product) and what the int8 GEMM can hold without saturating.
+public enum ExecutionRuntime {
+    /// What the runtime settled on.
+    public struct State: Sendable, CustomStringConvertible {
+        /// The path the GEMMs were capped at (the first engine's request, or the detected path).
+        public let gemmPath: KernelPath
+        /// The largest unsigned activation value the int8 GEMM multiplies exactly: 255 with VNNI dot products,
+        /// 127 where the AVX2/AVX-512 `vpmaddubsw` sequence would saturate 16-bit pair sums.
+        public let activationMaximum: Int32
+        /// Threads in the OpenMP team (set with `OMP_NUM_THREADS`).
+        public let threads: Int
+        /// oneDNN's version.
+        public let oneDNNVersion: String
+
+        public var description: String {
+            "gemm path \(gemmPath), int8 activations 0…\(activationMaximum), \(threads) threads, oneDNN \(oneDNNVersion)"
+        }
+    }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var settled: State?
+
+    /// Caps the GEMMs at `path` (or the detected path) the first time it is called; later calls return the state
+    /// the first one chose, since oneDNN cannot change its ceiling once it has run.
+    @discardableResult
+    public static func configure(path requested: KernelPath? = nil) -> State {
+        lock.lock()
+        defer { lock.unlock() }
+        if let settled { return settled }
+        let path = min(requested ?? KernelPath.detected, KernelPath.detected)
+        // A DNNL_MAX_CPU_ISA set by the user wins: oneDNN then refuses this call, which is what we want.
+        _ = dnnl_set_max_cpu_isa(path.oneDNNISA)
+        let version = dnnl_version().pointee
+        let state = State(
+            gemmPath: path, activationMaximum: probeActivationMaximum(), threads: Int(adk_team_size()),
+            oneDNNVersion: "\(version.major).\(version.minor).\(version.patch)")
+        settled = state
+        return state
+    }
+
+    /// Multiplies 255s by 127s once: exact on VNNI dot products, clipped at 32,767 per pair on the older sequence.
+    private static func probeActivationMaximum() -> Int32 {
+        let k = 64
+        let a = [UInt8](repeating: 255, count: k)
+        let b = [Int8](repeating: 127, count: k)
+        var c: Int32 = 0
+        var offset: Int32 = 0
+        let status = a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                dnnl_gemm_u8s8s32(
+                    CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "F")), 1, 1, dnnl_dim_t(k),
+                    1, a.baseAddress, dnnl_dim_t(k), 0, b.baseAddress, 1, 0, 0, &c, 1, &offset)
+            }
+        }
+        return status == dnnl_success && c == Int32(255 * 127 * k) ? 255 : 127
+    }
+}
+
+extension KernelPath {
+    /// oneDNN's ceiling for this path.
+    var oneDNNISA: dnnl_cpu_isa_t {
+        switch self {
+        case .portable: dnnl_cpu_isa_sse41
+        case .avx2: dnnl_cpu_isa_avx2
+        case .avx2VNNI: dnnl_cpu_isa_avx2_vnni
+        case .avx512: dnnl_cpu_isa_avx512_core
+        case .avx512VNNI: dnnl_cpu_isa_avx512_core_vnni
+        }
+    }
+}

@@ -1,0 +1,204 @@
+// Public entry points: CPU detection, the choice of kernel copy for an `adk_isa`, and splitting work across the
+// OpenMP team. The team is libgomp's, the runtime Debian's oneDNN is built with, so the kernels and the GEMMs
+// share one set of threads instead of two pools spinning against each other on a small CPU.
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "engine_kernels.h"
+#include "kernels_internal.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+// libgomp's entry point for `#pragma omp parallel` (its stable ABI since GCC 4.9) and the team queries; declared
+// here because the Swift toolchain's clang does not ship libgomp's omp.h.
+extern void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+extern int omp_get_thread_num(void);
+extern int omp_get_num_threads(void);
+extern int omp_get_max_threads(void);
+
+adk_cpu_features adk_cpu_detect(void) {
+    adk_cpu_features f;
+    memset(&f, 0, sizeof f);
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+    const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+    if (!osxsave || !avx) return f;
+    unsigned xcr0_lo, xcr0_hi;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    const int ymm_state = (xcr0_lo & 0x6) == 0x6;
+    const int zmm_state = ymm_state && (xcr0_lo & 0xe0) == 0xe0;
+    const int tile_state = ((xcr0_lo >> 17) & 3) == 3;
+    if (!ymm_state) return f;
+    unsigned max_leaf = __get_cpuid_max(0, NULL);
+    if (max_leaf < 7) return f;
+    __cpuid_count(7, 0, a, b, c, d);
+    const int avx2 = (b >> 5) & 1;
+    const int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    const int avx512vnni = (c >> 11) & 1;
+    const int amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1, amx_int8 = (d >> 25) & 1;
+    f.avx2_fma = avx2 && fma;
+    f.avx512 = f.avx2_fma && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
+    f.avx512_vnni = f.avx512 && avx512vnni;
+    f.amx_int8 = amx_tile && amx_int8 && tile_state;
+    f.amx_bf16 = amx_tile && amx_bf16 && tile_state;
+    unsigned eax1, ebx1, ecx1, edx1;
+    __cpuid_count(7, 1, eax1, ebx1, ecx1, edx1);
+    f.avx_vnni = f.avx2_fma && ((eax1 >> 4) & 1);
+#endif
+    return f;
+}
+
+int adk_team_size(void) { return omp_get_max_threads(); }
+
+// Runs body(context, first, last) over [0, count) split into one contiguous slice per team member, or inline
+// when the work is too small to pay for waking the team.
+typedef void (*adk_range_body)(void *context, int64_t first, int64_t last, int thread);
+typedef struct {
+    adk_range_body body;
+    void *context;
+    int64_t count;
+} adk_parallel_job;
+
+static void adk_parallel_trampoline(void *data) {
+    const adk_parallel_job *job = data;
+    const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
+    const int64_t first = job->count * me / threads, last = job->count * (me + 1) / threads;
+    if (first < last) job->body(job->context, first, last, (int)me);
+}
+
+static void adk_parallel_for(int64_t count, int parallel, adk_range_body body, void *context) {
+    if (!parallel || count < 2 || omp_get_max_threads() < 2) {
+        body(context, 0, count, 0);
+        return;
+    }
+    adk_parallel_job job = {body, context, count};
+    GOMP_parallel(adk_parallel_trampoline, &job, 0, 0);
+}
+
+// Rows × columns below which one thread finishes before a second would start.
+static const int64_t adk_parallel_elements = 32 * 1024;
+
+typedef struct {
+    int isa;
+    const adk_epilogue_args *args;
+} adk_epilogue_context;
+
+static void adk_epilogue_body(void *context, int64_t first, int64_t last, int thread) {
+    (void)thread;
+    const adk_epilogue_context *c = context;
+    switch (c->isa) {
+#if defined(__x86_64__)
+    case ADK_ISA_AVX512_VNNI:
+    case ADK_ISA_AVX512: adk_epilogue_range_avx512(c->args, first, last); break;
+    case ADK_ISA_AVX2: adk_epilogue_range_avx2(c->args, first, last); break;
+#endif
+    default: adk_epilogue_range_portable(c->args, first, last); break;
+    }
+}
+
+void adk_epilogue(int isa, adk_epilogue_op op, float *y, int64_t ldy, int64_t rows, int64_t cols,
+                  const adk_dequantize *dequantize, const float *bias, const float *residual, int64_t ldr,
+                  const float *gamma, const float *beta, float eps, const adk_quantized_rows *quantized) {
+    adk_epilogue_args args = {op, y, ldy, rows, cols, dequantize, bias, residual, ldr, gamma, beta, eps, quantized};
+    adk_epilogue_context context = {isa, &args};
+    adk_parallel_for(rows, rows * cols >= adk_parallel_elements, adk_epilogue_body, &context);
+}
+
+typedef struct {
+    int isa;
+    const float *x;
+    int64_t ldx, cols;
+    const adk_quantized_rows *q;
+} adk_quantize_context;
+
+static void adk_quantize_body(void *context, int64_t first, int64_t last, int thread) {
+    (void)thread;
+    const adk_quantize_context *c = context;
+    switch (c->isa) {
+#if defined(__x86_64__)
+    case ADK_ISA_AVX512_VNNI:
+    case ADK_ISA_AVX512: adk_quantize_range_avx512(c->x, c->ldx, first, last, c->cols, c->q); break;
+    case ADK_ISA_AVX2: adk_quantize_range_avx2(c->x, c->ldx, first, last, c->cols, c->q); break;
+#endif
+    default: adk_quantize_range_portable(c->x, c->ldx, first, last, c->cols, c->q); break;
+    }
+}
+
+void adk_quantize_rows(int isa, const float *x, int64_t ldx, int64_t rows, int64_t cols,
+                       const adk_quantized_rows *quantized) {
+    adk_quantize_context context = {isa, x, ldx, cols, quantized};
+    adk_parallel_for(rows, rows * cols >= adk_parallel_elements, adk_quantize_body, &context);
+}
+
+typedef struct {
+    int isa;
+    const adk_attention_args *args;
+    int64_t scratch_floats;
+} adk_attention_context;
+
+static void adk_attention_body(void *context, int64_t first, int64_t last, int thread) {
+    (void)thread;
+    const adk_attention_context *c = context;
+    float *scratch = malloc((size_t)c->scratch_floats * sizeof(float));
+    if (!scratch) abort();
+    switch (c->isa) {
+#if defined(__x86_64__)
+    case ADK_ISA_AVX512_VNNI:
+    case ADK_ISA_AVX512: adk_attention_range_avx512(c->args, first, last, scratch); break;
+    case ADK_ISA_AVX2: adk_attention_range_avx2(c->args, first, last, scratch); break;
+#endif
+    default: adk_attention_range_portable(c->args, first, last, scratch); break;
+    }
+    free(scratch);
+}
+
+void adk_attention(int isa, const float *qkv, int64_t ldqkv, const float *bias, const int32_t *starts,
+                   const int32_t *lengths, int64_t sequences, int64_t heads, int64_t head_size, float scale,
+                   float *context, int64_t ldc) {
+    int64_t longest = 0, work = 0;
+    for (int64_t s = 0; s < sequences; s++) {
+        if (lengths[s] > longest) longest = lengths[s];
+        work += (int64_t)lengths[s] * lengths[s];
+    }
+    adk_attention_args args = {qkv, ldqkv, bias, starts, lengths, sequences, heads, head_size, scale, context, ldc};
+    adk_attention_context c = {isa, &args, 3 * longest * head_size + longest + head_size};
+    adk_parallel_for(sequences * heads, work * heads * head_size >= 64 * 1024, adk_attention_body, &c);
+}
+
+void adk_quantize_weights(const float *w, int64_t out, int64_t in, int8_t *wq, float *scale, int32_t *col_sum) {
+    for (int64_t o = 0; o < out; o++) {
+        const float *row = w + o * in;
+        float largest = 0.0f;
+        for (int64_t i = 0; i < in; i++) {
+            float magnitude = row[i] < 0 ? -row[i] : row[i];
+            if (magnitude > largest) largest = magnitude;
+        }
+        const float s = largest > 0.0f ? largest / 127.0f : 1.0f;
+        int32_t sum = 0;
+        for (int64_t i = 0; i < in; i++) {
+            float v = row[i] / s;
+            int32_t q = (int32_t)(v < 0 ? v - 0.5f : v + 0.5f);
+            if (q > 127) q = 127;
+            if (q < -127) q = -127;
+            wq[i * out + o] = (int8_t)q;
+            sum += q;
+        }
+        scale[o] = s;
+        col_sum[o] = sum;
+    }
+}
+
+void adk_transpose(const float *source, int64_t rows, int64_t cols, float *destination, int64_t ld) {
+    // 32 × 32 tiles keep both sides in cache.
+    for (int64_t r0 = 0; r0 < rows; r0 += 32) {
+        for (int64_t c0 = 0; c0 < cols; c0 += 32) {
+            const int64_t r1 = r0 + 32 < rows ? r0 + 32 : rows, c1 = c0 + 32 < cols ? c0 + 32 : cols;
+            for (int64_t r = r0; r < r1; r++) {
+                for (int64_t c = c0; c < c1; c++) destination[c * ld + r] = source[r * cols + c];
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+#ifndef ADAPTERD_ENGINE_KERNELS_H
+#define ADAPTERD_ENGINE_KERNELS_H
+// The engine's element-wise and attention kernels: one copy compiled per instruction set (portable, AVX2+FMA,
+// AVX-512), chosen at run time by the `isa` argument. Matrices are row-major float32 unless noted.
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Kernel families, lowest first. The int8 GEMM's levels (VNNI) share the AVX-512 element-wise kernels.
+typedef enum {
+    ADK_ISA_PORTABLE = 0,
+    ADK_ISA_AVX2 = 1,
+    ADK_ISA_AVX512 = 2,
+    ADK_ISA_AVX512_VNNI = 3,
+} adk_isa;
+
+/// CPU facts read with cpuid (and the OS's saved-state mask).
+typedef struct {
+    int avx2_fma;
+    int avx512;       // F, BW, DQ, VL: the Skylake-X "core" set
+    int avx512_vnni;
+    int avx_vnni;
+    int amx_int8;
+    int amx_bf16;
+} adk_cpu_features;
+
+/// What this CPU supports.
+adk_cpu_features adk_cpu_detect(void);
+
+/// Where a kernel writes a per-row quantised copy of its output: `q = clamp(round(x / scale) + zero, 0, qmax)`.
+typedef struct {
+    uint8_t *data;
+    int64_t ld;
+    float *scale;
+    int32_t *zero;
+    int32_t qmax;
+} adk_quantized_rows;
+
+/// An int32 accumulator of `u8 activations · s8 weights` and what turns it back into floats:
+/// `y[r][n] = row_scale[r] · col_scale[n] · (acc[r][n] − row_zero[r] · col_sum[n])`.
+typedef struct {
+    const int32_t *acc;
+    int64_t ld;
+    const float *row_scale;
+    const int32_t *row_zero;
+    const float *col_scale;
+    const int32_t *col_sum;
+} adk_dequantize;
+
+/// Epilogue operations after a product.
+typedef enum {
+    ADK_EPILOGUE_BIAS = 0,                 // y = v + bias
+    ADK_EPILOGUE_BIAS_GELU = 1,            // y = gelu(v + bias), exact (erf) GELU
+    ADK_EPILOGUE_BIAS_RESIDUAL_NORM = 2,   // y = LayerNorm(v + bias + residual)
+} adk_epilogue_op;
+
+/// One pass over `rows × cols` after a product: `v` is `dequantize` when given (then `y` is only written), else `y`
+/// itself. `bias`, `residual` and `quantized` may be NULL. Rows are split across the OpenMP team when it pays.
+void adk_epilogue(int isa, adk_epilogue_op op, float *y, int64_t ldy, int64_t rows, int64_t cols,
+                  const adk_dequantize *dequantize, const float *bias, const float *residual, int64_t ldr,
+                  const float *gamma, const float *beta, float eps, const adk_quantized_rows *quantized);
+
+/// Quantises each row of `x` to unsigned 8 bits with its own scale and zero point.
+void adk_quantize_rows(int isa, const float *x, int64_t ldx, int64_t rows, int64_t cols,
+                       const adk_quantized_rows *quantized);
+
+/// Self-attention for packed sequences, every head: `qkv` holds Q | K | V (each `heads · head_size` wide) per
+/// row, `bias` (NULL or `3 · heads · head_size`) is added to them; `context` receives softmax(QKᵀ·scale)·V.
+/// Sequence `s` covers rows `starts[s] ..< starts[s] + lengths[s]`. (sequence, head) pairs run across the team.
+void adk_attention(int isa, const float *qkv, int64_t ldqkv, const float *bias, const int32_t *starts,
+                   const int32_t *lengths, int64_t sequences, int64_t heads, int64_t head_size, float scale,
+                   float *context, int64_t ldc);
+
+/// Per-output-channel symmetric int8 weights for `x · Wᵀ`: `w` is `[out, in]`; writes `wq` as `[in, out]`
+/// (the layout the int8 GEMM reads fastest), `scale[out]` and `col_sum[out]` (Σ over `in` of `wq`).
+void adk_quantize_weights(const float *w, int64_t out, int64_t in, int8_t *wq, float *scale, int32_t *col_sum);
+
+/// `destination[c][r] = source[r][c]` for a `rows × cols` source; destination rows are `ld` apart.
+void adk_transpose(const float *source, int64_t rows, int64_t cols, float *destination, int64_t ld);
+
+/// Threads in the OpenMP team the kernels (and oneDNN) use.
+int adk_team_size(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

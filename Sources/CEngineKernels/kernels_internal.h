@@ -1,0 +1,40 @@
+// Shared between the per-ISA kernel copies and the dispatcher; not part of the public header.
+#ifndef ADAPTERD_KERNELS_INTERNAL_H
+#define ADAPTERD_KERNELS_INTERNAL_H
+#include "engine_kernels.h"
+
+typedef struct {
+    adk_epilogue_op op;
+    float *y;
+    int64_t ldy, rows, cols;
+    const adk_dequantize *dequantize;
+    const float *bias, *residual;
+    int64_t ldr;
+    const float *gamma, *beta;
+    float eps;
+    const adk_quantized_rows *quantized;
+} adk_epilogue_args;
+
+typedef struct {
+    const float *qkv;
+    int64_t ldqkv;
+    const float *bias;
+    const int32_t *starts, *lengths;
+    int64_t sequences, heads, head_size;
+    float scale;
+    float *context;
+    int64_t ldc;
+} adk_attention_args;
+
+#define ADK_DECLARE(SUFFIX)                                                                                       \
+    void adk_quantize_range_##SUFFIX(const float *x, int64_t ldx, int64_t first, int64_t last, int64_t cols,     \
+                                     const adk_quantized_rows *q);                                                \
+    void adk_epilogue_range_##SUFFIX(const adk_epilogue_args *a, int64_t first, int64_t last);                    \
+    void adk_attention_range_##SUFFIX(const adk_attention_args *a, int64_t first, int64_t last, float *scratch);
+
+ADK_DECLARE(portable)
+#if defined(__x86_64__)
+ADK_DECLARE(avx2)
+ADK_DECLARE(avx512)
+#endif
+#endif
