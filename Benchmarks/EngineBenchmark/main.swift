@@ -1,19 +1,31 @@
 // Engine benchmark: prints one JSON object per measurement (Benchmarks/run turns them into a table beside
-// PyTorch+PEFT's figures for the same inputs). Release build only; not a test.
+// PyTorch+PEFT's and ONNX Runtime's figures for the same inputs). Release build only; not a test.
+//
+// usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8] [--path NAME] [--rss]
+//   --rss: only load the base model and 100 adapters, run once, and report the peak resident set.
 import AdapterEngine
 import Foundation
 
-let arguments = CommandLine.arguments
-guard arguments.count >= 3 else {
-    FileHandle.standardError.write(Data("usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [ADAPTER...]\n".utf8))
+var arguments = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String, in arguments: inout [String]) -> String? {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+    defer { arguments.removeSubrange(index...(index + 1)) }
+    return arguments[index + 1]
+}
+let precision = option("--precision", in: &arguments).flatMap(Precision.init(rawValue:)) ?? .fp32
+let path = option("--path", in: &arguments).flatMap(KernelPath.init(name:)) ?? .detected
+let rssOnly = arguments.contains("--rss")
+arguments.removeAll { $0 == "--rss" }
+guard arguments.count >= 2 else {
+    FileHandle.standardError.write(Data("usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8] [--path NAME] [--rss]\n".utf8))
     exit(2)
 }
-FileHandle.standardError.write(Data("\(ExecutionRuntime.configure())\n".utf8))
-let modelDirectory = arguments[1]
-let adaptersDirectory = arguments[2]
-let adapterNames = arguments.count > 3 ? Array(arguments[3...]) : ["intent", "severity", "rand-r4-rslora-dense", "rand-r16-fp16"]
+let modelDirectory = arguments[0]
+let adaptersDirectory = arguments[1]
+let adapterNames = ["intent", "severity", "rand-r4-rslora-dense", "rand-r16-fp16"]
+let label = "adapterd-\(precision)"
 
-/// The same synthetic token ids the PyTorch peer uses: `[CLS]`, words, `[SEP]`.
+/// The same synthetic token ids the peers use: `[CLS]`, words, `[SEP]`.
 func tokens(_ length: Int, seed: Int = 0) -> [Int32] {
     [101] + (0..<(length - 2)).map { Int32(1000 + (($0 + seed) * 7919) % 20000) } + [102]
 }
@@ -31,24 +43,59 @@ func median(iterations: Int, warmup: Int = 3, _ body: () throws -> Void) rethrow
 }
 
 func report(_ metric: String, _ value: Double, _ unit: String) {
-    print("{\"engine\":\"adapterd\",\"metric\":\"\(metric)\",\"value\":\(value),\"unit\":\"\(unit)\"}")
+    print("{\"engine\":\"\(label)\",\"metric\":\"\(metric)\",\"value\":\(value),\"unit\":\"\(unit)\"}")
     fflush(nil)
 }
 
-let engine = try InferenceEngine(modelDirectory: modelDirectory)
+func peakResidentMiB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
+
+let engine = try InferenceEngine(modelDirectory: modelDirectory, precision: precision, path: path)
+FileHandle.standardError.write(Data("\(label): kernels \(engine.path), \(engine.plan.runtime)\n".utf8))
 let intent = try LoRAAdapter(directory: adaptersDirectory + "/intent", model: engine.model)
 
-for length in [16, 64, 128] {
-    let input = [EncodedInput(ids: tokens(length), adapter: intent)]
-    report("batch1_latency_\(length)", try median(iterations: 60) { _ = try engine.run(encoded: input) }, "ms")
+if rssOnly {
+    let adapters = try (0..<100).map { try LoRAAdapter(directory: adaptersDirectory + "/" + adapterNames[$0 % adapterNames.count], model: engine.model) }
+    _ = try engine.run(encoded: [EncodedInput(ids: tokens(16), adapter: adapters[0])])
+    report("peak_rss_100_adapters", peakResidentMiB(), "MiB")
+    exit(0)
+}
+
+// The peers' shapes: batch 1 and 32, 16, 52 and 128 tokens, the intent adapter (classifier head included).
+for length in [16, 52, 128] {
+    let single = [EncodedInput(ids: tokens(length), adapter: intent)]
+    report("latency_b1_t\(length)", try median(iterations: 60) { _ = try engine.run(encoded: single) }, "ms")
+    let batch = (0..<32).map { EncodedInput(ids: tokens(length, seed: $0), adapter: intent) }
+    report("latency_b32_t\(length)", try median(iterations: length > 64 ? 8 : 15) { _ = try engine.run(encoded: batch) }, "ms")
+}
+
+// Unmerged LoRA cost: batch 1 × 16 tokens with the adapter versus the bare encoder with the same head, measured
+// interleaved so that drift of the machine hits both alike.
+do {
+    let merged = MergedModel(base: engine.model, adapter: intent, precision: precision, path: path)
+    let request = tokens(16)
+    var unmerged: [Double] = [], base: [Double] = []
+    for _ in 0..<15 {
+        unmerged.append(try median(iterations: 20, warmup: 2) { _ = try engine.run(encoded: [EncodedInput(ids: request, adapter: intent)]) })
+        base.append(try median(iterations: 20, warmup: 2) { _ = try merged.engine.run(encoded: [EncodedInput(ids: request, adapter: merged.adapter)]) })
+    }
+    let u = unmerged.sorted()[unmerged.count / 2], b = base.sorted()[base.count / 2]
+    report("lora_overhead_b1_t16", (u / b - 1) * 100, "%")
 }
 
 // Batch of 32 rows of 32 tokens: one adapter for all rows, then 32 distinct adapter instances.
 let distinct = try (0..<32).map { _ in try LoRAAdapter(directory: adaptersDirectory + "/intent", model: engine.model) }
 let uniformBatch = (0..<32).map { EncodedInput(ids: tokens(32, seed: $0), adapter: intent) }
 let mixedBatch = (0..<32).map { EncodedInput(ids: tokens(32, seed: $0), adapter: distinct[$0]) }
-let uniform = try median(iterations: 20) { _ = try engine.run(encoded: uniformBatch) }
-let mixed = try median(iterations: 20) { _ = try engine.run(encoded: mixedBatch) }
+var uniformSamples: [Double] = [], mixedSamples: [Double] = []
+for _ in 0..<5 {
+    uniformSamples.append(try median(iterations: 5) { _ = try engine.run(encoded: uniformBatch) })
+    mixedSamples.append(try median(iterations: 5) { _ = try engine.run(encoded: mixedBatch) })
+}
+let uniform = uniformSamples.sorted()[2], mixed = mixedSamples.sorted()[2]
 report("batch32_uniform_throughput", 32_000 / uniform, "seq/s")
 report("batch32_mixed_throughput", 32_000 / mixed, "seq/s")
 

@@ -8,6 +8,7 @@
 #include "kernels_internal.h"
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #define ADK_SUFFIX avx2
+#define ADK_VW 8
 #include "kernels_impl.h"
 #pragma clang attribute pop
 #endif

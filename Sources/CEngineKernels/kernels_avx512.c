@@ -8,6 +8,7 @@
 #include "kernels_internal.h"
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c"))), apply_to = function)
 #define ADK_SUFFIX avx512
+#define ADK_VW 16
 #include "kernels_impl.h"
 #pragma clang attribute pop
 #endif

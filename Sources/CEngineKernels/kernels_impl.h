@@ -12,23 +12,73 @@
 #define ADK_CAT(a, b) ADK_CAT2(a, b)
 #define ADK_FN(name) ADK_CAT(name, ADK_SUFFIX)
 
-// exp(x) to about 2 ulp: 2^n · p(r) with r = x − n·ln2 (Cody–Waite split), p a degree-6 polynomial.
-static inline float ADK_FN(adk_exp)(float x) {
-    x = fminf(fmaxf(x, -87.0f), 88.0f);
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
-    float r = x - n * 0.693359375f;
+// Vectors of ADK_VW floats (16 for AVX-512, 8 for AVX2, 4 for the baseline): reductions and exp are written on
+// them explicitly, since the compiler keeps float reductions in order (scalar) without -ffast-math.
+typedef float ADK_FN(adk_vf) __attribute__((ext_vector_type(ADK_VW)));
+typedef int32_t ADK_FN(adk_vi) __attribute__((ext_vector_type(ADK_VW)));
+#define VF ADK_FN(adk_vf)
+#define VI ADK_FN(adk_vi)
+
+static inline VF ADK_FN(adk_load)(const float *p) {
+    VF v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void ADK_FN(adk_store)(float *p, VF v) { memcpy(p, &v, sizeof v); }
+static inline float ADK_FN(adk_hsum)(VF v) {
+    float s = 0.0f;
+    for (int i = 0; i < ADK_VW; i++) s += v[i];
+    return s;
+}
+static inline float ADK_FN(adk_hmax)(VF v) {
+    float s = v[0];
+    for (int i = 1; i < ADK_VW; i++) s = s > v[i] ? s : v[i];
+    return s;
+}
+static inline float ADK_FN(adk_hmin)(VF v) {
+    float s = v[0];
+    for (int i = 1; i < ADK_VW; i++) s = s < v[i] ? s : v[i];
+    return s;
+}
+
+// exp on a vector: 2^n · p(r), r = x − n·ln2 (Cody–Waite), p of degree 6: about 2 ulp.
+static inline VF ADK_FN(adk_vexp)(VF x) {
+    x = __builtin_elementwise_min(__builtin_elementwise_max(x, (VF)(-87.0f)), (VF)(88.0f));
+    VF n = __builtin_elementwise_floor(x * 1.44269504088896341f + 0.5f);
+    VF r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
+    VF p = (VF)(1.9875691500e-4f);
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    VI bits = (__builtin_convertvector(n, VI) + 127) << 23;
+    return p * (VF)bits;
+}
+
+// Σ x[i] over n values.
+static inline float ADK_FN(adk_sum)(const float *x, int64_t n) {
+    VF acc = (VF)0.0f;
+    int64_t i = 0;
+    for (; i + ADK_VW <= n; i += ADK_VW) acc += ADK_FN(adk_load)(x + i);
+    float s = ADK_FN(adk_hsum)(acc);
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+// Σ (x[i] − mean)² over n values.
+static inline float ADK_FN(adk_centered_squares)(const float *x, int64_t n, float mean) {
+    VF acc = (VF)0.0f;
+    int64_t i = 0;
+    for (; i + ADK_VW <= n; i += ADK_VW) {
+        VF c = ADK_FN(adk_load)(x + i) - mean;
+        acc += c * c;
+    }
+    float s = ADK_FN(adk_hsum)(acc);
+    for (; i < n; i++) s += (x[i] - mean) * (x[i] - mean);
+    return s;
 }
 
 // erf(x) as the rational approximation Eigen and XLA use (a few ulp on float).
@@ -53,8 +103,15 @@ static inline float ADK_FN(adk_erf)(float input) {
 
 static inline void ADK_FN(adk_quantize_row)(const float *restrict x, int64_t cols, uint8_t *restrict out,
                                             float *scale_out, int32_t *zero_out, int32_t qmax) {
-    float lo = 0.0f, hi = 0.0f;
-    for (int64_t i = 0; i < cols; i++) {
+    VF vlo = (VF)0.0f, vhi = (VF)0.0f;
+    int64_t i = 0;
+    for (; i + ADK_VW <= cols; i += ADK_VW) {
+        VF v = ADK_FN(adk_load)(x + i);
+        vlo = __builtin_elementwise_min(vlo, v);
+        vhi = __builtin_elementwise_max(vhi, v);
+    }
+    float lo = ADK_FN(adk_hmin)(vlo), hi = ADK_FN(adk_hmax)(vhi);
+    for (; i < cols; i++) {
         lo = fminf(lo, x[i]);
         hi = fmaxf(hi, x[i]);
     }
@@ -64,9 +121,9 @@ static inline void ADK_FN(adk_quantize_row)(const float *restrict x, int64_t col
     float zero = floorf(-lo * inverse + 0.5f);
     zero = fminf(fmaxf(zero, 0.0f), (float)qmax);
     float top = (float)qmax;
-    for (int64_t i = 0; i < cols; i++) {
-        float v = fminf(fmaxf(x[i] * inverse + zero, 0.0f), top);
-        out[i] = (uint8_t)(int32_t)(v + 0.5f);
+    for (int64_t j = 0; j < cols; j++) {
+        float v = fminf(fmaxf(x[j] * inverse + zero, 0.0f), top);
+        out[j] = (uint8_t)(int32_t)(v + 0.5f);
     }
     *scale_out = scale;
     *zero_out = (int32_t)zero;
@@ -110,14 +167,8 @@ void ADK_FN(adk_epilogue_range)(const adk_epilogue_args *a, int64_t first, int64
                 const float *restrict residual = a->residual + r * a->ldr;
                 for (int64_t i = 0; i < cols; i++) y[i] += residual[i];
             }
-            float sum = 0.0f;
-            for (int64_t i = 0; i < cols; i++) sum += y[i];
-            const float mean = sum / (float)cols;
-            float squares = 0.0f;
-            for (int64_t i = 0; i < cols; i++) {
-                float c = y[i] - mean;
-                squares += c * c;
-            }
+            const float mean = ADK_FN(adk_sum)(y, cols) / (float)cols;
+            const float squares = ADK_FN(adk_centered_squares)(y, cols, mean);
             const float inverse = 1.0f / sqrtf(squares / (float)cols + a->eps);
             const float *restrict gamma = a->gamma;
             const float *restrict beta = a->beta;
@@ -132,6 +183,9 @@ void ADK_FN(adk_epilogue_range)(const adk_epilogue_args *a, int64_t first, int64
     }
 }
 
+// Rows of the score and context products computed together, so that each loaded K or V vector serves four rows.
+#define ADK_ROWS 4
+
 void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int64_t last, float *scratch) {
     const int64_t d_head = a->head_size;
     const int64_t width = a->heads * d_head;
@@ -140,45 +194,82 @@ void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int
         const int64_t head = job % a->heads;
         const int64_t length = a->lengths[sequence];
         const int64_t start = a->starts[sequence];
-        float *restrict qs = scratch;                       // [length, d_head], scaled
-        float *restrict kt = qs + length * d_head;          // [d_head, length]
-        float *restrict vs = kt + length * d_head;          // [length, d_head]
-        float *restrict p = vs + length * d_head;           // [length]
-        float *restrict ctx = p + length;                   // [d_head]
+        // Padded to whole vectors; the padding is zero in K and V and −∞ → 0 in the probabilities.
+        const int64_t lp = (length + ADK_VW - 1) / ADK_VW * ADK_VW;
+        const int64_t dp = (d_head + ADK_VW - 1) / ADK_VW * ADK_VW;
+        const int64_t rows_padded = (length + ADK_ROWS - 1) / ADK_ROWS * ADK_ROWS;
+        float *restrict qs = scratch;                    // [rows_padded, d_head], scaled
+        float *restrict kt = qs + rows_padded * d_head;  // [d_head, lp]
+        float *restrict vs = kt + d_head * lp;           // [lp, dp]
+        float *restrict p = vs + lp * dp;                // [rows_padded, lp]
         const float *qb = a->bias ? a->bias + head * d_head : NULL;
         const float *kb = a->bias ? a->bias + width + head * d_head : NULL;
         const float *vb = a->bias ? a->bias + 2 * width + head * d_head : NULL;
+        memset(kt, 0, (size_t)(d_head * lp) * sizeof(float));
+        memset(vs, 0, (size_t)(lp * dp) * sizeof(float));
+        memset(qs + length * d_head, 0, (size_t)((rows_padded - length) * d_head) * sizeof(float));
         for (int64_t j = 0; j < length; j++) {
             const float *restrict row = a->qkv + (start + j) * a->ldqkv + head * d_head;
             for (int64_t d = 0; d < d_head; d++) {
                 qs[j * d_head + d] = (row[d] + (qb ? qb[d] : 0.0f)) * a->scale;
-                kt[d * length + j] = row[width + d] + (kb ? kb[d] : 0.0f);
-                vs[j * d_head + d] = row[2 * width + d] + (vb ? vb[d] : 0.0f);
+                kt[d * lp + j] = row[width + d] + (kb ? kb[d] : 0.0f);
+                vs[j * dp + d] = row[2 * width + d] + (vb ? vb[d] : 0.0f);
             }
         }
+        // Scores: p[i][j] = Σ_d qs[i][d] · kt[d][j], four rows at a time.
+        for (int64_t i = 0; i < rows_padded; i += ADK_ROWS) {
+            for (int64_t j = 0; j < lp; j += ADK_VW) {
+                VF acc[ADK_ROWS];
+                for (int r = 0; r < ADK_ROWS; r++) acc[r] = (VF)0.0f;
+                for (int64_t d = 0; d < d_head; d++) {
+                    const VF k = ADK_FN(adk_load)(kt + d * lp + j);
+                    for (int r = 0; r < ADK_ROWS; r++) acc[r] += qs[(i + r) * d_head + d] * k;
+                }
+                for (int r = 0; r < ADK_ROWS; r++) ADK_FN(adk_store)(p + (i + r) * lp + j, acc[r]);
+            }
+        }
+        // Softmax of each real row over the real columns; padded columns become 0.
         for (int64_t i = 0; i < length; i++) {
-            for (int64_t j = 0; j < length; j++) p[j] = 0.0f;
-            for (int64_t d = 0; d < d_head; d++) {
-                const float q = qs[i * d_head + d];
-                const float *restrict k = kt + d * length;
-                for (int64_t j = 0; j < length; j++) p[j] += q * k[j];
+            float *restrict row = p + i * lp;
+            for (int64_t j = length; j < lp; j++) row[j] = -INFINITY;
+            VF vmax = (VF)(-INFINITY);
+            for (int64_t j = 0; j < lp; j += ADK_VW) vmax = __builtin_elementwise_max(vmax, ADK_FN(adk_load)(row + j));
+            const float maximum = ADK_FN(adk_hmax)(vmax);
+            VF vsum = (VF)0.0f;
+            for (int64_t j = 0; j < lp; j += ADK_VW) {
+                VF e = ADK_FN(adk_vexp)(ADK_FN(adk_load)(row + j) - maximum);
+                ADK_FN(adk_store)(row + j, e);
+                vsum += e;
             }
-            float maximum = -INFINITY;
-            for (int64_t j = 0; j < length; j++) maximum = fmaxf(maximum, p[j]);
-            float sum = 0.0f;
-            for (int64_t j = 0; j < length; j++) {
-                p[j] = ADK_FN(adk_exp)(p[j] - maximum);
-                sum += p[j];
+            for (int64_t j = length; j < lp; j++) {
+                vsum[j % ADK_VW] -= row[j];
+                row[j] = 0.0f;
             }
-            const float inverse = 1.0f / sum;
-            for (int64_t d = 0; d < d_head; d++) ctx[d] = 0.0f;
-            for (int64_t j = 0; j < length; j++) {
-                const float w = p[j] * inverse;
-                const float *restrict v = vs + j * d_head;
-                for (int64_t d = 0; d < d_head; d++) ctx[d] += w * v[d];
+            const float inverse = 1.0f / ADK_FN(adk_hsum)(vsum);
+            for (int64_t j = 0; j < lp; j += ADK_VW) ADK_FN(adk_store)(row + j, ADK_FN(adk_load)(row + j) * inverse);
+        }
+        for (int64_t i = length; i < rows_padded; i++) memset(p + i * lp, 0, (size_t)lp * sizeof(float));
+        // Context: out[i][d] = Σ_j p[i][j] · vs[j][d], four rows at a time.
+        for (int64_t i = 0; i < rows_padded; i += ADK_ROWS) {
+            for (int64_t d = 0; d < dp; d += ADK_VW) {
+                VF acc[ADK_ROWS];
+                for (int r = 0; r < ADK_ROWS; r++) acc[r] = (VF)0.0f;
+                for (int64_t j = 0; j < length; j++) {
+                    const VF v = ADK_FN(adk_load)(vs + j * dp + d);
+                    for (int r = 0; r < ADK_ROWS; r++) acc[r] += p[(i + r) * lp + j] * v;
+                }
+                for (int r = 0; r < ADK_ROWS && i + r < length; r++) {
+                    float *out = a->context + (start + i + r) * a->ldc + head * d_head;
+                    if (d + ADK_VW <= d_head) {
+                        ADK_FN(adk_store)(out + d, acc[r]);
+                    } else {
+                        for (int64_t e = d; e < d_head; e++) out[e] = acc[r][e - d];
+                    }
+                }
             }
-            float *restrict out = a->context + (start + i) * a->ldc + head * d_head;
-            for (int64_t d = 0; d < d_head; d++) out[d] = ctx[d];
         }
     }
 }
+
+#undef VF
+#undef VI

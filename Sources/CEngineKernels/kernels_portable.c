@@ -6,4 +6,5 @@
 #include "engine_kernels.h"
 #include "kernels_internal.h"
 #define ADK_SUFFIX portable
+#define ADK_VW 4
 #include "kernels_impl.h"
