@@ -99,6 +99,7 @@ struct ForwardPass {
         let isa = plan.path.kernelISA
         for (layerIndex, layer) in plan.layers.enumerated() {
             let base = weights.layers[layerIndex]
+            let next = layerIndex + 1 < plan.layers.count ? plan.layers[layerIndex + 1] : nil
             let adapters = groups.map { $0.adapter?.layers[layerIndex] }
 
             // Q, K, V: one product; each slot's LoRA terms land in its third of the row.
@@ -107,28 +108,29 @@ struct ForwardPass {
                 adapters.contains { $0?[slot.rawValue] != nil } ? (column * hidden, slot) : nil
             }
             product(layer.queryKeyValue, input: batch.x, into: batch.qkv, batch: batch)
-            if int8 {
+            if layer.queryKeyValue.isQuantized {
                 epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, batch: batch)
             }
             for (column, slot) in qkvLoRA {
                 addLoRA(slot: slot, adapters: adapters, input: batch.x, width: hidden, output: batch.qkv + column, ldy: qkvWidth, batch: batch)
             }
             adk_attention(
-                isa, batch.qkv, Int64(qkvWidth), int8 ? nil : layer.queryKeyValue.bias, starts, lengths, Int64(sorted.count),
+                isa, batch.qkv, Int64(qkvWidth), layer.queryKeyValue.isQuantized ? nil : layer.queryKeyValue.bias, starts, lengths, Int64(sorted.count),
                 Int64(config.numAttentionHeads), Int64(config.headSize), scale, batch.context, Int64(hidden))
 
-            if int8 { quantize(batch.context, width: hidden, batch: batch) }
+            if layer.attentionOutput.isQuantized { quantize(batch.context, width: hidden, batch: batch) }
             dense(
                 layer.attentionOutput, slot: .attentionOutput, adapters: adapters, input: batch.context, output: batch.other,
-                op: .norm(residual: batch.x, base.attentionNorm), quantizeOutput: int8, batch: batch)
+                op: .norm(residual: batch.x, base.attentionNorm), quantizeOutput: layer.intermediate.isQuantized, batch: batch)
             swap(&batch.x, &batch.other)
 
             dense(
                 layer.intermediate, slot: .intermediate, adapters: adapters, input: batch.x, output: batch.inner,
-                op: .gelu, quantizeOutput: int8, batch: batch)
+                op: .gelu, quantizeOutput: layer.output.isQuantized, batch: batch)
             dense(
                 layer.output, slot: .output, adapters: adapters, input: batch.inner, output: batch.other,
-                op: .norm(residual: batch.x, base.outputNorm), quantizeOutput: int8, batch: batch)
+                op: .norm(residual: batch.x, base.outputNorm), quantizeOutput: next?.queryKeyValue.isQuantized ?? false,
+                batch: batch)
             swap(&batch.x, &batch.other)
         }
 
@@ -176,7 +178,7 @@ struct ForwardPass {
     ) {
         let hasLoRA = adapters.contains { $0?[slot.rawValue] != nil }
         product(layer, input: input, into: output, batch: batch)
-        let int8 = layer.quantized != nil
+        let int8 = layer.isQuantized
         if hasLoRA {
             if int8 { epilogue(.bias, layer: layer, output: output, dequantize: true, bias: true, batch: batch) }
             addLoRA(slot: slot, adapters: adapters, input: input, width: layer.inFeatures, output: output, ldy: layer.outFeatures, batch: batch)
@@ -270,7 +272,7 @@ struct ForwardPass {
         var q = adk_quantized_rows(
             data: batch.quantized, ld: Int64(hidden), scale: batch.rowScales, zero: batch.rowZeros, qmax: plan.activationMaximum)
         let norm = weights.embeddingNorm
-        let int8 = plan.precision == .int8
+        let int8 = plan.layers.first?.queryKeyValue.isQuantized ?? false
         withUnsafePointer(to: &q) { q in
             adk_epilogue(
                 plan.path.kernelISA, ADK_EPILOGUE_BIAS_RESIDUAL_NORM, x, Int64(hidden), Int64(ids.count), Int64(hidden),

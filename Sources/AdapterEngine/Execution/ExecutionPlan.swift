@@ -18,11 +18,12 @@ public final class ExecutionPlan: Sendable {
     public let runtime: ExecutionRuntime.State
     let layers: [Layer]
 
-    /// Prepares `weights` for `precision`, with kernels for `path` (at most the CPU's).
+    /// Prepares `weights` for `precision`, with kernels for `path` (at most the CPU's). The GEMMs run on the
+    /// process-wide path (`ExecutionRuntime.configure(path:)`, the detected one unless an executable lowered it).
     init(weights: BertWeights, precision: Precision, path: KernelPath) {
         self.precision = precision
         self.path = min(path, KernelPath.detected)
-        runtime = ExecutionRuntime.configure(path: path)
+        runtime = ExecutionRuntime.configure()
         layers = weights.layers.map { layer in
             Layer(
                 queryKeyValue: PreparedLinear([layer[.query], layer[.key], layer[.value]], precision: precision),

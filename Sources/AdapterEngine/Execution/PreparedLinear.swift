@@ -70,6 +70,9 @@ final class PreparedLinear: @unchecked Sendable {
         }
     }
 
+    /// Whether the product runs in INT8.
+    var isQuantized: Bool { quantized != nil }
+
     /// Bytes this layer holds.
     var bytes: Int {
         outFeatures * 4 + (weights != nil ? inFeatures * outFeatures * 4 : inFeatures * outFeatures + outFeatures * 8)

@@ -1,0 +1,174 @@
+import AdapterEngine
+import Foundation
+import Testing
+
+/// Every kernel path the test machine supports, in both precisions, against PyTorch+PEFT's outputs and FP32's.
+@Suite("ExecutionPlan")
+struct ExecutionPlanTests {
+    /// Engines per (precision, path), built once: preparing the layers copies the base weights.
+    static let engines: [String: InferenceEngine] = {
+        var engines: [String: InferenceEngine] = [:]
+        for precision in Precision.allCases {
+            for path in KernelPath.supported {
+                engines["\(precision)/\(path)"] = InferenceEngine(model: Fixtures.model, precision: precision, path: path)
+            }
+        }
+        return engines
+    }()
+
+    static func engine(_ precision: Precision, _ path: KernelPath) -> InferenceEngine {
+        engines["\(precision)/\(path)"]!
+    }
+
+    static func cosine(_ a: [Float], _ b: [Float]) -> Float {
+        var dot: Float = 0, na: Float = 0, nb: Float = 0
+        for (x, y) in zip(a, b) { dot += x * y; na += x * x; nb += y * y }
+        return dot / (na.squareRoot() * nb.squareRoot())
+    }
+
+    @Test("the detected path matches the CPU flags the kernel reports")
+    func detectedPathMatchesCPUFlags() throws {
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let line = try #require(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") })
+        let flags = Set(line.split(separator: " ").map(String.init))
+        let expected: KernelPath
+        if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni"]) {
+            expected = .avx512VNNI
+        } else if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl"]) {
+            expected = .avx512
+        } else if flags.isSuperset(of: ["avx2", "fma", "avx_vnni"]) {
+            expected = .avx2VNNI
+        } else if flags.isSuperset(of: ["avx2", "fma"]) {
+            expected = .avx2
+        } else {
+            expected = .portable
+        }
+        #expect(KernelPath.detected == expected)
+        #expect(KernelPath.supported.first == .portable && KernelPath.supported.last == expected)
+    }
+
+    @Test("a path above the CPU's is lowered to the CPU's")
+    func unsupportedPathIsLowered() {
+        let engine = InferenceEngine(model: Fixtures.model, precision: .fp32, path: .avx512VNNI)
+        #expect(engine.path == KernelPath.detected)
+    }
+
+    @Test("path names round-trip", arguments: KernelPath.allCases)
+    func namesRoundTrip(path: KernelPath) {
+        #expect(KernelPath(name: path.description) == path)
+    }
+
+    @Test("FP32 on every supported path matches PyTorch+PEFT within 1e-4", arguments: KernelPath.supported)
+    func fp32MatchesReferenceOnEveryPath(path: KernelPath) throws {
+        let engine = Self.engine(.fp32, path)
+        for reference in Fixtures.cases.adapters {
+            let adapter = try Fixtures.adapter(reference.name)
+            let tolerance: Float = reference.name.contains("fp16") ? 1e-3 : 1e-4
+            let results = engine.run(reference.cases.map(\.text), adapter: adapter)
+            for (expected, result) in zip(reference.cases, results) {
+                let logits = try #require(result.output.logits)
+                #expect(Fixtures.maxAbsDiff(logits, expected.logits) < tolerance, "\(path) \(reference.name): \(expected.text)")
+                #expect(result.output.label == expected.label)
+            }
+        }
+        for reference in Fixtures.cases.embeddings {
+            let embedding = try #require(engine.run([reference.text], adapter: nil).first?.output.embedding)
+            #expect(Fixtures.maxAbsDiff(embedding, reference.embedding) < 1e-4, "\(path): \(reference.text)")
+        }
+    }
+
+    /// FP32's top-two logit margin: below a few hundredths, any quantisation can flip the label (the reference
+    /// set's random adapters have margins down to 0.002).
+    static func margin(_ logits: [Float]) -> Float {
+        let sorted = logits.sorted(by: >)
+        return sorted.count > 1 ? sorted[0] - sorted[1] : .infinity
+    }
+
+    /// The decided cases: FP32's margin is more than twice the largest INT8 logit error seen on the fixtures.
+    static let decidedMargin: Float = 0.5
+
+    @Test("INT8 keeps FP32's label on every decided reference case, on every supported path", arguments: KernelPath.supported)
+    func int8KeepsDecidedLabels(path: KernelPath) throws {
+        let fp32 = Self.engine(.fp32, path), int8 = Self.engine(.int8, path)
+        var worst: Float = 0
+        for reference in Fixtures.cases.adapters {
+            let adapter = try Fixtures.adapter(reference.name)
+            let texts = reference.cases.map(\.text)
+            for (text, (a, b)) in zip(texts, zip(fp32.run(texts, adapter: adapter), int8.run(texts, adapter: adapter))) {
+                let exact = try #require(a.output.logits), quantized = try #require(b.output.logits)
+                worst = max(worst, Fixtures.maxAbsDiff(exact, quantized))
+                if Self.margin(exact) >= Self.decidedMargin {
+                    #expect(a.output.label == b.output.label, "\(path) \(reference.name): \(text)")
+                }
+            }
+        }
+        // ONNX Runtime's dynamic INT8 moved the intent adapter's logits by up to 0.16 on the issue's texts.
+        #expect(worst < Self.decidedMargin / 2, "largest INT8 logit error on \(path): \(worst)")
+    }
+
+    @Test("INT8 keeps FP32's label on every decided PEFT-semantics case", arguments: PEFTSemanticsTests.cases.adapters.map(\.name))
+    func int8KeepsPEFTSemanticsLabels(name: String) throws {
+        let reference = try #require(PEFTSemanticsTests.cases.adapters.first { $0.name == name })
+        let adapter = try PEFTSemanticsTests.adapter(name)
+        let texts = reference.cases.map(\.text)
+        let fp32 = Self.engine(.fp32, .detected).run(texts, adapter: adapter)
+        let int8 = Self.engine(.int8, .detected).run(texts, adapter: adapter)
+        for (text, (a, b)) in zip(texts, zip(fp32, int8)) where Self.margin(try #require(a.output.logits)) >= Self.decidedMargin {
+            #expect(a.output.label == b.output.label, "\(name): \(text)")
+        }
+    }
+
+    @Test("INT8 sentence embeddings keep cosine ≥ 0.99 to FP32's on every supported path", arguments: KernelPath.supported)
+    func int8EmbeddingsStayClose(path: KernelPath) throws {
+        let texts = Fixtures.cases.embeddings.map(\.text) + Fixtures.cases.tokenizer.map(\.text)
+        let fp32 = Self.engine(.fp32, path).run(texts, adapter: nil)
+        let int8 = Self.engine(.int8, path).run(texts, adapter: nil)
+        for (text, (a, b)) in zip(texts, zip(fp32, int8)) {
+            let cosine = Self.cosine(try #require(a.output.embedding), try #require(b.output.embedding))
+            #expect(cosine >= 0.99, "\(path): cosine \(cosine) for \(text)")
+        }
+    }
+
+    @Test("an INT8 mixed batch gives the same rows as one-by-one INT8 runs")
+    func int8MixedBatchMatchesSingleRuns() throws {
+        let engine = Self.engine(.int8, .detected)
+        let adapters: [LoRAAdapter?] = try Fixtures.cases.adapters.map { try Fixtures.adapter($0.name) } + [nil]
+        let texts = Fixtures.cases.tokenizer.map(\.text)
+        let batch = texts.enumerated().map { index, text in (text: text, adapter: adapters[index % adapters.count]) }
+        for (request, mixed) in zip(batch, engine.run(batch)) {
+            let single = try #require(engine.run([request]).first)
+            switch (mixed.output, single.output) {
+            case let (.classification(a, _, labelA), .classification(b, _, labelB)):
+                // Rows are quantised on their own, so only FP32 rounding in the LoRA products differs, which can
+                // move a value across a quantisation step.
+                #expect(Fixtures.maxAbsDiff(a, b) < 0.05)
+                #expect(labelA == labelB || Self.margin(a) < Self.decidedMargin)
+            case let (.embedding(a), .embedding(b)):
+                #expect(Self.cosine(a, b) > 0.999)
+            default:
+                Issue.record("output kinds differ for \(request.text)")
+            }
+        }
+    }
+
+    @Test("merged mode runs in INT8 with the unmerged INT8 labels", arguments: Fixtures.cases.adapters.map(\.name))
+    func mergedRunsInInt8(name: String) throws {
+        let adapter = try Fixtures.adapter(name)
+        let texts = try #require(Fixtures.cases.adapters.first { $0.name == name }).cases.map(\.text)
+        let merged = MergedModel(base: Fixtures.model, adapter: adapter, precision: .int8)
+        #expect(merged.engine.precision == .int8)
+        let unmerged = Self.engine(.int8, .detected).run(texts, adapter: adapter)
+        for (a, b) in zip(merged.run(texts), unmerged) {
+            let logits = try #require(b.output.logits)
+            #expect(a.output.label == b.output.label || Self.margin(logits) < Self.decidedMargin)
+            #expect(Fixtures.maxAbsDiff(try #require(a.output.logits), logits) < 0.5)
+        }
+    }
+
+    @Test("INT8 prepared layers take about a quarter of FP32's bytes")
+    func int8IsSmaller() {
+        let fp32 = Self.engine(.fp32, .detected).plan.bytes
+        let int8 = Self.engine(.int8, .detected).plan.bytes
+        #expect(Double(int8) < Double(fp32) * 0.27, "fp32 \(fp32) B, int8 \(int8) B")
+    }
+}
