@@ -69,7 +69,7 @@ func benchmark() async throws {
     let engine = try InferenceEngine(modelDirectory: modelDirectory)
     let paths = try makeAdapters(from: arguments[2], count: adapterCount, into: work + "/sources")
     let store = try AdapterStore(dataDirectory: work + "/data")
-    let registry = AdapterRegistry(model: engine.model, store: store, baseFingerprint: "bench", cacheBytes: budget)
+    let registry = AdapterRegistry(engine: engine, store: store, baseFingerprint: "bench", cacheBytes: budget)
 
     // Register all of them: import, validate, smoke inference, SQLite row.
     var registerTimes: [Double] = []

@@ -493,6 +493,18 @@ public nonisolated struct Adapterd_V1_GetStatusReply: @unchecked Sendable {
     set {_uniqueStorage()._correlationID = newValue}
   }
 
+  /// "fp32" or "int8".
+  public var precision: String {
+    get {_storage._precision}
+    set {_uniqueStorage()._precision = newValue}
+  }
+
+  /// The engine's kernel path, e.g. "avx512-vnni".
+  public var kernelPath: String {
+    get {_storage._kernelPath}
+    set {_uniqueStorage()._kernelPath = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1737,7 +1749,7 @@ nonisolated extension Adapterd_V1_GetStatusRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetStatusReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}worker\0\u{1}state\0\u{1}version\0\u{1}model\0\u{3}started_at\0\u{3}uptime_seconds\0\u{3}requests_total\0\u{3}requests_failed\0\u{3}in_flight\0\u{3}adapters_loaded\0\u{3}cache_bytes\0\u{3}cache_max_bytes\0\u{3}correlation_id\0\u{3}cache_hits\0\u{3}cache_misses\0\u{3}cache_evictions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}worker\0\u{1}state\0\u{1}version\0\u{1}model\0\u{3}started_at\0\u{3}uptime_seconds\0\u{3}requests_total\0\u{3}requests_failed\0\u{3}in_flight\0\u{3}adapters_loaded\0\u{3}cache_bytes\0\u{3}cache_max_bytes\0\u{3}correlation_id\0\u{3}cache_hits\0\u{3}cache_misses\0\u{3}cache_evictions\0\u{1}precision\0\u{3}kernel_path\0")
 
   fileprivate class _StorageClass {
     var _status: Adapterd_V1_StatusCode? = nil
@@ -1758,6 +1770,8 @@ nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftPr
     var _cacheMisses: Int64 = 0
     var _cacheEvictions: Int64 = 0
     var _correlationID: String = String()
+    var _precision: String = String()
+    var _kernelPath: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1786,6 +1800,8 @@ nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftPr
       _cacheMisses = source._cacheMisses
       _cacheEvictions = source._cacheEvictions
       _correlationID = source._correlationID
+      _precision = source._precision
+      _kernelPath = source._kernelPath
     }
   }
 
@@ -1822,6 +1838,8 @@ nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftPr
         case 16: try { try decoder.decodeSingularInt64Field(value: &_storage._cacheHits) }()
         case 17: try { try decoder.decodeSingularInt64Field(value: &_storage._cacheMisses) }()
         case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._cacheEvictions) }()
+        case 19: try { try decoder.decodeSingularStringField(value: &_storage._precision) }()
+        case 20: try { try decoder.decodeSingularStringField(value: &_storage._kernelPath) }()
         default: break
         }
       }
@@ -1888,6 +1906,12 @@ nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftPr
       if _storage._cacheEvictions != 0 {
         try visitor.visitSingularInt64Field(value: _storage._cacheEvictions, fieldNumber: 18)
       }
+      if !_storage._precision.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._precision, fieldNumber: 19)
+      }
+      if !_storage._kernelPath.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._kernelPath, fieldNumber: 20)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1915,6 +1939,8 @@ nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftPr
         if _storage._cacheMisses != rhs_storage._cacheMisses {return false}
         if _storage._cacheEvictions != rhs_storage._cacheEvictions {return false}
         if _storage._correlationID != rhs_storage._correlationID {return false}
+        if _storage._precision != rhs_storage._precision {return false}
+        if _storage._kernelPath != rhs_storage._kernelPath {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -38,10 +38,14 @@ public actor AdapterRegistry {
 
     /// Hub ids (`owner/name`) of the base model that adapters may declare in `base_model_name_or_path`.
     private let baseModelNames: [String]
+    /// The worker's engine, for smoke inferences.
+    private let engine: InferenceEngine
 
     /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`; adapters
     /// declaring a hub base model other than `baseModelNames` are refused.
-    public init(model: BertModel, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = []) {
+    public init(engine: InferenceEngine, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = []) {
+        let model = engine.model
+        self.engine = engine
         self.model = model
         self.store = store
         self.baseFingerprint = baseFingerprint
@@ -114,7 +118,7 @@ public actor AdapterRegistry {
             if let problem = Self.baseModelProblem(declared: adapter.config.baseModel, accepted: baseModelNames) {
                 throw RPCError(.failedPrecondition, problem)
             }
-            try Self.smokeTest(adapter, model: model)
+            try Self.smokeTest(adapter, engine: engine)
         } catch {
             let failed = AdapterVersionRecord(
                 name: name, version: version, sha256: sha256, sizeBytes: 0, rank: 0, targets: [], baseFingerprint: baseFingerprint,
@@ -337,8 +341,8 @@ public actor AdapterRegistry {
     }
 
     /// One short row through the adapter: it must produce finite numbers before it may serve.
-    static func smokeTest(_ adapter: LoRAAdapter, model: BertModel) throws(RPCError) {
-        let output = InferenceEngine(model: model).run(["adapterd smoke test"], adapter: adapter)[0].output
+    static func smokeTest(_ adapter: LoRAAdapter, engine: InferenceEngine) throws(RPCError) {
+        let output = engine.run(["adapterd smoke test"], adapter: adapter)[0].output
         let values = output.logits ?? output.embedding ?? []
         guard !values.isEmpty, values.allSatisfy(\.isFinite) else {
             throw RPCError(.failedPrecondition, "smoke inference produced non-finite outputs")

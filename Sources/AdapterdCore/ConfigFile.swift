@@ -11,6 +11,7 @@ import Yams
 /// dataDir: /var/lib/adapterd
 /// mqttVersion: "5"
 /// maxBatch: 32
+/// precision: int8
 /// cacheMaxBytes: 268435456
 /// results: false
 /// defaultAdapter: intent
@@ -66,6 +67,10 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
     public var dataDir: String?
     public var mqttVersion: String?
     public var maxBatch: Int?
+    /// "fp32" or "int8".
+    public var precision: String?
+    /// A kernel path to run instead of the detected one ("portable", "avx2", "avx2-vnni", "avx512", "avx512-vnni").
+    public var cpuPath: String?
     public var cacheMaxBytes: Int?
     public var results: Bool?
     public var defaultAdapter: String?
@@ -101,7 +106,7 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
         }
         do {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
-                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "cacheMaxBytes", "results", "defaultAdapter", "adapters", "username", "password", "tls", "rolloutGuard", "security", "baseModelNames", "http", "pool", "metrics", "logLevel"]
+                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "precision", "cpuPath", "cacheMaxBytes", "results", "defaultAdapter", "adapters", "username", "password", "tls", "rolloutGuard", "security", "baseModelNames", "http", "pool", "metrics", "logLevel"]
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw Failure(path: path, reason: "unknown key '\(unknown)'; known keys: \(known.sorted().joined(separator: ", "))")
                 }

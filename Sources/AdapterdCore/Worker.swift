@@ -49,14 +49,19 @@ public final class Worker: Service, Sendable {
         }
         self.configuration = configuration
         self.logger = logger
-        metrics = WorkerMetrics(factory: metricsFactory)
         topics = Topics(worker: configuration.workerID, pool: configuration.pool)
-        engine = try InferenceEngine(modelDirectory: configuration.modelDirectory)
+        ExecutionRuntime.configure(path: configuration.kernelPath)
+        engine = try InferenceEngine(
+            modelDirectory: configuration.modelDirectory, precision: configuration.precision,
+            path: configuration.kernelPath ?? .detected)
+        metrics = WorkerMetrics(
+            factory: metricsFactory,
+            engine: MetricsSnapshot.Engine(precision: engine.precision.rawValue, kernelPath: engine.path.description))
         // The fingerprint ties every registered adapter to the exact base weights it was validated against.
         let fingerprint = try AdapterDigest.sha256(ofFile: configuration.modelDirectory + "/model.safetensors")
         let modelName = URL(fileURLWithPath: configuration.modelDirectory).standardizedFileURL.lastPathComponent
         registry = AdapterRegistry(
-            model: engine.model, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint,
+            engine: engine, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint,
             cacheBytes: configuration.cacheMaxBytes, baseModelNames: configuration.baseModelNames + [modelName])
         let trusted: TrustedKeys
         do {
@@ -99,7 +104,8 @@ public final class Worker: Service, Sendable {
         WorkerStatus(
             state: state, worker: configuration.workerID, version: version,
             model: URL(fileURLWithPath: configuration.modelDirectory).lastPathComponent,
-            startedAt: ISO8601DateFormatter().string(from: startedAt))
+            startedAt: ISO8601DateFormatter().string(from: startedAt), precision: configuration.precision.rawValue,
+            kernelPath: min(configuration.kernelPath ?? .detected, .detected).description)
     }
 
     public func run() async throws {
@@ -566,6 +572,8 @@ public final class Worker: Service, Sendable {
         reply.cacheHits = Int64(cache.hits)
         reply.cacheMisses = Int64(cache.misses)
         reply.cacheEvictions = Int64(cache.evictions)
+        reply.precision = engine.precision.rawValue
+        reply.kernelPath = engine.path.description
         return reply
     }
 

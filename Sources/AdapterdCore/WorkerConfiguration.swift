@@ -1,3 +1,5 @@
+import AdapterEngine
+
 /// Everything a worker needs to run.
 public struct WorkerConfiguration: Sendable {
     /// Broker URL, `mqtt://host:port`.
@@ -16,6 +18,10 @@ public struct WorkerConfiguration: Sendable {
     public var receiveMaximum = 256
     /// Largest batch the engine runs at once.
     public var maxBatch = 32
+    /// The base model's precision (FP32, the exact reference, by default).
+    public var precision: Precision = .fp32
+    /// A kernel path to run instead of the best the CPU supports (only lower paths take effect).
+    public var kernelPath: KernelPath?
     /// Publish a copy of every inference reply under `…/results/…`.
     public var publishResults = false
     /// When a canary in a rollout is rolled back automatically.

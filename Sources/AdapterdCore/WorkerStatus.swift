@@ -8,13 +8,22 @@ public struct WorkerStatus: Codable, Sendable, Equatable {
     public var version: String
     public var model: String
     public var startedAt: String
+    /// The base model's precision ("fp32" or "int8"); absent in documents from older workers.
+    public var precision: String?
+    /// The engine's kernel path (e.g. "avx512-vnni"); absent in documents from older workers.
+    public var kernelPath: String?
 
-    public init(state: String, worker: String, version: String, model: String, startedAt: String) {
+    public init(
+        state: String, worker: String, version: String, model: String, startedAt: String, precision: String? = nil,
+        kernelPath: String? = nil
+    ) {
         self.state = state
         self.worker = worker
         self.version = version
         self.model = model
         self.startedAt = startedAt
+        self.precision = precision
+        self.kernelPath = kernelPath
     }
 
     /// JSON bytes with sorted keys.

@@ -20,22 +20,41 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object per text.")
     var json = false
 
+    @Option(name: .long, help: "Precision of the base model's linear layers: fp32 (exact, default) or int8.")
+    var precision: String = "fp32"
+
+    @Option(name: .customLong("cpu-path"), help: "Run a lower kernel path than the CPU's best: portable, avx2, avx2-vnni, avx512 or avx512-vnni.")
+    var cpuPath: String?
+
+    @Flag(name: .long, help: "Print the precision, kernel path and GEMM runtime to stderr.")
+    var verbose = false
+
     @Argument(help: "Texts to run.")
     var texts: [String]
 
     func validate() throws {
         guard !texts.isEmpty else { throw ValidationError("give at least one TEXT") }
         guard adapter != nil || !merged else { throw ValidationError("--merged needs --adapter") }
+        guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision must be fp32 or int8, not '\(precision)'") }
+        if let cpuPath, KernelPath(name: cpuPath) == nil {
+            throw ValidationError("--cpu-path must be one of \(KernelPath.allCases.map(\.description).joined(separator: ", ")), not '\(cpuPath)'")
+        }
     }
 
     func run() throws {
         do {
-            let engine = try InferenceEngine(modelDirectory: model)
+            let path = cpuPath.flatMap(KernelPath.init(name:))
+            let runtime = ExecutionRuntime.configure(path: path)
+            let engine = try InferenceEngine(modelDirectory: model, precision: Precision(rawValue: precision)!, path: path ?? .detected)
+            if verbose {
+                let features = KernelPath.cpuFeatures.joined(separator: " ")
+                FileHandle.standardError.write(Data("adapterctl: precision \(engine.precision), kernels \(engine.path), \(runtime); CPU: \(features)\n".utf8))
+            }
             var lora: LoRAAdapter?
             if let adapter { lora = try LoRAAdapter(directory: adapter, model: engine.model) }
             let results: [InferenceResult]
             if merged, let lora {
-                results = MergedModel(base: engine.model, adapter: lora).run(texts)
+                results = MergedModel(base: engine.model, adapter: lora, precision: engine.precision, path: engine.path).run(texts)
             } else {
                 results = engine.run(texts, adapter: lora)
             }

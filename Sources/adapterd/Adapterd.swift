@@ -47,6 +47,12 @@ struct Adapterd: AsyncParsableCommand {
     @Option(name: .customLong("max-batch"), help: "Largest batch the engine runs at once.")
     var maxBatch: Int?
 
+    @Option(help: "Precision of the base model's linear layers: fp32 (exact, default) or int8.")
+    var precision: String?
+
+    @Option(name: .customLong("cpu-path"), help: "Run a lower kernel path than the CPU's best: portable, avx2, avx2-vnni, avx512 or avx512-vnni.")
+    var cpuPath: String?
+
     @Option(name: .customLong("cache-max-bytes"), help: "Bytes of adapter weights held ready in memory (default 268435456).")
     var cacheMaxBytes: Int?
 
@@ -124,6 +130,16 @@ struct Adapterd: AsyncParsableCommand {
             configuration.protocolVersion = choice
         }
         configuration.maxBatch = maxBatch ?? Self.environment("MAX_BATCH").flatMap(Int.init) ?? file.maxBatch ?? configuration.maxBatch
+        if let name = precision ?? Self.environment("PRECISION") ?? file.precision {
+            guard let value = Precision(rawValue: name) else { throw ValidationError("--precision must be fp32 or int8, not '\(name)'") }
+            configuration.precision = value
+        }
+        if let name = cpuPath ?? Self.environment("CPU_PATH") ?? file.cpuPath {
+            guard let value = KernelPath(name: name) else {
+                throw ValidationError("--cpu-path must be one of \(KernelPath.allCases.map(\.description).joined(separator: ", ")), not '\(name)'")
+            }
+            configuration.kernelPath = value
+        }
         configuration.cacheMaxBytes = cacheMaxBytes ?? Self.environment("CACHE_MAX_BYTES").flatMap(Int.init) ?? file.cacheMaxBytes ?? configuration.cacheMaxBytes
         if let policy = file.rolloutGuard {
             let defaults = GuardPolicy()

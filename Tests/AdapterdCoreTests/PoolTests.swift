@@ -35,7 +35,7 @@ struct PoolTests {
             pids[id] = try ChildProcess.spawn(Self.binary, arguments: [
                 "--broker", broker.url, "--worker-id", id, "--model", Harness.modelDirectory, "--data-dir", directory,
                 "--adapter", "intent=" + Harness.adapterDirectory("intent"), "--pool", "edge",
-            ], output: directory + "/adapterd.log", environment: ProcessInfo.processInfo.environment.merging(["OPENBLAS_NUM_THREADS": "1"]) { $1 })
+            ], output: directory + "/adapterd.log", environment: ProcessInfo.processInfo.environment.merging(["OMP_NUM_THREADS": "1"]) { $1 })
         }
         defer { for pid in pids.values { ChildProcess.terminate(pid, within: .seconds(2)) } }
         let raw = try await RawClient(broker: broker)

@@ -57,8 +57,23 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
         public var lastUsed: String?
     }
 
+    /// How the engine runs the base model.
+    public struct Engine: Codable, Sendable, Equatable {
+        /// "fp32" or "int8".
+        public var precision: String
+        /// The kernel path, e.g. "avx512-vnni".
+        public var kernelPath: String
+
+        public init(precision: String, kernelPath: String) {
+            self.precision = precision
+            self.kernelPath = kernelPath
+        }
+    }
+
     public var worker: String
     public var state: String
+    /// Absent in documents from older workers.
+    public var engine: Engine?
     public var at: String
     public var intervalSeconds: Double
     public var uptimeSeconds: Double

@@ -70,9 +70,18 @@ public actor WorkerMetrics {
     let cacheLoads: Counter
     let cacheLoadSeconds: FloatingPointCounter
 
+    /// The engine's precision and kernel path, reported in every document and as `adapterd_engine_info`.
+    let engine: MetricsSnapshot.Engine?
+    let engineInfoGauge: Gauge?
+
     /// Figures reported through `factory` (default: the process's bootstrapped metrics system).
-    public init(factory: MetricsFactory = MetricsSystem.factory) {
+    public init(factory: MetricsFactory = MetricsSystem.factory, engine: MetricsSnapshot.Engine? = nil) {
         self.factory = factory
+        self.engine = engine
+        engineInfoGauge = engine.map {
+            Gauge(label: "adapterd_engine_info", dimensions: [("precision", $0.precision), ("kernel_path", $0.kernelPath)], factory: factory)
+        }
+        engineInfoGauge?.record(1)
         inFlightGauge = Gauge(label: "adapterd_in_flight_requests", factory: factory)
         queueGauge = Gauge(label: "adapterd_queue_depth", factory: factory)
         batchRecorder = Recorder(label: "adapterd_batch_size", aggregate: true, factory: factory)
@@ -198,7 +207,7 @@ public actor WorkerMetrics {
         let batchCount = state.batches.batches - batchesAtIntervalStart.batches
         let rowCount = state.batches.rows - batchesAtIntervalStart.rows
         let snapshot = MetricsSnapshot(
-            worker: state.worker, state: state.state, at: formatter.string(from: Date()), intervalSeconds: seconds,
+            worker: state.worker, state: state.state, engine: engine, at: formatter.string(from: Date()), intervalSeconds: seconds,
             uptimeSeconds: state.uptimeSeconds, rssBytes: Self.residentBytes(),
             requests: MetricsSnapshot.Requests(
                 total: state.requestsTotal, failed: state.requestsFailed, perSecond: Double(inferenceRequests) / seconds,
