@@ -24,6 +24,8 @@ let modelDirectory = arguments[0]
 let adaptersDirectory = arguments[1]
 let adapterNames = ["intent", "severity", "rand-r4-rslora-dense", "rand-r16-fp16"]
 let label = "adapterd-\(precision)"
+// The GEMMs' instruction set is process-wide: set it before the first engine.
+ExecutionRuntime.configure(path: path)
 
 /// The same synthetic token ids the peers use: `[CLS]`, words, `[SEP]`.
 func tokens(_ length: Int, seed: Int = 0) -> [Int32] {

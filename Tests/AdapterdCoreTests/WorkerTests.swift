@@ -125,16 +125,17 @@ struct WorkerTests {
     func expiredRequest() async throws {
         let broker = try Harness.broker()
         var configuration = Harness.configuration(broker: broker)
-        configuration.maxBatch = 4
+        configuration.maxBatch = 1
         let worker = try await RunningWorker(configuration)
         let raw = try await RawClient(broker: broker)
-        // Keep the engine busy with long inputs, then send a request that may wait at most one second.
+        // Keep the engine busy with long inputs, then send a request that may wait at most one second: 240 rows of
+        // 128 tokens one at a time take several seconds even on the fast INT8-capable kernels (~20 ms each).
         let long = String(repeating: "the pump vibrates and the valve leaks ", count: 20)
-        for index in 0..<48 {
+        for index in 0..<240 {
             try raw.publish(worker.worker.topics.infer, Array(#"{"text": "\#(long)", "adapter": "intent"}"#.utf8), correlation: "busy\(index)")
         }
         try raw.publish(worker.worker.topics.infer, Array(#"{"text": "urgent", "adapter": "intent"}"#.utf8), correlation: "urgent", expiry: 1)
-        let replies = await raw.waitForReplies(49, timeout: .seconds(180))
+        let replies = await raw.waitForReplies(241, timeout: .seconds(180))
         let urgent = try #require(replies.first { $0.properties.correlationData == Array("urgent".utf8) })
         #expect(urgent.properties.userProperty("status") == "DEADLINE_EXCEEDED")
         raw.close()
