@@ -1,8 +1,9 @@
 // Engine benchmark: prints one JSON object per measurement (Benchmarks/run turns them into a table beside
 // PyTorch+PEFT's and ONNX Runtime's figures for the same inputs). Release build only; not a test.
 //
-// usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8] [--path NAME] [--rss]
+// usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8] [--path NAME] [--rss | --profile B T S]
 //   --rss: only load the base model and 100 adapters, run once, and report the peak resident set.
+//   --profile B T S: run batches of B sequences of T tokens for S seconds (attach a profiler).
 import AdapterEngine
 import Foundation
 
@@ -49,7 +50,14 @@ func report(_ metric: String, _ value: Double, _ unit: String) {
     fflush(nil)
 }
 
+/// Peak resident set of this process: VmHWM from /proc/self/status (ru_maxrss of a child starts at its parent's
+/// peak on Linux, so it overstates a process launched from a large one).
 func peakResidentMiB() -> Double {
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+       let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+       let kib = Double(line.split(separator: " ").dropFirst().first ?? "") {
+        return kib / 1024
+    }
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_maxrss) / 1024
@@ -58,6 +66,20 @@ func peakResidentMiB() -> Double {
 let engine = try InferenceEngine(modelDirectory: modelDirectory, precision: precision, path: path)
 FileHandle.standardError.write(Data("\(label): kernels \(engine.path), \(engine.plan.runtime)\n".utf8))
 let intent = try LoRAAdapter(directory: adaptersDirectory + "/intent", model: engine.model)
+
+// --profile BATCH LENGTH SECONDS: runs one shape in a loop, for a profiler to attach to.
+if let index = arguments.firstIndex(of: "--profile"), index + 3 < arguments.count,
+   let batch = Int(arguments[index + 1]), let length = Int(arguments[index + 2]), let seconds = Double(arguments[index + 3]) {
+    let inputs = (0..<batch).map { EncodedInput(ids: tokens(length, seed: $0), adapter: intent) }
+    let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    var runs = 0
+    while ContinuousClock.now < end {
+        _ = try engine.run(encoded: inputs)
+        runs += 1
+    }
+    FileHandle.standardError.write(Data("\(runs) runs of \(batch) × \(length) tokens\n".utf8))
+    exit(0)
+}
 
 if rssOnly {
     let adapters = try (0..<100).map { try LoRAAdapter(directory: adaptersDirectory + "/" + adapterNames[$0 % adapterNames.count], model: engine.model) }
