@@ -10,11 +10,12 @@ import MQTTRPC
 import ServiceLifecycle
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3 else {
-    FileHandle.standardError.write(Data("usage: MQTTBenchmark MODEL_DIR ADAPTER_DIR\n".utf8))
+guard arguments.count == 3 || arguments.count == 4 else {
+    FileHandle.standardError.write(Data("usage: MQTTBenchmark MODEL_DIR ADAPTER_DIR [fp32|int8]\n".utf8))
     exit(2)
 }
 let modelDirectory = arguments[1], adapterDirectory = arguments[2]
+let precision = arguments.count == 4 ? Precision(rawValue: arguments[3]) ?? .fp32 : .fp32
 let texts = (0..<64).map { "sensor \($0 % 9) reports vibration above threshold on motor \($0)" }
 
 func milliseconds(_ duration: Duration) -> Double {
@@ -63,7 +64,7 @@ echo.disconnect()
 pinger.disconnect()
 
 // The engine alone on the same inputs.
-let engine = try InferenceEngine(modelDirectory: modelDirectory)
+let engine = try InferenceEngine(modelDirectory: modelDirectory, precision: precision)
 let intent = try LoRAAdapter(directory: adapterDirectory, model: engine.model)
 let encoded = texts.map { EncodedInput(ids: engine.encode($0).ids, adapter: intent) }
 var engineBatch1: [Double] = []
@@ -90,6 +91,7 @@ var logger = Logger(label: "bench")
 logger.logLevel = .error
 var configuration = WorkerConfiguration(brokerURL: broker.url, workerID: "bench", modelDirectory: modelDirectory, dataDirectory: directory)
 configuration.preload = [("intent", "v1", adapterDirectory)]
+configuration.precision = precision
 let worker = try Worker(configuration: configuration, logger: logger)
 let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [worker], logger: logger))
 let workerTask = Task { try await group.run() }

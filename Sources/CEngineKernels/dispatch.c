@@ -204,3 +204,13 @@ void adk_transpose(const float *source, int64_t rows, int64_t cols, float *desti
         }
     }
 }
+
+extern void omp_set_num_threads(int threads);
+
+int adk_begin_sequential(void) {
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    return threads;
+}
+
+void adk_end_sequential(int threads) { omp_set_num_threads(threads); }

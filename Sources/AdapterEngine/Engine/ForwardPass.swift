@@ -236,6 +236,10 @@ struct ForwardPass {
         slot: LinearSlot, adapters: [[LoRAWeights?]?], input: UnsafePointer<Float>, width: Int,
         output: UnsafeMutablePointer<Float>, ldy: Int, batch: Batch
     ) {
+        // Each group's two products are small (rank 4–64 wide): waking the OpenMP team for them costs more than it
+        // saves, and a batch of 32 adapters issues 32 pairs per slot.
+        let threads = adk_begin_sequential()
+        defer { adk_end_sequential(threads) }
         for (group, layers) in zip(batch.groups, adapters) {
             guard let lora = layers?[slot.rawValue] else { continue }
             Kernels.addLoRA(

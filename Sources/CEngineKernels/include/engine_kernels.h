@@ -80,6 +80,13 @@ void adk_quantize_weights(const float *w, int64_t out, int64_t in, int8_t *wq, f
 /// `destination[c][r] = source[r][c]` for a `rows × cols` source; destination rows are `ld` apart.
 void adk_transpose(const float *source, int64_t rows, int64_t cols, float *destination, int64_t ld);
 
+/// Makes the calling thread's next oneDNN products and kernels run on it alone; returns the team size to restore
+/// with `adk_end_sequential`. For products too small to pay for waking the team (LoRA terms, heads).
+int adk_begin_sequential(void);
+
+/// Restores the team size `adk_begin_sequential` returned.
+void adk_end_sequential(int threads);
+
 /// Threads in the OpenMP team the kernels (and oneDNN) use.
 int adk_team_size(void);
 
