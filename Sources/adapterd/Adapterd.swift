@@ -90,6 +90,7 @@ struct Adapterd: AsyncParsableCommand {
     }
 
     func run() async throws {
+        ExecutionRuntime.restartWithPassiveWaitIfNeeded()
         let file: ConfigFile
         do {
             file = try (config ?? Self.environment("CONFIG")).map(ConfigFile.load) ?? ConfigFile()
