@@ -24,8 +24,12 @@ public final class ExecutionPlan: Sendable {
         self.precision = precision
         self.path = min(path, KernelPath.detected)
         runtime = ExecutionRuntime.configure()
+        // The forward pass reads only the prepared copies; merged mode and adapter validation read the mapped
+        // originals rarely and fault them back in. Dropping each layer's pages once it is prepared keeps the process
+        // from holding the base model twice, even at its peak.
         layers = weights.layers.map { layer in
-            Layer(
+            defer { for linear in layer.linears { linear.weight.storage.releaseResidentPages() } }
+            return Layer(
                 queryKeyValue: PreparedLinear([layer[.query], layer[.key], layer[.value]], precision: precision),
                 attentionOutput: PreparedLinear([layer[.attentionOutput]], precision: precision),
                 intermediate: PreparedLinear([layer[.intermediate]], precision: precision),

@@ -43,6 +43,12 @@ public final class FloatStorage: @unchecked Sendable {
     /// Whether this storage points into a memory-mapped file (no copy was made).
     public var isMapped: Bool { mapping != nil }
 
+    /// For a mapped view: drops its resident pages (they fault back in if read again). For weights the engine has
+    /// copied into another layout, so that the process does not hold both.
+    public func releaseResidentPages() {
+        mapping?.releasePages(from: UnsafeRawPointer(baseAddress), byteCount: count * MemoryLayout<Float>.size)
+    }
+
     /// Calls `body` with the elements; the storage stays alive until it returns.
     public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try withExtendedLifetime(self) { try body(UnsafeBufferPointer(start: baseAddress, count: count)) }

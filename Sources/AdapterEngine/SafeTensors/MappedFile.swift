@@ -37,6 +37,16 @@ public final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawPointer(address)
     }
 
+    /// Drops this process's resident pages of `byteCount` bytes at `start` (whole pages inside the range only); the
+    /// mapping stays valid and a later read faults them back in from the file. For data copied elsewhere once.
+    public func releasePages(from start: UnsafeRawPointer, byteCount: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (Int(bitPattern: start) + page - 1) / page * page
+        let last = (Int(bitPattern: start) + byteCount) / page * page
+        guard last > first else { return }
+        madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         if let bytes { munmap(UnsafeMutableRawPointer(mutating: bytes), count) }
     }
