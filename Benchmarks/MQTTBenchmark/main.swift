@@ -129,6 +129,40 @@ for clients in [1, 8, 64] {
     let seconds = milliseconds(clock.now - start) / 1e3
     rows.append(Row(clients: clients, perSecond: Double(latencies.count) / seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), engine: try engineThroughput(batch: clients)))
 }
+
+// Serving while adapters load: 300 sequential requests alone, then the same 300 while a second client loads a new
+// adapter version every 100 ms (each is hashed, parsed, validated and smoke-tested), in one run.
+func sequentialLatencies() async throws -> [Double] {
+    var samples: [Double] = []
+    for index in 0..<300 {
+        var request = Adapterd_V1_InferRequest()
+        request.text = texts[index % texts.count]
+        request.adapter = "intent"
+        let sent = ContinuousClock.now
+        _ = try await client.infer(request, subtopic: "vibration/m0")
+        samples.append(milliseconds(ContinuousClock.now - sent))
+    }
+    return samples
+}
+let quiet = try await sequentialLatencies()
+let loader = try await AdapterdClient(brokerURL: broker.url, worker: "bench")
+let loads = Task {
+    var count = 0
+    while !Task.isCancelled {
+        var request = Adapterd_V1_LoadAdapterRequest()
+        request.name = "loaded"
+        request.version = "v\(count)"
+        request.path = adapterDirectory
+        _ = try? await loader.control("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self)
+        count += 1
+        try? await Task.sleep(for: .milliseconds(100))
+    }
+    return count
+}
+let loading = try await sequentialLatencies()
+loads.cancel()
+let loadCount = await loads.value
+loader.close()
 client.close()
 await group.triggerGracefulShutdown()
 try await workerTask.value
@@ -140,3 +174,4 @@ print("|---|---|---|---|---|---|---|")
 for row in rows {
     print("| \(row.clients) | \(String(format: "%.1f", row.perSecond)) | \(String(format: "%.1f", row.engine)) | \(String(format: "%.2f", row.perSecond / row.engine)) | \(String(format: "%.2f", row.p50)) | \(String(format: "%.2f", row.p99)) | \(String(format: "%.2f", engineLatency + rtt + 0.5)) |")
 }
+print("300 sequential requests: p50 \(String(format: "%.2f", percentile(quiet, 0.5))) ms, p99 \(String(format: "%.2f", percentile(quiet, 0.99))) ms alone; p50 \(String(format: "%.2f", percentile(loading, 0.5))) ms, p99 \(String(format: "%.2f", percentile(loading, 0.99))) ms while \(loadCount) adapters loaded every 100 ms (p99 ratio \(String(format: "%.2f", percentile(loading, 0.99) / percentile(quiet, 0.99))))")

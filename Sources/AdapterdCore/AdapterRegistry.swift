@@ -38,14 +38,21 @@ public actor AdapterRegistry {
 
     /// Hub ids (`owner/name`) of the base model that adapters may declare in `base_model_name_or_path`.
     private let baseModelNames: [String]
-    /// The worker's engine, for smoke inferences.
+    /// The worker's engine, for smoke inferences when no `smoke` runner is given.
     private let engine: InferenceEngine
+    /// Runs a smoke inference the way requests run (the worker passes its batch executor's engine thread).
+    private let smoke: (@Sendable (EncodedInput) async -> InferenceOutput?)?
 
     /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`; adapters
     /// declaring a hub base model other than `baseModelNames` are refused.
-    public init(engine: InferenceEngine, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = []) {
+    /// `smoke` runs a new adapter's smoke inference (default: on the calling task, with `engine`).
+    public init(
+        engine: InferenceEngine, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = [],
+        smoke: (@Sendable (EncodedInput) async -> InferenceOutput?)? = nil
+    ) {
         let model = engine.model
         self.engine = engine
+        self.smoke = smoke
         self.model = model
         self.store = store
         self.baseFingerprint = baseFingerprint
@@ -89,8 +96,11 @@ public actor AdapterRegistry {
     /// wait for `activate`. A refused adapter is recorded as failed and changes nothing that serves.
     /// `source` is what the audit trail records as its origin (the path by default); `declaredBase` is the base
     /// model fingerprint the sender says the adapter was trained on (empty: not declared).
+    ///
+    /// Hashing, copying, parsing, validation and the smoke inference run before the registry is touched (this
+    /// method is not isolated to it), so requests resolving adapters never queue behind a load.
     @discardableResult
-    public func load(name: String, version: String, path: String, actor: String, source: String? = nil, declaredBase: String = "") async throws(RPCError) -> Entry {
+    public nonisolated func load(name: String, version: String, path: String, actor: String, source: String? = nil, declaredBase: String = "") async throws(RPCError) -> Entry {
         try mapped { () throws(StoreError) in
             try AdapterName.check(name, field: "name")
             try AdapterName.check(version, field: "version")
@@ -105,7 +115,7 @@ public actor AdapterRegistry {
             throw RPCError(.notFound, "adapter '\(name)' \(version): no directory at '\(path)'")
         }
         let sha256 = try mapped { () throws(StoreError) in try store.importFiles(from: path) }
-        if let existing = entries[name]?[version] {
+        if let existing = await entry(name: name, version: version) {
             guard existing.sha256 == sha256 else {
                 throw RPCError(.alreadyExists, StoreError.conflict(name: name, version: version, existingSHA256: existing.sha256).description)
             }
@@ -118,7 +128,7 @@ public actor AdapterRegistry {
             if let problem = Self.baseModelProblem(declared: adapter.config.baseModel, accepted: baseModelNames) {
                 throw RPCError(.failedPrecondition, problem)
             }
-            try Self.smokeTest(adapter, engine: engine)
+            try await smokeTest(adapter)
         } catch {
             let failed = AdapterVersionRecord(
                 name: name, version: version, sha256: sha256, sizeBytes: 0, rank: 0, targets: [], baseFingerprint: baseFingerprint,
@@ -128,17 +138,33 @@ public actor AdapterRegistry {
             try? store.removeFilesIfUnused(sha256: sha256)
             throw RPCError(.failedPrecondition, "adapter '\(name)' \(version) refused: \(error)")
         }
-        var record = AdapterVersionRecord(
+        let record = AdapterVersionRecord(
             name: name, version: version, sha256: sha256, sizeBytes: adapter.byteSize, rank: adapter.maxRank,
             targets: Self.targets(of: adapter), baseFingerprint: baseFingerprint, labels: adapter.labels ?? [], source: source ?? path)
-        record = try mapped { () throws(StoreError) in try store.register(record, actor: actor) }
+        return try await commit(record, path: storedPath, adapter: adapter, actor: actor)
+    }
+
+    /// The registered (name, version), if any.
+    private func entry(name: String, version: String) -> Entry? { entries[name]?[version] }
+
+    /// Registers a validated adapter: the short, isolated part of `load`.
+    private func commit(_ staged: AdapterVersionRecord, path: String, adapter: LoRAAdapter, actor: String) async throws(RPCError) -> Entry {
+        let name = staged.name, version = staged.version
+        // Another load of the same version may have finished while this one validated.
+        if let existing = entries[name]?[version] {
+            guard existing.sha256 == staged.sha256 else {
+                throw RPCError(.alreadyExists, StoreError.conflict(name: name, version: version, existingSHA256: existing.sha256).description)
+            }
+            return existing
+        }
+        var record = try mapped { () throws(StoreError) in try store.register(staged, actor: actor) }
         if active[name] == nil {
             record = try mapped { () throws(StoreError) in
                 try store.activate(name: name, version: version, actor: actor, reason: "first version of '\(name)'")
             }
             active[name] = version
         }
-        let entry = Entry(record: record, path: storedPath)
+        let entry = Entry(record: record, path: path)
         entries[name, default: [:]][version] = entry
         await cache.insert(entry.key, adapter)
         return entry
@@ -340,9 +366,16 @@ public actor AdapterRegistry {
         }
     }
 
-    /// One short row through the adapter: it must produce finite numbers before it may serve.
-    static func smokeTest(_ adapter: LoRAAdapter, engine: InferenceEngine) throws(RPCError) {
-        let output = engine.run(["adapterd smoke test"], adapter: adapter)[0].output
+    /// One short row through the adapter, the way requests run: it must produce finite numbers before it may serve.
+    private nonisolated func smokeTest(_ adapter: LoRAAdapter) async throws(RPCError) {
+        let ids = engine.encode("adapterd smoke test").ids
+        let output: InferenceOutput?
+        if let smoke {
+            output = await smoke(EncodedInput(ids: ids, adapter: adapter))
+        } else {
+            output = engine.run(["adapterd smoke test"], adapter: adapter).first?.output
+        }
+        guard let output else { throw RPCError(.unavailable, "the engine is stopping; the smoke inference did not run") }
         let values = output.logits ?? output.embedding ?? []
         guard !values.isEmpty, values.allSatisfy(\.isFinite) else {
             throw RPCError(.failedPrecondition, "smoke inference produced non-finite outputs")
@@ -376,7 +409,7 @@ public actor AdapterRegistry {
     }
 
     /// Runs a store operation, turning its errors into RPC statuses.
-    private func mapped<T>(_ body: () throws(StoreError) -> T) throws(RPCError) -> T {
+    private nonisolated func mapped<T>(_ body: () throws(StoreError) -> T) throws(RPCError) -> T {
         do {
             return try body()
         } catch {

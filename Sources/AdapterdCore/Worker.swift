@@ -60,9 +60,12 @@ public final class Worker: Service, Sendable {
         // The fingerprint ties every registered adapter to the exact base weights it was validated against.
         let fingerprint = try AdapterDigest.sha256(ofFile: configuration.modelDirectory + "/model.safetensors")
         let modelName = URL(fileURLWithPath: configuration.modelDirectory).standardizedFileURL.lastPathComponent
+        let executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch, batchSizes: metrics.batchRecorder)
+        self.executor = executor
         registry = AdapterRegistry(
             engine: engine, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint,
-            cacheBytes: configuration.cacheMaxBytes, baseModelNames: configuration.baseModelNames + [modelName])
+            cacheBytes: configuration.cacheMaxBytes, baseModelNames: configuration.baseModelNames + [modelName],
+            smoke: { await executor.run($0) })
         let trusted: TrustedKeys
         do {
             trusted = try TrustedKeys(configuration.trustedKeys)
@@ -72,7 +75,6 @@ public final class Worker: Service, Sendable {
         pushes = PushInbox(
             directory: configuration.dataDirectory + "/pushes", maxBytes: configuration.maxPushBytes, trusted: trusted,
             requireSigned: configuration.requireSigned, staleAfter: Double(configuration.pushExpiry.components.seconds))
-        executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch, batchSizes: metrics.batchRecorder)
         rolloutGuard = RolloutGuard(policy: configuration.guardPolicy)
         var options = try MQTTOptions.parse(url: configuration.brokerURL, clientID: "adapterd-" + configuration.workerID)
         options.protocolVersion = configuration.protocolVersion == .v5 ? .v5 : .v311

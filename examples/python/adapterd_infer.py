@@ -80,8 +80,9 @@ class InferClient:
     @staticmethod
     def _on_socket_open(client, userdata, sock):
         # Request/reply is small messages both ways. With Nagle's algorithm on (the socket default) each one can
-        # wait for the peer's delayed ACK: adapterd's README measured 88 ms round trips without TCP_NODELAY and
-        # about 10 ms with it. paho calls this right after opening the socket, before it sends CONNECT.
+        # wait for the peer's delayed ACK: adapterd's README measured 88 ms bare round trips through mosquitto
+        # without TCP_NODELAY against 0.13-0.17 ms with it. paho calls this right after opening the socket, before
+        # it sends CONNECT.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
