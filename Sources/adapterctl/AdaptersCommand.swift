@@ -123,7 +123,7 @@ struct StatusCommand: AsyncParsableCommand {
         try await ReplyPrinter.rpc {
             try await connection.call("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self) { reply in
                 """
-                worker \(reply.worker): \(reply.state), adapterd \(reply.version), model \(reply.model)
+                worker \(reply.worker): \(reply.state), adapterd \(reply.version), model \(reply.model)\(reply.precision.isEmpty ? "" : ", \(reply.precision) on \(reply.kernelPath) kernels")
                 up \(String(format: "%.0f", reply.uptimeSeconds)) s since \(reply.startedAt); \(reply.adaptersLoaded) adapter versions loaded
                 requests: \(reply.requestsTotal) run, \(reply.requestsFailed) failed, \(reply.inFlight) in flight
                 """

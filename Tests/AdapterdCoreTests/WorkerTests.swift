@@ -35,6 +35,23 @@ struct WorkerTests {
         try await worker.stop()
     }
 
+    @Test("an INT8 worker serves the reference labels and reports its precision and kernel path in GetStatus")
+    func int8WorkerReportsPrecision() async throws {
+        let broker = try Harness.broker()
+        defer { broker.stop() }
+        var configuration = Harness.configuration(broker: broker)
+        configuration.precision = .int8
+        let worker = try await RunningWorker(configuration)
+        let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
+        let status = try await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self)
+        #expect(status.precision == "int8")
+        #expect(status.kernelPath == KernelPath.detected.description)
+        let reply = try await client.infer(request("Switch OFF the lamp!", adapter: "intent"))
+        #expect(reply.label == "lights_off")
+        client.close()
+        try await worker.stop()
+    }
+
     @Test("MQTT 3.1.1 clients get replies at replyTo with their correlationId echoed")
     func mqtt311Style() async throws {
         let broker = try Harness.broker()
