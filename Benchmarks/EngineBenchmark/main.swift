@@ -115,11 +115,15 @@ let distinct = try (0..<32).map { _ in try LoRAAdapter(directory: adaptersDirect
 let uniformBatch = (0..<32).map { EncodedInput(ids: tokens(32, seed: $0), adapter: intent) }
 let mixedBatch = (0..<32).map { EncodedInput(ids: tokens(32, seed: $0), adapter: distinct[$0]) }
 var uniformSamples: [Double] = [], mixedSamples: [Double] = []
-for _ in 0..<5 {
-    uniformSamples.append(try median(iterations: 5) { _ = try engine.run(encoded: uniformBatch) })
-    mixedSamples.append(try median(iterations: 5) { _ = try engine.run(encoded: mixedBatch) })
+// Interleaved rounds, the order alternating, so that drift of a shared VM hits both alike.
+for round in 0..<9 {
+    let first = round % 2 == 0 ? uniformBatch : mixedBatch, second = round % 2 == 0 ? mixedBatch : uniformBatch
+    let a = try median(iterations: 3, warmup: 1) { _ = try engine.run(encoded: first) }
+    let b = try median(iterations: 3, warmup: 1) { _ = try engine.run(encoded: second) }
+    uniformSamples.append(round % 2 == 0 ? a : b)
+    mixedSamples.append(round % 2 == 0 ? b : a)
 }
-let uniform = uniformSamples.sorted()[2], mixed = mixedSamples.sorted()[2]
+let uniform = uniformSamples.sorted()[4], mixed = mixedSamples.sorted()[4]
 report("batch32_uniform_throughput", 32_000 / uniform, "seq/s")
 report("batch32_mixed_throughput", 32_000 / mixed, "seq/s")
 
