@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "MQTTRPC", targets: ["MQTTRPC"]),
         .library(name: "AdapterRuntime", targets: ["AdapterRuntime"]),
         .library(name: "AdapterdCore", targets: ["AdapterdCore"]),
+        .library(name: "AdapterdClient", targets: ["AdapterdClient"]),
         .executable(name: "adapterd", targets: ["adapterd"]),
         .executable(name: "adapterctl", targets: ["adapterctl"]),
     ],
@@ -63,11 +64,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What client and worker share about adapters: names, the content digest, push bundles, manifests, signatures.
+        .target(
+            name: "AdapterFormats",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // The client side of the worker's RPC: client, pusher, topics, message conformances, status and metrics documents.
+        .target(
+            name: "AdapterdClient",
+            dependencies: [
+                "AdapterdAPI", "AdapterFormats", "MQTTRPC",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
         // Adapter lifecycle state: the content-addressed store and its SQLite registry.
         .target(
             name: "AdapterRuntime",
             dependencies: [
-                "AdapterEngine",
+                "AdapterEngine", "AdapterFormats",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
@@ -75,7 +89,7 @@ let package = Package(
         .target(
             name: "AdapterdCore",
             dependencies: [
-                "AdapterEngine", "AdapterRuntime", "AdapterdAPI", "MQTTRPC",
+                "AdapterEngine", "AdapterRuntime", "AdapterdAPI", "AdapterdClient", "AdapterFormats", "MQTTRPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
@@ -106,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "adapterctl",
             dependencies: [
-                "AdapterEngine", "AdapterRuntime", "AdapterdAPI", "AdapterdCore", "MQTTRPC",
+                "AdapterEngine", "AdapterFormats", "AdapterdAPI", "AdapterdClient", "MQTTRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -123,7 +137,7 @@ let package = Package(
         .executableTarget(
             name: "MQTTBenchmark",
             dependencies: [
-                "AdapterEngine", "AdapterdAPI", "AdapterdCore", "MQTTRPC",
+                "AdapterEngine", "AdapterdAPI", "AdapterdClient", "AdapterdCore", "MQTTRPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -136,16 +150,16 @@ let package = Package(
         ),
         .testTarget(
             name: "AdapterRuntimeTests",
-            dependencies: ["AdapterRuntime", "AdapterEngine"]
+            dependencies: ["AdapterRuntime", "AdapterEngine", "AdapterFormats"]
         ),
         .testTarget(
             name: "AdapterdCoreTests",
-            dependencies: ["AdapterdCore", "AdapterdAPI", "AdapterEngine", "AdapterRuntime", "MQTTRPC"]
+            dependencies: ["AdapterdCore", "AdapterdClient", "AdapterdAPI", "AdapterEngine", "AdapterFormats", "AdapterRuntime", "MQTTRPC"]
         ),
         .testTarget(
             name: "AdapterdHTTPTests",
             dependencies: [
-                "AdapterdHTTP", "AdapterdCore", "AdapterdAPI", "MQTTRPC",
+                "AdapterdHTTP", "AdapterdCore", "AdapterdClient", "AdapterdAPI", "MQTTRPC",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Yams", package: "Yams"),
             ]

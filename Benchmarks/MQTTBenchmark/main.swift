@@ -1,9 +1,10 @@
 // End-to-end benchmark through a real mosquitto on loopback: adapterd's worker in this process, clients sending
 // sensor-style requests at 1, 8 and 64 concurrent callers, next to the engine's own latency and throughput for the
 // same inputs and the bare broker round trip measured in the same run. Release build only; not a test.
-import AdapterEngine
 import AdapterdAPI
+import AdapterdClient
 import AdapterdCore
+import AdapterEngine
 import Foundation
 import Logging
 import MQTTRPC

@@ -1,3 +1,4 @@
+import AdapterFormats
 import Foundation
 import GRDB
 

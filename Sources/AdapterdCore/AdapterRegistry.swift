@@ -1,4 +1,5 @@
 import AdapterEngine
+import AdapterFormats
 import AdapterRuntime
 import Foundation
 import MQTTRPC

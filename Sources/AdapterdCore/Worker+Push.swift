@@ -1,5 +1,6 @@
-import AdapterRuntime
 import AdapterdAPI
+import AdapterFormats
+import AdapterRuntime
 import MQTTRPC
 
 extension Worker {

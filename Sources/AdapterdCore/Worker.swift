@@ -1,10 +1,12 @@
-import AdapterEngine
-import AdapterRuntime
 import AdapterdAPI
+import AdapterdClient
+import AdapterEngine
+import AdapterFormats
+import AdapterRuntime
 import Foundation
 import Logging
-import MQTTRPC
 import Metrics
+import MQTTRPC
 import ServiceLifecycle
 
 /// adapterd's worker: takes inference and control requests from MQTT, runs them, and replies.

@@ -1,5 +1,5 @@
 import AdapterdAPI
-import AdapterdCore
+import AdapterdClient
 import ArgumentParser
 import Foundation
 

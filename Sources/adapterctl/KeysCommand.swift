@@ -1,4 +1,4 @@
-import AdapterRuntime
+import AdapterFormats
 import ArgumentParser
 import Foundation
 

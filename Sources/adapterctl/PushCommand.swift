@@ -1,7 +1,7 @@
 import AdapterEngine
-import AdapterRuntime
+import AdapterFormats
 import AdapterdAPI
-import AdapterdCore
+import AdapterdClient
 import ArgumentParser
 import Foundation
 import MQTTRPC

@@ -1,4 +1,4 @@
-import AdapterdCore
+import AdapterdClient
 import ArgumentParser
 import Foundation
 import MQTTRPC

@@ -1,3 +1,4 @@
+import AdapterFormats
 import AdapterRuntime
 import Foundation
 import Testing

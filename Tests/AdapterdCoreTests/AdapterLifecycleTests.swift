@@ -1,4 +1,5 @@
 import AdapterdAPI
+import AdapterdClient
 import AdapterdCore
 import Foundation
 import MQTTRPC

@@ -1,6 +1,7 @@
-import AdapterEngine
 import AdapterdAPI
+import AdapterdClient
 import AdapterdCore
+import AdapterEngine
 import Foundation
 import Logging
 import MQTTRPC

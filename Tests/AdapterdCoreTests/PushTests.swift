@@ -1,6 +1,8 @@
-import AdapterRuntime
 import AdapterdAPI
+import AdapterdClient
 import AdapterdCore
+import AdapterFormats
+import AdapterRuntime
 import Foundation
 import MQTTRPC
 import Testing

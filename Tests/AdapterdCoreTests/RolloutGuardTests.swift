@@ -1,6 +1,7 @@
-import AdapterRuntime
 import AdapterdAPI
+import AdapterdClient
 import AdapterdCore
+import AdapterRuntime
 import Foundation
 import MQTTRPC
 import Testing

@@ -1,7 +1,8 @@
+import AdapterdAPI
+import AdapterdClient
+import AdapterdCore
 import AdapterEngine
 import AdapterRuntime
-import AdapterdAPI
-import AdapterdCore
 import Foundation
 import MQTTRPC
 import Testing

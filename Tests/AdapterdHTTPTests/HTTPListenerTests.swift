@@ -1,15 +1,16 @@
 import AdapterdAPI
+import AdapterdClient
 import AdapterdCore
 import AdapterdHTTP
 import Foundation
-#if canImport(FoundationNetworking)
 import FoundationNetworking
-#endif
 import Logging
 import MQTTRPC
 import Prometheus
 import ServiceLifecycle
 import Testing
+#if canImport(FoundationNetworking)
+#endif
 
 /// A worker with its HTTP listener on a free loopback port, a real mosquitto, the real model.
 final class ServedWorker: Sendable {

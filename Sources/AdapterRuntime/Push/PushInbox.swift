@@ -1,7 +1,8 @@
+import AdapterFormats
 import Crypto
 import Foundation
-#if canImport(Glibc)
 import Glibc
+#if canImport(Glibc)
 #endif
 
 /// Pushes in progress, kept on disk under `{data}/pushes/{name}@{version}/` so an interrupted push resumes (even

@@ -1,8 +1,9 @@
+import AdapterdClient
 import AdapterEngine
 import AdapterRuntime
 import Foundation
-import MQTTRPC
 import Metrics
+import MQTTRPC
 
 /// The worker's figures: recorded per request and per batch, reported through swift-metrics (for whichever
 /// backend the executable binds, e.g. Prometheus) and as `MetricsSnapshot` documents for the metrics topic, the

@@ -1,4 +1,4 @@
-import AdapterRuntime
+import AdapterFormats
 import AdapterdAPI
 import Foundation
 import MQTTRPC

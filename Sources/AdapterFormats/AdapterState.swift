@@ -1,7 +1,5 @@
-import GRDB
-
 /// Where an adapter version is in its lifecycle.
-public enum AdapterState: String, Codable, Sendable, DatabaseValueConvertible, CaseIterable {
+public enum AdapterState: String, Codable, Sendable, CaseIterable {
     /// Validated and stored; serves only requests that name this version.
     case staged
     /// The version a name resolves to.

@@ -12,6 +12,15 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
         public var inFlight: Int
         /// Rows waiting for the engine.
         public var queueDepth: Int
+
+        /// Assembles the figures (the worker builds these; clients decode them).
+        public init(total: Int, failed: Int, perSecond: Double, inFlight: Int, queueDepth: Int) {
+            self.total = total
+            self.failed = failed
+            self.perSecond = perSecond
+            self.inFlight = inFlight
+            self.queueDepth = queueDepth
+        }
     }
 
     public struct Batches: Codable, Sendable, Equatable {
@@ -19,6 +28,13 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
         public var total: Int
         public var meanSize: Double
         public var maxSize: Int
+
+        /// Assembles the figures (the worker builds these; clients decode them).
+        public init(total: Int, meanSize: Double, maxSize: Int) {
+            self.total = total
+            self.meanSize = meanSize
+            self.maxSize = maxSize
+        }
     }
 
     public struct Cache: Codable, Sendable, Equatable {
@@ -29,12 +45,30 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
         public var evictions: Int
         public var loads: Int
         public var loadSecondsTotal: Double
+
+        /// Assembles the figures (the worker builds these; clients decode them).
+        public init(bytes: Int, budgetBytes: Int, hits: Int, misses: Int, evictions: Int, loads: Int, loadSecondsTotal: Double) {
+            self.bytes = bytes
+            self.budgetBytes = budgetBytes
+            self.hits = hits
+            self.misses = misses
+            self.evictions = evictions
+            self.loads = loads
+            self.loadSecondsTotal = loadSecondsTotal
+        }
     }
 
     public struct Latency: Codable, Sendable, Equatable {
         public var p50: Double
         public var p95: Double
         public var p99: Double
+
+        /// Assembles the figures (the worker builds these; clients decode them).
+        public init(p50: Double, p95: Double, p99: Double) {
+            self.p50 = p50
+            self.p95 = p95
+            self.p99 = p99
+        }
     }
 
     /// One adapter version (name "" is the base model alone).
@@ -55,6 +89,21 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
         public var latencyMs: Latency?
         /// When it last served a request (ISO 8601), if ever.
         public var lastUsed: String?
+
+        /// Assembles the figures (the worker builds these; clients decode them).
+        public init(name: String, version: String, state: String, cache: String, requestsTotal: Int, errorsTotal: [String: Int], requests: Int, perSecond: Double, errors: [String: Int], latencyMs: Latency?, lastUsed: String?) {
+            self.name = name
+            self.version = version
+            self.state = state
+            self.cache = cache
+            self.requestsTotal = requestsTotal
+            self.errorsTotal = errorsTotal
+            self.requests = requests
+            self.perSecond = perSecond
+            self.errors = errors
+            self.latencyMs = latencyMs
+            self.lastUsed = lastUsed
+        }
     }
 
     /// How the engine runs the base model.
@@ -86,5 +135,21 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
     public var events: [AdapterEvent]
 
     /// Compact JSON with sorted keys.
+    /// Assembles the figures (the worker builds these; clients decode them).
+    public init(worker: String, state: String, engine: Engine?, at: String, intervalSeconds: Double, uptimeSeconds: Double, rssBytes: Int, requests: Requests, batches: Batches, cache: Cache, adapters: [AdapterVersion], events: [AdapterEvent]) {
+        self.worker = worker
+        self.state = state
+        self.engine = engine
+        self.at = at
+        self.intervalSeconds = intervalSeconds
+        self.uptimeSeconds = uptimeSeconds
+        self.rssBytes = rssBytes
+        self.requests = requests
+        self.batches = batches
+        self.cache = cache
+        self.adapters = adapters
+        self.events = events
+    }
+
     public func json() -> [UInt8] { sortedJSON(self) }
 }

@@ -1,0 +1,5 @@
+import AdapterFormats
+import GRDB
+
+// Stored as its raw value in the registry's `state` column.
+extension AdapterState: DatabaseValueConvertible {}
