@@ -18,6 +18,9 @@ public final class MQTTClient: @unchecked Sendable {
     private var subscriptions: [String: Int] = [:]
     private var waiters: [Int: CheckedContinuation<Void, any Error>] = [:]
     private var nextWaiter = 0
+    /// SUBACK waiters by message id, and acknowledgements that arrived before their waiter registered.
+    private var subscribeWaiters: [Int32: CheckedContinuation<Void, any Error>] = [:]
+    private var acknowledged: Set<Int32> = []
     private var connected = false
     private var loopRunning = false
     private var disconnecting = false
@@ -59,6 +62,9 @@ public final class MQTTClient: @unchecked Sendable {
         }
         mosquitto_disconnect_v5_callback_set(handle) { _, context, _, _ in
             MQTTClient.from(context).didDisconnect()
+        }
+        mosquitto_subscribe_v5_callback_set(handle) { _, context, mid, _, _, _ in
+            MQTTClient.from(context).didSubscribe(mid: mid)
         }
         mosquitto_message_v5_callback_set(handle) { _, context, message, properties in
             guard let message else { return }
@@ -145,6 +151,35 @@ public final class MQTTClient: @unchecked Sendable {
         if isUp { try check(mosquitto_subscribe_v5(handle, nil, filter, Int32(qos), 0, nil), "subscribe to \(filter)") }
     }
 
+    /// Subscribes (and again after every reconnect) and returns once the broker has acknowledged it, so messages
+    /// published afterwards are delivered; throws after `timeout`. Needs a connection.
+    public func subscribe(_ filter: String, qos: Int = 1, acknowledgedWithin timeout: Duration) async throws {
+        lock.withLock { subscriptions[filter] = qos }
+        var messageID: Int32 = 0
+        try check(mosquitto_subscribe_v5(handle, &messageID, filter, Int32(qos), 0, nil), "subscribe to \(filter)")
+        let mid = messageID
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await withCheckedThrowingContinuation { continuation in
+                    let done = self.lock.withLock { () -> Bool in
+                        if self.acknowledged.remove(mid) != nil { return true }
+                        self.subscribeWaiters[mid] = continuation
+                        return false
+                    }
+                    if done { continuation.resume() }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                self.lock.withLock { self.subscribeWaiters.removeValue(forKey: mid) }?
+                    .resume(throwing: MQTTError.timedOut(operation: "waiting for the broker to acknowledge the subscription to \(filter)"))
+            }
+            try await group.next()
+            group.cancelAll()
+            self.lock.withLock { self.subscribeWaiters.removeValue(forKey: mid) }?.resume(throwing: CancellationError())
+        }
+    }
+
     /// Unsubscribes and forgets the filter.
     public func unsubscribe(_ filter: String) throws(MQTTError) {
         lock.withLock { _ = subscriptions.removeValue(forKey: filter) }
@@ -220,6 +255,18 @@ public final class MQTTClient: @unchecked Sendable {
         }
         for (filter, qos) in filters { mosquitto_subscribe_v5(handle, nil, filter, Int32(qos), 0, nil) }
         pending.forEach { $0.resume() }
+    }
+
+    private func didSubscribe(mid: Int32) {
+        let waiter = lock.withLock { () -> CheckedContinuation<Void, any Error>? in
+            if let waiter = subscribeWaiters.removeValue(forKey: mid) { return waiter }
+            // Acknowledgements of subscriptions nobody waits for (reconnects, `subscribe` without waiting) are
+            // remembered only briefly: message ids wrap at 65,535.
+            if acknowledged.count > 1024 { acknowledged.removeAll() }
+            acknowledged.insert(mid)
+            return nil
+        }
+        waiter?.resume()
     }
 
     private func didDisconnect() {

@@ -84,8 +84,7 @@ struct AdapterLifecycleTests {
         try weights.prefix(1000).write(to: URL(fileURLWithPath: corrupt + "/adapter_model.safetensors"))
 
         let events = try await RawClient(broker: broker)
-        try events.client.subscribe(Topics(worker: configuration.workerID).events, qos: 1)
-        try await Task.sleep(for: .milliseconds(100))
+        try await events.client.subscribe(Topics(worker: configuration.workerID).events, qos: 1, acknowledgedWithin: .seconds(5))
         let reply = try await load(client, "v2", from: corrupt)
         #expect(RPCStatus(reply.status) == .failedPrecondition)
         let published = await events.waitForReplies(1, timeout: .seconds(5))

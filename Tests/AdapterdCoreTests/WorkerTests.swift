@@ -168,8 +168,7 @@ struct WorkerTests {
         let worker = try await RunningWorker(configuration)
         let raw = try await RawClient(broker: broker)
         let results = worker.worker.topics.results(context: ["door", "d1"])
-        try raw.client.subscribe(results, qos: 1)
-        try await Task.sleep(for: .milliseconds(100))
+        try await raw.client.subscribe(results, qos: 1, acknowledgedWithin: .seconds(5))
         try raw.publish(worker.worker.topics.infer + "/door/d1", Array(#"{"text": "lock the door", "adapter": "intent"}"#.utf8), correlation: "r1")
         let received = await raw.waitForReplies(2)
         let copy = try #require(received.first { $0.topic == results })
@@ -256,7 +255,10 @@ struct AdapterdProcessTests {
         kill(pid, SIGTERM)
         let code = ChildProcess.wait(pid, timeout: .seconds(120))
         #expect(code == 0)
-        try await Task.sleep(for: .milliseconds(300))
+        // Replies sent before the exit may still be on their way through the broker.
+        for _ in 0..<400 where raw.received.filter({ $0.topic == raw.replyTopic }).count < 40 {
+            try await Task.sleep(for: .milliseconds(25))
+        }
         let replies = raw.received.filter { $0.topic == raw.replyTopic }
         let correlations = replies.compactMap { $0.properties.correlationData.map { String(decoding: $0, as: UTF8.self) } }
         #expect(Set(correlations) == Set((0..<40).map { "load\($0)" }), "every request answered")

@@ -88,8 +88,13 @@ struct DeploymentFilesTests {
         request.text = "turn on the lights"
         request.adapter = "intent"
         _ = try await client.infer(request)
-        try await Task.sleep(for: .milliseconds(1200))  // one gauge sample
-        let exposed = Set(try PrometheusText(try await served.get("/metrics").body).samples.keys.map { String($0.prefix { $0 != "{" }) })
+        // Gauges are sampled once a second: wait (bounded) until every queried metric has appeared.
+        var exposed: Set<String> = []
+        for _ in 0..<100 {
+            exposed = Set(try PrometheusText(try await served.get("/metrics").body).samples.keys.map { String($0.prefix { $0 != "{" }) })
+            if referenced.isSubset(of: exposed) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
         #expect(referenced.subtracting(exposed).isEmpty, "queried but not exposed: \(referenced.subtracting(exposed).sorted())")
         client.close()
         try await served.stop()
