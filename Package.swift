@@ -143,9 +143,20 @@ let package = Package(
             ],
             path: "Benchmarks/MQTTBenchmark"
         ),
+        // Helpers every test target shares: a real broker, an in-process worker, raw and RPC clients, the
+        // reference outputs.
+        .target(
+            name: "AdapterdTestSupport",
+            dependencies: [
+                "AdapterEngine", "AdapterdAPI", "AdapterdClient", "AdapterdCore", "MQTTRPC",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/AdapterdTestSupport"
+        ),
         .testTarget(
             name: "AdapterEngineTests",
-            dependencies: ["AdapterEngine"],
+            dependencies: ["AdapterEngine", "AdapterdTestSupport"],
             exclude: ["Fixtures"]
         ),
         .testTarget(
@@ -154,12 +165,12 @@ let package = Package(
         ),
         .testTarget(
             name: "AdapterdCoreTests",
-            dependencies: ["AdapterdCore", "AdapterdClient", "AdapterdAPI", "AdapterEngine", "AdapterFormats", "AdapterRuntime", "MQTTRPC"]
+            dependencies: ["AdapterdCore", "AdapterdClient", "AdapterdAPI", "AdapterEngine", "AdapterFormats", "AdapterRuntime", "AdapterdTestSupport", "MQTTRPC"]
         ),
         .testTarget(
             name: "AdapterdHTTPTests",
             dependencies: [
-                "AdapterdHTTP", "AdapterdCore", "AdapterdClient", "AdapterdAPI", "MQTTRPC",
+                "AdapterdHTTP", "AdapterdCore", "AdapterdClient", "AdapterdAPI", "AdapterdTestSupport", "MQTTRPC",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Yams", package: "Yams"),
             ]

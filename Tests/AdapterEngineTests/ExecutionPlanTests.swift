@@ -1,4 +1,5 @@
 import AdapterEngine
+import AdapterdTestSupport
 import Foundation
 import Testing
 

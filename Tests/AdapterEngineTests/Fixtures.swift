@@ -1,4 +1,5 @@
 import AdapterEngine
+import AdapterdTestSupport
 import Foundation
 
 /// Paths and reference data shared by the engine tests.
@@ -15,10 +16,7 @@ enum Fixtures {
 
     static func adapterDirectory(_ name: String) -> String { referenceDirectory + "/adapters/" + name }
 
-    static let cases: ReferenceCases = {
-        let data = try! Data(contentsOf: URL(fileURLWithPath: referenceDirectory + "/cases.json"))
-        return try! JSONDecoder().decode(ReferenceCases.self, from: data)
-    }()
+    static let cases = ReferenceCases.minilmLoRA
 
     /// Loaded once: the model is ~90 MB of mapped weights.
     static let model: BertModel = {
@@ -47,31 +45,4 @@ enum Fixtures {
         precondition(a.count == b.count, "lengths differ: \(a.count) vs \(b.count)")
         return zip(a, b).map { abs($0 - $1) }.max() ?? 0
     }
-}
-
-/// The layout of `cases.json`.
-struct ReferenceCases: Decodable {
-    struct TokenizerCase: Decodable {
-        let text: String
-        let input_ids: [Int32]
-    }
-    struct AdapterCase: Decodable {
-        let text: String
-        let logits: [Float]
-        let label: String
-    }
-    struct Adapter: Decodable {
-        let name: String
-        let labels: [String]
-        let cases: [AdapterCase]
-    }
-    struct EmbeddingCase: Decodable {
-        let text: String
-        let embedding: [Float]
-    }
-    let model: String
-    let max_length: Int
-    let tokenizer: [TokenizerCase]
-    let adapters: [Adapter]
-    let embeddings: [EmbeddingCase]
 }

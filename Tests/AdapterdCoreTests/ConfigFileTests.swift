@@ -1,4 +1,5 @@
 import AdapterdCore
+import AdapterdTestSupport
 import Foundation
 import Testing
 

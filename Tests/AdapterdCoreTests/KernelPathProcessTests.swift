@@ -1,5 +1,6 @@
-import AdapterEngine
 import AdapterdCore
+import AdapterdTestSupport
+import AdapterEngine
 import Foundation
 import Testing
 
@@ -9,29 +10,13 @@ import Testing
 struct KernelPathProcessTests {
     static let binary = Harness.root + "/.build/debug/adapterctl"
 
-    struct Reference: Decodable {
-        struct Adapter: Decodable {
-            struct Case: Decodable {
-                let text: String
-                let logits: [Float]
-                let label: String
-            }
-            let name: String
-            let cases: [Case]
-        }
-        let adapters: [Adapter]
-    }
-
     struct Line: Decodable {
         let text: String
         let label: String
         let logits: [Float]
     }
 
-    static let intent: Reference.Adapter = {
-        let data = try! Data(contentsOf: URL(fileURLWithPath: Harness.referenceDirectory + "/cases.json"))
-        return try! JSONDecoder().decode(Reference.self, from: data).adapters.first { $0.name == "intent" }!
-    }()
+    static let intent = ReferenceCases.minilmLoRA.adapters.first { $0.name == "intent" }!
 
     /// Runs `adapterctl run --json --verbose` on the intent adapter's reference texts; its output lines.
     static func run(path: KernelPath, precision: Precision) throws -> (verbose: String, lines: [Line]) {

@@ -1,6 +1,7 @@
 import AdapterdAPI
 import AdapterdClient
 import AdapterdCore
+import AdapterdTestSupport
 import Foundation
 import MQTTRPC
 import Testing

@@ -1,5 +1,6 @@
-import AdapterRuntime
 import AdapterdCore
+import AdapterdTestSupport
+import AdapterRuntime
 import Testing
 
 @Suite("Router")

@@ -8,29 +8,29 @@ import MQTTRPC
 import ServiceLifecycle
 import Testing
 
-/// Real parts for the worker tests: a mosquitto on a free loopback port, the real model, PEFT's adapters.
-enum Harness {
-    static let root: String = URL(fileURLWithPath: #filePath)
+/// Shared test support (the `AdapterdTestSupport` target). Real parts for the worker tests: a mosquitto on a free loopback port, the real model, PEFT's adapters.
+public enum Harness {
+    public static let root: String = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    static let modelDirectory = ProcessInfo.processInfo.environment["ADAPTERD_MODEL_DIR"] ?? root + "/models/all-MiniLM-L6-v2"
-    static let referenceDirectory = root + "/Tests/AdapterEngineTests/Fixtures/minilm-lora"
+    public static let modelDirectory = ProcessInfo.processInfo.environment["ADAPTERD_MODEL_DIR"] ?? root + "/models/all-MiniLM-L6-v2"
+    public static let referenceDirectory = root + "/Tests/AdapterEngineTests/Fixtures/minilm-lora"
 
-    static func adapterDirectory(_ name: String) -> String { referenceDirectory + "/adapters/" + name }
+    public static func adapterDirectory(_ name: String) -> String { referenceDirectory + "/adapters/" + name }
 
-    static func temporaryDirectory() -> String {
+    public static func temporaryDirectory() -> String {
         let path = NSTemporaryDirectory() + "adapterd-worker-tests-" + UUID().uuidString.prefix(8)
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
 
     /// A started broker.
-    static func broker(persistent: Bool = false) throws -> MosquittoProcess {
+    public static func broker(persistent: Bool = false) throws -> MosquittoProcess {
         let broker = try MosquittoProcess(directory: temporaryDirectory() + "/broker", persistent: persistent)
         try broker.start()
         return broker
     }
 
-    static func configuration(broker: MosquittoProcess, worker: String = "w" + UUID().uuidString.prefix(6).lowercased()) -> WorkerConfiguration {
+    public static func configuration(broker: MosquittoProcess, worker: String = "w" + UUID().uuidString.prefix(6).lowercased()) -> WorkerConfiguration {
         var configuration = WorkerConfiguration(brokerURL: broker.url, workerID: worker, modelDirectory: modelDirectory, dataDirectory: temporaryDirectory())
         configuration.preload = [
             ("intent", "v1", adapterDirectory("intent")),
@@ -39,19 +39,19 @@ enum Harness {
         return configuration
     }
 
-    static func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+    public static func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
         guard a.count == b.count else { return .infinity }
         return zip(a, b).map { abs($0 - $1) }.max() ?? 0
     }
 }
 
 /// A worker running in this process under a ServiceGroup, as adapterd runs it.
-final class RunningWorker: Sendable {
-    let worker: Worker
+public final class RunningWorker: Sendable {
+    public let worker: Worker
     let group: ServiceGroup
     let task: Task<Void, any Error>
 
-    init(_ configuration: WorkerConfiguration) async throws {
+    public init(_ configuration: WorkerConfiguration) async throws {
         var logger = Logger(label: "test-worker")
         logger.logLevel = .warning
         worker = try Worker(configuration: configuration, logger: logger)
@@ -68,16 +68,16 @@ final class RunningWorker: Sendable {
     }
 
     /// Graceful shutdown, as SIGTERM triggers it.
-    func stop() async throws {
+    public func stop() async throws {
         await group.triggerGracefulShutdown()
         try await task.value
     }
 }
 
 /// A bare MQTT client that publishes raw payloads and collects what arrives on its reply topic.
-final class RawClient: Sendable {
-    let client: MQTTClient
-    let replyTopic = "test/replies/" + UUID().uuidString.prefix(8)
+public final class RawClient: Sendable {
+    public let client: MQTTClient
+    public let replyTopic = "test/replies/" + UUID().uuidString.prefix(8)
     private let collector: Collector
 
     final class Collector: @unchecked Sendable {
@@ -87,7 +87,7 @@ final class RawClient: Sendable {
         var all: [MQTTMessage] { lock.withLock { messages } }
     }
 
-    init(broker: MosquittoProcess, version: MQTTOptions.ProtocolVersion = .v5) async throws {
+    public init(broker: MosquittoProcess, version: MQTTOptions.ProtocolVersion = .v5) async throws {
         var options = MQTTOptions(host: "127.0.0.1", port: broker.port, clientID: "raw-" + UUID().uuidString.prefix(8))
         options.protocolVersion = version
         client = try MQTTClient(options: options)
@@ -99,9 +99,9 @@ final class RawClient: Sendable {
         Task { for await message in messages { collector.add(message) } }
     }
 
-    var received: [MQTTMessage] { collector.all }
+    public var received: [MQTTMessage] { collector.all }
 
-    func publish(_ topic: String, _ payload: [UInt8], contentType: String? = nil, correlation: String? = nil, expiry: UInt32? = nil) throws {
+    public func publish(_ topic: String, _ payload: [UInt8], contentType: String? = nil, correlation: String? = nil, expiry: UInt32? = nil) throws {
         var properties = MQTTProperties(contentType: contentType, messageExpiry: expiry)
         if client.options.protocolVersion == .v5 {
             properties.responseTopic = replyTopic
@@ -111,13 +111,13 @@ final class RawClient: Sendable {
     }
 
     /// Waits until `count` messages have arrived (or `timeout` passes) and returns them.
-    func waitForReplies(_ count: Int, timeout: Duration = .seconds(20)) async -> [MQTTMessage] {
+    public func waitForReplies(_ count: Int, timeout: Duration = .seconds(20)) async -> [MQTTMessage] {
         let deadline = ContinuousClock.now + timeout
         while received.count < count && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         return received
     }
 
-    func close() {
+    public func close() {
         client.disconnect()
         client.finishMessages()
     }
