@@ -170,7 +170,7 @@ void adk_attention(int isa, const float *qkv, int64_t ldqkv, const float *bias, 
     adk_parallel_for(sequences * heads, work * heads * head_size >= 64 * 1024, adk_attention_body, &c);
 }
 
-void adk_quantize_weights(const float *w, int64_t out, int64_t in, int8_t *wq, float *scale, int32_t *col_sum) {
+void adk_quantize_weights(const float *w, int64_t out, int64_t in, int32_t qmax, int8_t *wq, float *scale, int32_t *col_sum) {
     for (int64_t o = 0; o < out; o++) {
         const float *row = w + o * in;
         float largest = 0.0f;
@@ -178,13 +178,13 @@ void adk_quantize_weights(const float *w, int64_t out, int64_t in, int8_t *wq, f
             float magnitude = row[i] < 0 ? -row[i] : row[i];
             if (magnitude > largest) largest = magnitude;
         }
-        const float s = largest > 0.0f ? largest / 127.0f : 1.0f;
+        const float s = largest > 0.0f ? largest / (float)qmax : 1.0f;
         int32_t sum = 0;
         for (int64_t i = 0; i < in; i++) {
             float v = row[i] / s;
             int32_t q = (int32_t)(v < 0 ? v - 0.5f : v + 0.5f);
-            if (q > 127) q = 127;
-            if (q < -127) q = -127;
+            if (q > qmax) q = qmax;
+            if (q < -qmax) q = -qmax;
             wq[i * out + o] = (int8_t)q;
             sum += q;
         }

@@ -49,12 +49,13 @@ struct KernelPathProcessTests {
         }
     }
 
-    @Test("INT8 on every supported path keeps the reference labels, with the activation range its GEMM allows", arguments: KernelPath.supported)
+    @Test("INT8 on every supported path keeps the reference labels, with the weight range its GEMM allows", arguments: KernelPath.supported)
     func int8KeepsLabels(path: KernelPath) throws {
         let (verbose, lines) = try Self.run(path: path, precision: .int8)
-        // VNNI dot products hold 255 · 127 pair sums; vpmaddubsw (AVX2, AVX-512 without VNNI, SSE) saturates them.
-        let range = path == .avx512VNNI || path == .avx2VNNI ? "0…255" : "0…127"
-        #expect(verbose.contains("int8 activations \(range)"), "\(verbose)")
+        // VNNI dot products hold 255 · 127 pair sums; vpmaddubsw (AVX2, AVX-512 without VNNI, SSE) saturates them,
+        // so the weights get 7 bits there.
+        let range = path == .avx512VNNI || path == .avx2VNNI ? "±127" : "±63"
+        #expect(verbose.contains("int8 weights \(range)"), "\(verbose)")
         #expect(lines.count == Self.intent.cases.count)
         for (expected, line) in zip(Self.intent.cases, lines) {
             #expect(line.label == expected.label, "\(path): \(expected.text)")

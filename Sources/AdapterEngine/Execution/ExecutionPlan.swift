@@ -23,17 +23,18 @@ public final class ExecutionPlan: Sendable {
     init(weights: BertWeights, precision: Precision, path: KernelPath) {
         self.precision = precision
         self.path = min(path, KernelPath.detected)
-        runtime = ExecutionRuntime.configure()
+        let runtime = ExecutionRuntime.configure()
+        self.runtime = runtime
         // The forward pass reads only the prepared copies; merged mode and adapter validation read the mapped
         // originals rarely and fault them back in. Dropping each layer's pages once it is prepared keeps the process
         // from holding the base model twice, even at its peak.
         layers = weights.layers.map { layer in
             defer { for linear in layer.linears { linear.weight.storage.releaseResidentPages() } }
             return Layer(
-                queryKeyValue: PreparedLinear([layer[.query], layer[.key], layer[.value]], precision: precision),
-                attentionOutput: PreparedLinear([layer[.attentionOutput]], precision: precision),
-                intermediate: PreparedLinear([layer[.intermediate]], precision: precision),
-                output: PreparedLinear([layer[.output]], precision: precision))
+                queryKeyValue: PreparedLinear([layer[.query], layer[.key], layer[.value]], precision: precision, weightMaximum: runtime.weightMaximum),
+                attentionOutput: PreparedLinear([layer[.attentionOutput]], precision: precision, weightMaximum: runtime.weightMaximum),
+                intermediate: PreparedLinear([layer[.intermediate]], precision: precision, weightMaximum: runtime.weightMaximum),
+                output: PreparedLinear([layer[.output]], precision: precision, weightMaximum: runtime.weightMaximum))
         }
     }
 
@@ -42,6 +43,6 @@ public final class ExecutionPlan: Sendable {
         layers.reduce(0) { $0 + $1.queryKeyValue.bytes + $1.attentionOutput.bytes + $1.intermediate.bytes + $1.output.bytes }
     }
 
-    /// The INT8 activations' largest value for this plan's GEMM.
-    var activationMaximum: Int32 { runtime.activationMaximum }
+    /// The INT8 activations' largest value: 8 bits on every path (the weights' range is what narrows without VNNI).
+    var activationMaximum: Int32 { 255 }
 }

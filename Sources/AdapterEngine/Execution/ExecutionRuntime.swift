@@ -9,16 +9,17 @@ public enum ExecutionRuntime {
     public struct State: Sendable, CustomStringConvertible {
         /// The path the GEMMs were capped at (the first engine's request, or the detected path).
         public let gemmPath: KernelPath
-        /// The largest unsigned activation value the int8 GEMM multiplies exactly: 255 with VNNI dot products,
-        /// 127 where the AVX2/AVX-512 `vpmaddubsw` sequence would saturate 16-bit pair sums.
-        public let activationMaximum: Int32
+        /// The largest weight magnitude the int8 GEMM multiplies exactly with 8-bit activations (0…255): 127 with
+        /// VNNI dot products, 63 where the AVX2/AVX-512 `vpmaddubsw` sequence would otherwise saturate its 16-bit
+        /// pair sums (255 · 127 · 2 > 32,767; ONNX Runtime's `reduce_range` does the same).
+        public let weightMaximum: Int32
         /// Threads in the OpenMP team (set with `OMP_NUM_THREADS`).
         public let threads: Int
         /// oneDNN's version.
         public let oneDNNVersion: String
 
         public var description: String {
-            "gemm path \(gemmPath), int8 activations 0…\(activationMaximum), \(threads) threads, oneDNN \(oneDNNVersion)"
+            "gemm path \(gemmPath), int8 weights ±\(weightMaximum), \(threads) threads, oneDNN \(oneDNNVersion)"
         }
     }
 
@@ -37,7 +38,7 @@ public enum ExecutionRuntime {
         _ = dnnl_set_max_cpu_isa(path.oneDNNISA)
         let version = dnnl_version().pointee
         let state = State(
-            gemmPath: path, activationMaximum: probeActivationMaximum(), threads: Int(adk_team_size()),
+            gemmPath: path, weightMaximum: probeWeightMaximum(), threads: Int(adk_team_size()),
             oneDNNVersion: "\(version.major).\(version.minor).\(version.patch)")
         settled = state
         return state
@@ -62,7 +63,7 @@ public enum ExecutionRuntime {
     }
 
     /// Multiplies 255s by 127s once: exact on VNNI dot products, clipped at 32,767 per pair on the older sequence.
-    private static func probeActivationMaximum() -> Int32 {
+    private static func probeWeightMaximum() -> Int32 {
         let k = 64
         let a = [UInt8](repeating: 255, count: k)
         let b = [Int8](repeating: 127, count: k)
@@ -75,7 +76,7 @@ public enum ExecutionRuntime {
                     1, a.baseAddress, dnnl_dim_t(k), 0, b.baseAddress, 1, 0, 0, &c, 1, &offset)
             }
         }
-        return status == dnnl_success && c == Int32(255 * 127 * k) ? 255 : 127
+        return status == dnnl_success && c == Int32(255 * 127 * k) ? 127 : 63
     }
 }
 

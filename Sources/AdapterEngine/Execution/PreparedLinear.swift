@@ -21,7 +21,8 @@ final class PreparedLinear: @unchecked Sendable {
     let columnSums: UnsafeMutablePointer<Int32>?
 
     // Immutable after init, so sharing across threads is safe.
-    init(_ layers: [LinearWeights], precision: Precision) {
+    /// INT8 weights use −`weightMaximum`…`weightMaximum` (`ExecutionRuntime.State.weightMaximum`).
+    init(_ layers: [LinearWeights], precision: Precision, weightMaximum: Int32 = 127) {
         let inputs = layers[0].inFeatures
         precondition(layers.allSatisfy { $0.inFeatures == inputs }, "concatenated layers must share their input")
         let outputs = layers.reduce(0) { $0 + $1.outFeatures }
@@ -59,7 +60,7 @@ final class PreparedLinear: @unchecked Sendable {
                 let width = layer.outFeatures
                 let block = UnsafeMutablePointer<Int8>.allocate(capacity: inputs * width)
                 defer { block.deallocate() }
-                adk_quantize_weights(layer.weight.pointer, Int64(width), Int64(inputs), block, s + column, sums + column)
+                adk_quantize_weights(layer.weight.pointer, Int64(width), Int64(inputs), weightMaximum, block, s + column, sums + column)
                 for i in 0..<inputs { (q + i * outputs + column).update(from: block + i * width, count: width) }
                 column += width
             }

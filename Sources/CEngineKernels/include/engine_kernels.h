@@ -73,9 +73,10 @@ void adk_attention(int isa, const float *qkv, int64_t ldqkv, const float *bias, 
                    const int32_t *lengths, int64_t sequences, int64_t heads, int64_t head_size, float scale,
                    float *context, int64_t ldc);
 
-/// Per-output-channel symmetric int8 weights for `x · Wᵀ`: `w` is `[out, in]`; writes `wq` as `[in, out]`
-/// (the layout the int8 GEMM reads fastest), `scale[out]` and `col_sum[out]` (Σ over `in` of `wq`).
-void adk_quantize_weights(const float *w, int64_t out, int64_t in, int8_t *wq, float *scale, int32_t *col_sum);
+/// Per-output-channel symmetric int8 weights in −qmax…qmax for `x · Wᵀ`: `w` is `[out, in]`; writes `wq` as
+/// `[in, out]` (the layout the int8 GEMM reads fastest), `scale[out]` and `col_sum[out]` (Σ over `in` of `wq`).
+void adk_quantize_weights(const float *w, int64_t out, int64_t in, int32_t qmax, int8_t *wq, float *scale,
+                          int32_t *col_sum);
 
 /// `destination[c][r] = source[r][c]` for a `rows × cols` source; destination rows are `ld` apart.
 void adk_transpose(const float *source, int64_t rows, int64_t cols, float *destination, int64_t ld);
