@@ -1,6 +1,7 @@
 import AdapterdAPI
 import AdapterdClient
 import AdapterdCore
+import AdapterdTestSupport
 import Foundation
 import Testing
 import Yams
@@ -10,7 +11,7 @@ import Yams
 /// dashboard queries is one a worker exposes.
 @Suite("Deployment files", .serialized)
 struct DeploymentFilesTests {
-    static let root = ServedWorker.root
+    static let root = Harness.root
 
     static func yaml(_ path: String) throws -> [String: Any] {
         let text = try String(contentsOfFile: root + "/" + path, encoding: .utf8)

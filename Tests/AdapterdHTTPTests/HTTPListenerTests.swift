@@ -2,6 +2,7 @@ import AdapterdAPI
 import AdapterdClient
 import AdapterdCore
 import AdapterdHTTP
+import AdapterdTestSupport
 import Foundation
 import FoundationNetworking
 import Logging
@@ -14,10 +15,6 @@ import Testing
 
 /// A worker with its HTTP listener on a free loopback port, a real mosquitto, the real model.
 final class ServedWorker: Sendable {
-    static let root: String = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    static let adapters = root + "/Tests/AdapterEngineTests/Fixtures/minilm-lora/adapters/"
-
     let broker: MosquittoProcess
     let worker: Worker
     let group: ServiceGroup
@@ -25,14 +22,8 @@ final class ServedWorker: Sendable {
     let port: Int
 
     init() async throws {
-        let directory = NSTemporaryDirectory() + "adapterd-http-tests-" + UUID().uuidString.prefix(8)
-        broker = try MosquittoProcess(directory: directory + "/broker", persistent: true)
-        try broker.start()
-        var configuration = WorkerConfiguration(
-            brokerURL: broker.url, workerID: "h" + UUID().uuidString.prefix(6).lowercased(),
-            modelDirectory: ProcessInfo.processInfo.environment["ADAPTERD_MODEL_DIR"] ?? Self.root + "/models/all-MiniLM-L6-v2",
-            dataDirectory: directory + "/data")
-        configuration.preload = [("intent", "v1", Self.adapters + "intent"), ("severity", "v1", Self.adapters + "severity")]
+        broker = try Harness.broker(persistent: true)
+        var configuration = Harness.configuration(broker: broker)
         configuration.metricsInterval = .seconds(1)
         var logger = Logger(label: "test-http")
         logger.logLevel = .warning
