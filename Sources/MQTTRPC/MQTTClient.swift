@@ -120,25 +120,37 @@ public final class MQTTClient: @unchecked Sendable {
             nextWaiter += 1
             return nextWaiter
         }
+        try await awaitSignal(
+            timeout: timeout, timeoutError: .timedOut(operation: "connecting to \(options.host):\(options.port)"),
+            register: { continuation in
+                if self.connected { return true }
+                self.waiters[id] = continuation
+                return false
+            },
+            remove: { self.waiters.removeValue(forKey: id) })
+    }
+
+    /// Waits for a continuation that `register` files under the lock (or `true` when the signal already came) to be
+    /// resumed by a callback; after `timeout`, `remove` takes it back and it throws `timeoutError`.
+    private func awaitSignal(
+        timeout: Duration, timeoutError: MQTTError,
+        register: @escaping @Sendable (CheckedContinuation<Void, any Error>) -> Bool,
+        remove: @escaping @Sendable () -> CheckedContinuation<Void, any Error>?
+    ) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await withCheckedThrowingContinuation { continuation in
-                    let ready = self.lock.withLock { () -> Bool in
-                        if self.connected { return true }
-                        self.waiters[id] = continuation
-                        return false
-                    }
-                    if ready { continuation.resume() }
+                    if self.lock.withLock({ register(continuation) }) { continuation.resume() }
                 }
             }
             group.addTask {
                 try await Task.sleep(for: timeout)
-                self.lock.withLock { self.waiters.removeValue(forKey: id) }?.resume(throwing: MQTTError.timedOut(operation: "connecting to \(self.options.host):\(self.options.port)"))
+                self.lock.withLock { remove() }?.resume(throwing: timeoutError)
             }
             try await group.next()
             group.cancelAll()
-            // Unblock the sleeper if the connection came first; a cancelled sleep ends at once.
-            self.lock.withLock { self.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
+            // Unblock the waiter if the sleeper came first; a cancelled sleep ends at once.
+            self.lock.withLock { remove() }?.resume(throwing: CancellationError())
         }
     }
 
@@ -158,26 +170,14 @@ public final class MQTTClient: @unchecked Sendable {
         var messageID: Int32 = 0
         try check(mosquitto_subscribe_v5(handle, &messageID, filter, Int32(qos), 0, nil), "subscribe to \(filter)")
         let mid = messageID
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await withCheckedThrowingContinuation { continuation in
-                    let done = self.lock.withLock { () -> Bool in
-                        if self.acknowledged.remove(mid) != nil { return true }
-                        self.subscribeWaiters[mid] = continuation
-                        return false
-                    }
-                    if done { continuation.resume() }
-                }
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                self.lock.withLock { self.subscribeWaiters.removeValue(forKey: mid) }?
-                    .resume(throwing: MQTTError.timedOut(operation: "waiting for the broker to acknowledge the subscription to \(filter)"))
-            }
-            try await group.next()
-            group.cancelAll()
-            self.lock.withLock { self.subscribeWaiters.removeValue(forKey: mid) }?.resume(throwing: CancellationError())
-        }
+        try await awaitSignal(
+            timeout: timeout, timeoutError: .timedOut(operation: "waiting for the broker to acknowledge the subscription to \(filter)"),
+            register: { continuation in
+                if self.acknowledged.remove(mid) != nil { return true }
+                self.subscribeWaiters[mid] = continuation
+                return false
+            },
+            remove: { self.subscribeWaiters.removeValue(forKey: mid) })
     }
 
     /// Unsubscribes and forgets the filter.
