@@ -42,6 +42,11 @@ struct ForwardPass {
         let rowScales: UnsafeMutablePointer<Float>
         let rowZeros: UnsafeMutablePointer<Int32>
         let accumulator: UnsafeMutablePointer<Int32>
+
+        /// Where a `width`-wide quantised copy of the rows goes, in 0…`maximum`.
+        func quantizedRows(width: Int, maximum: Int32) -> adk_quantized_rows {
+            adk_quantized_rows(data: quantized, ld: Int64(width), scale: rowScales, zero: rowZeros, qmax: maximum)
+        }
     }
 
     func run(_ inputs: [EncodedInput]) -> [InferenceOutput] {
@@ -196,8 +201,7 @@ struct ForwardPass {
         var dq = adk_dequantize(
             acc: batch.accumulator, ld: Int64(width), row_scale: batch.rowScales, row_zero: batch.rowZeros,
             col_scale: layer.scales, col_sum: layer.columnSums)
-        var q = adk_quantized_rows(
-            data: batch.quantized, ld: Int64(width), scale: batch.rowScales, zero: batch.rowZeros, qmax: plan.activationMaximum)
+        var q = batch.quantizedRows(width: width, maximum: plan.activationMaximum)
         let isa = plan.path.kernelISA
         let eps = config.layerNormEps
         withUnsafePointer(to: &dq) { dqPointer in
@@ -226,8 +230,7 @@ struct ForwardPass {
 
     /// Quantises `width`-wide rows of `input` into the batch's INT8 input.
     private func quantize(_ input: UnsafePointer<Float>, width: Int, batch: Batch) {
-        var q = adk_quantized_rows(
-            data: batch.quantized, ld: Int64(width), scale: batch.rowScales, zero: batch.rowZeros, qmax: plan.activationMaximum)
+        var q = batch.quantizedRows(width: width, maximum: plan.activationMaximum)
         adk_quantize_rows(plan.path.kernelISA, input, Int64(width), Int64(batch.rows), Int64(width), &q)
     }
 
@@ -273,8 +276,7 @@ struct ForwardPass {
                 }
             }
         }
-        var q = adk_quantized_rows(
-            data: batch.quantized, ld: Int64(hidden), scale: batch.rowScales, zero: batch.rowZeros, qmax: plan.activationMaximum)
+        var q = batch.quantizedRows(width: hidden, maximum: plan.activationMaximum)
         let norm = weights.embeddingNorm
         let int8 = plan.layers.first?.queryKeyValue.isQuantized ?? false
         withUnsafePointer(to: &q) { q in
