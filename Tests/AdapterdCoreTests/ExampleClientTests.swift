@@ -38,12 +38,22 @@ struct ExampleClientTests {
         // Files, not pipes: nothing has to drain them while the process runs.
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        // Exit is an event: the termination handler ends the stream, or `limit` passes first.
+        let (exits, exited) = AsyncStream.makeStream(of: Void.self)
+        process.terminationHandler = { _ in exited.finish() }
         try process.run()
-        let deadline = ContinuousClock.now + limit
-        while process.isRunning && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
+        let finished = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { for await _ in exits {}; return true }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            exited.finish()
+            return first
         }
-        if process.isRunning {
+        if !finished, process.isRunning {
             // SIGKILL: Foundation's Process passes on this thread's signal mask, in which SIGTERM may be blocked.
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()

@@ -80,11 +80,10 @@ struct PoolTests {
         pids[ids[0]] = nil  // reaped: its number must not be signalled again
         // The broker has dropped it from the pool once it publishes its Last Will (status offline).
         let deadStatus = Topics(worker: ids[0]).status
-        func publishedOffline() -> Bool {
-            raw.received.contains { $0.topic == deadStatus && String(decoding: $0.payload, as: UTF8.self).contains("offline") }
+        let offline = await raw.waitUntil(timeout: .seconds(10)) { messages in
+            messages.contains { $0.topic == deadStatus && String(decoding: $0.payload, as: UTF8.self).contains("offline") }
         }
-        for _ in 0..<400 where !publishedOffline() { try await Task.sleep(for: .milliseconds(25)) }
-        #expect(publishedOffline(), "the killed worker's Last Will did not arrive within 10 s")
+        #expect(offline, "the killed worker's Last Will did not arrive within 10 s")
         try send(raw, 150..<300)
         for _ in 0..<2000 where answers(raw).count < 300 { try await Task.sleep(for: .milliseconds(10)) }
         let all = answers(raw)

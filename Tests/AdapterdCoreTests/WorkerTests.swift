@@ -257,9 +257,7 @@ struct AdapterdProcessTests {
         let code = ChildProcess.wait(pid, timeout: .seconds(120))
         #expect(code == 0)
         // Replies sent before the exit may still be on their way through the broker.
-        for _ in 0..<400 where raw.received.filter({ $0.topic == raw.replyTopic }).count < 40 {
-            try await Task.sleep(for: .milliseconds(25))
-        }
+        _ = await raw.waitUntil(timeout: .seconds(10)) { $0.filter { $0.topic == raw.replyTopic }.count >= 40 }
         let replies = raw.received.filter { $0.topic == raw.replyTopic }
         let correlations = replies.compactMap { $0.properties.correlationData.map { String(decoding: $0, as: UTF8.self) } }
         #expect(Set(correlations) == Set((0..<40).map { "load\($0)" }), "every request answered")

@@ -112,9 +112,18 @@ public final class RawClient: Sendable {
 
     /// Waits until `count` messages have arrived (or `timeout` passes) and returns them.
     public func waitForReplies(_ count: Int, timeout: Duration = .seconds(20)) async -> [MQTTMessage] {
-        let deadline = ContinuousClock.now + timeout
-        while received.count < count && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        _ = await waitUntil(timeout: timeout) { $0.count >= count }
         return received
+    }
+
+    /// Waits until what has arrived satisfies `condition`, at most `timeout`; whether it did.
+    public func waitUntil(timeout: Duration = .seconds(20), _ condition: ([MQTTMessage]) -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !condition(received) {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
     }
 
     public func close() {
