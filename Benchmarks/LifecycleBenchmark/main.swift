@@ -89,7 +89,7 @@ func benchmark() async throws {
             name: "r\(index)", topic: "adapterd/v1/bench/infer/sensor\(index)/#", sensorType: "", metadata: [:],
             adapter: "a\(index)", priority: index % 5))
     }
-    let router = await registry.router
+    let router = await registry.routeTable
 
     // Routing decision + affinity lookup (a SQLite read, and the pin written on a session's first request).
     var random = SplitMix(state: 7)

@@ -131,3 +131,38 @@ public final class RawClient: Sendable {
         client.finishMessages()
     }
 }
+
+/// A worker's services without a broker, for calling handlers and the RPC server directly; events are recorded.
+public final class OfflineServices: Sendable {
+    public let services: WorkerServices
+    private let recorded = EventLog()
+    public let dataDirectory: String
+
+    /// Services over the test model with an empty store of their own.
+    public init(_ adjust: (inout WorkerConfiguration) -> Void = { _ in }) throws {
+        dataDirectory = Harness.temporaryDirectory()
+        var configuration = WorkerConfiguration(brokerURL: "mqtt://127.0.0.1:1", workerID: "offline", modelDirectory: Harness.modelDirectory, dataDirectory: dataDirectory)
+        adjust(&configuration)
+        let recorded = recorded
+        services = try WorkerServices(configuration: configuration, logger: Logger(label: "test")) { event in
+            recorded.append(event)
+        }
+    }
+
+    /// The events published so far.
+    public var events: [AdapterEvent] { recorded.all }
+
+    deinit {
+        services.shutdown()
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+    }
+}
+
+/// Events recorded from the services' feed (which calls back synchronously from any task).
+final class EventLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [AdapterEvent] = []
+
+    func append(_ event: AdapterEvent) { lock.withLock { events.append(event) } }
+    var all: [AdapterEvent] { lock.withLock { events } }
+}

@@ -1,9 +1,8 @@
-import AdapterRuntime
 
 /// Chooses the route for an inference request: the highest-priority route whose topic filter, sensor type and
 /// metadata all match (ties by route name). Routes are compiled once (filters split into levels), so a decision
 /// costs one split of the request topic and a scan without allocation.
-public struct Router: Sendable {
+public struct RouteTable: Sendable {
     struct Compiled: Sendable {
         let record: RouteRecord
         /// Filter levels; nil matches any topic.
@@ -41,7 +40,7 @@ public struct Router: Sendable {
 
     /// The winning route among `routes` (sorted by priority, highest first), or nil.
     public static func select(_ routes: [RouteRecord], topic: String, context: [String], metadata: [String: String]) -> RouteRecord? {
-        Router(routes).select(topic: topic, context: context, metadata: metadata)
+        RouteTable(routes).select(topic: topic, context: context, metadata: metadata)
     }
 
     /// MQTT topic-filter matching: `+` is one level, a final `#` any number of levels (the parent level included).

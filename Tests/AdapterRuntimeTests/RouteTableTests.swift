@@ -1,23 +1,21 @@
-import AdapterdCore
-import AdapterdTestSupport
 import AdapterRuntime
 import Testing
 
-@Suite("Router")
-struct RouterTests {
+@Suite("RouteTable")
+struct RouteTableTests {
     @Test("MQTT topic filters match as the broker matches them", arguments: [
         ("a/+/c", "a/b/c", true), ("a/+/c", "a/b/x", false), ("a/#", "a", true), ("a/#", "a/b/c", true),
         ("a/b", "a/b/c", false), ("+/+", "a/b", true), ("#", "x/y", true), ("a/+", "a", false),
     ])
     func topicFilters(filter: String, topic: String, expected: Bool) {
-        #expect(Router.matches(filter: filter, topic: topic) == expected)
+        #expect(RouteTable.matches(filter: filter, topic: topic) == expected)
     }
 
     @Test("malformed filters are named")
     func filterValidation() {
-        #expect(Router.problem(withFilter: "a/#/b") != nil)
-        #expect(Router.problem(withFilter: "a/b+") != nil)
-        #expect(Router.problem(withFilter: "a/+/#") == nil)
+        #expect(RouteTable.problem(withFilter: "a/#/b") != nil)
+        #expect(RouteTable.problem(withFilter: "a/b+") != nil)
+        #expect(RouteTable.problem(withFilter: "a/+/#") == nil)
     }
 
     @Test("the highest-priority route whose topic, sensor type and metadata all match wins")
@@ -27,9 +25,9 @@ struct RouterTests {
             RouteRecord(name: "thermo", topic: "adapterd/v1/w/infer/thermostat/#", sensorType: "", metadata: [:], adapter: "climate", priority: 20),
             RouteRecord(name: "vibration", topic: "", sensorType: "vibration", metadata: [:], adapter: "severity", priority: 10),
         ]
-        #expect(Router.select(routes, topic: "adapterd/v1/w/infer/thermostat/t1", context: ["thermostat", "t1"], metadata: [:])?.name == "thermo")
-        #expect(Router.select(routes, topic: "adapterd/v1/w/infer/thermostat/t1", context: ["thermostat", "t1"], metadata: ["tier": "gold"])?.name == "vip")
-        #expect(Router.select(routes, topic: "adapterd/v1/w/infer/vibration/m7", context: ["vibration", "m7"], metadata: [:])?.name == "vibration")
-        #expect(Router.select(routes, topic: "adapterd/v1/w/infer", context: [], metadata: [:]) == nil)
+        #expect(RouteTable.select(routes, topic: "adapterd/v1/w/infer/thermostat/t1", context: ["thermostat", "t1"], metadata: [:])?.name == "thermo")
+        #expect(RouteTable.select(routes, topic: "adapterd/v1/w/infer/thermostat/t1", context: ["thermostat", "t1"], metadata: ["tier": "gold"])?.name == "vip")
+        #expect(RouteTable.select(routes, topic: "adapterd/v1/w/infer/vibration/m7", context: ["vibration", "m7"], metadata: [:])?.name == "vibration")
+        #expect(RouteTable.select(routes, topic: "adapterd/v1/w/infer", context: [], metadata: [:]) == nil)
     }
 }

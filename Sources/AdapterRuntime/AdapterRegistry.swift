@@ -1,8 +1,6 @@
 import AdapterEngine
 import AdapterFormats
-import AdapterRuntime
 import Foundation
-import MQTTRPC
 
 /// The adapters this worker serves: durable state in the `AdapterStore` (files and SQLite registry), validated
 /// `LoRAAdapter`s in memory, and which version of each name is active.
@@ -26,9 +24,9 @@ public actor AdapterRegistry {
     private var entries: [String: [String: Entry]] = [:]
     private var active: [String: String] = [:]
     /// Routes, compiled, highest priority first (a copy of the store's, refreshed on every change).
-    public private(set) var router = Router([])
+    public private(set) var routeTable = RouteTable([])
     /// Routes, highest priority first.
-    public var routes: [RouteRecord] { router.routes }
+    public var routes: [RouteRecord] { routeTable.routes }
     /// Session pins, authoritative in memory; SQLite holds the durable copy, written behind (`flushPins`).
     private var pins: [SessionKey: Pin] = [:]
     private var unsavedPins: [SessionKey: Pin] = [:]
@@ -67,8 +65,8 @@ public actor AdapterRegistry {
 
     /// Loads every registered, non-failed version built for this base model from the store (after a restart).
     /// Returns the versions that could not be restored, with why.
-    public func restore() throws(RPCError) -> [(name: String, version: String, reason: String)] {
-        router = Router(try mapped { () throws(StoreError) in try store.routes() })
+    public func restore() throws(RegistryError) -> [(name: String, version: String, reason: String)] {
+        routeTable = RouteTable(try mapped { () throws(StoreError) in try store.routes() })
         rollouts = try mapped { () throws(StoreError) in try store.rollouts() }
         try mapped { () throws(StoreError) in _ = try store.pruneSessions() }
         for record in try mapped({ () throws(StoreError) in try store.sessions() }) {
@@ -101,24 +99,24 @@ public actor AdapterRegistry {
     /// Hashing, copying, parsing, validation and the smoke inference run before the registry is touched (this
     /// method is not isolated to it), so requests resolving adapters never queue behind a load.
     @discardableResult
-    public nonisolated func load(name: String, version: String, path: String, actor: String, source: String? = nil, declaredBase: String = "") async throws(RPCError) -> Entry {
+    public nonisolated func load(name: String, version: String, path: String, actor: String, source: String? = nil, declaredBase: String = "") async throws(RegistryError) -> Entry {
         try mapped { () throws(StoreError) in
             try AdapterName.check(name, field: "name")
             try AdapterName.check(version, field: "version")
         }
         if !declaredBase.isEmpty, declaredBase != baseFingerprint {
-            let reason = "adapter '\(name)' \(version) refused: it was built for the base model with sha256 \(declaredBase.prefix(16))…, this worker serves \(baseFingerprint.prefix(16))…"
+            let reason = "it was built for the base model with sha256 \(declaredBase.prefix(16))…, this worker serves \(baseFingerprint.prefix(16))…"
             _ = try? store.record(HistoryRecord(name: name, version: version, action: "refused", actor: actor, reason: reason))
-            throw RPCError(.failedPrecondition, reason)
+            throw RegistryError.refused(name: name, version: version, reason: reason)
         }
         var isDirectory: ObjCBool = false
         guard !path.isEmpty, FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw RPCError(.notFound, "adapter '\(name)' \(version): no directory at '\(path)'")
+            throw RegistryError.noDirectory(name: name, version: version, path: path)
         }
         let sha256 = try mapped { () throws(StoreError) in try store.importFiles(from: path) }
         if let existing = await entry(name: name, version: version) {
             guard existing.sha256 == sha256 else {
-                throw RPCError(.alreadyExists, StoreError.conflict(name: name, version: version, existingSHA256: existing.sha256).description)
+                throw RegistryError.store(.conflict(name: name, version: version, existingSHA256: existing.sha256))
             }
             return existing
         }
@@ -127,7 +125,7 @@ public actor AdapterRegistry {
         do {
             adapter = try LoRAAdapter(directory: storedPath, model: model, name: name)
             if let problem = Self.baseModelProblem(declared: adapter.config.baseModel, accepted: baseModelNames) {
-                throw RPCError(.failedPrecondition, problem)
+                throw RegistryError.refused(name: name, version: version, reason: problem)
             }
             try await smokeTest(adapter)
         } catch {
@@ -137,7 +135,9 @@ public actor AdapterRegistry {
             _ = try? store.register(failed, actor: actor)
             // A refused adapter leaves no files behind unless another registered version shares them.
             try? store.removeFilesIfUnused(sha256: sha256)
-            throw RPCError(.failedPrecondition, "adapter '\(name)' \(version) refused: \(error)")
+            var reason = "\(error)"
+            if case let .refused(_, _, why) = error as? RegistryError { reason = why }
+            throw RegistryError.refused(name: name, version: version, reason: reason)
         }
         let record = AdapterVersionRecord(
             name: name, version: version, sha256: sha256, sizeBytes: adapter.byteSize, rank: adapter.maxRank,
@@ -149,12 +149,12 @@ public actor AdapterRegistry {
     private func entry(name: String, version: String) -> Entry? { entries[name]?[version] }
 
     /// Registers a validated adapter: the short, isolated part of `load`.
-    private func commit(_ staged: AdapterVersionRecord, path: String, adapter: LoRAAdapter, actor: String) async throws(RPCError) -> Entry {
+    private func commit(_ staged: AdapterVersionRecord, path: String, adapter: LoRAAdapter, actor: String) async throws(RegistryError) -> Entry {
         let name = staged.name, version = staged.version
         // Another load of the same version may have finished while this one validated.
         if let existing = entries[name]?[version] {
             guard existing.sha256 == staged.sha256 else {
-                throw RPCError(.alreadyExists, StoreError.conflict(name: name, version: version, existingSHA256: existing.sha256).description)
+                throw RegistryError.store(.conflict(name: name, version: version, existingSHA256: existing.sha256))
             }
             return existing
         }
@@ -173,8 +173,8 @@ public actor AdapterRegistry {
 
     /// Makes (name, version) active atomically: requests already running finish on the version they started with.
     @discardableResult
-    public func activate(name: String, version: String, actor: String, reason: String) throws(RPCError) -> Entry {
-        guard entries[name]?[version] != nil else { throw RPCError(.notFound, "adapter '\(name)' has no version '\(version)' loaded") }
+    public func activate(name: String, version: String, actor: String, reason: String) throws(RegistryError) -> Entry {
+        guard entries[name]?[version] != nil else { throw RegistryError.notLoaded(name: name, version: version) }
         _ = try mapped { () throws(StoreError) in try store.activate(name: name, version: version, actor: actor, reason: reason) }
         try refreshRecords(name: name)
         active[name] = version
@@ -183,20 +183,20 @@ public actor AdapterRegistry {
 
     /// Returns `name` to its previously active version.
     @discardableResult
-    public func rollback(name: String, actor: String, reason: String) throws(RPCError) -> Entry {
+    public func rollback(name: String, actor: String, reason: String) throws(RegistryError) -> Entry {
         let record = try mapped { () throws(StoreError) in try store.rollback(name: name, actor: actor, reason: reason) }
         try refreshRecords(name: name)
         active[name] = record.version
-        guard let entry = entries[name]?[record.version] else { throw RPCError(.internal, "rolled back to '\(record.version)', which is not loaded") }
+        guard let entry = entries[name]?[record.version] else { throw RegistryError.notLoaded(name: name, version: record.version) }
         return entry
     }
 
     /// Unloads one version, or every version of `name` when `version` is empty. When the active version goes, the
     /// newest remaining one becomes active.
-    public func unload(name: String, version: String, actor: String) async throws(RPCError) {
-        guard let versions = entries[name] else { throw RPCError(.notFound, "no adapter '\(name)' is loaded") }
+    public func unload(name: String, version: String, actor: String) async throws(RegistryError) {
+        guard let versions = entries[name] else { throw RegistryError.notLoaded(name: name, version: nil) }
         let doomed = version.isEmpty ? Array(versions.keys) : [version]
-        guard doomed.allSatisfy({ versions[$0] != nil }) else { throw RPCError(.notFound, "adapter '\(name)' has no version '\(version)' loaded") }
+        guard doomed.allSatisfy({ versions[$0] != nil }) else { throw RegistryError.notLoaded(name: name, version: version) }
         for item in doomed {
             try mapped { () throws(StoreError) in try store.remove(name: name, version: item, actor: actor) }
             entries[name]?[item] = nil
@@ -213,17 +213,17 @@ public actor AdapterRegistry {
     }
 
     /// The entry for (name, version), or the active version when `version` is empty.
-    public func resolve(name: String, version: String) throws(RPCError) -> Entry {
-        guard let versions = entries[name] else { throw RPCError(.notFound, "no adapter '\(name)' is loaded") }
+    public func resolve(name: String, version: String) throws(RegistryError) -> Entry {
+        guard let versions = entries[name] else { throw RegistryError.notLoaded(name: name, version: nil) }
         let wanted = version.isEmpty ? (active[name] ?? "") : version
-        guard let entry = versions[wanted] else { throw RPCError(.notFound, "adapter '\(name)' has no version '\(version)' loaded") }
+        guard let entry = versions[wanted] else { throw RegistryError.notLoaded(name: name, version: version) }
         return entry
     }
 
     /// Resolves `name` for a request: a session's pinned version while the pin lasts (and the version is loaded);
     /// else the rollout's version for the session (or, without one, for `stickyKey`, e.g. the sensor id); else the
     /// active version. A session is then pinned to what it got, for `ttl`.
-    public func resolve(name: String, session: String, stickyKey: String, ttl: Duration) throws(RPCError) -> Entry {
+    public func resolve(name: String, session: String, stickyKey: String, ttl: Duration) throws(RegistryError) -> Entry {
         let now = Date()
         let sessionKey = SessionKey(session: session, adapter: name)
         if !session.isEmpty, let pin = pins[sessionKey], pin.expiresAt > now, let entry = entries[name]?[pin.version] {
@@ -287,15 +287,15 @@ public actor AdapterRegistry {
     }
 
     /// Splits `name`'s traffic between loaded versions by weight; empty splits end the rollout.
-    public func setRollout(name: String, splits: [String: Int]) throws(RPCError) {
-        guard entries[name] != nil else { throw RPCError(.notFound, "no adapter '\(name)' is loaded") }
+    public func setRollout(name: String, splits: [String: Int]) throws(RegistryError) {
+        guard entries[name] != nil else { throw RegistryError.notLoaded(name: name, version: nil) }
         var rollout: Rollout?
         if !splits.isEmpty {
             if let missing = splits.keys.sorted().first(where: { entries[name]?[$0] == nil }) {
-                throw RPCError(.failedPrecondition, "adapter '\(name)' has no version '\(missing)' loaded; load it before splitting traffic to it")
+                throw RegistryError.splitToUnloaded(name: name, version: missing)
             }
             guard let valid = Rollout(name: name, splits: splits) else {
-                throw RPCError(.invalidArgument, "splits must be non-negative weights with a positive sum")
+                throw RegistryError.invalidSplits
             }
             rollout = valid
         }
@@ -305,7 +305,7 @@ public actor AdapterRegistry {
 
     /// Ends `name`'s rollout because a canary broke the guard policy, and records why. Sessions pinned to the
     /// canary are released too: a version judged bad should not keep serving them until their pins expire.
-    public func abortRollout(name: String, canary: String, reason: String) throws(RPCError) {
+    public func abortRollout(name: String, canary: String, reason: String) throws(RegistryError) {
         guard rollouts[name] != nil else { return }
         for (key, pin) in pins where key.adapter == name && pin.version == canary {
             pins[key] = nil
@@ -320,7 +320,7 @@ public actor AdapterRegistry {
     }
 
     /// Removes every pin of `session`; returns how many were live.
-    public func clear(session: String) throws(RPCError) -> Int {
+    public func clear(session: String) throws(RegistryError) -> Int {
         // Memory holds every live pin (restored at start, added since), so it says how many there were.
         let now = Date()
         let keys = pins.keys.filter { $0.session == session }
@@ -334,16 +334,16 @@ public actor AdapterRegistry {
     }
 
     /// Creates or replaces a route.
-    public func setRoute(_ route: RouteRecord) throws(RPCError) {
-        if let problem = Router.problem(withFilter: route.topic) { throw RPCError(.invalidArgument, "route topic '\(route.topic)': \(problem)") }
+    public func setRoute(_ route: RouteRecord) throws(RegistryError) {
+        if let problem = RouteTable.problem(withFilter: route.topic) { throw RegistryError.invalidRouteTopic(topic: route.topic, problem: problem) }
         try mapped { () throws(StoreError) in try store.save(route: route) }
-        router = Router(try mapped { () throws(StoreError) in try store.routes() })
+        routeTable = RouteTable(try mapped { () throws(StoreError) in try store.routes() })
     }
 
     /// Deletes a route.
-    public func deleteRoute(name: String) throws(RPCError) {
+    public func deleteRoute(name: String) throws(RegistryError) {
         try mapped { () throws(StoreError) in try store.deleteRoute(name: name) }
-        router = Router(try mapped { () throws(StoreError) in try store.routes() })
+        routeTable = RouteTable(try mapped { () throws(StoreError) in try store.routes() })
     }
 
     /// Every loaded version, sorted by name and version.
@@ -352,14 +352,14 @@ public actor AdapterRegistry {
     }
 
     /// The audit trail of `name`.
-    public func history(name: String) throws(RPCError) -> [HistoryRecord] {
+    public func history(name: String) throws(RegistryError) -> [HistoryRecord] {
         try mapped { () throws(StoreError) in try store.history(name: name) }
     }
 
     /// Number of loaded versions.
     public var count: Int { entries.values.reduce(0) { $0 + $1.count } }
 
-    private func refreshRecords(name: String) throws(RPCError) {
+    private func refreshRecords(name: String) throws(RegistryError) {
         for record in try mapped({ () throws(StoreError) in try store.versions(name: name) }) {
             if let entry = entries[name]?[record.version] {
                 entries[name]?[record.version] = Entry(record: record, path: entry.path)
@@ -368,7 +368,7 @@ public actor AdapterRegistry {
     }
 
     /// One short row through the adapter, the way requests run: it must produce finite numbers before it may serve.
-    private nonisolated func smokeTest(_ adapter: LoRAAdapter) async throws(RPCError) {
+    private nonisolated func smokeTest(_ adapter: LoRAAdapter) async throws(RegistryError) {
         let ids = engine.encode("adapterd smoke test").ids
         let output: InferenceOutput?
         if let smoke {
@@ -376,10 +376,10 @@ public actor AdapterRegistry {
         } else {
             output = engine.run(["adapterd smoke test"], adapter: adapter).first?.output
         }
-        guard let output else { throw RPCError(.unavailable, "the engine is stopping; the smoke inference did not run") }
+        guard let output else { throw RegistryError.engineStopping }
         let values = output.logits ?? output.embedding ?? []
         guard !values.isEmpty, values.allSatisfy(\.isFinite) else {
-            throw RPCError(.failedPrecondition, "smoke inference produced non-finite outputs")
+            throw RegistryError.refused(name: adapter.name, version: "", reason: "smoke inference produced non-finite outputs")
         }
     }
 
@@ -409,19 +409,12 @@ public actor AdapterRegistry {
         })).sorted()
     }
 
-    /// Runs a store operation, turning its errors into RPC statuses.
-    private nonisolated func mapped<T>(_ body: () throws(StoreError) -> T) throws(RPCError) -> T {
+    /// Runs a store operation, wrapping its errors.
+    private nonisolated func mapped<T>(_ body: () throws(StoreError) -> T) throws(RegistryError) -> T {
         do {
             return try body()
         } catch {
-            switch error {
-            case .invalidName: throw RPCError(.invalidArgument, error.description)
-            case .notAnAdapter, .invalidTransition: throw RPCError(.failedPrecondition, error.description)
-            case .notFound: throw RPCError(.notFound, error.description)
-            case .conflict: throw RPCError(.alreadyExists, error.description)
-            case .nothingToRollBackTo: throw RPCError(.failedPrecondition, error.description)
-            case .unreadable, .database: throw RPCError(.internal, error.description)
-            }
+            throw .store(error)
         }
     }
 }

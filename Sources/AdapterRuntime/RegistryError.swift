@@ -1,0 +1,48 @@
+import AdapterFormats
+
+/// Why the adapter registry refused an operation. The worker turns these into RPC statuses at its edge.
+public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The store or its SQLite file refused (names, conflicts, transitions, I/O).
+    case store(StoreError)
+    /// No such adapter, or no such version of it, is loaded (`version` nil: the name itself).
+    case notLoaded(name: String, version: String?)
+    /// A LoadAdapter path that is not a directory.
+    case noDirectory(name: String, version: String, path: String)
+    /// The adapter failed validation or its smoke inference and was recorded as failed.
+    case refused(name: String, version: String, reason: String)
+    /// A route's topic filter is malformed.
+    case invalidRouteTopic(topic: String, problem: String)
+    /// A route names an adapter or router that is not loaded.
+    case unknownReference(kind: String, name: String)
+    /// Traffic splits need non-negative weights with a positive sum.
+    case invalidSplits
+    /// A split names a version that is not loaded.
+    case splitToUnloaded(name: String, version: String)
+    /// The engine stopped before a smoke inference could run.
+    case engineStopping
+
+    public var description: String {
+        switch self {
+        case let .store(error):
+            return error.description
+        case let .notLoaded(name, nil):
+            return "no adapter '\(name)' is loaded"
+        case let .notLoaded(name, version?):
+            return "adapter '\(name)' has no version '\(version)' loaded"
+        case let .noDirectory(name, version, path):
+            return "adapter '\(name)' \(version): no directory at '\(path)'"
+        case let .refused(name, version, reason):
+            return "adapter '\(name)' \(version) refused: \(reason)"
+        case let .invalidRouteTopic(topic, problem):
+            return "route topic '\(topic)': \(problem)"
+        case let .unknownReference(kind, name):
+            return "no \(kind) '\(name)' is loaded; load it before routing to it"
+        case .invalidSplits:
+            return "splits must be non-negative weights with a positive sum"
+        case let .splitToUnloaded(name, version):
+            return "adapter '\(name)' has no version '\(version)' loaded; load it before splitting traffic to it"
+        case .engineStopping:
+            return "the engine is stopping; the smoke inference did not run"
+        }
+    }
+}

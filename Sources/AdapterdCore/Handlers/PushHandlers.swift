@@ -1,0 +1,110 @@
+import AdapterdAPI
+import AdapterFormats
+import AdapterRuntime
+import MQTTRPC
+
+/// The over-the-air push method: begin (or resume), chunk, commit (verify, then stage like LoadAdapter), abort.
+public struct PushHandlers: Sendable {
+    let services: WorkerServices
+
+    /// Handlers over `services`.
+    public init(services: WorkerServices) {
+        self.services = services
+    }
+
+    /// The methods, for the server's table.
+    public var methods: [RPCMethod] { [.unary("PushAdapter", push)] }
+
+    /// One step of a push.
+    public func push(_ request: Adapterd_V1_PushAdapterRequest, _ context: RPCContext) async throws -> Adapterd_V1_PushAdapterReply {
+        for (field, value) in [("name", request.name), ("version", request.version)] {
+            if let problem = AdapterName.problem(with: value) { throw HandlerError.invalidField(field: field, value: value, problem: problem) }
+        }
+        let pushes = services.pushes
+        var reply = Adapterd_V1_PushAdapterReply()
+        do {
+            switch request.step {
+            case .begin(let begin):
+                let manifest = PushManifest(
+                    name: request.name, version: request.version, size: begin.size, sha256: begin.sha256,
+                    chunkSize: Int(begin.chunkSize), baseFingerprint: begin.baseFingerprint)
+                let progress = try await pushes.begin(manifest, signature: Array(begin.signature))
+                Self.fill(&reply, progress, missing: true)
+                services.logger.info("push begun", metadata: [
+                    "name": "\(request.name)", "version": "\(request.version)", "bytes": "\(begin.size)",
+                    "missing": "\(progress.missing.count)/\(progress.chunkCount)", "key": "\(progress.keyID)"])
+            case .chunk(let chunk):
+                let progress = try await pushes.put(name: request.name, version: request.version, index: Int(chunk.index), data: Array(chunk.data))
+                Self.fill(&reply, progress, missing: false)
+            case .commit(let commit):
+                try await self.commit(request, commit, context, into: &reply)
+            case .abort:
+                await pushes.discard(name: request.name, version: request.version)
+            case nil:
+                throw HandlerError.missingPushStep
+            }
+        } catch let error as PushError {
+            if case .commit = request.step, error.discardsPush {
+                services.publishEvent("refused", name: request.name, version: request.version, context: context, reason: error.description)
+            }
+            throw error
+        }
+        return reply
+    }
+
+    /// Verifies a complete push, stages it like LoadAdapter and, when asked, activates it.
+    private func commit(
+        _ request: Adapterd_V1_PushAdapterRequest, _ commit: Adapterd_V1_PushCommit, _ context: RPCContext,
+        into reply: inout Adapterd_V1_PushAdapterReply
+    ) async throws {
+        let pushes = services.pushes
+        let registry = services.registry
+        let verified = try await pushes.commit(name: request.name, version: request.version)
+        let signer = verified.keyID.isEmpty ? "unsigned" : "signed by key \(verified.keyID)"
+        let source = "push, \(signer)"
+        let entry: AdapterRegistry.Entry
+        do {
+            // Staging copies the files into the store; the push's own copy goes either way.
+            entry = try await registry.load(
+                name: request.name, version: request.version, path: verified.directory, actor: context.actor,
+                source: source, declaredBase: verified.manifest.baseFingerprint)
+            await pushes.discard(name: request.name, version: request.version)
+        } catch {
+            await pushes.discard(name: request.name, version: request.version)
+            let failure = RPCError(mapping: error)
+            if failure.status == .failedPrecondition {
+                services.publishEvent("refused", name: request.name, version: request.version, context: context, reason: failure.message)
+            }
+            throw error
+        }
+        services.publishEvent("loaded", name: entry.name, version: entry.version, context: context, reason: source)
+        var staged = entry
+        if commit.activate, entry.record.state != .active {
+            let reason = commit.reason.isEmpty ? "activated on push" : commit.reason
+            staged = try await registry.activate(name: entry.name, version: entry.version, actor: context.actor, reason: reason)
+            services.publishEvent("activated", name: entry.name, version: entry.version, context: context, reason: reason)
+        }
+        services.logger.info("push committed", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "state": "\(staged.record.state.rawValue)", "source": "\(source)"])
+        reply.adapter = Adapterd_V1_AdapterInfo(staged)
+        reply.keyID = verified.keyID
+        reply.bytesReceived = verified.manifest.size
+        reply.chunksTotal = Int32(verified.manifest.chunkCount)
+    }
+
+    private static func fill(_ reply: inout Adapterd_V1_PushAdapterReply, _ progress: PushInbox.Progress, missing: Bool) {
+        reply.chunksTotal = Int32(progress.chunkCount)
+        reply.bytesReceived = progress.bytesReceived
+        reply.keyID = progress.keyID
+        if missing { reply.missing = progress.missing.map(Int32.init) }
+    }
+}
+
+extension PushError {
+    /// Whether the push was thrown away (the sender must start over).
+    var discardsPush: Bool {
+        switch self {
+        case .sizeMismatch, .digestMismatch, .malformedBundle, .unsigned, .untrustedSignature: return true
+        default: return false
+        }
+    }
+}

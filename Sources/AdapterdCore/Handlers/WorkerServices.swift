@@ -1,0 +1,90 @@
+import AdapterdClient
+import AdapterEngine
+import AdapterFormats
+import AdapterRuntime
+import Foundation
+import Logging
+import Metrics
+import MQTTRPC
+
+/// What the worker's handlers share: the engine and its scheduler, the adapter lifecycle, the push inbox,
+/// counters, metrics and the event feed. Needs no broker: handlers built on it can be called directly.
+public struct WorkerServices: Sendable {
+    public let configuration: WorkerConfiguration
+    public let engine: InferenceEngine
+    let executor: BatchExecutor
+    public let registry: AdapterRegistry
+    let pushes: PushInbox
+    let rolloutGuard: RolloutGuard
+    public let stats: WorkerStats
+    public let metrics: WorkerMetrics
+    /// Sends an adapter lifecycle event out (the worker's events topic).
+    private let publishEvent: @Sendable (AdapterEvent) -> Void
+    let logger: Logger
+    let startedAt: Date
+
+    /// Loads the base model and opens the adapter store for `configuration`; lifecycle events go to
+    /// `publishEvent` (and into the metrics).
+    public init(
+        configuration: WorkerConfiguration, logger: Logger, metricsFactory: MetricsFactory = MetricsSystem.factory, startedAt: Date = Date(),
+        publishEvent: @escaping @Sendable (AdapterEvent) -> Void
+    ) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.startedAt = startedAt
+        self.publishEvent = publishEvent
+        ExecutionRuntime.configure(path: configuration.kernelPath)
+        engine = try InferenceEngine(
+            modelDirectory: configuration.modelDirectory, precision: configuration.precision,
+            path: configuration.kernelPath ?? .detected)
+        metrics = WorkerMetrics(
+            factory: metricsFactory,
+            engine: MetricsSnapshot.Engine(precision: engine.precision.rawValue, kernelPath: engine.path.description))
+        // The fingerprint ties every registered adapter to the exact base weights it was validated against.
+        let fingerprint = try AdapterDigest.sha256(ofFile: configuration.modelDirectory + "/model.safetensors")
+        let modelName = URL(fileURLWithPath: configuration.modelDirectory).standardizedFileURL.lastPathComponent
+        let executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch, batchSizes: metrics.batchRecorder)
+        self.executor = executor
+        registry = AdapterRegistry(
+            engine: engine, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint,
+            cacheBytes: configuration.cacheMaxBytes, baseModelNames: configuration.baseModelNames + [modelName],
+            smoke: { await executor.run($0) })
+        let trusted: TrustedKeys
+        do {
+            trusted = try TrustedKeys(configuration.trustedKeys)
+        } catch {
+            throw RPCError(.invalidArgument, error.description)
+        }
+        pushes = PushInbox(
+            directory: configuration.dataDirectory + "/pushes", maxBytes: configuration.maxPushBytes, trusted: trusted,
+            requireSigned: configuration.requireSigned, staleAfter: Double(configuration.pushExpiry.components.seconds))
+        rolloutGuard = RolloutGuard(policy: configuration.guardPolicy)
+        stats = WorkerStats()
+    }
+
+    /// The inference method, served on the `…/infer/…` topics.
+    public var inferenceMethod: RPCMethod { InferenceHandlers(services: self).method }
+
+    /// Every control method, grouped by concern.
+    public var controlMethods: MethodTable {
+        MethodTable(
+            AdapterHandlers(services: self).methods + RoutingHandlers(services: self).methods
+                + RolloutHandlers(services: self).methods + PushHandlers(services: self).methods
+                + StatusHandlers(services: self).methods)
+    }
+
+    /// Stops the engine thread (after the last request).
+    public func shutdown() { executor.shutdown() }
+
+    /// Publishes `event` and counts it in the metrics.
+    func events(_ event: AdapterEvent) {
+        publishEvent(event)
+        let metrics = metrics
+        Task { await metrics.recordEvent(event) }
+    }
+
+    /// Publishes `event` about (name, version), sent by the request's actor.
+    func publishEvent(_ event: String, name: String, version: String, context: RPCContext, reason: String) {
+        events(AdapterEvent(event: event, name: name, version: version, actor: context.actor, reason: reason))
+    }
+}

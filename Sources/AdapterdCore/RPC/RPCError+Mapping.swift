@@ -1,0 +1,78 @@
+import AdapterFormats
+import AdapterRuntime
+import MQTTRPC
+
+extension RPCError {
+    /// The RPC status and message for an error a handler threw: the one place domain errors become statuses.
+    public init(mapping error: any Error) {
+        switch error {
+        case let error as RPCError:
+            self = error
+        case let error as RegistryError:
+            self.init(error.status, error.description)
+        case let error as StoreError:
+            self.init(error.status, error.description)
+        case let error as PushError:
+            self.init(error.status, error.description)
+        case let error as HandlerError:
+            self.init(error.status, error.description)
+        default:
+            self.init(.internal, "\(error)")
+        }
+    }
+}
+
+extension RegistryError {
+    /// The status a registry refusal is reported with.
+    var status: RPCStatus {
+        switch self {
+        case .store(let error): return error.status
+        case .notLoaded, .noDirectory: return .notFound
+        case .refused, .splitToUnloaded, .unknownReference: return .failedPrecondition
+        case .invalidRouteTopic, .invalidSplits: return .invalidArgument
+        case .engineStopping: return .unavailable
+        }
+    }
+}
+
+extension StoreError {
+    /// The status a store refusal is reported with.
+    var status: RPCStatus {
+        switch self {
+        case .invalidName: return .invalidArgument
+        case .notAnAdapter, .invalidTransition, .nothingToRollBackTo: return .failedPrecondition
+        case .notFound: return .notFound
+        case .conflict: return .alreadyExists
+        case .unreadable, .database: return .internal
+        }
+    }
+}
+
+extension PushError {
+    /// The status a push failure is reported with.
+    var status: RPCStatus {
+        switch self {
+        case .invalidManifest, .chunkLength, .malformedBundle: return .invalidArgument
+        case .tooLarge, .insufficientSpace: return .resourceExhausted
+        case .unsigned: return .unauthenticated
+        case .untrustedSignature: return .permissionDenied
+        case .notStarted: return .notFound
+        case .chunkOutOfRange: return .outOfRange
+        case .incomplete: return .failedPrecondition
+        case .sizeMismatch, .digestMismatch: return .dataLoss
+        case .io: return .internal
+        }
+    }
+}
+
+extension HandlerError {
+    /// The status a handler's own refusal is reported with.
+    var status: RPCStatus {
+        switch self {
+        case .missingField, .invalidField, .fieldNeeds, .missingPushStep: return .invalidArgument
+        case .explicitAdapterForbidden: return .permissionDenied
+        case .expiredWaiting: return .deadlineExceeded
+        case .adapterUnavailable: return .unavailable
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import AdapterdAPI
+import AdapterdClient
+import AdapterdCore
+import AdapterdTestSupport
+import Foundation
+import Logging
+import MQTTRPC
+import Testing
+
+/// The handlers and the RPC server called directly: no broker.
+@Suite("Handlers")
+struct HandlerTests {
+    @Test("LoadAdapter stages the first version as active and publishes a loaded event")
+    func loadStagesAndAnnounces() async throws {
+        let offline = try OfflineServices()
+        var request = Adapterd_V1_LoadAdapterRequest()
+        request.name = "intent"
+        request.version = "v1"
+        request.path = Harness.adapterDirectory("intent")
+        let reply = try await AdapterHandlers(services: offline.services).load(request, RPCContext(actor: "tester"))
+        #expect(reply.adapter.state == "active")
+        #expect(reply.adapter.labels.count > 1)
+        #expect(offline.events.map(\.event) == ["loaded"])
+        #expect(offline.events.first?.actor == "tester")
+    }
+
+    @Test("A missing adapter directory is NOT_FOUND and a damaged one FAILED_PRECONDITION with a refused event")
+    func loadFailuresMapToStatuses() async throws {
+        let offline = try OfflineServices()
+        let load = offline.services.controlMethods["LoadAdapter"]!
+        let missing = await load.call(Array(#"{"name":"intent","version":"v1","path":"/nonexistent/intent"}"#.utf8))
+        #expect(missing.status == .notFound)
+
+        let damaged = Harness.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: damaged) }
+        try FileManager.default.copyItem(atPath: Harness.adapterDirectory("intent") + "/adapter_config.json", toPath: damaged + "/adapter_config.json")
+        try Data(repeating: 0xFF, count: 64).write(to: URL(fileURLWithPath: damaged + "/adapter_model.safetensors"))
+        let refused = await load.call(Array(#"{"name":"intent","version":"v2","path":"\#(damaged)"}"#.utf8))
+        #expect(refused.status == .failedPrecondition)
+        #expect(offline.events.map(\.event) == ["refused"])
+    }
+
+    @Test("Infer with no adapter named and no route gives the sentence embedding")
+    func inferEmbedsWithoutAdapter() async throws {
+        let offline = try OfflineServices()
+        var request = Adapterd_V1_InferRequest()
+        request.text = "the pump is vibrating"
+        let reply = try await InferenceHandlers(services: offline.services).infer(request, RPCContext())
+        #expect(reply.embedding.count == 384)
+        #expect(reply.adapter.isEmpty)
+    }
+
+    @Test("Infer naming an unknown adapter is NOT_FOUND, and 'version' without 'adapter' INVALID_ARGUMENT")
+    func inferRefusals() async throws {
+        let offline = try OfflineServices()
+        let infer = offline.services.inferenceMethod
+        #expect(await infer.call(Array(#"{"text":"hi","adapter":"nope"}"#.utf8)).status == .notFound)
+        #expect(await infer.call(Array(#"{"text":"hi","version":"v1"}"#.utf8)).status == .invalidArgument)
+        #expect(await infer.call(Array(#"{"adapter":"nope"}"#.utf8)).status == .invalidArgument)
+    }
+
+    @Test("SetRoute with a malformed topic filter is INVALID_ARGUMENT")
+    func routeFilterChecked() async throws {
+        let offline = try OfflineServices()
+        let reply = await offline.services.controlMethods["SetRoute"]!.call(Array(#"{"name":"r","topic":"a/#/b","adapter":"intent"}"#.utf8))
+        #expect(reply.status == .invalidArgument)
+    }
+
+    @Test("The method table holds every documented control method once")
+    func tableListsMethods() throws {
+        let offline = try OfflineServices()
+        let names = offline.services.controlMethods.names
+        #expect(Set(names) == [
+            "LoadAdapter", "UnloadAdapter", "ListAdapters", "GetStatus", "ActivateAdapter", "Rollback", "History", "SetRoute",
+            "DeleteRoute", "ListRoutes", "ClearSession", "SetRollout", "PinAdapter", "UnpinAdapter", "GetAdapter", "PushAdapter",
+        ])
+        #expect(names.count == Set(names).count)
+        #expect(offline.services.controlMethods.unknown("Nope").message.contains("GetStatus"))
+    }
+}
+
+/// The RPC server's shared rules, with published messages recorded instead of sent.
+@Suite("RPCServer")
+struct RPCServerTests {
+    final class Outbox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var messages: [(topic: String, payload: [UInt8], properties: MQTTProperties)] = []
+        func append(_ topic: String, _ payload: [UInt8], _ properties: MQTTProperties) { lock.withLock { messages.append((topic, payload, properties)) } }
+        var all: [(topic: String, payload: [UInt8], properties: MQTTProperties)] { lock.withLock { messages } }
+    }
+
+    static func server(_ offline: OfflineServices, outbox: Outbox) -> RPCServer {
+        RPCServer(
+            topics: Topics(worker: "offline"), workerID: "offline", inference: offline.services.inferenceMethod,
+            control: offline.services.controlMethods, stats: offline.services.stats, duplicateWindow: .seconds(60),
+            publishResults: false, logger: Logger(label: "test")
+        ) { outbox.append($0, $1, $2) }
+    }
+
+    static func request(_ topic: String, _ body: String, correlation: String = "c1", expiry: UInt32? = nil) -> MQTTMessage {
+        MQTTMessage(
+            topic: topic, payload: Array(body.utf8),
+            properties: MQTTProperties(responseTopic: "replies/t", correlationData: Array(correlation.utf8), contentType: "application/json", messageExpiry: expiry))
+    }
+
+    @Test("An unknown method is answered with INVALID_ARGUMENT listing the table, correlated")
+    func unknownMethodListsTable() async throws {
+        let offline = try OfflineServices()
+        let outbox = Outbox()
+        await Self.server(offline, outbox: outbox).handle(Self.request("adapterd/v1/offline/control/Frobnicate", "{}"))
+        let reply = try #require(outbox.all.first)
+        #expect(reply.topic == "replies/t")
+        #expect(reply.properties.correlationData == Array("c1".utf8))
+        #expect(reply.properties.userProperty("status") == "INVALID_ARGUMENT")
+        #expect(String(decoding: reply.payload, as: UTF8.self).contains("ListAdapters"))
+    }
+
+    @Test("A duplicate (same correlation) is answered from the first execution, which runs once")
+    func duplicateRunsOnce() async throws {
+        let offline = try OfflineServices()
+        let outbox = Outbox()
+        let server = Self.server(offline, outbox: outbox)
+        let body = #"{"name":"intent","version":"v1","path":"\#(Harness.adapterDirectory("intent"))"}"#
+        await server.handle(Self.request("adapterd/v1/offline/control/LoadAdapter", body))
+        await server.handle(Self.request("adapterd/v1/offline/control/LoadAdapter", body))
+        #expect(outbox.all.count == 2)
+        #expect(outbox.all.allSatisfy { $0.properties.userProperty("status") == "OK" })
+        #expect(offline.events.count == 1)
+        #expect(await offline.services.stats.executed == 1)
+    }
+
+    @Test("An expired request is DEADLINE_EXCEEDED without running; a body that does not decode is INVALID_ARGUMENT")
+    func expiredAndMalformed() async throws {
+        let offline = try OfflineServices()
+        let outbox = Outbox()
+        let server = Self.server(offline, outbox: outbox)
+        var expired = Self.request("adapterd/v1/offline/infer", #"{"text":"hi"}"#, correlation: "e", expiry: 1)
+        expired.receivedAt = .now - .seconds(2)
+        await server.handle(expired)
+        await server.handle(Self.request("adapterd/v1/offline/control/GetStatus", "{not json", correlation: "m"))
+        let statuses = outbox.all.map { $0.properties.userProperty("status") }
+        #expect(statuses == ["DEADLINE_EXCEEDED", "INVALID_ARGUMENT"])
+        #expect(await offline.services.stats.executed == 0)
+    }
+}
