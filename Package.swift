@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "AdapterEngine", targets: ["AdapterEngine"]),
+        .library(name: "InputRouting", targets: ["InputRouting"]),
         .library(name: "MQTTRPC", targets: ["MQTTRPC"]),
         .library(name: "AdapterRuntime", targets: ["AdapterRuntime"]),
         .library(name: "AdapterdCore", targets: ["AdapterdCore"]),
@@ -51,6 +52,13 @@ let package = Package(
             name: "AdapterEngine",
             dependencies: ["CDNNL", "CEngineKernels"]
         ),
+        // Input routers: small classifiers over the base model's first layers that pick an adapter from the text.
+        .target(
+            name: "InputRouting",
+            dependencies: ["AdapterEngine"],
+            // Optimised in debug builds too: fitting runs thousands of L-BFGS steps, and the test suites fit routers.
+            swiftSettings: [.unsafeFlags(["-O"])]
+        ),
         // Swift code generated from schemas/adapterd.proto (scripts/generate-protos), committed.
         .target(
             name: "AdapterdAPI",
@@ -81,7 +89,7 @@ let package = Package(
         .target(
             name: "AdapterRuntime",
             dependencies: [
-                "AdapterEngine", "AdapterFormats",
+                "AdapterEngine", "AdapterFormats", "InputRouting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
@@ -89,7 +97,7 @@ let package = Package(
         .target(
             name: "AdapterdCore",
             dependencies: [
-                "AdapterEngine", "AdapterRuntime", "AdapterdAPI", "AdapterdClient", "AdapterFormats", "MQTTRPC",
+                "AdapterEngine", "AdapterRuntime", "AdapterdAPI", "AdapterdClient", "AdapterFormats", "InputRouting", "MQTTRPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
@@ -120,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "adapterctl",
             dependencies: [
-                "AdapterEngine", "AdapterFormats", "AdapterdAPI", "AdapterdClient", "MQTTRPC",
+                "AdapterEngine", "AdapterFormats", "AdapterdAPI", "AdapterdClient", "InputRouting", "MQTTRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

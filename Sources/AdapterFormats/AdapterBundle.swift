@@ -1,16 +1,17 @@
 import Foundation
 
-/// An adapter's files as one byte stream, the payload of a push: for each file of `AdapterDigest.files` that
-/// exists, in that order, its name, a NUL byte, its length as 8 bytes little-endian, then its bytes. The stream's
+/// An adapter's (or a router's) files as one byte stream, the payload of a push: for each file of its
+/// `ArtifactKind.files` that exists, in that order, its name, a NUL byte, its length as 8 bytes little-endian, then its bytes. The stream's
 /// SHA-256 equals `AdapterDigest.sha256(ofAdapterAt:)` of the directory it came from.
 public enum AdapterBundle {
     /// The bundle of the adapter in `directory`.
     public static func encode(directory: String) throws(StoreError) -> [UInt8] {
         var out: [UInt8] = []
-        for file in AdapterDigest.files {
+        let kind = ArtifactKind.of(directory: directory)
+        for file in kind.files {
             let path = directory + "/" + file
             guard let data = FileManager.default.contents(atPath: path) else {
-                if file == "labels.json" { continue }
+                if !kind.requiredFiles.contains(file) { continue }
                 throw .notAnAdapter(directory: directory, missing: file)
             }
             out += Array(file.utf8) + [0]
@@ -20,18 +21,24 @@ public enum AdapterBundle {
         return out
     }
 
-    /// Writes the files of the bundle in `bytes` into `directory` (which must exist). Only the known file names,
-    /// each at most once and in order, with lengths inside the bundle, are accepted.
+    /// Writes the files of the bundle in `bytes` into `directory` (which must exist). Only the known file names
+    /// of one kind, each at most once and in order, with lengths inside the bundle, are accepted.
     public static func unpack(_ bytes: UnsafeRawBufferPointer, into directory: String) throws(PushError) {
         var offset = 0
-        var expected = AdapterDigest.files[...]
+        var kind: ArtifactKind?
+        var expected = ArraySlice<String>()
         while offset < bytes.count {
             guard let nul = bytes[offset...].firstIndex(of: 0), nul - offset <= 64 else {
                 throw .malformedBundle("no file name at byte \(offset)")
             }
             let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<nul]), as: UTF8.self)
+            if kind == nil, let first = ArtifactKind.starting(with: name) {
+                kind = first
+                expected = first.files[...]
+            }
             guard let position = expected.firstIndex(of: name) else {
-                throw .malformedBundle("unexpected file '\(name)' at byte \(offset); a bundle holds \(AdapterDigest.files.joined(separator: ", ")) in that order")
+                let layouts = ArtifactKind.allCases.map { $0.files.joined(separator: ", ") }.joined(separator: " or ")
+                throw .malformedBundle("unexpected file '\(name)' at byte \(offset); a bundle holds \(layouts) in that order")
             }
             expected = expected[(position + 1)...]
             guard nul + 9 <= bytes.count else { throw .malformedBundle("'\(name)' has no length") }
@@ -49,7 +56,7 @@ public enum AdapterBundle {
             }
             offset = end
         }
-        for required in ["adapter_config.json", "adapter_model.safetensors"] where !FileManager.default.fileExists(atPath: directory + "/" + required) {
+        for required in (kind ?? .adapter).requiredFiles where !FileManager.default.fileExists(atPath: directory + "/" + required) {
             throw .malformedBundle("it holds no \(required)")
         }
     }

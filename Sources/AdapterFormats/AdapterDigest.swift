@@ -3,16 +3,15 @@ import Foundation
 
 /// The identity of an adapter's contents.
 public enum AdapterDigest {
-    /// The files that decide an adapter's behaviour, in digest order; `labels.json` is optional.
-    public static let files = ["adapter_config.json", "adapter_model.safetensors", "labels.json"]
-
-    /// SHA-256 over the adapter's files, each as name, NUL, 8-byte little-endian length, bytes.
+    /// SHA-256 over the artifact's files (an adapter's or a router's, `ArtifactKind`), each as name, NUL, 8-byte
+    /// little-endian length, bytes.
     public static func sha256(ofAdapterAt directory: String) throws(StoreError) -> String {
         var hasher = SHA256()
-        for file in files {
+        let kind = ArtifactKind.of(directory: directory)
+        for file in kind.files {
             let path = directory + "/" + file
             guard FileManager.default.fileExists(atPath: path) else {
-                if file == "labels.json" { continue }
+                if !kind.requiredFiles.contains(file) { continue }
                 throw .notAnAdapter(directory: directory, missing: file)
             }
             let data: Data

@@ -14,7 +14,9 @@ public enum StoreError: Error, CustomStringConvertible, Sendable, Equatable {
         case let .invalidName(field, value, rule):
             return "\(field) '\(value)' is invalid: \(rule)"
         case let .notAnAdapter(directory, missing):
-            return "'\(directory)' is not a PEFT adapter: \(missing) is missing"
+            return missing.hasPrefix("router")
+                ? "'\(directory)' is not an input router: \(missing) is missing"
+                : "'\(directory)' is not a PEFT adapter: \(missing) is missing"
         case let .unreadable(path, reason):
             return "cannot read \(path): \(reason)"
         case let .notFound(name, version?):

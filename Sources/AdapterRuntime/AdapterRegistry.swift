@@ -1,6 +1,7 @@
 import AdapterEngine
 import AdapterFormats
 import Foundation
+import InputRouting
 
 /// The adapters this worker serves: durable state in the `AdapterStore` (files and SQLite registry), validated
 /// `LoRAAdapter`s in memory, and which version of each name is active.
@@ -14,6 +15,17 @@ public actor AdapterRegistry {
         public var version: String { record.version }
         public var sha256: String { record.sha256 }
         public var key: AdapterCache.Key { AdapterCache.Key(name: record.name, version: record.version) }
+        public var kind: ArtifactKind { record.kind }
+    }
+
+    /// How `resolve` chose a version.
+    public enum Resolution: Sendable {
+        /// The session's pin (its first request's version).
+        case pinned
+        /// A traffic split.
+        case rollout
+        /// The active version.
+        case active
     }
 
     private let model: BertModel
@@ -34,6 +46,12 @@ public actor AdapterRegistry {
     private var pinsSincePrune = 0
     /// Traffic splits by adapter name.
     public private(set) var rollouts: [String: Rollout] = [:]
+    /// Input routers, parsed (they are a few kilobytes: all stay in memory).
+    private var routers: [AdapterCache.Key: InputRouter] = [:]
+    /// A router's earlier choice per (session, route), so a session keeps its adapter (memory only, bounded).
+    private var sessionChoices: [SessionKey: (adapter: String, expiresAt: Date)] = [:]
+    /// Most remembered router choices; the oldest half is dropped beyond it.
+    static let sessionChoiceLimit = 100_000
 
     /// Hub ids (`owner/name`) of the base model that adapters may declare in `base_model_name_or_path`.
     private let baseModelNames: [String]
@@ -79,9 +97,19 @@ public actor AdapterRegistry {
                 continue
             }
             let path = store.directory(forSHA256: record.sha256)
-            guard FileManager.default.fileExists(atPath: path + "/adapter_model.safetensors") else {
+            guard record.kind.requiredFiles.allSatisfy({ FileManager.default.fileExists(atPath: path + "/" + $0) }) else {
                 skipped.append((record.name, record.version, "its files are missing from \(path)"))
                 continue
+            }
+            if record.kind == .router {
+                do {
+                    let router = try InputRouter(directory: path)
+                    try router.validate(for: model, fingerprint: baseFingerprint)
+                    routers[AdapterCache.Key(name: record.name, version: record.version)] = router
+                } catch {
+                    skipped.append((record.name, record.version, "\(error)"))
+                    continue
+                }
             }
             // Weights load on first use, under the cache's budget.
             entries[record.name, default: [:]][record.version] = Entry(record: record, path: path)
@@ -121,6 +149,9 @@ public actor AdapterRegistry {
             return existing
         }
         let storedPath = store.directory(forSHA256: sha256)
+        if ArtifactKind.of(directory: storedPath) == .router {
+            return try await loadRouter(name: name, version: version, sha256: sha256, path: storedPath, actor: actor, source: source ?? path)
+        }
         let adapter: LoRAAdapter
         do {
             adapter = try LoRAAdapter(directory: storedPath, model: model, name: name)
@@ -145,11 +176,35 @@ public actor AdapterRegistry {
         return try await commit(record, path: storedPath, adapter: adapter, actor: actor)
     }
 
+    /// Validates and registers an input router (the part of `load` after the files are in the store).
+    private nonisolated func loadRouter(name: String, version: String, sha256: String, path: String, actor: String, source: String) async throws(RegistryError) -> Entry {
+        let router: InputRouter
+        do {
+            router = try InputRouter(directory: path)
+            try router.validate(for: model, fingerprint: baseFingerprint)
+        } catch {
+            let failed = AdapterVersionRecord(
+                name: name, version: version, sha256: sha256, sizeBytes: 0, rank: 0, targets: [], baseFingerprint: baseFingerprint,
+                labels: [], source: source, state: .failed, kind: .router)
+            _ = try? store.register(failed, actor: actor)
+            try? store.removeFilesIfUnused(sha256: sha256)
+            throw RegistryError.refused(name: name, version: version, reason: "\(error)")
+        }
+        let bytes = ArtifactKind.router.files.reduce(0) { total, file in
+            total + ((try? FileManager.default.attributesOfItem(atPath: path + "/" + file)[.size] as? Int) ?? 0)
+        }
+        let record = AdapterVersionRecord(
+            name: name, version: version, sha256: sha256, sizeBytes: bytes, rank: 0,
+            targets: router.stages.map { "layers \($0.features.layers)" }, baseFingerprint: baseFingerprint,
+            labels: router.labels, source: source, kind: .router)
+        return try await commit(record, path: path, router: router, actor: actor)
+    }
+
     /// The registered (name, version), if any.
     private func entry(name: String, version: String) -> Entry? { entries[name]?[version] }
 
     /// Registers a validated adapter: the short, isolated part of `load`.
-    private func commit(_ staged: AdapterVersionRecord, path: String, adapter: LoRAAdapter, actor: String) async throws(RegistryError) -> Entry {
+    private func commit(_ staged: AdapterVersionRecord, path: String, adapter: LoRAAdapter? = nil, router: InputRouter? = nil, actor: String) async throws(RegistryError) -> Entry {
         let name = staged.name, version = staged.version
         // Another load of the same version may have finished while this one validated.
         if let existing = entries[name]?[version] {
@@ -167,7 +222,8 @@ public actor AdapterRegistry {
         }
         let entry = Entry(record: record, path: path)
         entries[name, default: [:]][version] = entry
-        await cache.insert(entry.key, adapter)
+        if let router { routers[entry.key] = router }
+        if let adapter { await cache.insert(entry.key, adapter) }
         return entry
     }
 
@@ -200,6 +256,7 @@ public actor AdapterRegistry {
         for item in doomed {
             try mapped { () throws(StoreError) in try store.remove(name: name, version: item, actor: actor) }
             entries[name]?[item] = nil
+            routers[AdapterCache.Key(name: name, version: item)] = nil
             await cache.remove(AdapterCache.Key(name: name, version: item))
         }
         if entries[name]?.isEmpty ?? true {
@@ -224,14 +281,21 @@ public actor AdapterRegistry {
     /// else the rollout's version for the session (or, without one, for `stickyKey`, e.g. the sensor id); else the
     /// active version. A session is then pinned to what it got, for `ttl`.
     public func resolve(name: String, session: String, stickyKey: String, ttl: Duration) throws(RegistryError) -> Entry {
+        try resolveReporting(name: name, session: session, stickyKey: stickyKey, ttl: ttl).entry
+    }
+
+    /// `resolve(name:session:stickyKey:ttl:)`, also saying how the version was chosen.
+    public func resolveReporting(name: String, session: String, stickyKey: String, ttl: Duration) throws(RegistryError) -> (entry: Entry, resolution: Resolution) {
         let now = Date()
         let sessionKey = SessionKey(session: session, adapter: name)
         if !session.isEmpty, let pin = pins[sessionKey], pin.expiresAt > now, let entry = entries[name]?[pin.version] {
-            return entry
+            return (entry, .pinned)
         }
         var entry = try resolve(name: name, version: "")
+        var resolution = Resolution.active
         let key = session.isEmpty ? stickyKey : session
         if let rollout = rollouts[name], !key.isEmpty, let chosen = entries[name]?[rollout.version(for: key)] {
+            resolution = chosen.version == entry.version ? .active : .rollout
             entry = chosen
         }
         if !session.isEmpty {
@@ -245,7 +309,33 @@ public actor AdapterRegistry {
                 pins = pins.filter { $0.value.expiresAt > now }
             }
         }
-        return entry
+        return (entry, resolution)
+    }
+
+    /// The active version of the input router `name`, parsed.
+    public func router(named name: String) throws(RegistryError) -> (entry: Entry, router: InputRouter) {
+        let entry = try resolve(name: name, version: "")
+        guard entry.kind == .router, let router = routers[entry.key] else { throw .notKind(name: name, kind: .router) }
+        return (entry, router)
+    }
+
+    /// The adapter a router chose earlier for `session` under route `route`, while it lasts.
+    public func sessionChoice(session: String, route: String) -> String? {
+        guard let choice = sessionChoices[SessionKey(session: session, adapter: route)], choice.expiresAt > Date() else { return nil }
+        return choice.adapter
+    }
+
+    /// Remembers a router's choice for `session` under `route` for `ttl`.
+    public func rememberChoice(_ adapter: String, session: String, route: String, ttl: Duration) {
+        if sessionChoices.count >= Self.sessionChoiceLimit {
+            let now = Date()
+            sessionChoices = sessionChoices.filter { $0.value.expiresAt > now }
+            if sessionChoices.count >= Self.sessionChoiceLimit {
+                let oldest = sessionChoices.sorted { $0.value.expiresAt < $1.value.expiresAt }.prefix(Self.sessionChoiceLimit / 2)
+                for (key, _) in oldest { sessionChoices[key] = nil }
+            }
+        }
+        sessionChoices[SessionKey(session: session, adapter: route)] = (adapter, Date().addingTimeInterval(Double(ttl.components.seconds)))
     }
 
     /// Writes the pins made since the last flush to SQLite in one transaction. New pins are written behind, at most
@@ -323,6 +413,7 @@ public actor AdapterRegistry {
     public func clear(session: String) throws(RegistryError) -> Int {
         // Memory holds every live pin (restored at start, added since), so it says how many there were.
         let now = Date()
+        sessionChoices = sessionChoices.filter { $0.key.session != session }
         let keys = pins.keys.filter { $0.session == session }
         let live = keys.filter { pins[$0]!.expiresAt > now }.count
         for key in keys {
@@ -336,6 +427,11 @@ public actor AdapterRegistry {
     /// Creates or replaces a route.
     public func setRoute(_ route: RouteRecord) throws(RegistryError) {
         if let problem = RouteTable.problem(withFilter: route.topic) { throw RegistryError.invalidRouteTopic(topic: route.topic, problem: problem) }
+        if !route.router.isEmpty {
+            guard entries[route.router] != nil else { throw RegistryError.unknownReference(kind: "router", name: route.router) }
+            guard entries[route.router]?.values.first?.kind == .router else { throw RegistryError.notKind(name: route.router, kind: .router) }
+        }
+        guard route.minConfidence.isFinite, (0...1).contains(route.minConfidence) else { throw RegistryError.invalidConfidence(route.minConfidence) }
         try mapped { () throws(StoreError) in try store.save(route: route) }
         routeTable = RouteTable(try mapped { () throws(StoreError) in try store.routes() })
     }

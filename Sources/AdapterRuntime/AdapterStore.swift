@@ -75,6 +75,15 @@ public final class AdapterStore: Sendable {
                 table.primaryKey(["name", "version"])
             }
         }
+        migrator.registerMigration("v4: input routers") { db in
+            try db.alter(table: AdapterVersionRecord.databaseTableName) { table in
+                table.add(column: "kind", .text).notNull().defaults(to: ArtifactKind.adapter.rawValue)
+            }
+            try db.alter(table: RouteRecord.databaseTableName) { table in
+                table.add(column: "router", .text).notNull().defaults(to: "")
+                table.add(column: "minConfidence", .double).notNull().defaults(to: 0)
+            }
+        }
         return migrator
     }
 
@@ -167,7 +176,7 @@ public final class AdapterStore: Sendable {
         let staging = dataDirectory + "/adapters/.incoming-" + UUID().uuidString
         do {
             try manager.createDirectory(atPath: staging, withIntermediateDirectories: true)
-            for file in AdapterDigest.files where manager.fileExists(atPath: source + "/" + file) {
+            for file in ArtifactKind.of(directory: source).files where manager.fileExists(atPath: source + "/" + file) {
                 try manager.copyItem(atPath: source + "/" + file, toPath: staging + "/" + file)
             }
             try manager.moveItem(atPath: staging, toPath: destination)

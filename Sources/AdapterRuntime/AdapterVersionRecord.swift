@@ -24,11 +24,15 @@ public struct AdapterVersionRecord: Codable, Sendable, Equatable, FetchableRecor
     public var state: AdapterState
     /// When it last became active (orders rollback candidates).
     public var activatedAt: Date?
+    /// A LoRA adapter or an input router.
+    public var kind: ArtifactKind
 
     public init(
         name: String, version: String, sha256: String, sizeBytes: Int, rank: Int, targets: [String],
-        baseFingerprint: String, labels: [String], source: String, createdAt: Date = Date(), state: AdapterState = .staged
+        baseFingerprint: String, labels: [String], source: String, createdAt: Date = Date(), state: AdapterState = .staged,
+        kind: ArtifactKind = .adapter
     ) {
+        self.kind = kind
         self.name = name
         self.version = version
         self.sha256 = sha256

@@ -20,6 +20,10 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
     case splitToUnloaded(name: String, version: String)
     /// The engine stopped before a smoke inference could run.
     case engineStopping
+    /// The name belongs to an artifact of another kind (an adapter where a router is needed, or the reverse).
+    case notKind(name: String, kind: ArtifactKind)
+    /// A route's minimum confidence outside 0…1.
+    case invalidConfidence(Double)
 
     public var description: String {
         switch self {
@@ -43,6 +47,12 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
             return "adapter '\(name)' has no version '\(version)' loaded; load it before splitting traffic to it"
         case .engineStopping:
             return "the engine is stopping; the smoke inference did not run"
+        case let .notKind(name, kind):
+            return kind == .router
+                ? "'\(name)' is an adapter, not an input router"
+                : "'\(name)' is an input router, not an adapter; name an adapter, or route through the router"
+        case let .invalidConfidence(value):
+            return "min_confidence \(value) is outside 0…1"
         }
     }
 }

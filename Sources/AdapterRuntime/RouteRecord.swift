@@ -14,8 +14,17 @@ public struct RouteRecord: Codable, Sendable, Equatable, FetchableRecord, Persis
     public var metadata: String
     public var adapter: String
     public var priority: Int
+    /// Input router consulted for requests naming no adapter (empty: none).
+    public var router: String
+    /// The router's choice serves at this confidence or above; below it, `adapter` does.
+    public var minConfidence: Double
 
-    public init(name: String, topic: String, sensorType: String, metadata: [String: String], adapter: String, priority: Int) {
+    public init(
+        name: String, topic: String, sensorType: String, metadata: [String: String], adapter: String, priority: Int,
+        router: String = "", minConfidence: Double = 0
+    ) {
+        self.router = router
+        self.minConfidence = minConfidence
         self.name = name
         self.topic = topic
         self.sensorType = sensorType

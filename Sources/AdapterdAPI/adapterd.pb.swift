@@ -199,6 +199,21 @@ public nonisolated struct Adapterd_V1_InferReply: Sendable {
   /// The worker that answered (which one of a pool).
   public var worker: String = String()
 
+  /// How the adapter was chosen: "request" (named), "session" (a router's earlier decision for the session),
+  /// "rollout" (a traffic split picked the version), "route", "router", "default" (the worker's default adapter),
+  /// or empty (no adapter: embeddings).
+  public var routedBy: String = String()
+
+  /// When a router was consulted: its name and version, its choice and confidence (even when the confidence
+  /// was below the route's min_confidence and the route's adapter served instead).
+  public var router: String = String()
+
+  public var routerVersion: String = String()
+
+  public var routerChoice: String = String()
+
+  public var routerConfidence: Float = 0
+
   public var correlationID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -233,6 +248,9 @@ public nonisolated struct Adapterd_V1_AdapterInfo: Sendable {
   public var labels: [String] = []
 
   public var path: String = String()
+
+  /// "adapter" (a PEFT LoRA adapter) or "router" (an input router: router.json + router.safetensors).
+  public var kind: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -493,13 +511,13 @@ public nonisolated struct Adapterd_V1_GetStatusReply: @unchecked Sendable {
     set {_uniqueStorage()._correlationID = newValue}
   }
 
-  /// "fp32" or "int8".
+  /// The base model's precision: "fp32" or "int8".
   public var precision: String {
     get {_storage._precision}
     set {_uniqueStorage()._precision = newValue}
   }
 
-  /// The engine's kernel path, e.g. "avx512-vnni".
+  /// The engine's kernel path: "portable", "avx2", "avx2-vnni", "avx512" or "avx512-vnni".
   public var kernelPath: String {
     get {_storage._kernelPath}
     set {_uniqueStorage()._kernelPath = newValue}
@@ -707,6 +725,12 @@ public nonisolated struct Adapterd_V1_Route: Sendable {
 
   public var priority: Int32 = 0
 
+  /// An input router (loaded like an adapter) that picks the adapter for requests naming none; its choice serves
+  /// when its confidence is at least min_confidence, else `adapter` (or embeddings when empty).
+  public var router: String = String()
+
+  public var minConfidence: Float = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -728,6 +752,10 @@ public nonisolated struct Adapterd_V1_SetRouteRequest: Sendable {
   public var adapter: String = String()
 
   public var priority: Int32 = 0
+
+  public var router: String = String()
+
+  public var minConfidence: Float = 0
 
   public var replyTo: String = String()
 
@@ -1168,50 +1196,67 @@ public nonisolated struct Adapterd_V1_PushAbort: Sendable {
   public init() {}
 }
 
-public nonisolated struct Adapterd_V1_PushAdapterReply: Sendable {
+public nonisolated struct Adapterd_V1_PushAdapterReply: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var status: Adapterd_V1_StatusCode {
-    get {_status ?? .ok}
-    set {_status = newValue}
+    get {_storage._status ?? .ok}
+    set {_uniqueStorage()._status = newValue}
   }
   /// Returns true if `status` has been explicitly set.
-  public var hasStatus: Bool {self._status != nil}
+  public var hasStatus: Bool {_storage._status != nil}
   /// Clears the value of `status`. Subsequent reads from it will return its default value.
-  public mutating func clearStatus() {self._status = nil}
+  public mutating func clearStatus() {_uniqueStorage()._status = nil}
 
-  public var error: String = String()
+  public var error: String {
+    get {_storage._error}
+    set {_uniqueStorage()._error = newValue}
+  }
 
-  public var chunksTotal: Int32 = 0
+  public var chunksTotal: Int32 {
+    get {_storage._chunksTotal}
+    set {_uniqueStorage()._chunksTotal = newValue}
+  }
 
   /// Chunks not yet stored (after begin and chunk steps), lowest first.
-  public var missing: [Int32] = []
+  public var missing: [Int32] {
+    get {_storage._missing}
+    set {_uniqueStorage()._missing = newValue}
+  }
 
-  public var bytesReceived: Int64 = 0
+  public var bytesReceived: Int64 {
+    get {_storage._bytesReceived}
+    set {_uniqueStorage()._bytesReceived = newValue}
+  }
 
   /// The staged version (after commit).
   public var adapter: Adapterd_V1_AdapterInfo {
-    get {_adapter ?? Adapterd_V1_AdapterInfo()}
-    set {_adapter = newValue}
+    get {_storage._adapter ?? Adapterd_V1_AdapterInfo()}
+    set {_uniqueStorage()._adapter = newValue}
   }
   /// Returns true if `adapter` has been explicitly set.
-  public var hasAdapter: Bool {self._adapter != nil}
+  public var hasAdapter: Bool {_storage._adapter != nil}
   /// Clears the value of `adapter`. Subsequent reads from it will return its default value.
-  public mutating func clearAdapter() {self._adapter = nil}
+  public mutating func clearAdapter() {_uniqueStorage()._adapter = nil}
 
   /// Short id of the key that signed the manifest, when one did.
-  public var keyID: String = String()
+  public var keyID: String {
+    get {_storage._keyID}
+    set {_uniqueStorage()._keyID = newValue}
+  }
 
-  public var correlationID: String = String()
+  public var correlationID: String {
+    get {_storage._correlationID}
+    set {_uniqueStorage()._correlationID = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _status: Adapterd_V1_StatusCode? = nil
-  fileprivate var _adapter: Adapterd_V1_AdapterInfo? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -1288,7 +1333,7 @@ nonisolated extension Adapterd_V1_InferRequest: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".InferReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}adapter\0\u{1}version\0\u{1}label\0\u{1}logits\0\u{1}embedding\0\u{3}latency_ms\0\u{1}tokens\0\u{1}worker\0\u{4}\u{5}correlation_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}adapter\0\u{1}version\0\u{1}label\0\u{1}logits\0\u{1}embedding\0\u{3}latency_ms\0\u{1}tokens\0\u{1}worker\0\u{3}routed_by\0\u{1}router\0\u{3}router_version\0\u{3}router_choice\0\u{3}correlation_id\0\u{3}router_confidence\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1306,7 +1351,12 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
       case 8: try { try decoder.decodeSingularFloatField(value: &self.latencyMs) }()
       case 9: try { try decoder.decodeSingularInt32Field(value: &self.tokens) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.worker) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.routedBy) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.router) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.routerVersion) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.routerChoice) }()
       case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
+      case 16: try { try decoder.decodeSingularFloatField(value: &self.routerConfidence) }()
       default: break
       }
     }
@@ -1347,8 +1397,23 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
     if !self.worker.isEmpty {
       try visitor.visitSingularStringField(value: self.worker, fieldNumber: 10)
     }
+    if !self.routedBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.routedBy, fieldNumber: 11)
+    }
+    if !self.router.isEmpty {
+      try visitor.visitSingularStringField(value: self.router, fieldNumber: 12)
+    }
+    if !self.routerVersion.isEmpty {
+      try visitor.visitSingularStringField(value: self.routerVersion, fieldNumber: 13)
+    }
+    if !self.routerChoice.isEmpty {
+      try visitor.visitSingularStringField(value: self.routerChoice, fieldNumber: 14)
+    }
     if !self.correlationID.isEmpty {
       try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 15)
+    }
+    if self.routerConfidence.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.routerConfidence, fieldNumber: 16)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1364,6 +1429,11 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
     if lhs.latencyMs != rhs.latencyMs {return false}
     if lhs.tokens != rhs.tokens {return false}
     if lhs.worker != rhs.worker {return false}
+    if lhs.routedBy != rhs.routedBy {return false}
+    if lhs.router != rhs.router {return false}
+    if lhs.routerVersion != rhs.routerVersion {return false}
+    if lhs.routerChoice != rhs.routerChoice {return false}
+    if lhs.routerConfidence != rhs.routerConfidence {return false}
     if lhs.correlationID != rhs.correlationID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -1372,7 +1442,7 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Adapterd_V1_AdapterInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AdapterInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0\u{1}state\0\u{1}bytes\0\u{1}sha256\0\u{1}rank\0\u{1}targets\0\u{1}labels\0\u{1}path\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0\u{1}state\0\u{1}bytes\0\u{1}sha256\0\u{1}rank\0\u{1}targets\0\u{1}labels\0\u{1}path\0\u{1}kind\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1389,6 +1459,7 @@ nonisolated extension Adapterd_V1_AdapterInfo: SwiftProtobuf.Message, SwiftProto
       case 7: try { try decoder.decodeRepeatedStringField(value: &self.targets) }()
       case 8: try { try decoder.decodeRepeatedStringField(value: &self.labels) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.kind) }()
       default: break
       }
     }
@@ -1422,6 +1493,9 @@ nonisolated extension Adapterd_V1_AdapterInfo: SwiftProtobuf.Message, SwiftProto
     if !self.path.isEmpty {
       try visitor.visitSingularStringField(value: self.path, fieldNumber: 9)
     }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1435,6 +1509,7 @@ nonisolated extension Adapterd_V1_AdapterInfo: SwiftProtobuf.Message, SwiftProto
     if lhs.targets != rhs.targets {return false}
     if lhs.labels != rhs.labels {return false}
     if lhs.path != rhs.path {return false}
+    if lhs.kind != rhs.kind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2284,7 +2359,7 @@ nonisolated extension Adapterd_V1_HistoryReply: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Adapterd_V1_Route: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Route"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}topic\0\u{3}sensor_type\0\u{1}metadata\0\u{1}adapter\0\u{1}priority\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}topic\0\u{3}sensor_type\0\u{1}metadata\0\u{1}adapter\0\u{1}priority\0\u{1}router\0\u{3}min_confidence\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2298,6 +2373,8 @@ nonisolated extension Adapterd_V1_Route: SwiftProtobuf.Message, SwiftProtobuf._M
       case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.adapter) }()
       case 6: try { try decoder.decodeSingularInt32Field(value: &self.priority) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.router) }()
+      case 8: try { try decoder.decodeSingularFloatField(value: &self.minConfidence) }()
       default: break
       }
     }
@@ -2322,6 +2399,12 @@ nonisolated extension Adapterd_V1_Route: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.priority != 0 {
       try visitor.visitSingularInt32Field(value: self.priority, fieldNumber: 6)
     }
+    if !self.router.isEmpty {
+      try visitor.visitSingularStringField(value: self.router, fieldNumber: 7)
+    }
+    if self.minConfidence.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.minConfidence, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2332,6 +2415,8 @@ nonisolated extension Adapterd_V1_Route: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.metadata != rhs.metadata {return false}
     if lhs.adapter != rhs.adapter {return false}
     if lhs.priority != rhs.priority {return false}
+    if lhs.router != rhs.router {return false}
+    if lhs.minConfidence != rhs.minConfidence {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2339,7 +2424,7 @@ nonisolated extension Adapterd_V1_Route: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Adapterd_V1_SetRouteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetRouteRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}topic\0\u{3}sensor_type\0\u{1}metadata\0\u{1}adapter\0\u{1}priority\0\u{4}\u{8}reply_to\0\u{3}correlation_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}topic\0\u{3}sensor_type\0\u{1}metadata\0\u{1}adapter\0\u{1}priority\0\u{1}router\0\u{3}min_confidence\0\u{4}\u{6}reply_to\0\u{3}correlation_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2353,6 +2438,8 @@ nonisolated extension Adapterd_V1_SetRouteRequest: SwiftProtobuf.Message, SwiftP
       case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.adapter) }()
       case 6: try { try decoder.decodeSingularInt32Field(value: &self.priority) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.router) }()
+      case 8: try { try decoder.decodeSingularFloatField(value: &self.minConfidence) }()
       case 14: try { try decoder.decodeSingularStringField(value: &self.replyTo) }()
       case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
       default: break
@@ -2379,6 +2466,12 @@ nonisolated extension Adapterd_V1_SetRouteRequest: SwiftProtobuf.Message, SwiftP
     if self.priority != 0 {
       try visitor.visitSingularInt32Field(value: self.priority, fieldNumber: 6)
     }
+    if !self.router.isEmpty {
+      try visitor.visitSingularStringField(value: self.router, fieldNumber: 7)
+    }
+    if self.minConfidence.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.minConfidence, fieldNumber: 8)
+    }
     if !self.replyTo.isEmpty {
       try visitor.visitSingularStringField(value: self.replyTo, fieldNumber: 14)
     }
@@ -2395,6 +2488,8 @@ nonisolated extension Adapterd_V1_SetRouteRequest: SwiftProtobuf.Message, SwiftP
     if lhs.metadata != rhs.metadata {return false}
     if lhs.adapter != rhs.adapter {return false}
     if lhs.priority != rhs.priority {return false}
+    if lhs.router != rhs.router {return false}
+    if lhs.minConfidence != rhs.minConfidence {return false}
     if lhs.replyTo != rhs.replyTo {return false}
     if lhs.correlationID != rhs.correlationID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -3249,66 +3344,116 @@ nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, Swift
   public static let protoMessageName: String = _protobuf_package + ".PushAdapterReply"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{3}chunks_total\0\u{1}missing\0\u{3}bytes_received\0\u{1}adapter\0\u{3}key_id\0\u{4}\u{8}correlation_id\0")
 
+  fileprivate class _StorageClass {
+    var _status: Adapterd_V1_StatusCode? = nil
+    var _error: String = String()
+    var _chunksTotal: Int32 = 0
+    var _missing: [Int32] = []
+    var _bytesReceived: Int64 = 0
+    var _adapter: Adapterd_V1_AdapterInfo? = nil
+    var _keyID: String = String()
+    var _correlationID: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _status = source._status
+      _error = source._error
+      _chunksTotal = source._chunksTotal
+      _missing = source._missing
+      _bytesReceived = source._bytesReceived
+      _adapter = source._adapter
+      _keyID = source._keyID
+      _correlationID = source._correlationID
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularEnumField(value: &self._status) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.error) }()
-      case 3: try { try decoder.decodeSingularInt32Field(value: &self.chunksTotal) }()
-      case 4: try { try decoder.decodeRepeatedInt32Field(value: &self.missing) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self.bytesReceived) }()
-      case 6: try { try decoder.decodeSingularMessageField(value: &self._adapter) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
-      case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularEnumField(value: &_storage._status) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._error) }()
+        case 3: try { try decoder.decodeSingularInt32Field(value: &_storage._chunksTotal) }()
+        case 4: try { try decoder.decodeRepeatedInt32Field(value: &_storage._missing) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._bytesReceived) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._adapter) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._keyID) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._correlationID) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._status {
-      try visitor.visitSingularEnumField(value: v, fieldNumber: 1)
-    } }()
-    if !self.error.isEmpty {
-      try visitor.visitSingularStringField(value: self.error, fieldNumber: 2)
-    }
-    if self.chunksTotal != 0 {
-      try visitor.visitSingularInt32Field(value: self.chunksTotal, fieldNumber: 3)
-    }
-    if !self.missing.isEmpty {
-      try visitor.visitPackedInt32Field(value: self.missing, fieldNumber: 4)
-    }
-    if self.bytesReceived != 0 {
-      try visitor.visitSingularInt64Field(value: self.bytesReceived, fieldNumber: 5)
-    }
-    try { if let v = self._adapter {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    } }()
-    if !self.keyID.isEmpty {
-      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 7)
-    }
-    if !self.correlationID.isEmpty {
-      try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 15)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._status {
+        try visitor.visitSingularEnumField(value: v, fieldNumber: 1)
+      } }()
+      if !_storage._error.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._error, fieldNumber: 2)
+      }
+      if _storage._chunksTotal != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._chunksTotal, fieldNumber: 3)
+      }
+      if !_storage._missing.isEmpty {
+        try visitor.visitPackedInt32Field(value: _storage._missing, fieldNumber: 4)
+      }
+      if _storage._bytesReceived != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._bytesReceived, fieldNumber: 5)
+      }
+      try { if let v = _storage._adapter {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      if !_storage._keyID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._keyID, fieldNumber: 7)
+      }
+      if !_storage._correlationID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._correlationID, fieldNumber: 15)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Adapterd_V1_PushAdapterReply, rhs: Adapterd_V1_PushAdapterReply) -> Bool {
-    if lhs._status != rhs._status {return false}
-    if lhs.error != rhs.error {return false}
-    if lhs.chunksTotal != rhs.chunksTotal {return false}
-    if lhs.missing != rhs.missing {return false}
-    if lhs.bytesReceived != rhs.bytesReceived {return false}
-    if lhs._adapter != rhs._adapter {return false}
-    if lhs.keyID != rhs.keyID {return false}
-    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._status != rhs_storage._status {return false}
+        if _storage._error != rhs_storage._error {return false}
+        if _storage._chunksTotal != rhs_storage._chunksTotal {return false}
+        if _storage._missing != rhs_storage._missing {return false}
+        if _storage._bytesReceived != rhs_storage._bytesReceived {return false}
+        if _storage._adapter != rhs_storage._adapter {return false}
+        if _storage._keyID != rhs_storage._keyID {return false}
+        if _storage._correlationID != rhs_storage._correlationID {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -9,7 +9,9 @@ import Metrics
 /// A class with a condition lock because its thread is not a Swift task.
 public final class BatchExecutor: @unchecked Sendable {
     private struct Job {
+        /// A row to infer, or (with `featureLayers`) a row whose base-model features an input router needs.
         let input: EncodedInput
+        let featureLayers: Int?
         let deadline: ContinuousClock.Instant?
         let continuation: CheckedContinuation<InferenceOutput?, Never>
     }
@@ -38,9 +40,32 @@ public final class BatchExecutor: @unchecked Sendable {
     public func run(_ input: EncodedInput, deadline: ContinuousClock.Instant? = nil) async -> InferenceOutput? {
         await withCheckedContinuation { continuation in
             condition.lock()
-            pending.append(Job(input: input, deadline: deadline, continuation: continuation))
+            pending.append(Job(input: input, featureLayers: nil, deadline: deadline, continuation: continuation))
             condition.signal()
             condition.unlock()
+        }
+    }
+
+    /// The pooled base-model features after `layers` layers of each row, for input routers: batched with whatever
+    /// else is waiting (features of one depth run as one pass, before the inference rows). Nil when the
+    /// executor stopped.
+    public func features(_ rows: [[Int32]], layers: Int) async -> [[Float]]? {
+        await withTaskGroup(of: (Int, [Float]?).self) { group in
+            for (index, ids) in rows.enumerated() {
+                group.addTask {
+                    let output = await withCheckedContinuation { continuation in
+                        self.condition.lock()
+                        self.pending.append(Job(input: EncodedInput(ids: ids, adapter: nil), featureLayers: layers, deadline: nil, continuation: continuation))
+                        self.condition.signal()
+                        self.condition.unlock()
+                    }
+                    if case .embedding(let values)? = output { return (index, values) }
+                    return (index, nil)
+                }
+            }
+            var out = [[Float]?](repeating: nil, count: rows.count)
+            for await (index, values) in group { out[index] = values }
+            return out.contains { $0 == nil } ? nil : out.map { $0! }
         }
     }
 
@@ -97,9 +122,18 @@ public final class BatchExecutor: @unchecked Sendable {
             largest = max(largest, batch.count)
             condition.unlock()
             batchSizes?.record(batch.count)
-            // Rows come from the model's own tokenizer, so the engine's id and length checks cannot fail.
-            let outputs = try! engine.run(encoded: batch.map(\.input))
-            for (job, output) in zip(batch, outputs) { job.continuation.resume(returning: output) }
+            // Routing features first: the inference they precede may be waiting for them in a later batch.
+            let routing = batch.filter { $0.featureLayers != nil }
+            for layers in Set(routing.compactMap(\.featureLayers)).sorted() {
+                let jobs = routing.filter { $0.featureLayers == layers }
+                // Rows come from the model's own tokenizer, so the engine's id and length checks cannot fail.
+                let features = try! engine.features(encoded: jobs.map(\.input.ids), layers: layers)
+                for (job, values) in zip(jobs, features) { job.continuation.resume(returning: .embedding(values)) }
+            }
+            let inference = batch.filter { $0.featureLayers == nil }
+            guard !inference.isEmpty else { continue }
+            let outputs = try! engine.run(encoded: inference.map(\.input))
+            for (job, output) in zip(inference, outputs) { job.continuation.resume(returning: output) }
         }
     }
 }

@@ -30,7 +30,11 @@ struct InferCommand: AsyncParsableCommand {
                 let reply = try await client.infer(request, subtopic: subtopic, timeout: connection.replyTimeout)
                 do {
                     try ReplyPrinter.finish(reply, json: connection.json) { reply in
-                        let who = reply.adapter.isEmpty ? "base model" : "\(reply.adapter) \(reply.version)"
+                        var who = reply.adapter.isEmpty ? "base model" : "\(reply.adapter) \(reply.version)"
+                        if !reply.routedBy.isEmpty { who += " (by \(reply.routedBy))" }
+                        if !reply.router.isEmpty {
+                            who += String(format: " [router %@ %@: %@ %.2f]", reply.router, reply.routerVersion, reply.routerChoice, reply.routerConfidence)
+                        }
                         let what = reply.label.isEmpty ? "embedding[\(reply.embedding.count)]" : reply.label
                         return "\(what)\t\(who)\t\(String(format: "%.1f", reply.latencyMs)) ms\t\(text)"
                     }

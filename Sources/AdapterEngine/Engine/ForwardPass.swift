@@ -49,8 +49,11 @@ struct ForwardPass {
         }
     }
 
-    func run(_ inputs: [EncodedInput]) -> [InferenceOutput] {
+    /// Runs `inputs`; with `depth`, only the embeddings and the first `depth` layers run and every output is the
+    /// mean of the last hidden rows, not normalised (features for input routers; adapters are not applied).
+    func run(_ inputs: [EncodedInput], depth: Int? = nil) -> [InferenceOutput] {
         guard !inputs.isEmpty else { return [] }
+        if depth != nil { precondition(inputs.allSatisfy { $0.adapter == nil }, "features are taken from the base model") }
         // Stable sort by adapter identity so each adapter's rows are one block; nil (base model) first.
         let order = inputs.indices.sorted { lhs, rhs in
             let l = inputs[lhs].adapter.map { UInt(bitPattern: ObjectIdentifier($0).hashValue) } ?? 0
@@ -102,7 +105,7 @@ struct ForwardPass {
         let lengths = sorted.map { Int32($0.ids.count) }
         let scale = 1 / Float(config.headSize).squareRoot()
         let isa = plan.path.kernelISA
-        for (layerIndex, layer) in plan.layers.enumerated() {
+        for (layerIndex, layer) in plan.layers.prefix(depth ?? plan.layers.count).enumerated() {
             let base = weights.layers[layerIndex]
             let next = layerIndex + 1 < plan.layers.count ? plan.layers[layerIndex + 1] : nil
             let adapters = groups.map { $0.adapter?.layers[layerIndex] }
@@ -140,6 +143,12 @@ struct ForwardPass {
         }
 
         var outputs = [InferenceOutput?](repeating: nil, count: inputs.count)
+        if depth != nil {
+            for sequence in sorted.indices {
+                outputs[order[sequence]] = .embedding(meanPool(batch.x + offsets[sequence] * hidden, length: sorted[sequence].ids.count, normalize: false))
+            }
+            return outputs.map { $0! }
+        }
         for group in groups {
             if let adapter = group.adapter, let head = adapter.head {
                 let results = classify(group: group, head: head, lora: adapter.pooler, offsets: offsets, batch: batch)
@@ -317,14 +326,16 @@ struct ForwardPass {
         }
     }
 
-    /// Mean over the sequence's rows, then L2 normalisation (sentence-transformers' pooling + Normalize).
-    private func meanPool(_ rows: UnsafeMutablePointer<Float>, length: Int) -> [Float] {
+    /// Mean over the sequence's rows, then (unless `normalize` is false) L2 normalisation (sentence-transformers'
+    /// pooling + Normalize).
+    private func meanPool(_ rows: UnsafeMutablePointer<Float>, length: Int, normalize: Bool = true) -> [Float] {
         let hidden = config.hiddenSize
         var sums = [Double](repeating: 0, count: hidden)
         for row in 0..<length {
             for i in 0..<hidden { sums[i] += Double(rows[row * hidden + i]) }
         }
         let means = sums.map { $0 / Double(max(length, 1)) }
+        guard normalize else { return means.map { Float($0) } }
         let norm = max(means.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
         return means.map { Float($0 / norm) }
     }

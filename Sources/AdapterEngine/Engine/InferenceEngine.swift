@@ -45,6 +45,11 @@ public struct InferenceEngine: Sendable {
 
     /// Runs already tokenised rows, after checking every id and length against the model.
     public func run(encoded inputs: [EncodedInput]) throws(InferenceError) -> [InferenceOutput] {
+        try check(inputs)
+        return ForwardPass(weights: model.weights, config: model.config, plan: plan).run(inputs)
+    }
+
+    private func check(_ inputs: [EncodedInput]) throws(InferenceError) {
         for (index, input) in inputs.enumerated() {
             guard !input.ids.isEmpty, input.ids.count <= model.config.maxPositionEmbeddings else {
                 throw .invalidLength(row: index, length: input.ids.count, maximum: model.config.maxPositionEmbeddings)
@@ -53,7 +58,19 @@ public struct InferenceEngine: Sendable {
                 throw .invalidTokenID(row: index, id: bad, vocabularySize: model.config.vocabSize)
             }
         }
-        return ForwardPass(weights: model.weights, config: model.config, plan: plan).run(inputs)
+    }
+
+    /// The mean of each row's hidden states after the embeddings and the first `layers` layers of the base model
+    /// (0: the embedding output), not normalised: the features input routers classify. Costs about
+    /// `layers / numHiddenLayers` of a full pass.
+    public func features(encoded rows: [[Int32]], layers: Int) throws(InferenceError) -> [[Float]] {
+        let inputs = rows.map { EncodedInput(ids: $0, adapter: nil) }
+        try check(inputs)
+        let depth = min(max(layers, 0), model.config.numHiddenLayers)
+        return ForwardPass(weights: model.weights, config: model.config, plan: plan).run(inputs, depth: depth).map { output in
+            if case .embedding(let values) = output { return values }
+            return []
+        }
     }
 }
 

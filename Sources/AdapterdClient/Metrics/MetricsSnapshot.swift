@@ -119,8 +119,28 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
         }
     }
 
+    /// One input router's decisions since the worker started.
+    public struct Router: Codable, Sendable, Equatable {
+        public var name: String
+        /// Requests whose adapter the router chose, by adapter.
+        public var decisions: [String: Int]
+        /// Requests where its confidence was below the route's minimum and the route's adapter served.
+        public var fallbacks: Int
+        /// Mean time spent routing one request, in milliseconds.
+        public var meanMs: Double
+
+        public init(name: String, decisions: [String: Int], fallbacks: Int, meanMs: Double) {
+            self.name = name
+            self.decisions = decisions
+            self.fallbacks = fallbacks
+            self.meanMs = meanMs
+        }
+    }
+
     public var worker: String
     public var state: String
+    /// Input routers' decisions; absent in documents from older workers.
+    public var routers: [Router]?
     /// Absent in documents from older workers.
     public var engine: Engine?
     public var at: String

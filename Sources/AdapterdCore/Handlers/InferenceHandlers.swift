@@ -2,6 +2,7 @@ import AdapterdAPI
 import AdapterdClient
 import AdapterEngine
 import AdapterRuntime
+import InputRouting
 import MQTTRPC
 
 /// The inference method: resolves the adapter a request should run (request, route or default; session
@@ -40,20 +41,39 @@ public struct InferenceHandlers: Sendable {
         let registry = services.registry
         guard request.hasText else { throw HandlerError.missingField("text") }
         let stickyKey = context.sensorPath.joined(separator: "/")
+        let encoded = services.engine.encode(request.text)
+        var reply = Adapterd_V1_InferReply()
         var entry: AdapterRegistry.Entry?
+        var resolution = AdapterRegistry.Resolution.active
         if !request.adapter.isEmpty {
             guard configuration.allowExplicitAdapter else { throw HandlerError.explicitAdapterForbidden }
-            entry = request.version.isEmpty
-                ? try await registry.resolve(name: request.adapter, session: request.session, stickyKey: stickyKey, ttl: configuration.affinityTTL)
-                : try await registry.resolve(name: request.adapter, version: request.version)
+            reply.routedBy = "request"
+            if request.version.isEmpty {
+                (entry, resolution) = try await registry.resolveReporting(name: request.adapter, session: request.session, stickyKey: stickyKey, ttl: configuration.affinityTTL)
+            } else {
+                entry = try await registry.resolve(name: request.adapter, version: request.version)
+            }
         } else if !request.version.isEmpty {
             throw HandlerError.fieldNeeds(field: "version", needs: "adapter")
-        } else if let name = await registry.routeTable.select(topic: context.topic, context: context.sensorPath, metadata: request.metadata)?.adapter
-                    ?? configuration.defaultAdapter {
-            entry = try await registry.resolve(name: name, session: request.session, stickyKey: stickyKey, ttl: configuration.affinityTTL)
+        } else {
+            var name: String?
+            if let route = await registry.routeTable.select(topic: context.topic, context: context.sensorPath, metadata: request.metadata) {
+                (name, reply.routedBy) = (route.adapter.isEmpty ? nil : route.adapter, "route")
+                if !route.router.isEmpty, let routed = await routeThroughRouter(route, request: request, ids: encoded.ids, reply: &reply) {
+                    name = routed
+                }
+            } else if let fallback = configuration.defaultAdapter {
+                (name, reply.routedBy) = (fallback, "default")
+            }
+            if let name {
+                (entry, resolution) = try await registry.resolveReporting(name: name, session: request.session, stickyKey: stickyKey, ttl: configuration.affinityTTL)
+            } else {
+                reply.routedBy = ""
+            }
         }
+        if let entry, entry.kind != .adapter { throw RegistryError.notKind(name: entry.name, kind: .adapter) }
+        if resolution == .rollout, reply.routedBy != "router", reply.routedBy != "session" { reply.routedBy = "rollout" }
         resolved = entry
-        let encoded = services.engine.encode(request.text)
         var adapter: LoRAAdapter?
         if let entry {
             do {
@@ -68,7 +88,6 @@ public struct InferenceHandlers: Sendable {
             await guardRollout(entry, ok: result != nil, since: context.receivedAt)
         }
         guard let output = result else { throw HandlerError.expiredWaiting }
-        var reply = Adapterd_V1_InferReply()
         reply.worker = configuration.workerID
         reply.tokens = Int32(encoded.ids.count)
         if let entry {
@@ -84,6 +103,54 @@ public struct InferenceHandlers: Sendable {
         }
         reply.latencyMs = Float((ContinuousClock.now - context.receivedAt).inMilliseconds)
         return reply
+    }
+
+    /// Asks the route's input router for the adapter, unless the session already has its decision. Returns the
+    /// adapter when the router (or the session's earlier decision) chose it, nil to fall back to the route's
+    /// adapter: confidence below the route's minimum, or a router that is no longer loaded (logged, not fatal).
+    private func routeThroughRouter(_ route: RouteRecord, request: Adapterd_V1_InferRequest, ids: [Int32], reply: inout Adapterd_V1_InferReply) async -> String? {
+        let registry = services.registry
+        if !request.session.isEmpty, let remembered = await registry.sessionChoice(session: request.session, route: route.name) {
+            reply.routedBy = "session"
+            return remembered
+        }
+        let loaded: (entry: AdapterRegistry.Entry, router: InputRouter)
+        do {
+            loaded = try await registry.router(named: route.router)
+        } catch {
+            services.logger.warning("route's router is not loaded; the route's adapter serves", metadata: ["route": "\(route.name)", "router": "\(route.router)", "error": "\(error)"])
+            return nil
+        }
+        let started = ContinuousClock.now
+        let engine = services.engine
+        let executor = services.executor
+        let decision: RoutingDecision
+        do {
+            // Stages over the embeddings alone are a table lookup: they run here. Deeper stages join the engine
+            // thread's next batch, with every other request waiting for routing.
+            decision = try await loaded.router.route([ids]) { rows, layers in
+                if layers == 0 { return try engine.features(encoded: rows, layers: 0) }
+                guard let features = await executor.features(rows, layers: layers) else { throw RegistryError.engineStopping }
+                return features
+            }[0]
+        } catch {
+            services.logger.error("routing failed; the route's adapter serves", metadata: ["router": "\(route.router)", "error": "\(error)"])
+            return nil
+        }
+        reply.router = loaded.entry.name
+        reply.routerVersion = loaded.entry.version
+        reply.routerChoice = decision.adapter
+        reply.routerConfidence = decision.confidence
+        let confident = Double(decision.confidence) >= route.minConfidence
+        await services.metrics.recordRouting(
+            router: loaded.entry.name, adapter: confident ? decision.adapter : route.adapter, fallback: !confident,
+            duration: ContinuousClock.now - started)
+        guard confident else { return nil }
+        reply.routedBy = "router"
+        if !request.session.isEmpty {
+            await registry.rememberChoice(decision.adapter, session: request.session, route: route.name, ttl: services.configuration.affinityTTL)
+        }
+        return decision.adapter
     }
 
     /// Feeds the rollout guard and ends a rollout whose canary went bad.

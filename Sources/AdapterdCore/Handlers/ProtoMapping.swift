@@ -14,6 +14,7 @@ extension Adapterd_V1_AdapterInfo {
         targets = entry.record.targets.split(separator: ",").map(String.init)
         labels = entry.record.labels.split(separator: "\n").map(String.init)
         path = entry.path
+        kind = entry.kind.rawValue
     }
 }
 
@@ -27,5 +28,7 @@ extension Adapterd_V1_Route {
         metadata = record.metadataPairs
         adapter = record.adapter
         priority = Int32(record.priority)
+        router = record.router
+        minConfidence = Float(record.minConfidence)
     }
 }

@@ -19,7 +19,8 @@ public struct RoutingHandlers: Sendable {
     public func setRoute(_ request: Adapterd_V1_SetRouteRequest, _ context: RPCContext) async throws -> Adapterd_V1_SetRouteReply {
         let route = RouteRecord(
             name: request.name, topic: request.topic, sensorType: request.sensorType, metadata: request.metadata,
-            adapter: request.adapter, priority: Int(request.priority))
+            adapter: request.adapter, priority: Int(request.priority), router: request.router,
+            minConfidence: Double(request.minConfidence))
         try await services.registry.setRoute(route)
         var reply = Adapterd_V1_SetRouteReply()
         reply.route = Adapterd_V1_Route(route)

@@ -71,6 +71,10 @@ public actor WorkerMetrics {
     let cacheLoads: Counter
     let cacheLoadSeconds: FloatingPointCounter
 
+    /// Input routers' figures since start.
+    private var routers: [String: MetricsSnapshot.Router] = [:]
+    private var routingSeconds: [String: Double] = [:]
+
     /// The engine's precision and kernel path, reported in every document and as `adapterd_engine_info`.
     let engine: MetricsSnapshot.Engine?
     let engineInfoGauge: Gauge?
@@ -95,6 +99,24 @@ public actor WorkerMetrics {
         cacheEvictions = Counter(label: "adapterd_cache_evictions_total", factory: factory)
         cacheLoads = Counter(label: "adapterd_cache_loads_total", factory: factory)
         cacheLoadSeconds = FloatingPointCounter(label: "adapterd_cache_load_seconds_total", factory: factory)
+    }
+
+    /// One routing step of router `router`: the adapter that serves (its choice, or the route's when
+    /// `fallback`) and how long routing took.
+    public func recordRouting(router: String, adapter: String, fallback: Bool, duration: Duration) {
+        var figures = routers[router] ?? MetricsSnapshot.Router(name: router, decisions: [:], fallbacks: 0, meanMs: 0)
+        let decided = figures.decisions.values.reduce(0, +) + figures.fallbacks
+        if fallback {
+            figures.fallbacks += 1
+            Counter(label: "adapterd_router_fallbacks_total", dimensions: [("router", router)], factory: factory).increment()
+        } else {
+            figures.decisions[adapter, default: 0] += 1
+            Counter(label: "adapterd_router_decisions_total", dimensions: [("router", router), ("adapter", adapter)], factory: factory).increment()
+        }
+        routingSeconds[router, default: 0] += duration.inSeconds
+        figures.meanMs = routingSeconds[router]! * 1000 / Double(decided + 1)
+        routers[router] = figures
+        Metrics.Timer(label: "adapterd_routing_seconds", dimensions: [("router", router)], factory: factory).recordNanoseconds(Int64(duration.inSeconds * 1e9))
     }
 
     /// One inference request's outcome; `name` and `version` are empty when it ran on the base model alone (or
@@ -207,7 +229,7 @@ public actor WorkerMetrics {
         }
         let batchCount = state.batches.batches - batchesAtIntervalStart.batches
         let rowCount = state.batches.rows - batchesAtIntervalStart.rows
-        let snapshot = MetricsSnapshot(
+        var snapshot = MetricsSnapshot(
             worker: state.worker, state: state.state, engine: engine, at: formatter.string(from: Date()), intervalSeconds: seconds,
             uptimeSeconds: state.uptimeSeconds, rssBytes: Self.residentBytes(),
             requests: MetricsSnapshot.Requests(
@@ -219,6 +241,7 @@ public actor WorkerMetrics {
                 bytes: state.cache.bytes, budgetBytes: state.cacheBudget, hits: state.cache.hits, misses: state.cache.misses,
                 evictions: state.cache.evictions, loads: state.cache.loads, loadSecondsTotal: state.cache.loadSeconds),
             adapters: rows, events: events)
+        if !routers.isEmpty { snapshot.routers = routers.values.sorted { $0.name < $1.name } }
         if reset {
             intervalStart = now
             batchesAtIntervalStart = state.batches

@@ -29,7 +29,8 @@ extension RegistryError {
         case .store(let error): return error.status
         case .notLoaded, .noDirectory: return .notFound
         case .refused, .splitToUnloaded, .unknownReference: return .failedPrecondition
-        case .invalidRouteTopic, .invalidSplits: return .invalidArgument
+        case .invalidRouteTopic, .invalidSplits, .invalidConfidence: return .invalidArgument
+        case .notKind: return .failedPrecondition
         case .engineStopping: return .unavailable
         }
     }

@@ -1,0 +1,81 @@
+import AdapterdAPI
+import AdapterdClient
+import ArgumentParser
+import Foundation
+
+/// `adapterctl routes …`: a worker's routing rules.
+struct RoutesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "routes", abstract: "Set, list and delete a worker's routes.", subcommands: [List.self, Assign.self, Delete.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List routes, highest priority first.")
+        @OptionGroup var connection: BrokerOptions
+
+        func run() async throws {
+            try await ReplyPrinter.rpc {
+                try await connection.call("ListRoutes", Adapterd_V1_ListRoutesRequest(), as: Adapterd_V1_ListRoutesReply.self) { reply in
+                    let rows = [["NAME", "PRIORITY", "TOPIC", "SENSOR", "METADATA", "ADAPTER", "ROUTER", "MIN CONF"]] + reply.routes.map { route in
+                        [route.name, String(route.priority), route.topic.isEmpty ? "*" : route.topic, route.sensorType.isEmpty ? "*" : route.sensorType,
+                         route.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+                         route.adapter.isEmpty ? "-" : route.adapter, route.router.isEmpty ? "-" : route.router,
+                         route.router.isEmpty ? "-" : String(format: "%.2f", route.minConfidence)]
+                    }
+                    return Table.render(rows)
+                }
+            }
+        }
+    }
+
+    struct Assign: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set", abstract: "Create or replace a route.")
+        @OptionGroup var connection: BrokerOptions
+        @Option(help: "Route name.") var name: String
+        @Option(help: "MQTT topic filter the request topic must match (default: any).") var topic: String = ""
+        @Option(name: .customLong("sensor-type"), help: "First topic level after …/infer (default: any).") var sensorType: String = ""
+        @Option(help: "Required metadata, key=value (repeatable).") var metadata: [String] = []
+        @Option(help: "Adapter that serves matching requests (with --router: when the router is unsure).") var adapter: String = ""
+        @Option(help: "Input router that picks the adapter for requests naming none.") var router: String = ""
+        @Option(name: .customLong("min-confidence"), help: "The router's choice serves at this confidence or above (0…1).") var minConfidence: Float = 0
+        @Option(help: "Higher wins.") var priority: Int32 = 0
+
+        func validate() throws {
+            guard !adapter.isEmpty || !router.isEmpty else { throw ValidationError("give --adapter, --router or both") }
+            guard metadata.allSatisfy({ $0.contains("=") }) else { throw ValidationError("--metadata takes key=value") }
+        }
+
+        func run() async throws {
+            try await ReplyPrinter.rpc {
+                var request = Adapterd_V1_SetRouteRequest()
+                request.name = name
+                request.topic = topic
+                request.sensorType = sensorType
+                request.adapter = adapter
+                request.router = router
+                request.minConfidence = minConfidence
+                request.priority = priority
+                for pair in metadata {
+                    let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                    request.metadata[parts[0]] = parts.count > 1 ? parts[1] : ""
+                }
+                try await connection.call("SetRoute", request, as: Adapterd_V1_SetRouteReply.self) { reply in
+                    "route \(reply.route.name) set"
+                }
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a route.")
+        @OptionGroup var connection: BrokerOptions
+        @Argument(help: "Route name.") var name: String
+
+        func run() async throws {
+            try await ReplyPrinter.rpc {
+                var request = Adapterd_V1_DeleteRouteRequest()
+                request.name = name
+                try await connection.call("DeleteRoute", request, as: Adapterd_V1_DeleteRouteReply.self) { _ in "route \(name) deleted" }
+            }
+        }
+    }
+}
