@@ -156,7 +156,7 @@ let package = Package(
         .target(
             name: "AdapterdTestSupport",
             dependencies: [
-                "AdapterEngine", "AdapterdAPI", "AdapterdClient", "AdapterdCore", "MQTTRPC",
+                "AdapterEngine", "AdapterFormats", "InputRouting", "AdapterdAPI", "AdapterdClient", "AdapterdCore", "MQTTRPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -168,12 +168,17 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(
+            name: "InputRoutingTests",
+            dependencies: ["InputRouting", "AdapterEngine", "AdapterFormats", "AdapterdTestSupport"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
             name: "AdapterRuntimeTests",
             dependencies: ["AdapterRuntime", "AdapterEngine", "AdapterFormats"]
         ),
         .testTarget(
             name: "AdapterdCoreTests",
-            dependencies: ["AdapterdCore", "AdapterdClient", "AdapterdAPI", "AdapterEngine", "AdapterFormats", "AdapterRuntime", "AdapterdTestSupport", "MQTTRPC"]
+            dependencies: ["AdapterdCore", "AdapterdClient", "AdapterdAPI", "AdapterEngine", "AdapterFormats", "AdapterRuntime", "AdapterdTestSupport", "InputRouting", "MQTTRPC"]
         ),
         .testTarget(
             name: "AdapterdHTTPTests",

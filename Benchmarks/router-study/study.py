@@ -277,7 +277,7 @@ def main():
 
             def getX(tr, idx, g0=g0, gl=gl, alpha=alpha):
                 return np.hstack([g0(tr, idx), alpha * gl(tr, idx)])
-            specs[f"[L0 l2 ; {alpha}*BoW {lexmode}]"] = (getX, zero, dict(layer="0+lex", N="all", cost_trunc=False))
+            specs[f"[L0 l2 ; {alpha}*BoW {'tf-idf' if lexmode == 'tfidf' else 'binary'}]"] = (getX, zero, dict(layer="0+lex", N="all", cost_trunc=False))
     # concatenation with layer-1 (cheap, 1/6)
     g1 = dense("h1_Nall", True, False)
     gl = lexical("tfidf")
@@ -308,6 +308,30 @@ def main():
                 res[pname]["idx"] = ts_all
         return res
 
+    expensives = ["L6 N=all l2", "L6 N=all l2+std"]
+    cheap_list = ["wordemb l2", "L0 N=all l2", "L0 N=all l2+std", "L0 N=all raw", "BoW tf-idf", "BoW binary",
+                  "[L0 l2 ; 1.0*BoW tf-idf]", "[L0 l2 ; 2.0*BoW tf-idf]", "[L0 l2 ; 1.0*BoW binary]",
+                  "[L0 l2 ; 0.5*BoW binary]",
+                  "L1 N=all l2", "L1 N=all l2+std", "L1 N=8 l2", "L2 N=all l2", "[L1 l2 ; 1*BoW tf-idf]"]
+    needed = set(cheap_list) | set(expensives)
+    # per-(feature, clf) cache so an interrupted run resumes; rows may be seeded from a previous
+    # run's log with --seed-from-log LOG (accuracies rounded to 3 decimals; scores are recomputed
+    # for every spec the cascades need).  A fresh run (no cache) computes everything.
+    import pickle
+    cpath = os.path.join(HERE, "run_cache.pkl")
+    cache = pickle.load(open(cpath, "rb")) if os.path.exists(cpath) else {}
+    if "--seed-from-log" in sys.argv:
+        import re
+        for line in open(sys.argv[sys.argv.index("--seed-from-log") + 1]):
+            m = re.match(r"(.{32}) (centroid|lr|svm)\s+A=(\S+) B=(\S+) CV=(\S+) cost=(\S+) C=([^,]+),([^,]+),\[([^\]]*)\]", line)
+            if not m:
+                continue
+            name = m.group(1).strip().replace("tfidf]", "tf-idf]")
+            f = lambda v: None if v == "None" else float(v)
+            row = dict(feature=name, clf=m.group(2), acc_A=float(m.group(3)), acc_B=float(m.group(4)),
+                       acc_CV=float(m.group(5)), cost=float(m.group(6)), cost_all=float(m.group(6)),
+                       C_A=f(m.group(7)), C_B=f(m.group(8)), C_CV=[f(v) for v in m.group(9).split(", ")])
+            cache.setdefault((name, row["clf"]), dict(row=row, r=None))
     results = []
     score_store = {}
     for name in specs:
@@ -315,6 +339,12 @@ def main():
             if clf == "svm" and not svm_wanted(name):
                 continue
             ts = time.time()
+            hit = cache.get((name, clf))
+            if hit is not None and (hit["r"] is not None or not (clf == "lr" and name in needed)):
+                results.append(hit["row"])
+                if hit["r"] is not None and clf == "lr":
+                    score_store[name] = hit["r"]
+                continue
             r = run(name, clf, keep_scores=(clf == "lr"))
             if clf == "lr":
                 score_store[name] = r
@@ -322,22 +352,19 @@ def main():
                        cost=r["A"]["cost"], cost_all=float(specs[name][1].mean()),
                        C_A=r["A"]["C"][0], C_B=r["B"]["C"][0], C_CV=r["CV"]["C"])
             results.append(row)
+            cache[(name, clf)] = dict(row=row, r=r if clf == "lr" else None)
+            pickle.dump(cache, open(cpath, "wb"))
             print(f"{name:32s} {clf:8s} A={row['acc_A']:.3f} B={row['acc_B']:.3f} CV={row['acc_CV']:.3f} "
                   f"cost={row['cost_all']:.3f} C={row['C_A']},{row['C_B']},{row['C_CV']} "
                   f"[{time.time()-ts:.1f}s, total {time.time()-t0:.0f}s]", flush=True)
 
     # ------------------------------------------------------------------ cascades
-    expensive = "L6 N=all l2"
     taus = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99]
-    cheap_list = ["L0 N=all l2", "L0 N=all l2+std", "BoW tf-idf", "BoW binary",
-                  "[L0 l2 ; 1.0*BoW tf-idf]", "[L0 l2 ; 2.0*BoW tf-idf]", "[L0 l2 ; 1.0*BoW binary]",
-                  "[L0 l2 ; 0.5*BoW binary]",
-                  "L1 N=all l2", "L1 N=all l2+std", "L1 N=8 l2", "L2 N=all l2", "[L1 l2 ; 1*BoW tf-idf]"]
     cascades = []
-    for cheap in cheap_list:
+    for cheap, expensive in [(c, e) for e in expensives for c in cheap_list]:
         _, ccost, cmeta = specs[cheap]
         for tau in taus:
-            row = dict(cheap=cheap, tau=tau)
+            row = dict(cheap=cheap, expensive=expensive, tau=tau)
             for p in ("A", "B", "CV"):
                 rc, re_ = score_store[cheap][p], score_store[expensive][p]
                 idx = rc["idx"]
@@ -357,7 +384,7 @@ def main():
 
     # ------------------------------------------------------------------ calibration
     calib = {}
-    for name in ["L0 N=all l2", "[L0 l2 ; 1.0*BoW tf-idf]", "[L0 l2 ; 1.0*BoW binary]", "BoW tf-idf", expensive]:
+    for name in ["L0 N=all l2", "L0 N=all l2+std", "L0 N=all raw", "[L0 l2 ; 1.0*BoW tf-idf]"] + expensives:
         calib[name] = {}
         for p in ("A", "B", "CV"):
             r = score_store[name][p]
@@ -389,7 +416,7 @@ def main():
     print(f"done {time.time()-t0:.0f}s")
 
 
-if __name__ == "__main__" and "--report" not in sys.argv:
+if __name__ == "__main__" and "--report" not in sys.argv and "--fixed-c" not in sys.argv:
     main()
 
 
@@ -406,6 +433,22 @@ def report():
              f"max {R['ntok']['max']:.0f}). Cost = layers/6 × tokens used/tokens (mean over requests; "
              "layer 0 = 0). `wordemb` = raw word-embedding rows (no position, no LayerNorm); `L0` = embedding "
              "output after LayerNorm (hidden_states[0]). mean = (A+B+CV)/3.\n")
+    sh = os.path.join(HERE, "summary_head.md")
+    if os.path.exists(sh):
+        L.append(open(sh).read())
+    fc = os.path.join(HERE, "fixed_c.json")
+    if os.path.exists(fc):
+        L.append("## Cascade L0 → L6 with fixed C (`study.py --fixed-c`): acc / escalation rate (= cost) per protocol\n")
+        L.append("| cheap (C) | full (C) | full acc A/B/CV | cheap acc A/B/CV | τ=0.5 A; B; CV | τ=0.6 | τ=0.7 | τ=0.8 | τ=0.9 |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for r in json.load(open(fc)):
+            cells = []
+            for t in (0.5, 0.6, 0.7, 0.8, 0.9):
+                cells.append("; ".join(f"{r[f't{t}_{p}'][0]:.3f}/{r[f't{t}_{p}'][1]:.2f}" for p in ("A", "B", "CV")))
+            L.append(f"| {r['cheap']} ({r['Cc']:g}) | {r['expensive']} ({r['Ce']:g}) | "
+                     f"{r['full_A']:.3f}/{r['full_B']:.3f}/{r['full_CV']:.3f} | "
+                     f"{r['cheap_A']:.3f}/{r['cheap_B']:.3f}/{r['cheap_CV']:.3f} | " + " | ".join(cells) + " |")
+        L.append("")
     L.append("## Single-stage accuracy and cost\n")
     L.append("| features | clf | A | B | CV | mean | cost | C (A / B / CV folds) |")
     L.append("|---|---|---|---|---|---|---|---|")
@@ -414,13 +457,13 @@ def report():
         Cs = "-" if r["clf"] == "centroid" else f"{r['C_A']:g} / {r['C_B']:g} / " + ",".join(f"{c:g}" for c in r["C_CV"])
         L.append(f"| {r['feature']} | {r['clf']} | {r['acc_A']:.3f} | {r['acc_B']:.3f} | {r['acc_CV']:.3f} | "
                  f"{mean:.3f} | {r['cost_all']:.3f} | {Cs} |")
-    L.append("\n## Cascades (cheap LR answers if top-1 softmax prob ≥ τ, else escalate to L6 N=all l2 LR)\n")
+    L.append("\n## Cascades (cheap LR answers if top-1 softmax prob ≥ τ, else escalate to the L6 N=all LR)\n")
     L.append("Escalation continues the same pass (cost 1.0 per escalated request) unless the cheap stage was "
              "truncated (then cheap cost + 1.0).\n")
-    L.append("| cheap stage | τ | acc A | acc B | acc CV | esc A | esc B | esc CV | cost A | cost B | cost CV |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| cheap stage | expensive | τ | acc A | acc B | acc CV | esc A | esc B | esc CV | cost A | cost B | cost CV |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in R["cascades"]:
-        L.append(f"| {r['cheap']} | {r['tau']} | {r['acc_A']:.3f} | {r['acc_B']:.3f} | {r['acc_CV']:.3f} | "
+        L.append(f"| {r['cheap']} | {r['expensive']} | {r['tau']} | {r['acc_A']:.3f} | {r['acc_B']:.3f} | {r['acc_CV']:.3f} | "
                  f"{r['esc_A']:.3f} | {r['esc_B']:.3f} | {r['esc_CV']:.3f} | {r['cost_A']:.3f} | "
                  f"{r['cost_B']:.3f} | {r['cost_CV']:.3f} |")
     L.append("\n## Confidence / calibration (LR softmax top-1 probability)\n")
@@ -440,3 +483,52 @@ def report():
 
 if __name__ == "__main__" and "--report" in sys.argv:
     report()
+
+
+# ----------------------------------------------------------------------------- fixed-C sweep of the cascade
+def fixed_c_sweep():
+    """Cascade L0 (cheap) -> L6 (full) with *fixed* C values (no inner CV), for a deployable constant."""
+    tf, yf = load("fit.jsonl"); te, ye = load("eval.jsonl")
+    y = np.concatenate([yf, ye]); nf = len(tf)
+    F = extract(tf + te)
+    cvf = strat_folds(y, 5, seed=0)
+    prots = {"A": [(np.arange(nf), np.arange(nf, len(y)))], "B": [(np.arange(nf, len(y)), np.arange(nf))],
+             "CV": [(np.where(cvf != f)[0], np.where(cvf == f)[0]) for f in range(5)]}
+
+    def feats(key, std, tr, idx):
+        X = l2n(F[key])
+        if std:
+            return (X[idx] - X[tr].mean(0)) / (X[tr].std(0) + 1e-6)
+        return X[idx]
+    out = []
+    for cheap_std, exp_std in ((True, True), (False, False)):
+        for Cc in (0.01, 0.1, 1.0):
+            for Ce in (0.01, 0.1, 1.0, 10.0):
+                if not cheap_std:
+                    Cc2, Ce2 = Cc * 1e3, Ce * 1e2
+                else:
+                    Cc2, Ce2 = Cc, Ce
+                row = dict(cheap=f"L0 N=all l2{'+std' if cheap_std else ''}", Cc=Cc2,
+                           expensive=f"L6 N=all l2{'+std' if exp_std else ''}", Ce=Ce2)
+                for p, splits in prots.items():
+                    Pc_all, Pe_all, yy = [], [], []
+                    for tr, ts in splits:
+                        mc = Model("lr").fit(feats("h0_Nall", cheap_std, tr, tr), y[tr], Cc2)
+                        me = Model("lr").fit(feats("h6_Nall", exp_std, tr, tr), y[tr], Ce2)
+                        Pc_all.append(mc.proba(feats("h0_Nall", cheap_std, tr, ts)))
+                        Pe_all.append(me.proba(feats("h6_Nall", exp_std, tr, ts)))
+                        yy.append(y[ts])
+                    Pc, Pe, yy = np.vstack(Pc_all), np.vstack(Pe_all), np.concatenate(yy)
+                    row[f"full_{p}"] = float((Pe.argmax(1) == yy).mean())
+                    row[f"cheap_{p}"] = float((Pc.argmax(1) == yy).mean())
+                    for tau in (0.5, 0.6, 0.7, 0.8, 0.9):
+                        esc = Pc.max(1) < tau
+                        pred = np.where(esc, Pe.argmax(1), Pc.argmax(1))
+                        row[f"t{tau}_{p}"] = (float((pred == yy).mean()), float(esc.mean()))
+                out.append(row)
+                print(row, flush=True)
+    json.dump(out, open(os.path.join(HERE, "fixed_c.json"), "w"), indent=1)
+
+
+if __name__ == "__main__" and "--fixed-c" in sys.argv:
+    fixed_c_sweep()

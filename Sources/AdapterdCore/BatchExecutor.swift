@@ -36,13 +36,11 @@ public final class BatchExecutor: @unchecked Sendable {
         thread.start()
     }
 
-    /// Runs one row, batched with whatever else is waiting; nil when `deadline` passed before its batch started.
+    /// Runs one row, batched with whatever else is waiting; nil when `deadline` passed before its batch started, or
+    /// the executor was shut down.
     public func run(_ input: EncodedInput, deadline: ContinuousClock.Instant? = nil) async -> InferenceOutput? {
         await withCheckedContinuation { continuation in
-            condition.lock()
-            pending.append(Job(input: input, featureLayers: nil, deadline: deadline, continuation: continuation))
-            condition.signal()
-            condition.unlock()
+            enqueue(Job(input: input, featureLayers: nil, deadline: deadline, continuation: continuation))
         }
     }
 
@@ -54,10 +52,7 @@ public final class BatchExecutor: @unchecked Sendable {
             for (index, ids) in rows.enumerated() {
                 group.addTask {
                     let output = await withCheckedContinuation { continuation in
-                        self.condition.lock()
-                        self.pending.append(Job(input: EncodedInput(ids: ids, adapter: nil), featureLayers: layers, deadline: nil, continuation: continuation))
-                        self.condition.signal()
-                        self.condition.unlock()
+                        self.enqueue(Job(input: EncodedInput(ids: ids, adapter: nil), featureLayers: layers, deadline: nil, continuation: continuation))
                     }
                     if case .embedding(let values)? = output { return (index, values) }
                     return (index, nil)
@@ -67,6 +62,19 @@ public final class BatchExecutor: @unchecked Sendable {
             for await (index, values) in group { out[index] = values }
             return out.contains { $0 == nil } ? nil : out.map { $0! }
         }
+    }
+
+    /// Queues `job` for the engine thread; after `shutdown` it is answered with nil at once (the thread is gone).
+    private func enqueue(_ job: Job) {
+        condition.lock()
+        guard !stopped else {
+            condition.unlock()
+            job.continuation.resume(returning: nil)
+            return
+        }
+        pending.append(job)
+        condition.signal()
+        condition.unlock()
     }
 
     /// Batches run so far and rows in them.

@@ -13,6 +13,7 @@ struct HandlerTests {
     @Test("LoadAdapter stages the first version as active and publishes a loaded event")
     func loadStagesAndAnnounces() async throws {
         let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
         var request = Adapterd_V1_LoadAdapterRequest()
         request.name = "intent"
         request.version = "v1"
@@ -27,6 +28,7 @@ struct HandlerTests {
     @Test("A missing adapter directory is NOT_FOUND and a damaged one FAILED_PRECONDITION with a refused event")
     func loadFailuresMapToStatuses() async throws {
         let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
         let load = offline.services.controlMethods["LoadAdapter"]!
         let missing = await load.call(Array(#"{"name":"intent","version":"v1","path":"/nonexistent/intent"}"#.utf8))
         #expect(missing.status == .notFound)
@@ -43,6 +45,7 @@ struct HandlerTests {
     @Test("Infer with no adapter named and no route gives the sentence embedding")
     func inferEmbedsWithoutAdapter() async throws {
         let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
         var request = Adapterd_V1_InferRequest()
         request.text = "the pump is vibrating"
         let reply = try await InferenceHandlers(services: offline.services).infer(request, RPCContext())
@@ -53,6 +56,7 @@ struct HandlerTests {
     @Test("Infer naming an unknown adapter is NOT_FOUND, and 'version' without 'adapter' INVALID_ARGUMENT")
     func inferRefusals() async throws {
         let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
         let infer = offline.services.inferenceMethod
         #expect(await infer.call(Array(#"{"text":"hi","adapter":"nope"}"#.utf8)).status == .notFound)
         #expect(await infer.call(Array(#"{"text":"hi","version":"v1"}"#.utf8)).status == .invalidArgument)
@@ -62,6 +66,7 @@ struct HandlerTests {
     @Test("SetRoute with a malformed topic filter is INVALID_ARGUMENT")
     func routeFilterChecked() async throws {
         let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
         let reply = await offline.services.controlMethods["SetRoute"]!.call(Array(#"{"name":"r","topic":"a/#/b","adapter":"intent"}"#.utf8))
         #expect(reply.status == .invalidArgument)
     }
@@ -69,6 +74,7 @@ struct HandlerTests {
     @Test("The method table holds every documented control method once")
     func tableListsMethods() throws {
         let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
         let names = offline.services.controlMethods.names
         #expect(Set(names) == [
             "LoadAdapter", "UnloadAdapter", "ListAdapters", "GetStatus", "ActivateAdapter", "Rollback", "History", "SetRoute",
@@ -106,6 +112,7 @@ struct RPCServerTests {
     @Test("An unknown method is answered with INVALID_ARGUMENT listing the table, correlated")
     func unknownMethodListsTable() async throws {
         let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
         let outbox = Outbox()
         await Self.server(offline, outbox: outbox).handle(Self.request("adapterd/v1/offline/control/Frobnicate", "{}"))
         let reply = try #require(outbox.all.first)
@@ -118,6 +125,7 @@ struct RPCServerTests {
     @Test("A duplicate (same correlation) is answered from the first execution, which runs once")
     func duplicateRunsOnce() async throws {
         let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
         let outbox = Outbox()
         let server = Self.server(offline, outbox: outbox)
         let body = #"{"name":"intent","version":"v1","path":"\#(Harness.adapterDirectory("intent"))"}"#
@@ -132,6 +140,7 @@ struct RPCServerTests {
     @Test("An expired request is DEADLINE_EXCEEDED without running; a body that does not decode is INVALID_ARGUMENT")
     func expiredAndMalformed() async throws {
         let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
         let outbox = Outbox()
         let server = Self.server(offline, outbox: outbox)
         var expired = Self.request("adapterd/v1/offline/infer", #"{"text":"hi"}"#, correlation: "e", expiry: 1)

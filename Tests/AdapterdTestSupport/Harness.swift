@@ -2,6 +2,8 @@ import AdapterdAPI
 import AdapterdClient
 import AdapterdCore
 import AdapterEngine
+import AdapterFormats
+import InputRouting
 import Foundation
 import Logging
 import MQTTRPC
@@ -165,4 +167,21 @@ final class EventLog: @unchecked Sendable {
 
     func append(_ event: AdapterEvent) { lock.withLock { events.append(event) } }
     var all: [AdapterEvent] { lock.withLock { events } }
+}
+
+/// The six-domain routing examples (`Tests/InputRoutingTests/Fixtures`, from the shared reference set) and
+/// routers fitted on them.
+public enum RoutingFixtures {
+    public static let directory = Harness.root + "/Tests/InputRoutingTests/Fixtures"
+    public static var fit: [RoutingExample] { try! RoutingExample.read(jsonl: directory + "/fit.jsonl") }
+    public static var eval: [RoutingExample] { try! RoutingExample.read(jsonl: directory + "/eval.jsonl") }
+
+    /// Fits a router on `examples` with `engine` and writes it to a new temporary directory.
+    public static func fitRouter(_ examples: [RoutingExample] = fit, engine: InferenceEngine, options: RouterFitter.Options = RouterFitter.Options()) throws -> (directory: String, router: InputRouter) {
+        let fingerprint = try AdapterDigest.sha256(ofFile: Harness.modelDirectory + "/model.safetensors")
+        let (router, _) = try RouterFitter(engine: engine, fingerprint: fingerprint).fit(examples, options: options)
+        let directory = Harness.temporaryDirectory() + "/router"
+        try router.write(to: directory, kind: options.kind.rawValue)
+        return (directory, router)
+    }
 }
