@@ -145,7 +145,7 @@ let package = Package(
         .executableTarget(
             name: "MQTTBenchmark",
             dependencies: [
-                "AdapterEngine", "AdapterdAPI", "AdapterdClient", "AdapterdCore", "MQTTRPC",
+                "AdapterEngine", "AdapterFormats", "AdapterdAPI", "AdapterdClient", "AdapterdCore", "InputRouting", "MQTTRPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

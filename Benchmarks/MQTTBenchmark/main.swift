@@ -5,7 +5,9 @@ import AdapterdAPI
 import AdapterdClient
 import AdapterdCore
 import AdapterEngine
+import AdapterFormats
 import Foundation
+import InputRouting
 import Logging
 import MQTTRPC
 import ServiceLifecycle
@@ -164,6 +166,66 @@ let loading = try await sequentialLatencies()
 loads.cancel()
 let loadCount = await loads.value
 loader.close()
+
+// Routing by the input: the six-domain set. One adapter per domain (the same files under six names, so every
+// request does the same inference work) and one router per design, each behind a route of its own sensor type.
+// Each routed request is interleaved with one naming the adapter the example expects, on the same text.
+let routingFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/Tests/InputRoutingTests/Fixtures"
+let fitExamples = try RoutingExample.read(jsonl: routingFixtures + "/fit.jsonl")
+let evalExamples = try RoutingExample.read(jsonl: routingFixtures + "/eval.jsonl")
+for domain in Set(fitExamples.map(\.adapter)) {
+    var request = Adapterd_V1_LoadAdapterRequest()
+    request.name = domain
+    request.version = "v1"
+    request.path = adapterDirectory
+    _ = try await client.control("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self)
+}
+let fingerprint = try AdapterDigest.sha256(ofFile: modelDirectory + "/model.safetensors")
+struct RoutingRow { let kind: String; let accuracy: Double; let escalated: Double; let namedMs: Double; let routedMs: Double }
+var routingRows: [RoutingRow] = []
+for kind in RouterKind.allCases {
+    var options = RouterFitter.Options()
+    options.kind = kind
+    let (router, _) = try RouterFitter(engine: engine, fingerprint: fingerprint).fit(fitExamples, options: options)
+    let routerDirectory = directory + "/router-\(kind.rawValue)"
+    try router.write(to: routerDirectory, kind: kind.rawValue)
+    var load = Adapterd_V1_LoadAdapterRequest()
+    load.name = "hub-\(kind.rawValue)"
+    load.version = "v1"
+    load.path = routerDirectory
+    _ = try await client.control("LoadAdapter", load, as: Adapterd_V1_LoadAdapterReply.self)
+    var route = Adapterd_V1_SetRouteRequest()
+    route.name = "voice-\(kind.rawValue)"
+    route.sensorType = "voice-\(kind.rawValue)"
+    route.router = load.name
+    route.adapter = "chat"
+    _ = try await client.control("SetRoute", route, as: Adapterd_V1_SetRouteReply.self)
+    var named: [Double] = [], routed: [Double] = []
+    var correct = 0
+    for round in 0..<2 {
+        for example in evalExamples {
+            var request = Adapterd_V1_InferRequest()
+            request.text = example.text
+            request.adapter = example.adapter
+            var sent = ContinuousClock.now
+            _ = try await client.infer(request, subtopic: "named/mic")
+            if round > 0 { named.append(milliseconds(ContinuousClock.now - sent)) }
+            request.adapter = ""
+            sent = ContinuousClock.now
+            let reply = try await client.infer(request, subtopic: "voice-\(kind.rawValue)/mic")
+            if round > 0 {
+                routed.append(milliseconds(ContinuousClock.now - sent))
+                if reply.adapter == example.adapter { correct += 1 }
+            }
+        }
+    }
+    let decisions = try await router.route(evalExamples.map(\.text), engine: engine)
+    let escalated = decisions.filter { $0.stage > 0 }.count
+    let mean = { (values: [Double]) in values.reduce(0, +) / Double(values.count) }
+    routingRows.append(RoutingRow(
+        kind: kind.rawValue, accuracy: Double(correct) / Double(evalExamples.count), escalated: Double(escalated) / Double(evalExamples.count),
+        namedMs: mean(named), routedMs: mean(routed)))
+}
 client.close()
 await group.triggerGracefulShutdown()
 try await workerTask.value
@@ -174,5 +236,10 @@ print("| clients | req/s end-to-end | engine alone rows/s (batch = clients) | ra
 print("|---|---|---|---|---|---|---|")
 for row in rows {
     print("| \(row.clients) | \(String(format: "%.1f", row.perSecond)) | \(String(format: "%.1f", row.engine)) | \(String(format: "%.2f", row.perSecond / row.engine)) | \(String(format: "%.2f", row.p50)) | \(String(format: "%.2f", row.p99)) | \(String(format: "%.2f", engineLatency + rtt + 0.5)) |")
+}
+print("| router | accuracy on eval.jsonl | escalated | Infer naming the adapter, mean ms | Infer routed by the router, mean ms | routing cost (share of the named Infer) |")
+print("|---|---|---|---|---|---|")
+for row in routingRows {
+    print("| \(row.kind) | \(String(format: "%.3f", row.accuracy)) | \(String(format: "%.1f%%", row.escalated * 100)) | \(String(format: "%.2f", row.namedMs)) | \(String(format: "%.2f", row.routedMs)) | \(String(format: "%.1f%%", (row.routedMs - row.namedMs) / row.namedMs * 100)) |")
 }
 print("300 sequential requests: p50 \(String(format: "%.2f", percentile(quiet, 0.5))) ms, p99 \(String(format: "%.2f", percentile(quiet, 0.99))) ms alone; p50 \(String(format: "%.2f", percentile(loading, 0.5))) ms, p99 \(String(format: "%.2f", percentile(loading, 0.99))) ms while \(loadCount) adapters loaded every 100 ms (p99 ratio \(String(format: "%.2f", percentile(loading, 0.99) / percentile(quiet, 0.99))))")
