@@ -141,7 +141,11 @@ public actor AdapterRegistry {
         guard !path.isEmpty, FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw RegistryError.noDirectory(name: name, version: version, path: path)
         }
-        let sha256 = try mapped { () throws(StoreError) in try store.importFiles(from: path) }
+        let store = store
+        let imported = await BackgroundThread.run { () -> Result<String, StoreError> in
+            do throws(StoreError) { return .success(try store.importFiles(from: path)) } catch { return .failure(error) }
+        }
+        let sha256 = try mapped { () throws(StoreError) in try imported.get() }
         if let existing = await entry(name: name, version: version) {
             guard existing.sha256 == sha256 else {
                 throw RegistryError.store(.conflict(name: name, version: version, existingSHA256: existing.sha256))
@@ -154,7 +158,10 @@ public actor AdapterRegistry {
         }
         let adapter: LoRAAdapter
         do {
-            adapter = try LoRAAdapter(directory: storedPath, model: model, name: name)
+            let model = model
+            adapter = try await BackgroundThread.run { () -> Result<LoRAAdapter, AdapterError> in
+                do throws(AdapterError) { return .success(try LoRAAdapter(directory: storedPath, model: model, name: name)) } catch { return .failure(error) }
+            }.get()
             if let problem = Self.baseModelProblem(declared: adapter.config.baseModel, accepted: baseModelNames) {
                 throw RegistryError.refused(name: name, version: version, reason: problem)
             }
@@ -173,7 +180,9 @@ public actor AdapterRegistry {
         let record = AdapterVersionRecord(
             name: name, version: version, sha256: sha256, sizeBytes: adapter.byteSize, rank: adapter.maxRank,
             targets: Self.targets(of: adapter), baseFingerprint: baseFingerprint, labels: adapter.labels ?? [], source: source ?? path)
-        return try await commit(record, path: storedPath, adapter: adapter, actor: actor)
+        // The durable write happens here, off the actor: requests resolving adapters never wait for SQLite's commit.
+        let registered = try mapped { () throws(StoreError) in try store.register(record, actor: actor) }
+        return try await commit(registered, path: storedPath, adapter: adapter, actor: actor)
     }
 
     /// Validates and registers an input router (the part of `load` after the files are in the store).
@@ -197,13 +206,16 @@ public actor AdapterRegistry {
             name: name, version: version, sha256: sha256, sizeBytes: bytes, rank: 0,
             targets: router.stages.map { "layers \($0.features.layers)" }, baseFingerprint: baseFingerprint,
             labels: router.labels, source: source, kind: .router)
-        return try await commit(record, path: path, router: router, actor: actor)
+        // The durable write happens here, off the actor: requests resolving adapters never wait for SQLite's commit.
+        let registered = try mapped { () throws(StoreError) in try store.register(record, actor: actor) }
+        return try await commit(registered, path: path, router: router, actor: actor)
     }
 
     /// The registered (name, version), if any.
     private func entry(name: String, version: String) -> Entry? { entries[name]?[version] }
 
-    /// Registers a validated adapter: the short, isolated part of `load`.
+    /// Makes a registered version usable: the short, isolated part of `load` (SQLite was written before, off the
+    /// actor, except for a name's first version, which becomes active here).
     private func commit(_ staged: AdapterVersionRecord, path: String, adapter: LoRAAdapter? = nil, router: InputRouter? = nil, actor: String) async throws(RegistryError) -> Entry {
         let name = staged.name, version = staged.version
         // Another load of the same version may have finished while this one validated.
@@ -213,7 +225,7 @@ public actor AdapterRegistry {
             }
             return existing
         }
-        var record = try mapped { () throws(StoreError) in try store.register(staged, actor: actor) }
+        var record = staged
         if active[name] == nil {
             record = try mapped { () throws(StoreError) in
                 try store.activate(name: name, version: version, actor: actor, reason: "first version of '\(name)'")

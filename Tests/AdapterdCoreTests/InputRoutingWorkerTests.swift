@@ -2,6 +2,7 @@ import AdapterdAPI
 import AdapterdCore
 import AdapterdTestSupport
 import AdapterEngine
+import AdapterFormats
 import Foundation
 import InputRouting
 import Testing
@@ -91,6 +92,42 @@ struct InputRoutingWorkerTests {
         history.name = "hub"
         let actions = try await adapters.history(history, RPCContext()).events.map(\.action)
         #expect(actions.contains("activated") && actions.contains("rolled back"), "\(actions)")
+    }
+
+    @Test("A router pushed over the air (bundle, chunks, commit with activation) serves its decisions at once")
+    func pushedRouterServes() async throws {
+        let (offline, _, inference) = try await Self.worker()
+        defer { withExtendedLifetime(offline) {} }
+        let swapped = RoutingFixtures.fit.map { example in
+            RoutingExample(text: example.text, adapter: example.adapter == "climate" ? "lights" : example.adapter == "lights" ? "climate" : example.adapter)
+        }
+        let (directory, _) = try RoutingFixtures.fitRouter(swapped, engine: offline.services.engine)
+        let bundle = try AdapterBundle.encode(directory: directory)
+        let pushes = PushHandlers(services: offline.services)
+        var request = Adapterd_V1_PushAdapterRequest()
+        request.name = "hub"
+        request.version = "v2"
+        var begin = Adapterd_V1_PushBegin()
+        begin.size = Int64(bundle.count)
+        begin.sha256 = AdapterDigest.sha256(of: bundle)
+        begin.chunkSize = 4096
+        request.begin = begin
+        let started = try await pushes.push(request, RPCContext())
+        for index in started.missing {
+            var chunk = Adapterd_V1_PushChunk()
+            chunk.index = index
+            chunk.data = Data(bundle[(Int(index) * 4096)..<min(bundle.count, (Int(index) + 1) * 4096)])
+            request.chunk = chunk
+            _ = try await pushes.push(request, RPCContext())
+        }
+        var commit = Adapterd_V1_PushCommit()
+        commit.activate = true
+        request.commit = commit
+        let committed = try await pushes.push(request, RPCContext())
+        #expect(committed.adapter.kind == "router")
+        #expect(committed.adapter.state == "active")
+        let reply = try await inference.infer(Self.infer("it's freezing in here"), RPCContext())
+        #expect(reply.adapter == "lights" && reply.routerVersion == "v2")
     }
 
     @Test("Below the route's minimum confidence the route's adapter serves, and the router's choice is still reported")
