@@ -23,6 +23,7 @@ struct RouterCommand: AsyncParsableCommand {
         @Option(help: "Fixed confidence below which the cascade escalates (default: chosen by cross-validation).") var threshold: Float?
         @Option(name: .customLong("max-escalation"), help: "Most of the fit examples the cheap stage may pass on, 0…1 (about the average cost as a share of a full pass).")
         var maxEscalation: Double = 0.2
+        @Option(help: "L2 penalty of every stage's classifier (mean cross-entropy + penalty/2·‖W‖²; default 0.01).") var penalty: Double?
 
         func validate() throws {
             guard RouterKind(rawValue: kind) != nil else {
@@ -40,6 +41,7 @@ struct RouterCommand: AsyncParsableCommand {
                 options.kind = RouterKind(rawValue: kind)!
                 options.threshold = threshold
                 options.maxEscalation = maxEscalation
+                if let penalty { options.lambdas = [penalty] }
                 let started = ContinuousClock.now
                 let (router, report) = try RouterFitter(engine: engine, fingerprint: fingerprint).fit(training, options: options)
                 try router.write(to: out, kind: kind)
