@@ -439,6 +439,10 @@ public actor AdapterRegistry {
     /// Creates or replaces a route.
     public func setRoute(_ route: RouteRecord) throws(RegistryError) {
         if let problem = RouteTable.problem(withFilter: route.topic) { throw RegistryError.invalidRouteTopic(topic: route.topic, problem: problem) }
+        if !route.adapter.isEmpty {
+            guard let versions = entries[route.adapter] else { throw RegistryError.unknownReference(kind: "adapter", name: route.adapter) }
+            guard versions.values.first?.kind == .adapter else { throw RegistryError.notKind(name: route.adapter, kind: .adapter) }
+        }
         if !route.router.isEmpty {
             guard entries[route.router] != nil else { throw RegistryError.unknownReference(kind: "router", name: route.router) }
             guard entries[route.router]?.values.first?.kind == .router else { throw RegistryError.notKind(name: route.router, kind: .router) }
@@ -463,6 +467,9 @@ public actor AdapterRegistry {
     public func history(name: String) throws(RegistryError) -> [HistoryRecord] {
         try mapped { () throws(StoreError) in try store.history(name: name) }
     }
+
+    /// Whether any version of `name` is loaded.
+    public func isLoaded(_ name: String) -> Bool { entries[name] != nil }
 
     /// Number of loaded versions.
     public var count: Int { entries.values.reduce(0) { $0 + $1.count } }

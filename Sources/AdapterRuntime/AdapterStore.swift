@@ -12,12 +12,18 @@ public final class AdapterStore: Sendable {
     /// Opens (creating and migrating as needed) the store under `dataDirectory`.
     public init(dataDirectory: String) throws(StoreError) {
         self.dataDirectory = dataDirectory
+        let path = dataDirectory + "/adapterd.sqlite"
+        // SQLite opens a 0-byte file as a new, empty database: every stored adapter would be orphaned without a
+        // word. A registry that existed and is now empty is an error, never a fresh start.
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size == 0 {
+            throw .database("the registry \(path) is an empty file: its adapter versions, history and routes are gone (the adapter files under \(dataDirectory)/adapters are kept); restore it from a backup, or delete it to start with an empty registry")
+        }
         do {
             try FileManager.default.createDirectory(atPath: dataDirectory + "/adapters", withIntermediateDirectories: true)
-            database = try DatabasePool(path: dataDirectory + "/adapterd.sqlite")
+            database = try DatabasePool(path: path)
             try Self.migrator.migrate(database)
         } catch {
-            throw .database("\(error)")
+            throw .database("the registry \(path) cannot be read (\(error)); restore it from a backup, or move it away to start with an empty registry")
         }
     }
 

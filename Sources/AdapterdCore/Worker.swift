@@ -220,9 +220,16 @@ public final class Worker: Service, Sendable {
         logger.info("stopped")
     }
 
+    /// Connects, retrying with exponential backoff; a graceful shutdown (SIGTERM) stops the retries at once, so the
+    /// worker stops promptly even while the broker is unreachable.
     private func connectWithBackoff(_ client: MQTTClient) async throws {
+        try await cancelWhenGracefulShutdown { try await self.retryConnecting(client) }
+    }
+
+    private func retryConnecting(_ client: MQTTClient) async throws {
         var delay = Duration.milliseconds(250)
         while true {
+            try Task.checkCancellation()
             do {
                 try await client.connect()
                 return

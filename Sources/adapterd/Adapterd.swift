@@ -176,7 +176,8 @@ struct Adapterd: AsyncParsableCommand {
         do {
             worker = try Worker(configuration: configuration, logger: logger)
         } catch let error as CustomStringConvertible & Error {
-            throw ValidationError(error.description)
+            // Not a usage problem: say what is wrong and stop, without the usage text.
+            throw StartupError(message: error.description)
         }
         if let embedded {
             Self.say("adapterd: worker '\(configuration.workerID)' — try: adapterctl infer --broker \(embedded.url) --worker \(configuration.workerID) \"turn on the lights\"")
@@ -190,6 +191,12 @@ struct Adapterd: AsyncParsableCommand {
         }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
+    }
+
+    /// The worker could not start (registry, model, broker settings); printed as is, without usage text.
+    struct StartupError: Error, CustomStringConvertible {
+        let message: String
+        var description: String { "adapterd cannot start: \(message)" }
     }
 
     /// `NAME[@VERSION]=DIR`.

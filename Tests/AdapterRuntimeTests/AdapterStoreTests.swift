@@ -90,6 +90,44 @@ struct AdapterStoreTests {
     }
 }
 
+/// Registries that cannot be trusted are refused, never silently replaced.
+@Suite("AdapterStore on damaged files")
+struct AdapterStoreDamageTests {
+    static func directory() throws -> String {
+        let path = NSTemporaryDirectory() + "adapterd-store-damage-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test("A 0-byte registry file is an error naming the file, and is left as it was")
+    func emptyFileRefused() throws {
+        let path = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(FileManager.default.createFile(atPath: path + "/adapterd.sqlite", contents: Data()))
+        #expect { try AdapterStore(dataDirectory: path) } throws: { error in
+            "\(error)".contains("adapterd.sqlite is an empty file")
+        }
+        #expect((try FileManager.default.attributesOfItem(atPath: path + "/adapterd.sqlite")[.size] as? Int) == 0)
+    }
+
+    @Test("A damaged registry file is an error saying what to do")
+    func damagedFileRefused() throws {
+        let path = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(FileManager.default.createFile(atPath: path + "/adapterd.sqlite", contents: Data(repeating: 0x5A, count: 8192)))
+        #expect { try AdapterStore(dataDirectory: path) } throws: { error in
+            "\(error)".contains("cannot be read") && "\(error)".contains("restore it from a backup")
+        }
+    }
+
+    @Test("A new data directory starts an empty registry")
+    func freshStart() throws {
+        let path = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try AdapterStore(dataDirectory: path).versions().isEmpty)
+    }
+}
+
 @Suite("Rollout")
 struct RolloutTests {
     @Test("a 90/10 split over 1000 sessions lands within ±4% and never flips a session")

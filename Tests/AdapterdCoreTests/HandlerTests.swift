@@ -71,6 +71,24 @@ struct HandlerTests {
         #expect(reply.status == .invalidArgument)
     }
 
+    @Test("A route to an adapter that is not loaded is refused; a route whose adapter is unloaded later is skipped")
+    func routeReferencesChecked() async throws {
+        let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
+        let setRoute = offline.services.controlMethods["SetRoute"]!
+        let refused = await setRoute.call(Array(#"{"name":"r","sensorType":"mic","adapter":"ghost"}"#.utf8))
+        #expect(refused.status == .failedPrecondition)
+        #expect(String(decoding: refused.payload, as: UTF8.self).contains("ghost"))
+
+        _ = await offline.services.controlMethods["LoadAdapter"]!.call(Array(#"{"name":"intent","version":"v1","path":"\#(Harness.adapterDirectory("intent"))"}"#.utf8))
+        #expect(await setRoute.call(Array(#"{"name":"r","sensorType":"mic","adapter":"intent"}"#.utf8)).status == .ok)
+        _ = await offline.services.controlMethods["UnloadAdapter"]!.call(Array(#"{"name":"intent"}"#.utf8))
+        var request = Adapterd_V1_InferRequest()
+        request.text = "lock the door"
+        let reply = try await InferenceHandlers(services: offline.services).infer(request, RPCContext(topic: "adapterd/v1/offline/infer/mic/1", sensorPath: ["mic", "1"]))
+        #expect(reply.embedding.count == 384, "the stale route is skipped and the base model answers")
+    }
+
     @Test("The method table holds every documented control method once")
     func tableListsMethods() throws {
         let offline = try OfflineServices()
@@ -120,6 +138,32 @@ struct RPCServerTests {
         #expect(reply.properties.correlationData == Array("c1".utf8))
         #expect(reply.properties.userProperty("status") == "INVALID_ARGUMENT")
         #expect(String(decoding: reply.payload, as: UTF8.self).contains("ListAdapters"))
+    }
+
+    @Test("A retained request is never executed, so a restart does not run it again")
+    func retainedIgnored() async throws {
+        let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
+        let outbox = Outbox()
+        var message = Self.request("adapterd/v1/offline/control/GetStatus", "{}")
+        message.retain = true
+        await Self.server(offline, outbox: outbox).handle(message)
+        #expect(outbox.all.isEmpty)
+        #expect(await offline.services.stats.executed == 0)
+    }
+
+    @Test("Replies go to client reply topics only: never to $ topics, wildcards, or adapterd's own request topics")
+    func replyTopicsChecked() async throws {
+        let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
+        let outbox = Outbox()
+        let server = Self.server(offline, outbox: outbox)
+        for (index, topic) in ["$SYS/broker/x", "adapterd/v1/other/control/UnloadAdapter", "adapterd/v1/pool/control/Rollback", "a/+/b", "adapterd/v1/clients/c1/replies", "app/replies"].enumerated() {
+            await server.handle(MQTTMessage(
+                topic: "adapterd/v1/offline/control/GetStatus", payload: Array("{}".utf8),
+                properties: MQTTProperties(responseTopic: topic, correlationData: Array("r\(index)".utf8), contentType: "application/json")))
+        }
+        #expect(outbox.all.map(\.topic) == ["adapterd/v1/clients/c1/replies", "app/replies"])
     }
 
     @Test("A duplicate (same correlation) is answered from the first execution, which runs once")

@@ -332,3 +332,76 @@ struct AdapterdProcessTests {
         second.close()
     }
 }
+
+/// Stopping and starting in bad states, as an operator meets them.
+@Suite("adapterd process in bad states", .serialized)
+struct AdapterdBadStateTests {
+    static let binary = Harness.root + "/.build/debug/adapterd"
+
+    /// A loopback port nothing listens on.
+    static func closedPort() throws -> Int {
+        let broker = try Harness.broker()
+        let port = broker.port
+        broker.stop()
+        return port
+    }
+
+    @Test("SIGTERM while the broker is unreachable stops the worker within seconds")
+    func sigtermWhileDisconnected() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build adapterd first (scripts/test does)")
+        let directory = Harness.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = directory + "/adapterd.log"
+        let pid = try ChildProcess.spawn(Self.binary, arguments: [
+            "--broker", "mqtt://127.0.0.1:\(try Self.closedPort())", "--worker-id", "unreachable", "--model", Harness.modelDirectory,
+            "--data-dir", directory,
+        ], output: log)
+        // Wait until it is retrying (it logs each failed attempt).
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline, !((try? String(contentsOfFile: log, encoding: .utf8))?.contains("cannot connect to the broker") ?? false) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let signalled = ContinuousClock.now
+        let code = ChildProcess.terminate(pid, within: .seconds(10))
+        let elapsed = ContinuousClock.now - signalled
+        #expect(code != nil && elapsed < .seconds(10), "adapterd did not stop within 10 s of SIGTERM: \(String(describing: try? String(contentsOfFile: log, encoding: .utf8)))")
+    }
+
+    @Test("A registry file emptied to 0 bytes stops the worker with a clear message instead of starting empty")
+    func emptyRegistryRefused() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build adapterd first (scripts/test does)")
+        let directory = Harness.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(FileManager.default.createFile(atPath: directory + "/adapterd.sqlite", contents: Data()))
+        let log = directory + "/adapterd.log"
+        let pid = try ChildProcess.spawn(Self.binary, arguments: [
+            "--broker", "mqtt://127.0.0.1:\(try Self.closedPort())", "--worker-id", "empty", "--model", Harness.modelDirectory,
+            "--data-dir", directory,
+        ], output: log)
+        let code = ChildProcess.wait(pid, timeout: .seconds(60))
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(code != nil && code != 0, "\(output)")
+        #expect(output.contains("is an empty file"), "\(output)")
+        #expect(!output.contains("USAGE"), "a broken registry is not a usage error: \(output)")
+        let size = (try FileManager.default.attributesOfItem(atPath: directory + "/adapterd.sqlite")[.size] as? Int) ?? -1
+        #expect(size == 0, "the empty registry was overwritten")
+    }
+
+    @Test("A damaged registry file stops the worker with the reason and what to do, without usage text")
+    func damagedRegistryRefused() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build adapterd first (scripts/test does)")
+        let directory = Harness.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(FileManager.default.createFile(atPath: directory + "/adapterd.sqlite", contents: Data(repeating: 0x5A, count: 8192)))
+        let log = directory + "/adapterd.log"
+        let pid = try ChildProcess.spawn(Self.binary, arguments: [
+            "--broker", "mqtt://127.0.0.1:\(try Self.closedPort())", "--worker-id", "damaged", "--model", Harness.modelDirectory,
+            "--data-dir", directory,
+        ], output: log)
+        let code = ChildProcess.wait(pid, timeout: .seconds(60))
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(code != nil && code != 0, "\(output)")
+        #expect(output.contains("cannot be read") && output.contains("restore it from a backup"), "\(output)")
+        #expect(!output.contains("USAGE"), "\(output)")
+    }
+}

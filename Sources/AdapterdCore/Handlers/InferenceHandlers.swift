@@ -57,13 +57,19 @@ public struct InferenceHandlers: Sendable {
             throw HandlerError.fieldNeeds(field: "version", needs: "adapter")
         } else {
             var name: String?
-            if let route = await registry.routeTable.select(topic: context.topic, context: context.sensorPath, metadata: request.metadata) {
+            let matched = await registry.routeTable.select(topic: context.topic, context: context.sensorPath, metadata: request.metadata)
+            if let route = matched {
                 (name, reply.routedBy) = (route.adapter.isEmpty ? nil : route.adapter, "route")
                 if !route.router.isEmpty, let routed = await routeThroughRouter(route, request: request, ids: encoded.ids, reply: &reply) {
                     name = routed
                 }
             } else if let fallback = configuration.defaultAdapter {
                 (name, reply.routedBy) = (fallback, "default")
+            }
+            if let route = matched, name == route.adapter, await !registry.isLoaded(route.adapter) {
+                // The route's adapter was unloaded after the route was set: skip the route, say so, serve on.
+                services.logger.warning("route's adapter is not loaded; the route is skipped", metadata: ["route": "\(route.name)", "adapter": "\(route.adapter)"])
+                (name, reply.routedBy) = configuration.defaultAdapter.map { ($0, "default") } ?? (nil, "")
             }
             if let name {
                 (entry, resolution) = try await registry.resolveReporting(name: name, session: request.session, stickyKey: stickyKey, ttl: configuration.affinityTTL)

@@ -44,6 +44,11 @@ public struct RPCServer: Sendable {
     /// Answers one request taken from the broker. Messages on topics that are not requests are ignored.
     public func handle(_ message: MQTTMessage) async {
         guard let route = topics.route(message.topic) else { return }
+        // A retained request would run again every time the worker subscribes (each restart): never run it.
+        guard !message.retain else {
+            logger.warning("ignored a retained request; publish requests without the retain flag", metadata: ["topic": "\(message.topic)"])
+            return
+        }
         let method: RPCMethod?
         let sensorPath: [String]
         switch route {
@@ -100,7 +105,9 @@ public struct RPCServer: Sendable {
         if reply.status != .ok {
             logger.debug("request failed", metadata: ["topic": "\(message.topic)", "status": "\(reply.status.name)"])
         }
-        if let address {
+        if let address, let problem = Self.problem(withReplyTopic: address.topic) {
+            logger.warning("reply not sent", metadata: ["topic": "\(message.topic)", "replyTo": "\(address.topic)", "reason": "\(problem)"])
+        } else if let address {
             // `worker` tells replies apart when one request reached several workers (pool control).
             var properties = MQTTProperties(
                 contentType: encoding_.contentType,
@@ -111,6 +118,20 @@ public struct RPCServer: Sendable {
         if case .infer(let context) = route, publishResults {
             publish(topics.results(context: context), reply.payload, MQTTProperties(contentType: encoding_.contentType, userProperties: [MQTTUserProperty("status", reply.status.name)]))
         }
+    }
+
+    /// Why the worker will not publish a reply to `topic`, or nil. Replies never go to `$` topics (the broker's
+    /// own), and never into adapterd's request, status and metrics topics (a reply there could act as a request to
+    /// another worker); under `adapterd/v1/` only `adapterd/v1/clients/…` is for replies. Wildcards cannot be
+    /// published to.
+    static func problem(withReplyTopic topic: String) -> String? {
+        if topic.isEmpty { return "the reply topic is empty" }
+        if topic.hasPrefix("$") { return "reply topics starting with '$' belong to the broker" }
+        if topic.contains("+") || topic.contains("#") || topic.contains("\u{0}") { return "reply topics cannot hold wildcards or NUL" }
+        if topic.hasPrefix(Topics.prefix + "/"), !topic.hasPrefix(Topics.prefix + "/clients/") {
+            return "replies under \(Topics.prefix)/ go to \(Topics.prefix)/clients/…; other topics there are adapterd's own"
+        }
+        return nil
     }
 
     /// A failure reply in the method's own reply type (any reply type when the method is unknown: every reply
