@@ -13,6 +13,7 @@ import Yams
 /// maxBatch: 32
 /// precision: int8
 /// cacheMaxBytes: 268435456
+/// maxRequestBytes: 1048576
 /// results: false
 /// defaultAdapter: intent
 /// adapters:
@@ -72,6 +73,8 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
     /// A kernel path to run instead of the detected one ("portable", "avx2", "avx2-vnni", "avx512", "avx512-vnni").
     public var cpuPath: String?
     public var cacheMaxBytes: Int?
+    /// Largest request body accepted, in bytes.
+    public var maxRequestBytes: Int?
     public var results: Bool?
     public var defaultAdapter: String?
     public var adapters: [Adapter]?
@@ -106,7 +109,7 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
         }
         do {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
-                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "precision", "cpuPath", "cacheMaxBytes", "results", "defaultAdapter", "adapters", "username", "password", "tls", "rolloutGuard", "security", "baseModelNames", "http", "pool", "metrics", "logLevel"]
+                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "precision", "cpuPath", "cacheMaxBytes", "maxRequestBytes", "results", "defaultAdapter", "adapters", "username", "password", "tls", "rolloutGuard", "security", "baseModelNames", "http", "pool", "metrics", "logLevel"]
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw Failure(path: path, reason: "unknown key '\(unknown)'; known keys: \(known.sorted().joined(separator: ", "))")
                 }

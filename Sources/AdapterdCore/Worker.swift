@@ -88,7 +88,7 @@ public final class Worker: Service, Sendable {
         server = RPCServer(
             topics: topics, workerID: configuration.workerID, inference: services.inferenceMethod, control: services.controlMethods,
             stats: services.stats, duplicateWindow: configuration.duplicateWindow, publishResults: configuration.publishResults,
-            logger: logger
+            maxRequestBytes: configuration.maxRequestBytes, logger: logger
         ) { topic, payload, properties in
             Self.publish(client, topic, payload, properties, logger: logger)
         }

@@ -16,6 +16,8 @@ public struct WorkerConfiguration: Sendable {
     public var sessionExpiry: UInt32 = 3600
     /// QoS 1 requests the broker may have in flight to the worker (MQTT 5 receive maximum).
     public var receiveMaximum = 256
+    /// Largest request body accepted; larger ones are answered RESOURCE_EXHAUSTED without being decoded.
+    public var maxRequestBytes = 1 << 20
     /// Largest batch the engine runs at once.
     public var maxBatch = 32
     /// The base model's precision (FP32, the exact reference, by default).

@@ -56,6 +56,9 @@ struct Adapterd: AsyncParsableCommand {
     @Option(name: .customLong("cache-max-bytes"), help: "Bytes of adapter weights held ready in memory (default 268435456).")
     var cacheMaxBytes: Int?
 
+    @Option(name: .customLong("max-request-bytes"), help: "Largest request body accepted, in bytes (default 1048576).")
+    var maxRequestBytes: Int?
+
     @Option(help: "Broker user name.") var username: String?
     @Option(help: "Broker password.") var password: String?
     @Option(name: .customLong("tls-ca"), help: "CA file; enables TLS.") var tlsCA: String?
@@ -142,6 +145,7 @@ struct Adapterd: AsyncParsableCommand {
             configuration.kernelPath = value
         }
         configuration.cacheMaxBytes = cacheMaxBytes ?? Self.environment("CACHE_MAX_BYTES").flatMap(Int.init) ?? file.cacheMaxBytes ?? configuration.cacheMaxBytes
+        configuration.maxRequestBytes = maxRequestBytes ?? Self.environment("MAX_REQUEST_BYTES").flatMap(Int.init) ?? file.maxRequestBytes ?? configuration.maxRequestBytes
         if let policy = file.rolloutGuard {
             let defaults = GuardPolicy()
             configuration.guardPolicy = GuardPolicy(

@@ -4,6 +4,24 @@ import Testing
 
 @Suite("WordPieceTokenizer")
 struct WordPieceTokenizerTests {
+    @Test("A text far longer than the model takes gives the same ids as its beginning, whatever the piece boundaries")
+    func longTextsTokeniseAsTheirBeginning() {
+        let tokenizer = Fixtures.model.tokenizer
+        let sentence = "The pump's bearing vibrates at 7.5 mm/s — check it, Ünal! "
+        let long = String(repeating: sentence, count: 50_000)
+        let short = String(repeating: sentence, count: 40)
+        let encoded = tokenizer.encode(long)
+        #expect(encoded.truncated)
+        #expect(encoded.ids == tokenizer.encode(short).ids)
+        // A run of thousands of characters without whitespace is cut into pieces: each over-long word is [UNK]
+        // (one per piece instead of one in all), and the words after it tokenise as usual.
+        let unbroken = tokenizer.encode(String(repeating: "x", count: 10_000) + " pump")
+        let pump = tokenizer.encode("pump").ids
+        let unknown = tokenizer.encode(String(repeating: "x", count: 300)).ids[1]
+        #expect(Array(unbroken.ids.suffix(2)) == Array(pump.suffix(2)))
+        #expect(unbroken.ids.dropFirst().dropLast(2).allSatisfy { $0 == unknown })
+    }
+
     @Test("gives exactly PyTorch's token ids for every reference case", arguments: Fixtures.cases.tokenizer.indices)
     func matchesReferenceIDs(index: Int) {
         let reference = Fixtures.cases.tokenizer[index]

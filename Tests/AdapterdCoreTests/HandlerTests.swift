@@ -140,6 +140,22 @@ struct RPCServerTests {
         #expect(String(decoding: reply.payload, as: UTF8.self).contains("ListAdapters"))
     }
 
+    @Test("A body over the size limit is RESOURCE_EXHAUSTED without being decoded or run")
+    func oversizedBodyRefused() async throws {
+        let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
+        let outbox = Outbox()
+        let server = RPCServer(
+            topics: Topics(worker: "offline"), workerID: "offline", inference: offline.services.inferenceMethod,
+            control: offline.services.controlMethods, stats: offline.services.stats, duplicateWindow: .seconds(60),
+            publishResults: false, maxRequestBytes: 1024, logger: Logger(label: "test")
+        ) { outbox.append($0, $1, $2) }
+        let text = String(repeating: "a", count: 4096)
+        await server.handle(Self.request("adapterd/v1/offline/infer", #"{"text":"\#(text)"}"#))
+        #expect(outbox.all.map { $0.properties.userProperty("status") } == ["RESOURCE_EXHAUSTED"])
+        #expect(await offline.services.stats.executed == 0)
+    }
+
     @Test("A retained request is never executed, so a restart does not run it again")
     func retainedIgnored() async throws {
         let offline = try OfflineServices()

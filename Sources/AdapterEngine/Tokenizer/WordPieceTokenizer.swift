@@ -95,21 +95,43 @@ public struct WordPieceTokenizer: Sendable {
     }
 
     /// Tokenises `text` into `[CLS] pieces… [SEP]`, at most `maxLength` ids.
+    ///
+    /// Only what can be used is normalised and split: the text is taken in pieces cut at whitespace (which
+    /// separates words, so the pieces tokenise as the whole would), and tokenising stops once `maxLength` ids are
+    /// out. A megabyte of text costs what its first few hundred words cost.
     public func encode(_ text: String) -> Encoding {
         let budget = maxLength - 2
         var ids: [Int32] = [clsID]
         var truncated = false
-        words: for word in Self.preTokenize(normalizer.normalize(text)) {
-            for id in wordPieces(word) {
-                if ids.count - 1 == budget {
-                    truncated = true
-                    break words
+        var rest = Substring(text)
+        pieces: while !rest.isEmpty {
+            let piece = Self.nextPiece(of: &rest)
+            for word in Self.preTokenize(normalizer.normalize(String(piece))) {
+                for id in wordPieces(word) {
+                    if ids.count - 1 == budget {
+                        truncated = true
+                        break pieces
+                    }
+                    ids.append(id)
                 }
-                ids.append(id)
             }
         }
         ids.append(sepID)
         return Encoding(ids: ids, truncated: truncated)
+    }
+
+    /// The next piece of `rest` (about 2,048 characters, cut after whitespace), removed from it. A run of more than
+    /// 256 characters without whitespace is cut anyway: such a word is one `[UNK]` whole or in parts.
+    static func nextPiece(of rest: inout Substring) -> Substring {
+        var end = rest.index(rest.startIndex, offsetBy: 2048, limitedBy: rest.endIndex) ?? rest.endIndex
+        var scanned = 0
+        while end != rest.endIndex, !rest[end].isWhitespace, scanned < 256 {
+            end = rest.index(after: end)
+            scanned += 1
+        }
+        let piece = rest[..<end]
+        rest = rest[end...]
+        return piece
     }
 
     /// Splits normalised text on whitespace and isolates each punctuation character.

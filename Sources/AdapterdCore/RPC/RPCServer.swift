@@ -21,14 +21,17 @@ public struct RPCServer: Sendable {
     let replies: ReplyCache
     let duplicateWindow: Duration
     let publishResults: Bool
+    /// Bodies larger than this are refused before decoding.
+    let maxRequestBytes: Int
     let publish: Publish
     let logger: Logger
 
     /// A server answering `inference` and `control` for worker `workerID`.
     public init(
         topics: Topics, workerID: String, inference: RPCMethod, control: MethodTable, stats: WorkerStats, replies: ReplyCache = ReplyCache(),
-        duplicateWindow: Duration, publishResults: Bool, logger: Logger, publish: @escaping Publish
+        duplicateWindow: Duration, publishResults: Bool, maxRequestBytes: Int = 1 << 20, logger: Logger, publish: @escaping Publish
     ) {
+        self.maxRequestBytes = maxRequestBytes
         self.topics = topics
         self.workerID = workerID
         self.inference = inference
@@ -62,7 +65,9 @@ public struct RPCServer: Sendable {
         var failure: RPCError?
         var call: RPCMethod.Call?
         let encoding = RPCEncoding.detect(contentType: message.properties.contentType, payload: message.payload)
-        if encoding == nil {
+        if message.payload.count > maxRequestBytes {
+            failure = RPCError(.resourceExhausted, "the request body is \(message.payload.count) bytes; this worker accepts at most \(maxRequestBytes) (maxRequestBytes)")
+        } else if encoding == nil {
             failure = RPCError(.invalidArgument, "content type '\(message.properties.contentType ?? "")' is not supported; use application/json or application/x-protobuf")
         } else if let method {
             do {
