@@ -448,14 +448,25 @@ public actor AdapterRegistry {
             guard entries[route.router]?.values.first?.kind == .router else { throw RegistryError.notKind(name: route.router, kind: .router) }
         }
         guard route.minConfidence.isFinite, (0...1).contains(route.minConfidence) else { throw RegistryError.invalidConfidence(route.minConfidence) }
+        var routes = routeTable.routes.filter { $0.name != route.name }
+        guard routes.count < Self.maxRoutes else { throw RegistryError.limit(what: "routes", limit: Self.maxRoutes) }
         try mapped { () throws(StoreError) in try store.save(route: route) }
-        routeTable = RouteTable(try mapped { () throws(StoreError) in try store.routes() })
+        // Kept in memory in the store's order (priority, then name as SQLite's binary collation sorts it): a
+        // change costs the same however many routes there are in SQLite, which is never read back.
+        routes.append(route)
+        routes.sort { lhs, rhs in
+            lhs.priority != rhs.priority ? lhs.priority > rhs.priority : Array(lhs.name.utf8).lexicographicallyPrecedes(Array(rhs.name.utf8))
+        }
+        routeTable = RouteTable(routes)
     }
+
+    /// Most routes a worker keeps; more are refused (RESOURCE_EXHAUSTED).
+    public static let maxRoutes = 1000
 
     /// Deletes a route.
     public func deleteRoute(name: String) throws(RegistryError) {
         try mapped { () throws(StoreError) in try store.deleteRoute(name: name) }
-        routeTable = RouteTable(try mapped { () throws(StoreError) in try store.routes() })
+        routeTable = RouteTable(routeTable.routes.filter { $0.name != name })
     }
 
     /// Every loaded version, sorted by name and version.

@@ -24,6 +24,8 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
     case notKind(name: String, kind: ArtifactKind)
     /// A route's minimum confidence outside 0…1.
     case invalidConfidence(Double)
+    /// A bounded collection is full.
+    case limit(what: String, limit: Int)
 
     public var description: String {
         switch self {
@@ -51,6 +53,8 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
             return kind == .router
                 ? "'\(name)' is an adapter, not an input router"
                 : "'\(name)' is an input router, not an adapter; name an adapter, or route through the router"
+        case let .limit(what, limit):
+            return "this worker keeps at most \(limit) \(what); delete some first"
         case let .invalidConfidence(value):
             return "min_confidence \(value) is outside 0…1"
         }

@@ -1,6 +1,7 @@
 import AdapterdAPI
 import AdapterdClient
 import AdapterdCore
+import AdapterRuntime
 import AdapterdTestSupport
 import Foundation
 import Logging
@@ -87,6 +88,30 @@ struct HandlerTests {
         request.text = "lock the door"
         let reply = try await InferenceHandlers(services: offline.services).infer(request, RPCContext(topic: "adapterd/v1/offline/infer/mic/1", sensorPath: ["mic", "1"]))
         #expect(reply.embedding.count == 384, "the stale route is skipped and the base model answers")
+    }
+
+    @Test("Routes beyond the limit are RESOURCE_EXHAUSTED; replacing one is not a new one; order follows priority")
+    func routesBounded() async throws {
+        let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
+        _ = await offline.services.controlMethods["LoadAdapter"]!.call(Array(#"{"name":"intent","version":"v1","path":"\#(Harness.adapterDirectory("intent"))"}"#.utf8))
+        let routing = RoutingHandlers(services: offline.services)
+        for index in 0..<AdapterRegistry.maxRoutes {
+            var route = Adapterd_V1_SetRouteRequest()
+            route.name = "r\(index)"
+            route.sensorType = "s\(index)"
+            route.adapter = "intent"
+            route.priority = Int32(index % 7)
+            _ = try await routing.setRoute(route, RPCContext())
+        }
+        let over = await offline.services.controlMethods["SetRoute"]!.call(Array(#"{"name":"one-more","adapter":"intent"}"#.utf8))
+        #expect(over.status == .resourceExhausted)
+        let replace = await offline.services.controlMethods["SetRoute"]!.call(Array(#"{"name":"r5","adapter":"intent","priority":100}"#.utf8))
+        #expect(replace.status == .ok)
+        let listed = try await routing.listRoutes(Adapterd_V1_ListRoutesRequest(), RPCContext()).routes
+        #expect(listed.count == AdapterRegistry.maxRoutes)
+        #expect(listed.first?.name == "r5")
+        #expect(zip(listed, listed.dropFirst()).allSatisfy { $0.priority >= $1.priority })
     }
 
     @Test("The method table holds every documented control method once")

@@ -31,6 +31,7 @@ extension RegistryError {
         case .refused, .splitToUnloaded, .unknownReference: return .failedPrecondition
         case .invalidRouteTopic, .invalidSplits, .invalidConfidence: return .invalidArgument
         case .notKind: return .failedPrecondition
+        case .limit: return .resourceExhausted
         case .engineStopping: return .unavailable
         }
     }
