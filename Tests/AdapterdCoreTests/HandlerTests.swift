@@ -237,3 +237,30 @@ struct RPCServerTests {
         #expect(await offline.services.stats.executed == 0)
     }
 }
+
+@Suite("ReplyCache")
+struct ReplyCacheTests {
+    static func reply(_ size: Int) -> CachedReply { CachedReply(payload: [UInt8](repeating: 1, count: size), status: .ok) }
+
+    @Test("A duplicate within its window gets the first reply without running again")
+    func duplicateServedOnce() async {
+        let cache = ReplyCache()
+        let first = await cache.reply(for: "k", window: .seconds(60)) { Self.reply(3) }
+        let second = await cache.reply(for: "k", window: .seconds(60)) { Self.reply(5) }
+        #expect(!first.duplicate && second.duplicate)
+        #expect(second.reply.payload.count == 3)
+    }
+
+    @Test("Memory stays within its byte and entry bounds however many requests pass")
+    func bounded() async {
+        let cache = ReplyCache(capacity: 100, maxBytes: 64 << 10)
+        for index in 0..<5_000 {
+            _ = await cache.reply(for: "k\(index)", window: .seconds(600)) { Self.reply(4096) }
+        }
+        let size = await cache.size
+        #expect(size.entries <= 100)
+        #expect(size.bytes <= 64 << 10)
+        // The newest are kept.
+        #expect(await cache.reply(for: "k4999", window: .seconds(600)) { Self.reply(1) }.duplicate)
+    }
+}

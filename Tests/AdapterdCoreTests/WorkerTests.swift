@@ -257,7 +257,11 @@ struct AdapterdProcessTests {
         let code = ChildProcess.wait(pid, timeout: .seconds(120))
         #expect(code == 0)
         // Replies sent before the exit may still be on their way through the broker.
-        _ = await raw.waitUntil(timeout: .seconds(10)) { $0.filter { $0.topic == raw.replyTopic }.count >= 40 }
+        // Replies and the offline status travel separately: wait for both.
+        _ = await raw.waitUntil(timeout: .seconds(10)) { messages in
+            messages.filter { $0.topic == raw.replyTopic }.count >= 40
+                && (messages.last { $0.topic == topics.status }.map { String(decoding: $0.payload, as: UTF8.self).contains("\"state\":\"offline\"") } ?? false)
+        }
         let replies = raw.received.filter { $0.topic == raw.replyTopic }
         let correlations = replies.compactMap { $0.properties.correlationData.map { String(decoding: $0, as: UTF8.self) } }
         #expect(Set(correlations) == Set((0..<40).map { "load\($0)" }), "every request answered")
