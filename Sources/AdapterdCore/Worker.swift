@@ -62,6 +62,8 @@ public final class Worker: Service, Sendable {
         options.password = configuration.password
         if let ca = configuration.tlsCAFile {
             options.tls = MQTTOptions.TLS(caFile: ca, certFile: configuration.tlsCertFile, keyFile: configuration.tlsKeyFile)
+        } else if options.tls != nil {
+            options.tls = MQTTOptions.TLS(caFile: nil, certFile: configuration.tlsCertFile, keyFile: configuration.tlsKeyFile)
         }
         options.will = MQTTOptions.Will(topic: topics.status, payload: Self.status("offline", configuration: configuration, startedAt: startedAt).json())
         client = try MQTTClient(options: options)

@@ -48,7 +48,13 @@ public final class MQTTClient: @unchecked Sendable {
             try check(mosquitto_username_pw_set(handle, username, options.password), "set credentials")
         }
         if let tls = options.tls {
-            try check(mosquitto_tls_set(handle, tls.caFile, nil, tls.certFile, tls.keyFile, nil), "configure TLS")
+            if let caFile = tls.caFile {
+                try check(mosquitto_tls_set(handle, caFile, nil, tls.certFile, tls.keyFile, nil), "configure TLS")
+            } else {
+                // No CA given: the system's store, so `mqtts://` is never silently plaintext.
+                try check(mosquitto_int_option(handle, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "trust the system's CA certificates")
+                try check(mosquitto_tls_set(handle, nil, "/etc/ssl/certs", tls.certFile, tls.keyFile, nil), "configure TLS")
+            }
         }
         if let will = options.will {
             let code = will.payload.withUnsafeBytes { bytes in
@@ -146,6 +152,9 @@ public final class MQTTClient: @unchecked Sendable {
             group.addTask {
                 try await Task.sleep(for: timeout)
                 self.lock.withLock { remove() }?.resume(throwing: timeoutError)
+                // The group reports whichever child ends first: the sleeper must fail itself, or a timeout would
+                // read as success.
+                throw timeoutError
             }
             try await group.next()
             group.cancelAll()

@@ -7,11 +7,12 @@ public struct MQTTOptions: Sendable {
 
     /// TLS files.
     public struct TLS: Sendable {
-        public var caFile: String
+        /// CA certificates to trust; nil trusts the system's store (`/etc/ssl/certs`).
+        public var caFile: String?
         public var certFile: String?
         public var keyFile: String?
 
-        public init(caFile: String, certFile: String? = nil, keyFile: String? = nil) {
+        public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
             self.caFile = caFile
             self.certFile = certFile
             self.keyFile = keyFile
@@ -57,7 +58,8 @@ public struct MQTTOptions: Sendable {
         self.clientID = clientID
     }
 
-    /// Parses `mqtt://host:port` (or `mqtts://`, default ports 1883 and 8883).
+    /// Parses `mqtt://host:port` (or `mqtts://`, default ports 1883 and 8883). `mqtts://` always means TLS,
+    /// trusting the system's CA store until a CA file is set.
     public static func parse(url: String, clientID: String) throws(MQTTError) -> MQTTOptions {
         var rest = Substring(url)
         var defaultPort = 1883
@@ -79,6 +81,8 @@ public struct MQTTOptions: Sendable {
         }
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { throw .invalidURL(url) }
-        return MQTTOptions(host: host, port: port, clientID: clientID)
+        var options = MQTTOptions(host: host, port: port, clientID: clientID)
+        if url.hasPrefix("mqtts://") { options.tls = TLS() }
+        return options
     }
 }
