@@ -94,6 +94,7 @@ var logger = Logger(label: "bench")
 logger.logLevel = .error
 var configuration = WorkerConfiguration(brokerURL: broker.url, workerID: "bench", modelDirectory: modelDirectory, dataDirectory: directory)
 configuration.preload = [("intent", "v1", adapterDirectory)]
+configuration.adapterRoots = [URL(fileURLWithPath: adapterDirectory).deletingLastPathComponent().path, directory]
 configuration.precision = precision
 let worker = try Worker(configuration: configuration, logger: logger)
 let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [worker], logger: logger))

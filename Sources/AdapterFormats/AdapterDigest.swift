@@ -14,6 +14,9 @@ public enum AdapterDigest {
                 if !kind.requiredFiles.contains(file) { continue }
                 throw .notAnAdapter(directory: directory, missing: file)
             }
+            // Only regular files: a symbolic link could make the worker read (and store) any file on the box.
+            let type = (try? FileManager.default.attributesOfItem(atPath: path))?[.type] as? FileAttributeType
+            guard type == .typeRegular else { throw .notRegularFile(path: path) }
             let data: Data
             do {
                 data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)

@@ -3,6 +3,7 @@ public enum StoreError: Error, CustomStringConvertible, Sendable, Equatable {
     case invalidName(field: String, value: String, rule: String)
     case notAnAdapter(directory: String, missing: String)
     case unreadable(path: String, reason: String)
+    case notRegularFile(path: String)
     case notFound(name: String, version: String?)
     case conflict(name: String, version: String, existingSHA256: String)
     case invalidTransition(name: String, version: String, from: AdapterState, to: AdapterState)
@@ -17,6 +18,8 @@ public enum StoreError: Error, CustomStringConvertible, Sendable, Equatable {
             return missing.hasPrefix("router")
                 ? "'\(directory)' is not an input router: \(missing) is missing"
                 : "'\(directory)' is not a PEFT adapter: \(missing) is missing"
+        case let .notRegularFile(path):
+            return "\(path) is not a regular file (symbolic links and special files are refused)"
         case let .unreadable(path, reason):
             return "cannot read \(path): \(reason)"
         case let .notFound(name, version?):

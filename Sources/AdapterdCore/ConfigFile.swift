@@ -22,7 +22,7 @@ import Yams
 /// password: secret
 /// tls: {ca: /etc/adapterd/ca.pem, cert: /etc/adapterd/client.pem, key: /etc/adapterd/client.key}
 /// rolloutGuard: {minRequests: 50, maxErrorRateIncrease: 0.05, maxLatencyRatio: 1.5}
-/// security: {requireSigned: true, trustedKeys: [/etc/adapterd/fleet.pub], maxPushBytes: 536870912}
+/// security: {requireSigned: true, trustedKeys: [/etc/adapterd/fleet.pub], maxPushBytes: 536870912, adapterRoots: [/srv/adapters]}
 /// baseModelNames: [sentence-transformers/all-MiniLM-L6-v2]
 /// http: 127.0.0.1:9464
 /// pool: edge-pool
@@ -54,6 +54,8 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
         public var requireSigned: Bool?
         public var trustedKeys: [String]?
         public var maxPushBytes: Int64?
+        /// Directories LoadAdapter may read from (besides the data directory).
+        public var adapterRoots: [String]?
     }
 
     public struct TLS: Decodable, Sendable, Equatable {

@@ -16,6 +16,9 @@ public struct WorkerConfiguration: Sendable {
     public var sessionExpiry: UInt32 = 3600
     /// QoS 1 requests the broker may have in flight to the worker (MQTT 5 receive maximum).
     public var receiveMaximum = 256
+    /// Directories `LoadAdapter` may read adapters from, besides the data directory (which always is one). Paths
+    /// elsewhere are refused without being looked at.
+    public var adapterRoots: [String] = []
     /// Largest request body accepted; larger ones are answered RESOURCE_EXHAUSTED without being decoded.
     public var maxRequestBytes = 1 << 20
     /// Largest batch the engine runs at once.

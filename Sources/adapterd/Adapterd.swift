@@ -77,6 +77,9 @@ struct Adapterd: AsyncParsableCommand {
     @Option(name: .customLong("trusted-key"), help: "ed25519 public key (base64 or a .pub file) whose signed pushes are accepted (repeatable).")
     var trustedKeys: [String] = []
 
+    @Option(name: .customLong("adapter-root"), help: "A directory LoadAdapter may read adapters from (repeatable; the data directory always is one).")
+    var adapterRoots: [String] = []
+
     @Flag(name: .customLong("require-signed"), help: "Refuse adapter pushes not signed by a trusted key.")
     var requireSigned = false
 
@@ -170,6 +173,9 @@ struct Adapterd: AsyncParsableCommand {
             : trustedKeys
         configuration.requireSigned = requireSigned || Self.environment("REQUIRE_SIGNED") == "1" || file.security?.requireSigned == true
         configuration.maxPushBytes = file.security?.maxPushBytes ?? configuration.maxPushBytes
+        configuration.adapterRoots = adapterRoots.isEmpty
+            ? (Self.environment("ADAPTER_ROOTS")?.split(separator: ",").map(String.init) ?? file.security?.adapterRoots ?? [])
+            : adapterRoots
         configuration.baseModelNames = file.baseModelNames ?? configuration.baseModelNames
         let specs = adapters.isEmpty ? (Self.environment("ADAPTERS")?.split(separator: ",").map(String.init) ?? []) : adapters
         configuration.preload = try specs.isEmpty

@@ -31,7 +31,7 @@ struct HandlerTests {
         let offline = try OfflineServices()
         defer { withExtendedLifetime(offline) {} }
         let load = offline.services.controlMethods["LoadAdapter"]!
-        let missing = await load.call(Array(#"{"name":"intent","version":"v1","path":"/nonexistent/intent"}"#.utf8))
+        let missing = await load.call(Array(#"{"name":"intent","version":"v1","path":"\#(Harness.root)/nonexistent/intent"}"#.utf8))
         #expect(missing.status == .notFound)
 
         let damaged = Harness.temporaryDirectory()
@@ -41,6 +41,50 @@ struct HandlerTests {
         let refused = await load.call(Array(#"{"name":"intent","version":"v2","path":"\#(damaged)"}"#.utf8))
         #expect(refused.status == .failedPrecondition)
         #expect(offline.events.map(\.event) == ["refused"])
+    }
+
+    @Test("LoadAdapter outside the adapter roots is PERMISSION_DENIED, the same whether the path exists or not")
+    func loadConfinedToRoots() async throws {
+        let offline = try OfflineServices { $0.adapterRoots = [Harness.root] }
+        defer { withExtendedLifetime(offline) {} }
+        let load = offline.services.controlMethods["LoadAdapter"]!
+        let existing = await load.call(Array(#"{"name":"x","version":"v1","path":"/etc"}"#.utf8))
+        let missing = await load.call(Array(#"{"name":"x","version":"v1","path":"/etc/nonexistent-dir"}"#.utf8))
+        let escaping = await load.call(Array(#"{"name":"x","version":"v1","path":"\#(Harness.root)/../../etc"}"#.utf8))
+        for reply in [existing, missing, escaping] { #expect(reply.status == .permissionDenied) }
+        let text = { (reply: CachedReply) in String(decoding: reply.payload, as: UTF8.self).replacingOccurrences(of: "nonexistent-dir", with: "") }
+        #expect(text(existing) == text(missing), "the reply must not reveal whether a path exists")
+        // A symbolic link inside a root that leads out of it is refused too.
+        let link = Harness.root + "/.build/adapterd-test-link-" + UUID().uuidString.prefix(6)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "/etc")
+        defer { try? FileManager.default.removeItem(atPath: link) }
+        #expect(await load.call(Array(#"{"name":"x","version":"v1","path":"\#(link)"}"#.utf8)).status == .permissionDenied)
+        #expect(await load.call(Array(#"{"name":"intent","version":"v1","path":"\#(Harness.adapterDirectory("intent"))"}"#.utf8)).status == .ok)
+    }
+
+    @Test("An adapter file that is a symbolic link is refused and nothing is copied; errors never echo file bytes")
+    func symlinkedFilesRefused() async throws {
+        let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
+        let directory = Harness.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.copyItem(atPath: Harness.adapterDirectory("intent") + "/adapter_config.json", toPath: directory + "/adapter_config.json")
+        try FileManager.default.createSymbolicLink(atPath: directory + "/adapter_model.safetensors", withDestinationPath: "/etc/hostname")
+        let reply = await offline.services.controlMethods["LoadAdapter"]!.call(Array(#"{"name":"sneaky","version":"v1","path":"\#(directory)"}"#.utf8))
+        #expect(reply.status == .failedPrecondition)
+        #expect(String(decoding: reply.payload, as: UTF8.self).contains("not a regular file"))
+        let stored = try FileManager.default.contentsOfDirectory(atPath: offline.dataDirectory + "/adapters").filter { !$0.hasPrefix(".") }
+        #expect(stored.isEmpty)
+
+        // A file whose first 8 bytes are text: the refusal names the problem, not the bytes as a number.
+        let text = Harness.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: text) }
+        try FileManager.default.copyItem(atPath: Harness.adapterDirectory("intent") + "/adapter_config.json", toPath: text + "/adapter_config.json")
+        try Data("root:x:0:0:root:/root:/bin/bash\n".utf8).write(to: URL(fileURLWithPath: text + "/adapter_model.safetensors"))
+        let refused = await offline.services.controlMethods["LoadAdapter"]!.call(Array(#"{"name":"sneaky","version":"v2","path":"\#(text)"}"#.utf8))
+        let message = String(decoding: refused.payload, as: UTF8.self)
+        #expect(refused.status == .failedPrecondition)
+        #expect(!message.contains(String(UInt64(littleEndian: Data("root:x:0".utf8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))), "\(message)")
     }
 
     @Test("Infer with no adapter named and no route gives the sentence embedding")

@@ -282,7 +282,7 @@ struct AdapterdProcessTests {
         let directory = Harness.temporaryDirectory()
         let arguments = [
             "--broker", broker.url, "--worker-id", worker, "--model", Harness.modelDirectory, "--data-dir", directory,
-            "--adapter", "alerts@v1=" + Harness.adapterDirectory("intent"),
+            "--adapter", "alerts@v1=" + Harness.adapterDirectory("intent"), "--adapter-root", Harness.root,
         ]
         let pid = try ChildProcess.spawn(Self.binary, arguments: arguments, output: directory + "/adapterd.log")
         var running: pid_t? = pid

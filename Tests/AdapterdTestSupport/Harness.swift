@@ -34,6 +34,8 @@ public enum Harness {
 
     public static func configuration(broker: MosquittoProcess, worker: String = "w" + UUID().uuidString.prefix(6).lowercased()) -> WorkerConfiguration {
         var configuration = WorkerConfiguration(brokerURL: broker.url, workerID: worker, modelDirectory: modelDirectory, dataDirectory: temporaryDirectory())
+        // LoadAdapter reads only under configured roots: the repository's fixtures and the tests' temporary copies.
+        configuration.adapterRoots = [root, NSTemporaryDirectory()]
         configuration.preload = [
             ("intent", "v1", adapterDirectory("intent")),
             ("severity", "v1", adapterDirectory("severity")),
@@ -144,6 +146,7 @@ public final class OfflineServices: Sendable {
     public init(_ adjust: (inout WorkerConfiguration) -> Void = { _ in }) throws {
         dataDirectory = Harness.temporaryDirectory()
         var configuration = WorkerConfiguration(brokerURL: "mqtt://127.0.0.1:1", workerID: "offline", modelDirectory: Harness.modelDirectory, dataDirectory: dataDirectory)
+        configuration.adapterRoots = [Harness.root, NSTemporaryDirectory()]
         adjust(&configuration)
         let recorded = recorded
         services = try WorkerServices(configuration: configuration, logger: Logger(label: "test")) { event in

@@ -19,7 +19,9 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
         case let .truncatedHeader(file, size):
             return "\(file): truncated safetensors file (\(size) bytes; needs an 8-byte header length and a JSON header)"
         case let .headerTooLarge(file, header, size):
-            return "\(file): header length \(header) does not fit in a file of \(size) bytes"
+            // The declared length is the file's first 8 bytes: never echoed, so an error cannot leak file content.
+            _ = header
+            return "\(file): not a safetensors file (its declared header length does not fit in its \(size) bytes)"
         case let .invalidHeader(file, reason):
             return "\(file): invalid safetensors header: \(reason)"
         case let .unknownDType(file, tensor, dtype):

@@ -25,6 +25,8 @@ public struct AdapterHandlers: Sendable {
 
     /// Stages an adapter directory as a new version (the first version of a name becomes active).
     public func load(_ request: Adapterd_V1_LoadAdapterRequest, _ context: RPCContext) async throws -> Adapterd_V1_LoadAdapterReply {
+        let roots = [services.configuration.dataDirectory] + services.configuration.adapterRoots
+        guard AdapterRoots.contains(request.path, roots: roots) else { throw HandlerError.outsideAdapterRoots(roots: roots) }
         let entry: AdapterRegistry.Entry
         do {
             entry = try await services.registry.load(name: request.name, version: request.version, path: request.path, actor: context.actor)

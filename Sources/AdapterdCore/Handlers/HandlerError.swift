@@ -8,6 +8,7 @@ public enum HandlerError: Error, CustomStringConvertible, Sendable, Equatable {
     case expiredWaiting
     case adapterUnavailable(name: String, version: String, reason: String)
     case missingPushStep
+    case outsideAdapterRoots(roots: [String])
 
     public var description: String {
         switch self {
@@ -18,6 +19,8 @@ public enum HandlerError: Error, CustomStringConvertible, Sendable, Equatable {
         case .expiredWaiting: return "the request expired while it waited for the engine"
         case let .adapterUnavailable(name, version, reason): return "adapter '\(name)' \(version) could not be loaded: \(reason)"
         case .missingPushStep: return "a push request needs one of 'begin', 'chunk', 'commit' or 'abort'"
+        case let .outsideAdapterRoots(roots):
+            return "LoadAdapter reads adapters only under \(roots.joined(separator: ", ")); push the adapter, or add its directory with --adapter-root (security.adapterRoots)"
         }
     }
 }

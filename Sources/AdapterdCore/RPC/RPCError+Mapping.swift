@@ -42,7 +42,7 @@ extension StoreError {
     var status: RPCStatus {
         switch self {
         case .invalidName: return .invalidArgument
-        case .notAnAdapter, .invalidTransition, .nothingToRollBackTo: return .failedPrecondition
+        case .notAnAdapter, .invalidTransition, .nothingToRollBackTo, .notRegularFile: return .failedPrecondition
         case .notFound: return .notFound
         case .conflict: return .alreadyExists
         case .unreadable, .database: return .internal
@@ -72,7 +72,7 @@ extension HandlerError {
     var status: RPCStatus {
         switch self {
         case .missingField, .invalidField, .fieldNeeds, .missingPushStep: return .invalidArgument
-        case .explicitAdapterForbidden: return .permissionDenied
+        case .explicitAdapterForbidden, .outsideAdapterRoots: return .permissionDenied
         case .expiredWaiting: return .deadlineExceeded
         case .adapterUnavailable: return .unavailable
         }
