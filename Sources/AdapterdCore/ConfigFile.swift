@@ -19,7 +19,7 @@ import Yams
 /// adapters:
 ///   - {name: intent, version: v1, path: /opt/adapterd/adapters/intent}
 /// username: adapterd
-/// password: secret
+/// passwordFile: /etc/adapterd/broker-password
 /// tls: {ca: /etc/adapterd/ca.pem, cert: /etc/adapterd/client.pem, key: /etc/adapterd/client.key}
 /// rolloutGuard: {minRequests: 50, maxErrorRateIncrease: 0.05, maxLatencyRatio: 1.5}
 /// security: {requireSigned: true, trustedKeys: [/etc/adapterd/fleet.pub], maxPushBytes: 536870912, adapterRoots: [/srv/adapters]}
@@ -82,6 +82,8 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
     public var adapters: [Adapter]?
     public var username: String?
     public var password: String?
+    /// A file holding the broker password (its first line), so the password appears in no process listing.
+    public var passwordFile: String?
     public var tls: TLS?
     public var rolloutGuard: Guard?
     public var security: Security?
@@ -111,7 +113,7 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
         }
         do {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
-                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "precision", "cpuPath", "cacheMaxBytes", "maxRequestBytes", "results", "defaultAdapter", "adapters", "username", "password", "tls", "rolloutGuard", "security", "baseModelNames", "http", "pool", "metrics", "logLevel"]
+                let known: Set<String> = ["broker", "workerId", "model", "dataDir", "mqttVersion", "maxBatch", "precision", "cpuPath", "cacheMaxBytes", "maxRequestBytes", "results", "defaultAdapter", "adapters", "username", "password", "passwordFile", "tls", "rolloutGuard", "security", "baseModelNames", "http", "pool", "metrics", "logLevel"]
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw Failure(path: path, reason: "unknown key '\(unknown)'; known keys: \(known.sorted().joined(separator: ", "))")
                 }

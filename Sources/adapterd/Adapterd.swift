@@ -60,7 +60,8 @@ struct Adapterd: AsyncParsableCommand {
     var maxRequestBytes: Int?
 
     @Option(help: "Broker user name.") var username: String?
-    @Option(help: "Broker password.") var password: String?
+    @Option(help: "Broker password (visible in process listings: prefer --password-file).") var password: String?
+    @Option(name: .customLong("password-file"), help: "File whose first line is the broker password.") var passwordFile: String?
     @Option(name: .customLong("tls-ca"), help: "CA file; enables TLS.") var tlsCA: String?
     @Option(name: .customLong("tls-cert"), help: "Client certificate file.") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "Client key file.") var tlsKey: String?
@@ -160,6 +161,12 @@ struct Adapterd: AsyncParsableCommand {
         configuration.defaultAdapter = defaultAdapter ?? Self.environment("DEFAULT_ADAPTER") ?? file.defaultAdapter
         configuration.username = username ?? Self.environment("USERNAME") ?? file.username
         configuration.password = password ?? Self.environment("PASSWORD") ?? file.password
+        if configuration.password == nil, let path = passwordFile ?? Self.environment("PASSWORD_FILE") ?? file.passwordFile {
+            guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
+                throw StartupError(message: "cannot read the password file \(path)")
+            }
+            configuration.password = text.split(separator: "\n", omittingEmptySubsequences: false).first.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        }
         configuration.tlsCAFile = tlsCA ?? Self.environment("TLS_CA") ?? file.tls?.ca
         configuration.tlsCertFile = tlsCert ?? Self.environment("TLS_CERT") ?? file.tls?.cert
         configuration.tlsKeyFile = tlsKey ?? Self.environment("TLS_KEY") ?? file.tls?.key

@@ -22,7 +22,13 @@ struct ConfigFileTests {
               - {name: intent, version: v2, path: /opt/a/intent}
               - {name: severity, path: /opt/a/severity}
             tls: {ca: /etc/ca.pem}
+            passwordFile: /etc/adapterd/broker-password
+            maxRequestBytes: 65536
+            security: {adapterRoots: [/srv/adapters]}
             """))
+        #expect(file.passwordFile == "/etc/adapterd/broker-password")
+        #expect(file.maxRequestBytes == 65536)
+        #expect(file.security?.adapterRoots == ["/srv/adapters"])
         #expect(file.broker == "mqtt://10.0.0.2:1883")
         #expect(file.workerId == "edge-01")
         #expect(file.maxBatch == 16)

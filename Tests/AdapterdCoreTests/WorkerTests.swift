@@ -391,6 +391,22 @@ struct AdapterdBadStateTests {
         #expect(size == 0, "the empty registry was overwritten")
     }
 
+    @Test("A password file that cannot be read stops the worker with its path, before anything connects")
+    func unreadablePasswordFile() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build adapterd first (scripts/test does)")
+        let directory = Harness.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = directory + "/adapterd.log"
+        let pid = try ChildProcess.spawn(Self.binary, arguments: [
+            "--broker", "mqtt://127.0.0.1:\(try Self.closedPort())", "--worker-id", "secret", "--model", Harness.modelDirectory,
+            "--data-dir", directory, "--username", "edge", "--password-file", directory + "/missing-password",
+        ], output: log)
+        let code = ChildProcess.wait(pid, timeout: .seconds(60))
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(code != nil && code != 0, "\(output)")
+        #expect(output.contains("cannot read the password file \(directory)/missing-password"), "\(output)")
+    }
+
     @Test("A damaged registry file stops the worker with the reason and what to do, without usage text")
     func damagedRegistryRefused() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build adapterd first (scripts/test does)")
