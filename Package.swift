@@ -117,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "adapterd",
             dependencies: [
-                "AdapterdCore", "AdapterdHTTP", "AdapterEngine", "MQTTRPC",
+                "AdapterdCore", "AdapterdHTTP", "AdapterEngine", "AdapterRuntime", "MQTTRPC",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

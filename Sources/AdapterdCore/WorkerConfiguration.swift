@@ -1,4 +1,5 @@
 import AdapterEngine
+import AdapterRuntime
 
 /// Everything a worker needs to run.
 public struct WorkerConfiguration: Sendable {

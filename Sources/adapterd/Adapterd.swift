@@ -1,5 +1,6 @@
 import AdapterEngine
 import AdapterdCore
+import AdapterRuntime
 import AdapterdHTTP
 import ArgumentParser
 import Foundation

@@ -4,9 +4,7 @@ public enum HandlerError: Error, CustomStringConvertible, Sendable, Equatable {
     case missingField(String)
     case invalidField(field: String, value: String, problem: String)
     case fieldNeeds(field: String, needs: String)
-    case explicitAdapterForbidden
     case expiredWaiting
-    case adapterUnavailable(name: String, version: String, reason: String)
     case missingPushStep
     case outsideAdapterRoots(roots: [String])
 
@@ -15,9 +13,7 @@ public enum HandlerError: Error, CustomStringConvertible, Sendable, Equatable {
         case .missingField(let field): return "field '\(field)' is required"
         case let .invalidField(field, value, problem): return "\(field) '\(value)' is invalid: \(problem)"
         case let .fieldNeeds(field, needs): return "field '\(field)' needs '\(needs)'"
-        case .explicitAdapterForbidden: return "this worker routes requests itself; remove 'adapter' from the request"
         case .expiredWaiting: return "the request expired while it waited for the engine"
-        case let .adapterUnavailable(name, version, reason): return "adapter '\(name)' \(version) could not be loaded: \(reason)"
         case .missingPushStep: return "a push request needs one of 'begin', 'chunk', 'commit' or 'abort'"
         case let .outsideAdapterRoots(roots):
             return "LoadAdapter reads adapters only under \(roots.joined(separator: ", ")); push the adapter, or add its directory with --adapter-root (security.adapterRoots)"

@@ -16,6 +16,8 @@ public struct WorkerServices: Sendable {
     public let registry: AdapterRegistry
     let pushes: PushInbox
     let rolloutGuard: RolloutGuard
+    /// Decides each request's adapter and version, and hands out leases on them.
+    public let resolver: AdapterResolver
     public let stats: WorkerStats
     public let metrics: WorkerMetrics
     /// Sends an adapter lifecycle event out (the worker's events topic).
@@ -58,8 +60,21 @@ public struct WorkerServices: Sendable {
         pushes = PushInbox(
             directory: configuration.dataDirectory + "/pushes", maxBytes: configuration.maxPushBytes, trusted: trusted,
             requireSigned: configuration.requireSigned, staleAfter: Double(configuration.pushExpiry.components.seconds))
-        rolloutGuard = RolloutGuard(policy: configuration.guardPolicy)
+        let rolloutGuard = RolloutGuard(policy: configuration.guardPolicy)
+        self.rolloutGuard = rolloutGuard
         stats = WorkerStats()
+        let engine = engine
+        resolver = AdapterResolver(
+            registry: registry, rolloutGuard: rolloutGuard, allowExplicitAdapter: configuration.allowExplicitAdapter,
+            defaultAdapter: configuration.defaultAdapter, affinityTTL: configuration.affinityTTL,
+            features: { rows, layers in
+                // Stages over the embeddings alone are a table lookup: they run on the request's task. Deeper
+                // stages join the engine thread's next batch, with every other request waiting for routing.
+                if layers == 0 { return try engine.features(encoded: rows, layers: 0) }
+                guard let features = await executor.features(rows, layers: layers) else { throw RegistryError.engineStopping }
+                return features
+            },
+            warn: { message, metadata in logger.warning("\(message)", metadata: metadata.mapValues { .string($0) }) })
     }
 
     /// The inference method, served on the `…/infer/…` topics.

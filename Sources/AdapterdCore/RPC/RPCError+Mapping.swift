@@ -16,6 +16,8 @@ extension RPCError {
             self.init(error.status, error.description)
         case let error as HandlerError:
             self.init(error.status, error.description)
+        case let error as AdapterResolver.Failure:
+            self.init(error.status, error.description)
         default:
             self.init(.internal, "\(error)")
         }
@@ -72,9 +74,19 @@ extension HandlerError {
     var status: RPCStatus {
         switch self {
         case .missingField, .invalidField, .fieldNeeds, .missingPushStep: return .invalidArgument
-        case .explicitAdapterForbidden, .outsideAdapterRoots: return .permissionDenied
+        case .outsideAdapterRoots: return .permissionDenied
         case .expiredWaiting: return .deadlineExceeded
-        case .adapterUnavailable: return .unavailable
+        }
+    }
+}
+
+extension AdapterResolver.Failure {
+    /// The status a resolution failure is reported with.
+    var status: RPCStatus {
+        switch self {
+        case .explicitAdapterForbidden: return .permissionDenied
+        case .versionNeedsAdapter: return .invalidArgument
+        case .weightsUnavailable: return .unavailable
         }
     }
 }

@@ -1,4 +1,3 @@
-import AdapterRuntime
 
 /// When a canary must be rolled back: over at least `minRequests` each, the canary's error rate exceeds the stable
 /// version's by more than `maxErrorRateIncrease`, or its p95 latency exceeds `maxLatencyRatio` × the stable one's.

@@ -1,0 +1,200 @@
+import AdapterEngine
+import Foundation
+import InputRouting
+
+/// The one place a request's adapter is decided: request → route (→ input router → session) → default, then the
+/// version (session pin → rollout → active), then the weights from the cache. The request gets an
+/// `AdapterLease` with what it needs to run and to report; releasing the lease returns the weights to the cache
+/// and feeds the rollout guard, which may end a rollout.
+public struct AdapterResolver: Sendable {
+    /// What the request says about itself.
+    public struct Request: Sendable {
+        public var adapter: String
+        public var version: String
+        public var session: String
+        public var topic: String
+        /// Topic levels after `infer` (sensor type, sensor id …).
+        public var sensorPath: [String]
+        public var metadata: [String: String]
+        /// The text's token ids (for input routers).
+        public var ids: [Int32]
+
+        public init(adapter: String, version: String, session: String, topic: String, sensorPath: [String], metadata: [String: String], ids: [Int32]) {
+            self.adapter = adapter
+            self.version = version
+            self.session = session
+            self.topic = topic
+            self.sensorPath = sensorPath
+            self.metadata = metadata
+            self.ids = ids
+        }
+    }
+
+    /// How the adapter was chosen.
+    public struct Routing: Sendable, Equatable {
+        /// `request`, `session`, `rollout`, `route`, `router`, `default`, or empty (no adapter: embeddings).
+        public var routedBy = ""
+        /// The input router consulted, if any, and what it said (also when its confidence was too low).
+        public var router: (name: String, version: String, choice: String, confidence: Float, fallback: Bool, duration: Duration)?
+
+        public static func == (lhs: Routing, rhs: Routing) -> Bool {
+            lhs.routedBy == rhs.routedBy && lhs.router?.name == rhs.router?.name && lhs.router?.version == rhs.router?.version
+                && lhs.router?.choice == rhs.router?.choice && lhs.router?.confidence == rhs.router?.confidence
+        }
+    }
+
+    /// Why a lease could not be had, besides the registry's own errors.
+    public enum Failure: Error, CustomStringConvertible, Sendable, Equatable {
+        case explicitAdapterForbidden
+        case versionNeedsAdapter
+        case weightsUnavailable(name: String, version: String, reason: String)
+
+        public var description: String {
+            switch self {
+            case .explicitAdapterForbidden: return "this worker routes requests itself; remove 'adapter' from the request"
+            case .versionNeedsAdapter: return "field 'version' needs 'adapter'"
+            case let .weightsUnavailable(name, version, reason): return "adapter '\(name)' \(version) could not be loaded: \(reason)"
+            }
+        }
+    }
+
+    public let registry: AdapterRegistry
+    public let rolloutGuard: RolloutGuard
+    /// Whether a request may name its adapter.
+    public let allowExplicitAdapter: Bool
+    /// Adapter for requests no route matches; nil gives embeddings.
+    public let defaultAdapter: String?
+    /// How long a session keeps its version and its router's decision.
+    public let affinityTTL: Duration
+    /// Pooled base-model features for input routers (the worker batches deeper stages on its engine thread).
+    public let features: InputRouter.FeatureSource
+    /// Reports what the resolver noticed and carried on past (a stale route, a router that failed).
+    public let warn: @Sendable (String, [String: String]) -> Void
+
+    public init(
+        registry: AdapterRegistry, rolloutGuard: RolloutGuard, allowExplicitAdapter: Bool, defaultAdapter: String?, affinityTTL: Duration,
+        features: @escaping InputRouter.FeatureSource, warn: @escaping @Sendable (String, [String: String]) -> Void = { _, _ in }
+    ) {
+        self.registry = registry
+        self.rolloutGuard = rolloutGuard
+        self.allowExplicitAdapter = allowExplicitAdapter
+        self.defaultAdapter = defaultAdapter
+        self.affinityTTL = affinityTTL
+        self.features = features
+        self.warn = warn
+    }
+
+    /// A lease on the adapter `request` should run (none: the base model's embedding). Throws `RegistryError` or
+    /// `Failure`; `resolved` holds the version once one was chosen (for error metrics), even if a later step fails.
+    public func lease(_ request: Request, resolved: inout AdapterRegistry.Entry?) async throws -> AdapterLease {
+        var routing = Routing()
+        var entry: AdapterRegistry.Entry?
+        var resolution = AdapterRegistry.Resolution.active
+        let stickyKey = request.sensorPath.joined(separator: "/")
+        if !request.adapter.isEmpty {
+            guard allowExplicitAdapter else { throw Failure.explicitAdapterForbidden }
+            routing.routedBy = "request"
+            if request.version.isEmpty {
+                (entry, resolution) = try await registry.resolveReporting(name: request.adapter, session: request.session, stickyKey: stickyKey, ttl: affinityTTL)
+            } else {
+                entry = try await registry.resolve(name: request.adapter, version: request.version)
+            }
+        } else if !request.version.isEmpty {
+            throw Failure.versionNeedsAdapter
+        } else {
+            var name: String?
+            let matched = await registry.routeTable.select(topic: request.topic, context: request.sensorPath, metadata: request.metadata)
+            if let route = matched {
+                (name, routing.routedBy) = (route.adapter.isEmpty ? nil : route.adapter, "route")
+                if !route.router.isEmpty, let chosen = await ask(route, request: request, routing: &routing) { name = chosen }
+                if name == route.adapter, let adapter = name, await !registry.isLoaded(adapter) {
+                    // The route's adapter was unloaded after the route was set: skip the route, say so, serve on.
+                    warn("route's adapter is not loaded; the route is skipped", ["route": route.name, "adapter": adapter])
+                    (name, routing.routedBy) = defaultAdapter.map { ($0, "default") } ?? (nil, "")
+                }
+            } else if let fallback = defaultAdapter {
+                (name, routing.routedBy) = (fallback, "default")
+            }
+            if let name {
+                (entry, resolution) = try await registry.resolveReporting(name: name, session: request.session, stickyKey: stickyKey, ttl: affinityTTL)
+            } else {
+                routing.routedBy = ""
+            }
+        }
+        if let entry, entry.kind != .adapter { throw RegistryError.notKind(name: entry.name, kind: .adapter) }
+        if resolution == .rollout, routing.routedBy != "router", routing.routedBy != "session" { routing.routedBy = "rollout" }
+        resolved = entry
+        var weights: LoRAAdapter?
+        if let entry {
+            do {
+                weights = try await registry.cache.acquire(entry.key)
+            } catch {
+                throw Failure.weightsUnavailable(name: entry.name, version: entry.version, reason: "\(error)")
+            }
+        }
+        return AdapterLease(entry: entry, adapter: weights, routing: routing, resolver: self)
+    }
+
+    /// The route's input router's choice, unless the session already has one; nil to fall back to the route's
+    /// adapter (confidence below the route's minimum, or a router that is gone or failed).
+    private func ask(_ route: RouteRecord, request: Request, routing: inout Routing) async -> String? {
+        if !request.session.isEmpty, let remembered = await registry.sessionChoice(session: request.session, route: route.name) {
+            routing.routedBy = "session"
+            return remembered
+        }
+        let loaded: (entry: AdapterRegistry.Entry, router: InputRouter)
+        do {
+            loaded = try await registry.router(named: route.router)
+        } catch {
+            warn("route's router is not loaded; the route's adapter serves", ["route": route.name, "router": route.router, "error": "\(error)"])
+            return nil
+        }
+        let started = ContinuousClock.now
+        let decision: RoutingDecision
+        do {
+            decision = try await loaded.router.route([request.ids], features: features)[0]
+        } catch {
+            warn("routing failed; the route's adapter serves", ["router": route.router, "error": "\(error)"])
+            return nil
+        }
+        let confident = Double(decision.confidence) >= route.minConfidence
+        routing.router = (loaded.entry.name, loaded.entry.version, decision.adapter, decision.confidence, !confident, ContinuousClock.now - started)
+        guard confident else { return nil }
+        routing.routedBy = "router"
+        if !request.session.isEmpty {
+            await registry.rememberChoice(decision.adapter, session: request.session, route: route.name, ttl: affinityTTL)
+        }
+        return decision.adapter
+    }
+}
+
+/// What a request runs with: the adapter version and its weights (nil: the base model), and how they were
+/// chosen. `release` must be called once the request is done.
+public struct AdapterLease: Sendable {
+    public let entry: AdapterRegistry.Entry?
+    public let adapter: LoRAAdapter?
+    public let routing: AdapterResolver.Routing
+    let resolver: AdapterResolver
+
+    /// A canary the guard rolled back because of this outcome.
+    public struct Rollback: Sendable, Equatable {
+        public let name: String
+        public let canary: String
+        public let reason: String
+    }
+
+    /// Returns the weights to the cache and records the outcome with the rollout guard; a verdict against a canary
+    /// ends its rollout, and is returned so the caller can announce it.
+    public func release(ok: Bool, since: ContinuousClock.Instant) async throws -> Rollback? {
+        guard let entry else { return nil }
+        let registry = resolver.registry
+        await registry.cache.release(entry.key)
+        guard let rollout = await registry.rollouts[entry.name] else { return nil }
+        await resolver.rolloutGuard.record(entry.key, ok: ok, latencyMs: (ContinuousClock.now - since).inMilliseconds)
+        guard let active = try? await registry.resolve(name: entry.name, version: ""),
+              let verdict = await resolver.rolloutGuard.verdict(rollout, stable: active.version) else { return nil }
+        try await registry.abortRollout(name: entry.name, canary: verdict.canary, reason: verdict.reason)
+        await resolver.rolloutGuard.reset(name: entry.name)
+        return Rollback(name: entry.name, canary: verdict.canary, reason: verdict.reason)
+    }
+}
