@@ -227,6 +227,43 @@ for kind in RouterKind.allCases {
         kind: kind.rawValue, accuracy: Double(correct) / Double(evalExamples.count), escalated: Double(escalated) / Double(evalExamples.count),
         namedMs: mean(named), routedMs: mean(routed)))
 }
+// Control flood: 2,000 SetRoute calls sent at once (500 route names, so each replaces one) while one client sends
+// 100 sequential Infer requests; against the same 100 requests with no flood, in one run.
+func inferLatencies(_ count: Int) async throws -> [Double] {
+    var samples: [Double] = []
+    for index in 0..<count {
+        var request = Adapterd_V1_InferRequest()
+        request.text = texts[index % texts.count]
+        request.adapter = "intent"
+        let sent = ContinuousClock.now
+        _ = try await client.infer(request, subtopic: "vibration/m0")
+        samples.append(milliseconds(ContinuousClock.now - sent))
+    }
+    return samples
+}
+let calm = try await inferLatencies(100)
+let controller = try await AdapterdClient(brokerURL: broker.url, worker: "bench")
+let floodStart = ContinuousClock.now
+let flood = Task {
+    try await withThrowingTaskGroup(of: Bool.self) { group in
+        for index in 0..<2_000 {
+            group.addTask {
+                var route = Adapterd_V1_SetRouteRequest()
+                route.name = "flood\(index % 500)"
+                route.sensorType = "flood\(index % 500)"
+                route.adapter = "intent"
+                let reply = try await controller.control("SetRoute", route, as: Adapterd_V1_SetRouteReply.self, timeout: .seconds(120))
+                return RPCStatus(reply.status) == .ok
+            }
+        }
+        var ok = 0
+        for try await answered in group where answered { ok += 1 }
+        return (ok, milliseconds(ContinuousClock.now - floodStart))
+    }
+}
+let flooded = try await inferLatencies(100)
+let (floodOK, floodMs) = try await flood.value
+controller.close()
 client.close()
 await group.triggerGracefulShutdown()
 try await workerTask.value
@@ -243,4 +280,5 @@ print("|---|---|---|---|---|---|")
 for row in routingRows {
     print("| \(row.kind) | \(String(format: "%.3f", row.accuracy)) | \(String(format: "%.1f%%", row.escalated * 100)) | \(String(format: "%.2f", row.namedMs)) | \(String(format: "%.2f", row.routedMs)) | \(String(format: "%.1f%%", (row.routedMs - row.namedMs) / row.namedMs * 100)) |")
 }
+print("control flood: \(floodOK)/2000 SetRoute answered OK in \(String(format: "%.0f", floodMs)) ms; 100 sequential Infer p50 \(String(format: "%.2f", percentile(calm, 0.5))) ms, p99 \(String(format: "%.2f", percentile(calm, 0.99))) ms calm vs p50 \(String(format: "%.2f", percentile(flooded, 0.5))) ms, p99 \(String(format: "%.2f", percentile(flooded, 0.99))) ms during the flood")
 print("300 sequential requests: p50 \(String(format: "%.2f", percentile(quiet, 0.5))) ms, p99 \(String(format: "%.2f", percentile(quiet, 0.99))) ms alone; p50 \(String(format: "%.2f", percentile(loading, 0.5))) ms, p99 \(String(format: "%.2f", percentile(loading, 0.99))) ms while \(loadCount) adapters loaded every 100 ms (p99 ratio \(String(format: "%.2f", percentile(loading, 0.99) / percentile(quiet, 0.99))))")

@@ -308,3 +308,36 @@ struct ReplyCacheTests {
         #expect(await cache.reply(for: "k4999", window: .seconds(600)) { Self.reply(1) }.duplicate)
     }
 }
+
+@Suite("ControlLane")
+struct ControlLaneTests {
+    final class Gauge: @unchecked Sendable {
+        private let lock = NSLock()
+        private var current = 0
+        private(set) var peak = 0
+        private(set) var order: [Int] = []
+        func enter(_ index: Int) { lock.withLock { current += 1; peak = max(peak, current); order.append(index) } }
+        func leave() { lock.withLock { current -= 1 } }
+    }
+
+    @Test("Control requests run one at a time, every one of them, however many arrive together")
+    func oneAtATime() async {
+        let lane = ControlLane()
+        let gauge = Gauge()
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    await lane.run {
+                        gauge.enter(index)
+                        // Give every other task the chance to barge in.
+                        for _ in 0..<5 { await Task.yield() }
+                        gauge.leave()
+                    }
+                }
+            }
+        }
+        #expect(gauge.peak == 1)
+        #expect(gauge.order.count == 200)
+        #expect(await lane.queued == 0)
+    }
+}

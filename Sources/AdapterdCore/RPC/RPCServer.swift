@@ -19,6 +19,8 @@ public struct RPCServer: Sendable {
     public let control: MethodTable
     let stats: WorkerStats
     let replies: ReplyCache
+    /// Control requests run one at a time, so they never pile up ahead of inference.
+    let controlLane = ControlLane()
     let duplicateWindow: Duration
     let publishResults: Bool
     /// Bodies larger than this are refused before decoding.
@@ -96,7 +98,12 @@ public struct RPCServer: Sendable {
                 return Self.failure(RPCError(.unavailable, "worker '\(workerID)' is shutting down; retry"), method: method, encoding: encoding_, correlationID: correlationID)
             }
             await stats.begin()
-            let reply = await call!.run(context)
+            let reply: CachedReply
+            if case .control = route {
+                reply = await controlLane.run { await call!.run(context) }
+            } else {
+                reply = await call!.run(context)
+            }
             await stats.end(status: reply.status.rawValue)
             return reply
         }
