@@ -3,7 +3,6 @@
 public enum HandlerError: Error, CustomStringConvertible, Sendable, Equatable {
     case missingField(String)
     case invalidField(field: String, value: String, problem: String)
-    case fieldNeeds(field: String, needs: String)
     case expiredWaiting
     case missingPushStep
     case outsideAdapterRoots(roots: [String])
@@ -12,7 +11,6 @@ public enum HandlerError: Error, CustomStringConvertible, Sendable, Equatable {
         switch self {
         case .missingField(let field): return "field '\(field)' is required"
         case let .invalidField(field, value, problem): return "\(field) '\(value)' is invalid: \(problem)"
-        case let .fieldNeeds(field, needs): return "field '\(field)' needs '\(needs)'"
         case .expiredWaiting: return "the request expired while it waited for the engine"
         case .missingPushStep: return "a push request needs one of 'begin', 'chunk', 'commit' or 'abort'"
         case let .outsideAdapterRoots(roots):

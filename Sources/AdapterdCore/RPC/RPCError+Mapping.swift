@@ -73,7 +73,7 @@ extension HandlerError {
     /// The status a handler's own refusal is reported with.
     var status: RPCStatus {
         switch self {
-        case .missingField, .invalidField, .fieldNeeds, .missingPushStep: return .invalidArgument
+        case .missingField, .invalidField, .missingPushStep: return .invalidArgument
         case .outsideAdapterRoots: return .permissionDenied
         case .expiredWaiting: return .deadlineExceeded
         }
