@@ -44,6 +44,8 @@ public actor AdapterRegistry {
     private var unsavedPins: [SessionKey: Pin] = [:]
     private var flushScheduled = false
     private var pinsSincePrune = 0
+    /// Most session pins kept; see `init`.
+    private let maxPins: Int
     /// Traffic splits by adapter name.
     public private(set) var rollouts: [String: Rollout] = [:]
     /// Input routers, parsed (they are a few kilobytes: all stay in memory).
@@ -63,10 +65,12 @@ public actor AdapterRegistry {
     /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`; adapters
     /// declaring a hub base model other than `baseModelNames` are refused.
     /// `smoke` runs a new adapter's smoke inference (default: on the calling task, with `engine`).
+    /// At most `maxPins` session pins are kept (in memory and in SQLite); beyond it the soonest to expire go first.
     public init(
         engine: InferenceEngine, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = [],
-        smoke: (@Sendable (EncodedInput) async -> InferenceOutput?)? = nil
+        maxPins: Int = 100_000, smoke: (@Sendable (EncodedInput) async -> InferenceOutput?)? = nil
     ) {
+        self.maxPins = max(16, maxPins)
         let model = engine.model
         self.engine = engine
         self.smoke = smoke
@@ -90,6 +94,7 @@ public actor AdapterRegistry {
         for record in try mapped({ () throws(StoreError) in try store.sessions() }) {
             pins[SessionKey(session: record.session, adapter: record.adapter)] = Pin(version: record.version, expiresAt: record.expiresAt)
         }
+        if pins.count > maxPins { boundPins(now: Date()) }
         var skipped: [(String, String, String)] = []
         for record in try mapped({ () throws(StoreError) in try store.versions() }) where record.state != .failed {
             guard record.baseFingerprint == baseFingerprint else {
@@ -316,13 +321,33 @@ public actor AdapterRegistry {
             unsavedPins[sessionKey] = pin
             schedulePinFlush()
             pinsSincePrune += 1
-            if pinsSincePrune >= 4096 {
+            if pinsSincePrune >= 4096 || pins.count > maxPins {
                 pinsSincePrune = 0
-                pins = pins.filter { $0.value.expiresAt > now }
+                boundPins(now: now)
             }
         }
         return (entry, resolution)
     }
+
+    /// Drops expired pins and, beyond `maxPins`, the soonest to expire (down to three quarters of it, so trimming
+    /// happens once per many new sessions), in memory and in SQLite: memory stays bounded whatever the rate of
+    /// new sessions.
+    private func boundPins(now: Date) {
+        pins = pins.filter { $0.value.expiresAt > now }
+        guard pins.count > maxPins else { return }
+        let keep = maxPins * 3 / 4
+        let sorted = pins.sorted { $0.value.expiresAt > $1.value.expiresAt }
+        let cutoff = sorted[keep].value.expiresAt
+        for (key, _) in sorted[keep...] {
+            pins[key] = nil
+            unsavedPins[key] = nil
+        }
+        // Pins expiring no later than the last one dropped go from SQLite too (a restart must not bring them back).
+        _ = try? store.pruneSessions(now: cutoff.addingTimeInterval(0.001))
+    }
+
+    /// Session pins held in memory.
+    public var pinCount: Int { pins.count }
 
     /// The active version of the input router `name`, parsed.
     public func router(named name: String) throws(RegistryError) -> (entry: Entry, router: InputRouter) {

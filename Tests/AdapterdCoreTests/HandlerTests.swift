@@ -341,3 +341,27 @@ struct ControlLaneTests {
         #expect(await lane.queued == 0)
     }
 }
+
+@Suite("Session pins")
+struct SessionPinTests {
+    @Test("Pins stay within their bound however many sessions arrive, newest kept, in memory and after a restart")
+    func pinsBounded() async throws {
+        let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
+        let directory = Harness.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let engine = offline.services.engine
+        let registry = AdapterRegistry(engine: engine, store: try AdapterStore(dataDirectory: directory), baseFingerprint: "f", cacheBytes: 64 << 20, maxPins: 100)
+        _ = try await registry.load(name: "intent", version: "v1", path: Harness.adapterDirectory("intent"), actor: "test")
+        for index in 0..<1_000 {
+            _ = try await registry.resolveReporting(name: "intent", session: "s\(index)", stickyKey: "", ttl: .seconds(3600 + index))
+        }
+        await registry.flushPins()
+        #expect(await registry.pinCount <= 100)
+        #expect(try await registry.resolveReporting(name: "intent", session: "s999", stickyKey: "", ttl: .seconds(60)).resolution == .pinned)
+
+        let restarted = AdapterRegistry(engine: engine, store: try AdapterStore(dataDirectory: directory), baseFingerprint: "f", cacheBytes: 64 << 20, maxPins: 100)
+        _ = try await restarted.restore()
+        #expect(await restarted.pinCount <= 100)
+    }
+}
