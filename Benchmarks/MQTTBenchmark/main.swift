@@ -136,9 +136,9 @@ for clients in [1, 8, 64] {
 
 // Serving while adapters load: 300 sequential requests alone, then the same 300 while a second client loads a new
 // adapter version every 100 ms (each is hashed, parsed, validated and smoke-tested), in one run.
-func sequentialLatencies() async throws -> [Double] {
+func inferLatencies(_ count: Int) async throws -> [Double] {
     var samples: [Double] = []
-    for index in 0..<300 {
+    for index in 0..<count {
         var request = Adapterd_V1_InferRequest()
         request.text = texts[index % texts.count]
         request.adapter = "intent"
@@ -148,7 +148,7 @@ func sequentialLatencies() async throws -> [Double] {
     }
     return samples
 }
-let quiet = try await sequentialLatencies()
+let quiet = try await inferLatencies(300)
 let loader = try await AdapterdClient(brokerURL: broker.url, worker: "bench")
 let loads = Task {
     var count = 0
@@ -163,7 +163,7 @@ let loads = Task {
     }
     return count
 }
-let loading = try await sequentialLatencies()
+let loading = try await inferLatencies(300)
 loads.cancel()
 let loadCount = await loads.value
 loader.close()
@@ -229,18 +229,6 @@ for kind in RouterKind.allCases {
 }
 // Control flood: 2,000 SetRoute calls sent at once (500 route names, so each replaces one) while one client sends
 // 100 sequential Infer requests; against the same 100 requests with no flood, in one run.
-func inferLatencies(_ count: Int) async throws -> [Double] {
-    var samples: [Double] = []
-    for index in 0..<count {
-        var request = Adapterd_V1_InferRequest()
-        request.text = texts[index % texts.count]
-        request.adapter = "intent"
-        let sent = ContinuousClock.now
-        _ = try await client.infer(request, subtopic: "vibration/m0")
-        samples.append(milliseconds(ContinuousClock.now - sent))
-    }
-    return samples
-}
 let calm = try await inferLatencies(100)
 let controller = try await AdapterdClient(brokerURL: broker.url, worker: "bench")
 let floodStart = ContinuousClock.now

@@ -32,6 +32,13 @@ struct InputRoutingWorkerTests {
         return (offline, adapters, InferenceHandlers(services: offline.services))
     }
 
+    /// The fit set with climate and lights labelled the other way round: a router version that decides differently.
+    static var climateAndLightsSwapped: [RoutingExample] {
+        RoutingFixtures.fit.map { example in
+            RoutingExample(text: example.text, adapter: example.adapter == "climate" ? "lights" : example.adapter == "lights" ? "climate" : example.adapter)
+        }
+    }
+
     static func load(_ name: String, _ version: String, _ path: String) -> Adapterd_V1_LoadAdapterRequest {
         var request = Adapterd_V1_LoadAdapterRequest()
         request.name = name
@@ -65,10 +72,7 @@ struct InputRoutingWorkerTests {
         let (offline, adapters, inference) = try await Self.worker()
         defer { withExtendedLifetime(offline) {} }
         // v2 learned climate and lights the other way round.
-        let swapped = RoutingFixtures.fit.map { example in
-            RoutingExample(text: example.text, adapter: example.adapter == "climate" ? "lights" : example.adapter == "lights" ? "climate" : example.adapter)
-        }
-        let (directory, _) = try RoutingFixtures.fitRouter(swapped, engine: offline.services.engine)
+        let (directory, _) = try RoutingFixtures.fitRouter(Self.climateAndLightsSwapped, engine: offline.services.engine)
         _ = try await adapters.load(Self.load("hub", "v2", directory), RPCContext())
         let text = "it's freezing in here"
         #expect(try await inference.infer(Self.infer(text), RPCContext()).adapter == "climate", "a staged router version must not serve")
@@ -98,10 +102,7 @@ struct InputRoutingWorkerTests {
     func pushedRouterServes() async throws {
         let (offline, _, inference) = try await Self.worker()
         defer { withExtendedLifetime(offline) {} }
-        let swapped = RoutingFixtures.fit.map { example in
-            RoutingExample(text: example.text, adapter: example.adapter == "climate" ? "lights" : example.adapter == "lights" ? "climate" : example.adapter)
-        }
-        let (directory, _) = try RoutingFixtures.fitRouter(swapped, engine: offline.services.engine)
+        let (directory, _) = try RoutingFixtures.fitRouter(Self.climateAndLightsSwapped, engine: offline.services.engine)
         let bundle = try AdapterBundle.encode(directory: directory)
         let pushes = PushHandlers(services: offline.services)
         var request = Adapterd_V1_PushAdapterRequest()

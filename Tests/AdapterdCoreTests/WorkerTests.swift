@@ -371,19 +371,26 @@ struct AdapterdBadStateTests {
         #expect(code != nil && elapsed < .seconds(10), "adapterd did not stop within 10 s of SIGTERM: \(String(describing: try? String(contentsOfFile: log, encoding: .utf8)))")
     }
 
+    /// Runs adapterd with a broker nobody listens on, `--data-dir directory` and `extra` arguments, until it exits
+    /// (within a minute); its exit code and output.
+    static func runToExit(directory: String, worker: String, extra: [String] = []) throws -> (code: Int32?, output: String) {
+        let log = directory + "/adapterd.log"
+        let pid = try ChildProcess.spawn(binary, arguments: [
+            "--broker", "mqtt://127.0.0.1:\(try closedPort())", "--worker-id", worker, "--model", Harness.modelDirectory,
+            "--data-dir", directory,
+        ] + extra, output: log)
+        let code = ChildProcess.wait(pid, timeout: .seconds(60))
+        if code == nil { ChildProcess.terminate(pid, within: .seconds(1)) }
+        return (code, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
     @Test("A registry file emptied to 0 bytes stops the worker with a clear message instead of starting empty")
     func emptyRegistryRefused() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build adapterd first (scripts/test does)")
         let directory = Harness.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         #expect(FileManager.default.createFile(atPath: directory + "/adapterd.sqlite", contents: Data()))
-        let log = directory + "/adapterd.log"
-        let pid = try ChildProcess.spawn(Self.binary, arguments: [
-            "--broker", "mqtt://127.0.0.1:\(try Self.closedPort())", "--worker-id", "empty", "--model", Harness.modelDirectory,
-            "--data-dir", directory,
-        ], output: log)
-        let code = ChildProcess.wait(pid, timeout: .seconds(60))
-        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        let (code, output) = try Self.runToExit(directory: directory, worker: "empty")
         #expect(code != nil && code != 0, "\(output)")
         #expect(output.contains("is an empty file"), "\(output)")
         #expect(!output.contains("USAGE"), "a broken registry is not a usage error: \(output)")
@@ -396,13 +403,8 @@ struct AdapterdBadStateTests {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build adapterd first (scripts/test does)")
         let directory = Harness.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let log = directory + "/adapterd.log"
-        let pid = try ChildProcess.spawn(Self.binary, arguments: [
-            "--broker", "mqtt://127.0.0.1:\(try Self.closedPort())", "--worker-id", "secret", "--model", Harness.modelDirectory,
-            "--data-dir", directory, "--username", "edge", "--password-file", directory + "/missing-password",
-        ], output: log)
-        let code = ChildProcess.wait(pid, timeout: .seconds(60))
-        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        let (code, output) = try Self.runToExit(
+            directory: directory, worker: "secret", extra: ["--username", "edge", "--password-file", directory + "/missing-password"])
         #expect(code != nil && code != 0, "\(output)")
         #expect(output.contains("cannot read the password file \(directory)/missing-password"), "\(output)")
     }
@@ -413,13 +415,7 @@ struct AdapterdBadStateTests {
         let directory = Harness.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         #expect(FileManager.default.createFile(atPath: directory + "/adapterd.sqlite", contents: Data(repeating: 0x5A, count: 8192)))
-        let log = directory + "/adapterd.log"
-        let pid = try ChildProcess.spawn(Self.binary, arguments: [
-            "--broker", "mqtt://127.0.0.1:\(try Self.closedPort())", "--worker-id", "damaged", "--model", Harness.modelDirectory,
-            "--data-dir", directory,
-        ], output: log)
-        let code = ChildProcess.wait(pid, timeout: .seconds(60))
-        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        let (code, output) = try Self.runToExit(directory: directory, worker: "damaged")
         #expect(code != nil && code != 0, "\(output)")
         #expect(output.contains("cannot be read") && output.contains("restore it from a backup"), "\(output)")
         #expect(!output.contains("USAGE"), "\(output)")
