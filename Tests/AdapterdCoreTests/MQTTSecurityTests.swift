@@ -6,11 +6,11 @@ import Glibc
 #endif
 
 /// A loopback TCP listener that records the first bytes a client sends (a plain socket, no MQTT).
-final class ByteRecorder: @unchecked Sendable {
+final class ByteRecorder: Sendable {
     let port: Int
     private let socket: Int32
-    private let lock = NSLock()
-    private var bytes: [UInt8] = []
+    /// Ends with the first bytes the client sent, once it has sent any.
+    private let arrivals: AsyncStream<[UInt8]>
 
     init() throws {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -27,18 +27,33 @@ final class ByteRecorder: @unchecked Sendable {
         }
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
         port = Int(UInt16(bigEndian: address.sin_port))
-        let thread = Thread { [self] in
+        let (arrivals, arrived) = AsyncStream.makeStream(of: [UInt8].self)
+        self.arrivals = arrivals
+        let thread = Thread {
             let client = accept(socket, nil, nil)
             guard client >= 0 else { return }
             var buffer = [UInt8](repeating: 0, count: 4096)
             let count = read(client, &buffer, buffer.count)
-            if count > 0 { lock.withLock { bytes = Array(buffer[0..<count]) } }
+            if count > 0 { arrived.yield(Array(buffer[0..<count])) }
+            arrived.finish()
             close(client)
         }
         thread.start()
     }
 
-    var received: [UInt8] { lock.withLock { bytes } }
+    /// The first bytes a client sent, or nothing if none arrived within `timeout`.
+    func firstBytes(within timeout: Duration) async -> [UInt8] {
+        await withTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask { for await bytes in self.arrivals { return bytes }; return [] }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? []
+        }
+    }
 
     deinit { close(socket) }
 }
@@ -55,9 +70,7 @@ struct MQTTSecurityTests {
         let client = try MQTTClient(options: options)
         defer { client.disconnect() }
         await #expect(throws: (any Error).self) { try await client.connect(timeout: .seconds(3)) }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while recorder.received.isEmpty, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        let bytes = recorder.received
+        let bytes = await recorder.firstBytes(within: .seconds(10))
         #expect(bytes.first == 0x16, "expected a TLS handshake record, got \(bytes.prefix(8))")
         #expect(!String(decoding: bytes, as: UTF8.self).contains("s3cret-pass"), "the password went out in the clear")
     }

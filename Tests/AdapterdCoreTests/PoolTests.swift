@@ -19,7 +19,12 @@ struct PoolTests {
 
     /// Replies to inference requests, by correlation, with the worker that answered.
     func answers(_ raw: RawClient) -> [(correlation: String, worker: String)] {
-        raw.received.filter { $0.topic == raw.replyTopic }.compactMap { message in
+        Self.answers(raw.received, replyTopic: raw.replyTopic)
+    }
+
+    /// The inference replies among `messages`, by correlation, with the worker that answered.
+    static func answers(_ messages: [MQTTMessage], replyTopic: String) -> [(correlation: String, worker: String)] {
+        messages.filter { $0.topic == replyTopic }.compactMap { message in
             guard let correlation = message.properties.correlationData.map({ String(decoding: $0, as: UTF8.self) }), correlation.hasPrefix("p"),
                   let reply = try? Adapterd_V1_InferReply(jsonUTF8Bytes: message.payload), reply.status == .ok else { return nil }
             return (correlation, reply.worker)
@@ -42,17 +47,17 @@ struct PoolTests {
         defer { for pid in pids.values { ChildProcess.terminate(pid, within: .seconds(2)) } }
         let raw = try await RawClient(broker: broker)
         for id in ids { try raw.client.subscribe(Topics(worker: id).status, qos: 1) }
-        for _ in 0..<800 {
-            let online = Set(raw.received.filter { String(decoding: $0.payload, as: UTF8.self).contains("\"state\":\"online\"") }.map(\.topic))
-            if online.count == 3 { break }
-            try await Task.sleep(for: .milliseconds(25))
+        let allOnline = await raw.waitUntil(timeout: .seconds(20)) { messages in
+            Set(messages.filter { String(decoding: $0.payload, as: UTF8.self).contains("\"state\":\"online\"") }.map(\.topic)).count == 3
         }
+        try #require(allOnline, "the three workers did not all report online within 20 s")
 
         // A control command on the pool topic reaches every worker.
         try raw.publish(Topics(worker: Topics.poolWorker).control("GetStatus"), Array("{}".utf8), correlation: "status")
-        for _ in 0..<400 where raw.received.filter({ $0.properties.correlationData == Array("status".utf8) }).count < 3 {
-            try await Task.sleep(for: .milliseconds(25))
+        let allAnswered = await raw.waitUntil(timeout: .seconds(10)) { messages in
+            messages.filter { $0.properties.correlationData == Array("status".utf8) }.count >= 3
         }
+        #expect(allAnswered, "pool GetStatus was not answered by three workers within 10 s")
         let statuses = raw.received.filter { $0.properties.correlationData == Array("status".utf8) }
             .compactMap { try? Adapterd_V1_GetStatusReply(jsonUTF8Bytes: $0.payload).worker }
         #expect(Set(statuses) == Set(ids) && statuses.count == 3)
@@ -67,7 +72,8 @@ struct PoolTests {
         #expect(listed.components(separatedBy: "intent ").count - 1 == 3, "each worker lists its intent adapter")
 
         try send(raw, 0..<150)
-        for _ in 0..<2000 where answers(raw).count < 150 { try await Task.sleep(for: .milliseconds(10)) }
+        let replyTopic = raw.replyTopic
+        _ = await raw.waitUntil(timeout: .seconds(20)) { Self.answers($0, replyTopic: replyTopic).count >= 150 }
         let first = answers(raw)
         #expect(first.count == 150)
         #expect(Set(first.map(\.correlation)).count == 150, "each answered exactly once")
@@ -85,7 +91,7 @@ struct PoolTests {
         }
         #expect(offline, "the killed worker's Last Will did not arrive within 10 s")
         try send(raw, 150..<300)
-        for _ in 0..<2000 where answers(raw).count < 300 { try await Task.sleep(for: .milliseconds(10)) }
+        _ = await raw.waitUntil(timeout: .seconds(20)) { Self.answers($0, replyTopic: replyTopic).count >= 300 }
         let all = answers(raw)
         #expect(all.count == 300)
         #expect(Set(all.map(\.correlation)) == Set((0..<300).map { "p\($0)" }))

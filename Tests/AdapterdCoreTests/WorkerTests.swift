@@ -131,7 +131,8 @@ struct WorkerTests {
             try raw.publish(worker.worker.topics.infer + "/vib/s\(index % 7)", Array(body.utf8), correlation: "r\(index)")
         }
         let replies = await raw.waitForReplies(200, timeout: .seconds(120))
-        try await Task.sleep(for: .milliseconds(300))
+        // A duplicate would arrive just behind the rest: watch for a 201st reply for a while.
+        #expect(await !raw.waitUntil(timeout: .milliseconds(300)) { $0.count > 200 }, "a request was answered more than once")
         let correlations = raw.received.compactMap { $0.properties.correlationData.map { String(decoding: $0, as: UTF8.self) } }
         #expect(correlations.count == 200)
         #expect(Set(correlations) == Set((0..<200).map { "r\($0)" }))
@@ -216,15 +217,13 @@ struct AdapterdProcessTests {
         let raw = try await RawClient(broker: broker)
         let status = Topics(worker: worker).status
         try raw.client.subscribe(status, qos: 1)
-        func states() -> [String] {
-            raw.received.filter { $0.topic == status }.compactMap { try? JSONDecoder().decode(WorkerStatus.self, from: Data($0.payload)).state }
+        @Sendable func lastState(_ messages: [MQTTMessage]) -> String? {
+            messages.filter { $0.topic == status }.compactMap { try? JSONDecoder().decode(WorkerStatus.self, from: Data($0.payload)).state }.last
         }
-        for _ in 0..<400 where states().last != "online" { try await Task.sleep(for: .milliseconds(25)) }
-        #expect(states().last == "online")
+        #expect(await raw.waitUntil(timeout: .seconds(10)) { lastState($0) == "online" }, "the worker did not report online within 10 s")
         kill(pid, SIGKILL)
         _ = ChildProcess.wait(pid, timeout: .seconds(10))
-        for _ in 0..<400 where states().last != "offline" { try await Task.sleep(for: .milliseconds(25)) }
-        #expect(states().last == "offline")
+        #expect(await raw.waitUntil(timeout: .seconds(10)) { lastState($0) == "offline" }, "the Last Will did not report offline within 10 s")
         raw.close()
     }
 
@@ -242,17 +241,17 @@ struct AdapterdProcessTests {
         let topics = Topics(worker: worker)
         try raw.client.subscribe(topics.status, qos: 1)
         // Wait for the retained "online" status.
-        for _ in 0..<400 where !raw.received.contains(where: { $0.topic == topics.status && String(decoding: $0.payload, as: UTF8.self).contains("online") }) {
-            try await Task.sleep(for: .milliseconds(25))
+        let online = await raw.waitUntil(timeout: .seconds(10)) { messages in
+            messages.contains { $0.topic == topics.status && String(decoding: $0.payload, as: UTF8.self).contains("online") }
         }
+        try #require(online, "the worker did not report online within 10 s")
         let long = String(repeating: "the compressor overheats and the fan stalls ", count: 12)
         for index in 0..<40 {
             try raw.publish(topics.infer, Array(#"{"text": "\#(long)", "adapter": "intent"}"#.utf8), correlation: "load\(index)")
         }
         // Signal once the first replies are out, while the rest are queued or running.
-        for _ in 0..<800 where raw.received.filter({ $0.topic == raw.replyTopic }).count < 2 {
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        let replyTopic = raw.replyTopic
+        #expect(await raw.waitUntil(timeout: .seconds(8)) { $0.filter { $0.topic == replyTopic }.count >= 2 }, "no replies within 8 s")
         kill(pid, SIGTERM)
         let code = ChildProcess.wait(pid, timeout: .seconds(120))
         #expect(code == 0)
@@ -304,7 +303,7 @@ struct AdapterdProcessTests {
         for index in 0..<400 {
             try raw.publish(Topics(worker: worker).control("ActivateAdapter"), Array(#"{"name": "alerts", "version": "v\#(index % 2 + 1)"}"#.utf8), correlation: "a\(index)")
         }
-        for _ in 0..<1000 where raw.received.count < 20 { try await Task.sleep(for: .milliseconds(5)) }
+        _ = await raw.waitUntil(timeout: .seconds(5)) { $0.count >= 20 }
         kill(pid, SIGKILL)
         _ = ChildProcess.wait(pid, timeout: .seconds(10))
         running = nil  // reaped: its number must not be signalled again
@@ -361,10 +360,10 @@ struct AdapterdBadStateTests {
             "--data-dir", directory,
         ], output: log)
         // Wait until it is retrying (it logs each failed attempt).
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline, !((try? String(contentsOfFile: log, encoding: .utf8))?.contains("cannot connect to the broker") ?? false) {
-            try await Task.sleep(for: .milliseconds(50))
+        let retrying = await Harness.eventually(timeout: .seconds(60)) {
+            (try? String(contentsOfFile: log, encoding: .utf8))?.contains("cannot connect to the broker") ?? false
         }
+        try #require(retrying, "adapterd did not start retrying the broker within 60 s")
         let signalled = ContinuousClock.now
         let code = ChildProcess.terminate(pid, within: .seconds(10))
         let elapsed = ContinuousClock.now - signalled

@@ -65,11 +65,7 @@ struct DeploymentFilesTests {
         let executable = try #require(MosquittoProcess.executable())
         let pid = try ChildProcess.spawn(executable, arguments: ["-c", directory + "/mosquitto.conf"], output: directory + "/mosquitto.log")
         defer { ChildProcess.terminate(pid, within: .seconds(2)) }
-        var listening = false
-        for _ in 0..<100 where !listening {
-            try await Task.sleep(for: .milliseconds(20))
-            listening = MosquittoProcess.accepts(port: port)
-        }
+        let listening = await Harness.eventually(timeout: .seconds(2), interval: .milliseconds(20)) { MosquittoProcess.accepts(port: port) }
         #expect(listening, "mosquitto refused the config: \((try? String(contentsOfFile: directory + "/mosquitto.log", encoding: .utf8)) ?? "")")
     }
 
@@ -91,10 +87,9 @@ struct DeploymentFilesTests {
         _ = try await client.infer(request)
         // Gauges are sampled once a second: wait (bounded) until every queried metric has appeared.
         var exposed: Set<String> = []
-        for _ in 0..<100 {
+        _ = try await Harness.eventually(timeout: .seconds(5), interval: .milliseconds(50)) {
             exposed = Set(try PrometheusText(try await served.get("/metrics").body).samples.keys.map { String($0.prefix { $0 != "{" }) })
-            if referenced.isSubset(of: exposed) { break }
-            try await Task.sleep(for: .milliseconds(50))
+            return referenced.isSubset(of: exposed)
         }
         #expect(referenced.subtracting(exposed).isEmpty, "queried but not exposed: \(referenced.subtracting(exposed).sorted())")
         client.close()

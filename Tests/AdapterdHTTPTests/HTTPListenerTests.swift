@@ -38,7 +38,7 @@ final class ServedWorker: Sendable {
         task = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()
         port = await iterator.next() ?? 0
-        for _ in 0..<200 where try await get("/readyz").status != 200 { try await Task.sleep(for: .milliseconds(25)) }
+        _ = try await Harness.eventually(timeout: .seconds(5)) { try await get("/readyz").status == 200 }
     }
 
     func get(_ path: String) async throws -> (status: Int, body: String) {
@@ -136,19 +136,10 @@ struct HTTPListenerTests {
         let served = try await ServedWorker()
         #expect(try await served.get("/readyz").status == 200)
         served.broker.stop()
-        var status = 200
-        for _ in 0..<200 where status == 200 {
-            try await Task.sleep(for: .milliseconds(25))
-            status = try await served.get("/readyz").status
-        }
-        #expect(status == 503)
+        #expect(try await Harness.eventually(timeout: .seconds(5)) { try await served.get("/readyz").status == 503 }, "/readyz did not turn 503 within 5 s of the broker stopping")
         #expect(try await served.get("/healthz").status == 200)
         try served.broker.start()
-        for _ in 0..<400 where status != 200 {
-            try await Task.sleep(for: .milliseconds(25))
-            status = try await served.get("/readyz").status
-        }
-        #expect(status == 200)
+        #expect(try await Harness.eventually(timeout: .seconds(10)) { try await served.get("/readyz").status == 200 }, "/readyz did not return to 200 within 10 s of the broker restarting")
         try await served.stop()
     }
 

@@ -43,6 +43,17 @@ public enum Harness {
         return configuration
     }
 
+    /// Whether `condition` holds within `timeout`, checking every `interval`: for states that announce nothing
+    /// (a log file, an HTTP endpoint). Callers assert on the result with a message saying what did not happen.
+    public static func eventually(timeout: Duration, interval: Duration = .milliseconds(25), _ condition: () async throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if try await condition() { return true }
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
     public static func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
         guard a.count == b.count else { return .infinity }
         return zip(a, b).map { abs($0 - $1) }.max() ?? 0
@@ -84,11 +95,56 @@ public final class RawClient: Sendable {
     public let replyTopic = "test/replies/" + UUID().uuidString.prefix(8)
     private let collector: Collector
 
+    /// What arrived, and who waits for what: each arrival re-checks the waiters' conditions, so a wait ends on the
+    /// message that satisfies it, not on a polling tick.
     final class Collector: @unchecked Sendable {
+        private struct Waiter {
+            let condition: @Sendable ([MQTTMessage]) -> Bool
+            let continuation: CheckedContinuation<Bool, Never>
+        }
+
         private let lock = NSLock()
         private var messages: [MQTTMessage] = []
-        func add(_ message: MQTTMessage) { lock.withLock { messages.append(message) } }
+        private var waiters: [UUID: Waiter] = [:]
+
+        func add(_ message: MQTTMessage) {
+            let satisfied = lock.withLock { () -> [CheckedContinuation<Bool, Never>] in
+                messages.append(message)
+                let done = waiters.filter { $0.value.condition(messages) }
+                for id in done.keys { waiters[id] = nil }
+                return done.values.map(\.continuation)
+            }
+            for continuation in satisfied { continuation.resume(returning: true) }
+        }
+
         var all: [MQTTMessage] { lock.withLock { messages } }
+
+        /// Whether `condition` held, now or on an arrival within `timeout`.
+        func wait(timeout: Duration, for condition: @escaping @Sendable ([MQTTMessage]) -> Bool) async -> Bool {
+            let id = UUID()
+            return await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    await withCheckedContinuation { continuation in
+                        let already = self.lock.withLock { () -> Bool in
+                            if condition(self.messages) { return true }
+                            self.waiters[id] = Waiter(condition: condition, continuation: continuation)
+                            return false
+                        }
+                        if already { continuation.resume(returning: true) }
+                    }
+                }
+                group.addTask {
+                    try? await Task.sleep(for: timeout)
+                    // Time is up: take the waiter back (unless an arrival already resumed it) and say so.
+                    self.lock.withLock { self.waiters.removeValue(forKey: id) }?.continuation.resume(returning: false)
+                    return false
+                }
+                let first = await group.next() ?? false
+                group.cancelAll()
+                self.lock.withLock { self.waiters.removeValue(forKey: id) }?.continuation.resume(returning: first)
+                return first
+            }
+        }
     }
 
     public init(broker: MosquittoProcess, version: MQTTOptions.ProtocolVersion = .v5) async throws {
@@ -121,13 +177,8 @@ public final class RawClient: Sendable {
     }
 
     /// Waits until what has arrived satisfies `condition`, at most `timeout`; whether it did.
-    public func waitUntil(timeout: Duration = .seconds(20), _ condition: ([MQTTMessage]) -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while !condition(received) {
-            guard ContinuousClock.now < deadline else { return false }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return true
+    public func waitUntil(timeout: Duration = .seconds(20), _ condition: @escaping @Sendable ([MQTTMessage]) -> Bool) async -> Bool {
+        await collector.wait(timeout: timeout, for: condition)
     }
 
     public func close() {
