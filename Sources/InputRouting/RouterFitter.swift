@@ -73,7 +73,7 @@ public struct RouterFitter: Sendable {
                 if best == nil || accuracy >= best!.accuracy { best = (lambda, accuracy, outOfFold) }
             }
             let chosen = best!
-            let (mean, scale) = Self.standardisation(pooled.map { Self.normalised($0, features) })
+            let (mean, scale) = Self.standardisation(pooled.map(features.normalise))
             var stage = RouterStage(features: features, threshold: 0, mean: mean, scale: scale, weight: [], bias: [])
             let model = SoftmaxRegression(
                 features: pooled.flatMap(stage.prepare), labels: y, classes: labels.count, dimensions: mean.count, lambda: chosen.lambda)
@@ -122,10 +122,6 @@ public struct RouterFitter: Sendable {
         return out
     }
 
-    static func normalised(_ vector: [Float], _ features: RouterStage.Features) -> [Float] {
-        RouterStage(features: features, threshold: 0, mean: [Float](repeating: 0, count: vector.count), scale: [Float](repeating: 1, count: vector.count), weight: [], bias: []).prepare(vector)
-    }
-
     static func standardisation(_ rows: [[Float]]) -> (mean: [Float], scale: [Float]) {
         let d = rows[0].count
         var mean = [Double](repeating: 0, count: d)
@@ -155,7 +151,7 @@ public struct RouterFitter: Sendable {
         for held in 0..<folds {
             let train = y.indices.filter { fold[$0] != held }
             let test = y.indices.filter { fold[$0] == held }
-            let (mean, scale) = standardisation(train.map { normalised(pooled[$0], features) })
+            let (mean, scale) = standardisation(train.map { features.normalise(pooled[$0]) })
             let stage = RouterStage(features: features, threshold: 0, mean: mean, scale: scale, weight: [], bias: [])
             let model = SoftmaxRegression(
                 features: train.flatMap { stage.prepare(pooled[$0]) }, labels: train.map { y[$0] }, classes: classes,

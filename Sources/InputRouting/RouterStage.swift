@@ -25,6 +25,13 @@ public struct RouterStage: Sendable, Equatable {
             case l2Normalize = "l2_normalize"
         }
 
+        /// `pooled`, L2-normalised when the stage asks for it: what standardisation applies to.
+        public func normalise(_ pooled: [Float]) -> [Float] {
+            guard l2Normalize else { return pooled }
+            let norm = max(pooled.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+            return pooled.map { $0 / norm }
+        }
+
         /// The ids the stage looks at: the first `maxTokens` of `ids`, ending with the original last id (`[SEP]`).
         public func truncate(_ ids: [Int32]) -> [Int32] {
             guard ids.count > maxTokens, maxTokens >= 2 else { return ids }
@@ -56,11 +63,7 @@ public struct RouterStage: Sendable, Equatable {
 
     /// The standardised feature vector of a pooled hidden state.
     public func prepare(_ pooled: [Float]) -> [Float] {
-        var values = pooled
-        if features.l2Normalize {
-            let norm = max(values.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-            for index in values.indices { values[index] /= norm }
-        }
+        var values = features.normalise(pooled)
         for index in values.indices { values[index] = (values[index] - mean[index]) / scale[index] }
         return values
     }

@@ -23,14 +23,8 @@ public struct SoftmaxRegression: Sendable {
 
     /// Class probabilities for each of `count` rows of `features`.
     public func probabilities(_ features: [Float], count: Int) -> [[Float]] {
-        var logits = Problem.logits(features, count, dimensions, classes, weight, bias)
-        var rows: [[Float]] = []
-        for row in 0..<count {
-            let slice = Array(logits[(row * classes)..<((row + 1) * classes)])
-            rows.append(RouterStage.softmax(slice))
-        }
-        logits.removeAll()
-        return rows
+        let logits = Problem.logits(features, count, dimensions, classes, weight, bias)
+        return (0..<count).map { row in RouterStage.softmax(Array(logits[(row * classes)..<((row + 1) * classes)])) }
     }
 
     /// The objective over the packed parameters `[W (k × d), b (k)]`.

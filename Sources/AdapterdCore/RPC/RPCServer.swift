@@ -66,36 +66,37 @@ public struct RPCServer: Sendable {
         }
         var failure: RPCError?
         var call: RPCMethod.Call?
-        let encoding = RPCEncoding.detect(contentType: message.properties.contentType, payload: message.payload)
+        let detected = RPCEncoding.detect(contentType: message.properties.contentType, payload: message.payload)
+        // Failures before the body is understood are answered in JSON.
+        let encoding = detected ?? .json
         if message.payload.count > maxRequestBytes {
             failure = RPCError(.resourceExhausted, "the request body is \(message.payload.count) bytes; this worker accepts at most \(maxRequestBytes) (maxRequestBytes)")
-        } else if encoding == nil {
+        } else if detected == nil {
             failure = RPCError(.invalidArgument, "content type '\(message.properties.contentType ?? "")' is not supported; use application/json or application/x-protobuf")
         } else if let method {
             do {
-                call = try method.decode(message.payload, encoding!)
+                call = try method.decode(message.payload, encoding)
             } catch {
                 failure = error
             }
         } else if case .control(let name) = route {
             failure = control.unknown(name)
         }
-        let encoding_ = encoding ?? .json
         let address = ReplyAddress.of(message, replyTo: call?.replyTo, correlationID: call?.correlationID)
         let context = RPCContext(message, sensorPath: sensorPath)
         let compute: @Sendable () async -> CachedReply = { [call, failure] in
             let correlationID = address?.correlationID ?? ""
             if let failure {
                 await stats.reject()
-                return Self.failure(failure, method: method, encoding: encoding_, correlationID: correlationID)
+                return Self.failure(failure, method: method, encoding: encoding, correlationID: correlationID)
             }
             if let deadline = context.deadline, ContinuousClock.now >= deadline {
                 await stats.reject()
-                return Self.failure(RPCError(.deadlineExceeded, "the request expired before it could run"), method: method, encoding: encoding_, correlationID: correlationID)
+                return Self.failure(RPCError(.deadlineExceeded, "the request expired before it could run"), method: method, encoding: encoding, correlationID: correlationID)
             }
             if await stats.draining {
                 await stats.reject()
-                return Self.failure(RPCError(.unavailable, "worker '\(workerID)' is shutting down; retry"), method: method, encoding: encoding_, correlationID: correlationID)
+                return Self.failure(RPCError(.unavailable, "worker '\(workerID)' is shutting down; retry"), method: method, encoding: encoding, correlationID: correlationID)
             }
             await stats.begin()
             let reply: CachedReply
@@ -122,13 +123,13 @@ public struct RPCServer: Sendable {
         } else if let address {
             // `worker` tells replies apart when one request reached several workers (pool control).
             var properties = MQTTProperties(
-                contentType: encoding_.contentType,
+                contentType: encoding.contentType,
                 userProperties: [MQTTUserProperty("status", reply.status.name), MQTTUserProperty("worker", workerID)])
             if address.usesProperties { properties.correlationData = address.correlationData }
             publish(address.topic, reply.payload, properties)
         }
         if case .infer(let context) = route, publishResults {
-            publish(topics.results(context: context), reply.payload, MQTTProperties(contentType: encoding_.contentType, userProperties: [MQTTUserProperty("status", reply.status.name)]))
+            publish(topics.results(context: context), reply.payload, MQTTProperties(contentType: encoding.contentType, userProperties: [MQTTUserProperty("status", reply.status.name)]))
         }
     }
 
