@@ -72,7 +72,7 @@ public struct ConfigFile: Decodable, Sendable, Equatable {
     public var maxBatch: Int?
     /// "fp32" or "int8".
     public var precision: String?
-    /// A kernel path to run instead of the detected one ("portable", "avx2", "avx2-vnni", "avx512", "avx512-vnni").
+    /// A kernel path to run instead of the detected one ("portable", "avx2", "avx2-vnni", "avx512", "avx512-vnni", "amx").
     public var cpuPath: String?
     public var cacheMaxBytes: Int?
     /// Largest request body accepted, in bytes.

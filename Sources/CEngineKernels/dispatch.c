@@ -164,9 +164,10 @@ void adk_attention(int isa, const float *qkv, int64_t ldqkv, const float *bias, 
         work += (int64_t)lengths[s] * lengths[s];
     }
     adk_attention_args args = {qkv, ldqkv, bias, starts, lengths, sequences, heads, head_size, scale, context, ldc};
-    // Per job: Q, Kᵀ, V and the probabilities, padded to whole 16-float vectors and 4-row blocks.
+    // Per job: Q, Kᵀ, V, the probabilities, a zero bias and the rows' inverse sums, padded to whole 16-float vectors
+    // and 8-row blocks.
     const int64_t lp = (longest + 15) / 16 * 16 + 16, dp = (head_size + 15) / 16 * 16;
-    adk_attention_context c = {isa, &args, 3 * lp * dp + lp * lp + 64};
+    adk_attention_context c = {isa, &args, 3 * lp * dp + lp * lp + dp + lp + 64};
     adk_parallel_for(sequences * heads, work * heads * head_size >= 64 * 1024, adk_attention_body, &c);
 }
 

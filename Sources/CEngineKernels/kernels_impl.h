@@ -102,18 +102,28 @@ static inline float ADK_FN(adk_erf)(float input) {
 }
 
 static inline void ADK_FN(adk_quantize_row)(const float *restrict x, int64_t cols, uint8_t *restrict out,
-                                            float *scale_out, int32_t *zero_out, int32_t qmax) {
+                                            float *scale_out, int32_t *zero_out, int32_t qmax,
+                                            const float *restrict multiplier) {
     VF vlo = (VF)0.0f, vhi = (VF)0.0f;
     int64_t i = 0;
-    for (; i + ADK_VW <= cols; i += ADK_VW) {
-        VF v = ADK_FN(adk_load)(x + i);
-        vlo = __builtin_elementwise_min(vlo, v);
-        vhi = __builtin_elementwise_max(vhi, v);
+    if (multiplier) {
+        for (; i + ADK_VW <= cols; i += ADK_VW) {
+            VF v = ADK_FN(adk_load)(x + i) * ADK_FN(adk_load)(multiplier + i);
+            vlo = __builtin_elementwise_min(vlo, v);
+            vhi = __builtin_elementwise_max(vhi, v);
+        }
+    } else {
+        for (; i + ADK_VW <= cols; i += ADK_VW) {
+            VF v = ADK_FN(adk_load)(x + i);
+            vlo = __builtin_elementwise_min(vlo, v);
+            vhi = __builtin_elementwise_max(vhi, v);
+        }
     }
     float lo = ADK_FN(adk_hmin)(vlo), hi = ADK_FN(adk_hmax)(vhi);
     for (; i < cols; i++) {
-        lo = fminf(lo, x[i]);
-        hi = fmaxf(hi, x[i]);
+        const float v = multiplier ? x[i] * multiplier[i] : x[i];
+        lo = fminf(lo, v);
+        hi = fmaxf(hi, v);
     }
     float scale = (hi - lo) / (float)qmax;
     if (!(scale > 0.0f)) scale = 1.0f;
@@ -121,9 +131,16 @@ static inline void ADK_FN(adk_quantize_row)(const float *restrict x, int64_t col
     float zero = floorf(-lo * inverse + 0.5f);
     zero = fminf(fmaxf(zero, 0.0f), (float)qmax);
     float top = (float)qmax;
-    for (int64_t j = 0; j < cols; j++) {
-        float v = fminf(fmaxf(x[j] * inverse + zero, 0.0f), top);
-        out[j] = (uint8_t)(int32_t)(v + 0.5f);
+    if (multiplier) {
+        for (int64_t j = 0; j < cols; j++) {
+            float v = fminf(fmaxf(x[j] * multiplier[j] * inverse + zero, 0.0f), top);
+            out[j] = (uint8_t)(int32_t)(v + 0.5f);
+        }
+    } else {
+        for (int64_t j = 0; j < cols; j++) {
+            float v = fminf(fmaxf(x[j] * inverse + zero, 0.0f), top);
+            out[j] = (uint8_t)(int32_t)(v + 0.5f);
+        }
     }
     *scale_out = scale;
     *zero_out = (int32_t)zero;
@@ -132,7 +149,7 @@ static inline void ADK_FN(adk_quantize_row)(const float *restrict x, int64_t col
 void ADK_FN(adk_quantize_range)(const float *x, int64_t ldx, int64_t first, int64_t last, int64_t cols,
                                 const adk_quantized_rows *q) {
     for (int64_t r = first; r < last; r++) {
-        ADK_FN(adk_quantize_row)(x + r * ldx, cols, q->data + r * q->ld, q->scale + r, q->zero + r, q->qmax);
+        ADK_FN(adk_quantize_row)(x + r * ldx, cols, q->data + r * q->ld, q->scale + r, q->zero + r, q->qmax, q->multiplier);
     }
 }
 
@@ -144,12 +161,18 @@ void ADK_FN(adk_epilogue_range)(const adk_epilogue_args *a, int64_t first, int64
             const adk_dequantize *d = a->dequantize;
             const int32_t *restrict acc = d->acc + r * d->ld;
             const float *restrict col_scale = d->col_scale;
-            const int32_t *restrict col_sum = d->col_sum;
+            const float *restrict col_sum = d->col_sum;
             const float row_scale = d->row_scale[r];
-            const int32_t row_zero = d->row_zero[r];
-            for (int64_t i = 0; i < cols; i++) y[i] = row_scale * col_scale[i] * (float)(acc[i] - row_zero * col_sum[i]);
-        }
-        if (a->bias) {
+            // In float: an int32 multiply per element cost more than the rest of the pass, and the rounding (at most
+            // a few units in sums of tens of millions) is far below the quantisation's own error.
+            const float row_zero = (float)d->row_zero[r];
+            if (a->bias) {
+                const float *restrict bias = a->bias;
+                for (int64_t i = 0; i < cols; i++) y[i] = row_scale * col_scale[i] * ((float)acc[i] - row_zero * col_sum[i]) + bias[i];
+            } else {
+                for (int64_t i = 0; i < cols; i++) y[i] = row_scale * col_scale[i] * ((float)acc[i] - row_zero * col_sum[i]);
+            }
+        } else if (a->bias) {
             const float *restrict bias = a->bias;
             for (int64_t i = 0; i < cols; i++) y[i] += bias[i];
         }
@@ -178,13 +201,13 @@ void ADK_FN(adk_epilogue_range)(const adk_epilogue_args *a, int64_t first, int64
         }
         if (a->quantized) {
             const adk_quantized_rows *q = a->quantized;
-            ADK_FN(adk_quantize_row)(y, cols, q->data + r * q->ld, q->scale + r, q->zero + r, q->qmax);
+            ADK_FN(adk_quantize_row)(y, cols, q->data + r * q->ld, q->scale + r, q->zero + r, q->qmax, q->multiplier);
         }
     }
 }
 
-// Rows of the score and context products computed together, so that each loaded K or V vector serves four rows.
-#define ADK_ROWS 4
+// Rows of the score and context products computed together, so that each loaded K or V vector serves eight rows.
+#define ADK_ROWS 8
 
 void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int64_t last, float *scratch) {
     const int64_t d_head = a->head_size;
@@ -205,18 +228,28 @@ void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int
         const float *qb = a->bias ? a->bias + head * d_head : NULL;
         const float *kb = a->bias ? a->bias + width + head * d_head : NULL;
         const float *vb = a->bias ? a->bias + 2 * width + head * d_head : NULL;
+        float *restrict zeros = p + rows_padded * lp;    // [d_head]: the bias when there is none
+        float *restrict inverse_sums = zeros + d_head;   // [rows_padded]: 1 / each row's softmax sum
+        memset(zeros, 0, (size_t)d_head * sizeof(float));
+        if (!qb) qb = kb = vb = zeros;
         memset(kt, 0, (size_t)(d_head * lp) * sizeof(float));
         memset(vs, 0, (size_t)(lp * dp) * sizeof(float));
         memset(qs + length * d_head, 0, (size_t)((rows_padded - length) * d_head) * sizeof(float));
+        // Q and V row by row (contiguous, so vectorised), then K transposed column by column.
         for (int64_t j = 0; j < length; j++) {
             const float *restrict row = a->qkv + (start + j) * a->ldqkv + head * d_head;
-            for (int64_t d = 0; d < d_head; d++) {
-                qs[j * d_head + d] = (row[d] + (qb ? qb[d] : 0.0f)) * a->scale;
-                kt[d * lp + j] = row[width + d] + (kb ? kb[d] : 0.0f);
-                vs[j * dp + d] = row[2 * width + d] + (vb ? vb[d] : 0.0f);
-            }
+            float *restrict q = qs + j * d_head;
+            float *restrict v = vs + j * dp;
+            for (int64_t d = 0; d < d_head; d++) q[d] = (row[d] + qb[d]) * a->scale;
+            for (int64_t d = 0; d < d_head; d++) v[d] = row[2 * width + d] + vb[d];
         }
-        // Scores: p[i][j] = Σ_d qs[i][d] · kt[d][j], four rows at a time.
+        const float *restrict keys = a->qkv + start * a->ldqkv + width + head * d_head;
+        for (int64_t d = 0; d < d_head; d++) {
+            float *restrict column = kt + d * lp;
+            const float b = kb[d];
+            for (int64_t j = 0; j < length; j++) column[j] = keys[j * a->ldqkv + d] + b;
+        }
+        // Scores: p[i][j] = Σ_d qs[i][d] · kt[d][j], eight rows at a time.
         for (int64_t i = 0; i < rows_padded; i += ADK_ROWS) {
             for (int64_t j = 0; j < lp; j += ADK_VW) {
                 VF acc[ADK_ROWS];
@@ -241,15 +274,13 @@ void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int
                 ADK_FN(adk_store)(row + j, e);
                 vsum += e;
             }
-            for (int64_t j = length; j < lp; j++) {
-                vsum[j % ADK_VW] -= row[j];
-                row[j] = 0.0f;
-            }
-            const float inverse = 1.0f / ADK_FN(adk_hsum)(vsum);
-            for (int64_t j = 0; j < lp; j += ADK_VW) ADK_FN(adk_store)(row + j, ADK_FN(adk_load)(row + j) * inverse);
+            // The padded columns hold exp(−87) ≈ 1.6e-38 (adk_vexp's floor): lost when added to the maximum's 1, and
+            // the context product below never reads them. Each row is divided by its sum only at the end, on its
+            // head_size outputs rather than its length probabilities.
+            inverse_sums[i] = 1.0f / ADK_FN(adk_hsum)(vsum);
         }
         for (int64_t i = length; i < rows_padded; i++) memset(p + i * lp, 0, (size_t)lp * sizeof(float));
-        // Context: out[i][d] = Σ_j p[i][j] · vs[j][d], four rows at a time.
+        // Context: out[i][d] = Σ_j p[i][j] · vs[j][d], eight rows at a time.
         for (int64_t i = 0; i < rows_padded; i += ADK_ROWS) {
             for (int64_t d = 0; d < dp; d += ADK_VW) {
                 VF acc[ADK_ROWS];
@@ -260,6 +291,7 @@ void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int
                 }
                 for (int r = 0; r < ADK_ROWS && i + r < length; r++) {
                     float *out = a->context + (start + i + r) * a->ldc + head * d_head;
+                    acc[r] *= inverse_sums[i + r];
                     if (d + ADK_VW <= d_head) {
                         ADK_FN(adk_store)(out + d, acc[r]);
                     } else {

@@ -23,7 +23,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Precision of the base model's linear layers: fp32 (exact, default) or int8.")
     var precision: String = "fp32"
 
-    @Option(name: .customLong("cpu-path"), help: "Run a lower kernel path than the CPU's best: portable, avx2, avx2-vnni, avx512 or avx512-vnni.")
+    @Option(name: .customLong("cpu-path"), help: "Run a lower kernel path than the CPU's best: portable, avx2, avx2-vnni, avx512, avx512-vnni or amx.")
     var cpuPath: String?
 
     @Flag(name: .long, help: "Print the precision, kernel path and GEMM runtime to stderr.")

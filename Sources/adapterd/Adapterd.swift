@@ -51,7 +51,7 @@ struct Adapterd: AsyncParsableCommand {
     @Option(help: "Precision of the base model's linear layers: fp32 (exact, default) or int8.")
     var precision: String?
 
-    @Option(name: .customLong("cpu-path"), help: "Run a lower kernel path than the CPU's best: portable, avx2, avx2-vnni, avx512 or avx512-vnni.")
+    @Option(name: .customLong("cpu-path"), help: "Run a lower kernel path than the CPU's best: portable, avx2, avx2-vnni, avx512, avx512-vnni or amx.")
     var cpuPath: String?
 
     @Option(name: .customLong("cache-max-bytes"), help: "Bytes of adapter weights held ready in memory (default 268435456).")

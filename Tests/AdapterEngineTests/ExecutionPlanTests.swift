@@ -33,7 +33,9 @@ struct ExecutionPlanTests {
         let line = try #require(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") })
         let flags = Set(line.split(separator: " ").map(String.init))
         let expected: KernelPath
-        if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni"]) {
+        if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni", "amx_tile", "amx_int8"]) {
+            expected = .amx
+        } else if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni"]) {
             expected = .avx512VNNI
         } else if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl"]) {
             expected = .avx512
@@ -50,7 +52,7 @@ struct ExecutionPlanTests {
 
     @Test("a path above the CPU's is lowered to the CPU's")
     func unsupportedPathIsLowered() {
-        let engine = InferenceEngine(model: Fixtures.model, precision: .fp32, path: .avx512VNNI)
+        let engine = InferenceEngine(model: Fixtures.model, precision: .fp32, path: KernelPath.allCases.last!)
         #expect(engine.path == KernelPath.detected)
     }
 
@@ -119,14 +121,14 @@ struct ExecutionPlanTests {
         }
     }
 
-    @Test("INT8 sentence embeddings keep cosine ≥ 0.99 to FP32's on every supported path", arguments: KernelPath.supported)
+    @Test("INT8 sentence embeddings keep cosine ≥ 0.995 to FP32's on every supported path", arguments: KernelPath.supported)
     func int8EmbeddingsStayClose(path: KernelPath) throws {
         let texts = Fixtures.cases.embeddings.map(\.text) + Fixtures.cases.tokenizer.map(\.text)
         let fp32 = Self.engine(.fp32, path).run(texts, adapter: nil)
         let int8 = Self.engine(.int8, path).run(texts, adapter: nil)
         for (text, (a, b)) in zip(texts, zip(fp32, int8)) {
             let cosine = Self.cosine(try #require(a.output.embedding), try #require(b.output.embedding))
-            #expect(cosine >= 0.99, "\(path): cosine \(cosine) for \(text)")
+            #expect(cosine >= 0.995, "\(path): cosine \(cosine) for \(text)")
         }
     }
 

@@ -16,6 +16,8 @@ struct ForwardPass {
     let weights: BertWeights
     let config: BertConfig
     let plan: ExecutionPlan
+    /// Records each FP32 product's input, for `Smoothing`'s calibration.
+    var observer: Smoothing.Observer? = nil
 
     /// A run of sequences that share one adapter.
     struct Group {
@@ -43,9 +45,11 @@ struct ForwardPass {
         let rowZeros: UnsafeMutablePointer<Int32>
         let accumulator: UnsafeMutablePointer<Int32>
 
-        /// Where a `width`-wide quantised copy of the rows goes, in 0…`maximum`.
-        func quantizedRows(width: Int, maximum: Int32) -> adk_quantized_rows {
-            adk_quantized_rows(data: quantized, ld: Int64(width), scale: rowScales, zero: rowZeros, qmax: maximum)
+        /// Where a quantised copy of the rows for `consumer`'s product goes, in 0…`maximum`, with its smoothing.
+        func quantizedRows(for consumer: PreparedLinear, maximum: Int32) -> adk_quantized_rows {
+            adk_quantized_rows(
+                data: quantized, ld: Int64(consumer.inFeatures), scale: rowScales, zero: rowZeros, qmax: maximum,
+                multiplier: consumer.inputMultipliers.map { UnsafePointer($0) })
         }
     }
 
@@ -80,12 +84,14 @@ struct ForwardPass {
         let hidden = config.hiddenSize
         let intermediate = config.intermediateSize
         let int8 = plan.precision == .int8
+        // The INT8 products run on whole 16-row tiles (Int8Matmul.paddedRows).
+        let tileRows = Int8Matmul.paddedRows(rows)
         let arena = Arena(sizes: [
             rows * hidden * 4, rows * hidden * 4, rows * hidden * 3 * 4, rows * hidden * 4, rows * intermediate * 4,
             rows * maxRank * 4, sorted.count * hidden * 2 * 4,
-            int8 ? rows * max(hidden, intermediate) : 0, int8 ? rows * 4 : 0, int8 ? rows * 4 : 0,
-            int8 ? rows * max(3 * hidden, intermediate) * 4 : 0,
-        ])
+            int8 ? tileRows * max(hidden, intermediate) : 0, int8 ? rows * 4 : 0, int8 ? rows * 4 : 0,
+            int8 ? tileRows * max(3 * hidden, intermediate) * 4 : 0,
+        ], pool: plan.scratch)
         defer { arena.deallocate() }
         var batch = Batch(
             rows: rows, groups: groups, x: arena[0], other: arena[1], qkv: arena[2], context: arena[3], inner: arena[4],
@@ -126,18 +132,18 @@ struct ForwardPass {
                 isa, batch.qkv, Int64(qkvWidth), layer.queryKeyValue.isQuantized ? nil : layer.queryKeyValue.bias, starts, lengths, Int64(sorted.count),
                 Int64(config.numAttentionHeads), Int64(config.headSize), scale, batch.context, Int64(hidden))
 
-            if layer.attentionOutput.isQuantized { quantize(batch.context, width: hidden, batch: batch) }
+            if layer.attentionOutput.isQuantized { quantize(batch.context, for: layer.attentionOutput, batch: batch) }
             dense(
                 layer.attentionOutput, slot: .attentionOutput, adapters: adapters, input: batch.context, output: batch.other,
-                op: .norm(residual: batch.x, base.attentionNorm), quantizeOutput: layer.intermediate.isQuantized, batch: batch)
+                op: .norm(residual: batch.x, base.attentionNorm), quantizeFor: layer.intermediate, batch: batch)
             swap(&batch.x, &batch.other)
 
             dense(
                 layer.intermediate, slot: .intermediate, adapters: adapters, input: batch.x, output: batch.inner,
-                op: .gelu, quantizeOutput: layer.output.isQuantized, batch: batch)
+                op: .gelu, quantizeFor: layer.output, batch: batch)
             dense(
                 layer.output, slot: .output, adapters: adapters, input: batch.inner, output: batch.other,
-                op: .norm(residual: batch.x, base.outputNorm), quantizeOutput: next?.queryKeyValue.isQuantized ?? false,
+                op: .norm(residual: batch.x, base.outputNorm), quantizeFor: next?.queryKeyValue,
                 batch: batch)
             swap(&batch.x, &batch.other)
         }
@@ -174,21 +180,20 @@ struct ForwardPass {
     private func product(_ layer: PreparedLinear, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, batch: Batch) {
         let rows = batch.rows
         if let weights = layer.weights {
+            observer?.record(layer, input: input, rows: rows)
             GEMM.sgemm(
                 m: rows, n: layer.outFeatures, k: layer.inFeatures, a: input, lda: layer.inFeatures, b: weights,
                 ldb: layer.outFeatures, transposeB: false, beta: 0, c: output, ldc: layer.outFeatures)
-        } else {
-            GEMM.u8s8s32(
-                m: rows, n: layer.outFeatures, k: layer.inFeatures, a: batch.quantized, lda: layer.inFeatures,
-                b: layer.quantized!, ldb: layer.outFeatures, c: batch.accumulator, ldc: layer.outFeatures)
+        } else if let packed = layer.packed {
+            Int8Matmul.shared.multiply(rows: rows, a: batch.quantized, weights: packed, c: batch.accumulator)
         }
     }
 
     /// A dense layer with its LoRA terms and epilogue: `output = op(input·Wᵀ + b + Σ LoRA)`; in INT8 it also
-    /// leaves `output` quantised for the next product when `quantizeOutput`.
+    /// leaves `output` quantised for `quantizeFor`'s product when that runs in INT8.
     private func dense(
         _ layer: PreparedLinear, slot: LinearSlot, adapters: [[LoRAWeights?]?], input: UnsafeMutablePointer<Float>,
-        output: UnsafeMutablePointer<Float>, op: Operation, quantizeOutput: Bool, batch: Batch
+        output: UnsafeMutablePointer<Float>, op: Operation, quantizeFor consumer: PreparedLinear?, batch: Batch
     ) {
         let hasLoRA = adapters.contains { $0?[slot.rawValue] != nil }
         product(layer, input: input, into: output, batch: batch)
@@ -196,21 +201,22 @@ struct ForwardPass {
         if hasLoRA {
             if int8 { epilogue(.bias, layer: layer, output: output, dequantize: true, bias: true, batch: batch) }
             addLoRA(slot: slot, adapters: adapters, input: input, width: layer.inFeatures, output: output, ldy: layer.outFeatures, batch: batch)
-            epilogue(op, layer: layer, output: output, dequantize: false, bias: !int8, quantizeOutput: quantizeOutput, batch: batch)
+            epilogue(op, layer: layer, output: output, dequantize: false, bias: !int8, quantizeFor: consumer, batch: batch)
         } else {
-            epilogue(op, layer: layer, output: output, dequantize: int8, bias: true, quantizeOutput: quantizeOutput, batch: batch)
+            epilogue(op, layer: layer, output: output, dequantize: int8, bias: true, quantizeFor: consumer, batch: batch)
         }
     }
 
     private func epilogue(
         _ op: Operation, layer: PreparedLinear, output: UnsafeMutablePointer<Float>, dequantize: Bool, bias: Bool,
-        quantizeOutput: Bool = false, batch: Batch
+        quantizeFor consumer: PreparedLinear? = nil, batch: Batch
     ) {
         let width = layer.outFeatures
         var dq = adk_dequantize(
             acc: batch.accumulator, ld: Int64(width), row_scale: batch.rowScales, row_zero: batch.rowZeros,
             col_scale: layer.scales, col_sum: layer.columnSums)
-        var q = batch.quantizedRows(width: width, maximum: plan.activationMaximum)
+        let quantizeOutput = consumer?.isQuantized ?? false
+        var q = consumer.map { batch.quantizedRows(for: $0, maximum: plan.activationMaximum) } ?? adk_quantized_rows()
         let isa = plan.path.kernelISA
         let eps = config.layerNormEps
         withUnsafePointer(to: &dq) { dqPointer in
@@ -237,9 +243,10 @@ struct ForwardPass {
         }
     }
 
-    /// Quantises `width`-wide rows of `input` into the batch's INT8 input.
-    private func quantize(_ input: UnsafePointer<Float>, width: Int, batch: Batch) {
-        var q = batch.quantizedRows(width: width, maximum: plan.activationMaximum)
+    /// Quantises the rows of `input` into the batch's INT8 input for `consumer`'s product.
+    private func quantize(_ input: UnsafePointer<Float>, for consumer: PreparedLinear, batch: Batch) {
+        let width = consumer.inFeatures
+        var q = batch.quantizedRows(for: consumer, maximum: plan.activationMaximum)
         adk_quantize_rows(plan.path.kernelISA, input, Int64(width), Int64(batch.rows), Int64(width), &q)
     }
 
@@ -285,9 +292,10 @@ struct ForwardPass {
                 }
             }
         }
-        var q = batch.quantizedRows(width: hidden, maximum: plan.activationMaximum)
+        let first = plan.layers.first?.queryKeyValue
+        var q = first.map { batch.quantizedRows(for: $0, maximum: plan.activationMaximum) } ?? adk_quantized_rows()
         let norm = weights.embeddingNorm
-        let int8 = plan.layers.first?.queryKeyValue.isQuantized ?? false
+        let int8 = first?.isQuantized ?? false
         withUnsafePointer(to: &q) { q in
             adk_epilogue(
                 plan.path.kernelISA, ADK_EPILOGUE_BIAS_RESIDUAL_NORM, x, Int64(hidden), Int64(ids.count), Int64(hidden),
@@ -341,25 +349,29 @@ struct ForwardPass {
     }
 }
 
-/// Scratch buffers for one forward pass, carved from a single 64-byte-aligned allocation.
+/// Scratch buffers for one forward pass, carved from a single 64-byte-aligned block of the plan's pool.
 struct Arena {
     private let memory: UnsafeMutableRawPointer
+    private let capacity: Int
     private let starts: [Int]
+    private let pool: ScratchPool
 
     /// One buffer per entry of `sizes` (bytes).
-    init(sizes: [Int]) {
+    init(sizes: [Int], pool: ScratchPool) {
         var starts: [Int] = []
         var total = 0
         for size in sizes {
             starts.append(total)
             total += (size + 63) / 64 * 64
         }
-        memory = UnsafeMutableRawPointer.allocate(byteCount: max(total, 64), alignment: 64)
+        (memory, capacity) = pool.take(bytes: max(total, 64))
         self.starts = starts
+        self.pool = pool
     }
 
     /// Buffer `index`, typed as the caller needs.
     subscript<T>(index: Int) -> UnsafeMutablePointer<T> { (memory + starts[index]).assumingMemoryBound(to: T.self) }
 
-    func deallocate() { memory.deallocate() }
+    /// Hands the block back to the pool.
+    func deallocate() { pool.recycle(memory, bytes: capacity) }
 }

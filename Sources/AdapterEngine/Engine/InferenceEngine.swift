@@ -16,7 +16,8 @@ public struct InferenceEngine: Sendable {
     /// CPU's; the detected best by default).
     public init(model: BertModel, precision: Precision = .fp32, path: KernelPath = .detected) {
         self.model = model
-        plan = ExecutionPlan(weights: model.weights, precision: precision, path: path)
+        let calibration = precision == .int8 ? Smoothing.calibrationTexts.map { model.tokenizer.encode($0).ids } : []
+        plan = ExecutionPlan(weights: model.weights, config: model.config, precision: precision, path: path, calibration: calibration)
     }
 
     /// Loads the base model from a Hugging Face directory and prepares it for `precision`.

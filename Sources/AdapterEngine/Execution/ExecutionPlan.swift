@@ -17,24 +17,45 @@ public final class ExecutionPlan: Sendable {
     /// What the process-wide GEMM runtime settled on.
     public let runtime: ExecutionRuntime.State
     let layers: [Layer]
+    /// Forward passes' scratch memory, reused across passes.
+    let scratch = ScratchPool()
 
     /// Prepares `weights` for `precision`, with kernels for `path` (at most the CPU's). The GEMMs run on the
     /// process-wide path (`ExecutionRuntime.configure(path:)`, the detected one unless an executable lowered it).
-    init(weights: BertWeights, precision: Precision, path: KernelPath) {
+    /// In INT8, one FP32 pass over `calibration` (token ids) measures the inputs for `Smoothing`.
+    init(weights: BertWeights, config: BertConfig, precision: Precision, path: KernelPath, calibration: [[Int32]] = []) {
         self.precision = precision
         self.path = min(path, KernelPath.detected)
         let runtime = ExecutionRuntime.configure()
         self.runtime = runtime
+        var inputMaxima: [[[Float]]]?
+        if precision == .int8, !calibration.isEmpty {
+            let reference = ExecutionPlan(weights: weights, config: config, precision: .fp32, path: path)
+            let observer = Smoothing.Observer()
+            _ = ForwardPass(weights: weights, config: config, plan: reference, observer: observer)
+                .run(calibration.map { EncodedInput(ids: $0, adapter: nil) })
+            inputMaxima = reference.layers.map { layer in
+                [layer.queryKeyValue, layer.attentionOutput, layer.intermediate, layer.output].map { observer.maxima(for: $0) ?? [] }
+            }
+        }
         // The forward pass reads only the prepared copies; merged mode and adapter validation read the mapped
         // originals rarely and fault them back in. Dropping each layer's pages once it is prepared keeps the process
         // from holding the base model twice, even at its peak.
-        layers = weights.layers.map { layer in
+        layers = weights.layers.enumerated().map { index, layer in
             defer { for linear in layer.linears { linear.weight.storage.releaseResidentPages() } }
+            func prepared(_ linears: [LinearWeights], input: Int) -> PreparedLinear {
+                // Only the LayerNorm-fed inputs (Q/K/V's and the intermediate's): their outlier channels are the ones
+                // smoothing is for; smoothing the attention context and the GELU output too made both measures worse
+                // (Benchmarks/README.md).
+                let smoothing = Smoothing.smoothedInputs.contains(input)
+                    ? inputMaxima.map { Smoothing.factors(inputMaxima: $0[index][input], layers: linears) } : nil
+                return PreparedLinear(linears, precision: precision, weightMaximum: runtime.weightMaximum, smoothing: smoothing)
+            }
             return Layer(
-                queryKeyValue: PreparedLinear([layer[.query], layer[.key], layer[.value]], precision: precision, weightMaximum: runtime.weightMaximum),
-                attentionOutput: PreparedLinear([layer[.attentionOutput]], precision: precision, weightMaximum: runtime.weightMaximum),
-                intermediate: PreparedLinear([layer[.intermediate]], precision: precision, weightMaximum: runtime.weightMaximum),
-                output: PreparedLinear([layer[.output]], precision: precision, weightMaximum: runtime.weightMaximum))
+                queryKeyValue: prepared([layer[.query], layer[.key], layer[.value]], input: 0),
+                attentionOutput: prepared([layer[.attentionOutput]], input: 1),
+                intermediate: prepared([layer[.intermediate]], input: 2),
+                output: prepared([layer[.output]], input: 3))
         }
     }
 

@@ -62,21 +62,20 @@ public enum ExecutionRuntime {
         // execv only returns on failure; carry on with spinning threads.
     }
 
-    /// Multiplies 255s by 127s once: exact on VNNI dot products, clipped at 32,767 per pair on the older sequence.
+    /// Multiplies 255s by 127s once on the INT8 products' path: exact with VNNI or AMX dot products, clipped at
+    /// 32,767 per pair by the older `vpmaddubsw` sequence.
     private static func probeWeightMaximum() -> Int32 {
-        let k = 64
-        let a = [UInt8](repeating: 255, count: k)
-        let b = [Int8](repeating: 127, count: k)
-        var c: Int32 = 0
-        var offset: Int32 = 0
-        let status = a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                dnnl_gemm_u8s8s32(
-                    CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "F")), 1, 1, dnnl_dim_t(k),
-                    1, a.baseAddress, dnnl_dim_t(k), 0, b.baseAddress, 1, 0, 0, &c, 1, &offset)
+        let k = 64, n = 16
+        let a = [UInt8](repeating: 255, count: 16 * k)
+        let b = [Int8](repeating: 127, count: k * n)
+        var c = [Int32](repeating: 0, count: 16 * n)
+        let weights = b.withUnsafeBufferPointer { Int8Matmul.shared.pack($0.baseAddress!, inputs: k, outputs: n) }
+        a.withUnsafeBufferPointer { a in
+            c.withUnsafeMutableBufferPointer { c in
+                Int8Matmul.shared.multiply(rows: 1, a: a.baseAddress!, weights: weights, c: c.baseAddress!)
             }
         }
-        return status == dnnl_success && c == Int32(255 * 127 * k) ? 127 : 63
+        return c[0] == Int32(255 * 127 * k) ? 127 : 63
     }
 }
 
@@ -89,6 +88,7 @@ extension KernelPath {
         case .avx2VNNI: dnnl_cpu_isa_avx2_vnni
         case .avx512: dnnl_cpu_isa_avx512_core
         case .avx512VNNI: dnnl_cpu_isa_avx512_core_vnni
+        case .amx: dnnl_cpu_isa_avx512_core_amx
         }
     }
 }

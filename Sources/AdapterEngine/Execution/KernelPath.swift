@@ -11,11 +11,12 @@ public enum KernelPath: Int, Sendable, CaseIterable, Comparable, CustomStringCon
     case avx2VNNI
     /// AVX-512 F/BW/DQ/VL (Skylake-X and later, AMD Zen 4).
     case avx512
-    /// AVX-512 with VNNI int8 dot products (Cascade Lake and later, Zen 4). Also chosen on AMX machines: Debian's
-    /// oneDNN 2.6 ran its int8 GEMM 3–4× slower with AMX enabled than with VNNI (Benchmarks/README.md).
+    /// AVX-512 with VNNI int8 dot products (Cascade Lake and later, Zen 4).
     case avx512VNNI
+    /// AVX-512 VNNI plus AMX int8 tiles for the INT8 products (Sapphire Rapids and later).
+    case amx
 
-    /// The name used in settings, status and metrics (`portable`, `avx2`, `avx2-vnni`, `avx512`, `avx512-vnni`).
+    /// The name used in settings, status and metrics (`portable`, `avx2`, `avx2-vnni`, `avx512`, `avx512-vnni`, `amx`).
     public var description: String {
         switch self {
         case .portable: "portable"
@@ -23,6 +24,7 @@ public enum KernelPath: Int, Sendable, CaseIterable, Comparable, CustomStringCon
         case .avx2VNNI: "avx2-vnni"
         case .avx512: "avx512"
         case .avx512VNNI: "avx512-vnni"
+        case .amx: "amx"
         }
     }
 
@@ -37,6 +39,7 @@ public enum KernelPath: Int, Sendable, CaseIterable, Comparable, CustomStringCon
     /// The best path this CPU supports.
     public static let detected: KernelPath = {
         let features = adk_cpu_detect()
+        if features.avx512_vnni != 0 && features.amx_int8 != 0 { return .amx }
         if features.avx512_vnni != 0 { return .avx512VNNI }
         if features.avx512 != 0 { return .avx512 }
         if features.avx2_fma != 0 && features.avx_vnni != 0 { return .avx2VNNI }
@@ -55,7 +58,7 @@ public enum KernelPath: Int, Sendable, CaseIterable, Comparable, CustomStringCon
         case .portable: Int32(ADK_ISA_PORTABLE.rawValue)
         case .avx2, .avx2VNNI: Int32(ADK_ISA_AVX2.rawValue)
         case .avx512: Int32(ADK_ISA_AVX512.rawValue)
-        case .avx512VNNI: Int32(ADK_ISA_AVX512_VNNI.rawValue)
+        case .avx512VNNI, .amx: Int32(ADK_ISA_AVX512_VNNI.rawValue)
         }
     }
 

@@ -1,8 +1,8 @@
 import CEngineKernels
 
 /// A base linear layer laid out for the engine's GEMM in one precision: FP32 weights transposed to `[in, out]`
-/// (oneDNN's fastest layout for `x·W`, 2–3× faster than `x·Wᵀ` at a few rows), or INT8 weights `[in, out]` with a
-/// scale and a column sum per output channel. Several layers sharing an input (Q, K, V) are concatenated so that
+/// (oneDNN's fastest layout for `x·W`, 2–3× faster than `x·Wᵀ` at a few rows), or INT8 weights packed for
+/// `Int8Matmul` with a scale and a column sum per output channel. Several layers sharing an input (Q, K, V) are concatenated so that
 /// they run as one product.
 final class PreparedLinear: @unchecked Sendable {
     /// Inputs per row.
@@ -13,16 +13,21 @@ final class PreparedLinear: @unchecked Sendable {
     let bias: UnsafeMutablePointer<Float>
     /// FP32 `[in, out]`, when prepared for FP32.
     let weights: UnsafeMutablePointer<Float>?
-    /// INT8 `[in, out]`, when prepared for INT8.
-    let quantized: UnsafeMutablePointer<Int8>?
-    /// Per-output scale of `quantized`.
+    /// INT8 weights packed for `Int8Matmul`, when prepared for INT8.
+    let packed: PackedInt8Weights?
+    /// Per-output scale of the INT8 weights.
     let scales: UnsafeMutablePointer<Float>?
-    /// Per-output sum of `quantized` over the inputs (for the activations' zero points).
-    let columnSums: UnsafeMutablePointer<Int32>?
+    /// Per-output sum of the INT8 weights over the inputs (for the activations' zero points); exact in Float
+    /// (at most 127 · inputs).
+    let columnSums: UnsafeMutablePointer<Float>?
+    /// INT8 only, with smoothing: `1 / s_j` for each input channel, applied while the input is quantised
+    /// (`Smoothing`); the weights hold row j multiplied by `s_j`.
+    let inputMultipliers: UnsafeMutablePointer<Float>?
 
     // Immutable after init, so sharing across threads is safe.
-    /// INT8 weights use −`weightMaximum`…`weightMaximum` (`ExecutionRuntime.State.weightMaximum`).
-    init(_ layers: [LinearWeights], precision: Precision, weightMaximum: Int32 = 127) {
+    /// INT8 weights use −`weightMaximum`…`weightMaximum` (`ExecutionRuntime.State.weightMaximum`); `smoothing`
+    /// (INT8 only) holds `Smoothing`'s factor for each input channel.
+    init(_ layers: [LinearWeights], precision: Precision, weightMaximum: Int32 = 127, smoothing: [Float]? = nil) {
         let inputs = layers[0].inFeatures
         precondition(layers.allSatisfy { $0.inFeatures == inputs }, "concatenated layers must share their input")
         let outputs = layers.reduce(0) { $0 + $1.outFeatures }
@@ -47,43 +52,64 @@ final class PreparedLinear: @unchecked Sendable {
                 column += layer.outFeatures
             }
             weights = w
-            quantized = nil
+            packed = nil
             scales = nil
             columnSums = nil
+            inputMultipliers = nil
         case .int8:
             // Quantise each layer into its own [in, out] block, then interleave the blocks' columns.
             let q = UnsafeMutablePointer<Int8>.allocate(capacity: inputs * outputs)
             let s = UnsafeMutablePointer<Float>.allocate(capacity: outputs)
             let sums = UnsafeMutablePointer<Int32>.allocate(capacity: outputs)
+            defer { sums.deallocate() }
             column = 0
             for layer in layers {
                 let width = layer.outFeatures
                 let block = UnsafeMutablePointer<Int8>.allocate(capacity: inputs * width)
                 defer { block.deallocate() }
-                adk_quantize_weights(layer.weight.pointer, Int64(width), Int64(inputs), weightMaximum, block, s + column, sums + column)
+                if let smoothing {
+                    let smoothed = UnsafeMutablePointer<Float>.allocate(capacity: inputs * width)
+                    defer { smoothed.deallocate() }
+                    for output in 0..<width {
+                        for input in 0..<inputs {
+                            smoothed[output * inputs + input] = layer.weight.pointer[output * inputs + input] * smoothing[input]
+                        }
+                    }
+                    adk_quantize_weights(smoothed, Int64(width), Int64(inputs), weightMaximum, block, s + column, sums + column)
+                } else {
+                    adk_quantize_weights(layer.weight.pointer, Int64(width), Int64(inputs), weightMaximum, block, s + column, sums + column)
+                }
                 for i in 0..<inputs { (q + i * outputs + column).update(from: block + i * width, count: width) }
                 column += width
             }
             weights = nil
-            quantized = q
+            packed = Int8Matmul.shared.pack(q, inputs: inputs, outputs: outputs)
+            q.deallocate()
             scales = s
-            columnSums = sums
+            let floatSums = UnsafeMutablePointer<Float>.allocate(capacity: outputs)
+            for index in 0..<outputs { floatSums[index] = Float(sums[index]) }
+            columnSums = floatSums
+            inputMultipliers = smoothing.map { factors in
+                let multipliers = UnsafeMutablePointer<Float>.allocate(capacity: inputs)
+                for index in 0..<inputs { multipliers[index] = 1 / factors[index] }
+                return multipliers
+            }
         }
     }
 
     /// Whether the product runs in INT8.
-    var isQuantized: Bool { quantized != nil }
+    var isQuantized: Bool { packed != nil }
 
     /// Bytes this layer holds.
     var bytes: Int {
-        outFeatures * 4 + (weights != nil ? inFeatures * outFeatures * 4 : inFeatures * outFeatures + outFeatures * 8)
+        outFeatures * 4 + (packed.map { $0.bytes + outFeatures * 8 } ?? inFeatures * outFeatures * 4)
     }
 
     deinit {
         bias.deallocate()
         weights?.deallocate()
-        quantized?.deallocate()
         scales?.deallocate()
         columnSums?.deallocate()
+        inputMultipliers?.deallocate()
     }
 }

@@ -29,13 +29,15 @@ typedef struct {
 /// What this CPU supports.
 adk_cpu_features adk_cpu_detect(void);
 
-/// Where a kernel writes a per-row quantised copy of its output: `q = clamp(round(x / scale) + zero, 0, qmax)`.
+/// Where a kernel writes a per-row quantised copy of its output: `q = clamp(round(x · m / scale) + zero, 0, qmax)`,
+/// with `m` = `multiplier[column]`, or 1 when `multiplier` is NULL (the consumer's smoothing, see PreparedLinear).
 typedef struct {
     uint8_t *data;
     int64_t ld;
     float *scale;
     int32_t *zero;
     int32_t qmax;
+    const float *multiplier;
 } adk_quantized_rows;
 
 /// An int32 accumulator of `u8 activations · s8 weights` and what turns it back into floats:
@@ -46,7 +48,7 @@ typedef struct {
     const float *row_scale;
     const int32_t *row_zero;
     const float *col_scale;
-    const int32_t *col_sum;
+    const float *col_sum;
 } adk_dequantize;
 
 /// Epilogue operations after a product.
