@@ -303,5 +303,64 @@ void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int
     }
 }
 
+void ADK_FN(adk_lora)(const float *x, int64_t ldx, int64_t rows, const float *at, const float *bt, int64_t rank,
+                      int64_t in, int64_t out, float *y, int64_t ldy, float *t) {
+    const int64_t rp = (rank + 15) / 16 * 16;
+    // t = x·Aᵀ, eight rows at a time: each loaded vector of Aᵀ (ranks k0…k0+VW of input i) serves eight rows, and
+    // no horizontal sums are needed.
+    for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+        const int64_t count = rows - r0 < 8 ? rows - r0 : 8;
+        for (int64_t k0 = 0; k0 < rp; k0 += ADK_VW) {
+            VF acc[8];
+            for (int r = 0; r < 8; r++) acc[r] = (VF)0.0f;
+            if (count == 8) {
+                for (int64_t i = 0; i < in; i++) {
+                    const VF v = ADK_FN(adk_load)(at + i * rp + k0);
+                    for (int r = 0; r < 8; r++) acc[r] += x[(r0 + r) * ldx + i] * v;
+                }
+            } else {
+                for (int64_t i = 0; i < in; i++) {
+                    const VF v = ADK_FN(adk_load)(at + i * rp + k0);
+                    for (int r = 0; r < count; r++) acc[r] += x[(r0 + r) * ldx + i] * v;
+                }
+            }
+            for (int r = 0; r < count; r++) ADK_FN(adk_store)(t + (r0 + r) * rp + k0, acc[r]);
+        }
+    }
+    // y += t·Bt: each output vector loaded and stored once, rank multiply-adds in between, four vectors at a time so
+    // that the multiply-adds of one vector do not wait on each other.
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict tr = t + r * rp;
+        float *restrict yr = y + r * ldy;
+        int64_t o = 0;
+        for (; o + 4 * ADK_VW <= out; o += 4 * ADK_VW) {
+            VF a0 = ADK_FN(adk_load)(yr + o), a1 = ADK_FN(adk_load)(yr + o + ADK_VW);
+            VF a2 = ADK_FN(adk_load)(yr + o + 2 * ADK_VW), a3 = ADK_FN(adk_load)(yr + o + 3 * ADK_VW);
+            for (int64_t j = 0; j < rank; j++) {
+                const float *restrict b = bt + j * out + o;
+                const float tj = tr[j];
+                a0 += tj * ADK_FN(adk_load)(b);
+                a1 += tj * ADK_FN(adk_load)(b + ADK_VW);
+                a2 += tj * ADK_FN(adk_load)(b + 2 * ADK_VW);
+                a3 += tj * ADK_FN(adk_load)(b + 3 * ADK_VW);
+            }
+            ADK_FN(adk_store)(yr + o, a0);
+            ADK_FN(adk_store)(yr + o + ADK_VW, a1);
+            ADK_FN(adk_store)(yr + o + 2 * ADK_VW, a2);
+            ADK_FN(adk_store)(yr + o + 3 * ADK_VW, a3);
+        }
+        for (; o + ADK_VW <= out; o += ADK_VW) {
+            VF acc = ADK_FN(adk_load)(yr + o);
+            for (int64_t j = 0; j < rank; j++) acc += tr[j] * ADK_FN(adk_load)(bt + j * out + o);
+            ADK_FN(adk_store)(yr + o, acc);
+        }
+        for (; o < out; o++) {
+            float acc = yr[o];
+            for (int64_t j = 0; j < rank; j++) acc += tr[j] * bt[j * out + o];
+            yr[o] = acc;
+        }
+    }
+}
+
 #undef VF
 #undef VI

@@ -30,7 +30,9 @@ typedef struct {
     void adk_quantize_range_##SUFFIX(const float *x, int64_t ldx, int64_t first, int64_t last, int64_t cols,     \
                                      const adk_quantized_rows *q);                                                \
     void adk_epilogue_range_##SUFFIX(const adk_epilogue_args *a, int64_t first, int64_t last);                    \
-    void adk_attention_range_##SUFFIX(const adk_attention_args *a, int64_t first, int64_t last, float *scratch);
+    void adk_attention_range_##SUFFIX(const adk_attention_args *a, int64_t first, int64_t last, float *scratch); \
+    void adk_lora_##SUFFIX(const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank, \
+                           int64_t in, int64_t out, float *y, int64_t ldy, float *t);
 
 ADK_DECLARE(portable)
 #if defined(__x86_64__)

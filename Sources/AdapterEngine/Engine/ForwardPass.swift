@@ -79,7 +79,8 @@ struct ForwardPass {
                 rows: offsets[start]..<(index == sorted.count ? rows : offsets[index])))
             start = index
         }
-        let maxRank = max(1, sorted.compactMap { $0.adapter?.maxRank }.max() ?? 1)
+        // Whole 16-float vectors per row (LoRAWeights.paddedRank).
+        let maxRank = (max(1, sorted.compactMap { $0.adapter?.maxRank }.max() ?? 1) + 15) / 16 * 16
 
         let hidden = config.hiddenSize
         let intermediate = config.intermediateSize
@@ -256,14 +257,16 @@ struct ForwardPass {
         output: UnsafeMutablePointer<Float>, ldy: Int, batch: Batch
     ) {
         // Each group's two products are small (rank 4–64 wide): waking the OpenMP team for them costs more than it
-        // saves, and a batch of 32 adapters issues 32 pairs per slot.
-        let threads = adk_begin_sequential()
-        defer { adk_end_sequential(threads) }
+        // saves, and a batch of 32 adapters issues 32 pairs per slot. Small groups run on Kernels' own single-thread
+        // kernel; only larger ones reach oneDNN, which is then held to the calling thread.
+        let sequential = batch.groups.contains { $0.rows.count > Kernels.smallLoRARows }
+        let threads = sequential ? adk_begin_sequential() : 0
+        defer { if sequential { adk_end_sequential(threads) } }
         for (group, layers) in zip(batch.groups, adapters) {
             guard let lora = layers?[slot.rawValue] else { continue }
             Kernels.addLoRA(
                 lora, x: input + group.rows.lowerBound * width, ldx: width, rows: group.rows.count,
-                y: output + group.rows.lowerBound * ldy, ldy: ldy, scratch: batch.loraScratch)
+                y: output + group.rows.lowerBound * ldy, ldy: ldy, scratch: batch.loraScratch, isa: plan.path.kernelISA)
         }
     }
 
@@ -318,7 +321,9 @@ struct ForwardPass {
         let poolerWeights = head.pooler ?? weights.pooler!
         Kernels.linear(poolerWeights, x: cls, ldx: hidden, rows: count, y: pooled, ldy: hidden)
         if let lora {
-            Kernels.addLoRA(lora, x: cls, ldx: hidden, rows: count, y: pooled, ldy: hidden, scratch: batch.loraScratch)
+            Kernels.addLoRA(
+                lora, x: cls, ldx: hidden, rows: count, y: pooled, ldy: hidden, scratch: batch.loraScratch,
+                isa: plan.path.kernelISA)
         }
         for i in 0..<(count * hidden) { pooled[i] = tanhf(pooled[i]) }
         let labels = head.classifier.outFeatures

@@ -1,3 +1,5 @@
+import CEngineKernels
+
 /// The small FP32 products around the base model: LoRA terms and the classification heads.
 enum Kernels {
     /// `y[rows × out] = x[rows × in] · Wᵀ + b`, rows `ldx`/`ldy` apart.
@@ -15,11 +17,19 @@ enum Kernels {
             transposeB: true, beta: beta, c: y, ldc: ldy)
     }
 
-    /// `y += s · (x·Aᵀ)·Bᵀ` for `rows` rows; `scratch` holds `rows × rank` floats.
+    /// `y += s · (x·Aᵀ)·Bᵀ` for `rows` rows; `scratch` holds `rows × paddedRank` floats.
     static func addLoRA(
         _ lora: LoRAWeights, x: UnsafePointer<Float>, ldx: Int, rows: Int,
-        y: UnsafeMutablePointer<Float>, ldy: Int, scratch: UnsafeMutablePointer<Float>
+        y: UnsafeMutablePointer<Float>, ldy: Int, scratch: UnsafeMutablePointer<Float>, isa: Int32
     ) {
+        // Up to a few dozen rows (one request, or one adapter's share of a mixed batch) the two oneDNN calls' fixed
+        // cost is most of the time: a forward pass of 16 tokens makes 24 of them. Larger blocks go to the GEMM.
+        if rows <= smallLoRARows {
+            adk_lora(
+                isa, x, Int64(ldx), Int64(rows), lora.aTransposed.pointer, lora.scaledBTransposed.pointer, Int64(lora.rank),
+                Int64(lora.inFeatures), Int64(lora.outFeatures), y, Int64(ldy), scratch)
+            return
+        }
         GEMM.sgemm(
             m: rows, n: lora.rank, k: lora.inFeatures, a: x, lda: ldx, b: lora.a.pointer, ldb: lora.inFeatures,
             transposeB: true, beta: 0, c: scratch, ldc: lora.rank)
@@ -27,6 +37,9 @@ enum Kernels {
             m: rows, n: lora.outFeatures, k: lora.rank, alpha: lora.scaling, a: scratch, lda: lora.rank,
             b: lora.b.pointer, ldb: lora.rank, transposeB: true, beta: 1, c: y, ldc: ldy)
     }
+
+    /// Rows up to which `addLoRA` runs its own kernel.
+    static let smallLoRARows = 64
 
     /// `y += s · A[:, ids]ᵀ·Bᵀ`: LoRA on an embedding table, for the token ids of `rows` rows.
     static func addEmbeddingLoRA(
