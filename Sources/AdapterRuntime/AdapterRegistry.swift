@@ -57,23 +57,19 @@ public actor AdapterRegistry {
 
     /// Hub ids (`owner/name`) of the base model that adapters may declare in `base_model_name_or_path`.
     private let baseModelNames: [String]
-    /// The worker's engine, for smoke inferences when no `smoke` runner is given.
+    /// The worker's engine, for smoke inferences.
     private let engine: InferenceEngine
-    /// Runs a smoke inference the way requests run (the worker passes its batch executor's engine thread).
-    private let smoke: (@Sendable (EncodedInput) async -> InferenceOutput?)?
 
     /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`; adapters
     /// declaring a hub base model other than `baseModelNames` are refused.
-    /// `smoke` runs a new adapter's smoke inference (default: on the calling task, with `engine`).
     /// At most `maxPins` session pins are kept (in memory and in SQLite); beyond it the soonest to expire go first.
     public init(
         engine: InferenceEngine, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = [],
-        maxPins: Int = 100_000, smoke: (@Sendable (EncodedInput) async -> InferenceOutput?)? = nil
+        maxPins: Int = 100_000
     ) {
         self.maxPins = max(16, maxPins)
         let model = engine.model
         self.engine = engine
-        self.smoke = smoke
         self.model = model
         self.store = store
         self.baseFingerprint = baseFingerprint
@@ -185,8 +181,12 @@ public actor AdapterRegistry {
         let record = AdapterVersionRecord(
             name: name, version: version, sha256: sha256, sizeBytes: adapter.byteSize, rank: adapter.maxRank,
             targets: Self.targets(of: adapter), baseFingerprint: baseFingerprint, labels: adapter.labels ?? [], source: source ?? path)
-        // The durable write happens here, off the actor: requests resolving adapters never wait for SQLite's commit.
-        let registered = try mapped { () throws(StoreError) in try store.register(record, actor: actor) }
+        // The durable write happens here, off the actor and at idle priority: requests resolving adapters never wait
+        // for SQLite's commit, and its CPU work never takes a core from them.
+        let written = await BackgroundThread.run { () -> Result<AdapterVersionRecord, StoreError> in
+            do throws(StoreError) { return .success(try store.register(record, actor: actor)) } catch { return .failure(error) }
+        }
+        let registered = try mapped { () throws(StoreError) in try written.get() }
         return try await commit(registered, path: storedPath, adapter: adapter, actor: actor)
     }
 
@@ -211,8 +211,13 @@ public actor AdapterRegistry {
             name: name, version: version, sha256: sha256, sizeBytes: bytes, rank: 0,
             targets: router.stages.map { "layers \($0.features.layers)" }, baseFingerprint: baseFingerprint,
             labels: router.labels, source: source, kind: .router)
-        // The durable write happens here, off the actor: requests resolving adapters never wait for SQLite's commit.
-        let registered = try mapped { () throws(StoreError) in try store.register(record, actor: actor) }
+        // The durable write happens here, off the actor and at idle priority: requests resolving adapters never wait
+        // for SQLite's commit, and its CPU work never takes a core from them.
+        let store = self.store
+        let written = await BackgroundThread.run { () -> Result<AdapterVersionRecord, StoreError> in
+            do throws(StoreError) { return .success(try store.register(record, actor: actor)) } catch { return .failure(error) }
+        }
+        let registered = try mapped { () throws(StoreError) in try written.get() }
         return try await commit(registered, path: path, router: router, actor: actor)
     }
 
@@ -518,16 +523,17 @@ public actor AdapterRegistry {
         }
     }
 
-    /// One short row through the adapter, the way requests run: it must produce finite numbers before it may serve.
+    /// One short row through the adapter, with the kernels requests run: it must produce finite numbers before it
+    /// may serve. It runs on one idle-priority thread without the OpenMP team, so that it takes only CPU time
+    /// serving leaves unused: queued on the engine thread, it delayed the request arriving just after it by a whole
+    /// pass (Benchmarks/README.md, "Serving while adapters load").
     private nonisolated func smokeTest(_ adapter: LoRAAdapter) async throws(RegistryError) {
-        let ids = engine.encode("adapterd smoke test").ids
-        let output: InferenceOutput?
-        if let smoke {
-            output = await smoke(EncodedInput(ids: ids, adapter: adapter))
-        } else {
-            output = engine.run(["adapterd smoke test"], adapter: adapter).first?.output
+        let input = EncodedInput(ids: engine.encode("adapterd smoke test").ids, adapter: adapter)
+        let engine = engine
+        let output = await BackgroundThread.run { try? engine.runOnCallingThread(encoded: [input]).first }
+        guard let output else {
+            throw RegistryError.refused(name: adapter.name, version: "", reason: "the smoke inference could not run")
         }
-        guard let output else { throw RegistryError.engineStopping }
         let values = output.logits ?? output.embedding ?? []
         guard !values.isEmpty, values.allSatisfy(\.isFinite) else {
             throw RegistryError.refused(name: adapter.name, version: "", reason: "smoke inference produced non-finite outputs")

@@ -1,3 +1,5 @@
+import CEngineKernels
+
 /// Runs the frozen base model with any mix of LoRA adapters: tokenise, one batched forward pass, heads per row.
 ///
 /// The engine holds only immutable state, so any number of tasks may call it at once.
@@ -47,6 +49,16 @@ public struct InferenceEngine: Sendable {
     /// Runs already tokenised rows, after checking every id and length against the model.
     public func run(encoded inputs: [EncodedInput]) throws(InferenceError) -> [InferenceOutput] {
         try check(inputs)
+        return ForwardPass(weights: model.weights, config: model.config, plan: plan).run(inputs)
+    }
+
+    /// Runs already tokenised rows on the calling thread alone, without the OpenMP team: for background work (a new
+    /// adapter's smoke inference on an idle-priority thread) that must leave the cores to the requests being served.
+    public func runOnCallingThread(encoded inputs: [EncodedInput]) throws(InferenceError) -> [InferenceOutput] {
+        try check(inputs)
+        // The team size is per thread in OpenMP: this changes nothing for the engine thread's passes.
+        let threads = adk_begin_sequential()
+        defer { adk_end_sequential(threads) }
         return ForwardPass(weights: model.weights, config: model.config, plan: plan).run(inputs)
     }
 

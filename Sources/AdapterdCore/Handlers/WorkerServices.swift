@@ -49,8 +49,7 @@ public struct WorkerServices: Sendable {
         self.executor = executor
         registry = AdapterRegistry(
             engine: engine, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint,
-            cacheBytes: configuration.cacheMaxBytes, baseModelNames: configuration.baseModelNames + [modelName],
-            smoke: { await executor.run($0) })
+            cacheBytes: configuration.cacheMaxBytes, baseModelNames: configuration.baseModelNames + [modelName])
         let trusted: TrustedKeys
         do {
             trusted = try TrustedKeys(configuration.trustedKeys)
