@@ -173,8 +173,8 @@ void adk_attention(int isa, const float *qkv, int64_t ldqkv, const float *bias, 
 
 typedef struct {
     int isa;
-    const float *x, *at, *bt;
-    int64_t ldx, rank, in, out, ldy, rp;
+    const float *x, *a, *bt;
+    int64_t ldx, rank, in, out, ldy;
     float *y, *t;
 } adk_lora_context;
 
@@ -185,36 +185,35 @@ static void adk_lora_body(void *context, int64_t first, int64_t last, int thread
     const int64_t row = first * 8;
     int64_t rows = (last - first) * 8;
     const float *x = c->x + row * c->ldx;
-    float *y = c->y + row * c->ldy, *t = c->t + row * c->rp;
+    float *y = c->y + row * c->ldy, *t = c->t + row * c->rank;
     switch (c->isa) {
 #if defined(__x86_64__)
     case ADK_ISA_AVX512_VNNI:
-    case ADK_ISA_AVX512: adk_lora_avx512(x, c->ldx, rows, c->at, c->bt, c->rank, c->in, c->out, y, c->ldy, t); break;
-    case ADK_ISA_AVX2: adk_lora_avx2(x, c->ldx, rows, c->at, c->bt, c->rank, c->in, c->out, y, c->ldy, t); break;
+    case ADK_ISA_AVX512: adk_lora_avx512(x, c->ldx, rows, c->a, c->bt, c->rank, c->in, c->out, y, c->ldy, t); break;
+    case ADK_ISA_AVX2: adk_lora_avx2(x, c->ldx, rows, c->a, c->bt, c->rank, c->in, c->out, y, c->ldy, t); break;
 #endif
-    default: adk_lora_portable(x, c->ldx, rows, c->at, c->bt, c->rank, c->in, c->out, y, c->ldy, t); break;
+    default: adk_lora_portable(x, c->ldx, rows, c->a, c->bt, c->rank, c->in, c->out, y, c->ldy, t); break;
     }
 }
 
-void adk_lora(int isa, const float *x, int64_t ldx, int64_t rows, const float *at, const float *bt, int64_t rank,
+void adk_lora(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank,
               int64_t in, int64_t out, float *y, int64_t ldy, float *t) {
-    const int64_t rp = (rank + 15) / 16 * 16;
     // Whole eight-row blocks go to the team; the last partial block runs here.
     const int64_t blocks = rows / 8, tail = rows - blocks * 8;
-    adk_lora_context c = {isa, x, at, bt, ldx, rank, in, out, ldy, rp, y, t};
+    adk_lora_context c = {isa, x, a, bt, ldx, rank, in, out, ldy, y, t};
     if (blocks > 0) adk_parallel_for(blocks, rows * rank * (in + out) >= 2 * adk_parallel_elements, adk_lora_body, &c);
     if (tail > 0) {
         adk_lora_context rest = c;
         rest.x = x + blocks * 8 * ldx;
         rest.y = y + blocks * 8 * ldy;
-        rest.t = t + blocks * 8 * rp;
+        rest.t = t + blocks * 8 * rank;
         switch (isa) {
 #if defined(__x86_64__)
         case ADK_ISA_AVX512_VNNI:
-        case ADK_ISA_AVX512: adk_lora_avx512(rest.x, ldx, tail, at, bt, rank, in, out, rest.y, ldy, rest.t); break;
-        case ADK_ISA_AVX2: adk_lora_avx2(rest.x, ldx, tail, at, bt, rank, in, out, rest.y, ldy, rest.t); break;
+        case ADK_ISA_AVX512: adk_lora_avx512(rest.x, ldx, tail, a, bt, rank, in, out, rest.y, ldy, rest.t); break;
+        case ADK_ISA_AVX2: adk_lora_avx2(rest.x, ldx, tail, a, bt, rank, in, out, rest.y, ldy, rest.t); break;
 #endif
-        default: adk_lora_portable(rest.x, ldx, tail, at, bt, rank, in, out, rest.y, ldy, rest.t); break;
+        default: adk_lora_portable(rest.x, ldx, tail, a, bt, rank, in, out, rest.y, ldy, rest.t); break;
         }
     }
 }

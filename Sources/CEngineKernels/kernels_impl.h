@@ -303,34 +303,47 @@ void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int
     }
 }
 
-void ADK_FN(adk_lora)(const float *x, int64_t ldx, int64_t rows, const float *at, const float *bt, int64_t rank,
+void ADK_FN(adk_lora)(const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank,
                       int64_t in, int64_t out, float *y, int64_t ldy, float *t) {
-    const int64_t rp = (rank + 15) / 16 * 16;
-    // t = x·Aᵀ, eight rows at a time: each loaded vector of Aᵀ (ranks k0…k0+VW of input i) serves eight rows, and
-    // no horizontal sums are needed.
-    for (int64_t r0 = 0; r0 < rows; r0 += 8) {
-        const int64_t count = rows - r0 < 8 ? rows - r0 : 8;
-        for (int64_t k0 = 0; k0 < rp; k0 += ADK_VW) {
-            VF acc[8];
-            for (int r = 0; r < 8; r++) acc[r] = (VF)0.0f;
-            if (count == 8) {
-                for (int64_t i = 0; i < in; i++) {
-                    const VF v = ADK_FN(adk_load)(at + i * rp + k0);
-                    for (int r = 0; r < 8; r++) acc[r] += x[(r0 + r) * ldx + i] * v;
-                }
-            } else {
-                for (int64_t i = 0; i < in; i++) {
-                    const VF v = ADK_FN(adk_load)(at + i * rp + k0);
-                    for (int r = 0; r < count; r++) acc[r] += x[(r0 + r) * ldx + i] * v;
-                }
+    // t = x·Aᵀ: per row, four ranks at a time, so that each loaded x vector serves four dot products.
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict xr = x + r * ldx;
+        float *restrict tr = t + r * rank;
+        int64_t k = 0;
+        for (; k + 4 <= rank; k += 4) {
+            const float *restrict a0 = a + k * in, *restrict a1 = a0 + in, *restrict a2 = a1 + in, *restrict a3 = a2 + in;
+            VF s0 = (VF)0.0f, s1 = (VF)0.0f, s2 = (VF)0.0f, s3 = (VF)0.0f;
+            int64_t i = 0;
+            for (; i + ADK_VW <= in; i += ADK_VW) {
+                const VF v = ADK_FN(adk_load)(xr + i);
+                s0 += v * ADK_FN(adk_load)(a0 + i);
+                s1 += v * ADK_FN(adk_load)(a1 + i);
+                s2 += v * ADK_FN(adk_load)(a2 + i);
+                s3 += v * ADK_FN(adk_load)(a3 + i);
             }
-            for (int r = 0; r < count; r++) ADK_FN(adk_store)(t + (r0 + r) * rp + k0, acc[r]);
+            float d0 = ADK_FN(adk_hsum)(s0), d1 = ADK_FN(adk_hsum)(s1), d2 = ADK_FN(adk_hsum)(s2), d3 = ADK_FN(adk_hsum)(s3);
+            for (; i < in; i++) {
+                d0 += xr[i] * a0[i];
+                d1 += xr[i] * a1[i];
+                d2 += xr[i] * a2[i];
+                d3 += xr[i] * a3[i];
+            }
+            tr[k] = d0, tr[k + 1] = d1, tr[k + 2] = d2, tr[k + 3] = d3;
+        }
+        for (; k < rank; k++) {
+            const float *restrict ak = a + k * in;
+            VF s0 = (VF)0.0f;
+            int64_t i = 0;
+            for (; i + ADK_VW <= in; i += ADK_VW) s0 += ADK_FN(adk_load)(xr + i) * ADK_FN(adk_load)(ak + i);
+            float d = ADK_FN(adk_hsum)(s0);
+            for (; i < in; i++) d += xr[i] * ak[i];
+            tr[k] = d;
         }
     }
     // y += t·Bt: each output vector loaded and stored once, rank multiply-adds in between, four vectors at a time so
     // that the multiply-adds of one vector do not wait on each other.
     for (int64_t r = 0; r < rows; r++) {
-        const float *restrict tr = t + r * rp;
+        const float *restrict tr = t + r * rank;
         float *restrict yr = y + r * ldy;
         int64_t o = 0;
         for (; o + 4 * ADK_VW <= out; o += 4 * ADK_VW) {

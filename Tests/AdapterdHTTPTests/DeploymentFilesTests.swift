@@ -20,8 +20,10 @@ struct DeploymentFilesTests {
 
     @Test("the image's config and the bare-box example load as adapterd configurations and agree with compose, mosquitto and Prometheus")
     func configsAgree() throws {
-        let image = try ConfigFile.load(path: Self.root + "/docker/adapterd.yaml")
-        _ = try ConfigFile.load(path: Self.root + "/deploy/adapterd.yaml")
+        let image = try SettingSources(arguments: [:], environment: [:], configFile: Self.root + "/docker/adapterd.yaml")
+        _ = try WorkerConfiguration(settings: image, brokerURL: "mqtt://127.0.0.1:1")
+        let bareBox = try SettingSources(arguments: [:], environment: [:], configFile: Self.root + "/deploy/adapterd.yaml")
+        _ = try WorkerConfiguration(settings: bareBox, brokerURL: "mqtt://127.0.0.1:1")
         let dockerfile = try String(contentsOfFile: Self.root + "/docker/Dockerfile", encoding: .utf8)
         #expect(dockerfile.contains("COPY docker/adapterd.yaml /etc/adapterd/adapterd.yaml"))
         #expect(dockerfile.contains(#"ENTRYPOINT ["/usr/local/bin/adapterd", "--config", "/etc/adapterd/adapterd.yaml"]"#))
@@ -32,7 +34,7 @@ struct DeploymentFilesTests {
         #expect(Set(services.keys) == ["mosquitto", "adapterd", "prometheus", "grafana"])
         let adapterd = try #require(services["adapterd"] as? [String: Any])
         #expect((adapterd["volumes"] as? [String])?.contains("./adapterd.yaml:/etc/adapterd/adapterd.yaml:ro") == true)
-        let brokerURL = try #require(image.broker)
+        let brokerURL = try #require(try image.string(Settings.broker))
         let broker = try #require(URL(string: brokerURL))
         #expect(services[broker.host ?? ""] != nil, "the broker host is the compose service")
 
@@ -40,7 +42,7 @@ struct DeploymentFilesTests {
         #expect(mosquitto.contains("listener \(broker.port ?? 0) "))
         #expect(mosquitto.contains("set_tcp_nodelay true"))
 
-        let httpPort = try #require(image.http?.split(separator: ":").last.map(String.init))
+        let httpPort = try #require(try image.string(Settings.http)?.split(separator: ":").last.map(String.init))
         #expect((adapterd["expose"] as? [String]) == [httpPort])
         let prometheus = try Self.yaml("docker/prometheus.yml")
         let scrape = try #require((prometheus["scrape_configs"] as? [[String: Any]])?.first)

@@ -79,8 +79,7 @@ struct ForwardPass {
                 rows: offsets[start]..<(index == sorted.count ? rows : offsets[index])))
             start = index
         }
-        // Whole 16-float vectors per row (LoRAWeights.paddedRank).
-        let maxRank = (max(1, sorted.compactMap { $0.adapter?.maxRank }.max() ?? 1) + 15) / 16 * 16
+        let maxRank = max(1, sorted.compactMap { $0.adapter?.maxRank }.max() ?? 1)
 
         let hidden = config.hiddenSize
         let intermediate = config.intermediateSize

@@ -17,7 +17,7 @@ enum Kernels {
             transposeB: true, beta: beta, c: y, ldc: ldy)
     }
 
-    /// `y += s · (x·Aᵀ)·Bᵀ` for `rows` rows; `scratch` holds `rows × paddedRank` floats.
+    /// `y += s · (x·Aᵀ)·Bᵀ` for `rows` rows; `scratch` holds `rows × rank` floats.
     static func addLoRA(
         _ lora: LoRAWeights, x: UnsafePointer<Float>, ldx: Int, rows: Int,
         y: UnsafeMutablePointer<Float>, ldy: Int, scratch: UnsafeMutablePointer<Float>, isa: Int32
@@ -26,7 +26,7 @@ enum Kernels {
         // cost is most of the time: a forward pass of 16 tokens makes 24 of them. Larger blocks go to the GEMM.
         if rows <= smallLoRARows {
             adk_lora(
-                isa, x, Int64(ldx), Int64(rows), lora.aTransposed.pointer, lora.scaledBTransposed.pointer, Int64(lora.rank),
+                isa, x, Int64(ldx), Int64(rows), lora.a.pointer, lora.scaledBTransposed.pointer, Int64(lora.rank),
                 Int64(lora.inFeatures), Int64(lora.outFeatures), y, Int64(ldy), scratch)
             return
         }
@@ -34,8 +34,8 @@ enum Kernels {
             m: rows, n: lora.rank, k: lora.inFeatures, a: x, lda: ldx, b: lora.a.pointer, ldb: lora.inFeatures,
             transposeB: true, beta: 0, c: scratch, ldc: lora.rank)
         GEMM.sgemm(
-            m: rows, n: lora.outFeatures, k: lora.rank, alpha: lora.scaling, a: scratch, lda: lora.rank,
-            b: lora.b.pointer, ldb: lora.rank, transposeB: true, beta: 1, c: y, ldc: ldy)
+            m: rows, n: lora.outFeatures, k: lora.rank, a: scratch, lda: lora.rank,
+            b: lora.scaledBTransposed.pointer, ldb: lora.outFeatures, transposeB: false, beta: 1, c: y, ldc: ldy)
     }
 
     /// Rows up to which `addLoRA` runs its own kernel.
@@ -54,7 +54,7 @@ enum Kernels {
             for k in 0..<rank { scratch[row * rank + k] = a[k * table + id] }
         }
         GEMM.sgemm(
-            m: rows, n: lora.outFeatures, k: rank, alpha: lora.scaling, a: scratch, lda: rank, b: lora.b.pointer,
-            ldb: rank, transposeB: true, beta: 1, c: y, ldc: ldy)
+            m: rows, n: lora.outFeatures, k: rank, a: scratch, lda: rank, b: lora.scaledBTransposed.pointer,
+            ldb: lora.outFeatures, transposeB: false, beta: 1, c: y, ldc: ldy)
     }
 }

@@ -45,9 +45,13 @@ public struct MergedModel: Sendable {
         let outputs = linear.outFeatures, inputs = linear.inFeatures
         let weight = FloatStorage(count: outputs * inputs) { out in
             out.baseAddress!.update(from: linear.weight.pointer, count: outputs * inputs)
-            // W'[out × in] += s · B[out × r] · A[r × in]
+            // W'[out × in] += (s · B)[out × r] · A[r × in]; GEMM.sgemm takes its left operand untransposed, so
+            // s · B is laid out again from the kept s · Bᵀ.
+            let scaledB = UnsafeMutablePointer<Float>.allocate(capacity: outputs * lora.rank)
+            defer { scaledB.deallocate() }
+            adk_transpose(lora.scaledBTransposed.pointer, Int64(lora.rank), Int64(outputs), scaledB, Int64(lora.rank))
             GEMM.sgemm(
-                m: outputs, n: inputs, k: lora.rank, alpha: lora.scaling, a: lora.b.pointer, lda: lora.rank,
+                m: outputs, n: inputs, k: lora.rank, a: scaledB, lda: lora.rank,
                 b: lora.a.pointer, ldb: inputs, transposeB: false, beta: 1, c: out.baseAddress!, ldc: inputs)
         }
         return LinearWeights(weight: Tensor(shape: linear.weight.shape, storage: weight), bias: linear.bias)
@@ -63,8 +67,8 @@ public struct MergedModel: Sendable {
             defer { aT.deallocate() }
             adk_transpose(lora.a.pointer, Int64(lora.rank), Int64(rows), aT, Int64(lora.rank))
             GEMM.sgemm(
-                m: rows, n: width, k: lora.rank, alpha: lora.scaling, a: aT, lda: lora.rank, b: lora.b.pointer,
-                ldb: lora.rank, transposeB: true, beta: 1, c: out.baseAddress!, ldc: width)
+                m: rows, n: width, k: lora.rank, a: aT, lda: lora.rank, b: lora.scaledBTransposed.pointer,
+                ldb: width, transposeB: false, beta: 1, c: out.baseAddress!, ldc: width)
         }
         return Tensor(shape: table.shape, storage: storage)
     }

@@ -45,7 +45,7 @@ public final class LoRAAdapter: Sendable {
         var bytes = 0
         var rank = 0
         for lora in layers.joined().compactMap({ $0 }) + embeddings.compactMap({ $0 }) + [pooler].compactMap({ $0 }) {
-            bytes += 4 * (lora.a.count + lora.b.count)
+            bytes += 4 * (lora.a.count + lora.scaledBTransposed.count)
             rank = max(rank, lora.rank)
         }
         if let head {

@@ -1,25 +1,26 @@
 /// The low-rank pair of one adapted module: `Δy = scaling · (x·Aᵀ)·Bᵀ`.
 ///
 /// For a Linear layer `A` is `[rank, in]` and `B` is `[out, rank]`. For an Embedding layer `A` is
-/// `[rank, rows]` (a column per token id) and `B` is `[dim, rank]`, as PEFT stores `lora_embedding_A/B`.
+/// `[rank, rows]` (a column per token id) and `B` is `[dim, rank]`, as PEFT stores `lora_embedding_A/B`. `B` is kept
+/// as `scaling · Bᵀ` (`[rank, out]`), the layout every product here reads, so the pair costs no more memory than
+/// the file's tensors.
 public struct LoRAWeights: Sendable {
     public let a: Tensor
-    public let b: Tensor
+    /// `scaling · Bᵀ`, `[rank, out]`.
+    public let scaledBTransposed: Tensor
     /// The module's rank (after `rank_pattern`).
     public let rank: Int
     /// `alpha / rank`, or `alpha / √rank` with rsLoRA (after `alpha_pattern`).
     public let scaling: Float
-    /// `scaling · Bᵀ`, `[rank, out]`: the layout the engine's LoRA kernel reads (a copy the size of `B`).
-    public let scaledBTransposed: Tensor
-    /// `Aᵀ`, `[in, paddedRank]` with zeros beyond `rank`: the other layout the kernel reads.
-    public let aTransposed: Tensor
-    /// `rank` rounded up to a multiple of 16 (whole vectors on every kernel path).
-    public var paddedRank: Int { (rank + 15) / 16 * 16 }
 
-    /// Pairs `a` and `b` with their rank and scaling.
+    /// Number of inputs (rows of the table for an embedding).
+    public var inFeatures: Int { a.shape[1] }
+    /// Number of outputs.
+    public var outFeatures: Int { scaledBTransposed.shape[1] }
+
+    /// Pairs `a` and `b` (as PEFT stores them) with their rank and scaling.
     public init(a: Tensor, b: Tensor, rank: Int, scaling: Float) {
         self.a = a
-        self.b = b
         self.rank = rank
         self.scaling = scaling
         let outputs = b.shape[0]
@@ -29,20 +30,9 @@ public struct LoRAWeights: Sendable {
                 for k in 0..<rank { buffer[k * outputs + output] = scaling * source[output * rank + k] }
             }
         })
-        let inputs = a.shape[1], padded = (rank + 15) / 16 * 16
-        aTransposed = Tensor(shape: [inputs, padded], storage: FloatStorage(count: inputs * padded) { buffer in
-            buffer.initialize(repeating: 0)
-            let source = a.pointer
-            for k in 0..<rank {
-                for input in 0..<inputs { buffer[input * padded + k] = source[k * inputs + input] }
-            }
-        })
+        // Only the transposed copy is read from now on.
+        b.storage.releaseResidentPages()
     }
-
-    /// Number of inputs (rows of the table for an embedding).
-    public var inFeatures: Int { a.shape[1] }
-    /// Number of outputs.
-    public var outFeatures: Int { b.shape[0] }
 }
 
 /// A sequence-classification head carried by an adapter in `modules_to_save`.

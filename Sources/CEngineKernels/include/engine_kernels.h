@@ -80,11 +80,10 @@ void adk_attention(int isa, const float *qkv, int64_t ldqkv, const float *bias, 
 void adk_quantize_weights(const float *w, int64_t out, int64_t in, int32_t qmax, int8_t *wq, float *scale,
                           int32_t *col_sum);
 
-/// `y[rows × out] += (x[rows × in] · At) · Bt`, eight-row blocks split across the team when it pays: a LoRA term with `At` = `Aᵀ` laid out
-/// `[in, rank]` with rows padded to a multiple of 16 floats (zeros beyond `rank`) and `Bt` `[rank, out]` (the
-/// scaling folded in). `t` holds `rows × (rank rounded up to 16)` floats of scratch. For the small products of
-/// one adapter's rows, where a BLAS call's fixed cost is most of the time.
-void adk_lora(int isa, const float *x, int64_t ldx, int64_t rows, const float *at, const float *bt, int64_t rank,
+/// `y[rows × out] += (x[rows × in] · Aᵀ) · Bt`, eight-row blocks split across the team when it pays: a LoRA term
+/// with `A` `[rank, in]` and `Bt` `[rank, out]` (the scaling folded in). `t` holds `rows × rank` floats of scratch.
+/// For the small products of one adapter's rows, where a BLAS call's fixed cost is most of the time.
+void adk_lora(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank,
               int64_t in, int64_t out, float *y, int64_t ldy, float *t);
 
 /// `destination[c][r] = source[r][c]` for a `rows × cols` source; destination rows are `ld` apart.
