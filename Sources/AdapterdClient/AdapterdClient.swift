@@ -15,11 +15,19 @@ public final class AdapterdClient: Sendable {
     private let pending = PendingReplies()
     private let reader: Task<Void, Never>
 
-    /// Connects to `brokerURL` to talk to worker `worker`.
-    public init(brokerURL: String, worker: String, encoding: RPCEncoding = .json, protocolVersion: MQTTOptions.ProtocolVersion = .v5, timeout: Duration = .seconds(5)) async throws {
+    /// Connects to `brokerURL` to talk to worker `worker`, logging in as `username` when the broker wants it, and
+    /// checking the broker's certificate against `tlsCAFile` (`mqtts://` uses the system's CAs without one).
+    /// Replies come on `adapterd/v1/clients/{client id}/replies`, which the shipped ACL lets each client read.
+    public init(
+        brokerURL: String, worker: String, encoding: RPCEncoding = .json, protocolVersion: MQTTOptions.ProtocolVersion = .v5,
+        username: String? = nil, password: String? = nil, tlsCAFile: String? = nil, timeout: Duration = .seconds(5)
+    ) async throws {
         let id = "adapterctl-" + UUID().uuidString.prefix(8).lowercased()
         var options = try MQTTOptions.parse(url: brokerURL, clientID: id)
         options.protocolVersion = protocolVersion
+        options.username = username
+        options.password = password
+        if let tlsCAFile { options.tls = MQTTOptions.TLS(caFile: tlsCAFile) }
         topics = Topics(worker: worker)
         self.encoding = encoding
         replyTopic = "adapterd/v1/clients/\(id)/replies"

@@ -26,14 +26,30 @@ struct BrokerOptions: ParsableArguments {
     @Option(help: "Replies to wait for: with --worker pool every worker of the pool answers a control command.")
     var replies = 1
 
+    @Option(help: "Broker user name (default: $ADAPTERCTL_USERNAME).")
+    var username: String?
+
+    @Option(name: .customLong("password-file"), help: "File whose first line is the broker password (default: $ADAPTERCTL_PASSWORD_FILE).")
+    var passwordFile: String?
+
+    @Option(name: .customLong("tls-ca"), help: "CA file for the broker's certificate (default: $ADAPTERCTL_TLS_CA; mqtts:// uses the system's CAs without one).")
+    var tlsCA: String?
+
     func connect() async throws -> AdapterdClient {
         let environment = ProcessInfo.processInfo.environment
         let url = broker ?? environment["ADAPTERD_BROKER"] ?? "mqtt://127.0.0.1:1883"
         let id = worker ?? environment["ADAPTERD_WORKER_ID"] ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "edge"
         guard mqttVersion == "5" || mqttVersion == "3.1.1" else { throw ValidationError("--mqtt-version must be 5 or 3.1.1") }
+        var password: String?
+        if let path = passwordFile ?? environment["ADAPTERCTL_PASSWORD_FILE"] {
+            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the password file \(path)") }
+            password = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first
+                .map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+        }
         return try await AdapterdClient(
             brokerURL: url, worker: id, encoding: protobuf ? .protobuf : .json,
-            protocolVersion: mqttVersion == "5" ? .v5 : .v311, timeout: .seconds(timeout))
+            protocolVersion: mqttVersion == "5" ? .v5 : .v311, username: username ?? environment["ADAPTERCTL_USERNAME"],
+            password: password, tlsCAFile: tlsCA ?? environment["ADAPTERCTL_TLS_CA"], timeout: .seconds(timeout))
     }
 
     var replyTimeout: Duration { .milliseconds(Int64(timeout * 1000)) }

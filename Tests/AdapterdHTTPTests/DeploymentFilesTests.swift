@@ -20,9 +20,11 @@ struct DeploymentFilesTests {
 
     @Test("the image's config and the bare-box example load as adapterd configurations and agree with compose, mosquitto and Prometheus")
     func configsAgree() throws {
-        let image = try SettingSources(arguments: [:], environment: [:], configFile: Self.root + "/docker/adapterd.yaml")
+        // A password on the command line stands in for the deployments' password files (made at install time).
+        let password = [Settings.password.key: ["stand-in"]]
+        let image = try SettingSources(arguments: password, environment: [:], configFile: Self.root + "/docker/adapterd.yaml")
         _ = try WorkerConfiguration(settings: image, brokerURL: "mqtt://127.0.0.1:1")
-        let bareBox = try SettingSources(arguments: [:], environment: [:], configFile: Self.root + "/deploy/adapterd.yaml")
+        let bareBox = try SettingSources(arguments: password, environment: [:], configFile: Self.root + "/deploy/adapterd.yaml")
         _ = try WorkerConfiguration(settings: bareBox, brokerURL: "mqtt://127.0.0.1:1")
         let dockerfile = try String(contentsOfFile: Self.root + "/docker/Dockerfile", encoding: .utf8)
         #expect(dockerfile.contains("COPY docker/adapterd.yaml /etc/adapterd/adapterd.yaml"))
@@ -41,6 +43,10 @@ struct DeploymentFilesTests {
         let mosquitto = try String(contentsOfFile: Self.root + "/docker/mosquitto.conf", encoding: .utf8)
         #expect(mosquitto.contains("listener \(broker.port ?? 0) "))
         #expect(mosquitto.contains("set_tcp_nodelay true"))
+        #expect(mosquitto.contains("allow_anonymous false") && mosquitto.contains("acl_file /mosquitto/config/adapterd.acl"))
+        let brokerVolumes = (services["mosquitto"] as? [String: Any])?["volumes"] as? [String] ?? []
+        #expect(brokerVolumes.contains("../deploy/mosquitto/adapterd.acl:/mosquitto/config/adapterd.acl:ro"))
+        #expect(try image.string(Settings.username) == "adapterd" && image.string(Settings.passwordFile) != nil)
 
         let httpPort = try #require(try image.string(Settings.http)?.split(separator: ":").last.map(String.init))
         #expect((adapterd["expose"] as? [String]) == [httpPort])
@@ -59,9 +65,13 @@ struct DeploymentFilesTests {
         let directory = NSTemporaryDirectory() + "adapterd-conf-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let port = try MosquittoProcess.freePort()
+        // The users and passwords compose mounts come from make-users; make them here.
+        let maker = try ChildProcess.spawn(Self.root + "/deploy/mosquitto/make-users", arguments: [directory], output: directory + "/make-users.log")
+        try #require(ChildProcess.wait(maker, timeout: .seconds(30)) == 0, "make-users failed")
         let config = try String(contentsOfFile: Self.root + "/docker/mosquitto.conf", encoding: .utf8)
             .replacingOccurrences(of: "listener 1883 0.0.0.0", with: "listener \(port) 127.0.0.1")
             .replacingOccurrences(of: "persistence_location /mosquitto/data/", with: "persistence_location \(directory)/")
+            .replacingOccurrences(of: "/mosquitto/config/", with: directory + "/")
             + "\nuser \(String(cString: getpwuid(getuid()).pointee.pw_name))\n"
         try config.write(toFile: directory + "/mosquitto.conf", atomically: true, encoding: .utf8)
         let executable = try #require(MosquittoProcess.executable())

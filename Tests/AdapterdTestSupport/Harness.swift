@@ -33,7 +33,12 @@ public enum Harness {
     }
 
     public static func configuration(broker: MosquittoProcess, worker: String = "w" + UUID().uuidString.prefix(6).lowercased()) -> WorkerConfiguration {
-        var configuration = WorkerConfiguration(brokerURL: broker.url, workerID: worker, modelDirectory: modelDirectory, dataDirectory: temporaryDirectory())
+        configuration(brokerURL: broker.url, worker: worker)
+    }
+
+    /// A worker's configuration for the broker at `brokerURL`, with the fixtures' adapters preloaded.
+    public static func configuration(brokerURL: String, worker: String = "w" + UUID().uuidString.prefix(6).lowercased()) -> WorkerConfiguration {
+        var configuration = WorkerConfiguration(brokerURL: brokerURL, workerID: worker, modelDirectory: modelDirectory, dataDirectory: temporaryDirectory())
         // LoadAdapter reads only under configured roots: the repository's fixtures and the tests' temporary copies.
         configuration.adapterRoots = [root, NSTemporaryDirectory()]
         configuration.preload = [
@@ -66,7 +71,8 @@ public final class RunningWorker: Sendable {
     let group: ServiceGroup
     let task: Task<Void, any Error>
 
-    public init(_ configuration: WorkerConfiguration) async throws {
+    /// Starts a worker and waits until it answers `GetStatus` (asked as `username`, when the broker wants a login).
+    public init(_ configuration: WorkerConfiguration, username: String? = nil, password: String? = nil) async throws {
         var logger = Logger(label: "test-worker")
         logger.logLevel = .warning
         worker = try Worker(configuration: configuration, logger: logger)
@@ -74,7 +80,8 @@ public final class RunningWorker: Sendable {
         let group = group
         task = Task { try await group.run() }
         // Ready once it answers a status request.
-        let client = try await AdapterdClient(brokerURL: configuration.brokerURL, worker: configuration.workerID)
+        let client = try await AdapterdClient(
+            brokerURL: configuration.brokerURL, worker: configuration.workerID, username: username, password: password)
         defer { client.close() }
         for _ in 0..<100 {
             if (try? await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: .milliseconds(200))) != nil { return }
