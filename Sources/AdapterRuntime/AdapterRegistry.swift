@@ -33,8 +33,9 @@ public actor AdapterRegistry {
     /// Adapter weights held ready under the byte budget.
     public nonisolated let cache: AdapterCache
     private let baseFingerprint: String
+    /// Loaded versions by name. Which version is active is held here once, in the records' state, and written
+    /// through to SQLite by every change (never re-read from it).
     private var entries: [String: [String: Entry]] = [:]
-    private var active: [String: String] = [:]
     /// Routes, compiled, highest priority first (a copy of the store's, refreshed on every change).
     public private(set) var routeTable = RouteTable([])
     /// Routes, highest priority first.
@@ -114,7 +115,6 @@ public actor AdapterRegistry {
             }
             // Weights load on first use, under the cache's budget.
             entries[record.name, default: [:]][record.version] = Entry(record: record, path: path)
-            if record.state == .active { active[record.name] = record.version }
         }
         return skipped
     }
@@ -236,11 +236,10 @@ public actor AdapterRegistry {
             return existing
         }
         var record = staged
-        if active[name] == nil {
+        if activeVersion(of: name) == nil {
             record = try mapped { () throws(StoreError) in
                 try store.activate(name: name, version: version, actor: actor, reason: "first version of '\(name)'")
             }
-            active[name] = version
         }
         let entry = Entry(record: record, path: path)
         entries[name, default: [:]][version] = entry
@@ -253,20 +252,16 @@ public actor AdapterRegistry {
     @discardableResult
     public func activate(name: String, version: String, actor: String, reason: String) throws(RegistryError) -> Entry {
         guard entries[name]?[version] != nil else { throw RegistryError.notLoaded(name: name, version: version) }
-        _ = try mapped { () throws(StoreError) in try store.activate(name: name, version: version, actor: actor, reason: reason) }
-        try refreshRecords(name: name)
-        active[name] = version
-        return entries[name]![version]!
+        let record = try mapped { () throws(StoreError) in try store.activate(name: name, version: version, actor: actor, reason: reason) }
+        return markActive(record)
     }
 
     /// Returns `name` to its previously active version.
     @discardableResult
     public func rollback(name: String, actor: String, reason: String) throws(RegistryError) -> Entry {
         let record = try mapped { () throws(StoreError) in try store.rollback(name: name, actor: actor, reason: reason) }
-        try refreshRecords(name: name)
-        active[name] = record.version
-        guard let entry = entries[name]?[record.version] else { throw RegistryError.notLoaded(name: name, version: record.version) }
-        return entry
+        guard entries[name]?[record.version] != nil else { throw RegistryError.notLoaded(name: name, version: record.version) }
+        return markActive(record)
     }
 
     /// Unloads one version, or every version of `name` when `version` is empty. When the active version goes, the
@@ -283,10 +278,8 @@ public actor AdapterRegistry {
         }
         if entries[name]?.isEmpty ?? true {
             entries[name] = nil
-            active[name] = nil
-        } else if let current = active[name], doomed.contains(current),
+        } else if activeVersion(of: name) == nil,
                   let newest = entries[name]?.values.max(by: { $0.record.createdAt < $1.record.createdAt }) {
-            active[name] = nil
             _ = try activate(name: name, version: newest.version, actor: actor, reason: "the active version was unloaded")
         }
     }
@@ -294,7 +287,7 @@ public actor AdapterRegistry {
     /// The entry for (name, version), or the active version when `version` is empty.
     public func resolve(name: String, version: String) throws(RegistryError) -> Entry {
         guard let versions = entries[name] else { throw RegistryError.notLoaded(name: name, version: nil) }
-        let wanted = version.isEmpty ? (active[name] ?? "") : version
+        let wanted = version.isEmpty ? (activeVersion(of: name) ?? "") : version
         guard let entry = versions[wanted] else { throw RegistryError.notLoaded(name: name, version: version) }
         return entry
     }
@@ -515,12 +508,24 @@ public actor AdapterRegistry {
     /// Number of loaded versions.
     public var count: Int { entries.values.reduce(0) { $0 + $1.count } }
 
-    private func refreshRecords(name: String) throws(RegistryError) {
-        for record in try mapped({ () throws(StoreError) in try store.versions(name: name) }) {
-            if let entry = entries[name]?[record.version] {
-                entries[name]?[record.version] = Entry(record: record, path: entry.path)
-            }
+    /// The active version of `name`, if any (a name has a handful of versions).
+    private func activeVersion(of name: String) -> String? {
+        entries[name]?.first { $0.value.record.state == .active }?.key
+    }
+
+    /// Holds `record` (as the store returned it, now active) in memory and retires the version it replaced, as the
+    /// store did in the same transaction.
+    private func markActive(_ record: AdapterVersionRecord) -> Entry {
+        var versions = entries[record.name] ?? [:]
+        for (version, entry) in versions where entry.record.state == .active && version != record.version {
+            var retired = entry.record
+            retired.state = .retired
+            versions[version] = Entry(record: retired, path: entry.path)
         }
+        let entry = Entry(record: record, path: versions[record.version]?.path ?? "")
+        versions[record.version] = entry
+        entries[record.name] = versions
+        return entry
     }
 
     /// One short row through the adapter, with the kernels requests run: it must produce finite numbers before it
