@@ -1150,6 +1150,25 @@ public nonisolated struct Adapterd_V1_PushBegin: Sendable {
   /// Optional ed25519 signature (64 bytes) over the manifest text (see adapterd's README, "Signed pushes").
   public var signature: Data = Data()
 
+  /// Set by clients that read missing_ranges: the reply then lists the missing chunks as ranges only (a large
+  /// adapter in small chunks would otherwise list hundreds of thousands of indices). Older clients get `missing`.
+  public var missingAsRanges: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Chunks first ..< first + count.
+public nonisolated struct Adapterd_V1_ChunkRange: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var first: Int32 = 0
+
+  public var count: Int32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1220,10 +1239,16 @@ public nonisolated struct Adapterd_V1_PushAdapterReply: @unchecked Sendable {
     set {_uniqueStorage()._chunksTotal = newValue}
   }
 
-  /// Chunks not yet stored (after begin and chunk steps), lowest first.
+  /// Chunks not yet stored (after a begin without missing_as_ranges), lowest first.
   public var missing: [Int32] {
     get {_storage._missing}
     set {_uniqueStorage()._missing = newValue}
+  }
+
+  /// The same as ranges, lowest first (after a begin with missing_as_ranges).
+  public var missingRanges: [Adapterd_V1_ChunkRange] {
+    get {_storage._missingRanges}
+    set {_uniqueStorage()._missingRanges = newValue}
   }
 
   public var bytesReceived: Int64 {
@@ -3203,7 +3228,7 @@ nonisolated extension Adapterd_V1_PushAdapterRequest: SwiftProtobuf.Message, Swi
 
 nonisolated extension Adapterd_V1_PushBegin: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PushBegin"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}size\0\u{1}sha256\0\u{3}chunk_size\0\u{3}base_fingerprint\0\u{1}signature\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}size\0\u{1}sha256\0\u{3}chunk_size\0\u{3}base_fingerprint\0\u{1}signature\0\u{3}missing_as_ranges\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3216,6 +3241,7 @@ nonisolated extension Adapterd_V1_PushBegin: SwiftProtobuf.Message, SwiftProtobu
       case 3: try { try decoder.decodeSingularInt32Field(value: &self.chunkSize) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.baseFingerprint) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.missingAsRanges) }()
       default: break
       }
     }
@@ -3237,6 +3263,9 @@ nonisolated extension Adapterd_V1_PushBegin: SwiftProtobuf.Message, SwiftProtobu
     if !self.signature.isEmpty {
       try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 5)
     }
+    if self.missingAsRanges != false {
+      try visitor.visitSingularBoolField(value: self.missingAsRanges, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3246,6 +3275,42 @@ nonisolated extension Adapterd_V1_PushBegin: SwiftProtobuf.Message, SwiftProtobu
     if lhs.chunkSize != rhs.chunkSize {return false}
     if lhs.baseFingerprint != rhs.baseFingerprint {return false}
     if lhs.signature != rhs.signature {return false}
+    if lhs.missingAsRanges != rhs.missingAsRanges {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_ChunkRange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChunkRange"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}first\0\u{1}count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.first) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.count) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.first != 0 {
+      try visitor.visitSingularInt32Field(value: self.first, fieldNumber: 1)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularInt32Field(value: self.count, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_ChunkRange, rhs: Adapterd_V1_ChunkRange) -> Bool {
+    if lhs.first != rhs.first {return false}
+    if lhs.count != rhs.count {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3342,13 +3407,14 @@ nonisolated extension Adapterd_V1_PushAbort: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PushAdapterReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{3}chunks_total\0\u{1}missing\0\u{3}bytes_received\0\u{1}adapter\0\u{3}key_id\0\u{4}\u{8}correlation_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{3}chunks_total\0\u{1}missing\0\u{3}bytes_received\0\u{1}adapter\0\u{3}key_id\0\u{3}missing_ranges\0\u{4}\u{7}correlation_id\0")
 
   fileprivate class _StorageClass {
     var _status: Adapterd_V1_StatusCode? = nil
     var _error: String = String()
     var _chunksTotal: Int32 = 0
     var _missing: [Int32] = []
+    var _missingRanges: [Adapterd_V1_ChunkRange] = []
     var _bytesReceived: Int64 = 0
     var _adapter: Adapterd_V1_AdapterInfo? = nil
     var _keyID: String = String()
@@ -3367,6 +3433,7 @@ nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, Swift
       _error = source._error
       _chunksTotal = source._chunksTotal
       _missing = source._missing
+      _missingRanges = source._missingRanges
       _bytesReceived = source._bytesReceived
       _adapter = source._adapter
       _keyID = source._keyID
@@ -3396,6 +3463,7 @@ nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, Swift
         case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._bytesReceived) }()
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._adapter) }()
         case 7: try { try decoder.decodeSingularStringField(value: &_storage._keyID) }()
+        case 8: try { try decoder.decodeRepeatedMessageField(value: &_storage._missingRanges) }()
         case 15: try { try decoder.decodeSingularStringField(value: &_storage._correlationID) }()
         default: break
         }
@@ -3430,6 +3498,9 @@ nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, Swift
       if !_storage._keyID.isEmpty {
         try visitor.visitSingularStringField(value: _storage._keyID, fieldNumber: 7)
       }
+      if !_storage._missingRanges.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._missingRanges, fieldNumber: 8)
+      }
       if !_storage._correlationID.isEmpty {
         try visitor.visitSingularStringField(value: _storage._correlationID, fieldNumber: 15)
       }
@@ -3446,6 +3517,7 @@ nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, Swift
         if _storage._error != rhs_storage._error {return false}
         if _storage._chunksTotal != rhs_storage._chunksTotal {return false}
         if _storage._missing != rhs_storage._missing {return false}
+        if _storage._missingRanges != rhs_storage._missingRanges {return false}
         if _storage._bytesReceived != rhs_storage._bytesReceived {return false}
         if _storage._adapter != rhs_storage._adapter {return false}
         if _storage._keyID != rhs_storage._keyID {return false}

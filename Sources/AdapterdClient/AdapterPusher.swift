@@ -50,8 +50,12 @@ public struct AdapterPusher: Sendable {
         begin.chunkSize = Int32(manifest.chunkSize)
         begin.baseFingerprint = manifest.baseFingerprint
         begin.signature = Data(signature)
+        begin.missingAsRanges = true
         let started = try await step(manifest, .begin(begin))
-        let missing = started.missing.map(Int.init)
+        // A worker from before ranges answers with the list.
+        let missing = started.missingRanges.isEmpty
+            ? started.missing.map(Int.init)
+            : started.missingRanges.flatMap { Int($0.first)..<Int($0.first + $0.count) }
         let held = Progress(bytes: started.bytesReceived)
         progress(started.bytesReceived, manifest.size)
         try await withThrowingTaskGroup(of: Void.self) { group in

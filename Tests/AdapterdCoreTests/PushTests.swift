@@ -127,6 +127,14 @@ struct PushTests {
             request.chunk = chunk
             #expect(RPCStatus(try await Self.push(request, setup.client).status) == .ok)
         }
+        // A client that asks for ranges gets the same gaps as runs, and no list.
+        begin.missingAsRanges = true
+        request.begin = begin
+        let asRanges = try await Self.push(request, setup.client)
+        #expect(asRanges.missing.isEmpty)
+        let gaps = asRanges.missingRanges.flatMap { Int($0.first)..<Int($0.first + $0.count) }
+        #expect(gaps == Array(Set(0..<manifest.chunkCount).subtracting(sent)).sorted())
+
         var commit = Adapterd_V1_PushAdapterRequest()
         commit.name = "alerts"
         commit.version = "v2"
@@ -149,6 +157,15 @@ struct PushTests {
         #expect(try await Self.infer(client).label == "critical")
         client.close()
         try await worker.stop()
+    }
+
+    @Test("missing chunks become runs: a fresh push is one range, scattered gaps one range each")
+    func missingChunksAsRanges() {
+        let whole = PushHandlers.ranges(of: Array(0..<500_000))
+        #expect(whole.count == 1 && whole[0].first == 0 && whole[0].count == 500_000)
+        let scattered = PushHandlers.ranges(of: [0, 1, 2, 5, 7, 8])
+        #expect(scattered.map { [$0.first, $0.count] } == [[0, 3], [5, 1], [7, 2]])
+        #expect(PushHandlers.ranges(of: []).isEmpty)
     }
 
     @Test("a push whose bytes do not hash to its sha256 is refused at commit and leaves nothing behind")

@@ -29,13 +29,13 @@ public struct PushHandlers: Sendable {
                     name: request.name, version: request.version, size: begin.size, sha256: begin.sha256,
                     chunkSize: Int(begin.chunkSize), baseFingerprint: begin.baseFingerprint)
                 let progress = try await pushes.begin(manifest, signature: Array(begin.signature))
-                Self.fill(&reply, progress, missing: true)
+                Self.fill(&reply, progress, missing: begin.missingAsRanges ? .ranges : .list)
                 services.logger.info("push begun", metadata: [
                     "name": "\(request.name)", "version": "\(request.version)", "bytes": "\(begin.size)",
                     "missing": "\(progress.missing.count)/\(progress.chunkCount)", "key": "\(progress.keyID)"])
             case .chunk(let chunk):
                 let progress = try await pushes.put(name: request.name, version: request.version, index: Int(chunk.index), data: Array(chunk.data))
-                Self.fill(&reply, progress, missing: false)
+                Self.fill(&reply, progress, missing: nil)
             case .commit(let commit):
                 try await self.commit(request, commit, context, into: &reply)
             case .abort:
@@ -91,11 +91,37 @@ public struct PushHandlers: Sendable {
         reply.chunksTotal = Int32(verified.manifest.chunkCount)
     }
 
-    private static func fill(_ reply: inout Adapterd_V1_PushAdapterReply, _ progress: PushInbox.Progress, missing: Bool) {
+    /// How a reply lists the missing chunks.
+    enum MissingChunks {
+        case list
+        case ranges
+    }
+
+    private static func fill(_ reply: inout Adapterd_V1_PushAdapterReply, _ progress: PushInbox.Progress, missing: MissingChunks?) {
         reply.chunksTotal = Int32(progress.chunkCount)
         reply.bytesReceived = progress.bytesReceived
         reply.keyID = progress.keyID
-        if missing { reply.missing = progress.missing.map(Int32.init) }
+        switch missing {
+        case .list: reply.missing = progress.missing.map(Int32.init)
+        case .ranges: reply.missingRanges = ranges(of: progress.missing)
+        case nil: break
+        }
+    }
+
+    /// Ascending chunk indices as runs of consecutive ones.
+    public static func ranges(of indices: [Int]) -> [Adapterd_V1_ChunkRange] {
+        var ranges: [Adapterd_V1_ChunkRange] = []
+        for index in indices {
+            if let last = ranges.last, Int(last.first + last.count) == index {
+                ranges[ranges.count - 1].count += 1
+            } else {
+                var range = Adapterd_V1_ChunkRange()
+                range.first = Int32(index)
+                range.count = 1
+                ranges.append(range)
+            }
+        }
+        return ranges
     }
 }
 
