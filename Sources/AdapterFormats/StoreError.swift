@@ -4,6 +4,10 @@ public enum StoreError: Error, CustomStringConvertible, Sendable, Equatable {
     case notAnAdapter(directory: String, missing: String)
     case unreadable(path: String, reason: String)
     case notRegularFile(path: String)
+    /// The disk holding the store is full (the source was read fine).
+    case noSpace(directory: String)
+    /// The store could not be written for another reason (permissions, a read-only disk).
+    case unwritable(directory: String, reason: String)
     case notFound(name: String, version: String?)
     case conflict(name: String, version: String, existingSHA256: String)
     case invalidTransition(name: String, version: String, from: AdapterState, to: AdapterState)
@@ -22,6 +26,10 @@ public enum StoreError: Error, CustomStringConvertible, Sendable, Equatable {
             return "\(path) is not a regular file (symbolic links and special files are refused)"
         case let .unreadable(path, reason):
             return "cannot read \(path): \(reason)"
+        case let .noSpace(directory):
+            return "no space left on the disk holding \(directory) (adapterd's data directory): free space there or move dataDir"
+        case let .unwritable(directory, reason):
+            return "cannot write to \(directory) (adapterd's data directory): \(reason)"
         case let .notFound(name, version?):
             return "adapter '\(name)' has no version '\(version)'"
         case let .notFound(name, nil):

@@ -189,9 +189,25 @@ public final class AdapterStore: Sendable {
         } catch {
             try? manager.removeItem(atPath: staging)
             if manager.fileExists(atPath: destination) { return sha256 }
-            throw .unreadable(path: source, reason: error.localizedDescription)
+            throw Self.copyFailure(error, source: source, store: dataDirectory + "/adapters")
         }
         return sha256
+    }
+
+    /// What a failed copy into the store means: a full disk or an unwritable store names the store's directory, not
+    /// the source, which was read fine.
+    static func copyFailure(_ error: any Error, source: String, store: String) -> StoreError {
+        let nsError = error as NSError
+        let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError
+        let posix = [nsError, underlying].compactMap { $0 }.first { $0.domain == NSPOSIXErrorDomain }?.code
+        if posix == Int(ENOSPC) || posix == Int(EDQUOT) || nsError.code == CocoaError.fileWriteOutOfSpace.rawValue {
+            return .noSpace(directory: store)
+        }
+        let writeCodes = CocoaError.Code.fileWriteUnknown.rawValue...CocoaError.Code.fileWriteVolumeReadOnly.rawValue
+        if posix == Int(EROFS) || (nsError.domain == NSCocoaErrorDomain && writeCodes.contains(nsError.code)) {
+            return .unwritable(directory: store, reason: error.localizedDescription)
+        }
+        return .unreadable(path: source, reason: error.localizedDescription)
     }
 
     /// Deletes the content-addressed files of `sha256` unless a registered, non-failed version uses them.

@@ -47,7 +47,8 @@ extension StoreError {
         case .notAnAdapter, .invalidTransition, .nothingToRollBackTo, .notRegularFile: return .failedPrecondition
         case .notFound: return .notFound
         case .conflict: return .alreadyExists
-        case .unreadable, .database: return .internal
+        case .noSpace: return .resourceExhausted
+        case .unreadable, .unwritable, .database: return .internal
         }
     }
 }
