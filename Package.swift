@@ -151,6 +151,13 @@ let package = Package(
             ],
             path: "Benchmarks/MQTTBenchmark"
         ),
+        // A bounded soak of an adapterd process at a steady request rate: replies lost or doubled, latency and
+        // the worker's resident memory over time.
+        .executableTarget(
+            name: "SoakBenchmark",
+            dependencies: ["AdapterdCore", "MQTTRPC"],
+            path: "Benchmarks/SoakBenchmark"
+        ),
         // Helpers every test target shares: a real broker, an in-process worker, raw and RPC clients, the
         // reference outputs.
         .target(
