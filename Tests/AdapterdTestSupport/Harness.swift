@@ -71,8 +71,9 @@ public final class RunningWorker: Sendable {
     let group: ServiceGroup
     let task: Task<Void, any Error>
 
-    /// Starts a worker and waits until it answers `GetStatus` (asked as `username`, when the broker wants a login).
-    public init(_ configuration: WorkerConfiguration, username: String? = nil, password: String? = nil) async throws {
+    /// Starts a worker and waits until it answers `GetStatus` (asked as `username`, when the broker wants a login,
+    /// and checking the broker's certificate against `tlsCAFile` over TLS).
+    public init(_ configuration: WorkerConfiguration, username: String? = nil, password: String? = nil, tlsCAFile: String? = nil) async throws {
         var logger = Logger(label: "test-worker")
         logger.logLevel = .warning
         worker = try Worker(configuration: configuration, logger: logger)
@@ -81,7 +82,8 @@ public final class RunningWorker: Sendable {
         task = Task { try await group.run() }
         // Ready once it answers a status request.
         let client = try await AdapterdClient(
-            brokerURL: configuration.brokerURL, worker: configuration.workerID, username: username, password: password)
+            brokerURL: configuration.brokerURL, worker: configuration.workerID, username: username, password: password,
+            tlsCAFile: tlsCAFile)
         defer { client.close() }
         for _ in 0..<100 {
             if (try? await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: .milliseconds(200))) != nil { return }
