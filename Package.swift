@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -198,3 +199,18 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (Fuzz/), declared only for scripts/fuzz, which builds them with -sanitize=fuzzer in a scratch
+// directory of their own (libFuzzer supplies their main; a normal build would have none).
+if ProcessInfo.processInfo.environment["ADAPTERD_FUZZ"] == "1" {
+    let fuzzers: [(String, [Target.Dependency])] = [
+        ("FuzzSafeTensors", ["AdapterEngine"]),
+        ("FuzzAdapterConfig", ["AdapterEngine"]),
+        ("FuzzTokenizer", ["AdapterEngine"]),
+        ("FuzzRPCBody", ["AdapterdAPI", "MQTTRPC"]),
+        ("FuzzPushBundle", ["AdapterFormats"]),
+    ]
+    for (name, dependencies) in fuzzers {
+        package.targets.append(.executableTarget(name: name, dependencies: dependencies, path: "Fuzz/\(name)"))
+    }
+}

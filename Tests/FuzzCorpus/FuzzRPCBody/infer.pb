@@ -1,0 +1,2 @@
+
+turn on the lightsintent
