@@ -209,6 +209,7 @@ if ProcessInfo.processInfo.environment["ADAPTERD_FUZZ"] == "1" {
         ("FuzzTokenizer", ["AdapterEngine"]),
         ("FuzzRPCBody", ["AdapterdAPI", "MQTTRPC"]),
         ("FuzzPushBundle", ["AdapterFormats"]),
+        ("FuzzConfigFile", ["AdapterdCore"]),
     ]
     for (name, dependencies) in fuzzers {
         package.targets.append(.executableTarget(name: name, dependencies: dependencies, path: "Fuzz/\(name)"))

@@ -89,6 +89,10 @@ struct SettingSourcesTests {
     func errorsNameTheirOrigin() throws {
         #expect(throws: SettingError.self) { try SettingSources(arguments: [:], environment: [:], configFile: try Self.write("wokerId: x\n")) }
         #expect(throws: SettingError.self) { try SettingSources(arguments: [:], environment: [:], configFile: try Self.write("security: {adapterRoot: [/x]}\n")) }
+        // A key that is not text (Yams.load trapped on these; found by Fuzz/FuzzConfigFile).
+        for text in ["? [a, b]\n: 1\n", "{[1]: 2}\n", "security:\n  {x: 1}: true\n"] {
+            #expect(throws: SettingError.self, "\(text)") { try SettingSources(arguments: [:], environment: [:], configFile: try Self.write(text)) }
+        }
         do {
             let sources = try SettingSources(arguments: [:], environment: [:], configFile: try Self.write("maxBatch: lots\n"))
             _ = try WorkerConfiguration(settings: sources, brokerURL: "mqtt://127.0.0.1:1")

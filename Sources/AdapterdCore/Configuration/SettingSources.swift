@@ -43,17 +43,19 @@ public struct SettingSources: Sendable {
         } catch {
             throw SettingError(message: "\(configFile): cannot read: \(error.localizedDescription)")
         }
-        let loaded: Any?
+        // The node tree, not Yams.load: its Any-based construction traps on a key that is not text (found by
+        // Fuzz/FuzzConfigFile), where a configuration file must get an error.
+        let node: Node?
         do {
-            loaded = try Yams.load(yaml: text)
+            node = try Yams.compose(yaml: text)
         } catch {
             throw SettingError(message: "\(configFile): not valid YAML: \(error)")
         }
-        guard let loaded else {
+        guard let node else {
             file = [:]
             return
         }
-        guard case .map(let mapping) = Self.fileValue(loaded) else {
+        guard case .map(let mapping) = try Self.fileValue(node, at: "", in: configFile) else {
             throw SettingError(message: "\(configFile): expected a mapping of settings at the top level")
         }
         file = mapping
@@ -162,12 +164,27 @@ public struct SettingSources: Sendable {
         }
     }
 
-    private static func fileValue(_ value: Any) -> FileValue {
-        switch value {
-        case let mapping as [String: Any]: return .map(mapping.mapValues(fileValue))
-        case let list as [Any]: return .list(list.map(fileValue))
-        case let flag as Bool: return .scalar(flag ? "true" : "false")
-        default: return .scalar("\(value)")
+    /// `node` as settings values: scalars as their text, parsed later like flag values.
+    private static func fileValue(_ node: Node, at path: String, in file: String) throws(SettingError) -> FileValue {
+        switch node {
+        case .scalar(let scalar):
+            return .scalar(scalar.string)
+        case .sequence(let sequence):
+            var items: [FileValue] = []
+            for item in sequence { items.append(try fileValue(item, at: path, in: file)) }
+            return .list(items)
+        case .mapping(let mapping):
+            var values: [String: FileValue] = [:]
+            for (key, value) in mapping {
+                guard case .scalar(let name) = key else {
+                    throw SettingError(message: "\(file): a key\(path.isEmpty ? "" : " under '\(path)'") is not text")
+                }
+                let nested = path.isEmpty ? name.string : path + "." + name.string
+                values[name.string] = try fileValue(value, at: nested, in: file)
+            }
+            return .map(values)
+        @unknown default:
+            throw SettingError(message: "\(file): '\(path)' holds a YAML node adapterd does not read")
         }
     }
 
