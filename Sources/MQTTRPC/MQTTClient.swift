@@ -66,8 +66,12 @@ public final class MQTTClient: @unchecked Sendable {
         mosquitto_connect_v5_callback_set(handle) { _, context, code, _, _ in
             MQTTClient.from(context).didConnect(code: code)
         }
-        mosquitto_disconnect_v5_callback_set(handle) { _, context, _, _ in
-            MQTTClient.from(context).didDisconnect()
+        mosquitto_disconnect_v5_callback_set(handle) { _, context, code, _ in
+            MQTTClient.from(context).didDisconnect(code: code)
+        }
+        mosquitto_log_callback_set(handle) { _, context, level, message in
+            guard level & Int32(MOSQ_LOG_ERR) != 0, let message else { return }
+            MQTTClient.from(context).didLogError(String(cString: message))
         }
         mosquitto_subscribe_v5_callback_set(handle) { _, context, mid, _, _, _ in
             MQTTClient.from(context).didSubscribe(mid: mid)
@@ -278,8 +282,23 @@ public final class MQTTClient: @unchecked Sendable {
         waiter?.resume()
     }
 
-    private func didDisconnect() {
+    private func didDisconnect(code: Int32) {
         lock.withLock { connected = false }
+    }
+
+    /// libmosquitto reports a failed TLS handshake on its network thread only as a log line (no CONNACK, no
+    /// disconnect callback) and then retries forever; callers waiting to connect get OpenSSL's reason at once.
+    private func didLogError(_ message: String) {
+        guard message.contains("OpenSSL Error") || message.contains("TLS") else { return }
+        let pending = lock.withLock { () -> [CheckedContinuation<Void, any Error>] in
+            guard !connected else { return [] }
+            defer { waiters.removeAll() }
+            return Array(waiters.values)
+        }
+        let error = MQTTError.library(
+            operation: "connecting to \(options.host):\(options.port)", code: Int32(MOSQ_ERR_TLS.rawValue),
+            message: "the TLS handshake failed (\(message)): is the broker's certificate signed by the CA in use (--tls-ca, or the system's CAs) and issued for this host, and does the broker speak TLS on this port?")
+        pending.forEach { $0.resume(throwing: error) }
     }
 
     private func didReceive(_ message: mosquitto_message, properties list: OpaquePointer?) {

@@ -93,7 +93,7 @@ struct TLSBrokerTests {
         defer { broker.stop() }
         do {
             let client = try await AdapterdClient(
-                brokerURL: broker.url, worker: "w", username: "adapterd", password: broker.password, tlsCAFile: broker.otherCAFile, timeout: .seconds(3))
+                brokerURL: broker.url, worker: "w", username: "adapterd", password: broker.password, tlsCAFile: broker.otherCAFile, timeout: .seconds(10))
             client.close()
             Issue.record("connected with a CA that did not sign the broker's certificate")
         } catch {
