@@ -47,6 +47,9 @@ public actor AdapterRegistry {
     private var pinsSincePrune = 0
     /// Most session pins kept; see `init`.
     private let maxPins: Int
+    /// Most versions (adapters and routers, every name) registered at once; past it loads and pushes get
+    /// RESOURCE_EXHAUSTED until some are unloaded, so a control client cannot fill memory and disk with versions.
+    private let maxVersions: Int
     /// Traffic splits by adapter name.
     public private(set) var rollouts: [String: Rollout] = [:]
     /// Input routers, parsed (they are a few kilobytes: all stay in memory).
@@ -64,10 +67,12 @@ public actor AdapterRegistry {
     /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`; adapters
     /// declaring a hub base model other than `baseModelNames` are refused.
     /// At most `maxPins` session pins are kept (in memory and in SQLite); beyond it the soonest to expire go first.
+    /// At most `maxVersions` versions are registered at once; further loads get `RegistryError.limit`.
     public init(
         engine: InferenceEngine, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = [],
-        maxPins: Int = 100_000
+        maxPins: Int = 100_000, maxVersions: Int = 10_000
     ) {
+        self.maxVersions = max(1, maxVersions)
         self.maxPins = max(16, maxPins)
         let model = engine.model
         self.engine = engine
@@ -137,6 +142,10 @@ public actor AdapterRegistry {
             let reason = "it was built for the base model with sha256 \(declaredBase.prefix(16))…, this worker serves \(baseFingerprint.prefix(16))…"
             _ = try? store.record(HistoryRecord(name: name, version: version, action: "refused", actor: actor, reason: reason))
             throw RegistryError.refused(name: name, version: version, reason: reason)
+        }
+        // Refused before any hashing or copying when the worker already holds as many versions as it keeps.
+        if await entry(name: name, version: version) == nil, await count >= maxVersions {
+            throw RegistryError.limit(what: "adapter versions", limit: maxVersions)
         }
         var isDirectory: ObjCBool = false
         guard !path.isEmpty, FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -234,6 +243,12 @@ public actor AdapterRegistry {
                 throw RegistryError.store(.conflict(name: name, version: version, existingSHA256: existing.sha256))
             }
             return existing
+        }
+        // Loads that passed the early check together may not all fit.
+        guard count < maxVersions else {
+            try? store.remove(name: name, version: version, actor: actor)
+            try? store.removeFilesIfUnused(sha256: staged.sha256)
+            throw RegistryError.limit(what: "adapter versions", limit: maxVersions)
         }
         var record = staged
         if activeVersion(of: name) == nil {

@@ -342,6 +342,35 @@ struct ControlLaneTests {
     }
 }
 
+@Suite("Version limit")
+struct VersionLimitTests {
+    @Test("past the version limit a load is refused with RESOURCE_EXHAUSTED before any work, and fits again after an unload")
+    func versionsBounded() async throws {
+        let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
+        let directory = Harness.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let registry = AdapterRegistry(
+            engine: offline.services.engine, store: try AdapterStore(dataDirectory: directory), baseFingerprint: "f",
+            cacheBytes: 64 << 20, maxVersions: 2)
+        let path = Harness.adapterDirectory("intent")
+        _ = try await registry.load(name: "intent", version: "v1", path: path, actor: "test")
+        _ = try await registry.load(name: "intent", version: "v2", path: path, actor: "test")
+        do {
+            _ = try await registry.load(name: "intent", version: "v3", path: path, actor: "test")
+            Issue.record("a third version was registered past a limit of 2")
+        } catch {
+            #expect(error == .limit(what: "adapter versions", limit: 2))
+            #expect(RPCError(mapping: error).status == .resourceExhausted)
+        }
+        // Loading a version already registered is not a new one.
+        _ = try await registry.load(name: "intent", version: "v2", path: path, actor: "test")
+        try await registry.unload(name: "intent", version: "v2", actor: "test")
+        _ = try await registry.load(name: "intent", version: "v3", path: path, actor: "test")
+        #expect(await registry.count == 2)
+    }
+}
+
 @Suite("Session pins")
 struct SessionPinTests {
     @Test("Pins stay within their bound however many sessions arrive, newest kept, in memory and after a restart")
