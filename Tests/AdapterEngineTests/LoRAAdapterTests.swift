@@ -77,6 +77,21 @@ struct LoRAAdapterTests {
         #expect(error!.description.contains(field))
     }
 
+    @Test("ranks and layer indices beyond any real adapter are refused as invalid, not trapped on", arguments: [
+        ("r", "5.5e84"), ("r", "1e300"), ("layers_to_transform", "[0, 1e30]"), ("layers_to_transform", "9.3e18"),
+        ("rank_pattern", "{\"query\": 1e30}"),
+    ])
+    func hugeNumbersAreRefused(field: String, json: String) throws {
+        // Fuzz/FuzzAdapterConfig found r = 5.5e84 trapping in the Int conversion.
+        let value = try JSONSerialization.jsonObject(with: Data(json.utf8), options: .fragmentsAllowed)
+        let error = Self.loadError(try Self.adapter(configChanges: [field: value]))
+        guard case .invalidConfig(_, let named, _)? = error else {
+            Issue.record("expected invalidConfig for \(field) = \(json), got \(String(describing: error))")
+            return
+        }
+        #expect(named == field)
+    }
+
     @Test("fan_in_fan_out is accepted for Linear layers and changes nothing, as in PEFT")
     func fanInFanOut() throws {
         let adapter = try LoRAAdapter(directory: try Self.adapter(configChanges: ["fan_in_fan_out": true]), model: Fixtures.model)

@@ -43,6 +43,16 @@ public struct LoRAConfig: Sendable {
     ]
 
     /// Fields that change the forward pass whenever they are set to anything but their default.
+    /// Ranks and layer indices above this are refused: no real adapter comes near it, and a JSON number beyond
+    /// Int's range would otherwise trap when converted (found by Fuzz/FuzzAdapterConfig).
+    static let largestCount = 1 << 20
+
+    /// `number` as a non-negative integer up to `largestCount`, or nil.
+    static func count(_ number: Double) -> Int? {
+        guard number >= 0, number <= Double(largestCount), let value = Int(exactly: number) else { return nil }
+        return value
+    }
+
     static let mathChangingFields: [String] = [
         "use_dora", "lora_bias", "layer_replication", "target_parameters", "trainable_token_indices", "use_qalora",
         "alora_invocation_tokens", "arrow_config", "use_bdlora", "monteclora_config", "velora_config", "kasa_config",
@@ -79,10 +89,10 @@ public struct LoRAConfig: Sendable {
             throw .unsupportedOption(adapter: adapter, field: key, value: value.summary)
         }
 
-        guard case .number(let r) = root["r"] ?? .number(8), r >= 1, r == r.rounded() else {
-            throw invalid("r", "must be a positive integer")
+        guard case .number(let r) = root["r"] ?? .number(8), let rank = Self.count(r), rank >= 1 else {
+            throw invalid("r", "must be a positive integer up to \(Self.largestCount)")
         }
-        rank = Int(r)
+        self.rank = rank
         guard case .number(let alpha) = root["lora_alpha"] ?? .number(8), alpha.isFinite else {
             throw invalid("lora_alpha", "must be a number")
         }
@@ -101,14 +111,14 @@ public struct LoRAConfig: Sendable {
         switch root["layers_to_transform"] ?? .null {
         case .null:
             layersToTransform = nil
-        case .number(let index) where index >= 0 && index == index.rounded():
-            layersToTransform = [Int(index)]
+        case .number(let number) where Self.count(number) != nil:
+            layersToTransform = [Self.count(number)!]
         case .array(let values):
             layersToTransform = try values.map { value throws(AdapterError) -> Int in
-                guard case .number(let index) = value, index >= 0, index == index.rounded() else {
-                    throw invalid("layers_to_transform", "entries must be non-negative integers")
+                guard case .number(let number) = value, let index = Self.count(number) else {
+                    throw invalid("layers_to_transform", "entries must be non-negative integers up to \(Self.largestCount)")
                 }
-                return Int(index)
+                return index
             }
         default:
             throw invalid("layers_to_transform", "must be an integer or a list of integers")
@@ -132,10 +142,10 @@ public struct LoRAConfig: Sendable {
         }
 
         rankPattern = try Self.pattern(root["rank_pattern"], field: "rank_pattern", adapter: adapter).map { entry throws(AdapterError) in
-            guard entry.value >= 1, entry.value == entry.value.rounded() else {
-                throw invalid("rank_pattern", "rank for '\(entry.key)' must be a positive integer")
+            guard let rank = Self.count(entry.value), rank >= 1 else {
+                throw invalid("rank_pattern", "rank for '\(entry.key)' must be a positive integer up to \(Self.largestCount)")
             }
-            return (entry.key, Int(entry.value))
+            return (entry.key, rank)
         }
         alphaPattern = try Self.pattern(root["alpha_pattern"], field: "alpha_pattern", adapter: adapter).map { ($0.key, $0.value) }
 
