@@ -62,10 +62,10 @@ struct SettingSourcesTests {
     @Test("lists come from repeated flags, comma-separated variables or YAML lists")
     func lists() throws {
         let fromEnvironment = SettingSources(environment: ["ADAPTERD_ADAPTER_ROOTS": "/a, /b"])
-        #expect(try fromEnvironment.strings(Settings.adapterRoots) == ["/a", "/b"])
+        #expect(fromEnvironment.strings(Settings.adapterRoots) == ["/a", "/b"])
         let fromFlags = SettingSources(arguments: [Settings.adapterRoots.key: ["/c", "/d"]], environment: ["ADAPTERD_ADAPTER_ROOTS": "/a"])
-        #expect(try fromFlags.strings(Settings.adapterRoots) == ["/c", "/d"])
-        #expect(try SettingSources().strings(Settings.baseModelNames) == ["sentence-transformers/all-MiniLM-L6-v2"])
+        #expect(fromFlags.strings(Settings.adapterRoots) == ["/c", "/d"])
+        #expect(SettingSources().strings(Settings.baseModelNames) == ["sentence-transformers/all-MiniLM-L6-v2"])
     }
 
     @Test("the table's defaults are the worker's own defaults")

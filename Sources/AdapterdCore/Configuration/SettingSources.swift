@@ -97,8 +97,8 @@ public struct SettingSources: Sendable {
     }
 
     /// A list setting's values (empty when no source has any).
-    public func strings(_ setting: Setting) throws(SettingError) -> [String] {
-        try raw(setting)?.values ?? []
+    public func strings(_ setting: Setting) -> [String] {
+        raw(setting)?.values ?? []
     }
 
     /// The setting parsed into one of a type's cases, naming the choices when the value is none of them.

@@ -31,10 +31,10 @@ extension WorkerConfiguration {
             maxErrorRateIncrease: try settings.double(Settings.guardMaxErrorRateIncrease) ?? guardPolicy.maxErrorRateIncrease,
             maxLatencyRatio: try settings.double(Settings.guardMaxLatencyRatio) ?? guardPolicy.maxLatencyRatio)
         requireSigned = try settings.bool(Settings.requireSigned)
-        trustedKeys = try settings.strings(Settings.trustedKeys)
+        trustedKeys = settings.strings(Settings.trustedKeys)
         maxPushBytes = try settings.int(Settings.maxPushBytes).map(Int64.init) ?? maxPushBytes
-        adapterRoots = try settings.strings(Settings.adapterRoots)
-        baseModelNames = try settings.strings(Settings.baseModelNames)
+        adapterRoots = settings.strings(Settings.adapterRoots)
+        baseModelNames = settings.strings(Settings.baseModelNames)
         username = try settings.string(Settings.username)
         password = try settings.string(Settings.password)
         if password == nil, let path = try settings.string(Settings.passwordFile) {
