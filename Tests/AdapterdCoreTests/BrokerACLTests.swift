@@ -62,14 +62,7 @@ struct BrokerACLTests {
         // As compose runs it: the worker also takes the pool's requests through a shared subscription.
         configuration.pool = "edge"
         let worker = try await RunningWorker(configuration, username: "controller", password: try broker.password("controller"))
-        // The worker stops whether the checks pass or throw.
-        do {
-            try await Self.checkSeparation(broker: broker, worker: configuration.workerID)
-        } catch {
-            try? await worker.stop()
-            throw error
-        }
-        try await worker.stop()
+        try await worker.stopping { try await Self.checkSeparation(broker: broker, worker: configuration.workerID) }
     }
 
     @Test("an anonymous client, a wrong password and an unknown user are refused with a clear reason")

@@ -71,7 +71,7 @@ struct TLSBrokerTests {
         configuration.password = broker.password
         configuration.tlsCAFile = broker.caFile
         let worker = try await RunningWorker(configuration, username: "adapterd", password: broker.password, tlsCAFile: broker.caFile)
-        do {
+        try await worker.stopping {
             let client = try await AdapterdClient(
                 brokerURL: broker.url, worker: configuration.workerID, username: "adapterd", password: broker.password, tlsCAFile: broker.caFile)
             defer { client.close() }
@@ -80,11 +80,7 @@ struct TLSBrokerTests {
             request.adapter = "intent"
             let reply = try await client.infer(request)
             #expect(reply.status == .ok && !reply.label.isEmpty)
-        } catch {
-            try? await worker.stop()
-            throw error
         }
-        try await worker.stop()
     }
 
     @Test("a CA that did not sign the broker's certificate, or a wrong password over TLS, fails with a clear reason")

@@ -91,6 +91,19 @@ public final class RunningWorker: Sendable {
         throw MQTTError.timedOut(operation: "waiting for the worker to come up")
     }
 
+    /// Runs `body`, then stops the worker gracefully whether `body` threw or not.
+    public func stopping<T>(after body: () async throws -> T) async throws -> T {
+        let result: T
+        do {
+            result = try await body()
+        } catch {
+            try? await stop()
+            throw error
+        }
+        try await stop()
+        return result
+    }
+
     /// Graceful shutdown, as SIGTERM triggers it.
     public func stop() async throws {
         await group.triggerGracefulShutdown()
