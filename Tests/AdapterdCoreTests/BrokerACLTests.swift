@@ -28,24 +28,12 @@ struct BrokerACLTests {
             let maker = try ChildProcess.spawn(root + "/deploy/mosquitto/make-users", arguments: [directory], output: directory + "/make-users.log")
             let made = ChildProcess.wait(maker, timeout: .seconds(30))
             try #require(made == 0, "make-users failed: \((try? String(contentsOfFile: directory + "/make-users.log", encoding: .utf8)) ?? "")")
-            let port = try MosquittoProcess.freePort()
-            let user = String(cString: getpwuid(geteuid()).pointee.pw_name)
-            let config = """
-                user \(user)
-                listener \(port) 127.0.0.1
+            let (port, pid) = try await Harness.startMosquitto(settings: """
                 allow_anonymous false
                 password_file \(directory)/adapterd.passwords
                 acl_file \(directory)/adapterd.acl
                 set_tcp_nodelay true
-                log_dest file \(directory)/mosquitto.log
-
-                """
-            try config.write(toFile: directory + "/mosquitto.conf", atomically: true, encoding: .utf8)
-            let executable = try #require(MosquittoProcess.executable())
-            let pid = try ChildProcess.spawn(executable, arguments: ["-c", directory + "/mosquitto.conf"], output: directory + "/stdout.log")
-            let listening = await Harness.eventually(timeout: .seconds(5), interval: .milliseconds(20)) { MosquittoProcess.accepts(port: port) }
-            if !listening { ChildProcess.terminate(pid, within: .seconds(2)) }
-            try #require(listening, "mosquitto did not start: \((try? String(contentsOfFile: directory + "/mosquitto.log", encoding: .utf8)) ?? "")")
+                """, in: directory)
             return SecuredBroker(directory: directory, port: port, pid: pid)
         }
 

@@ -38,24 +38,13 @@ struct TLSBrokerTests {
             let password = "pw-" + UUID().uuidString.prefix(12)
             let passwd = try ChildProcess.spawn("/usr/bin/mosquitto_passwd", arguments: ["-c", "-b", directory + "/passwords", "adapterd", password], output: directory + "/passwd.log")
             try #require(ChildProcess.wait(passwd, timeout: .seconds(10)) == 0, "mosquitto_passwd failed")
-            let port = try MosquittoProcess.freePort()
-            let user = String(cString: getpwuid(geteuid()).pointee.pw_name)
-            try """
-                user \(user)
-                listener \(port) 127.0.0.1
+            let (port, pid) = try await Harness.startMosquitto(settings: """
                 cafile \(directory)/ca.pem
                 certfile \(directory)/server.pem
                 keyfile \(directory)/server.key
                 allow_anonymous false
                 password_file \(directory)/passwords
-                log_dest file \(directory)/mosquitto.log
-
-                """.write(toFile: directory + "/mosquitto.conf", atomically: true, encoding: .utf8)
-            let executable = try #require(MosquittoProcess.executable())
-            let pid = try ChildProcess.spawn(executable, arguments: ["-c", directory + "/mosquitto.conf"], output: directory + "/stdout.log")
-            let listening = await Harness.eventually(timeout: .seconds(5), interval: .milliseconds(20)) { MosquittoProcess.accepts(port: port) }
-            if !listening { ChildProcess.terminate(pid, within: .seconds(2)) }
-            try #require(listening, "mosquitto did not start: \((try? String(contentsOfFile: directory + "/mosquitto.log", encoding: .utf8)) ?? "")")
+                """, in: directory)
             return TLSBroker(directory: directory, port: port, pid: pid, password: password)
         }
 

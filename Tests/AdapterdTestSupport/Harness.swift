@@ -48,6 +48,24 @@ public enum Harness {
         return configuration
     }
 
+    /// Starts mosquitto on a free loopback port with `settings` (lines after `user` and `listener`), its config
+    /// and log in `directory`, and waits until it listens; returns its port and pid (stop it with
+    /// `ChildProcess.terminate`). For brokers the tests set up themselves: passwords, ACLs, TLS.
+    public static func startMosquitto(settings: String, in directory: String) async throws -> (port: Int, pid: pid_t) {
+        let port = try MosquittoProcess.freePort()
+        let user = String(cString: getpwuid(geteuid()).pointee.pw_name)
+        let config = "user \(user)\nlistener \(port) 127.0.0.1\nlog_dest file \(directory)/mosquitto.log\n" + settings + "\n"
+        try config.write(toFile: directory + "/mosquitto.conf", atomically: true, encoding: .utf8)
+        guard let executable = MosquittoProcess.executable() else { throw MQTTError.connectionRefused(reason: "mosquitto is not installed") }
+        let pid = try ChildProcess.spawn(executable, arguments: ["-c", directory + "/mosquitto.conf"], output: directory + "/stdout.log")
+        guard await eventually(timeout: .seconds(5), interval: .milliseconds(20), { MosquittoProcess.accepts(port: port) }) else {
+            ChildProcess.terminate(pid, within: .seconds(2))
+            let log = (try? String(contentsOfFile: directory + "/mosquitto.log", encoding: .utf8)) ?? ""
+            throw MQTTError.connectionRefused(reason: "mosquitto did not start listening: \(log)")
+        }
+        return (port, pid)
+    }
+
     /// Whether `condition` holds within `timeout`, checking every `interval`: for states that announce nothing
     /// (a log file, an HTTP endpoint). Callers assert on the result with a message saying what did not happen.
     public static func eventually(timeout: Duration, interval: Duration = .milliseconds(25), _ condition: () async throws -> Bool) async rethrows -> Bool {
