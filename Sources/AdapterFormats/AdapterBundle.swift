@@ -51,8 +51,10 @@ public enum AdapterBundle {
             }
             let end = start + Int(length)
             let path = directory + "/" + name
-            guard FileManager.default.createFile(atPath: path, contents: Data(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))) else {
-                throw .io(path: path, reason: "cannot write")
+            do {
+                try Data(UnsafeRawBufferPointer(rebasing: bytes[start..<end])).write(to: URL(fileURLWithPath: path))
+            } catch {
+                throw PushError.writeFailure(error, path: path)
             }
             offset = end
         }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Why an over-the-air push was refused.
 public enum PushError: Error, CustomStringConvertible, Sendable, Equatable {
     case invalidManifest(String)
@@ -13,6 +15,8 @@ public enum PushError: Error, CustomStringConvertible, Sendable, Equatable {
     case digestMismatch(expected: String, actual: String)
     case malformedBundle(String)
     case io(path: String, reason: String)
+    /// The disk holding the push's files filled up; what was stored is kept.
+    case diskFull(directory: String)
 
     public var description: String {
         switch self {
@@ -44,6 +48,38 @@ public enum PushError: Error, CustomStringConvertible, Sendable, Equatable {
             return "the pushed payload is not an adapter bundle: \(reason); the push was discarded"
         case let .io(path, reason):
             return "push storage: \(path): \(reason)"
+        case .diskFull(let directory):
+            return "the disk holding \(directory) is full: the push keeps what it stored; free space there and send the rest again"
         }
+    }
+
+    /// Whether the push was thrown away (the sender must start over): its payload or signature is bad. A push
+    /// that failed for lack of space or any other local reason keeps what it stored.
+    public var discardsPush: Bool {
+        switch self {
+        case .sizeMismatch, .digestMismatch, .malformedBundle, .unsigned, .untrustedSignature: return true
+        default: return false
+        }
+    }
+
+    /// What a failed write of `path` means for a push: a full disk (named by the directory), or an I/O error.
+    public static func writeFailure(errno code: Int32, path: String) -> PushError {
+        if code == ENOSPC || code == EDQUOT {
+            return .diskFull(directory: (path as NSString).deletingLastPathComponent)
+        }
+        return .io(path: path, reason: String(cString: strerror(code)))
+    }
+
+    /// `writeFailure(errno:path:)` for an error thrown by Foundation.
+    public static func writeFailure(_ error: any Error, path: String) -> PushError {
+        let nsError = error as NSError
+        let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError
+        if let posix = [nsError, underlying].compactMap({ $0 }).first(where: { $0.domain == NSPOSIXErrorDomain })?.code {
+            return writeFailure(errno: Int32(posix), path: path)
+        }
+        if nsError.code == CocoaError.fileWriteOutOfSpace.rawValue {
+            return .diskFull(directory: (path as NSString).deletingLastPathComponent)
+        }
+        return .io(path: path, reason: error.localizedDescription)
     }
 }

@@ -87,9 +87,23 @@ public actor AdapterRegistry {
         }
     }
 
-    /// Loads every registered, non-failed version built for this base model from the store (after a restart).
-    /// Returns the versions that could not be restored, with why.
-    public func restore() throws(RegistryError) -> [(name: String, version: String, reason: String)] {
+    /// What `restore` found and repaired.
+    public struct RestoreReport: Sendable {
+        /// Versions that could not be restored, with why.
+        public var skipped: [(name: String, version: String, reason: String)] = []
+        /// Versions made active because no version of their name was (a registry from before registration and
+        /// first activation shared a transaction).
+        public var activated: [AdapterVersionRecord] = []
+        /// Directories under `{data}/adapters` that a killed load left and nothing referred to, removed.
+        public var removedFiles: [String] = []
+    }
+
+    /// Loads every registered, non-failed version built for this base model from the store (after a restart),
+    /// after repairing what a killed worker can leave behind.
+    public func restore() throws(RegistryError) -> RestoreReport {
+        var report = RestoreReport()
+        report.activated = try mapped { () throws(StoreError) in try store.activateOrphanedNames(actor: "restore") }
+        report.removedFiles = try mapped { () throws(StoreError) in try store.removeUnreferencedFiles() }
         routeTable = RouteTable(try mapped { () throws(StoreError) in try store.routes() })
         rollouts = try mapped { () throws(StoreError) in try store.rollouts() }
         try mapped { () throws(StoreError) in _ = try store.pruneSessions() }
@@ -97,15 +111,14 @@ public actor AdapterRegistry {
             pins[SessionKey(session: record.session, adapter: record.adapter)] = Pin(version: record.version, expiresAt: record.expiresAt)
         }
         if pins.count > maxPins { boundPins(now: Date()) }
-        var skipped: [(String, String, String)] = []
         for record in try mapped({ () throws(StoreError) in try store.versions() }) where record.state != .failed {
             guard record.baseFingerprint == baseFingerprint else {
-                skipped.append((record.name, record.version, "built for another base model"))
+                report.skipped.append((record.name, record.version, "built for another base model"))
                 continue
             }
             let path = store.directory(forSHA256: record.sha256)
             guard record.kind.requiredFiles.allSatisfy({ FileManager.default.fileExists(atPath: path + "/" + $0) }) else {
-                skipped.append((record.name, record.version, "its files are missing from \(path)"))
+                report.skipped.append((record.name, record.version, "its files are missing from \(path)"))
                 continue
             }
             if record.kind == .router {
@@ -114,14 +127,14 @@ public actor AdapterRegistry {
                     try router.validate(for: model, fingerprint: baseFingerprint)
                     routers[AdapterCache.Key(name: record.name, version: record.version)] = router
                 } catch {
-                    skipped.append((record.name, record.version, "\(error)"))
+                    report.skipped.append((record.name, record.version, "\(error)"))
                     continue
                 }
             }
             // Weights load on first use, under the cache's budget.
             entries[record.name, default: [:]][record.version] = Entry(record: record, path: path)
         }
-        return skipped
+        return report
     }
 
     /// Stages a PEFT adapter directory as (name, version): copies it into the store, validates it against the base
@@ -156,6 +169,7 @@ public actor AdapterRegistry {
             do throws(StoreError) { return .success(try store.importFiles(from: path)) } catch { return .failure(error) }
         }
         let sha256 = try mapped { () throws(StoreError) in try imported.get() }
+        CrashPoint.reached(.loadImported)
         if let existing = await entry(name: name, version: version) {
             guard existing.sha256 == sha256 else {
                 throw RegistryError.store(.conflict(name: name, version: version, existingSHA256: existing.sha256))
@@ -196,6 +210,7 @@ public actor AdapterRegistry {
             do throws(StoreError) { return .success(try store.register(record, actor: actor)) } catch { return .failure(error) }
         }
         let registered = try mapped { () throws(StoreError) in try written.get() }
+        CrashPoint.reached(.loadRegistered)
         return try await commit(registered, path: storedPath, adapter: adapter, actor: actor)
     }
 
@@ -234,7 +249,7 @@ public actor AdapterRegistry {
     private func entry(name: String, version: String) -> Entry? { entries[name]?[version] }
 
     /// Makes a registered version usable: the short, isolated part of `load` (SQLite was written before, off the
-    /// actor, except for a name's first version, which becomes active here).
+    /// actor; a name's first version came back from it active).
     private func commit(_ staged: AdapterVersionRecord, path: String, adapter: LoRAAdapter? = nil, router: InputRouter? = nil, actor: String) async throws(RegistryError) -> Entry {
         let name = staged.name, version = staged.version
         // Another load of the same version may have finished while this one validated.
@@ -246,17 +261,11 @@ public actor AdapterRegistry {
         }
         // Loads that passed the early check together may not all fit.
         guard count < maxVersions else {
-            try? store.remove(name: name, version: version, actor: actor)
+            _ = try? store.remove(name: name, version: version, actor: actor)
             try? store.removeFilesIfUnused(sha256: staged.sha256)
             throw RegistryError.limit(what: "adapter versions", limit: maxVersions)
         }
-        var record = staged
-        if activeVersion(of: name) == nil {
-            record = try mapped { () throws(StoreError) in
-                try store.activate(name: name, version: version, actor: actor, reason: "first version of '\(name)'")
-            }
-        }
-        let entry = Entry(record: record, path: path)
+        let entry = Entry(record: staged, path: path)
         entries[name, default: [:]][version] = entry
         if let router { routers[entry.key] = router }
         if let adapter { await cache.insert(entry.key, adapter) }
@@ -268,6 +277,7 @@ public actor AdapterRegistry {
     public func activate(name: String, version: String, actor: String, reason: String) throws(RegistryError) -> Entry {
         guard entries[name]?[version] != nil else { throw RegistryError.notLoaded(name: name, version: version) }
         let record = try mapped { () throws(StoreError) in try store.activate(name: name, version: version, actor: actor, reason: reason) }
+        CrashPoint.reached(.activationWritten)
         return markActive(record)
     }
 
@@ -286,17 +296,14 @@ public actor AdapterRegistry {
         let doomed = version.isEmpty ? Array(versions.keys) : [version]
         guard doomed.allSatisfy({ versions[$0] != nil }) else { throw RegistryError.notLoaded(name: name, version: version) }
         for item in doomed {
-            try mapped { () throws(StoreError) in try store.remove(name: name, version: item, actor: actor) }
+            // The store promotes the newest remaining version in the same transaction when the active one goes.
+            let promoted = try mapped { () throws(StoreError) in try store.remove(name: name, version: item, actor: actor) }
             entries[name]?[item] = nil
             routers[AdapterCache.Key(name: name, version: item)] = nil
             await cache.remove(AdapterCache.Key(name: name, version: item))
+            if let promoted, entries[name]?[promoted.version] != nil { _ = markActive(promoted) }
         }
-        if entries[name]?.isEmpty ?? true {
-            entries[name] = nil
-        } else if activeVersion(of: name) == nil,
-                  let newest = entries[name]?.values.max(by: { $0.record.createdAt < $1.record.createdAt }) {
-            _ = try activate(name: name, version: newest.version, actor: actor, reason: "the active version was unloaded")
-        }
+        if entries[name]?.isEmpty ?? true { entries[name] = nil }
     }
 
     /// The entry for (name, version), or the active version when `version` is empty.
@@ -440,6 +447,7 @@ public actor AdapterRegistry {
             rollout = valid
         }
         try mapped { () throws(StoreError) in try store.save(rollout: rollout, name: name) }
+        CrashPoint.reached(.rolloutSaved)
         rollouts[name] = rollout
     }
 
@@ -447,14 +455,11 @@ public actor AdapterRegistry {
     /// canary are released too: a version judged bad should not keep serving them until their pins expire.
     public func abortRollout(name: String, canary: String, reason: String) throws(RegistryError) {
         guard rollouts[name] != nil else { return }
+        try mapped { () throws(StoreError) in try store.endRollout(name: name, canary: canary, reason: reason) }
+        CrashPoint.reached(.rollbackWritten)
         for (key, pin) in pins where key.adapter == name && pin.version == canary {
             pins[key] = nil
             unsavedPins[key] = nil
-        }
-        try mapped { () throws(StoreError) in
-            try store.save(rollout: nil, name: name)
-            try store.clearPins(adapter: name, version: canary)
-            try store.record(HistoryRecord(name: name, version: canary, action: "rolled back", actor: "guard", reason: reason))
         }
         rollouts[name] = nil
     }

@@ -218,8 +218,9 @@ public final class AdapterStore: Sendable {
         if !used { try? FileManager.default.removeItem(atPath: directory(forSHA256: sha256)) }
     }
 
-    /// Registers a version. Registering the same contents again returns the existing record; other contents
-    /// under a registered (name, version) are a conflict.
+    /// Registers a version; a name's first version (no version of the name active) is active at once. Registering
+    /// the same contents again returns the existing record; other contents under a registered (name, version) are
+    /// a conflict.
     public func register(_ record: AdapterVersionRecord, actor: String) throws(StoreError) -> AdapterVersionRecord {
         try AdapterName.check(record.name, field: "name")
         try AdapterName.check(record.version, field: "version")
@@ -230,13 +231,29 @@ public final class AdapterStore: Sendable {
                 }
                 if existing.state != .failed || record.state == .failed { return existing }
             }
+            var record = record
+            // The first version's activation commits with its registration: as two writes, a worker killed between
+            // them left a name with a version and none active, answering NOT_FOUND until someone activated it.
+            let first = try record.state != .failed && Self.activeCount(of: record.name, db) == 0
+            if first {
+                record.state = .active
+                record.activatedAt = Date()
+            }
             try record.save(db)
             var entry = HistoryRecord(
                 name: record.name, version: record.version, action: record.state == .failed ? "refused" : "loaded",
                 actor: actor, reason: "from \(record.source), sha256 \(record.sha256.prefix(12))")
             try entry.insert(db)
+            if first {
+                var activation = HistoryRecord(name: record.name, version: record.version, action: "activated", actor: actor, reason: "first version of '\(record.name)'")
+                try activation.insert(db)
+            }
             return record
         }
+    }
+
+    private static func activeCount(of name: String, _ db: Database) throws -> Int {
+        try AdapterVersionRecord.filter(Column("name") == name && Column("state") == AdapterState.active.rawValue).fetchCount(db)
     }
 
     /// Makes (name, version) the active version atomically; the previously active one becomes retired.
@@ -273,15 +290,77 @@ public final class AdapterStore: Sendable {
         return try activate(name: name, version: candidate.version, actor: actor, reason: reason, action: "rolled back")
     }
 
-    /// Removes a version from the registry (its files stay while another version shares them).
-    public func remove(name: String, version: String, actor: String) throws(StoreError) {
+    /// Removes a version from the registry (its files stay while another version shares them). When it was the
+    /// active one, the newest remaining version becomes active in the same transaction and is returned.
+    @discardableResult
+    public func remove(name: String, version: String, actor: String) throws(StoreError) -> AdapterVersionRecord? {
         try write { db in
-            guard try AdapterVersionRecord.deleteOne(db, key: ["name": name, "version": version]) else {
+            guard let removed = try AdapterVersionRecord.fetchOne(db, key: ["name": name, "version": version]) else {
                 throw StoreError.notFound(name: name, version: version)
             }
+            try removed.delete(db)
             var entry = HistoryRecord(name: name, version: version, action: "unloaded", actor: actor, reason: "")
             try entry.insert(db)
+            guard removed.state == .active else { return nil }
+            return try Self.promoteNewest(of: name, actor: actor, reason: "the active version was unloaded", db)
         }
+    }
+
+    /// Makes the newest non-failed version of `name` active when none is. Registries written before registration
+    /// and activation shared a transaction can hold such names.
+    /// Returns the versions it activated.
+    public func activateOrphanedNames(actor: String) throws(StoreError) -> [AdapterVersionRecord] {
+        try write { db in
+            let names = try String.fetchAll(db, sql: """
+                SELECT DISTINCT name FROM adapter_version WHERE state != ? AND name NOT IN
+                (SELECT name FROM adapter_version WHERE state = ?)
+                """, arguments: [AdapterState.failed.rawValue, AdapterState.active.rawValue])
+            return try names.compactMap { name in
+                try Self.promoteNewest(of: name, actor: actor, reason: "no version of '\(name)' was active", db)
+            }
+        }
+    }
+
+    private static func promoteNewest(of name: String, actor: String, reason: String, _ db: Database) throws -> AdapterVersionRecord? {
+        guard var newest = try AdapterVersionRecord
+            .filter(Column("name") == name && Column("state") != AdapterState.failed.rawValue)
+            .order(Column("createdAt").desc, Column("version").desc)
+            .fetchOne(db) else { return nil }
+        newest.state = .active
+        newest.activatedAt = Date()
+        try newest.update(db)
+        var entry = HistoryRecord(name: name, version: newest.version, action: "activated", actor: actor, reason: reason)
+        try entry.insert(db)
+        return newest
+    }
+
+    /// Ends `name`'s rollout because its `canary` broke the guard policy: the split, the canary's session pins and
+    /// the audit entry change in one transaction, so a kill leaves either the rollout or its rollback, never half.
+    public func endRollout(name: String, canary: String, reason: String) throws(StoreError) {
+        try write { db in
+            try db.execute(sql: "DELETE FROM rollout WHERE name = ?", arguments: [name])
+            try SessionRecord.filter(Column("adapter") == name && Column("version") == canary).deleteAll(db)
+            var entry = HistoryRecord(name: name, version: canary, action: "rolled back", actor: "guard", reason: reason)
+            try entry.insert(db)
+        }
+    }
+
+    /// Removes what a worker killed mid-load can leave under `{data}/adapters`: half-copied `.incoming-*`
+    /// directories, and content directories no registered version refers to (copied, then killed before the
+    /// version was registered). Call it before the worker loads anything. Returns the directories removed.
+    public func removeUnreferencedFiles() throws(StoreError) -> [String] {
+        let referenced = Set(try read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT sha256 FROM adapter_version WHERE state != ?", arguments: [AdapterState.failed.rawValue])
+        })
+        let root = dataDirectory + "/adapters"
+        var removed: [String] = []
+        for item in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where !referenced.contains(item) {
+            // Only what this store writes there: staging directories and 64-hex-digit content directories.
+            let isContent = item.count == 64 && item.allSatisfy(\.isHexDigit)
+            guard item.hasPrefix(".incoming-") || isContent else { continue }
+            if (try? FileManager.default.removeItem(atPath: root + "/" + item)) != nil { removed.append(item) }
+        }
+        return removed
     }
 
     /// Appends an entry to the audit trail.

@@ -115,8 +115,15 @@ public final class Worker: Service, Sendable {
     }
 
     public func run() async throws {
-        for skipped in try await registry.restore() {
+        let restored = try await registry.restore()
+        for skipped in restored.skipped {
             logger.warning("registered adapter not restored", metadata: ["name": "\(skipped.name)", "version": "\(skipped.version)", "reason": "\(skipped.reason)"])
+        }
+        for record in restored.activated {
+            logger.notice("activated a name that had no active version", metadata: ["name": "\(record.name)", "version": "\(record.version)"])
+        }
+        for directory in restored.removedFiles {
+            logger.notice("removed adapter files no version refers to (left by a stopped load)", metadata: ["directory": "\(directory)"])
         }
         for stale in await services.pushes.pruneStale(olderThan: Double(configuration.pushExpiry.components.seconds)) {
             logger.notice("removed an unfinished push", metadata: ["push": "\(stale)"])

@@ -62,7 +62,58 @@ struct AdapterStoreTests {
         states = try store.versions(name: "intent").map { "\($0.version)=\($0.state.rawValue)" }
         #expect(states == ["v1=active", "v2=retired"])
         let trail = try store.history(name: "intent").map { "\($0.action) \($0.version) by \($0.actor)" }
-        #expect(trail == ["loaded v1 by ctl", "loaded v2 by ctl", "activated v1 by ctl", "activated v2 by ctl", "rolled back v1 by guard"])
+        #expect(trail == ["loaded v1 by ctl", "activated v1 by ctl", "loaded v2 by ctl", "activated v2 by ctl", "rolled back v1 by guard"])
+    }
+
+    @Test("a name's first version is registered active in the same transaction; later versions wait for activation")
+    func firstVersionActiveOnRegister() throws {
+        let store = try Self.store()
+        #expect(try store.register(Self.record("intent", "v1", sha256: "s1"), actor: "ctl").state == .active)
+        #expect(try store.register(Self.record("intent", "v2", sha256: "s2"), actor: "ctl").state == .staged)
+        var failed = Self.record("other", "v1", sha256: "s3")
+        failed.state = .failed
+        #expect(try store.register(failed, actor: "ctl").state == .failed)
+        #expect(try store.history(name: "intent").map(\.action) == ["loaded", "activated", "loaded"])
+    }
+
+    @Test("removing the active version makes the newest remaining one active in the same transaction")
+    func removingActivePromotesNewest() throws {
+        let store = try Self.store()
+        _ = try store.register(Self.record("intent", "v1", sha256: "s1"), actor: "ctl")
+        _ = try store.register(Self.record("intent", "v2", sha256: "s2"), actor: "ctl")
+        #expect(try store.remove(name: "intent", version: "v1", actor: "ctl")?.version == "v2")
+        #expect(try store.versions(name: "intent").map(\.state) == [.active])
+        #expect(try store.remove(name: "intent", version: "v2", actor: "ctl") == nil)
+    }
+
+    @Test("a guard rollback ends the split, releases the canary's pins and records why in one step")
+    func endRolloutIsOneStep() throws {
+        let store = try Self.store()
+        _ = try store.register(Self.record("intent", "v1", sha256: "s1"), actor: "ctl")
+        _ = try store.register(Self.record("intent", "v2", sha256: "s2"), actor: "ctl")
+        try store.save(rollout: Rollout(name: "intent", splits: ["v1": 50, "v2": 50]), name: "intent")
+        let later = Date().addingTimeInterval(3600)
+        try store.pin([
+            SessionRecord(session: "a", adapter: "intent", version: "v2", expiresAt: later),
+            SessionRecord(session: "b", adapter: "intent", version: "v1", expiresAt: later),
+        ])
+        try store.endRollout(name: "intent", canary: "v2", reason: "p95 latency 3.1x")
+        #expect(try store.rollouts().isEmpty)
+        #expect(try store.sessions().map(\.session) == ["b"])
+        #expect(try store.history(name: "intent").last?.action == "rolled back")
+    }
+
+    @Test("files a killed load left in the store, and staging directories, are removed; registered ones stay")
+    func unreferencedFilesRemoved() throws {
+        let store = try Self.store()
+        let kept = String(repeating: "a", count: 64), orphan = String(repeating: "b", count: 64)
+        for item in [kept, orphan, ".incoming-1234", "notes"] {
+            try FileManager.default.createDirectory(atPath: store.dataDirectory + "/adapters/" + item, withIntermediateDirectories: true)
+        }
+        _ = try store.register(Self.record("intent", "v1", sha256: kept), actor: "ctl")
+        #expect(Set(try store.removeUnreferencedFiles()) == [orphan, ".incoming-1234"])
+        let left = try FileManager.default.contentsOfDirectory(atPath: store.dataDirectory + "/adapters")
+        #expect(Set(left) == [kept, "notes"])
     }
 
     @Test("the same (name, version) with other contents is a conflict; with the same contents it is a no-op")
@@ -73,7 +124,7 @@ struct AdapterStoreTests {
             try store.register(Self.record("intent", "v1", sha256: "other"), actor: "t")
         }
         _ = try store.register(Self.record("intent", "v1", sha256: "s1"), actor: "t")
-        #expect(try store.history(name: "intent").count == 1)
+        #expect(try store.history(name: "intent").map(\.action) == ["loaded", "activated"], "registered (and activated) once")
     }
 
     @Test("registry state survives reopening the SQLite file")

@@ -83,7 +83,7 @@ public actor PushInbox {
             encoded = try JSONEncoder().encode(record)
             try encoded.write(to: URL(fileURLWithPath: folder + "/push.json"), options: .atomic)
         } catch {
-            throw .io(path: folder + "/push.json", reason: "\(error)")
+            throw .writeFailure(error, path: folder + "/push.json")
         }
         received[folder] = Array(repeating: false, count: manifest.chunkCount)
         records[folder] = record
@@ -109,6 +109,7 @@ public actor PushInbox {
         var flags = try chunkFlags(folder: folder, count: manifest.chunkCount)
         flags[index] = true
         received[folder] = flags
+        CrashPoint.reached(.pushChunkStored)
         return try progress(record, folder: folder)
     }
 
@@ -147,9 +148,12 @@ public actor PushInbox {
                 do throws(PushError) { try AdapterBundle.unpack(bytes, into: unpacked) } catch { failure = error }
             }
             if let failure { throw failure }
+            CrashPoint.reached(.pushVerified)
             return Verified(manifest: manifest, directory: unpacked, keyID: keyID)
         } catch {
-            discard(name: name, version: version)
+            // A bad payload or signature is thrown away; a full disk or another local failure keeps the chunks, so
+            // the commit can be sent again once it is fixed.
+            if error.discardsPush { discard(name: name, version: version) }
             throw error
         }
     }
@@ -236,9 +240,9 @@ public actor PushInbox {
 
     private func withFile(_ path: String, _ body: (Int32) -> Int32) throws(PushError) {
         let fd = open(path, O_RDWR | O_CREAT, 0o600)
-        guard fd >= 0 else { throw .io(path: path, reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw .writeFailure(errno: errno, path: path) }
         defer { close(fd) }
-        guard body(fd) == 0 else { throw .io(path: path, reason: String(cString: strerror(errno))) }
+        guard body(fd) == 0 else { throw .writeFailure(errno: errno, path: path) }
     }
 
     /// Bytes available to this process on the file system holding `path`.

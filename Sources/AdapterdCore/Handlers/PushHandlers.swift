@@ -64,11 +64,11 @@ public struct PushHandlers: Sendable {
         let source = "push, \(signer)"
         let entry: AdapterRegistry.Entry
         do {
-            // Staging copies the files into the store; the push's own copy goes either way.
+            // Staging copies the files into the store. The push's own copy stays until the push has done all it
+            // asked: a worker killed before activating answers the commit sent again from it, without a resend.
             entry = try await registry.load(
                 name: request.name, version: request.version, path: verified.directory, actor: context.actor,
                 source: source, declaredBase: verified.manifest.baseFingerprint)
-            await pushes.discard(name: request.name, version: request.version)
         } catch {
             await pushes.discard(name: request.name, version: request.version)
             let failure = RPCError(mapping: error)
@@ -78,12 +78,14 @@ public struct PushHandlers: Sendable {
             throw error
         }
         services.publishEvent("loaded", name: entry.name, version: entry.version, context: context, reason: source)
+        CrashPoint.reached(.pushStaged)
         var staged = entry
         if commit.activate, entry.record.state != .active {
             let reason = commit.reason.isEmpty ? "activated on push" : commit.reason
             staged = try await registry.activate(name: entry.name, version: entry.version, actor: context.actor, reason: reason)
             services.publishEvent("activated", name: entry.name, version: entry.version, context: context, reason: reason)
         }
+        await pushes.discard(name: request.name, version: request.version)
         services.logger.info("push committed", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "state": "\(staged.record.state.rawValue)", "source": "\(source)"])
         reply.adapter = Adapterd_V1_AdapterInfo(staged)
         reply.keyID = verified.keyID
@@ -122,15 +124,5 @@ public struct PushHandlers: Sendable {
             }
         }
         return ranges
-    }
-}
-
-extension PushError {
-    /// Whether the push was thrown away (the sender must start over).
-    var discardsPush: Bool {
-        switch self {
-        case .sizeMismatch, .digestMismatch, .malformedBundle, .unsigned, .untrustedSignature: return true
-        default: return false
-        }
     }
 }

@@ -58,7 +58,7 @@ extension PushError {
     var status: RPCStatus {
         switch self {
         case .invalidManifest, .chunkLength, .malformedBundle: return .invalidArgument
-        case .tooLarge, .insufficientSpace: return .resourceExhausted
+        case .tooLarge, .insufficientSpace, .diskFull: return .resourceExhausted
         case .unsigned: return .unauthenticated
         case .untrustedSignature: return .permissionDenied
         case .notStarted: return .notFound
