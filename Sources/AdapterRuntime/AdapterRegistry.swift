@@ -157,9 +157,7 @@ public actor AdapterRegistry {
             throw RegistryError.refused(name: name, version: version, reason: reason)
         }
         // Refused before any hashing or copying when the worker already holds as many versions as it keeps.
-        if await entry(name: name, version: version) == nil, await count >= maxVersions {
-            throw RegistryError.limit(what: "adapter versions", limit: maxVersions)
-        }
+        try await checkRoom(name: name, version: version)
         var isDirectory: ObjCBool = false
         guard !path.isEmpty, FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw RegistryError.noDirectory(name: name, version: version, path: path)
@@ -243,6 +241,14 @@ public actor AdapterRegistry {
         }
         let registered = try mapped { () throws(StoreError) in try written.get() }
         return try await commit(registered, path: path, router: router, actor: actor)
+    }
+
+    /// Throws `RegistryError.limit` when (name, version) is not registered and the registry holds as many versions
+    /// as it keeps: a push checks this at its begin, before any byte travels.
+    public func checkRoom(name: String, version: String) throws(RegistryError) {
+        if entry(name: name, version: version) == nil, count >= maxVersions {
+            throw RegistryError.limit(what: "adapter versions", limit: maxVersions)
+        }
     }
 
     /// The registered (name, version), if any.

@@ -1,6 +1,7 @@
 import AdapterdAPI
 import AdapterdClient
 import AdapterdCore
+import AdapterFormats
 import AdapterRuntime
 import AdapterdTestSupport
 import Foundation
@@ -368,6 +369,30 @@ struct VersionLimitTests {
         try await registry.unload(name: "intent", version: "v2", actor: "test")
         _ = try await registry.load(name: "intent", version: "v3", path: path, actor: "test")
         #expect(await registry.count == 2)
+    }
+
+    @Test("past the version limit a push is refused at its begin with RESOURCE_EXHAUSTED, before any chunk is stored")
+    func pushRefusedAtBegin() async throws {
+        let offline = try OfflineServices { $0.maxVersions = 1 }
+        defer { withExtendedLifetime(offline) {} }
+        _ = try await offline.services.registry.load(name: "intent", version: "v1", path: Harness.adapterDirectory("intent"), actor: "test")
+        let payload = try AdapterBundle.encode(directory: Harness.adapterDirectory("severity"))
+        var request = Adapterd_V1_PushAdapterRequest()
+        request.name = "intent"
+        request.version = "v2"
+        var begin = Adapterd_V1_PushBegin()
+        begin.size = Int64(payload.count)
+        begin.sha256 = AdapterDigest.sha256(of: payload)
+        begin.chunkSize = 16 << 10
+        request.begin = begin
+        do {
+            _ = try await PushHandlers(services: offline.services).push(request, RPCContext())
+            Issue.record("a push past the version limit was begun")
+        } catch {
+            #expect(RPCError(mapping: error).status == .resourceExhausted, "\(error)")
+        }
+        let pushes = (try? FileManager.default.contentsOfDirectory(atPath: offline.dataDirectory + "/pushes")) ?? []
+        #expect(pushes.isEmpty, "nothing was stored for the refused push")
     }
 }
 

@@ -33,6 +33,7 @@ extension WorkerConfiguration {
         requireSigned = try settings.bool(Settings.requireSigned)
         trustedKeys = settings.strings(Settings.trustedKeys)
         maxPushBytes = try settings.int(Settings.maxPushBytes).map(Int64.init) ?? maxPushBytes
+        maxVersions = try settings.int(Settings.maxVersions) ?? maxVersions
         adapterRoots = settings.strings(Settings.adapterRoots)
         baseModelNames = settings.strings(Settings.baseModelNames)
         username = try settings.string(Settings.username)

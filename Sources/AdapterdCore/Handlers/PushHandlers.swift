@@ -25,6 +25,8 @@ public struct PushHandlers: Sendable {
         do {
             switch request.step {
             case .begin(let begin):
+                // A version the worker could not register is refused before its bytes travel.
+                try await services.registry.checkRoom(name: request.name, version: request.version)
                 let manifest = PushManifest(
                     name: request.name, version: request.version, size: begin.size, sha256: begin.sha256,
                     chunkSize: Int(begin.chunkSize), baseFingerprint: begin.baseFingerprint)

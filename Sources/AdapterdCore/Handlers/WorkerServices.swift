@@ -49,7 +49,8 @@ public struct WorkerServices: Sendable {
         self.executor = executor
         registry = AdapterRegistry(
             engine: engine, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint,
-            cacheBytes: configuration.cacheMaxBytes, baseModelNames: configuration.baseModelNames + [modelName])
+            cacheBytes: configuration.cacheMaxBytes, baseModelNames: configuration.baseModelNames + [modelName],
+            maxVersions: configuration.maxVersions)
         let trusted: TrustedKeys
         do {
             trusted = try TrustedKeys(configuration.trustedKeys)
