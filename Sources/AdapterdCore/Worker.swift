@@ -170,6 +170,9 @@ public final class Worker: Service, Sendable {
     /// Whether the worker is serving: connected to the broker with the model loaded (for `/readyz`).
     public var isReady: Bool { readiness.value && client.isConnected }
 
+    /// Replies, events and statuses (QoS 1) published that the broker has not acknowledged yet.
+    public var unacknowledgedPublishes: Int { client.unacknowledgedCount }
+
     /// Samples gauges every second and publishes the metrics document every `metricsInterval`, until draining.
     func reportMetrics() async {
         var nextPublish = ContinuousClock.now + configuration.metricsInterval
@@ -223,6 +226,10 @@ public final class Worker: Service, Sendable {
         while !intake.isIdle(quiet: .milliseconds(100)) { try? await Task.sleep(for: .milliseconds(5)) }
         await registry.flushPins()
         try? publishStatus("offline")
+        // Replies beyond the broker's receive maximum wait in libmosquitto's queue, which `disconnect` drops.
+        if !(await client.waitUntilAcknowledged(timeout: .seconds(5))) {
+            logger.warning("stopping with publishes the broker has not acknowledged", metadata: ["count": "\(client.unacknowledgedCount)"])
+        }
         client.disconnect()
         client.finishMessages()
         poolClient?.finishMessages()

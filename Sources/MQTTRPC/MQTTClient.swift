@@ -21,6 +21,10 @@ public final class MQTTClient: @unchecked Sendable {
     /// SUBACK waiters by message id, and acknowledgements that arrived before their waiter registered.
     private var subscribeWaiters: [Int32: CheckedContinuation<Void, any Error>] = [:]
     private var acknowledged: Set<Int32> = []
+    /// QoS 1/2 publishes the broker has not acknowledged yet, by message id, and acknowledgements that arrived
+    /// before `publish` recorded their id (the network thread can be that fast).
+    private var unacknowledged: Set<Int32> = []
+    private var acknowledgedEarly: Set<Int32> = []
     private var connected = false
     private var loopRunning = false
     private var disconnecting = false
@@ -75,6 +79,9 @@ public final class MQTTClient: @unchecked Sendable {
         }
         mosquitto_subscribe_v5_callback_set(handle) { _, context, mid, _, _, _ in
             MQTTClient.from(context).didSubscribe(mid: mid)
+        }
+        mosquitto_publish_v5_callback_set(handle) { _, context, mid, _, _ in
+            MQTTClient.from(context).didPublish(mid: mid)
         }
         mosquitto_message_v5_callback_set(handle) { _, context, message, properties in
             guard let message else { return }
@@ -206,11 +213,33 @@ public final class MQTTClient: @unchecked Sendable {
         if options.protocolVersion == .v5 {
             try addProperties(properties, to: &list)
         }
+        var mid: Int32 = 0
         let code = payload.withUnsafeBytes { bytes in
-            mosquitto_publish_v5(handle, nil, topic, Int32(bytes.count), bytes.baseAddress, Int32(qos), retain, list)
+            mosquitto_publish_v5(handle, &mid, topic, Int32(bytes.count), bytes.baseAddress, Int32(qos), retain, list)
         }
         if code == MOSQ_ERR_NO_CONN.rawValue { throw .notConnected }
         try check(code, "publish to \(topic)")
+        if qos > 0 {
+            lock.withLock {
+                if acknowledgedEarly.remove(mid) == nil { unacknowledged.insert(mid) }
+            }
+        }
+    }
+
+    /// QoS 1/2 messages published on this connection that the broker has not acknowledged yet.
+    public var unacknowledgedCount: Int { lock.withLock { unacknowledged.count } }
+
+    /// Waits until the broker has acknowledged every QoS 1/2 message published so far, or `timeout` passes;
+    /// returns whether it did. libmosquitto holds publishes beyond the broker's receive maximum in its own queue and
+    /// drops them on `disconnect`: a graceful stop waits here first, so no reply is lost.
+    @discardableResult
+    public func waitUntilAcknowledged(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while unacknowledgedCount > 0 {
+            guard ContinuousClock.now < deadline, isConnected else { return false }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return true
     }
 
     private func addProperties(_ properties: MQTTProperties, to list: inout OpaquePointer?) throws(MQTTError) {
@@ -280,6 +309,16 @@ public final class MQTTClient: @unchecked Sendable {
             return nil
         }
         waiter?.resume()
+    }
+
+    private func didPublish(mid: Int32) {
+        lock.withLock {
+            guard unacknowledged.remove(mid) == nil else { return }
+            // Completions of QoS 0 publishes land here too and are never claimed: keep the set small. Message ids
+            // wrap at 65,535, far beyond the broker's receive maximum.
+            if acknowledgedEarly.count > 4096 { acknowledgedEarly.removeAll() }
+            acknowledgedEarly.insert(mid)
+        }
     }
 
     private func didDisconnect(code: Int32) {

@@ -200,6 +200,58 @@ struct WorkerTests {
     }
 }
 
+/// A graceful stop against a broker that takes one unacknowledged message at a time.
+@Suite("Worker stopping", .serialized)
+struct WorkerStopTests {
+    /// Set once, read from another task.
+    final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        var isSet: Bool { lock.withLock { value } }
+        func set() { lock.withLock { value = true } }
+    }
+
+    @Test("a graceful stop waits for the broker to acknowledge every reply: none is lost when replies outnumber the broker's receive maximum")
+    func stopLosesNoReply() async throws {
+        let directory = Harness.temporaryDirectory()
+        // The broker acknowledges one QoS 1 message at a time from each client (its MQTT 5 receive maximum):
+        // libmosquitto queues the rest of the worker's replies, and a disconnect drops that queue.
+        let (port, pid) = try await Harness.startMosquitto(settings: "allow_anonymous true\nmax_inflight_messages 1", in: directory)
+        defer { ChildProcess.terminate(pid, within: .seconds(2)) }
+        var configuration = Harness.configuration(brokerURL: "mqtt://127.0.0.1:\(port)")
+        configuration.preload = [("intent", "v1", Harness.adapterDirectory("intent"))]
+        let worker = try await RunningWorker(configuration)
+        let raw = try await RawClient(port: port)
+        defer { raw.close() }
+        let topic = Topics(worker: configuration.workerID).infer
+        for index in 0..<60 {
+            try raw.publish(topic, Array(#"{"text": "reading \#(index)", "adapter": "intent"}"#.utf8), correlation: "r\(index)")
+        }
+        #expect(await raw.waitUntil(timeout: .seconds(20)) { !$0.isEmpty }, "no reply within 20 s")
+        // The broker stalls: the worker's replies pile up unacknowledged while it stops.
+        kill(pid, SIGSTOP)
+        let piled = await Harness.eventually(timeout: .seconds(20)) { worker.worker.unacknowledgedPublishes >= 20 }
+        #expect(piled, "replies did not pile up behind the stalled broker")
+        let finished = Flag()
+        let early = try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await worker.stop()
+                finished.set()
+            }
+            // A stop that does not wait for the acknowledgements ends within this bound, dropping the queued replies.
+            let early = await Harness.eventually(timeout: .seconds(2)) { finished.isSet }
+            kill(pid, SIGCONT)
+            try await group.waitForAll()
+            return early
+        }
+        #expect(!early, "the worker stopped while its replies were unacknowledged")
+        let replies = await raw.waitForReplies(60, timeout: .seconds(10))
+        let correlations = replies.compactMap { $0.properties.correlationData.map { String(decoding: $0, as: UTF8.self) } }
+        #expect(Set(correlations) == Set((0..<60).map { "r\($0)" }), "\(60 - Set(correlations).count) requests were not answered")
+        #expect(correlations.count == 60, "each exactly once")
+    }
+}
+
 /// The adapterd executable as an operator runs it.
 @Suite("adapterd process", .serialized)
 struct AdapterdProcessTests {

@@ -187,8 +187,13 @@ public final class RawClient: Sendable {
         }
     }
 
-    public init(broker: MosquittoProcess, version: MQTTOptions.ProtocolVersion = .v5) async throws {
-        var options = MQTTOptions(host: "127.0.0.1", port: broker.port, clientID: "raw-" + UUID().uuidString.prefix(8))
+    public convenience init(broker: MosquittoProcess, version: MQTTOptions.ProtocolVersion = .v5) async throws {
+        try await self.init(port: broker.port, version: version)
+    }
+
+    /// A client of the broker on loopback `port` (one a test started itself).
+    public init(port: Int, version: MQTTOptions.ProtocolVersion = .v5) async throws {
+        var options = MQTTOptions(host: "127.0.0.1", port: port, clientID: "raw-" + UUID().uuidString.prefix(8))
         options.protocolVersion = version
         client = try MQTTClient(options: options)
         try client.subscribe(replyTopic, qos: 1)
