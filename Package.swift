@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "AdapterEngine", targets: ["AdapterEngine"]),
         .library(name: "InputRouting", targets: ["InputRouting"]),
+        .library(name: "AdapterTraining", targets: ["AdapterTraining"]),
         .library(name: "MQTTRPC", targets: ["MQTTRPC"]),
         .library(name: "AdapterRuntime", targets: ["AdapterRuntime"]),
         .library(name: "AdapterdCore", targets: ["AdapterdCore"]),
@@ -58,6 +59,13 @@ let package = Package(
             name: "InputRouting",
             dependencies: ["AdapterEngine"],
             // Optimised in debug builds too: fitting runs thousands of L-BFGS steps, and the test suites fit routers.
+            swiftSettings: [.unsafeFlags(["-O"])]
+        ),
+        // On-device training: LoRA and classifier gradients through the frozen base model, AdamW, PEFT's files.
+        .target(
+            name: "AdapterTraining",
+            dependencies: ["AdapterEngine"],
+            // Optimised in debug builds too: the test suites train adapters.
             swiftSettings: [.unsafeFlags(["-O"])]
         ),
         // Swift code generated from schemas/adapterd.proto (scripts/generate-protos), committed.
@@ -129,7 +137,7 @@ let package = Package(
         .executableTarget(
             name: "adapterctl",
             dependencies: [
-                "AdapterEngine", "AdapterFormats", "AdapterdAPI", "AdapterdClient", "InputRouting", "MQTTRPC",
+                "AdapterEngine", "AdapterFormats", "AdapterTraining", "AdapterdAPI", "AdapterdClient", "InputRouting", "MQTTRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -178,6 +186,11 @@ let package = Package(
         .testTarget(
             name: "InputRoutingTests",
             dependencies: ["InputRouting", "AdapterEngine", "AdapterFormats", "AdapterdTestSupport"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "AdapterTrainingTests",
+            dependencies: ["AdapterTraining", "AdapterEngine"],
             exclude: ["Fixtures"]
         ),
         .testTarget(
