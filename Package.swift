@@ -106,7 +106,8 @@ let package = Package(
         .target(
             name: "AdapterdCore",
             dependencies: [
-                "AdapterEngine", "AdapterRuntime", "AdapterdAPI", "AdapterdClient", "AdapterFormats", "InputRouting", "MQTTRPC",
+                "AdapterEngine", "AdapterRuntime", "AdapterTraining", "AdapterdAPI", "AdapterdClient", "AdapterFormats", "InputRouting",
+                "MQTTRPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),

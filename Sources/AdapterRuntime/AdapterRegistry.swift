@@ -251,6 +251,24 @@ public actor AdapterRegistry {
         }
     }
 
+    /// Appends an entry to `name`'s audit trail (what a training reports, say).
+    public nonisolated func record(_ entry: HistoryRecord) throws(RegistryError) {
+        try mapped { () throws(StoreError) in try store.record(entry) }
+    }
+
+    /// Stores a labelled text for `name` (at most `limit` per name); returns how many are stored.
+    public nonisolated func addFeedback(name: String, text: String, label: String, limit: Int) throws(RegistryError) -> Int {
+        try mapped { () throws(StoreError) in try store.addFeedback(name: name, text: text, label: label, limit: limit) }
+    }
+
+    /// The labelled texts stored for `name`, oldest first.
+    public nonisolated func feedback(name: String) throws(RegistryError) -> [FeedbackRecord] {
+        try mapped { () throws(StoreError) in try store.feedback(name: name) }
+    }
+
+    /// The directory of the worker's data.
+    public nonisolated var dataDirectory: String { store.dataDirectory }
+
     /// The registered (name, version), if any.
     private func entry(name: String, version: String) -> Entry? { entries[name]?[version] }
 

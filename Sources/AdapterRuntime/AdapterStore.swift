@@ -90,7 +90,37 @@ public final class AdapterStore: Sendable {
                 table.add(column: "minConfidence", .double).notNull().defaults(to: 0)
             }
         }
+        migrator.registerMigration("v5: feedback for training") { db in
+            try db.create(table: FeedbackRecord.databaseTableName) { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("name", .text).notNull().indexed()
+                table.column("text", .text).notNull()
+                table.column("label", .text).notNull()
+                table.column("at", .datetime).notNull()
+            }
+        }
         return migrator
+    }
+
+    // MARK: Feedback
+
+    /// Stores a labelled text for `name`, keeping at most `limit` per name (the oldest go first); returns how many
+    /// are stored for it.
+    public func addFeedback(name: String, text: String, label: String, limit: Int) throws(StoreError) -> Int {
+        try AdapterName.check(name, field: "name")
+        return try write { db in
+            var record = FeedbackRecord(name: name, text: text, label: label)
+            try record.insert(db)
+            try db.execute(sql: """
+                DELETE FROM feedback WHERE name = ? AND id NOT IN (SELECT id FROM feedback WHERE name = ? ORDER BY id DESC LIMIT ?)
+                """, arguments: [name, name, max(1, limit)])
+            return try FeedbackRecord.filter(Column("name") == name).fetchCount(db)
+        }
+    }
+
+    /// The labelled texts stored for `name`, oldest first.
+    public func feedback(name: String) throws(StoreError) -> [FeedbackRecord] {
+        try read { db in try FeedbackRecord.filter(Column("name") == name).order(Column("id")).fetchAll(db) }
     }
 
     // MARK: Rollouts

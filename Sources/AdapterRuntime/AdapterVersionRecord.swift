@@ -48,6 +48,26 @@ public struct AdapterVersionRecord: Codable, Sendable, Equatable, FetchableRecor
 }
 
 /// One entry of an adapter's audit trail.
+/// A text and its correct label, stored on the worker for training an adapter name later.
+public struct FeedbackRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "feedback"
+
+    public var id: Int64?
+    public var name: String
+    public var text: String
+    public var label: String
+    public var at: Date
+
+    public init(name: String, text: String, label: String, at: Date = Date()) {
+        self.name = name
+        self.text = text
+        self.label = label
+        self.at = at
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
 public struct HistoryRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
     public static let databaseTableName = "history"
 

@@ -5,9 +5,9 @@ import Glibc
 
 /// Runs slow work (hashing, copying, parsing) on a thread of its own at idle scheduling priority: on a small
 /// edge CPU the engine's thread team then keeps the cores, and a load never slows the requests being served.
-enum BackgroundThread {
-    /// The result of `body`, computed on a new idle-priority thread.
-    static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+public enum BackgroundThread {
+    /// The result of `body`, computed on a new idle-priority thread called `name`.
+    public static func run<T: Sendable>(name: String = "adapterd-load", _ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             let thread = Thread {
                 #if os(Linux)
@@ -20,7 +20,7 @@ enum BackgroundThread {
                 #endif
                 continuation.resume(returning: body())
             }
-            thread.name = "adapterd-load"
+            thread.name = name
             thread.start()
         }
     }

@@ -91,9 +91,7 @@ public struct Trainer: Sendable {
         var optimizer = AdamW(parameters: adapter.parameters, options: optimizerOptions)
 
         // The memory a step takes is set by its longest batch: refuse up front what would not fit.
-        let longest = encoded.map { $0.ids.count }.sorted(by: >).prefix(options.batchSize)
-        let activations = TrainingPass.activationBytes(lengths: Array(longest), config: model.config, rank: options.rank, slots: adapter.targets.count)
-        let peak = activations + 4 * adapter.byteSize
+        let peak = estimatedPeakBytes(lengths: encoded.map { $0.ids.count }, parameterBytes: adapter.byteSize, slots: adapter.targets.count)
         if options.memoryBudgetBytes > 0, peak > options.memoryBudgetBytes {
             throw .tooLarge(neededBytes: peak, budgetBytes: options.memoryBudgetBytes)
         }
@@ -124,6 +122,23 @@ public struct Trainer: Sendable {
         return Report(
             examples: encoded.count, epochs: options.epochs, steps: step, finalLoss: lastEpochLoss, evalAccuracy: accuracy,
             secondsPerEpoch: seconds / Double(options.epochs), peakBytes: peak)
+    }
+
+    /// The peak memory (activations, gradients, optimiser state) training on `examples` takes, in bytes.
+    public func estimatedPeakBytes(for examples: [TrainingExample], labels: Int) -> Int {
+        let hidden = model.config.hiddenSize
+        let loraBytes = model.weights.layers.reduce(0) { total, layer in
+            total + options.targets.reduce(0) { $0 + 4 * options.rank * (layer[$1].inFeatures + layer[$1].outFeatures) }
+        }
+        return estimatedPeakBytes(
+            lengths: examples.map { model.tokenizer.encode($0.text).ids.count }, parameterBytes: loraBytes + 4 * labels * (hidden + 1),
+            slots: options.targets.count)
+    }
+
+    private func estimatedPeakBytes(lengths: [Int], parameterBytes: Int, slots: Int) -> Int {
+        let longest = lengths.sorted(by: >).prefix(options.batchSize)
+        // Parameters, their gradients and AdamW's two moments.
+        return TrainingPass.activationBytes(lengths: Array(longest), config: model.config, rank: options.rank, slots: slots) + 4 * parameterBytes
     }
 
     /// The share of `examples` whose highest logit is their label.

@@ -67,3 +67,9 @@ extension RPCReplyMessage {
 
 extension Adapterd_V1_PushAdapterRequest: RPCRequestMessage {}
 extension Adapterd_V1_PushAdapterReply: RPCReplyMessage {}
+extension Adapterd_V1_TrainAdapterRequest: RPCRequestMessage {}
+extension Adapterd_V1_TrainAdapterReply: RPCReplyMessage {}
+extension Adapterd_V1_CancelTrainingRequest: RPCRequestMessage {}
+extension Adapterd_V1_CancelTrainingReply: RPCReplyMessage {}
+extension Adapterd_V1_FeedbackRequest: RPCRequestMessage {}
+extension Adapterd_V1_FeedbackReply: RPCReplyMessage {}

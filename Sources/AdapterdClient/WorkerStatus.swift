@@ -32,21 +32,41 @@ public struct WorkerStatus: Codable, Sendable, Equatable {
 
 /// One adapter lifecycle event, as published on `adapterd/v1/{worker}/events`.
 public struct AdapterEvent: Codable, Sendable, Equatable {
-    /// "loaded", "refused", "activated", "rolled back" or "unloaded".
+    /// Where a training stands (events "training").
+    public struct Training: Codable, Sendable, Equatable {
+        public var epoch: Int
+        public var step: Int
+        public var totalSteps: Int
+        /// Mean loss of the last step's batch.
+        public var loss: Float
+
+        public init(epoch: Int, step: Int, totalSteps: Int, loss: Float) {
+            self.epoch = epoch
+            self.step = step
+            self.totalSteps = totalSteps
+            self.loss = loss
+        }
+    }
+
+    /// "loaded", "refused", "activated", "rolled back", "unloaded", or for trainings "training", "trained",
+    /// "training failed" and "training cancelled".
     public var event: String
     public var name: String
     public var version: String
     public var actor: String
     public var reason: String
     public var at: String
+    /// The progress of a training (events "training" only).
+    public var training: Training?
 
-    public init(event: String, name: String, version: String, actor: String, reason: String, at: Date = Date()) {
+    public init(event: String, name: String, version: String, actor: String, reason: String, at: Date = Date(), training: Training? = nil) {
         self.event = event
         self.name = name
         self.version = version
         self.actor = actor
         self.reason = reason
         self.at = ISO8601DateFormatter().string(from: at)
+        self.training = training
     }
 
     /// JSON bytes with sorted keys.

@@ -125,6 +125,9 @@ public final class Worker: Service, Sendable {
         for directory in restored.removedFiles {
             logger.notice("removed adapter files no version refers to (left by a stopped load)", metadata: ["directory": "\(directory)"])
         }
+        if TrainingJobs.removeLeftovers(data: configuration.dataDirectory) {
+            logger.notice("removed the files of a training the worker was stopped in (nothing of it was staged)")
+        }
         for stale in await services.pushes.pruneStale(olderThan: Double(configuration.pushExpiry.components.seconds)) {
             logger.notice("removed an unfinished push", metadata: ["push": "\(stale)"])
         }
@@ -221,6 +224,8 @@ public final class Worker: Service, Sendable {
         // Leave the pool first: from now on the broker hands pool requests to the other workers.
         poolClient?.disconnect()
         logger.info("draining")
+        // A training stops between two steps and stages nothing.
+        await services.training.shutdown()
         // Everything taken from the stream must be answered before the connection closes; a short quiet period
         // lets requests the broker already sent arrive (and get their UNAVAILABLE) instead of being lost.
         while !intake.isIdle(quiet: .milliseconds(100)) { try? await Task.sleep(for: .milliseconds(5)) }

@@ -254,6 +254,13 @@ public final class OfflineServices: Sendable {
     public var events: [AdapterEvent] { recorded.all }
 
     deinit {
+        let training = services.training
+        let stopped = DispatchSemaphore(value: 0)
+        Task {
+            await training.shutdown()
+            stopped.signal()
+        }
+        stopped.wait()
         services.shutdown()
         try? FileManager.default.removeItem(atPath: dataDirectory)
     }

@@ -77,6 +77,15 @@ public enum ExecutionRuntime {
         }
         return c[0] == Int32(255 * 127 * k) ? 127 : 63
     }
+
+    /// Runs `body` with the GEMMs and kernels it calls held to the calling thread (no OpenMP team): for background
+    /// work (training, a smoke inference) that must leave the other cores to the requests being served.
+    public static func onCallingThreadOnly<T>(_ body: () throws -> T) rethrows -> T {
+        // The team size is per thread in OpenMP: this changes nothing for the engine thread's passes.
+        let threads = adk_begin_sequential()
+        defer { adk_end_sequential(threads) }
+        return try body()
+    }
 }
 
 extension KernelPath {

@@ -59,6 +59,9 @@ public enum Settings {
         "security.trustedKeys", flag: "trusted-key", environment: "ADAPTERD_TRUSTED_KEYS", shape: .list,
         defaultDescription: "none", "ed25519 public keys whose signed pushes are accepted: base64 or `.pub` files")
     public static let maxPushBytes = Setting("security.maxPushBytes", default: "536870912", "largest push in bytes")
+    public static let trainingMemoryBudget = Setting(
+        "training.memoryBudgetBytes", default: "268435456",
+        "memory a `TrainAdapter` training may take; larger ones get `RESOURCE_EXHAUSTED`")
     public static let maxVersions = Setting(
         "limits.maxVersions", default: "10000", "adapter versions registered at once; loads and pushes past it get `RESOURCE_EXHAUSTED`")
     public static let adapterRoots = Setting(
@@ -90,7 +93,7 @@ public enum Settings {
     public static let all: [Setting] = [
         broker, workerID, model, dataDir, mqttVersion, maxBatch, precision, cpuPath, cacheMaxBytes, maxRequestBytes,
         adapters, defaultAdapter, results, http, pool, metricsInterval, guardMinRequests, guardMaxErrorRateIncrease,
-        guardMaxLatencyRatio, requireSigned, trustedKeys, maxPushBytes, maxVersions, adapterRoots, baseModelNames, username, password,
+        guardMaxLatencyRatio, requireSigned, trustedKeys, maxPushBytes, maxVersions, trainingMemoryBudget, adapterRoots, baseModelNames, username, password,
         passwordFile, tlsCA, tlsCert, tlsKey, logLevel,
     ]
 

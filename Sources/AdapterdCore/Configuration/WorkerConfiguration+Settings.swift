@@ -34,6 +34,7 @@ extension WorkerConfiguration {
         trustedKeys = settings.strings(Settings.trustedKeys)
         maxPushBytes = try settings.int(Settings.maxPushBytes).map(Int64.init) ?? maxPushBytes
         maxVersions = try settings.int(Settings.maxVersions) ?? maxVersions
+        trainingMemoryBudgetBytes = try settings.int(Settings.trainingMemoryBudget) ?? trainingMemoryBudgetBytes
         adapterRoots = settings.strings(Settings.adapterRoots)
         baseModelNames = settings.strings(Settings.baseModelNames)
         username = try settings.string(Settings.username)

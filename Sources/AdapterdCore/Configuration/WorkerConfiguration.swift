@@ -56,6 +56,8 @@ public struct WorkerConfiguration: Sendable {
     public var maxPushBytes: Int64 = 512 << 20
     /// Adapter versions registered at once; loads and pushes of further versions are refused.
     public var maxVersions = 10_000
+    /// Memory a training on the worker may take (activations, gradients, optimiser state).
+    public var trainingMemoryBudgetBytes = 256 << 20
     /// Unfinished pushes untouched this long are removed.
     public var pushExpiry: Duration = .seconds(24 * 3600)
     /// Hub ids of the base model adapters may declare (`base_model_name_or_path`); others are refused.

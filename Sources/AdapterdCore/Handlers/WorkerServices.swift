@@ -2,6 +2,7 @@ import AdapterdClient
 import AdapterEngine
 import AdapterFormats
 import AdapterRuntime
+import AdapterTraining
 import Foundation
 import Logging
 import Metrics
@@ -20,6 +21,8 @@ public struct WorkerServices: Sendable {
     public let resolver: AdapterResolver
     public let stats: WorkerStats
     public let metrics: WorkerMetrics
+    /// Trainings of new versions on the worker.
+    public let training: TrainingJobs
     /// Sends an adapter lifecycle event out (the worker's events topic).
     private let publishEvent: @Sendable (AdapterEvent) -> Void
     let logger: Logger
@@ -75,6 +78,12 @@ public struct WorkerServices: Sendable {
                 return features
             },
             warn: { message, metadata in logger.warning("\(message)", metadata: metadata.mapValues { .string($0) }) })
+        let metrics = metrics
+        training = TrainingJobs(registry: registry, model: engine.model, logger: logger) { event in
+            publishEvent(event)
+            // Progress reports are for whoever follows the events topic, not the dashboard's recent events.
+            if event.training == nil { Task { await metrics.recordEvent(event) } }
+        }
     }
 
     /// The inference method, served on the `…/infer/…` topics.
@@ -85,10 +94,10 @@ public struct WorkerServices: Sendable {
         MethodTable(
             AdapterHandlers(services: self).methods + RoutingHandlers(services: self).methods
                 + RolloutHandlers(services: self).methods + PushHandlers(services: self).methods
-                + StatusHandlers(services: self).methods)
+                + StatusHandlers(services: self).methods + TrainingHandlers(services: self).methods)
     }
 
-    /// Stops the engine thread (after the last request).
+    /// Stops the engine thread (after the last request). Stop trainings first (`training.shutdown()`).
     public func shutdown() { executor.shutdown() }
 
     /// Publishes `event` and counts it in the metrics.

@@ -1,5 +1,6 @@
 import AdapterFormats
 import AdapterRuntime
+import AdapterTraining
 import MQTTRPC
 
 extension RPCError {
@@ -17,6 +18,10 @@ extension RPCError {
         case let error as HandlerError:
             self.init(error.status, error.description)
         case let error as AdapterResolver.Failure:
+            self.init(error.status, error.description)
+        case let error as TrainingError:
+            self.init(error.status, error.description)
+        case let error as TrainingJobs.Refusal:
             self.init(error.status, error.description)
         default:
             self.init(.internal, "\(error)")
@@ -77,6 +82,29 @@ extension HandlerError {
         case .missingField, .invalidField, .missingPushStep: return .invalidArgument
         case .outsideAdapterRoots: return .permissionDenied
         case .expiredWaiting: return .deadlineExceeded
+        }
+    }
+}
+
+extension TrainingError {
+    /// The status a training refusal is reported with.
+    var status: RPCStatus {
+        switch self {
+        case .invalidOptions, .shape, .invalidExamples, .unknownLabel: return .invalidArgument
+        case .tooLarge: return .resourceExhausted
+        case .cancelled: return .cancelled
+        case .unreadable, .unwritable: return .internal
+        }
+    }
+}
+
+extension TrainingJobs.Refusal {
+    /// The status a refused training job is reported with.
+    var status: RPCStatus {
+        switch self {
+        case .busy: return .resourceExhausted
+        case .exists: return .alreadyExists
+        case .notTraining: return .notFound
         }
     }
 }
