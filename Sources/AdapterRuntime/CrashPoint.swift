@@ -24,6 +24,8 @@ public enum CrashPoint: String, Sendable, CaseIterable {
     case rolloutSaved = "rollout.saved"
     /// The rollout guard's rollback of a canary is in SQLite; the running worker still routes to the canary.
     case rollbackWritten = "rollback.written"
+    /// A training's adapter files are written under `{data}/training`; the version is not staged yet.
+    case trainingWritten = "training.written"
 
     /// The environment variable that names the step to die at.
     public static let environmentVariable = "ADAPTERD_TEST_CRASH_AT"

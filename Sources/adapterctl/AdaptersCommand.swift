@@ -7,7 +7,7 @@ import Foundation
 struct AdaptersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adapters", abstract: "List, load and unload a worker's adapters.",
-        subcommands: [List.self, Load.self, Unload.self, Activate.self, Rollback.self, History.self, Push.self])
+        subcommands: [List.self, Load.self, Unload.self, Activate.self, Rollback.self, History.self, Push.self, Train.self, Feedback.self, CancelTraining.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List loaded adapter versions.")
@@ -139,5 +139,126 @@ enum Table {
         return rows.map { row in
             zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
         }.joined(separator: "\n")
+    }
+}
+
+extension AdaptersCommand {
+    /// `adapterctl adapters train`: TrainAdapter on the worker.
+    struct Train: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train a new version on the worker from labelled examples (and the feedback stored there).",
+            discussion: "Examples are JSON Lines of {\"text\", \"label\"}. The worker trains on one idle-priority core and stages the version when done; --wait follows it to the end.")
+        @OptionGroup var connection: BrokerOptions
+        @Option(help: "Adapter name.") var name: String
+        @Option(help: "The new version.") var version: String
+        @Option(help: "Training examples, JSON Lines of {\"text\", \"label\"}.") var examples: String?
+        @Option(help: "Held-out examples for the accuracy figure.") var eval: String?
+        @Flag(help: "Add the examples stored with `adapters feedback` for this name.") var useFeedback = false
+        @Flag(help: "Activate the version once it is staged.") var activate = false
+        @Option(help: "LoRA rank.") var rank: Int32 = 8
+        @Option(help: "LoRA alpha.") var alpha: Double = 16
+        @Option(help: "Adapted modules, comma-separated.") var targets = "query,value"
+        @Option(help: "Passes over the examples.") var epochs: Int32 = 10
+        @Option(help: "Peak learning rate.") var lr: Float = 1e-3
+        @Option(help: "Examples per step.") var batch: Int32 = 16
+        @Option(help: "Seed of the initial weights and the batch order.") var seed: UInt64 = 0
+        @Flag(help: "Wait until the training has ended and print its figures.") var wait = false
+
+        func validate() throws {
+            guard examples != nil || useFeedback else { throw ValidationError("give --examples FILE, --use-feedback, or both") }
+        }
+
+        func run() async throws {
+            var request = Adapterd_V1_TrainAdapterRequest()
+            request.name = name
+            request.version = version
+            do {
+                request.examples = try examples.map(Self.read) ?? []
+                request.eval = try eval.map(Self.read) ?? []
+            } catch {
+                FileHandle.standardError.write(Data("adapterctl: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+            request.useFeedback = useFeedback
+            request.activate = activate
+            request.rank = rank
+            request.alpha = alpha
+            request.targets = targets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            request.epochs = epochs
+            request.learningRate = lr
+            request.batchSize = batch
+            request.seed = seed
+            try await ReplyPrinter.rpc {
+                try await connection.call("TrainAdapter", request, as: Adapterd_V1_TrainAdapterReply.self) {
+                    "training \(name) \(version): \($0.examples) examples, labels \($0.labels.joined(separator: ", ")), \($0.totalSteps) steps, about \($0.estimatedBytes >> 20) MiB"
+                }
+            }
+            guard wait else { return }
+            let client = try await connection.connect()
+            defer { client.close() }
+            var history = Adapterd_V1_HistoryRequest()
+            history.name = name
+            // The audit trail records how the training ended; it is polled, which needs nothing but the RPC.
+            while true {
+                try await Task.sleep(for: .seconds(1))
+                let trail = try await client.control("History", history, as: Adapterd_V1_HistoryReply.self, timeout: connection.replyTimeout)
+                guard let end = trail.events.last(where: { $0.version == version && ["trained", "training failed", "training cancelled"].contains($0.action) }) else { continue }
+                print("\(end.action): \(end.reason)")
+                if end.action != "trained" { throw ExitCode(1) }
+                return
+            }
+        }
+
+        static func read(_ path: String) throws -> [Adapterd_V1_LabelledText] {
+            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+            var examples: [Adapterd_V1_LabelledText] = []
+            for (index, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                      let text = object["text"] as? String, let label = object["label"] as? String else {
+                    throw ValidationError("\(path), line \(index + 1): each line must be {\"text\": \"…\", \"label\": \"…\"}")
+                }
+                var example = Adapterd_V1_LabelledText()
+                example.text = text
+                example.label = label
+                examples.append(example)
+            }
+            return examples
+        }
+    }
+
+    /// `adapterctl adapters feedback`: Feedback on the worker.
+    struct Feedback: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Store a text and its correct label on the worker, for later trainings.")
+        @OptionGroup var connection: BrokerOptions
+        @Option(help: "Adapter name.") var name: String
+        @Option(help: "The correct label.") var label: String
+        @Argument(help: "The text.") var text: String
+
+        func run() async throws {
+            try await ReplyPrinter.rpc {
+                var request = Adapterd_V1_FeedbackRequest()
+                request.name = name
+                request.text = text
+                request.label = label
+                try await connection.call("Feedback", request, as: Adapterd_V1_FeedbackReply.self) { "stored: \($0.stored) examples for \(name)" }
+            }
+        }
+    }
+
+    /// `adapterctl adapters cancel-training`: CancelTraining on the worker.
+    struct CancelTraining: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "cancel-training", abstract: "Stop a training on the worker; nothing of it is staged.")
+        @OptionGroup var connection: BrokerOptions
+        @Option(help: "Adapter name.") var name: String
+        @Option(help: "The version being trained.") var version: String
+
+        func run() async throws {
+            try await ReplyPrinter.rpc {
+                var request = Adapterd_V1_CancelTrainingRequest()
+                request.name = name
+                request.version = version
+                try await connection.call("CancelTraining", request, as: Adapterd_V1_CancelTrainingReply.self) { _ in "cancelled: \(name) \(version)" }
+            }
+        }
     }
 }

@@ -249,4 +249,61 @@ struct FaultMatrixTests {
         try Self.expectConsistent(daemon)
         second.close()
     }
+
+    // MARK: Training
+
+    static func train(_ client: AdapterdClient, epochs: Int32) async throws -> Adapterd_V1_TrainAdapterReply {
+        var request = Adapterd_V1_TrainAdapterRequest()
+        request.name = "home"
+        request.version = "v1"
+        request.examples = [("turn on the lights", "lights"), ("dim the lamp", "lights"), ("smoke in the hall", "alarm"), ("the alarm rings", "alarm")].map {
+            var example = Adapterd_V1_LabelledText()
+            example.text = $0.0
+            example.label = $0.1
+            return example
+        }
+        request.epochs = epochs
+        request.batchSize = 2
+        return try await client.control("TrainAdapter", request, as: Adapterd_V1_TrainAdapterReply.self, timeout: .seconds(5))
+    }
+
+    @Test("killed mid-training, or after a training wrote its files but before staging them: the restart stages nothing and removes the files",
+          arguments: [CrashPoint?.none, .trainingWritten])
+    func killDuringTraining(_ point: CrashPoint?) async throws {
+        var daemon = try Daemon()
+        let (pid, client) = try await daemon.start(crashAt: point)
+        let raw = try await RawClient(broker: daemon.broker)
+        let events = Topics(worker: daemon.worker).events
+        try await raw.client.subscribe(events, qos: 1, acknowledgedWithin: .seconds(5))
+        #expect(RPCStatus(try await Self.train(client, epochs: point == nil ? 1000 : 2).status) == .ok)
+        client.close()
+        if point == nil {
+            // Training is under way once it reports progress; then the power goes.
+            let progressed = await raw.waitUntil(timeout: .seconds(30)) { messages in
+                messages.contains { $0.topic == events && String(decoding: $0.payload, as: UTF8.self).contains("\"totalSteps\"") }
+            }
+            #expect(progressed, "no training progress within 30 s")
+            kill(pid, SIGKILL)
+        }
+        #expect(daemon.killedItself(pid))
+        raw.close()
+        if point == .trainingWritten {
+            #expect(FileManager.default.fileExists(atPath: daemon.directory + "/training/home@v1/adapter_model.safetensors"), "the training wrote its files")
+        }
+        #expect(try daemon.store().versions(name: "home").isEmpty, "nothing of the training was staged")
+
+        let (again, second) = try await daemon.start()
+        defer { ChildProcess.terminate(again, within: .seconds(5)) }
+        #expect(!FileManager.default.fileExists(atPath: daemon.directory + "/training"), "the training's files are removed at start")
+        // The same training runs to the end after the restart.
+        let watcher = try await RawClient(broker: daemon.broker)
+        defer { watcher.close() }
+        try await watcher.client.subscribe(events, qos: 1, acknowledgedWithin: .seconds(5))
+        #expect(RPCStatus(try await Self.train(second, epochs: 2).status) == .ok)
+        let staged = await watcher.waitUntil(timeout: .seconds(60)) { messages in
+            messages.contains { $0.topic == events && String(decoding: $0.payload, as: UTF8.self).contains("\"event\":\"trained\"") }
+        }
+        #expect(staged, "the training after the restart staged v1")
+        second.close()
+    }
 }

@@ -151,6 +151,7 @@ public actor TrainingJobs {
         do {
             let (adapter, report) = try outcome.get()
             try adapter.write(to: directory)
+            CrashPoint.reached(.trainingWritten)
             var figures = "\(source), \(report.epochs) epochs, \(report.steps) steps, final loss \(String(format: "%.4f", report.finalLoss))"
             if let accuracy = report.evalAccuracy { figures += ", eval accuracy \(String(format: "%.3f", accuracy)) on \(job.eval.count)" }
             let peakMiB = report.peakBytes >> 20
@@ -165,10 +166,12 @@ public actor TrainingJobs {
             event("trained", figures)
             logger.info("training finished", metadata: ["name": "\(job.name)", "version": "\(job.version)", "figures": "\(figures)"])
         } catch TrainingError.cancelled {
+            try? registry.record(HistoryRecord(name: job.name, version: job.version, action: "training cancelled", actor: job.actor, reason: "nothing was staged"))
             event("training cancelled", "cancelled; nothing was staged")
             logger.notice("training cancelled", metadata: ["name": "\(job.name)", "version": "\(job.version)"])
         } catch {
             let reason = RPCError(mapping: error).message
+            try? registry.record(HistoryRecord(name: job.name, version: job.version, action: "training failed", actor: job.actor, reason: reason))
             event("training failed", reason)
             logger.warning("training failed", metadata: ["name": "\(job.name)", "version": "\(job.version)", "reason": "\(reason)"])
         }
