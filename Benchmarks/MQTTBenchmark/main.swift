@@ -178,6 +178,36 @@ for block in 0..<12 {
 }
 loader.close()
 
+// Serving while the worker trains: the same 300 sequential requests, alternating blocks of 50 alone and 50 while a
+// TrainAdapter (the routing set's 120 examples, PEFT's defaults, epochs enough to outlast the block) runs; each
+// training is cancelled when its block ends, so nothing is staged.
+let trainingExamples = try RoutingExample.read(jsonl: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/Tests/InputRoutingTests/Fixtures/fit.jsonl")
+var untrained: [Double] = [], training: [Double] = []
+for block in 0..<12 {
+    if block % 2 == 0 {
+        untrained += try await inferLatencies(50)
+        continue
+    }
+    var train = Adapterd_V1_TrainAdapterRequest()
+    train.name = "trained"
+    train.version = "t\(block)"
+    train.examples = trainingExamples.map {
+        var example = Adapterd_V1_LabelledText()
+        example.text = $0.text
+        example.label = $0.adapter
+        return example
+    }
+    train.epochs = 1000
+    let accepted = try await client.control("TrainAdapter", train, as: Adapterd_V1_TrainAdapterReply.self)
+    precondition(RPCStatus(accepted.status) == .ok, "TrainAdapter refused: \(accepted.error)")
+    training += try await inferLatencies(50)
+    var cancel = Adapterd_V1_CancelTrainingRequest()
+    cancel.name = "trained"
+    cancel.version = train.version
+    _ = try await client.control("CancelTraining", cancel, as: Adapterd_V1_CancelTrainingReply.self)
+    await worker.services.training.waitUntilIdle()
+}
+
 // Routing by the input: the six-domain set. One adapter per domain (the same files under six names, so every
 // request does the same inference work) and one router per design, each behind a route of its own sensor type.
 // Each routed request is interleaved with one naming the adapter the example expects, on the same text.
@@ -280,3 +310,4 @@ for row in routingRows {
 }
 print("control flood: \(floodOK)/2000 SetRoute answered OK in \(String(format: "%.0f", floodMs)) ms; 100 sequential Infer p50 \(String(format: "%.2f", percentile(calm, 0.5))) ms, p99 \(String(format: "%.2f", percentile(calm, 0.99))) ms calm vs p50 \(String(format: "%.2f", percentile(flooded, 0.5))) ms, p99 \(String(format: "%.2f", percentile(flooded, 0.99))) ms during the flood")
 print("300 sequential requests (alternating blocks of 50): p50 \(String(format: "%.2f", percentile(quiet, 0.5))) ms, p99 \(String(format: "%.2f", percentile(quiet, 0.99))) ms alone; p50 \(String(format: "%.2f", percentile(loading, 0.5))) ms, p99 \(String(format: "%.2f", percentile(loading, 0.99))) ms while \(loadCount) adapters loaded every 100 ms (p99 ratio \(String(format: "%.2f", percentile(loading, 0.99) / percentile(quiet, 0.99))))")
+print("300 sequential requests (alternating blocks of 50): p50 \(String(format: "%.2f", percentile(untrained, 0.5))) ms, p99 \(String(format: "%.2f", percentile(untrained, 0.99))) ms alone; p50 \(String(format: "%.2f", percentile(training, 0.5))) ms, p99 \(String(format: "%.2f", percentile(training, 0.99))) ms while the worker trained an adapter (p99 ratio \(String(format: "%.2f", percentile(training, 0.99) / percentile(untrained, 0.99))))")
