@@ -63,21 +63,22 @@ public struct Trainer: Sendable {
     }
 
     /// Trains a new adapter on `examples`; `eval` examples give the held-out accuracy. `progress` is called after
-    /// every step; `isCancelled` is checked between steps.
+    /// every step; `isCancelled` is checked between steps; `pause` is called between layers (it may block, to let
+    /// other work have the CPU).
     public func train(
         _ examples: [TrainingExample], eval: [TrainingExample] = [], labels given: [String]? = nil,
-        progress: (Progress) -> Void = { _ in }, isCancelled: () -> Bool = { false }
+        progress: (Progress) -> Void = { _ in }, isCancelled: () -> Bool = { false }, pause: @escaping () -> Void = {}
     ) throws(TrainingError) -> (adapter: TrainableAdapter, report: Report) {
         let labels = given ?? Self.labels(of: examples + eval)
         var adapter = try TrainableAdapter(model: model, labels: labels, rank: options.rank, alpha: options.alpha, targets: options.targets, seed: options.seed)
-        let report = try train(&adapter, on: examples, eval: eval, progress: progress, isCancelled: isCancelled)
+        let report = try train(&adapter, on: examples, eval: eval, progress: progress, isCancelled: isCancelled, pause: pause)
         return (adapter, report)
     }
 
     /// Trains `adapter` further on `examples`.
     public func train(
         _ adapter: inout TrainableAdapter, on examples: [TrainingExample], eval: [TrainingExample] = [],
-        progress: (Progress) -> Void = { _ in }, isCancelled: () -> Bool = { false }
+        progress: (Progress) -> Void = { _ in }, isCancelled: () -> Bool = { false }, pause: @escaping () -> Void = {}
     ) throws(TrainingError) -> Report {
         guard !examples.isEmpty else { throw .invalidOptions("no training examples") }
         guard options.epochs >= 1, options.batchSize >= 1 else { throw .invalidOptions("epochs and batch size must be at least 1") }
@@ -107,7 +108,7 @@ public struct Trainer: Sendable {
             for batchStart in stride(from: 0, to: order.count, by: options.batchSize) {
                 if isCancelled() { throw .cancelled }
                 let batch = order[batchStart..<min(batchStart + options.batchSize, order.count)].map { encoded[$0] }
-                let result = TrainingPass(model: model, adapter: adapter).run(batch)
+                let result = TrainingPass(model: model, adapter: adapter, pause: pause).run(batch)
                 optimizer.apply(result.gradients, to: &adapter.parameters)
                 step += 1
                 epochLoss += Double(result.loss) * Double(batch.count)

@@ -10,6 +10,8 @@ import Foundation
 struct TrainingPass {
     let model: BertModel
     let adapter: TrainableAdapter
+    /// Called between layers, forward and backward: a worker's training waits there while requests are served.
+    var pause: () -> Void = {}
 
     /// What a pass returns.
     struct Result {
@@ -97,6 +99,7 @@ struct TrainingPass {
 
         var caches: [LayerCache] = []
         for (layerIndex, layer) in weights.layers.enumerated() {
+            pause()
             let cache = LayerCache(rows: rows, hidden: hidden, intermediate: inner, probabilities: probabilityCount)
             cache.input.pointer.update(from: x.pointer, count: rows * hidden)
             // Q, K, V with their LoRA terms.
@@ -193,6 +196,7 @@ struct TrainingPass {
         let maxLength = lengths.max() ?? 1
         let dScores = Buffer(maxLength * maxLength)
         for layerIndex in weights.layers.indices.reversed() {
+            pause()
             let layer = weights.layers[layerIndex]
             let cache = caches[layerIndex]
             // Output LayerNorm: dx is the gradient of the layer's output.

@@ -24,6 +24,9 @@ public final class BatchExecutor: @unchecked Sendable {
     private var batches = 0
     private var rows = 0
     private var largest = 0
+    /// Whether a batch is running, and when the last one ended.
+    private var running = false
+    private var lastBatchEnded = ContinuousClock.now
     private let batchSizes: Recorder?
 
     /// Starts the engine thread; each batch's row count goes to `batchSizes`.
@@ -101,6 +104,14 @@ public final class BatchExecutor: @unchecked Sendable {
         return largest
     }
 
+    /// Whether the engine is running or has waiting rows, or finished a batch less than `recently` ago: background
+    /// work (a training) pauses meanwhile, so that it never holds a core or the caches a request needs.
+    public func isBusy(within recently: Duration) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return running || !pending.isEmpty || ContinuousClock.now - lastBatchEnded < recently
+    }
+
     /// Stops the thread after the batch it is running.
     public func shutdown() {
         condition.lock()
@@ -128,7 +139,14 @@ public final class BatchExecutor: @unchecked Sendable {
             batches += 1
             rows += batch.count
             largest = max(largest, batch.count)
+            running = true
             condition.unlock()
+            defer {
+                condition.lock()
+                running = false
+                lastBatchEnded = .now
+                condition.unlock()
+            }
             batchSizes?.record(batch.count)
             // Routing features first: the inference they precede may be waiting for them in a later batch.
             let routing = batch.filter { $0.featureLayers != nil }

@@ -79,7 +79,9 @@ public struct WorkerServices: Sendable {
             },
             warn: { message, metadata in logger.warning("\(message)", metadata: metadata.mapValues { .string($0) }) })
         let metrics = metrics
-        training = TrainingJobs(registry: registry, model: engine.model, logger: logger) { event in
+        training = TrainingJobs(
+            registry: registry, model: engine.model, logger: logger, isServing: { executor.isBusy(within: .milliseconds(20)) }
+        ) { event in
             publishEvent(event)
             // Progress reports are for whoever follows the events topic, not the dashboard's recent events.
             if event.training == nil { Task { await metrics.recordEvent(event) } }

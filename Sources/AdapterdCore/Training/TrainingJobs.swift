@@ -54,13 +54,20 @@ public actor TrainingJobs {
 
     private let registry: AdapterRegistry
     private let model: BertModel
+    /// Whether the engine is serving requests now or did a moment ago.
+    private let isServing: @Sendable () -> Bool
     private let events: @Sendable (AdapterEvent) -> Void
     private let logger: Logger
     private var running: (name: String, version: String, cancellation: Cancellation, task: Task<Void, Never>)?
 
     /// Trainings over `model` that stage into `registry` and report to `events`.
-    public init(registry: AdapterRegistry, model: BertModel, logger: Logger, events: @escaping @Sendable (AdapterEvent) -> Void) {
+    /// A training waits between layers while `isServing` says requests are being served.
+    public init(
+        registry: AdapterRegistry, model: BertModel, logger: Logger, isServing: @escaping @Sendable () -> Bool = { false },
+        events: @escaping @Sendable (AdapterEvent) -> Void
+    ) {
         self.registry = registry
+        self.isServing = isServing
         self.model = model
         self.logger = logger
         self.events = events
@@ -84,8 +91,8 @@ public actor TrainingJobs {
         if let running { throw .busy(name: running.name, version: running.version) }
         if (try? await registry.resolve(name: job.name, version: job.version)) != nil { throw .exists(name: job.name, version: job.version) }
         let cancellation = Cancellation()
-        let task = Task { [registry, model, events, logger] in
-            await Self.run(job, cancellation: cancellation, registry: registry, model: model, events: events, logger: logger)
+        let task = Task { [registry, model, events, logger, isServing] in
+            await Self.run(job, cancellation: cancellation, registry: registry, model: model, isServing: isServing, events: events, logger: logger)
             self.finished(name: job.name, version: job.version)
         }
         running = (job.name, job.version, cancellation, task)
@@ -115,7 +122,7 @@ public actor TrainingJobs {
 
     private static func run(
         _ job: Job, cancellation: Cancellation, registry: AdapterRegistry, model: BertModel,
-        events: @escaping @Sendable (AdapterEvent) -> Void, logger: Logger
+        isServing: @escaping @Sendable () -> Bool, events: @escaping @Sendable (AdapterEvent) -> Void, logger: Logger
     ) async {
         @Sendable func event(_ kind: String, _ reason: String, _ training: AdapterEvent.Training? = nil) {
             events(AdapterEvent(event: kind, name: job.name, version: job.version, actor: job.actor, reason: reason, training: training))
@@ -139,7 +146,12 @@ public actor TrainingJobs {
                             event("training", "step \(progress.step) of \(progress.totalSteps)", AdapterEvent.Training(
                                 epoch: progress.epoch + 1, step: progress.step, totalSteps: progress.totalSteps, loss: progress.loss))
                         },
-                        isCancelled: { cancellation.isCancelled })
+                        isCancelled: { cancellation.isCancelled },
+                        pause: {
+                            // Even at idle CPU priority a training step evicts the caches a request needs and
+                            // holds a core until the scheduler preempts it: it waits while requests are served.
+                            while isServing(), !cancellation.isCancelled { usleep(1_000) }
+                        })
                     return .success(result)
                 } catch {
                     return .failure(error)
