@@ -42,8 +42,11 @@ public struct Trainer: Sendable {
         public var evalAccuracy: Double?
         /// Seconds per epoch (mean).
         public var secondsPerEpoch: Double
-        /// Peak bytes of activations, gradients and optimiser state.
+        /// Peak bytes of activations, gradients and optimiser state, as measured (the frozen base model, mapped
+        /// and shared with serving, is not counted).
         public var peakBytes: Int
+        /// What the run was estimated to need before it started (checked against the memory budget).
+        public var estimatedBytes: Int
     }
 
     public let model: BertModel
@@ -97,6 +100,7 @@ public struct Trainer: Sendable {
             throw .tooLarge(neededBytes: peak, budgetBytes: options.memoryBudgetBytes)
         }
 
+        var measuredPeak = 0
         var random = SeededRandom(seed: options.seed &+ 1)
         var order = Array(encoded.indices)
         var step = 0
@@ -111,6 +115,7 @@ public struct Trainer: Sendable {
                 let result = TrainingPass(model: model, adapter: adapter, pause: pause).run(batch)
                 optimizer.apply(result.gradients, to: &adapter.parameters)
                 step += 1
+                measuredPeak = max(measuredPeak, result.peakBytes)
                 epochLoss += Double(result.loss) * Double(batch.count)
                 progress(Progress(epoch: epoch, step: step, totalSteps: totalSteps, loss: result.loss))
             }
@@ -122,7 +127,9 @@ public struct Trainer: Sendable {
         if !held.isEmpty { accuracy = Self.accuracy(of: adapter, on: held, model: model, batchSize: options.batchSize) }
         return Report(
             examples: encoded.count, epochs: options.epochs, steps: step, finalLoss: lastEpochLoss, evalAccuracy: accuracy,
-            secondsPerEpoch: seconds / Double(options.epochs), peakBytes: peak)
+            secondsPerEpoch: seconds / Double(options.epochs),
+            // Parameters, their gradients and AdamW's two moments live through the run.
+            peakBytes: measuredPeak + 4 * adapter.byteSize, estimatedBytes: peak)
     }
 
     /// The peak memory (activations, gradients, optimiser state) training on `examples` takes, in bytes.

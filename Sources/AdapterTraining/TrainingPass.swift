@@ -12,6 +12,8 @@ struct TrainingPass {
     let adapter: TrainableAdapter
     /// Called between layers, forward and backward: a worker's training waits there while requests are served.
     var pause: () -> Void = {}
+    /// Counts the bytes the pass's buffers hold.
+    let meter = MemoryMeter()
 
     /// What a pass returns.
     struct Result {
@@ -20,6 +22,8 @@ struct TrainingPass {
         var logits: [[Float]]
         /// One per `adapter.parameters`, same layout; empty when the pass ran without `backward`.
         var gradients: [[Float]]
+        /// The most bytes the pass's activations and scratch held at once (gradients not included).
+        var peakBytes: Int
     }
 
     /// Activations of one layer that the backward pass reads.
@@ -38,18 +42,18 @@ struct TrainingPass {
         /// `input · Aᵀ` of each adapted slot, `[rows × rank]`.
         var down: [Buffer?]
 
-        init(rows: Int, hidden: Int, intermediate: Int, probabilities: Int) {
-            input = Buffer(rows * hidden)
-            qkv = Buffer(rows * 3 * hidden)
-            self.probabilities = Buffer(probabilities)
-            context = Buffer(rows * hidden)
-            attentionNormed = Buffer(rows * hidden)
-            attentionInverseStd = Buffer(rows)
-            attentionOutput = Buffer(rows * hidden)
-            preActivation = Buffer(rows * intermediate)
-            activation = Buffer(rows * intermediate)
-            outputNormed = Buffer(rows * hidden)
-            outputInverseStd = Buffer(rows)
+        init(rows: Int, hidden: Int, intermediate: Int, probabilities: Int, meter: MemoryMeter) {
+            input = Buffer(rows * hidden, meter: meter)
+            qkv = Buffer(rows * 3 * hidden, meter: meter)
+            self.probabilities = Buffer(probabilities, meter: meter)
+            context = Buffer(rows * hidden, meter: meter)
+            attentionNormed = Buffer(rows * hidden, meter: meter)
+            attentionInverseStd = Buffer(rows, meter: meter)
+            attentionOutput = Buffer(rows * hidden, meter: meter)
+            preActivation = Buffer(rows * intermediate, meter: meter)
+            activation = Buffer(rows * intermediate, meter: meter)
+            outputNormed = Buffer(rows * hidden, meter: meter)
+            outputInverseStd = Buffer(rows, meter: meter)
             down = Array(repeating: nil, count: LinearSlot.allCases.count)
         }
     }
@@ -85,7 +89,7 @@ struct TrainingPass {
         let eps = config.layerNormEps
 
         // Embeddings (frozen, no LoRA here): word + position + token type, then LayerNorm.
-        var x = Buffer(rows * hidden)
+        var x = Buffer(rows * hidden, meter: meter)
         let tables = weights.embeddings.map(\.pointer)
         for (sequence, item) in batch.enumerated() {
             for (position, id) in item.ids.enumerated() {
@@ -94,13 +98,13 @@ struct TrainingPass {
                 for i in 0..<hidden { out[i] = word[i] + place[i] + type[i] }
             }
         }
-        let scratchNorm = Buffer(rows * hidden), scratchStd = Buffer(rows)
+        let scratchNorm = Buffer(rows * hidden, meter: meter), scratchStd = Buffer(rows, meter: meter)
         Self.layerNorm(x.pointer, rows: rows, width: hidden, gamma: weights.embeddingNorm.gamma.pointer, beta: weights.embeddingNorm.beta.pointer, eps: eps, normed: scratchNorm.pointer, inverseStd: scratchStd.pointer)
 
         var caches: [LayerCache] = []
         for (layerIndex, layer) in weights.layers.enumerated() {
             pause()
-            let cache = LayerCache(rows: rows, hidden: hidden, intermediate: inner, probabilities: probabilityCount)
+            let cache = LayerCache(rows: rows, hidden: hidden, intermediate: inner, probabilities: probabilityCount, meter: meter)
             cache.input.pointer.update(from: x.pointer, count: rows * hidden)
             // Q, K, V with their LoRA terms.
             for (column, slot) in [LinearSlot.query, .key, .value].enumerated() {
@@ -133,7 +137,7 @@ struct TrainingPass {
                 let m = cache.preActivation.pointer[i]
                 cache.activation.pointer[i] = 0.5 * m * (1 + erff(m * 0.70710678118654752440))
             }
-            let next = Buffer(rows * hidden)
+            let next = Buffer(rows * hidden, meter: meter)
             Self.linear(layer[.output], x: cache.activation.pointer, ldx: inner, rows: rows, y: next.pointer, ldy: hidden)
             cache.down[LinearSlot.output.rawValue] = addLoRA(layer: layerIndex, slot: .output, x: cache.activation.pointer, ldx: inner, rows: rows, y: next.pointer, ldy: hidden)
             for i in 0..<(rows * hidden) { next.pointer[i] += afterAttention[i] }
@@ -146,14 +150,14 @@ struct TrainingPass {
         let count = batch.count
         let labels = adapter.labels.count
         let pooler = weights.pooler!
-        let cls = Buffer(count * hidden), pooled = Buffer(count * hidden)
+        let cls = Buffer(count * hidden, meter: meter), pooled = Buffer(count * hidden, meter: meter)
         for sequence in 0..<count { (cls.pointer + sequence * hidden).update(from: x.pointer + starts[sequence] * hidden, count: hidden) }
         Self.linear(pooler, x: cls.pointer, ldx: hidden, rows: count, y: pooled.pointer, ldy: hidden)
         for i in 0..<(count * hidden) { pooled.pointer[i] = tanhf(pooled.pointer[i]) }
         let classifierWeight = adapter.parameters[adapter.classifierWeight].values
         let classifierBias = adapter.parameters[adapter.classifierBias].values
         var logits = [[Float]](repeating: [], count: count)
-        let dLogits = Buffer(count * labels)
+        let dLogits = Buffer(count * labels, meter: meter)
         var loss: Double = 0
         for sequence in 0..<count {
             var row = classifierBias
@@ -172,11 +176,11 @@ struct TrainingPass {
             }
         }
         let meanLoss = Float(loss / Double(count))
-        guard backward else { return Result(loss: meanLoss, logits: logits, gradients: []) }
+        guard backward else { return Result(loss: meanLoss, logits: logits, gradients: [], peakBytes: meter.peak) }
 
         var gradients = adapter.parameters.map { [Float](repeating: 0, count: $0.values.count) }
         // Classifier: dW = dLogitsᵀ · pooled, db = Σ dLogits; then back through tanh and the frozen pooler.
-        let dPooled = Buffer(count * hidden)
+        let dPooled = Buffer(count * hidden, meter: meter)
         for sequence in 0..<count {
             for label in 0..<labels {
                 let g = dLogits.pointer[sequence * labels + label]
@@ -188,24 +192,24 @@ struct TrainingPass {
             }
         }
         for i in 0..<(count * hidden) { dPooled.pointer[i] *= 1 - pooled.pointer[i] * pooled.pointer[i] }
-        var dx = Buffer(rows * hidden)
-        let dCLS = Buffer(count * hidden)
+        var dx = Buffer(rows * hidden, meter: meter)
+        let dCLS = Buffer(count * hidden, meter: meter)
         GEMM.sgemm(m: count, n: hidden, k: hidden, a: dPooled.pointer, lda: hidden, b: pooler.weight.pointer, ldb: hidden, transposeB: false, beta: 0, c: dCLS.pointer, ldc: hidden)
         for sequence in 0..<count { (dx.pointer + starts[sequence] * hidden).update(from: dCLS.pointer + sequence * hidden, count: hidden) }
 
         let maxLength = lengths.max() ?? 1
-        let dScores = Buffer(maxLength * maxLength)
+        let dScores = Buffer(maxLength * maxLength, meter: meter)
         for layerIndex in weights.layers.indices.reversed() {
             pause()
             let layer = weights.layers[layerIndex]
             let cache = caches[layerIndex]
             // Output LayerNorm: dx is the gradient of the layer's output.
-            let dSum = Buffer(rows * hidden)
+            let dSum = Buffer(rows * hidden, meter: meter)
             Self.layerNormBackward(dx.pointer, rows: rows, width: hidden, gamma: layer.outputNorm.gamma.pointer, normed: cache.outputNormed.pointer, inverseStd: cache.outputInverseStd.pointer, into: dSum.pointer)
             // Feed-forward back to the attention block's output (residual plus the intermediate path).
-            let dAttention = Buffer(rows * hidden)
+            let dAttention = Buffer(rows * hidden, meter: meter)
             dAttention.pointer.update(from: dSum.pointer, count: rows * hidden)
-            let dActivation = Buffer(rows * inner)
+            let dActivation = Buffer(rows * inner, meter: meter)
             backwardLinear(layer[.output], layer: layerIndex, slot: .output, dY: dSum.pointer, ldy: hidden, x: cache.activation.pointer, ldx: inner, rows: rows, dX: dActivation.pointer, lddx: inner, down: cache.down[LinearSlot.output.rawValue], gradients: &gradients)
             for i in 0..<(rows * inner) {
                 let m = cache.preActivation.pointer[i]
@@ -216,14 +220,14 @@ struct TrainingPass {
             let afterAttention = cache.attentionOutput.pointer
             backwardLinear(layer[.intermediate], layer: layerIndex, slot: .intermediate, dY: dActivation.pointer, ldy: inner, x: afterAttention, ldx: hidden, rows: rows, dX: dAttention.pointer, lddx: hidden, down: cache.down[LinearSlot.intermediate.rawValue], gradients: &gradients)
             // Attention LayerNorm, then the attention output product.
-            let dAttentionSum = Buffer(rows * hidden)
+            let dAttentionSum = Buffer(rows * hidden, meter: meter)
             Self.layerNormBackward(dAttention.pointer, rows: rows, width: hidden, gamma: layer.attentionNorm.gamma.pointer, normed: cache.attentionNormed.pointer, inverseStd: cache.attentionInverseStd.pointer, into: dAttentionSum.pointer)
-            let dInput = Buffer(rows * hidden)
+            let dInput = Buffer(rows * hidden, meter: meter)
             dInput.pointer.update(from: dAttentionSum.pointer, count: rows * hidden)
-            let dContext = Buffer(rows * hidden)
+            let dContext = Buffer(rows * hidden, meter: meter)
             backwardLinear(layer[.attentionOutput], layer: layerIndex, slot: .attentionOutput, dY: dAttentionSum.pointer, ldy: hidden, x: cache.context.pointer, ldx: hidden, rows: rows, dX: dContext.pointer, lddx: hidden, down: cache.down[LinearSlot.attentionOutput.rawValue], gradients: &gradients)
             // Attention per sequence and head: dP = dC·Vᵀ, dV = Pᵀ·dC, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ = s·dS·K, dK = s·dSᵀ·Q.
-            let dQKV = Buffer(rows * 3 * hidden)
+            let dQKV = Buffer(rows * 3 * hidden, meter: meter)
             for sequence in batch.indices {
                 let length = lengths[sequence], start = starts[sequence]
                 for head in 0..<heads {
@@ -251,7 +255,7 @@ struct TrainingPass {
             // Layers below the first adapted one need no gradient at all.
             if layerIndex <= firstAdaptedLayer { break }
         }
-        return Result(loss: meanLoss, logits: logits, gradients: gradients)
+        return Result(loss: meanLoss, logits: logits, gradients: gradients, peakBytes: meter.peak)
     }
 
     private var firstAdaptedLayer: Int {
@@ -276,7 +280,7 @@ struct TrainingPass {
         guard let pair = adapter.pairs[layer][slot.rawValue] else { return nil }
         let a = adapter.parameters[pair.a], b = adapter.parameters[pair.b]
         let rank = pair.rank, inputs = a.shape[1], outputs = b.shape[0]
-        let down = Buffer(rows * rank)
+        let down = Buffer(rows * rank, meter: meter)
         a.values.withUnsafeBufferPointer { a in
             GEMM.sgemm(m: rows, n: rank, k: inputs, a: x, lda: ldx, b: a.baseAddress!, ldb: inputs, transposeB: true, beta: 0, c: down.pointer, ldc: rank)
         }
@@ -295,7 +299,7 @@ struct TrainingPass {
         GEMM.sgemm(m: rows, n: base.inFeatures, k: base.outFeatures, a: dY, lda: ldy, b: base.weight.pointer, ldb: base.inFeatures, transposeB: false, beta: 1, c: dX, ldc: lddx)
         guard let pair = adapter.pairs[layer][slot.rawValue], let down else { return }
         let rank = pair.rank, inputs = base.inFeatures, outputs = base.outFeatures
-        let dDown = Buffer(rows * rank)
+        let dDown = Buffer(rows * rank, meter: meter)
         adapter.parameters[pair.b].values.withUnsafeBufferPointer { b in
             GEMM.sgemm(m: rows, n: rank, k: outputs, alpha: pair.scaling, a: dY, lda: ldy, b: b.baseAddress!, ldb: rank, transposeB: false, beta: 0, c: dDown.pointer, ldc: rank)
         }
@@ -371,16 +375,34 @@ struct TrainingPass {
     }
 }
 
-/// A zeroed float buffer that one pass owns.
+
+/// A zeroed float buffer that one pass owns, counted by its meter.
 final class Buffer {
     let pointer: UnsafeMutablePointer<Float>
     let count: Int
+    private let meter: MemoryMeter
 
-    init(_ count: Int) {
+    init(_ count: Int, meter: MemoryMeter) {
         self.count = count
+        self.meter = meter
         pointer = .allocate(capacity: max(count, 1))
         pointer.initialize(repeating: 0, count: max(count, 1))
+        meter.add(4 * max(count, 1))
     }
 
-    deinit { pointer.deallocate() }
+    deinit {
+        pointer.deallocate()
+        meter.add(-4 * max(count, 1))
+    }
+}
+
+/// Live and peak bytes of one pass's buffers (a pass runs on one thread).
+final class MemoryMeter {
+    private(set) var live = 0
+    private(set) var peak = 0
+
+    func add(_ bytes: Int) {
+        live += bytes
+        peak = max(peak, live)
+    }
 }

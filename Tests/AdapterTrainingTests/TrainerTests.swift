@@ -33,6 +33,7 @@ struct TrainerTests {
         #expect(losses.count == report.steps)
         #expect(report.finalLoss < losses.first! * 0.8, "loss went from \(losses.first!) to \(report.finalLoss)")
         #expect((report.evalAccuracy ?? 0) >= 0.9, "accuracy on the training texts \(report.evalAccuracy ?? 0)")
+        #expect(report.peakBytes > adapter.byteSize * 4 && report.peakBytes <= report.estimatedBytes, "measured \(report.peakBytes) B, estimated \(report.estimatedBytes) B")
         let (again, _) = try trainer.train(Self.examples)
         #expect(again.parameters.map(\.values) == adapter.parameters.map(\.values), "same seed, same data: same weights")
     }

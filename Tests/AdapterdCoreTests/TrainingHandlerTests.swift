@@ -109,4 +109,14 @@ struct TrainingHandlerTests {
         #expect(await Self.status { _ = try await others.train(Self.request(), RPCContext()) } == .alreadyExists)
         #expect(offline.events.isEmpty && roomy.events.allSatisfy { $0.event != "training" })
     }
+
+    @Test("a training past training.maxSeconds stops, stages nothing and says why")
+    func timeLimit() async throws {
+        let offline = try OfflineServices { $0.trainingMaxSeconds = 0 }
+        _ = try await TrainingHandlers(services: offline.services).train(Self.request(epochs: 50), RPCContext())
+        await offline.services.training.waitUntilIdle()
+        let last = try #require(offline.events.last)
+        #expect(last.event == "training failed" && last.reason.contains("training.maxSeconds"), "\(last)")
+        #expect(await Self.status { _ = try await offline.services.registry.resolve(name: "home", version: "v1") } == .notFound)
+    }
 }

@@ -62,6 +62,8 @@ public enum Settings {
     public static let trainingMemoryBudget = Setting(
         "training.memoryBudgetBytes", default: "268435456",
         "memory a `TrainAdapter` training may take; larger ones get `RESOURCE_EXHAUSTED`")
+    public static let trainingMaxSeconds = Setting(
+        "training.maxSeconds", default: "3600", "longest a `TrainAdapter` training may run; past it, it stops and stages nothing")
     public static let maxVersions = Setting(
         "limits.maxVersions", default: "10000", "adapter versions registered at once; loads and pushes past it get `RESOURCE_EXHAUSTED`")
     public static let adapterRoots = Setting(
@@ -93,7 +95,7 @@ public enum Settings {
     public static let all: [Setting] = [
         broker, workerID, model, dataDir, mqttVersion, maxBatch, precision, cpuPath, cacheMaxBytes, maxRequestBytes,
         adapters, defaultAdapter, results, http, pool, metricsInterval, guardMinRequests, guardMaxErrorRateIncrease,
-        guardMaxLatencyRatio, requireSigned, trustedKeys, maxPushBytes, maxVersions, trainingMemoryBudget, adapterRoots, baseModelNames, username, password,
+        guardMaxLatencyRatio, requireSigned, trustedKeys, maxPushBytes, maxVersions, trainingMemoryBudget, trainingMaxSeconds, adapterRoots, baseModelNames, username, password,
         passwordFile, tlsCA, tlsCert, tlsKey, logLevel,
     ]
 

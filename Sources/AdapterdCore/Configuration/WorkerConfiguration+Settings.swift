@@ -35,6 +35,7 @@ extension WorkerConfiguration {
         maxPushBytes = try settings.int(Settings.maxPushBytes).map(Int64.init) ?? maxPushBytes
         maxVersions = try settings.int(Settings.maxVersions) ?? maxVersions
         trainingMemoryBudgetBytes = try settings.int(Settings.trainingMemoryBudget) ?? trainingMemoryBudgetBytes
+        trainingMaxSeconds = try settings.int(Settings.trainingMaxSeconds) ?? trainingMaxSeconds
         adapterRoots = settings.strings(Settings.adapterRoots)
         baseModelNames = settings.strings(Settings.baseModelNames)
         username = try settings.string(Settings.username)

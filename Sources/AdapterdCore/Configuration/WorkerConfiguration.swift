@@ -58,6 +58,8 @@ public struct WorkerConfiguration: Sendable {
     public var maxVersions = 10_000
     /// Memory a training on the worker may take (activations, gradients, optimiser state).
     public var trainingMemoryBudgetBytes = 256 << 20
+    /// Longest a training on the worker may run, in seconds.
+    public var trainingMaxSeconds = 3600
     /// Unfinished pushes untouched this long are removed.
     public var pushExpiry: Duration = .seconds(24 * 3600)
     /// Hub ids of the base model adapters may declare (`base_model_name_or_path`); others are refused.

@@ -69,7 +69,8 @@ public struct TrainingHandlers: Sendable {
         try await services.registry.checkRoom(name: request.name, version: request.version)
         try await services.training.start(TrainingJobs.Job(
             name: request.name, version: request.version, examples: examples, eval: eval, labels: labels, options: options,
-            activate: request.activate, actor: context.actor, fromFeedback: fromFeedback))
+            timeLimit: .seconds(services.configuration.trainingMaxSeconds), activate: request.activate, actor: context.actor,
+            fromFeedback: fromFeedback))
         var reply = Adapterd_V1_TrainAdapterReply()
         reply.examples = Int32(examples.count)
         reply.labels = labels

@@ -37,6 +37,8 @@ public actor TrainingJobs {
         public var eval: [TrainingExample]
         public var labels: [String]
         public var options: Trainer.Options
+        /// Longest the training may run; past it, it stops and stages nothing.
+        public var timeLimit: Duration = .seconds(3600)
         public var activate: Bool
         /// Who asked, for the audit trail and the events.
         public var actor: String
@@ -131,6 +133,7 @@ public actor TrainingJobs {
         event("training", "started on \(source), \(job.options.epochs) epochs")
         logger.info("training started", metadata: ["name": "\(job.name)", "version": "\(job.version)", "examples": "\(job.examples.count)"])
         let trainer = Trainer(model: model, options: job.options)
+        let started = ContinuousClock.now
         // On one idle-priority thread without the OpenMP team: serving keeps the cores.
         let outcome = await BackgroundThread.run(name: "adapterd-train") { () -> Result<(TrainableAdapter, Trainer.Report), TrainingError> in
             ExecutionRuntime.onCallingThreadOnly { () -> Result<(TrainableAdapter, Trainer.Report), TrainingError> in
@@ -146,7 +149,7 @@ public actor TrainingJobs {
                             event("training", "step \(progress.step) of \(progress.totalSteps)", AdapterEvent.Training(
                                 epoch: progress.epoch + 1, step: progress.step, totalSteps: progress.totalSteps, loss: progress.loss))
                         },
-                        isCancelled: { cancellation.isCancelled },
+                        isCancelled: { cancellation.isCancelled || ContinuousClock.now - started > job.timeLimit },
                         pause: {
                             // Even at idle CPU priority a training step evicts the caches a request needs and
                             // holds a core until the scheduler preempts it: it waits while requests are served.
@@ -177,6 +180,11 @@ public actor TrainingJobs {
             }
             event("trained", figures)
             logger.info("training finished", metadata: ["name": "\(job.name)", "version": "\(job.version)", "figures": "\(figures)"])
+        } catch TrainingError.cancelled where !cancellation.isCancelled {
+            let reason = "it ran longer than training.maxSeconds (\(job.timeLimit.components.seconds) s); nothing was staged"
+            try? registry.record(HistoryRecord(name: job.name, version: job.version, action: "training failed", actor: job.actor, reason: reason))
+            event("training failed", reason)
+            logger.warning("training over its time limit", metadata: ["name": "\(job.name)", "version": "\(job.version)"])
         } catch TrainingError.cancelled {
             try? registry.record(HistoryRecord(name: job.name, version: job.version, action: "training cancelled", actor: job.actor, reason: "nothing was staged"))
             event("training cancelled", "cancelled; nothing was staged")
