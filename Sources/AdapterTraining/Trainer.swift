@@ -95,7 +95,7 @@ public struct Trainer: Sendable {
         var optimizer = AdamW(parameters: adapter.parameters, options: optimizerOptions)
 
         // The memory a step takes is set by its longest batch: refuse up front what would not fit.
-        let peak = estimatedPeakBytes(lengths: encoded.map { $0.ids.count }, parameterBytes: adapter.byteSize, slots: adapter.targets.count)
+        let peak = estimatedPeakBytes(lengths: encoded.map { $0.ids.count }, parameterBytes: adapter.byteSize, slots: adapter.targets.count, rank: adapter.rank)
         if options.memoryBudgetBytes > 0, peak > options.memoryBudgetBytes {
             throw .tooLarge(neededBytes: peak, budgetBytes: options.memoryBudgetBytes)
         }
@@ -140,13 +140,13 @@ public struct Trainer: Sendable {
         }
         return estimatedPeakBytes(
             lengths: examples.map { model.tokenizer.encode($0.text).ids.count }, parameterBytes: loraBytes + 4 * labels * (hidden + 1),
-            slots: options.targets.count)
+            slots: options.targets.count, rank: options.rank)
     }
 
-    private func estimatedPeakBytes(lengths: [Int], parameterBytes: Int, slots: Int) -> Int {
+    private func estimatedPeakBytes(lengths: [Int], parameterBytes: Int, slots: Int, rank: Int) -> Int {
         let longest = lengths.sorted(by: >).prefix(options.batchSize)
         // Parameters, their gradients and AdamW's two moments.
-        return TrainingPass.activationBytes(lengths: Array(longest), config: model.config, rank: options.rank, slots: slots) + 4 * parameterBytes
+        return TrainingPass.activationBytes(lengths: Array(longest), config: model.config, rank: rank, slots: slots) + 4 * parameterBytes
     }
 
     /// The share of `examples` whose highest logit is their label.

@@ -26,6 +26,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Held-out examples: their accuracy is printed at the end.")
     var eval: String?
 
+    @Option(name: .long, help: "Train further from this PEFT adapter (its rank, alpha, targets and labels) instead of a new one.")
+    var from: String?
+
     @Option(name: .long, help: "LoRA rank.")
     var rank = 8
 
@@ -53,7 +56,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Seed of the initial weights and the batch order.")
     var seed: UInt64 = 0
 
-    @Flag(name: .long, help: "Print one JSON object with the figures at the end instead of text.")
+    @Flag(name: .long, help: "Print one JSON object with the figures at the end instead of text, and no progress.")
     var json = false
 
     func validate() throws {
@@ -88,15 +91,25 @@ struct TrainCommand: ParsableCommand {
             options.seed = seed
             options.optimizer.learningRate = lr
             options.optimizer.weightDecay = weightDecay
-            let progress = TrainingProgress(interactive: !json && isatty(STDERR_FILENO) == 1)
-            let (adapter, report) = try Trainer(model: base, options: options).train(training, eval: held) { progress.update($0) }
-            progress.finish()
+            // With --json the output is one line for a script: no progress.
+            let progress = json ? nil : TrainingProgress(interactive: isatty(STDERR_FILENO) == 1)
+            let trainer = Trainer(model: base, options: options)
+            let adapter: TrainableAdapter
+            let report: Trainer.Report
+            if let from {
+                var start = try TrainableAdapter(directory: from, model: base)
+                report = try trainer.train(&start, on: training, eval: held, progress: { progress?.update($0) })
+                adapter = start
+            } else {
+                (adapter, report) = try trainer.train(training, eval: held, progress: { progress?.update($0) })
+            }
+            progress?.finish()
             try adapter.write(to: out)
             let accuracy = report.evalAccuracy.map { String(format: "%.3f", $0) } ?? "null"
             if json {
                 print(#"{"out":\#(RunCommand.jsonString(out)),"labels":\#(adapter.labels.count),"examples":\#(report.examples),"epochs":\#(report.epochs),"steps":\#(report.steps),"finalLoss":\#(report.finalLoss),"evalAccuracy":\#(accuracy),"secondsPerEpoch":\#(String(format: "%.3f", report.secondsPerEpoch)),"peakBytes":\#(report.peakBytes)}"#)
             } else {
-                print("wrote \(out): \(adapter.labels.count) labels, r \(rank), alpha \(alpha), \(adapter.targets.map(\.path).joined(separator: ", "))")
+                print("wrote \(out): \(adapter.labels.count) labels, r \(adapter.rank), alpha \(adapter.alpha), \(adapter.targets.map(\.path).joined(separator: ", "))")
                 print(String(format: "%d examples, %d epochs, %d steps, final loss %.4f, %.2f s per epoch, about %d MiB", report.examples, report.epochs, report.steps, report.finalLoss, report.secondsPerEpoch, report.peakBytes >> 20))
                 if let value = report.evalAccuracy { print(String(format: "eval accuracy %.3f on %d examples", value, held.count)) }
             }
