@@ -17,6 +17,8 @@ public enum PushError: Error, CustomStringConvertible, Sendable, Equatable {
     case io(path: String, reason: String)
     /// The disk holding the push's files filled up; what was stored is kept.
     case diskFull(directory: String)
+    /// A delta push's piece the worker held at its begin is gone (its adapter was removed since).
+    case pieceGone(name: String)
 
     public var description: String {
         switch self {
@@ -48,6 +50,8 @@ public enum PushError: Error, CustomStringConvertible, Sendable, Equatable {
             return "the pushed payload is not an adapter bundle: \(reason); the push was discarded"
         case let .io(path, reason):
             return "push storage: \(path): \(reason)"
+        case .pieceGone(let name):
+            return "the worker no longer holds '\(name)', which this delta push relied on; the push was discarded: begin it again"
         case .diskFull(let directory):
             return "the disk holding \(directory) is full: the push keeps what it stored; free space there and send the rest again"
         }
@@ -57,7 +61,7 @@ public enum PushError: Error, CustomStringConvertible, Sendable, Equatable {
     /// that failed for lack of space or any other local reason keeps what it stored.
     public var discardsPush: Bool {
         switch self {
-        case .sizeMismatch, .digestMismatch, .malformedBundle, .unsigned, .untrustedSignature: return true
+        case .sizeMismatch, .digestMismatch, .malformedBundle, .unsigned, .untrustedSignature, .pieceGone: return true
         default: return false
         }
     }

@@ -14,8 +14,14 @@ public struct PushManifest: Codable, Sendable, Equatable {
     public var chunkSize: Int
     /// SHA-256 of the base `model.safetensors`, lowercase hex, or empty when the sender did not say.
     public var baseFingerprint: String
+    /// A delta push's pieces of the payload (not signed: the assembled payload is checked against `sha256`).
+    public var pieces: [BundlePiece]?
 
-    public init(name: String, version: String, size: Int64, sha256: String, chunkSize: Int, baseFingerprint: String = "") {
+    /// Most pieces a manifest may list.
+    public static let maxPieces = 100_000
+
+    public init(name: String, version: String, size: Int64, sha256: String, chunkSize: Int, baseFingerprint: String = "", pieces: [BundlePiece]? = nil) {
+        self.pieces = pieces
         self.name = name
         self.version = version
         self.size = size
@@ -50,6 +56,17 @@ public struct PushManifest: Codable, Sendable, Equatable {
         }
         guard Self.chunkSizes.contains(chunkSize) else {
             throw .invalidManifest("chunk_size \(chunkSize) is outside \(Self.chunkSizes.lowerBound)...\(Self.chunkSizes.upperBound)")
+        }
+        if let pieces {
+            guard pieces.count <= Self.maxPieces else { throw .invalidManifest("\(pieces.count) pieces, more than \(Self.maxPieces)") }
+            var next: Int64 = 0
+            for (index, piece) in pieces.enumerated() {
+                guard piece.offset == next, piece.length > 0, Self.isHexDigest(piece.sha256) else {
+                    throw .invalidManifest("piece \(index) (\(piece.name)) does not continue the bundle at byte \(next) with a positive length and a hex sha256")
+                }
+                next += piece.length
+            }
+            guard next == size else { throw .invalidManifest("the pieces cover \(next) bytes, the bundle has \(size)") }
         }
     }
 

@@ -1154,6 +1154,33 @@ public nonisolated struct Adapterd_V1_PushBegin: Sendable {
   /// adapter in small chunks would otherwise list hundreds of thousands of indices). Older clients get `missing`.
   public var missingAsRanges: Bool = false
 
+  /// Optional (a delta push): the bundle's pieces — each file entry, a safetensors file's header, each tensor —
+  /// tiling it from byte 0 to size. The worker fills in the pieces it already holds in any stored adapter; the
+  /// chunks then carry only the missing pieces, concatenated in order (the reply's transfer_size bytes). The
+  /// bundle is verified against size and sha256 (and the signature) as in a full push. Workers that predate delta
+  /// pushes ignore this field and expect the whole bundle (their reply has delta unset).
+  public var pieces: [Adapterd_V1_BundlePiece] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Adapterd_V1_BundlePiece: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// What the range holds (a file, a safetensors header, or "file: tensor dtype [shape]").
+  public var name: String = String()
+
+  public var offset: Int64 = 0
+
+  public var length: Int64 = 0
+
+  /// SHA-256 of the range, lowercase hex.
+  public var sha256: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1270,6 +1297,23 @@ public nonisolated struct Adapterd_V1_PushAdapterReply: @unchecked Sendable {
   public var keyID: String {
     get {_storage._keyID}
     set {_uniqueStorage()._keyID = newValue}
+  }
+
+  /// A delta push (after a begin with pieces): the pieces that must be sent (indices into the begin's list) and
+  /// the bytes the chunks carry; chunks_total, missing and bytes_received then count those bytes.
+  public var delta: Bool {
+    get {_storage._delta}
+    set {_uniqueStorage()._delta = newValue}
+  }
+
+  public var missingPieces: [Int32] {
+    get {_storage._missingPieces}
+    set {_uniqueStorage()._missingPieces = newValue}
+  }
+
+  public var transferSize: Int64 {
+    get {_storage._transferSize}
+    set {_uniqueStorage()._transferSize = newValue}
   }
 
   public var correlationID: String {
@@ -3422,7 +3466,7 @@ nonisolated extension Adapterd_V1_PushAdapterRequest: SwiftProtobuf.Message, Swi
 
 nonisolated extension Adapterd_V1_PushBegin: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PushBegin"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}size\0\u{1}sha256\0\u{3}chunk_size\0\u{3}base_fingerprint\0\u{1}signature\0\u{3}missing_as_ranges\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}size\0\u{1}sha256\0\u{3}chunk_size\0\u{3}base_fingerprint\0\u{1}signature\0\u{3}missing_as_ranges\0\u{1}pieces\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3436,6 +3480,7 @@ nonisolated extension Adapterd_V1_PushBegin: SwiftProtobuf.Message, SwiftProtobu
       case 4: try { try decoder.decodeSingularStringField(value: &self.baseFingerprint) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.missingAsRanges) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.pieces) }()
       default: break
       }
     }
@@ -3460,6 +3505,9 @@ nonisolated extension Adapterd_V1_PushBegin: SwiftProtobuf.Message, SwiftProtobu
     if self.missingAsRanges != false {
       try visitor.visitSingularBoolField(value: self.missingAsRanges, fieldNumber: 6)
     }
+    if !self.pieces.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.pieces, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3470,6 +3518,52 @@ nonisolated extension Adapterd_V1_PushBegin: SwiftProtobuf.Message, SwiftProtobu
     if lhs.baseFingerprint != rhs.baseFingerprint {return false}
     if lhs.signature != rhs.signature {return false}
     if lhs.missingAsRanges != rhs.missingAsRanges {return false}
+    if lhs.pieces != rhs.pieces {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_BundlePiece: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BundlePiece"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}offset\0\u{1}length\0\u{1}sha256\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.offset) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.length) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.offset != 0 {
+      try visitor.visitSingularInt64Field(value: self.offset, fieldNumber: 2)
+    }
+    if self.length != 0 {
+      try visitor.visitSingularInt64Field(value: self.length, fieldNumber: 3)
+    }
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_BundlePiece, rhs: Adapterd_V1_BundlePiece) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.offset != rhs.offset {return false}
+    if lhs.length != rhs.length {return false}
+    if lhs.sha256 != rhs.sha256 {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3601,7 +3695,7 @@ nonisolated extension Adapterd_V1_PushAbort: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PushAdapterReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{3}chunks_total\0\u{1}missing\0\u{3}bytes_received\0\u{1}adapter\0\u{3}key_id\0\u{3}missing_ranges\0\u{4}\u{7}correlation_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{3}chunks_total\0\u{1}missing\0\u{3}bytes_received\0\u{1}adapter\0\u{3}key_id\0\u{3}missing_ranges\0\u{1}delta\0\u{3}missing_pieces\0\u{3}transfer_size\0\u{4}\u{4}correlation_id\0")
 
   fileprivate class _StorageClass {
     var _status: Adapterd_V1_StatusCode? = nil
@@ -3612,6 +3706,9 @@ nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, Swift
     var _bytesReceived: Int64 = 0
     var _adapter: Adapterd_V1_AdapterInfo? = nil
     var _keyID: String = String()
+    var _delta: Bool = false
+    var _missingPieces: [Int32] = []
+    var _transferSize: Int64 = 0
     var _correlationID: String = String()
 
       // This property is used as the initial default value for new instances of the type.
@@ -3631,6 +3728,9 @@ nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, Swift
       _bytesReceived = source._bytesReceived
       _adapter = source._adapter
       _keyID = source._keyID
+      _delta = source._delta
+      _missingPieces = source._missingPieces
+      _transferSize = source._transferSize
       _correlationID = source._correlationID
     }
   }
@@ -3658,6 +3758,9 @@ nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, Swift
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._adapter) }()
         case 7: try { try decoder.decodeSingularStringField(value: &_storage._keyID) }()
         case 8: try { try decoder.decodeRepeatedMessageField(value: &_storage._missingRanges) }()
+        case 9: try { try decoder.decodeSingularBoolField(value: &_storage._delta) }()
+        case 10: try { try decoder.decodeRepeatedInt32Field(value: &_storage._missingPieces) }()
+        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._transferSize) }()
         case 15: try { try decoder.decodeSingularStringField(value: &_storage._correlationID) }()
         default: break
         }
@@ -3695,6 +3798,15 @@ nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, Swift
       if !_storage._missingRanges.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._missingRanges, fieldNumber: 8)
       }
+      if _storage._delta != false {
+        try visitor.visitSingularBoolField(value: _storage._delta, fieldNumber: 9)
+      }
+      if !_storage._missingPieces.isEmpty {
+        try visitor.visitPackedInt32Field(value: _storage._missingPieces, fieldNumber: 10)
+      }
+      if _storage._transferSize != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._transferSize, fieldNumber: 11)
+      }
       if !_storage._correlationID.isEmpty {
         try visitor.visitSingularStringField(value: _storage._correlationID, fieldNumber: 15)
       }
@@ -3715,6 +3827,9 @@ nonisolated extension Adapterd_V1_PushAdapterReply: SwiftProtobuf.Message, Swift
         if _storage._bytesReceived != rhs_storage._bytesReceived {return false}
         if _storage._adapter != rhs_storage._adapter {return false}
         if _storage._keyID != rhs_storage._keyID {return false}
+        if _storage._delta != rhs_storage._delta {return false}
+        if _storage._missingPieces != rhs_storage._missingPieces {return false}
+        if _storage._transferSize != rhs_storage._transferSize {return false}
         if _storage._correlationID != rhs_storage._correlationID {return false}
         return true
       }

@@ -4,7 +4,9 @@ import Foundation
 import MQTTRPC
 
 /// Sends an adapter to a worker over MQTT as a push: begin (which says what the worker already has), the missing
-/// chunks with several in flight, then commit. An interrupted push sent again resumes where it stopped.
+/// chunks with several in flight, then commit. An interrupted push sent again resumes where it stopped. A delta
+/// push lists the bundle's pieces (files, headers, tensors): only those the worker holds in no stored adapter
+/// travel; a worker that predates delta pushes gets the whole bundle.
 public struct AdapterPusher: Sendable {
     /// How a push went.
     public struct Outcome: Sendable {
@@ -13,6 +15,12 @@ public struct AdapterPusher: Sendable {
         /// Chunks sent by this call, and those the worker already held from an earlier attempt.
         public let chunksSent: Int
         public let chunksResumed: Int
+        /// Payload bytes this call sent in chunks.
+        public let bytesSent: Int64
+        /// Whether the worker took a delta push, and the pieces it asked for out of all of them.
+        public let delta: Bool
+        public let piecesSent: Int
+        public let piecesTotal: Int
     }
 
     public let client: AdapterdClient
@@ -40,9 +48,10 @@ public struct AdapterPusher: Sendable {
 
     /// Pushes `payload` under `manifest` (signed when `signature` is not empty), then commits it. `progress` gets
     /// the bytes the worker holds and the total after every chunk. Throws `RPCError` when a step is refused.
+    /// With `delta` (the default) only the pieces the worker lacks travel.
     public func push(
         _ payload: [UInt8], manifest: PushManifest, signature: [UInt8] = [], activate: Bool = false, reason: String = "",
-        progress: @escaping @Sendable (Int64, Int64) -> Void = { _, _ in }
+        delta: Bool = true, progress: @escaping @Sendable (Int64, Int64) -> Void = { _, _ in }
     ) async throws -> Outcome {
         var begin = Adapterd_V1_PushBegin()
         begin.size = manifest.size
@@ -51,13 +60,32 @@ public struct AdapterPusher: Sendable {
         begin.baseFingerprint = manifest.baseFingerprint
         begin.signature = Data(signature)
         begin.missingAsRanges = true
+        // A bundle that does not split into pieces goes whole.
+        let pieces = delta ? (try? payload.withUnsafeBytes { bytes throws(PushError) in try BundlePiece.pieces(of: bytes) }) ?? [] : []
+        begin.pieces = pieces.map {
+            var piece = Adapterd_V1_BundlePiece()
+            piece.name = $0.name
+            piece.offset = $0.offset
+            piece.length = $0.length
+            piece.sha256 = $0.sha256
+            return piece
+        }
         let started = try await step(manifest, .begin(begin))
+        // What the chunks carry: the pieces the worker asked for, in order, or the whole payload.
+        let transfer: [UInt8] = started.delta
+            ? started.missingPieces.flatMap { index in
+                let piece = pieces[Int(index)]
+                return payload[Int(piece.offset)..<Int(piece.offset + piece.length)]
+            }
+            : payload
+        let total = Int64(transfer.count)
+        let sent = Progress(bytes: 0)
         // A worker from before ranges answers with the list.
         let missing = started.missingRanges.isEmpty
             ? started.missing.map(Int.init)
             : started.missingRanges.flatMap { Int($0.first)..<Int($0.first + $0.count) }
         let held = Progress(bytes: started.bytesReceived)
-        progress(started.bytesReceived, manifest.size)
+        progress(started.bytesReceived, total)
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = missing.makeIterator()
             func sendNext() -> Bool {
@@ -66,9 +94,10 @@ public struct AdapterPusher: Sendable {
                     let start = index * manifest.chunkSize
                     var chunk = Adapterd_V1_PushChunk()
                     chunk.index = Int32(index)
-                    chunk.data = Data(payload[start..<(start + manifest.length(ofChunk: index))])
+                    chunk.data = Data(transfer[start..<min(start + manifest.chunkSize, transfer.count)])
                     _ = try await self.step(manifest, .chunk(chunk))
-                    progress(await held.add(Int64(chunk.data.count)), manifest.size)
+                    _ = await sent.add(Int64(chunk.data.count))
+                    progress(await held.add(Int64(chunk.data.count)), total)
                 }
                 return true
             }
@@ -79,7 +108,10 @@ public struct AdapterPusher: Sendable {
         commit.activate = activate
         commit.reason = reason
         let committed = try await step(manifest, .commit(commit), attempts: 1)
-        return Outcome(reply: committed, chunksSent: missing.count, chunksResumed: manifest.chunkCount - missing.count)
+        let chunksTotal = total == 0 ? 0 : Int((total + Int64(manifest.chunkSize) - 1) / Int64(manifest.chunkSize))
+        return Outcome(
+            reply: committed, chunksSent: missing.count, chunksResumed: chunksTotal - missing.count, bytesSent: await sent.bytes,
+            delta: started.delta, piecesSent: started.missingPieces.count, piecesTotal: pieces.count)
     }
 
     /// Drops an unfinished push on the worker.

@@ -48,8 +48,21 @@ extension AdaptersCommand {
                 let adapter = outcome.reply.adapter
                 let resumed = outcome.chunksResumed > 0 ? ", resumed: \(outcome.chunksResumed) chunks were already there" : ""
                 let signer = outcome.reply.keyID.isEmpty ? "unsigned" : "signed by \(outcome.reply.keyID)"
-                try ReplyPrinter.finish(outcome.reply, json: connection.json) { _ in
-                    "pushed \(adapter.name) \(adapter.version) (\(adapter.state), \(manifest.size) bytes in \(manifest.chunkCount) chunks\(resumed), sha256 \(adapter.sha256.prefix(12)), \(signer))"
+                let sent = outcome.delta
+                    ? "\(outcome.bytesSent) of \(manifest.size) bytes sent (\(outcome.piecesSent) of \(outcome.piecesTotal) pieces; the worker held the rest)"
+                    : "\(outcome.bytesSent) of \(manifest.size) bytes sent"
+                if connection.json {
+                    // The commit's reply with what travelled.
+                    var object = (try? JSONSerialization.jsonObject(with: Data(((try? outcome.reply.jsonString()) ?? "{}").utf8))) as? [String: Any] ?? [:]
+                    object["bytesSent"] = outcome.bytesSent
+                    object["bundleBytes"] = manifest.size
+                    object["delta"] = outcome.delta
+                    object["piecesSent"] = outcome.piecesSent
+                    object["piecesTotal"] = outcome.piecesTotal
+                    let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                    print(String(decoding: line, as: UTF8.self))
+                } else {
+                    print("pushed \(adapter.name) \(adapter.version) (\(adapter.state), \(sent)\(resumed), sha256 \(adapter.sha256.prefix(12)), \(signer))")
                 }
             }
         }

@@ -282,4 +282,53 @@ struct PushTests {
         #expect(try await Self.infer(setup.client).version == "v1")
         try await setup.stop()
     }
+
+    /// A copy of `adapter` in a new directory with its classifier weights negated in place: the same files but
+    /// for the head's bytes (the safetensors header, every LoRA tensor, config and labels are unchanged).
+    static func headChanged(_ adapter: String) throws -> String {
+        let directory = Harness.temporaryDirectory()
+        for file in ["adapter_config.json", "adapter_model.safetensors", "labels.json"] {
+            try FileManager.default.copyItem(atPath: Harness.adapterDirectory(adapter) + "/" + file, toPath: directory + "/" + file)
+        }
+        let path = directory + "/adapter_model.safetensors"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let headerLength = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerLength)])) as! [String: Any]
+        let name = try #require(header.keys.first { $0.hasSuffix("classifier.weight") }, "the adapter has a classifier")
+        let offsets = (header[name] as! [String: Any])["data_offsets"] as! [Int]
+        // Flip the sign bit of every F32 value.
+        for index in stride(from: 8 + headerLength + offsets[0] + 3, to: 8 + headerLength + offsets[1], by: 4) { bytes[index] ^= 0x80 }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return directory
+    }
+
+    @Test("a version that differs only in its classifier head sends a few percent of the bundle; an unrelated adapter still goes whole")
+    func deltaPushSendsOnlyChangedTensors() async throws {
+        let setup = try await Self.setUp(requireSigned: false)
+        let changed = try Self.headChanged("intent")
+        defer { try? FileManager.default.removeItem(atPath: changed) }
+        let payload = try AdapterBundle.encode(directory: changed)
+        let manifest = setup.pusher.manifest(payload: payload, name: "alerts", version: "v2")
+        let outcome = try await setup.pusher.push(payload, manifest: manifest, activate: true)
+        #expect(outcome.delta && outcome.piecesSent == 1, "only the classifier weight travels (\(outcome.piecesSent) of \(outcome.piecesTotal) pieces)")
+        let share = Double(outcome.bytesSent) / Double(payload.count)
+        #expect(share <= 0.05, "sent \(outcome.bytesSent) of \(payload.count) bytes (\(share))")
+        #expect(outcome.reply.adapter.sha256 == manifest.sha256, "the worker assembled the same bundle")
+        // The new head serves: the logits of v2 are v1's negated... up to the bias.
+        let v2 = try await Self.infer(setup.client)
+        #expect(v2.version == "v2")
+        let v1 = try await Self.infer(setup.client, version: "v1")
+        #expect(v1.logits != v2.logits)
+
+        // An unrelated adapter: nothing is held, everything travels, and it stages.
+        let severity = try AdapterBundle.encode(directory: Harness.adapterDirectory("severity"))
+        let full = try await setup.pusher.push(severity, manifest: setup.pusher.manifest(payload: severity, name: "alerts", version: "v3"))
+        #expect(full.reply.adapter.state == "staged")
+        #expect(full.bytesSent >= Int64(severity.count) * 9 / 10, "an unrelated adapter sends (nearly) everything: \(full.bytesSent) of \(severity.count)")
+        // A client that does not ask for a delta sends the whole bundle, as before.
+        let whole = try await setup.pusher.push(payload, manifest: setup.pusher.manifest(payload: payload, name: "alerts", version: "v4"), delta: false)
+        #expect(!whole.delta && whole.bytesSent == Int64(payload.count))
+        #expect(setup.pushFolders.isEmpty)
+        try await setup.stop()
+    }
 }

@@ -17,6 +17,11 @@ public actor PushInbox {
         public var bytesReceived: Int64
         /// Id of the trusted key that signed the manifest, or empty.
         public var keyID: String
+        /// A delta push: the pieces that must travel (indices into the manifest's pieces) and their total bytes,
+        /// which the chunks carry.
+        public var delta: Bool = false
+        public var missingPieces: [Int] = []
+        public var transferSize: Int64 = 0
     }
 
     /// A verified push, unpacked and ready to be staged.
@@ -28,9 +33,23 @@ public actor PushInbox {
     }
 
     struct Record: Codable, Equatable {
+        /// A delta push's layout, fixed at its first begin: the pieces that travel and their total bytes.
+        struct Delta: Codable, Equatable {
+            var missing: [Int]
+            var size: Int64
+        }
+
         var manifest: PushManifest
         var signature: Data
         var keyID: String
+        var delta: Delta?
+
+        /// Bytes the chunks carry: the missing pieces of a delta push, or the whole payload.
+        var transferSize: Int64 { delta?.size ?? manifest.size }
+        var chunkCount: Int { transferSize == 0 ? 0 : Int((transferSize + Int64(manifest.chunkSize) - 1) / Int64(manifest.chunkSize)) }
+        func length(ofChunk index: Int) -> Int {
+            Int(min(Int64(manifest.chunkSize), transferSize - Int64(index) * Int64(manifest.chunkSize)))
+        }
     }
 
     public let directory: String
@@ -41,14 +60,20 @@ public actor PushInbox {
     private let reserveBytes: Int64
     /// Unfinished pushes untouched this long are removed when another push begins.
     private let staleAfter: TimeInterval
+    /// The pieces stored adapters hold, for delta pushes (none: every piece travels).
+    private let pieces: PieceIndex?
     private var received: [String: [Bool]] = [:]
     /// Manifests of pushes in progress, read from `push.json` once.
     private var records: [String: Record] = [:]
 
     /// An inbox under `directory`, accepting pushes up to `maxBytes`, signed by `trusted` keys (required when
     /// `requireSigned`); unfinished pushes untouched for `staleAfter` seconds are removed.
-    public init(directory: String, maxBytes: Int64, trusted: TrustedKeys, requireSigned: Bool, reserveBytes: Int64 = 32 << 20, staleAfter: TimeInterval = 24 * 3600) {
+    public init(
+        directory: String, maxBytes: Int64, trusted: TrustedKeys, requireSigned: Bool, reserveBytes: Int64 = 32 << 20,
+        staleAfter: TimeInterval = 24 * 3600, pieces: PieceIndex? = nil
+    ) {
         self.staleAfter = staleAfter
+        self.pieces = pieces
         self.directory = directory
         self.maxBytes = maxBytes
         self.trusted = trusted
@@ -65,9 +90,19 @@ public actor PushInbox {
         // Abandoned pushes must not hold disk space for ever on a worker that runs for months.
         pruneStale(olderThan: staleAfter)
         let folder = folder(manifest.name, manifest.version)
-        let record = Record(manifest: manifest, signature: Data(signature), keyID: keyID)
-        if let existing = try? self.record(in: folder), existing == record {
-            return try progress(record, folder: folder)
+        // The same manifest again resumes, with the layout its first begin fixed (pieces are a transport hint: a
+        // push begun whole and resumed by a client that lists pieces carries on whole).
+        var identity = manifest
+        identity.pieces = nil
+        if let existing = try? self.record(in: folder), existing.signature == Data(signature),
+           { var held = existing.manifest; held.pieces = nil; return held }() == identity {
+            return try progress(existing, folder: folder)
+        }
+        var record = Record(manifest: manifest, signature: Data(signature), keyID: keyID)
+        if let list = manifest.pieces {
+            pieces?.refresh()
+            let missing = list.indices.filter { !(pieces?.holds(list[$0]) ?? false) }
+            record.delta = Record.Delta(missing: missing, size: missing.reduce(0) { $0 + list[$1].length })
         }
         discard(name: manifest.name, version: manifest.version)
         // The payload, its unpacked files and the store's copy all need room at once.
@@ -76,8 +111,8 @@ public actor PushInbox {
         let available = Self.freeBytes(directory)
         guard available >= needed else { throw .insufficientSpace(needed: needed, available: available, directory: directory) }
         try ensureDirectory(folder)
-        try withFile(folder + "/payload") { fd in ftruncate(fd, off_t(manifest.size)) }
-        try withFile(folder + "/chunks") { fd in ftruncate(fd, off_t(manifest.chunkCount)) }
+        try withFile(folder + "/payload") { fd in ftruncate(fd, off_t(record.transferSize)) }
+        try withFile(folder + "/chunks") { fd in ftruncate(fd, off_t(record.chunkCount)) }
         let encoded: Data
         do {
             encoded = try JSONEncoder().encode(record)
@@ -85,7 +120,7 @@ public actor PushInbox {
         } catch {
             throw .writeFailure(error, path: folder + "/push.json")
         }
-        received[folder] = Array(repeating: false, count: manifest.chunkCount)
+        received[folder] = Array(repeating: false, count: record.chunkCount)
         records[folder] = record
         return try progress(record, folder: folder)
     }
@@ -95,8 +130,8 @@ public actor PushInbox {
         let folder = folder(name, version)
         guard let record = try? record(in: folder) else { throw .notStarted(name: name, version: version) }
         let manifest = record.manifest
-        guard index >= 0, index < manifest.chunkCount else { throw .chunkOutOfRange(index: index, count: manifest.chunkCount) }
-        let expected = manifest.length(ofChunk: index)
+        guard index >= 0, index < record.chunkCount else { throw .chunkOutOfRange(index: index, count: record.chunkCount) }
+        let expected = record.length(ofChunk: index)
         guard data.count == expected else { throw .chunkLength(index: index, got: data.count, expected: expected) }
         try withFile(folder + "/payload") { fd in
             data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(index) * off_t(manifest.chunkSize)) == $0.count ? 0 : -1 }
@@ -106,7 +141,7 @@ public actor PushInbox {
             var one: UInt8 = 1
             return pwrite(fd, &one, 1, off_t(index)) == 1 ? 0 : -1
         }
-        var flags = try chunkFlags(folder: folder, count: manifest.chunkCount)
+        var flags = try chunkFlags(folder: folder, count: record.chunkCount)
         flags[index] = true
         received[folder] = flags
         CrashPoint.reached(.pushChunkStored)
@@ -126,17 +161,18 @@ public actor PushInbox {
         let folder = folder(name, version)
         guard let record = try? record(in: folder) else { throw .notStarted(name: name, version: version) }
         let manifest = record.manifest
-        let flags = try chunkFlags(folder: folder, count: manifest.chunkCount)
+        let flags = try chunkFlags(folder: folder, count: record.chunkCount)
         let missing = flags.lazy.filter { !$0 }.count
-        guard missing == 0 else { throw .incomplete(missing: missing, count: manifest.chunkCount) }
+        guard missing == 0 else { throw .incomplete(missing: missing, count: record.chunkCount) }
         do throws(PushError) {
             let keyID = try checkSignature(Array(record.signature), manifest)
-            let payload: Data
+            let received: Data
             do {
-                payload = try Data(contentsOf: URL(fileURLWithPath: folder + "/payload"), options: .alwaysMapped)
+                received = try Data(contentsOf: URL(fileURLWithPath: folder + "/payload"), options: .alwaysMapped)
             } catch {
                 throw PushError.io(path: folder + "/payload", reason: "\(error)")
             }
+            let payload = try assemble(record, from: received)
             guard Int64(payload.count) == manifest.size else { throw PushError.sizeMismatch(expected: manifest.size, actual: Int64(payload.count)) }
             let digest = AdapterDigest.hex(SHA256.hash(data: payload))
             guard digest == manifest.sha256 else { throw PushError.digestMismatch(expected: manifest.sha256, actual: digest) }
@@ -220,14 +256,36 @@ public actor PushInbox {
     }
 
     private func progress(_ record: Record, folder: String) throws(PushError) -> Progress {
-        let manifest = record.manifest
-        let flags = try chunkFlags(folder: folder, count: manifest.chunkCount)
+        let flags = try chunkFlags(folder: folder, count: record.chunkCount)
         var missing: [Int] = []
         var bytes: Int64 = 0
         for (index, done) in flags.enumerated() {
-            if done { bytes += Int64(manifest.length(ofChunk: index)) } else { missing.append(index) }
+            if done { bytes += Int64(record.length(ofChunk: index)) } else { missing.append(index) }
         }
-        return Progress(chunkCount: manifest.chunkCount, missing: missing, bytesReceived: bytes, keyID: record.keyID)
+        return Progress(
+            chunkCount: record.chunkCount, missing: missing, bytesReceived: bytes, keyID: record.keyID, delta: record.delta != nil,
+            missingPieces: record.delta?.missing ?? [], transferSize: record.transferSize)
+    }
+
+    /// The payload of a push: what arrived, or for a delta push the pieces the worker holds with the ones that
+    /// arrived between them, in order. Its size and digest are checked by the caller.
+    private func assemble(_ record: Record, from received: Data) throws(PushError) -> Data {
+        guard let delta = record.delta, let list = record.manifest.pieces else { return received }
+        guard Int64(received.count) == delta.size else { throw .sizeMismatch(expected: delta.size, actual: Int64(received.count)) }
+        let travelled = Set(delta.missing)
+        var payload = Data(capacity: Int(record.manifest.size))
+        var cursor = 0
+        var bundles: [String: [UInt8]] = [:]
+        for (index, piece) in list.enumerated() {
+            if travelled.contains(index) {
+                payload.append(received[cursor..<(cursor + Int(piece.length))])
+                cursor += Int(piece.length)
+            } else {
+                guard let bytes = pieces?.bytes(of: piece, bundles: &bundles) else { throw .pieceGone(name: piece.name) }
+                payload.append(contentsOf: bytes)
+            }
+        }
+        return payload
     }
 
     private func ensureDirectory(_ path: String) throws(PushError) {

@@ -29,11 +29,14 @@ public struct PushHandlers: Sendable {
                 try await services.registry.checkRoom(name: request.name, version: request.version)
                 let manifest = PushManifest(
                     name: request.name, version: request.version, size: begin.size, sha256: begin.sha256,
-                    chunkSize: Int(begin.chunkSize), baseFingerprint: begin.baseFingerprint)
+                    chunkSize: Int(begin.chunkSize), baseFingerprint: begin.baseFingerprint,
+                    pieces: begin.pieces.isEmpty ? nil : begin.pieces.map {
+                        BundlePiece(name: $0.name, offset: $0.offset, length: $0.length, sha256: $0.sha256)
+                    })
                 let progress = try await pushes.begin(manifest, signature: Array(begin.signature))
                 Self.fill(&reply, progress, missing: begin.missingAsRanges ? .ranges : .list)
                 services.logger.info("push begun", metadata: [
-                    "name": "\(request.name)", "version": "\(request.version)", "bytes": "\(begin.size)",
+                    "name": "\(request.name)", "version": "\(request.version)", "bytes": "\(begin.size)", "transfer": "\(progress.transferSize)",
                     "missing": "\(progress.missing.count)/\(progress.chunkCount)", "key": "\(progress.keyID)"])
             case .chunk(let chunk):
                 let progress = try await pushes.put(name: request.name, version: request.version, index: Int(chunk.index), data: Array(chunk.data))
@@ -105,6 +108,11 @@ public struct PushHandlers: Sendable {
         reply.chunksTotal = Int32(progress.chunkCount)
         reply.bytesReceived = progress.bytesReceived
         reply.keyID = progress.keyID
+        if progress.delta {
+            reply.delta = true
+            reply.missingPieces = progress.missingPieces.map(Int32.init)
+            reply.transferSize = progress.transferSize
+        }
         switch missing {
         case .list: reply.missing = progress.missing.map(Int32.init)
         case .ranges: reply.missingRanges = ranges(of: progress.missing)

@@ -62,7 +62,8 @@ public struct WorkerServices: Sendable {
         }
         pushes = PushInbox(
             directory: configuration.dataDirectory + "/pushes", maxBytes: configuration.maxPushBytes, trusted: trusted,
-            requireSigned: configuration.requireSigned, staleAfter: Double(configuration.pushExpiry.components.seconds))
+            requireSigned: configuration.requireSigned, staleAfter: Double(configuration.pushExpiry.components.seconds),
+            pieces: PieceIndex(adaptersDirectory: configuration.dataDirectory + "/adapters"))
         let rolloutGuard = RolloutGuard(policy: configuration.guardPolicy)
         self.rolloutGuard = rolloutGuard
         stats = WorkerStats()

@@ -68,7 +68,7 @@ extension PushError {
         case .untrustedSignature: return .permissionDenied
         case .notStarted: return .notFound
         case .chunkOutOfRange: return .outOfRange
-        case .incomplete: return .failedPrecondition
+        case .incomplete, .pieceGone: return .failedPrecondition
         case .sizeMismatch, .digestMismatch: return .dataLoss
         case .io: return .internal
         }
