@@ -44,6 +44,17 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [.linkedLibrary("gomp")]
         ),
+        // Debian's libsqlite3-dev: the fleet controller's state file (adapterctl links no database framework).
+        .systemLibrary(
+            name: "CSQLite",
+            path: "Sources/CSQLite",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        // Fleet rollouts: discovery from retained statuses, waves gated on the workers' metrics, resumable state.
+        .target(
+            name: "FleetControl",
+            dependencies: ["AdapterdAPI", "AdapterdClient", "AdapterFormats", "CSQLite", "MQTTRPC"]
+        ),
         // Debian's libmosquitto-dev (2.0): the MQTT 5 client library.
         .systemLibrary(
             name: "CMosquitto",
@@ -138,7 +149,8 @@ let package = Package(
         .executableTarget(
             name: "adapterctl",
             dependencies: [
-                "AdapterEngine", "AdapterFormats", "AdapterTraining", "AdapterdAPI", "AdapterdClient", "InputRouting", "MQTTRPC",
+                "AdapterEngine", "AdapterFormats", "AdapterTraining", "AdapterdAPI", "AdapterdClient", "FleetControl", "InputRouting",
+                "MQTTRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -200,7 +212,10 @@ let package = Package(
         ),
         .testTarget(
             name: "AdapterdCoreTests",
-            dependencies: ["AdapterdCore", "AdapterdClient", "AdapterdAPI", "AdapterEngine", "AdapterFormats", "AdapterRuntime", "AdapterdTestSupport", "InputRouting", "MQTTRPC"]
+            dependencies: [
+                "AdapterdCore", "AdapterdClient", "AdapterdAPI", "AdapterEngine", "AdapterFormats", "AdapterRuntime", "AdapterdTestSupport",
+                "FleetControl", "InputRouting", "MQTTRPC",
+            ]
         ),
         .testTarget(
             name: "AdapterdHTTPTests",

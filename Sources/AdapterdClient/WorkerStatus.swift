@@ -12,11 +12,30 @@ public struct WorkerStatus: Codable, Sendable, Equatable {
     public var precision: String?
     /// The engine's kernel path (e.g. "avx512-vnni"); absent in documents from older workers.
     public var kernelPath: String?
+    /// The worker's labels from its configuration (`site`, `region`, `hardware`…), for fleet selectors.
+    public var labels: [String: String]?
+    /// The adapter versions it holds, by name; absent in documents from older workers.
+    public var adapters: [Holding]?
+
+    /// One adapter name on a worker: its active version and every version it holds.
+    public struct Holding: Codable, Sendable, Equatable {
+        public var name: String
+        public var active: String
+        public var versions: [String]
+
+        public init(name: String, active: String, versions: [String]) {
+            self.name = name
+            self.active = active
+            self.versions = versions
+        }
+    }
 
     public init(
         state: String, worker: String, version: String, model: String, startedAt: String, precision: String? = nil,
-        kernelPath: String? = nil
+        kernelPath: String? = nil, labels: [String: String]? = nil, adapters: [Holding]? = nil
     ) {
+        self.labels = labels
+        self.adapters = adapters
         self.state = state
         self.worker = worker
         self.version = version

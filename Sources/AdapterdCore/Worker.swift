@@ -37,6 +37,9 @@ public final class Worker: Service, Sendable {
     private let readiness = Readiness()
     let logger: Logger
     let startedAt = Date()
+    /// A signal per lifecycle event that changes which versions the worker holds: the retained status follows.
+    private let holdingsChanged: AsyncStream<Void>
+    private let holdingsContinuation: AsyncStream<Void>.Continuation
 
     /// Loads the base model and prepares the connection (nothing is sent until `run`). Metrics go to
     /// `metricsFactory` (default: the process's bootstrapped metrics system).
@@ -80,8 +83,12 @@ public final class Worker: Service, Sendable {
             poolClient = nil
         }
         let topics = topics, client = client
+        let (holdingsChanged, holdingsContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        self.holdingsChanged = holdingsChanged
+        self.holdingsContinuation = holdingsContinuation
         services = try WorkerServices(configuration: configuration, logger: logger, metricsFactory: metricsFactory, startedAt: startedAt) { event in
             Self.publish(client, topics.events, event.json(), MQTTProperties(contentType: "application/json"), logger: logger)
+            if ["loaded", "activated", "rolled back", "unloaded"].contains(event.event) { holdingsContinuation.yield() }
         }
         engine = services.engine
         executor = services.executor
@@ -106,12 +113,23 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    static func status(_ state: String, configuration: WorkerConfiguration, startedAt: Date) -> WorkerStatus {
+    static func status(_ state: String, configuration: WorkerConfiguration, startedAt: Date, holdings: [WorkerStatus.Holding]? = nil) -> WorkerStatus {
         WorkerStatus(
             state: state, worker: configuration.workerID, version: version,
             model: URL(fileURLWithPath: configuration.modelDirectory).lastPathComponent,
             startedAt: ISO8601DateFormatter().string(from: startedAt), precision: configuration.precision.rawValue,
-            kernelPath: min(configuration.kernelPath ?? .detected, .detected).description)
+            kernelPath: min(configuration.kernelPath ?? .detected, .detected).description,
+            labels: configuration.labels.isEmpty ? nil : configuration.labels, adapters: holdings)
+    }
+
+    /// The adapter versions the registry holds, by name.
+    private func holdings() async -> [WorkerStatus.Holding] {
+        let entries = await registry.list()
+        return Dictionary(grouping: entries, by: \.name).map { name, versions in
+            WorkerStatus.Holding(
+                name: name, active: versions.first { $0.record.state == .active }?.version ?? "",
+                versions: versions.map(\.version).sorted())
+        }.sorted { $0.name < $1.name }
     }
 
     public func run() async throws {
@@ -143,13 +161,17 @@ public final class Worker: Service, Sendable {
             try poolClient.subscribe(filter, qos: 1)
             try await connectWithBackoff(poolClient)
         }
-        try publishStatus("online")
+        try await publishStatus("online")
         readiness.set(true)
         logger.info("serving", metadata: ["worker": "\(configuration.workerID)", "broker": "\(configuration.brokerURL)", "pool": "\(configuration.pool ?? "-")"])
 
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.reportMetrics() }
+                group.addTask {
+                    // Fleet controllers discover what each worker holds from its retained status.
+                    for await _ in self.holdingsChanged { try? await self.publishStatus("online") }
+                }
                 for stream in [client.messages] + [poolClient?.messages].compactMap({ $0 }) {
                     group.addTask {
                         await withDiscardingTaskGroup { requests in
@@ -230,7 +252,8 @@ public final class Worker: Service, Sendable {
         // lets requests the broker already sent arrive (and get their UNAVAILABLE) instead of being lost.
         while !intake.isIdle(quiet: .milliseconds(100)) { try? await Task.sleep(for: .milliseconds(5)) }
         await registry.flushPins()
-        try? publishStatus("offline")
+        holdingsContinuation.finish()
+        try? await publishStatus("offline")
         // Replies beyond the broker's receive maximum wait in libmosquitto's queue, which `disconnect` drops.
         if !(await client.waitUntilAcknowledged(timeout: .seconds(5))) {
             logger.warning("stopping with publishes the broker has not acknowledged", metadata: ["count": "\(client.unacknowledgedCount)"])
@@ -262,7 +285,8 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    private func publishStatus(_ state: String) throws {
-        try client.publish(topics.status, payload: Self.status(state, configuration: configuration, startedAt: startedAt).json(), qos: 1, retain: true)
+    private func publishStatus(_ state: String) async throws {
+        let status = Self.status(state, configuration: configuration, startedAt: startedAt, holdings: await holdings())
+        try client.publish(topics.status, payload: status.json(), qos: 1, retain: true)
     }
 }

@@ -7,7 +7,7 @@ struct Adapterctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adapterctl",
         abstract: "Run and control adapterd, the LoRA-adapter edge inference worker.",
-        subcommands: [RunCommand.self, TrainCommand.self, InferCommand.self, AdaptersCommand.self, RoutesCommand.self, RouterCommand.self, RouteCommand.self, StatusCommand.self, KeysCommand.self, TopCommand.self])
+        subcommands: [RunCommand.self, TrainCommand.self, FleetCommand.self, InferCommand.self, AdaptersCommand.self, RoutesCommand.self, RouterCommand.self, RouteCommand.self, StatusCommand.self, KeysCommand.self, TopCommand.self])
 
     static func main() async {
         do {

@@ -89,6 +89,11 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
         public var latencyMs: Latency?
         /// When it last served a request (ISO 8601), if ever.
         public var lastUsed: String?
+        /// Since start: requests by predicted label, the mean top-1 probability of those, and latency (a bounded
+        /// sample) — what a fleet rollout compares between versions. Absent in documents from older workers.
+        public var labelsTotal: [String: Int]?
+        public var meanConfidence: Double?
+        public var latencyTotalMs: Latency?
 
         /// Assembles the figures (the worker builds these; clients decode them).
         public init(name: String, version: String, state: String, cache: String, requestsTotal: Int, errorsTotal: [String: Int], requests: Int, perSecond: Double, errors: [String: Int], latencyMs: Latency?, lastUsed: String?) {

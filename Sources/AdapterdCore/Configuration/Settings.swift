@@ -3,6 +3,9 @@ public enum Settings {
     public static let broker = Setting(
         "broker", flag: "broker", environment: "ADAPTERD_BROKER", defaultDescription: "embedded mosquitto",
         "broker URL `mqtt://host:port` or `mqtts://host:port` (TLS)")
+    public static let labels = Setting(
+        "labels", flag: "label", environment: "ADAPTERD_LABELS", shape: .list, defaultDescription: "none", valueName: "KEY=VALUE",
+        "labels in the retained status (`site=lab`), for fleet selectors")
     public static let workerID = Setting(
         "workerId", flag: "worker-id", environment: "ADAPTERD_WORKER_ID", defaultDescription: "host name",
         "id in topic names and MQTT client id (`pool` is reserved)")
@@ -93,7 +96,7 @@ public enum Settings {
 
     /// Every setting, in README's order.
     public static let all: [Setting] = [
-        broker, workerID, model, dataDir, mqttVersion, maxBatch, precision, cpuPath, cacheMaxBytes, maxRequestBytes,
+        broker, workerID, labels, model, dataDir, mqttVersion, maxBatch, precision, cpuPath, cacheMaxBytes, maxRequestBytes,
         adapters, defaultAdapter, results, http, pool, metricsInterval, guardMinRequests, guardMaxErrorRateIncrease,
         guardMaxLatencyRatio, requireSigned, trustedKeys, maxPushBytes, maxVersions, trainingMemoryBudget, trainingMaxSeconds, adapterRoots, baseModelNames, username, password,
         passwordFile, tlsCA, tlsCert, tlsKey, logLevel,

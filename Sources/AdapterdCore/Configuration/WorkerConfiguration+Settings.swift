@@ -34,6 +34,13 @@ extension WorkerConfiguration {
         trustedKeys = settings.strings(Settings.trustedKeys)
         maxPushBytes = try settings.int(Settings.maxPushBytes).map(Int64.init) ?? maxPushBytes
         maxVersions = try settings.int(Settings.maxVersions) ?? maxVersions
+        for item in settings.strings(Settings.labels) {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw SettingError(message: "label '\(item)': expected KEY=VALUE")
+            }
+            labels[parts[0]] = parts[1]
+        }
         trainingMemoryBudgetBytes = try settings.int(Settings.trainingMemoryBudget) ?? trainingMemoryBudgetBytes
         trainingMaxSeconds = try settings.int(Settings.trainingMaxSeconds) ?? trainingMaxSeconds
         adapterRoots = settings.strings(Settings.adapterRoots)

@@ -56,6 +56,8 @@ public struct WorkerConfiguration: Sendable {
     public var maxPushBytes: Int64 = 512 << 20
     /// Adapter versions registered at once; loads and pushes of further versions are refused.
     public var maxVersions = 10_000
+    /// Labels published in the retained status (`site`, `region`, `hardware`…), for fleet selectors.
+    public var labels: [String: String] = [:]
     /// Memory a training on the worker may take (activations, gradients, optimiser state).
     public var trainingMemoryBudgetBytes = 256 << 20
     /// Longest a training on the worker may run, in seconds.

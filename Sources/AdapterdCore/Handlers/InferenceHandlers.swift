@@ -2,6 +2,7 @@ import AdapterdAPI
 import AdapterdClient
 import AdapterEngine
 import AdapterRuntime
+import Foundation
 import MQTTRPC
 
 /// The inference method: asks the resolver for a lease on the adapter the request should run, runs it on the
@@ -22,7 +23,9 @@ public struct InferenceHandlers: Sendable {
         var resolved: AdapterRegistry.Entry?
         do {
             let reply = try await run(request, context, resolved: &resolved)
-            await services.metrics.recordInference(name: reply.adapter, version: reply.version, status: .ok, latency: ContinuousClock.now - context.receivedAt)
+            await services.metrics.recordInference(
+                name: reply.adapter, version: reply.version, status: .ok, latency: ContinuousClock.now - context.receivedAt,
+                label: reply.label.isEmpty ? nil : reply.label, confidence: Self.topProbability(reply.logits))
             return reply
         } catch {
             let status = RPCError(mapping: error).status
@@ -78,5 +81,12 @@ public struct InferenceHandlers: Sendable {
         }
         reply.latencyMs = Float((ContinuousClock.now - context.receivedAt).inMilliseconds)
         return reply
+    }
+
+    /// The softmax probability of the highest logit (nil without logits).
+    static func topProbability(_ logits: [Float]) -> Double? {
+        guard let top = logits.max() else { return nil }
+        let total = logits.reduce(0.0) { $0 + exp(Double($1 - top)) }
+        return 1 / total
     }
 }

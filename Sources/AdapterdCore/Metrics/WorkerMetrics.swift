@@ -25,6 +25,11 @@ public actor WorkerMetrics {
         /// Latencies since the last one-second sample, for the history.
         var recentMs: [Double] = []
         var requestsAtLastSample = 0
+        /// Since start: predicted labels, top-1 probabilities, and a bounded sample of latencies.
+        var labelsTotal: [String: Int] = [:]
+        var confidenceSum = 0.0
+        var lifetimeMs: [Double] = []
+        var lifetimeSeen = 0
     }
 
     /// One point of the recent history the dashboard draws: per adapter version ("name version"), requests per
@@ -121,12 +126,24 @@ public actor WorkerMetrics {
 
     /// One inference request's outcome; `name` and `version` are empty when it ran on the base model alone (or
     /// failed before an adapter was resolved, then under the name it asked for).
-    public func recordInference(name: String, version: String, status: RPCStatus, latency: Duration) {
+    /// A classification's predicted `label` and its top-1 probability `confidence` feed the version's label
+    /// distribution (bounded by the adapter's own labels).
+    public func recordInference(name: String, version: String, status: RPCStatus, latency: Duration, label: String? = nil, confidence: Double? = nil) {
         let key = VersionKey(name: name, version: version)
         var figures = versions[key] ?? VersionFigures()
         figures.requestsTotal += 1
         figures.requests += 1
         figures.lastUsed = Date()
+        if let label, let confidence {
+            figures.labelsTotal[label, default: 0] += 1
+            figures.confidenceSum += confidence
+        }
+        figures.lifetimeSeen += 1
+        if figures.lifetimeMs.count < Self.maxSamples {
+            figures.lifetimeMs.append(latency.inMilliseconds)
+        } else if case let slot = Int.random(in: 0..<figures.lifetimeSeen, using: &random), slot < Self.maxSamples {
+            figures.lifetimeMs[slot] = latency.inMilliseconds
+        }
         if status != .ok {
             figures.errorsTotal[status.name, default: 0] += 1
             figures.errors[status.name, default: 0] += 1
@@ -226,6 +243,16 @@ public actor WorkerMetrics {
                 latencyMs: sorted.isEmpty ? nil : MetricsSnapshot.Latency(
                     p50: Percentile.of(sorted, 0.50), p95: Percentile.of(sorted, 0.95), p99: Percentile.of(sorted, 0.99)),
                 lastUsed: figures.lastUsed.map { formatter.string(from: $0) }))
+            let counted = figures.labelsTotal.values.reduce(0, +)
+            if counted > 0 {
+                rows[rows.count - 1].labelsTotal = figures.labelsTotal
+                rows[rows.count - 1].meanConfidence = figures.confidenceSum / Double(counted)
+            }
+            let lifetime = figures.lifetimeMs.sorted()
+            if !lifetime.isEmpty {
+                rows[rows.count - 1].latencyTotalMs = MetricsSnapshot.Latency(
+                    p50: Percentile.of(lifetime, 0.50), p95: Percentile.of(lifetime, 0.95), p99: Percentile.of(lifetime, 0.99))
+            }
         }
         let batchCount = state.batches.batches - batchesAtIntervalStart.batches
         let rowCount = state.batches.rows - batchesAtIntervalStart.rows

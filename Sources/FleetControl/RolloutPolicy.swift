@@ -1,0 +1,59 @@
+import Foundation
+
+/// How a fleet rollout proceeds: wave sizes, what a wave must show before the next, when to abort, and how
+/// workers that do not answer count.
+public struct RolloutPolicy: Codable, Sendable, Equatable {
+    /// Workers in the first (canary) wave.
+    public var canary = 1
+    /// Each later wave is this many times the one before (exponential rate, as Greengrass's rollouts).
+    public var growth = 2.0
+    /// Requests the new version must serve on a wave's workers (all together) before it is judged…
+    public var minRequests = 20
+    /// …and time it must serve them for at least (seconds).
+    public var soakSeconds = 5.0
+    /// Longest a wave may wait for `minRequests` (seconds); then it is judged on what it has, or aborted when the
+    /// new version served nothing.
+    public var waveTimeoutSeconds = 120.0
+    /// Abort when the new version's error rate exceeds the previous version's by more than this (0…1).
+    public var maxErrorRateIncrease = 0.05
+    /// Abort when the new version's p95 latency is more than this times the previous version's.
+    public var maxLatencyRatio = 2.0
+    /// Abort when the predicted-label distributions of the new and previous versions differ by more than this
+    /// (total variation distance, 0…1).
+    public var maxLabelDrift = 0.3
+    /// Abort when the new version's mean top-1 confidence is lower than the previous version's by more than this.
+    public var maxConfidenceDrop = 0.2
+    /// Seconds a worker's push and activation may take.
+    public var workerTimeoutSeconds = 30.0
+    /// Attempts at a worker that does not answer before the `offline` policy applies.
+    public var retries = 2
+    /// What an unreachable worker counts as: `skip` (left alone and reported) or `fail` (aborts the rollout).
+    public var offline = "skip"
+
+    /// The defaults.
+    public init() {}
+
+    /// Checks the values.
+    public func validate() throws(FleetError) {
+        guard canary >= 1 else { throw .invalidPolicy("canary must be at least 1 worker") }
+        guard growth >= 1 else { throw .invalidPolicy("growth must be at least 1") }
+        guard minRequests >= 0, soakSeconds >= 0, waveTimeoutSeconds > 0, workerTimeoutSeconds > 0, retries >= 0 else {
+            throw .invalidPolicy("requests, seconds and retries must not be negative")
+        }
+        guard ["skip", "fail"].contains(offline) else { throw .invalidPolicy("offline must be skip or fail, not \(offline)") }
+    }
+
+    /// Wave sizes for `count` workers: the canary wave, then each `growth` times the one before.
+    public func waves(for count: Int) -> [Int] {
+        var sizes: [Int] = []
+        var remaining = count
+        var size = Double(min(canary, count))
+        while remaining > 0 {
+            let take = min(remaining, max(1, Int(size.rounded(.down))))
+            sizes.append(take)
+            remaining -= take
+            size = max(size * growth, size + 1)
+        }
+        return sizes
+    }
+}

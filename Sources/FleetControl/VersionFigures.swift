@@ -1,0 +1,59 @@
+import AdapterdClient
+
+/// How one adapter version serves across some workers, from their metrics documents: requests, errors, p95
+/// latency, the predicted-label distribution and the mean top-1 confidence (all since each worker loaded it).
+public struct VersionFigures: Sendable, Equatable {
+    public var requests = 0
+    public var errors = 0
+    public var p95Ms: Double?
+    public var labels: [String: Int] = [:]
+    public var confidenceSum = 0.0
+    public var confidenceCount = 0
+
+    public init() {}
+
+    /// The figures of (name, version) summed over `documents`.
+    public init(name: String, version: String, documents: [MetricsSnapshot]) {
+        for document in documents {
+            guard let figures = document.adapters.first(where: { $0.name == name && $0.version == version }) else { continue }
+            requests += figures.requestsTotal
+            errors += figures.errorsTotal.values.reduce(0, +)
+            if let p95 = figures.latencyTotalMs?.p95 ?? figures.latencyMs?.p95 { p95Ms = max(p95Ms ?? 0, p95) }
+            for (label, count) in figures.labelsTotal ?? [:] { labels[label, default: 0] += count }
+            if let mean = figures.meanConfidence, let counted = figures.labelsTotal?.values.reduce(0, +), counted > 0 {
+                confidenceSum += mean * Double(counted)
+                confidenceCount += counted
+            }
+        }
+    }
+
+    public var errorRate: Double { requests == 0 ? 0 : Double(errors) / Double(requests) }
+    public var meanConfidence: Double? { confidenceCount == 0 ? nil : confidenceSum / Double(confidenceCount) }
+
+    /// Total variation distance between the label distributions (0: the same, 1: disjoint); nil when either has none.
+    public func labelDrift(from other: VersionFigures) -> Double? {
+        let mine = labels.values.reduce(0, +), theirs = other.labels.values.reduce(0, +)
+        guard mine > 0, theirs > 0 else { return nil }
+        let keys = Set(labels.keys).union(other.labels.keys)
+        return keys.reduce(0) { $0 + abs(Double(labels[$1] ?? 0) / Double(mine) - Double(other.labels[$1] ?? 0) / Double(theirs)) } / 2
+    }
+
+    /// Why the new version (`self`) breaks `policy` against `baseline`, or nil when it does not.
+    public func violation(of policy: RolloutPolicy, against baseline: VersionFigures) -> String? {
+        if errorRate - baseline.errorRate > policy.maxErrorRateIncrease {
+            return String(format: "error rate %.1f%% against %.1f%% for the previous version (more than %.0f points higher)", errorRate * 100, baseline.errorRate * 100, policy.maxErrorRateIncrease * 100)
+        }
+        if let p95 = p95Ms, let before = baseline.p95Ms, before > 0, p95 / before > policy.maxLatencyRatio {
+            return String(format: "p95 latency %.1f ms against %.1f ms for the previous version (over %.1f×)", p95, before, policy.maxLatencyRatio)
+        }
+        if let drift = labelDrift(from: baseline), drift > policy.maxLabelDrift {
+            let top = labels.max { $0.value < $1.value }?.key ?? "?"
+            let before = baseline.labels.max { $0.value < $1.value }?.key ?? "?"
+            return String(format: "predicted labels drifted by %.2f (total variation, over %.2f): most often '%@' where the previous version said '%@'", drift, policy.maxLabelDrift, top, before)
+        }
+        if let mean = meanConfidence, let before = baseline.meanConfidence, before - mean > policy.maxConfidenceDrop {
+            return String(format: "mean top-1 confidence %.2f against %.2f for the previous version (a drop over %.2f)", mean, before, policy.maxConfidenceDrop)
+        }
+        return nil
+    }
+}
