@@ -266,4 +266,44 @@ struct FleetRolloutTests {
         #expect(report.workers.values.allSatisfy { $0.active == "v1" })
         await fleet.stop()
     }
+
+    @Test("a worker that dies mid-rollout is retried, then skipped and reported (offline: skip); the rest completes")
+    func deadWorkerIsSkipped() async throws {
+        let fleet = try await Fleet(count: 3)
+        let state = Harness.temporaryDirectory() + "/rollout.sqlite"
+        let policy = {
+            var policy = Self.policy()
+            policy.workerTimeoutSeconds = 2
+            policy.retries = 1
+            return policy
+        }()
+        let traffic = Traffic()
+        let report = try await withThrowingTaskGroup(of: FleetController.Report?.self) { group in
+            let controller = FleetController(brokerURL: fleet.broker.url, store: try FleetStore(path: state))
+            group.addTask {
+                try await controller.start(
+                    name: "alerts", version: "v2", adapterDirectory: Harness.adapterDirectory("intent"), selector: FleetSelector(""), policy: policy)
+            }
+            // Once the plan exists, one worker of the last wave goes away; traffic goes to the others.
+            let planned = await Harness.eventually(timeout: .seconds(30)) { ((try? FleetStore(path: state).workers()) ?? []).count == 3 }
+            try #require(planned, "no plan within 30 s")
+            let rows = try FleetStore(path: state).workers()
+            let victim = try #require(rows.last { $0.wave == 1 }?.worker)
+            try await fleet.workers[fleet.ids.firstIndex(of: victim)!].stop()
+            group.addTask { try await traffic.run(broker: fleet.broker.url, workers: fleet.ids.filter { $0 != victim }); return nil }
+            var report: FleetController.Report?
+            while let next = try await group.next() {
+                if let next {
+                    report = next
+                    group.cancelAll()
+                }
+            }
+            return try #require(report)
+        }
+        #expect(report.state == "completed", "\(report.reason)")
+        let skipped = report.workers.filter { $0.value.outcome.hasPrefix("skipped") }
+        #expect(skipped.count == 1 && skipped.first?.value.active == "v1", "\(report.workers)")
+        #expect(report.workers.values.filter { $0.active == "v2" }.count == 2)
+        for worker in fleet.workers { try? await worker.stop() }
+    }
 }
