@@ -66,8 +66,8 @@ struct FleetRolloutTests {
                     if Task.isCancelled { break }
                     lock.withLock { sent += 1; failed.append("\(client.topics.worker): \(error)") }
                 }
+                // Sequential: each request waits for its reply, which paces the traffic.
                 index += 1
-                try? await Task.sleep(for: .milliseconds(5))
             }
         }
     }
