@@ -152,6 +152,12 @@ public struct FleetController: Sendable {
         return try Self.report(store: store)
     }
 
+    /// A connection to `worker` with the policy's per-worker timeout.
+    private func client(for worker: String, policy: RolloutPolicy) async throws -> AdapterdClient {
+        try await AdapterdClient(
+            brokerURL: brokerURL, worker: worker, username: username, password: password, tlsCAFile: tlsCAFile, timeout: policy.workerTimeout)
+    }
+
     private func checkAborting() throws {
         if let rollout = try store.rollout(), rollout.state == "aborting" { throw Abort.because(rollout.reason.isEmpty ? "aborted by the operator" : rollout.reason) }
     }
@@ -170,11 +176,9 @@ public struct FleetController: Sendable {
         while true {
             attempt += 1
             do {
-                let client = try await AdapterdClient(
-                    brokerURL: brokerURL, worker: row.worker, username: username, password: password, tlsCAFile: tlsCAFile,
-                    timeout: .seconds(Int64(policy.workerTimeoutSeconds)))
+                let client = try await client(for: row.worker, policy: policy)
                 defer { client.close() }
-                let timeout = Duration.milliseconds(Int64(policy.workerTimeoutSeconds * 1000))
+                let timeout = policy.workerTimeout
                 if row.state == .pending {
                     var get = Adapterd_V1_GetAdapterRequest()
                     get.name = rollout.name
@@ -263,11 +267,9 @@ public struct FleetController: Sendable {
     private func rollBack(rollout: FleetStore.RolloutRow, reason: String, policy: RolloutPolicy) async throws {
         for var row in try store.workers() where [.activated, .verified, .pushed].contains(row.state) {
             do {
-                let client = try await AdapterdClient(
-                    brokerURL: brokerURL, worker: row.worker, username: username, password: password, tlsCAFile: tlsCAFile,
-                    timeout: .seconds(Int64(policy.workerTimeoutSeconds)))
+                let client = try await client(for: row.worker, policy: policy)
                 defer { client.close() }
-                let timeout = Duration.milliseconds(Int64(policy.workerTimeoutSeconds * 1000))
+                let timeout = policy.workerTimeout
                 let why = "fleet rollout of \(rollout.version) aborted: \(reason)"
                 var get = Adapterd_V1_GetAdapterRequest()
                 get.name = rollout.name

@@ -33,6 +33,9 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
     /// The defaults.
     public init() {}
 
+    /// `workerTimeoutSeconds` as a duration.
+    public var workerTimeout: Duration { .milliseconds(Int64(workerTimeoutSeconds * 1000)) }
+
     /// Checks the values.
     public func validate() throws(FleetError) {
         guard canary >= 1 else { throw .invalidPolicy("canary must be at least 1 worker") }

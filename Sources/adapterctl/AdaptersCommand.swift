@@ -1,5 +1,6 @@
 import AdapterdAPI
 import AdapterdClient
+import AdapterTraining
 import ArgumentParser
 import Foundation
 
@@ -209,20 +210,14 @@ extension AdaptersCommand {
             }
         }
 
+        /// The examples of a JSON Lines file, as the request carries them.
         static func read(_ path: String) throws -> [Adapterd_V1_LabelledText] {
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
-            var examples: [Adapterd_V1_LabelledText] = []
-            for (index, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-                      let text = object["text"] as? String, let label = object["label"] as? String else {
-                    throw ValidationError("\(path), line \(index + 1): each line must be {\"text\": \"…\", \"label\": \"…\"}")
-                }
+            try TrainingExample.read(jsonl: path).map {
                 var example = Adapterd_V1_LabelledText()
-                example.text = text
-                example.label = label
-                examples.append(example)
+                example.text = $0.text
+                example.label = $0.label
+                return example
             }
-            return examples
         }
     }
 

@@ -40,12 +40,7 @@ struct BrokerOptions: ParsableArguments {
         let url = broker ?? environment["ADAPTERD_BROKER"] ?? "mqtt://127.0.0.1:1883"
         let id = worker ?? environment["ADAPTERD_WORKER_ID"] ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "edge"
         guard mqttVersion == "5" || mqttVersion == "3.1.1" else { throw ValidationError("--mqtt-version must be 5 or 3.1.1") }
-        var password: String?
-        if let path = passwordFile ?? environment["ADAPTERCTL_PASSWORD_FILE"] {
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the password file \(path)") }
-            password = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first
-                .map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
-        }
+        let password = try Self.password(file: passwordFile ?? environment["ADAPTERCTL_PASSWORD_FILE"])
         return try await AdapterdClient(
             brokerURL: url, worker: id, encoding: protobuf ? .protobuf : .json,
             protocolVersion: mqttVersion == "5" ? .v5 : .v311, username: username ?? environment["ADAPTERCTL_USERNAME"],
@@ -53,6 +48,14 @@ struct BrokerOptions: ParsableArguments {
     }
 
     var replyTimeout: Duration { .milliseconds(Int64(timeout * 1000)) }
+
+    /// The first line of the password file at `path` (nil without one).
+    static func password(file path: String?) throws -> String? {
+        guard let path else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the password file \(path)") }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first
+            .map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
 
     /// Calls one control method and prints its reply (`human` renders an OK reply); with `--replies N`, prints
     /// each worker's reply and fails unless N workers answered OK.

@@ -19,12 +19,7 @@ struct FleetCommand: AsyncParsableCommand {
 
         func controller(store: FleetStore, quiet: Bool) throws -> FleetController {
             let environment = ProcessInfo.processInfo.environment
-            var password: String?
-            if let path = passwordFile ?? environment["ADAPTERCTL_PASSWORD_FILE"] {
-                guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the password file \(path)") }
-                password = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first
-                    .map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
-            }
+            let password = try BrokerOptions.password(file: passwordFile ?? environment["ADAPTERCTL_PASSWORD_FILE"])
             let log: @Sendable (String) -> Void = { line in
                 if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
             }
@@ -48,17 +43,6 @@ struct FleetCommand: AsyncParsableCommand {
         if report.state == "aborted" { throw ExitCode(1) }
     }
 
-    static func run(_ body: () async throws -> Void) async throws {
-        do {
-            try await body()
-        } catch let exit as ExitCode {
-            throw exit
-        } catch let error as CustomStringConvertible & Error {
-            FileHandle.standardError.write(Data("adapterctl: \(error.description)\n".utf8))
-            throw ExitCode(2)
-        }
-    }
-
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the workers the broker's retained statuses show, with labels and versions.")
         @OptionGroup var connection: Connection
@@ -66,7 +50,7 @@ struct FleetCommand: AsyncParsableCommand {
         @Flag(help: "One JSON array.") var json = false
 
         func run() async throws {
-            try await FleetCommand.run {
+            try await ReplyPrinter.rpc {
                 let selector = try FleetSelector(select)
                 let store = try FleetStore(path: ":memory:")
                 let watcher = try await FleetWatcher(options: try connection.controller(store: store, quiet: true).watcherOptions)
@@ -113,7 +97,7 @@ struct FleetCommand: AsyncParsableCommand {
         @Flag(help: "End with one JSON line.") var json = false
 
         func run() async throws {
-            try await FleetCommand.run {
+            try await ReplyPrinter.rpc {
                 var policy = RolloutPolicy()
                 policy.canary = canary
                 policy.growth = growth
@@ -142,7 +126,7 @@ struct FleetCommand: AsyncParsableCommand {
         @Flag(help: "End with one JSON line.") var json = false
 
         func run() async throws {
-            try await FleetCommand.run {
+            try await ReplyPrinter.rpc {
                 let store = try FleetStore(path: state)
                 try FleetCommand.finish(try await connection.controller(store: store, quiet: false).resume(), json: json)
             }
@@ -155,7 +139,7 @@ struct FleetCommand: AsyncParsableCommand {
         @Flag(help: "One JSON line.") var json = false
 
         func run() async throws {
-            try await FleetCommand.run {
+            try await ReplyPrinter.rpc {
                 let report = try FleetController.report(store: try FleetStore(path: state))
                 try FleetCommand.finish(report, json: json)
             }
@@ -168,7 +152,7 @@ struct FleetCommand: AsyncParsableCommand {
         @Option(help: "Why, for the workers' History and the report.") var reason = "aborted by the operator"
 
         func run() async throws {
-            try await FleetCommand.run {
+            try await ReplyPrinter.rpc {
                 try FleetController.requestAbort(store: try FleetStore(path: state), reason: reason)
                 print("abort requested: the controller rolls back at its next step (or `fleet resume` does)")
             }

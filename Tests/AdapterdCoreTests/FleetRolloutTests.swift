@@ -45,6 +45,15 @@ struct FleetRolloutTests {
         private var failed: [String] = []
         var counts: (sent: Int, failed: [String]) { lock.withLock { (sent, failed) } }
 
+        /// Runs `body` while traffic goes to `workers`; the traffic stops when `body` returns.
+        func during<T: Sendable>(broker: String, workers: [String], _ body: () async throws -> T) async throws -> T {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.run(broker: broker, workers: workers) }
+                defer { group.cancelAll() }
+                return try await body()
+            }
+        }
+
         func run(broker: String, workers: [String]) async throws {
             let clients = try await withThrowingTaskGroup(of: AdapterdClient.self) { group in
                 for worker in workers { group.addTask { try await AdapterdClient(brokerURL: broker, worker: worker) } }
@@ -117,13 +126,11 @@ struct FleetRolloutTests {
         let fleet = try await Fleet()
         let state = Harness.temporaryDirectory() + "/rollout.sqlite"
         let traffic = Traffic()
-        let report = try await withThrowingTaskGroup(of: FleetController.Report?.self) { group in
-            group.addTask { try await traffic.run(broker: fleet.broker.url, workers: fleet.ids); return nil }
+        let report = try await traffic.during(broker: fleet.broker.url, workers: fleet.ids) {
             let controller = FleetController(brokerURL: fleet.broker.url, store: try FleetStore(path: state))
             // The same adapter files as a new version: every piece is already on the workers.
             let report = try await controller.start(
                 name: "alerts", version: "v2", adapterDirectory: Harness.adapterDirectory("intent"), selector: FleetSelector(""), policy: Self.policy())
-            group.cancelAll()
             return report
         }
         #expect(report.state == "completed", "\(report.reason)")
@@ -149,12 +156,10 @@ struct FleetRolloutTests {
         defer { try? FileManager.default.removeItem(atPath: flipped) }
         let state = Harness.temporaryDirectory() + "/rollout.sqlite"
         let traffic = Traffic()
-        let report = try await withThrowingTaskGroup(of: FleetController.Report?.self) { group in
-            group.addTask { try await traffic.run(broker: fleet.broker.url, workers: fleet.ids); return nil }
+        let report = try await traffic.during(broker: fleet.broker.url, workers: fleet.ids) {
             let controller = FleetController(brokerURL: fleet.broker.url, store: try FleetStore(path: state))
             let report = try await controller.start(
                 name: "alerts", version: "v2", adapterDirectory: flipped, selector: FleetSelector(""), policy: Self.policy())
-            group.cancelAll()
             return report
         }
         #expect(report.state == "aborted")
@@ -178,8 +183,7 @@ struct FleetRolloutTests {
         let directory = Harness.temporaryDirectory()
         let state = directory + "/rollout.sqlite"
         let traffic = Traffic()
-        let report = try await withThrowingTaskGroup(of: FleetController.Report?.self) { group in
-            group.addTask { try await traffic.run(broker: fleet.broker.url, workers: fleet.ids); return nil }
+        let report = try await traffic.during(broker: fleet.broker.url, workers: fleet.ids) {
             let pid = try ChildProcess.spawn(binary, arguments: [
                 "fleet", "rollout", "--broker", fleet.broker.url, "--name", "alerts", "--version", "v2", "--adapter", Harness.adapterDirectory("intent"),
                 "--state", state, "--min-requests", "8", "--soak", "1.5", "--wave-timeout", "30", "--json",
@@ -202,7 +206,6 @@ struct FleetRolloutTests {
             #expect(midway.state == "running")
             // The claim of a dead process does not hold.
             let report = try await FleetController(brokerURL: fleet.broker.url, store: try FleetStore(path: state)).resume()
-            group.cancelAll()
             return report
         }
         #expect(report.state == "completed", "\(report.reason)")
@@ -219,8 +222,7 @@ struct FleetRolloutTests {
         let directory = Harness.temporaryDirectory()
         let state = directory + "/rollout.sqlite"
         let traffic = Traffic()
-        let (code, output) = try await withThrowingTaskGroup(of: (Int32?, String)?.self) { group in
-            group.addTask { try await traffic.run(broker: fleet.broker.url, workers: fleet.ids); return nil }
+        let (code, output) = try await traffic.during(broker: fleet.broker.url, workers: fleet.ids) {
             // A soak long enough to abort during it.
             let pid = try ChildProcess.spawn(binary, arguments: [
                 "fleet", "rollout", "--broker", fleet.broker.url, "--name", "alerts", "--version", "v2", "--adapter", Harness.adapterDirectory("intent"),
@@ -236,7 +238,6 @@ struct FleetRolloutTests {
             let abort = try ChildProcess.spawn(binary, arguments: ["fleet", "abort", "--state", state, "--reason", "operator said no"], output: directory + "/abort.log")
             #expect(ChildProcess.wait(abort, timeout: .seconds(30)) == 0)
             let code = ChildProcess.wait(pid, timeout: .seconds(60))
-            group.cancelAll()
             return (code, (try? String(contentsOfFile: directory + "/controller.log", encoding: .utf8)) ?? "")
         }
         #expect(code == 1, "\(output)")
