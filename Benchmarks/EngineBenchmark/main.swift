@@ -16,7 +16,9 @@ func option(_ name: String, in arguments: inout [String]) -> String? {
 let precision = option("--precision", in: &arguments).flatMap(Precision.init(rawValue:)) ?? .fp32
 let path = option("--path", in: &arguments).flatMap(KernelPath.init(name:)) ?? .detected
 let rssOnly = arguments.contains("--rss")
-arguments.removeAll { $0 == "--rss" }
+// Only the unmerged-LoRA cost (for iterating on the LoRA kernels).
+let loraOnly = arguments.contains("--lora-only")
+arguments.removeAll { $0 == "--rss" || $0 == "--lora-only" }
 guard arguments.count >= 2 else {
     FileHandle.standardError.write(Data("usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8] [--path NAME] [--rss]\n".utf8))
     exit(2)
@@ -89,7 +91,7 @@ if rssOnly {
 }
 
 // The peers' shapes: batch 1 and 32, 16, 52 and 128 tokens, the intent adapter (classifier head included).
-for length in [16, 52, 128] {
+for length in loraOnly ? [] : [16, 52, 128] {
     let single = [EncodedInput(ids: tokens(length), adapter: intent)]
     report("latency_b1_t\(length)", try median(iterations: 60) { _ = try engine.run(encoded: single) }, "ms")
     let batch = (0..<32).map { EncodedInput(ids: tokens(length, seed: $0), adapter: intent) }
@@ -115,6 +117,7 @@ do {
     report("lora_overhead_b1_t16", (overBase.sorted()[overBase.count / 2] - 1) * 100, "%")
     report("unmerged_vs_merged_b1_t16", (overMerged.sorted()[overMerged.count / 2] - 1) * 100, "%")
 }
+if loraOnly { exit(0) }
 
 // Batch of 32 rows of 32 tokens: one adapter for all rows, then 32 distinct adapter instances.
 let distinct = try (0..<32).map { _ in try LoRAAdapter(directory: adaptersDirectory + "/intent", model: engine.model) }
