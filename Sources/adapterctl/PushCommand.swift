@@ -33,15 +33,16 @@ extension AdaptersCommand {
                 let manifest = pusher.manifest(payload: payload, name: name, version: version, baseFingerprint: fingerprint)
                 try manifest.validate()
                 let signature = try sign.map { try SigningKeys.sign(manifest, with: SigningKeys.privateKey(file: $0)) } ?? []
-                let bar = ProgressBar(label: "\(name) \(version)")
+                // With --json the output is one line for a script: no progress bar.
+                let bar = connection.json ? nil : ProgressBar(label: "\(name) \(version)")
                 let outcome: AdapterPusher.Outcome
                 do {
                     outcome = try await pusher.push(payload, manifest: manifest, signature: signature, activate: activate, reason: reason) { done, total in
-                        bar.update(done, of: total)
+                        bar?.update(done, of: total)
                     }
-                    bar.finish()
+                    bar?.finish()
                 } catch let error as RPCError {
-                    bar.finish()
+                    bar?.finish()
                     FileHandle.standardError.write(Data("adapterctl: \(error.status.name): \(error.message)\n".utf8))
                     throw ExitCode(1)
                 }

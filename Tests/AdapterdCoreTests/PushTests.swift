@@ -331,4 +331,24 @@ struct PushTests {
         #expect(setup.pushFolders.isEmpty)
         try await setup.stop()
     }
+
+    @Test("adapterctl adapters push --json reports the bytes sent: a head-only change sends a few percent")
+    func cliReportsBytesSent() async throws {
+        let binary = Harness.root + "/.build/debug/adapterctl"
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "build adapterctl first (scripts/test does)")
+        let setup = try await Self.setUp(requireSigned: false)
+        let changed = try Self.headChanged("intent")
+        defer { try? FileManager.default.removeItem(atPath: changed) }
+        let output = Harness.temporaryDirectory() + "/push.json"
+        let pid = try ChildProcess.spawn(binary, arguments: [
+            "adapters", "push", changed, "--broker", setup.broker.url, "--worker", setup.configuration.workerID, "--name", "alerts",
+            "--version", "v2", "--json",
+        ], output: output)
+        #expect(ChildProcess.wait(pid, timeout: .seconds(60)) == 0)
+        let line = try String(contentsOfFile: output, encoding: .utf8)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not one JSON object: \(line)")
+        let sent = try #require(object["bytesSent"] as? Int), total = try #require(object["bundleBytes"] as? Int)
+        #expect(object["delta"] as? Bool == true && sent > 0 && Double(sent) / Double(total) <= 0.05, "\(line)")
+        try await setup.stop()
+    }
 }
