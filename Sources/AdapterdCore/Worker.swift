@@ -153,13 +153,23 @@ public final class Worker: Service, Sendable {
             let entry = try await registry.load(name: item.name, version: item.version, path: item.path, actor: "config")
             logger.info("loaded adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "bytes": "\(entry.record.sizeBytes)"])
         }
-        try await connectWithBackoff(client)
-        for filter in [topics.inferFilter, topics.controlFilter] + [topics.poolControlFilter].compactMap({ $0 }) {
-            try client.subscribe(filter, qos: 1)
-        }
-        if let poolClient, let filter = topics.poolInferFilter {
-            try poolClient.subscribe(filter, qos: 1)
-            try await connectWithBackoff(poolClient)
+        do {
+            try await connectWithBackoff(client)
+            for filter in [topics.inferFilter, topics.controlFilter] + [topics.poolControlFilter].compactMap({ $0 }) {
+                try client.subscribe(filter, qos: 1)
+            }
+            if let poolClient, let filter = topics.poolInferFilter {
+                try poolClient.subscribe(filter, qos: 1)
+                try await connectWithBackoff(poolClient)
+            }
+        } catch is CancellationError {
+            // Stopped (SIGTERM) before the broker was reachable: nothing was taken, so the stop is clean, not an
+            // error a service manager would report as a failed unit.
+            logger.notice("stopped before the broker was reachable")
+            client.disconnect()
+            poolClient?.disconnect()
+            executor.shutdown()
+            return
         }
         try await publishStatus("online")
         readiness.set(true)
