@@ -19,6 +19,7 @@ public struct AdamW: Sendable {
         public init() {}
     }
 
+    /// The settings in use.
     public let options: Options
     private var first: [[Float]]
     private var second: [[Float]]

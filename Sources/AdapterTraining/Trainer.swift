@@ -49,7 +49,9 @@ public struct Trainer: Sendable {
         public var estimatedBytes: Int
     }
 
+    /// The frozen base model.
     public let model: BertModel
+    /// What to train and how.
     public let options: Options
 
     /// A trainer over the frozen `model`.

@@ -12,26 +12,36 @@ import MQTTRPC
 public struct FleetController: Sendable {
     /// How a rollout ended.
     public struct Report: Sendable, Equatable, Codable {
+        /// One worker's end: its step (with detail) and the version it serves.
         public struct Worker: Sendable, Equatable, Codable {
+            /// "verified", "rolled back: …", "skipped: …", "failed: …", "pending"…
             public var outcome: String
+            /// The version it serves now ("" when none or unknown).
             public var active: String
         }
 
+        /// "completed", "aborted", or while it runs "running" / "aborting".
         public var state: String
+        /// Why it was aborted ("" otherwise).
         public var reason: String
+        /// Bytes pushed to all workers.
         public var bytesSent: Int64
+        /// By worker id.
         public var workers: [String: Worker]
     }
 
     /// Connection settings for the broker.
     public let brokerURL: String
+    /// Broker login and the CA for `mqtts://`, as adapterctl's options give them.
     public let username: String?
     public let password: String?
     public let tlsCAFile: String?
+    /// The rollout's state file.
     public let store: FleetStore
     /// Progress lines, for a terminal.
     public let log: @Sendable (String) -> Void
 
+    /// A controller for the fleet on `brokerURL` keeping its state in `store`; progress lines go to `log`.
     public init(
         brokerURL: String, username: String? = nil, password: String? = nil, tlsCAFile: String? = nil, store: FleetStore,
         log: @escaping @Sendable (String) -> Void = { _ in }

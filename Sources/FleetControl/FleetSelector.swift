@@ -3,7 +3,9 @@ import AdapterdClient
 /// Which workers a rollout targets: by id (`id=w1|w2`) and/or by labels (`site=lab,hardware=x86`); every
 /// condition must hold, and an empty selector takes every worker.
 public struct FleetSelector: Sendable, Equatable, CustomStringConvertible {
+    /// Worker ids to take (empty: any).
     public var ids: Set<String>
+    /// Label values to take, by key (a worker must match every key).
     public var labels: [String: Set<String>]
 
     /// Parses `key=value[|value…],…` (`id` selects worker ids).

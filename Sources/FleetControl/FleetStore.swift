@@ -37,6 +37,7 @@ public final class FleetStore: @unchecked Sendable {
         public var signingKey: String
     }
 
+    /// The state file.
     public let path: String
     private let lock = NSLock()
     private var database: OpaquePointer?

@@ -3,13 +3,18 @@ import AdapterdClient
 /// How one adapter version serves across some workers, from their metrics documents: requests, errors, p95
 /// latency, the predicted-label distribution and the mean top-1 confidence (all since each worker loaded it).
 public struct VersionFigures: Sendable, Equatable {
+    /// Requests served and those that failed.
     public var requests = 0
     public var errors = 0
+    /// The highest p95 latency among the workers, in milliseconds.
     public var p95Ms: Double?
+    /// Requests by predicted label.
     public var labels: [String: Int] = [:]
+    /// Sum and count of top-1 probabilities, for the mean.
     public var confidenceSum = 0.0
     public var confidenceCount = 0
 
+    /// No requests yet.
     public init() {}
 
     /// The figures of (name, version) summed over `documents`.
@@ -27,7 +32,9 @@ public struct VersionFigures: Sendable, Equatable {
         }
     }
 
+    /// Failed requests over all requests (0 without requests).
     public var errorRate: Double { requests == 0 ? 0 : Double(errors) / Double(requests) }
+    /// Mean top-1 probability, when any classification was counted.
     public var meanConfidence: Double? { confidenceCount == 0 ? nil : confidenceSum / Double(confidenceCount) }
 
     /// Total variation distance between the label distributions (0: the same, 1: disjoint); nil when either has none.
