@@ -218,6 +218,31 @@ void adk_lora(int isa, const float *x, int64_t ldx, int64_t rows, const float *a
     }
 }
 
+typedef struct {
+    adk_lora_context first, second;
+} adk_lora_pair_context;
+
+static void adk_lora_pair_body(void *context, int64_t first, int64_t last, int thread) {
+    adk_lora_pair_context *c = context;
+    adk_lora_body(&c->first, first, last, thread);
+    adk_lora_body(&c->second, first, last, thread);
+}
+
+void adk_lora_pair(int isa, const float *x, int64_t ldx, int64_t rows, int64_t in, int64_t out, int64_t ldy,
+                   const float *a1, const float *bt1, int64_t rank1, float *y1, float *t1,
+                   const float *a2, const float *bt2, int64_t rank2, float *y2, float *t2) {
+    const int64_t blocks = rows / 8, tail = rows - blocks * 8;
+    adk_lora_pair_context c = {
+        {isa, x, a1, bt1, ldx, rank1, in, out, ldy, y1, t1},
+        {isa, x, a2, bt2, ldx, rank2, in, out, ldy, y2, t2},
+    };
+    if (blocks > 0) adk_parallel_for(blocks, rows * (rank1 + rank2) * (in + out) >= 2 * adk_parallel_elements, adk_lora_pair_body, &c);
+    if (tail > 0) {
+        adk_lora(isa, x + blocks * 8 * ldx, ldx, tail, a1, bt1, rank1, in, out, y1 + blocks * 8 * ldy, ldy, t1 + blocks * 8 * rank1);
+        adk_lora(isa, x + blocks * 8 * ldx, ldx, tail, a2, bt2, rank2, in, out, y2 + blocks * 8 * ldy, ldy, t2 + blocks * 8 * rank2);
+    }
+}
+
 void adk_quantize_weights(const float *w, int64_t out, int64_t in, int32_t qmax, int8_t *wq, float *scale, int32_t *col_sum) {
     for (int64_t o = 0; o < out; o++) {
         const float *row = w + o * in;

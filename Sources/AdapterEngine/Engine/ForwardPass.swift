@@ -88,7 +88,7 @@ struct ForwardPass {
         let tileRows = Int8Matmul.paddedRows(rows)
         let arena = Arena(sizes: [
             rows * hidden * 4, rows * hidden * 4, rows * hidden * 3 * 4, rows * hidden * 4, rows * intermediate * 4,
-            rows * maxRank * 4, sorted.count * hidden * 2 * 4,
+            rows * maxRank * 2 * 4, sorted.count * hidden * 2 * 4,
             int8 ? tileRows * max(hidden, intermediate) : 0, int8 ? rows * 4 : 0, int8 ? rows * 4 : 0,
             int8 ? tileRows * max(3 * hidden, intermediate) * 4 : 0,
         ], pool: plan.scratch)
@@ -125,8 +125,13 @@ struct ForwardPass {
             if layer.queryKeyValue.isQuantized {
                 epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, batch: batch)
             }
-            for (column, slot) in qkvLoRA {
-                addLoRA(slot: slot, adapters: adapters, input: batch.x, width: hidden, output: batch.qkv + column, ldy: qkvWidth, batch: batch)
+            if qkvLoRA.count == 2, batch.groups.allSatisfy({ $0.rows.count <= Kernels.smallLoRARows }) {
+                // Two terms over the same rows (query and value, as most adapters have): one pass of the team.
+                addLoRAPair(qkvLoRA[0], qkvLoRA[1], adapters: adapters, input: batch.x, width: hidden, output: batch.qkv, ldy: qkvWidth, batch: batch)
+            } else {
+                for (column, slot) in qkvLoRA {
+                    addLoRA(slot: slot, adapters: adapters, input: batch.x, width: hidden, output: batch.qkv + column, ldy: qkvWidth, batch: batch)
+                }
             }
             adk_attention(
                 isa, batch.qkv, Int64(qkvWidth), layer.queryKeyValue.isQuantized ? nil : layer.queryKeyValue.bias, starts, lengths, Int64(sorted.count),
@@ -266,6 +271,31 @@ struct ForwardPass {
             Kernels.addLoRA(
                 lora, x: input + group.rows.lowerBound * width, ldx: width, rows: group.rows.count,
                 y: output + group.rows.lowerBound * ldy, ldy: ldy, scratch: batch.loraScratch, isa: plan.path.kernelISA)
+        }
+    }
+
+    /// Adds each group's LoRA terms for two slots of one product (`first` and `second` are each a column offset in
+    /// `output` and a slot): groups with both run them in one pass; a group with one runs it alone.
+    private func addLoRAPair(
+        _ first: (Int, LinearSlot), _ second: (Int, LinearSlot), adapters: [[LoRAWeights?]?], input: UnsafePointer<Float>,
+        width: Int, output: UnsafeMutablePointer<Float>, ldy: Int, batch: Batch
+    ) {
+        let isa = plan.path.kernelISA
+        for (group, layers) in zip(batch.groups, adapters) {
+            let x = input + group.rows.lowerBound * width
+            let y = output + group.rows.lowerBound * ldy
+            switch (layers?[first.1.rawValue], layers?[second.1.rawValue]) {
+            case let (one?, two?):
+                Kernels.addLoRAPair(
+                    one, two, x: x, ldx: width, rows: group.rows.count, y1: y + first.0, y2: y + second.0, ldy: ldy,
+                    scratch: batch.loraScratch, isa: isa)
+            case let (one?, nil):
+                Kernels.addLoRA(one, x: x, ldx: width, rows: group.rows.count, y: y + first.0, ldy: ldy, scratch: batch.loraScratch, isa: isa)
+            case let (nil, two?):
+                Kernels.addLoRA(two, x: x, ldx: width, rows: group.rows.count, y: y + second.0, ldy: ldy, scratch: batch.loraScratch, isa: isa)
+            case (nil, nil):
+                continue
+            }
         }
     }
 

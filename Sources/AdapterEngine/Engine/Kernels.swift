@@ -38,6 +38,18 @@ enum Kernels {
             b: lora.scaledBTransposed.pointer, ldb: lora.outFeatures, transposeB: false, beta: 1, c: y, ldc: ldy)
     }
 
+    /// `y1 += s1·(x·A1ᵀ)·B1ᵀ` and `y2 += s2·(x·A2ᵀ)·B2ᵀ` for up to `smallLoRARows` rows in one pass of the team (a
+    /// layer's query and value terms read the same rows); `scratch` holds `rows × (rank1 + rank2)` floats.
+    static func addLoRAPair(
+        _ first: LoRAWeights, _ second: LoRAWeights, x: UnsafePointer<Float>, ldx: Int, rows: Int,
+        y1: UnsafeMutablePointer<Float>, y2: UnsafeMutablePointer<Float>, ldy: Int, scratch: UnsafeMutablePointer<Float>, isa: Int32
+    ) {
+        adk_lora_pair(
+            isa, x, Int64(ldx), Int64(rows), Int64(first.inFeatures), Int64(first.outFeatures), Int64(ldy),
+            first.a.pointer, first.scaledBTransposed.pointer, Int64(first.rank), y1, scratch,
+            second.a.pointer, second.scaledBTransposed.pointer, Int64(second.rank), y2, scratch + rows * first.rank)
+    }
+
     /// Rows up to which `addLoRA` runs its own kernel.
     static let smallLoRARows = 64
 

@@ -86,6 +86,12 @@ void adk_quantize_weights(const float *w, int64_t out, int64_t in, int32_t qmax,
 void adk_lora(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank,
               int64_t in, int64_t out, float *y, int64_t ldy, float *t);
 
+/// Two LoRA terms over the same rows `x` (a layer's query and value) in one pass of the team: `y1 += (x·A1ᵀ)·Bt1`
+/// and `y2 += (x·A2ᵀ)·Bt2`, each block of rows doing both. `t1` and `t2` hold `rows × rank` floats each.
+void adk_lora_pair(int isa, const float *x, int64_t ldx, int64_t rows, int64_t in, int64_t out, int64_t ldy,
+                   const float *a1, const float *bt1, int64_t rank1, float *y1, float *t1,
+                   const float *a2, const float *bt2, int64_t rank2, float *y2, float *t2);
+
 /// `destination[c][r] = source[r][c]` for a `rows × cols` source; destination rows are `ld` apart.
 void adk_transpose(const float *source, int64_t rows, int64_t cols, float *destination, int64_t ld);
 
