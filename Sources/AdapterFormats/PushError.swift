@@ -76,12 +76,8 @@ public enum PushError: Error, CustomStringConvertible, Sendable, Equatable {
 
     /// `writeFailure(errno:path:)` for an error thrown by Foundation.
     public static func writeFailure(_ error: any Error, path: String) -> PushError {
-        let nsError = error as NSError
-        let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError
-        if let posix = [nsError, underlying].compactMap({ $0 }).first(where: { $0.domain == NSPOSIXErrorDomain })?.code {
-            return writeFailure(errno: Int32(posix), path: path)
-        }
-        if nsError.code == CocoaError.fileWriteOutOfSpace.rawValue {
+        if let posix = FileSystemFailure.posixCode(of: error) { return writeFailure(errno: posix, path: path) }
+        if FileSystemFailure.isOutOfSpace(error) {
             return .diskFull(directory: (path as NSString).deletingLastPathComponent)
         }
         return .io(path: path, reason: error.localizedDescription)

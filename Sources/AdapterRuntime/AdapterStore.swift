@@ -228,13 +228,10 @@ public final class AdapterStore: Sendable {
     /// the source, which was read fine.
     static func copyFailure(_ error: any Error, source: String, store: String) -> StoreError {
         let nsError = error as NSError
-        let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError
-        let posix = [nsError, underlying].compactMap { $0 }.first { $0.domain == NSPOSIXErrorDomain }?.code
-        if posix == Int(ENOSPC) || posix == Int(EDQUOT) || nsError.code == CocoaError.fileWriteOutOfSpace.rawValue {
-            return .noSpace(directory: store)
-        }
+        if FileSystemFailure.isOutOfSpace(error) { return .noSpace(directory: store) }
+        let posix = FileSystemFailure.posixCode(of: error)
         let writeCodes = CocoaError.Code.fileWriteUnknown.rawValue...CocoaError.Code.fileWriteVolumeReadOnly.rawValue
-        if posix == Int(EROFS) || (nsError.domain == NSCocoaErrorDomain && writeCodes.contains(nsError.code)) {
+        if posix == EROFS || (nsError.domain == NSCocoaErrorDomain && writeCodes.contains(nsError.code)) {
             return .unwritable(directory: store, reason: error.localizedDescription)
         }
         return .unreadable(path: source, reason: error.localizedDescription)

@@ -109,7 +109,7 @@ struct TrainingPass {
             // Q, K, V with their LoRA terms.
             for (column, slot) in [LinearSlot.query, .key, .value].enumerated() {
                 let out = cache.qkv.pointer + column * hidden
-                Self.linear(layer[slot], x: cache.input.pointer, ldx: hidden, rows: rows, y: out, ldy: 3 * hidden)
+                layer[slot].apply(x: cache.input.pointer, ldx: hidden, rows: rows, y: out, ldy: 3 * hidden)
                 cache.down[slot.rawValue] = addLoRA(layer: layerIndex, slot: slot, x: cache.input.pointer, ldx: hidden, rows: rows, y: out, ldy: 3 * hidden)
             }
             // Attention per sequence and head.
@@ -125,20 +125,20 @@ struct TrainingPass {
                 }
             }
             // Attention output, residual, LayerNorm.
-            Self.linear(layer[.attentionOutput], x: cache.context.pointer, ldx: hidden, rows: rows, y: cache.attentionOutput.pointer, ldy: hidden)
+            layer[.attentionOutput].apply(x: cache.context.pointer, ldx: hidden, rows: rows, y: cache.attentionOutput.pointer, ldy: hidden)
             cache.down[LinearSlot.attentionOutput.rawValue] = addLoRA(layer: layerIndex, slot: .attentionOutput, x: cache.context.pointer, ldx: hidden, rows: rows, y: cache.attentionOutput.pointer, ldy: hidden)
             let afterAttention = cache.attentionOutput.pointer
             for i in 0..<(rows * hidden) { afterAttention[i] += cache.input.pointer[i] }
             Self.layerNorm(afterAttention, rows: rows, width: hidden, gamma: layer.attentionNorm.gamma.pointer, beta: layer.attentionNorm.beta.pointer, eps: eps, normed: cache.attentionNormed.pointer, inverseStd: cache.attentionInverseStd.pointer)
             // Feed-forward: intermediate, GELU, output, residual, LayerNorm.
-            Self.linear(layer[.intermediate], x: afterAttention, ldx: hidden, rows: rows, y: cache.preActivation.pointer, ldy: inner)
+            layer[.intermediate].apply(x: afterAttention, ldx: hidden, rows: rows, y: cache.preActivation.pointer, ldy: inner)
             cache.down[LinearSlot.intermediate.rawValue] = addLoRA(layer: layerIndex, slot: .intermediate, x: afterAttention, ldx: hidden, rows: rows, y: cache.preActivation.pointer, ldy: inner)
             for i in 0..<(rows * inner) {
                 let m = cache.preActivation.pointer[i]
                 cache.activation.pointer[i] = 0.5 * m * (1 + erff(m * 0.70710678118654752440))
             }
             let next = Buffer(rows * hidden, meter: meter)
-            Self.linear(layer[.output], x: cache.activation.pointer, ldx: inner, rows: rows, y: next.pointer, ldy: hidden)
+            layer[.output].apply(x: cache.activation.pointer, ldx: inner, rows: rows, y: next.pointer, ldy: hidden)
             cache.down[LinearSlot.output.rawValue] = addLoRA(layer: layerIndex, slot: .output, x: cache.activation.pointer, ldx: inner, rows: rows, y: next.pointer, ldy: hidden)
             for i in 0..<(rows * hidden) { next.pointer[i] += afterAttention[i] }
             Self.layerNorm(next.pointer, rows: rows, width: hidden, gamma: layer.outputNorm.gamma.pointer, beta: layer.outputNorm.beta.pointer, eps: eps, normed: cache.outputNormed.pointer, inverseStd: cache.outputInverseStd.pointer)
@@ -152,7 +152,7 @@ struct TrainingPass {
         let pooler = weights.pooler!
         let cls = Buffer(count * hidden, meter: meter), pooled = Buffer(count * hidden, meter: meter)
         for sequence in 0..<count { (cls.pointer + sequence * hidden).update(from: x.pointer + starts[sequence] * hidden, count: hidden) }
-        Self.linear(pooler, x: cls.pointer, ldx: hidden, rows: count, y: pooled.pointer, ldy: hidden)
+        pooler.apply(x: cls.pointer, ldx: hidden, rows: count, y: pooled.pointer, ldy: hidden)
         for i in 0..<(count * hidden) { pooled.pointer[i] = tanhf(pooled.pointer[i]) }
         let classifierWeight = adapter.parameters[adapter.classifierWeight].values
         let classifierBias = adapter.parameters[adapter.classifierBias].values
@@ -263,17 +263,6 @@ struct TrainingPass {
     }
 
     // MARK: Products
-
-    /// `y = x·Wᵀ + b` (frozen weights).
-    static func linear(_ layer: LinearWeights, x: UnsafePointer<Float>, ldx: Int, rows: Int, y: UnsafeMutablePointer<Float>, ldy: Int) {
-        let outputs = layer.outFeatures
-        var beta: Float = 0
-        if let bias = layer.bias {
-            for row in 0..<rows { (y + row * ldy).update(from: bias.pointer, count: outputs) }
-            beta = 1
-        }
-        GEMM.sgemm(m: rows, n: outputs, k: layer.inFeatures, a: x, lda: ldx, b: layer.weight.pointer, ldb: layer.inFeatures, transposeB: true, beta: beta, c: y, ldc: ldy)
-    }
 
     /// `y += s·(x·Aᵀ)·Bᵀ` when (layer, slot) is adapted; returns `x·Aᵀ` for the backward pass.
     private func addLoRA(layer: Int, slot: LinearSlot, x: UnsafePointer<Float>, ldx: Int, rows: Int, y: UnsafeMutablePointer<Float>, ldy: Int) -> Buffer? {

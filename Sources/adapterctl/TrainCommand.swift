@@ -70,7 +70,7 @@ struct TrainCommand: ParsableCommand {
     static func slots(_ list: String) -> [LinearSlot]? {
         var slots: [LinearSlot] = []
         for name in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
-            guard let slot = LinearSlot.allCases.first(where: { $0.path == name || $0.path == "attention.self." + name }) else { return nil }
+            guard let slot = LinearSlot(moduleName: name) else { return nil }
             slots.append(slot)
         }
         return slots.isEmpty ? nil : slots

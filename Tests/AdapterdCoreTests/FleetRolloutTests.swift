@@ -95,22 +95,7 @@ struct FleetRolloutTests {
     /// A copy of the intent adapter whose classifier bias favours its last label by `shift`: most inputs get that
     /// label, a drift no error rate shows.
     static func collapsedHead(shift: Float = 12) throws -> String {
-        let directory = Harness.temporaryDirectory()
-        for file in ["adapter_config.json", "adapter_model.safetensors", "labels.json"] {
-            try FileManager.default.copyItem(atPath: Harness.adapterDirectory("intent") + "/" + file, toPath: directory + "/" + file)
-        }
-        let path = directory + "/adapter_model.safetensors"
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        let headerLength = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-        let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerLength)])) as! [String: Any]
-        let name = try #require(header.keys.first { $0.hasSuffix("classifier.bias") })
-        let offsets = (header[name] as! [String: Any])["data_offsets"] as! [Int]
-        let last = 8 + headerLength + offsets[1] - 4
-        var value = bytes[last..<(last + 4)].withUnsafeBytes { $0.loadUnaligned(as: Float.self) }
-        value += shift
-        withUnsafeBytes(of: value) { bytes.replaceSubrange(last..<(last + 4), with: $0) }
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-        return directory
+        try Harness.adapterCopy("intent", editing: "classifier.bias") { values in values[values.count - 1] += shift }
     }
 
     static func history(_ broker: String, worker: String) async throws -> [Adapterd_V1_HistoryEvent] {

@@ -283,23 +283,10 @@ struct PushTests {
         try await setup.stop()
     }
 
-    /// A copy of `adapter` in a new directory with its classifier weights negated in place: the same files but
-    /// for the head's bytes (the safetensors header, every LoRA tensor, config and labels are unchanged).
+    /// A copy of `adapter` with its classifier weights negated in place: the same files but for the head's bytes
+    /// (the safetensors header, every LoRA tensor, config and labels are unchanged).
     static func headChanged(_ adapter: String) throws -> String {
-        let directory = Harness.temporaryDirectory()
-        for file in ["adapter_config.json", "adapter_model.safetensors", "labels.json"] {
-            try FileManager.default.copyItem(atPath: Harness.adapterDirectory(adapter) + "/" + file, toPath: directory + "/" + file)
-        }
-        let path = directory + "/adapter_model.safetensors"
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        let headerLength = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-        let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerLength)])) as! [String: Any]
-        let name = try #require(header.keys.first { $0.hasSuffix("classifier.weight") }, "the adapter has a classifier")
-        let offsets = (header[name] as! [String: Any])["data_offsets"] as! [Int]
-        // Flip the sign bit of every F32 value.
-        for index in stride(from: 8 + headerLength + offsets[0] + 3, to: 8 + headerLength + offsets[1], by: 4) { bytes[index] ^= 0x80 }
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-        return directory
+        try Harness.adapterCopy(adapter, editing: "classifier.weight") { values in values = values.map { -$0 } }
     }
 
     @Test("a version that differs only in its classifier head sends a few percent of the bundle; an unrelated adapter still goes whole")

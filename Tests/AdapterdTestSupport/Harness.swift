@@ -19,6 +19,29 @@ public enum Harness {
 
     public static func adapterDirectory(_ name: String) -> String { referenceDirectory + "/adapters/" + name }
 
+    /// A copy of the reference adapter `name` in a new directory, the F32 tensor whose name ends in `suffix` changed
+    /// in place by `edit`: the safetensors header and every other byte of its files stay as they were.
+    public static func adapterCopy(_ name: String, editing suffix: String, _ edit: (inout [Float]) -> Void) throws -> String {
+        let directory = temporaryDirectory()
+        for file in ["adapter_config.json", "adapter_model.safetensors", "labels.json"] {
+            try FileManager.default.copyItem(atPath: adapterDirectory(name) + "/" + file, toPath: directory + "/" + file)
+        }
+        let path = directory + "/adapter_model.safetensors"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let headerLength = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerLength)])) as? [String: Any] ?? [:]
+        guard let tensor = header.keys.first(where: { $0.hasSuffix(suffix) }),
+              let offsets = (header[tensor] as? [String: Any])?["data_offsets"] as? [Int] else {
+            throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "\(name) has no tensor ending in \(suffix)"])
+        }
+        let range = (8 + headerLength + offsets[0])..<(8 + headerLength + offsets[1])
+        var values = bytes[range].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        edit(&values)
+        values.withUnsafeBytes { bytes.replaceSubrange(range, with: $0) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return directory
+    }
+
     public static func temporaryDirectory() -> String {
         let path = NSTemporaryDirectory() + "adapterd-worker-tests-" + UUID().uuidString.prefix(8)
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

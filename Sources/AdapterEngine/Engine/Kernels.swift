@@ -6,15 +6,7 @@ enum Kernels {
     static func linear(
         _ layer: LinearWeights, x: UnsafePointer<Float>, ldx: Int, rows: Int, y: UnsafeMutablePointer<Float>, ldy: Int
     ) {
-        let outputs = layer.outFeatures
-        var beta: Float = 0
-        if let bias = layer.bias {
-            for row in 0..<rows { (y + row * ldy).update(from: bias.pointer, count: outputs) }
-            beta = 1
-        }
-        GEMM.sgemm(
-            m: rows, n: outputs, k: layer.inFeatures, a: x, lda: ldx, b: layer.weight.pointer, ldb: layer.inFeatures,
-            transposeB: true, beta: beta, c: y, ldc: ldy)
+        layer.apply(x: x, ldx: ldx, rows: rows, y: y, ldy: ldy)
     }
 
     /// `y += s · (x·Aᵀ)·Bᵀ` for `rows` rows; `scratch` holds `rows × rank` floats.

@@ -2,6 +2,13 @@
 public enum LinearSlot: Int, CaseIterable, Sendable {
     case query, key, value, attentionOutput, intermediate, output
 
+    /// The slot a training option or request names: its path below `encoder.layer.N.`, or `query`, `key`,
+    /// `value` for the attention projections.
+    public init?(moduleName name: String) {
+        guard let slot = Self.allCases.first(where: { $0.path == name || $0.path == "attention.self." + name }) else { return nil }
+        self = slot
+    }
+
     /// The module path below `encoder.layer.N.`.
     public var path: String {
         switch self {

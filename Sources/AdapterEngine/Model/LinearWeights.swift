@@ -15,6 +15,18 @@ public struct LinearWeights: Sendable {
         self.weight = weight
         self.bias = bias
     }
+
+    /// `y[rows × out] = x[rows × in] · Wᵀ + b`, rows `ldx`/`ldy` apart (FP32).
+    public func apply(x: UnsafePointer<Float>, ldx: Int, rows: Int, y: UnsafeMutablePointer<Float>, ldy: Int) {
+        var beta: Float = 0
+        if let bias {
+            for row in 0..<rows { (y + row * ldy).update(from: bias.pointer, count: outFeatures) }
+            beta = 1
+        }
+        GEMM.sgemm(
+            m: rows, n: outFeatures, k: inFeatures, a: x, lda: ldx, b: weight.pointer, ldb: inFeatures, transposeB: true,
+            beta: beta, c: y, ldc: ldy)
+    }
 }
 
 /// LayerNorm's scale and shift.

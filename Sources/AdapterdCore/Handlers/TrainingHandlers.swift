@@ -51,7 +51,7 @@ public struct TrainingHandlers: Sendable {
         options.seed = request.seed
         if !request.targets.isEmpty {
             options.targets = try request.targets.map { name throws(HandlerError) -> LinearSlot in
-                guard let slot = LinearSlot.allCases.first(where: { $0.path == name || $0.path == "attention.self." + name }) else {
+                guard let slot = LinearSlot(moduleName: name) else {
                     throw HandlerError.invalidField(field: "targets", value: name, problem: "not one of query, key, value, attention.output.dense, intermediate.dense, output.dense")
                 }
                 return slot
