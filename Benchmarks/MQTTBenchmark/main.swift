@@ -19,6 +19,8 @@ guard arguments.count == 3 || arguments.count == 4 else {
 }
 let modelDirectory = arguments[1], adapterDirectory = arguments[2]
 let precision = arguments.count == 4 ? Precision(rawValue: arguments[3]) ?? .fp32 : .fp32
+// `MQTT_BENCH_SECTIONS` (comma-separated: clients, loads, training, routing, flood) runs only those sections.
+let sections = Set((ProcessInfo.processInfo.environment["MQTT_BENCH_SECTIONS"] ?? "clients,loads,training,routing,flood").split(separator: ",").map(String.init))
 let texts = (0..<64).map { "sensor \($0 % 9) reports vibration above threshold on motor \($0)" }
 
 func milliseconds(_ duration: Duration) -> Double {
@@ -27,6 +29,7 @@ func milliseconds(_ duration: Duration) -> Double {
 
 func percentile(_ values: [Double], _ p: Double) -> Double {
     let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
     return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
@@ -106,7 +109,7 @@ for _ in 0..<50 {
 
 struct Row { let clients: Int; let perSecond: Double; let p50: Double; let p99: Double; let engine: Double }
 var rows: [Row] = []
-for clients in [1, 8, 64] {
+for clients in [1, 8, 64] where sections.contains("clients") {
     let total = clients == 1 ? 300 : 640
     let perClient = total / clients
     let clock = ContinuousClock()
@@ -138,6 +141,15 @@ for clients in [1, 8, 64] {
 // version every 100 ms (each is hashed, parsed, validated and smoke-tested), in one run. The two phases alternate in
 // blocks of 50 requests, so that drift of a shared VM hits both alike (run back to back, a quiet phase measured
 // before a loading one put the ratio anywhere from 0.61 to 1.39 across runs).
+/// When each load and each request of the loading section started (with `MQTT_BENCH_DEBUG` set, the slow requests
+/// are printed with their distance to the nearest load, to see which part of a load they met).
+final class LoadTimeline: @unchecked Sendable {
+    let lock = NSLock()
+    var loads: [(ContinuousClock.Instant, ContinuousClock.Instant)] = []
+    var requests: [(ContinuousClock.Instant, Double)] = []
+    func load(_ a: ContinuousClock.Instant, _ b: ContinuousClock.Instant) { lock.withLock { loads.append((a, b)) } }
+}
+let loadTimeline = LoadTimeline()
 func inferLatencies(_ count: Int) async throws -> [Double] {
     var samples: [Double] = []
     for index in 0..<count {
@@ -147,13 +159,14 @@ func inferLatencies(_ count: Int) async throws -> [Double] {
         let sent = ContinuousClock.now
         _ = try await client.infer(request, subtopic: "vibration/m0")
         samples.append(milliseconds(ContinuousClock.now - sent))
+        let latency = samples.last!; loadTimeline.lock.withLock { loadTimeline.requests.append((sent, latency)) }
     }
     return samples
 }
 let loader = try await AdapterdClient(brokerURL: broker.url, worker: "bench")
 var loadCount = 0
 var quiet: [Double] = [], loading: [Double] = []
-for block in 0..<12 {
+for block in 0..<12 where sections.contains("loads") {
     if block % 2 == 0 {
         quiet += try await inferLatencies(50)
         continue
@@ -166,7 +179,9 @@ for block in 0..<12 {
             request.name = "loaded"
             request.version = "v\(count)"
             request.path = adapterDirectory
+            let loadSent = ContinuousClock.now
             _ = try? await loader.control("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self)
+            loadTimeline.load(loadSent, ContinuousClock.now)
             count += 1
             try? await Task.sleep(for: .milliseconds(100))
         }
@@ -177,13 +192,23 @@ for block in 0..<12 {
     loadCount = await loads.value
 }
 loader.close()
+if ProcessInfo.processInfo.environment["MQTT_BENCH_DEBUG"] != nil {
+    let threshold = percentile(quiet, 0.99)
+    for (sent, latency) in loadTimeline.requests where latency > threshold {
+        let nearest = loadTimeline.loads.min { abs(milliseconds($0.0 - sent)) < abs(milliseconds($1.0 - sent)) }
+        if let nearest {
+            print(String(format: "slow %.2f ms: sent %.2f ms after a load's start, %.2f after its end", latency, milliseconds(sent - nearest.0), milliseconds(sent - nearest.1)))
+        }
+    }
+    print("loads took", loadTimeline.loads.map { String(format: "%.1f", milliseconds($0.1 - $0.0)) })
+}
 
 // Serving while the worker trains: the same 300 sequential requests, alternating blocks of 50 alone and 50 while a
 // TrainAdapter (the routing set's 120 examples, PEFT's defaults, epochs enough to outlast the block) runs; each
 // training is cancelled when its block ends, so nothing is staged.
 let trainingExamples = try RoutingExample.read(jsonl: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/Tests/InputRoutingTests/Fixtures/fit.jsonl")
 var untrained: [Double] = [], training: [Double] = []
-for block in 0..<12 {
+for block in 0..<12 where sections.contains("training") {
     if block % 2 == 0 {
         untrained += try await inferLatencies(50)
         continue
@@ -214,7 +239,7 @@ for block in 0..<12 {
 let routingFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/Tests/InputRoutingTests/Fixtures"
 let fitExamples = try RoutingExample.read(jsonl: routingFixtures + "/fit.jsonl")
 let evalExamples = try RoutingExample.read(jsonl: routingFixtures + "/eval.jsonl")
-for domain in Set(fitExamples.map(\.adapter)) {
+for domain in Set(fitExamples.map(\.adapter)) where sections.contains("routing") {
     var request = Adapterd_V1_LoadAdapterRequest()
     request.name = domain
     request.version = "v1"
@@ -224,7 +249,7 @@ for domain in Set(fitExamples.map(\.adapter)) {
 let fingerprint = try AdapterDigest.sha256(ofFile: modelDirectory + "/model.safetensors")
 struct RoutingRow { let kind: String; let accuracy: Double; let escalated: Double; let namedMs: Double; let routedMs: Double }
 var routingRows: [RoutingRow] = []
-for kind in RouterKind.allCases {
+for kind in RouterKind.allCases where sections.contains("routing") {
     var options = RouterFitter.Options()
     options.kind = kind
     let (router, _) = try RouterFitter(engine: engine, fingerprint: fingerprint).fit(fitExamples, options: options)
@@ -269,29 +294,32 @@ for kind in RouterKind.allCases {
 }
 // Control flood: 2,000 SetRoute calls sent at once (500 route names, so each replaces one) while one client sends
 // 100 sequential Infer requests; against the same 100 requests with no flood, in one run.
-let calm = try await inferLatencies(100)
-let controller = try await AdapterdClient(brokerURL: broker.url, worker: "bench")
-let floodStart = ContinuousClock.now
-let flood = Task {
-    try await withThrowingTaskGroup(of: Bool.self) { group in
-        for index in 0..<2_000 {
-            group.addTask {
-                var route = Adapterd_V1_SetRouteRequest()
-                route.name = "flood\(index % 500)"
-                route.sensorType = "flood\(index % 500)"
-                route.adapter = "intent"
-                let reply = try await controller.control("SetRoute", route, as: Adapterd_V1_SetRouteReply.self, timeout: .seconds(120))
-                return RPCStatus(reply.status) == .ok
+var calm: [Double] = [], flooded: [Double] = [], floodOK = 0, floodMs = 0.0
+if sections.contains("flood") {
+    calm = try await inferLatencies(100)
+    let controller = try await AdapterdClient(brokerURL: broker.url, worker: "bench")
+    let floodStart = ContinuousClock.now
+    let flood = Task {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<2_000 {
+                group.addTask {
+                    var route = Adapterd_V1_SetRouteRequest()
+                    route.name = "flood\(index % 500)"
+                    route.sensorType = "flood\(index % 500)"
+                    route.adapter = "intent"
+                    let reply = try await controller.control("SetRoute", route, as: Adapterd_V1_SetRouteReply.self, timeout: .seconds(120))
+                    return RPCStatus(reply.status) == .ok
+                }
             }
+            var ok = 0
+            for try await answered in group where answered { ok += 1 }
+            return (ok, milliseconds(ContinuousClock.now - floodStart))
         }
-        var ok = 0
-        for try await answered in group where answered { ok += 1 }
-        return (ok, milliseconds(ContinuousClock.now - floodStart))
     }
+    flooded = try await inferLatencies(100)
+    (floodOK, floodMs) = try await flood.value
+    controller.close()
 }
-let flooded = try await inferLatencies(100)
-let (floodOK, floodMs) = try await flood.value
-controller.close()
 client.close()
 await group.triggerGracefulShutdown()
 try await workerTask.value
@@ -309,5 +337,5 @@ for row in routingRows {
     print("| \(row.kind) | \(String(format: "%.3f", row.accuracy)) | \(String(format: "%.1f%%", row.escalated * 100)) | \(String(format: "%.2f", row.namedMs)) | \(String(format: "%.2f", row.routedMs)) | \(String(format: "%.1f%%", (row.routedMs - row.namedMs) / row.namedMs * 100)) |")
 }
 print("control flood: \(floodOK)/2000 SetRoute answered OK in \(String(format: "%.0f", floodMs)) ms; 100 sequential Infer p50 \(String(format: "%.2f", percentile(calm, 0.5))) ms, p99 \(String(format: "%.2f", percentile(calm, 0.99))) ms calm vs p50 \(String(format: "%.2f", percentile(flooded, 0.5))) ms, p99 \(String(format: "%.2f", percentile(flooded, 0.99))) ms during the flood")
-print("300 sequential requests (alternating blocks of 50): p50 \(String(format: "%.2f", percentile(quiet, 0.5))) ms, p99 \(String(format: "%.2f", percentile(quiet, 0.99))) ms alone; p50 \(String(format: "%.2f", percentile(loading, 0.5))) ms, p99 \(String(format: "%.2f", percentile(loading, 0.99))) ms while \(loadCount) adapters loaded every 100 ms (p99 ratio \(String(format: "%.2f", percentile(loading, 0.99) / percentile(quiet, 0.99))))")
+print("300 sequential requests (alternating blocks of 50): p50 \(String(format: "%.2f", percentile(quiet, 0.5))) ms, p99 \(String(format: "%.2f", percentile(quiet, 0.99))) ms alone; p50 \(String(format: "%.2f", percentile(loading, 0.5))) ms, p99 \(String(format: "%.2f", percentile(loading, 0.99))) ms while \(loadCount) adapters loaded every 100 ms (p99 ratio \(String(format: "%.2f", percentile(loading, 0.99) / percentile(quiet, 0.99)))); slowest five alone \(quiet.sorted().suffix(5).map { String(format: "%.2f", $0) }), while loading \(loading.sorted().suffix(5).map { String(format: "%.2f", $0) })")
 print("300 sequential requests (alternating blocks of 50): p50 \(String(format: "%.2f", percentile(untrained, 0.5))) ms, p99 \(String(format: "%.2f", percentile(untrained, 0.99))) ms alone; p50 \(String(format: "%.2f", percentile(training, 0.5))) ms, p99 \(String(format: "%.2f", percentile(training, 0.99))) ms while the worker trained an adapter (p99 ratio \(String(format: "%.2f", percentile(training, 0.99) / percentile(untrained, 0.99))))")

@@ -63,15 +63,20 @@ public actor AdapterRegistry {
     private let baseModelNames: [String]
     /// The worker's engine, for smoke inferences.
     private let engine: InferenceEngine
+    /// Blocks a background thread until serving leaves a gap (or long enough has passed): each step of a load and
+    /// each layer of its smoke inference waits on it.
+    private nonisolated let waitForServingGap: @Sendable () -> Void
 
     /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`; adapters
     /// declaring a hub base model other than `baseModelNames` are refused.
     /// At most `maxPins` session pins are kept (in memory and in SQLite); beyond it the soonest to expire go first.
     /// At most `maxVersions` versions are registered at once; further loads get `RegistryError.limit`.
+    /// `waitForServingGap` blocks a background thread while requests are being served (see `BatchExecutor`).
     public init(
         engine: InferenceEngine, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = [],
-        maxPins: Int = 100_000, maxVersions: Int = 10_000
+        maxPins: Int = 100_000, maxVersions: Int = 10_000, waitForServingGap: @escaping @Sendable () -> Void = {}
     ) {
+        self.waitForServingGap = waitForServingGap
         self.maxVersions = max(1, maxVersions)
         self.maxPins = max(16, maxPins)
         let model = engine.model
@@ -163,7 +168,9 @@ public actor AdapterRegistry {
             throw RegistryError.noDirectory(name: name, version: version, path: path)
         }
         let store = store
+        let wait = waitForServingGap
         let imported = await BackgroundThread.run { () -> Result<String, StoreError> in
+            wait()
             do throws(StoreError) { return .success(try store.importFiles(from: path)) } catch { return .failure(error) }
         }
         let sha256 = try mapped { () throws(StoreError) in try imported.get() }
@@ -182,6 +189,7 @@ public actor AdapterRegistry {
         do {
             let model = model
             adapter = try await BackgroundThread.run { () -> Result<LoRAAdapter, AdapterError> in
+                wait()
                 do throws(AdapterError) { return .success(try LoRAAdapter(directory: storedPath, model: model, name: name)) } catch { return .failure(error) }
             }.get()
             if let problem = Self.baseModelProblem(declared: adapter.config.baseModel, accepted: baseModelNames) {
@@ -205,6 +213,7 @@ public actor AdapterRegistry {
         // The durable write happens here, off the actor and at idle priority: requests resolving adapters never wait
         // for SQLite's commit, and its CPU work never takes a core from them.
         let written = await BackgroundThread.run { () -> Result<AdapterVersionRecord, StoreError> in
+            wait()
             do throws(StoreError) { return .success(try store.register(record, actor: actor)) } catch { return .failure(error) }
         }
         let registered = try mapped { () throws(StoreError) in try written.get() }
@@ -236,7 +245,9 @@ public actor AdapterRegistry {
         // The durable write happens here, off the actor and at idle priority: requests resolving adapters never wait
         // for SQLite's commit, and its CPU work never takes a core from them.
         let store = self.store
+        let wait = waitForServingGap
         let written = await BackgroundThread.run { () -> Result<AdapterVersionRecord, StoreError> in
+            wait()
             do throws(StoreError) { return .success(try store.register(record, actor: actor)) } catch { return .failure(error) }
         }
         let registered = try mapped { () throws(StoreError) in try written.get() }
@@ -579,7 +590,8 @@ public actor AdapterRegistry {
     private nonisolated func smokeTest(_ adapter: LoRAAdapter) async throws(RegistryError) {
         let input = EncodedInput(ids: engine.encode("adapterd smoke test").ids, adapter: adapter)
         let engine = engine
-        let output = await BackgroundThread.run { try? engine.runOnCallingThread(encoded: [input]).first }
+        let wait = waitForServingGap
+        let output = await BackgroundThread.run { try? engine.runOnCallingThread(encoded: [input], pause: wait).first }
         guard let output else {
             throw RegistryError.refused(name: adapter.name, version: "", reason: "the smoke inference could not run")
         }

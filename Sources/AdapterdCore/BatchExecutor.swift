@@ -19,6 +19,9 @@ public final class BatchExecutor: @unchecked Sendable {
     private let engine: InferenceEngine
     private let maxBatch: Int
     private let condition = NSCondition()
+    /// Broadcast when a batch ends with nothing waiting (for `waitForGap`); separate from `condition`, whose
+    /// single-waiter signal must always reach the engine thread.
+    private let gap = NSCondition()
     private var pending: [Job] = []
     private var stopped = false
     private var batches = 0
@@ -112,6 +115,24 @@ public final class BatchExecutor: @unchecked Sendable {
         return running || !pending.isEmpty || ContinuousClock.now - lastBatchEnded < recently
     }
 
+    /// Blocks the calling background thread while a batch runs or rows wait, for at most `limit`: a load's steps and
+    /// its smoke inference's layers then run between requests instead of beside them (even at idle CPU priority,
+    /// work beside a pass takes caches and the moments the team's threads are between parallel regions), and still
+    /// finish under continuous traffic. Never call it from the engine thread or a task.
+    public func waitForGap(atMost limit: Duration) {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            condition.lock()
+            let busy = running || !pending.isEmpty
+            condition.unlock()
+            guard busy else { return }
+            // A bounded wait: a broadcast between the check and the wait is not lost for longer than a millisecond.
+            gap.lock()
+            _ = gap.wait(until: Date(timeIntervalSinceNow: 0.001))
+            gap.unlock()
+        }
+    }
+
     /// Stops the thread after the batch it is running.
     public func shutdown() {
         condition.lock()
@@ -145,7 +166,9 @@ public final class BatchExecutor: @unchecked Sendable {
                 condition.lock()
                 running = false
                 lastBatchEnded = .now
+                let idle = pending.isEmpty
                 condition.unlock()
+                if idle { gap.broadcast() }
             }
             batchSizes?.record(batch.count)
             // Routing features first: the inference they precede may be waiting for them in a later batch.

@@ -18,6 +18,8 @@ struct ForwardPass {
     let plan: ExecutionPlan
     /// Records each FP32 product's input, for `Smoothing`'s calibration.
     var observer: Smoothing.Observer? = nil
+    /// Called before each layer (it may block): background passes wait there for a gap in serving.
+    var pause: () -> Void = {}
 
     /// A run of sequences that share one adapter.
     struct Group {
@@ -112,6 +114,7 @@ struct ForwardPass {
         let scale = 1 / Float(config.headSize).squareRoot()
         let isa = plan.path.kernelISA
         for (layerIndex, layer) in plan.layers.prefix(depth ?? plan.layers.count).enumerated() {
+            pause()
             let base = weights.layers[layerIndex]
             let next = layerIndex + 1 < plan.layers.count ? plan.layers[layerIndex + 1] : nil
             let adapters = groups.map { $0.adapter?.layers[layerIndex] }

@@ -54,12 +54,15 @@ public struct InferenceEngine: Sendable {
 
     /// Runs already tokenised rows on the calling thread alone, without the OpenMP team: for background work (a new
     /// adapter's smoke inference on an idle-priority thread) that must leave the cores to the requests being served.
-    public func runOnCallingThread(encoded inputs: [EncodedInput]) throws(InferenceError) -> [InferenceOutput] {
+    /// `pause` is called before each layer and may block (to wait for a gap between requests).
+    public func runOnCallingThread(encoded inputs: [EncodedInput], pause: @escaping () -> Void = {}) throws(InferenceError) -> [InferenceOutput] {
         try check(inputs)
         // The team size is per thread in OpenMP: this changes nothing for the engine thread's passes.
         let threads = adk_begin_sequential()
         defer { adk_end_sequential(threads) }
-        return ForwardPass(weights: model.weights, config: model.config, plan: plan).run(inputs)
+        var pass = ForwardPass(weights: model.weights, config: model.config, plan: plan)
+        pass.pause = pause
+        return pass.run(inputs)
     }
 
     private func check(_ inputs: [EncodedInput]) throws(InferenceError) {

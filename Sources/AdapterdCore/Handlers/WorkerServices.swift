@@ -53,7 +53,8 @@ public struct WorkerServices: Sendable {
         registry = AdapterRegistry(
             engine: engine, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint,
             cacheBytes: configuration.cacheMaxBytes, baseModelNames: configuration.baseModelNames + [modelName],
-            maxVersions: configuration.maxVersions)
+            maxVersions: configuration.maxVersions,
+            waitForServingGap: { executor.waitForGap(atMost: .milliseconds(50)) })
         let trusted: TrustedKeys
         do {
             trusted = try TrustedKeys(configuration.trustedKeys)

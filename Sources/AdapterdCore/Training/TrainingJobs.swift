@@ -135,7 +135,7 @@ public actor TrainingJobs {
         let trainer = Trainer(model: model, options: job.options)
         let started = ContinuousClock.now
         // On one idle-priority thread without the OpenMP team: serving keeps the cores.
-        let outcome = await BackgroundThread.run(name: "adapterd-train") { () -> Result<(TrainableAdapter, Trainer.Report), TrainingError> in
+        let outcome = await BackgroundThread.runDedicated(name: "adapterd-train") { () -> Result<(TrainableAdapter, Trainer.Report), TrainingError> in
             ExecutionRuntime.onCallingThreadOnly { () -> Result<(TrainableAdapter, Trainer.Report), TrainingError> in
                 var lastReport = ContinuousClock.now
                 do throws(TrainingError) {
