@@ -3,7 +3,7 @@
 merge_and_unload), exported to ONNX, fused by onnxruntime's BERT optimizer and dynamically quantized to INT8.
 Prints the common JSON lines for "ort-fp32" and "ort-int8"; parity with PyTorch+PEFT goes to stderr.
 
-Usage: ort_peer.py MODEL_DIR ADAPTERS_DIR. `peak_rss_merged_session` is measured in a fresh process (this script
+Usage: ort_peer.py MODEL_DIR ADAPTERS_DIR, or ort_peer.py --serve MODEL_DIR ADAPTERS_DIR for Benchmarks/interleave.py. `peak_rss_merged_session` is measured in a fresh process (this script
 with --rss, importing onnxruntime and numpy only) that opens one session and runs one batch-1 request.
 """
 import logging
@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import onnxruntime as ort
 
-from peer_common import THREADS, benchmark_inputs, peak_rss_mib, report_latencies, reporter, tokens
+from peer_common import THREADS, benchmark_inputs, median, peak_rss_mib, report_latencies, reporter, tokens
 
 INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 
@@ -117,6 +117,24 @@ def check_parity(runners, references):
             f"argmax labels agree on {agree}/{total} sequences")
 
 
+def serve(model_dir, adapters_dir):
+    """For Benchmarks/interleave.py: builds both sessions, prints "ready", then answers each line "LABEL BATCH LENGTH
+    ITERATIONS" on stdin (LABEL ort-fp32 or ort-int8) with the median milliseconds of that many runs."""
+    with tempfile.TemporaryDirectory(prefix="ort-peer-") as directory:
+        fp32, int8, references = build(model_dir, adapters_dir, directory)
+        runners = {"ort-fp32": session(fp32), "ort-int8": session(int8)}
+        check_parity(runners, references)
+        print("ready", flush=True)
+        for line in sys.stdin:
+            fields = line.split()
+            if len(fields) != 4:
+                break
+            label, batch, length, iterations = fields[0], int(fields[1]), int(fields[2]), int(fields[3])
+            inputs = feeds([tokens(length, seed) for seed in range(batch)])
+            runner = runners[label]
+            print(median(lambda: runner.run(["logits"], inputs), iterations, warmup=2), flush=True)
+
+
 def main(model_dir, adapters_dir):
     with tempfile.TemporaryDirectory(prefix="ort-peer-") as directory:
         fp32, int8, references = build(model_dir, adapters_dir, directory)
@@ -135,5 +153,7 @@ def main(model_dir, adapters_dir):
 if __name__ == "__main__":
     if sys.argv[1] == "--rss":
         peak_rss_merged_session(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "--serve":
+        serve(sys.argv[2], sys.argv[3])
     else:
         main(sys.argv[1], sys.argv[2])

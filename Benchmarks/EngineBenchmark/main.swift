@@ -1,9 +1,10 @@
 // Engine benchmark: prints one JSON object per measurement (Benchmarks/run turns them into a table beside
 // PyTorch+PEFT's and ONNX Runtime's figures for the same inputs). Release build only; not a test.
 //
-// usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8] [--path NAME] [--rss | --profile B T S]
+// usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8] [--path NAME] [--rss | --profile B T S | --serve]
 //   --rss: only load the base model and 100 adapters, run once, and report the peak resident set.
 //   --profile B T S: run batches of B sequences of T tokens for S seconds (attach a profiler).
+//   --serve: answer "B T N" lines on stdin with the median ms of N runs (for Benchmarks/interleave.py).
 import AdapterEngine
 import Foundation
 
@@ -18,7 +19,8 @@ let path = option("--path", in: &arguments).flatMap(KernelPath.init(name:)) ?? .
 let rssOnly = arguments.contains("--rss")
 // Only the unmerged-LoRA cost (for iterating on the LoRA kernels).
 let loraOnly = arguments.contains("--lora-only")
-arguments.removeAll { $0 == "--rss" || $0 == "--lora-only" }
+let serve = arguments.contains("--serve")
+arguments.removeAll { $0 == "--rss" || $0 == "--lora-only" || $0 == "--serve" }
 guard arguments.count >= 2 else {
     FileHandle.standardError.write(Data("usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8] [--path NAME] [--rss]\n".utf8))
     exit(2)
@@ -80,6 +82,22 @@ if let index = arguments.firstIndex(of: "--profile"), index + 3 < arguments.coun
         runs += 1
     }
     FileHandle.standardError.write(Data("\(runs) runs of \(batch) × \(length) tokens\n".utf8))
+    exit(0)
+}
+
+// --serve: for Benchmarks/interleave.py, which alternates this process with its peers so that the machine's drift
+// hits all of them alike. Each line "BATCH LENGTH ITERATIONS" on stdin is answered with the median milliseconds of
+// that many runs (after two warm-up runs) of the intent adapter on the usual token ids; "ready" comes first.
+if serve {
+    print("ready")
+    fflush(nil)
+    while let line = readLine() {
+        let fields = line.split(separator: " ").compactMap { Int($0) }
+        guard fields.count == 3 else { break }
+        let inputs = (0..<fields[0]).map { EncodedInput(ids: tokens(fields[1], seed: $0), adapter: intent) }
+        print(try median(iterations: fields[2], warmup: 2) { _ = try engine.run(encoded: inputs) })
+        fflush(nil)
+    }
     exit(0)
 }
 
