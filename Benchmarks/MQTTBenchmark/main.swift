@@ -137,6 +137,48 @@ for clients in [1, 8, 64] where sections.contains("clients") {
     rows.append(Row(clients: clients, perSecond: Double(latencies.count) / seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), engine: try engineThroughput(batch: clients)))
 }
 
+// A single client's round trip over the engine's own batch-1 time, interleaved: rounds of 30 sequential Infer
+// requests and 30 engine runs on the same texts, the order alternating by round, so that this VM's drift hits both
+// (measured minutes apart, the difference moved from 0.0 to 1.8 ms between runs). The median of the rounds'
+// differences of medians is reported. The engine runs are the worker's own engine (its thread idle meanwhile): a
+// second copy of the FP32 weights would make each phase evict the other's from the cache.
+let workerEngine = worker.services.engine
+let workerIntent = try LoRAAdapter(directory: adapterDirectory, model: workerEngine.model)
+let workerEncoded = texts.map { EncodedInput(ids: workerEngine.encode($0).ids, adapter: workerIntent) }
+var overheads: [Double] = [], roundTrips: [Double] = [], engineRuns: [Double] = []
+for round in 0..<(sections.contains("clients") ? 12 : 0) {
+    func requests() async throws -> Double {
+        var samples: [Double] = []
+        for index in 0..<30 {
+            var request = Adapterd_V1_InferRequest()
+            request.text = texts[index % texts.count]
+            request.adapter = "intent"
+            let sent = ContinuousClock.now
+            _ = try await client.infer(request, subtopic: "vibration/m0")
+            samples.append(milliseconds(ContinuousClock.now - sent))
+        }
+        roundTrips += samples
+        return percentile(samples, 0.5)
+    }
+    func engineAlone() throws -> Double {
+        var samples: [Double] = []
+        for index in 0..<30 {
+            let start = ContinuousClock.now
+            _ = try workerEngine.run(encoded: [workerEncoded[index % workerEncoded.count]])
+            samples.append(milliseconds(ContinuousClock.now - start))
+        }
+        engineRuns += samples
+        return percentile(samples, 0.5)
+    }
+    if round % 2 == 0 {
+        let trip = try await requests(), alone = try engineAlone()
+        overheads.append(trip - alone)
+    } else {
+        let alone = try engineAlone(), trip = try await requests()
+        overheads.append(trip - alone)
+    }
+}
+
 // Serving while adapters load: 300 sequential requests alone and 300 while a second client loads a new adapter
 // version every 100 ms (each is hashed, parsed, validated and smoke-tested), in one run. The two phases alternate in
 // blocks of 50 requests, so that drift of a shared VM hits both alike (run back to back, a quiet phase measured
@@ -330,6 +372,9 @@ print("| clients | req/s end-to-end | engine alone rows/s (batch = clients) | ra
 print("|---|---|---|---|---|---|---|")
 for row in rows {
     print("| \(row.clients) | \(String(format: "%.1f", row.perSecond)) | \(String(format: "%.1f", row.engine)) | \(String(format: "%.2f", row.perSecond / row.engine)) | \(String(format: "%.2f", row.p50)) | \(String(format: "%.2f", row.p99)) | \(String(format: "%.2f", engineLatency + rtt + 0.5)) |")
+}
+if !overheads.isEmpty {
+    print("single client, interleaved (12 rounds of 30): round trip p50 \(String(format: "%.2f", percentile(roundTrips, 0.5))) ms, engine batch-1 p50 \(String(format: "%.2f", percentile(engineRuns, 0.5))) ms; round trip over the engine: median +\(String(format: "%.2f", percentile(overheads, 0.5))) ms (rounds \(String(format: "%+.2f", overheads.min()!)) to \(String(format: "%+.2f", overheads.max()!)) ms)")
 }
 print("| router | accuracy on eval.jsonl | escalated | Infer naming the adapter, mean ms | Infer routed by the router, mean ms | routing cost (share of the named Infer) |")
 print("|---|---|---|---|---|---|")
