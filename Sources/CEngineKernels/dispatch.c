@@ -246,6 +246,69 @@ void adk_lora_pair(int isa, const float *x, int64_t ldx, int64_t rows, int64_t i
     }
 }
 
+typedef struct {
+    int isa;
+    const adk_epilogue_args *epilogue;
+    const float *x;
+    int64_t ldx, rows, in;
+    const float *a[2];
+    int64_t rank[2];
+    float *t[2];
+} adk_overlap_context;
+
+static void adk_lora_down_isa(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, int64_t rank,
+                              int64_t in, float *t) {
+    switch (isa) {
+#if defined(__x86_64__)
+    case ADK_ISA_AVX512_VNNI:
+    case ADK_ISA_AVX512: adk_lora_down_avx512(x, ldx, rows, a, rank, in, t); break;
+    case ADK_ISA_AVX2: adk_lora_down_avx2(x, ldx, rows, a, rank, in, t); break;
+#endif
+    default: adk_lora_down_portable(x, ldx, rows, a, rank, in, t); break;
+    }
+}
+
+static void adk_lora_up_isa(int isa, const float *t, int64_t rows, const float *bt, int64_t rank, int64_t out,
+                            float *y, int64_t ldy) {
+    switch (isa) {
+#if defined(__x86_64__)
+    case ADK_ISA_AVX512_VNNI:
+    case ADK_ISA_AVX512: adk_lora_up_avx512(t, rows, bt, rank, out, y, ldy); break;
+    case ADK_ISA_AVX2: adk_lora_up_avx2(t, rows, bt, rank, out, y, ldy); break;
+#endif
+    default: adk_lora_up_portable(t, rows, bt, rank, out, y, ldy); break;
+    }
+}
+
+// Thread 0 runs the epilogue; thread 1 (or thread 0 after it, in a team of one) the two down-projections, which
+// read only x and A.
+static void adk_overlap_body(void *data) {
+    const adk_overlap_context *c = data;
+    const int threads = omp_get_num_threads(), me = omp_get_thread_num();
+    if (me == 0) adk_epilogue_body(&(adk_epilogue_context){c->isa, c->epilogue}, 0, c->rows, 0);
+    if (me == (threads > 1 ? 1 : 0)) {
+        for (int term = 0; term < 2; term++) adk_lora_down_isa(c->isa, c->x, c->ldx, c->rows, c->a[term], c->rank[term], c->in, c->t[term]);
+    }
+}
+
+void adk_dequantize_lora_pair(int isa, float *y, int64_t ldy, int64_t rows, int64_t cols, const adk_dequantize *dequantize,
+                              const float *bias, const float *x, int64_t ldx, int64_t in, int64_t out,
+                              const float *a1, const float *bt1, int64_t rank1, float *y1, float *t1,
+                              const float *a2, const float *bt2, int64_t rank2, float *y2, float *t2) {
+    adk_epilogue_args args = {ADK_EPILOGUE_BIAS, y, ldy, rows, cols, dequantize, bias, NULL, 0, NULL, NULL, 0.0f, NULL};
+    if (rows >= 32 || omp_get_max_threads() < 2) {
+        adk_epilogue_context context = {isa, &args};
+        adk_parallel_for(rows, rows * cols >= adk_parallel_elements, adk_epilogue_body, &context);
+        adk_lora_pair(isa, x, ldx, rows, in, out, ldy, a1, bt1, rank1, y1, t1, a2, bt2, rank2, y2, t2);
+        return;
+    }
+    adk_overlap_context c = {isa, &args, x, ldx, rows, in, {a1, a2}, {rank1, rank2}, {t1, t2}};
+    GOMP_parallel(adk_overlap_body, &c, 2, 0);
+    // The up-projections add to rows the epilogue just wrote, on its core.
+    adk_lora_up_isa(isa, t1, rows, bt1, rank1, out, y1, ldy);
+    adk_lora_up_isa(isa, t2, rows, bt2, rank2, out, y2, ldy);
+}
+
 void adk_quantize_weights(const float *w, int64_t out, int64_t in, int32_t qmax, int8_t *wq, float *scale, int32_t *col_sum) {
     for (int64_t o = 0; o < out; o++) {
         const float *row = w + o * in;

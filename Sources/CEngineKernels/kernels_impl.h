@@ -331,8 +331,8 @@ void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int
 #endif
 #endif
 
-void ADK_FN(adk_lora)(const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank,
-                      int64_t in, int64_t out, float *y, int64_t ldy, float *t) {
+void ADK_FN(adk_lora_down)(const float *x, int64_t ldx, int64_t rows, const float *a, int64_t rank, int64_t in,
+                           float *t) {
     // t = x·Aᵀ: ADK_LORA_ROWS rows and four ranks at a time, so that each loaded A vector serves several rows and
     // each x vector four ranks; the last rows go one at a time.
     int64_t first_single = 0;
@@ -391,6 +391,10 @@ void ADK_FN(adk_lora)(const float *x, int64_t ldx, int64_t rows, const float *a,
             tr[k] = d;
         }
     }
+}
+
+void ADK_FN(adk_lora_up)(const float *t, int64_t rows, const float *bt, int64_t rank, int64_t out, float *y,
+                         int64_t ldy) {
     // y += t·Bt: each output vector loaded and stored once, rank multiply-adds in between, four vectors at a time so
     // that the multiply-adds of one vector do not wait on each other; ADK_LORA_ROWS rows at a time where whole
     // vectors cover the outputs, so that each loaded Bt vector serves all of them.
@@ -448,6 +452,12 @@ void ADK_FN(adk_lora)(const float *x, int64_t ldx, int64_t rows, const float *a,
             yr[o] = acc;
         }
     }
+}
+
+void ADK_FN(adk_lora)(const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank,
+                      int64_t in, int64_t out, float *y, int64_t ldy, float *t) {
+    ADK_FN(adk_lora_down)(x, ldx, rows, a, rank, in, t);
+    ADK_FN(adk_lora_up)(t, rows, bt, rank, out, y, ldy);
 }
 
 #undef VF

@@ -125,13 +125,22 @@ struct ForwardPass {
                 adapters.contains { $0?[slot.rawValue] != nil } ? (column * hidden, slot) : nil
             }
             product(layer.queryKeyValue, input: batch.x, into: batch.qkv, batch: batch)
-            if layer.queryKeyValue.isQuantized {
-                epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, batch: batch)
-            }
-            if qkvLoRA.count == 2, batch.groups.allSatisfy({ $0.rows.count <= Kernels.smallLoRARows }) {
+            if layer.queryKeyValue.isQuantized, qkvLoRA.count == 2, batch.groups.count == 1,
+               let one = adapters[0]?[qkvLoRA[0].1.rawValue], let two = adapters[0]?[qkvLoRA[1].1.rawValue] {
+                // One adapter's query and value terms (a single request's usual case): their down-projections
+                // overlap the dequantisation.
+                dequantizeWithLoRAPair(
+                    layer.queryKeyValue, output: batch.qkv, first: (qkvLoRA[0].0, one), second: (qkvLoRA[1].0, two), batch: batch)
+            } else if qkvLoRA.count == 2, batch.groups.allSatisfy({ $0.rows.count <= Kernels.smallLoRARows }) {
+                if layer.queryKeyValue.isQuantized {
+                    epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, batch: batch)
+                }
                 // Two terms over the same rows (query and value, as most adapters have): one pass of the team.
                 addLoRAPair(qkvLoRA[0], qkvLoRA[1], adapters: adapters, input: batch.x, width: hidden, output: batch.qkv, ldy: qkvWidth, batch: batch)
             } else {
+                if layer.queryKeyValue.isQuantized {
+                    epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, batch: batch)
+                }
                 for (column, slot) in qkvLoRA {
                     addLoRA(slot: slot, adapters: adapters, input: batch.x, width: hidden, output: batch.qkv + column, ldy: qkvWidth, batch: batch)
                 }
@@ -249,6 +258,24 @@ struct ForwardPass {
                 }
             }
         }
+    }
+
+    /// `layer`'s INT8 product dequantised with its bias into `output`, plus two LoRA terms of one adapter over the
+    /// batch's input (each a column offset in `output` and its weights).
+    private func dequantizeWithLoRAPair(
+        _ layer: PreparedLinear, output: UnsafeMutablePointer<Float>, first: (Int, LoRAWeights), second: (Int, LoRAWeights),
+        batch: Batch
+    ) {
+        let width = layer.outFeatures
+        var dq = adk_dequantize(
+            acc: batch.accumulator, ld: Int64(width), row_scale: batch.rowScales, row_zero: batch.rowZeros,
+            col_scale: layer.scales, col_sum: layer.columnSums)
+        let (one, two) = (first.1, second.1)
+        adk_dequantize_lora_pair(
+            plan.path.kernelISA, output, Int64(width), Int64(batch.rows), Int64(width), &dq, layer.bias, batch.x,
+            Int64(layer.inFeatures), Int64(one.inFeatures), Int64(one.outFeatures),
+            one.a.pointer, one.scaledBTransposed.pointer, Int64(one.rank), output + first.0, batch.loraScratch,
+            two.a.pointer, two.scaledBTransposed.pointer, Int64(two.rank), output + second.0, batch.loraScratch + batch.rows * one.rank)
     }
 
     /// Quantises the rows of `input` into the batch's INT8 input for `consumer`'s product.

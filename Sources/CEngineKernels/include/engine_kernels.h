@@ -92,6 +92,14 @@ void adk_lora_pair(int isa, const float *x, int64_t ldx, int64_t rows, int64_t i
                    const float *a1, const float *bt1, int64_t rank1, float *y1, float *t1,
                    const float *a2, const float *bt2, int64_t rank2, float *y2, float *t2);
 
+/// An INT8 product's bias epilogue (`y = dequantize + bias` over `rows × cols`) followed by two LoRA terms over the
+/// same rows `x`, as `adk_lora_pair`: below 32 rows the terms' down-projections (which read only `x` and A) run on
+/// a second thread while the first dequantises, and the up-projections follow on the first.
+void adk_dequantize_lora_pair(int isa, float *y, int64_t ldy, int64_t rows, int64_t cols, const adk_dequantize *dequantize,
+                              const float *bias, const float *x, int64_t ldx, int64_t in, int64_t out,
+                              const float *a1, const float *bt1, int64_t rank1, float *y1, float *t1,
+                              const float *a2, const float *bt2, int64_t rank2, float *y2, float *t2);
+
 /// `destination[c][r] = source[r][c]` for a `rows × cols` source; destination rows are `ld` apart.
 void adk_transpose(const float *source, int64_t rows, int64_t cols, float *destination, int64_t ld);
 
