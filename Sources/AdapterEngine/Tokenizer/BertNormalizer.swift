@@ -22,6 +22,13 @@ public struct BertNormalizer: Sendable {
 
     /// Normalises `text`.
     public func normalize(_ text: String) -> String {
+        // Printable ASCII (most sensor and app text): cleaning, CJK spacing and accent stripping change nothing, and
+        // lowercasing is A–Z only. The general path's Unicode property lookups and NFD took most of a request's
+        // tokenising time.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+            guard lowercase else { return text }
+            return String(decoding: text.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }, as: UTF8.self)
+        }
         var scalars = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
             if cleanText {

@@ -161,6 +161,7 @@ public struct WordPieceTokenizer: Sendable {
     static func isPunctuation(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
         case 33...47, 58...64, 91...96, 123...126: return true
+        case 0..<128: return false
         default:
             switch scalar.properties.generalCategory {
             case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
