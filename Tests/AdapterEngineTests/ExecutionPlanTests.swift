@@ -154,6 +154,24 @@ struct ExecutionPlanTests {
         }
     }
 
+    @Test("a pass on the calling thread alone gives the team's outputs, in both precisions", arguments: Precision.allCases)
+    func callingThreadMatchesTeam(precision: Precision) throws {
+        // The background smoke inference runs without the team, which takes the kernels' one-thread branches (in
+        // INT8, the query/value LoRA terms after the dequantisation instead of beside it).
+        let engine = Self.engine(precision, .detected)
+        for adapterCase in Fixtures.cases.adapters {
+            let adapter = try Fixtures.adapter(adapterCase.name)
+            for text in adapterCase.cases.map(\.text).prefix(4) {
+                let input = EncodedInput(ids: engine.encode(text).ids, adapter: adapter)
+                let team = try #require(try engine.run(encoded: [input]).first)
+                let alone = try #require(try engine.runOnCallingThread(encoded: [input]).first)
+                let (a, b) = (team.logits ?? team.embedding ?? [], alone.logits ?? alone.embedding ?? [])
+                #expect(!a.isEmpty && a.count == b.count)
+                #expect(Fixtures.maxAbsDiff(a, b) < 1e-4, "\(adapterCase.name), \(precision): '\(text)'")
+            }
+        }
+    }
+
     @Test("merged mode runs in INT8 with the unmerged INT8 labels", arguments: Fixtures.cases.adapters.map(\.name))
     func mergedRunsInInt8(name: String) throws {
         let adapter = try Fixtures.adapter(name)
