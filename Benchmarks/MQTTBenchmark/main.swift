@@ -137,6 +137,29 @@ for clients in [1, 8, 64] where sections.contains("clients") {
     rows.append(Row(clients: clients, perSecond: Double(latencies.count) / seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), engine: try engineThroughput(batch: clients)))
 }
 
+/// When each load and each request of the loading section started (with `MQTT_BENCH_DEBUG` set, the slow requests
+/// are printed with their distance to the nearest load, to see which part of a load they met).
+final class LoadTimeline: @unchecked Sendable {
+    let lock = NSLock()
+    var loads: [(ContinuousClock.Instant, ContinuousClock.Instant)] = []
+    var requests: [(ContinuousClock.Instant, Double)] = []
+    func load(_ a: ContinuousClock.Instant, _ b: ContinuousClock.Instant) { lock.withLock { loads.append((a, b)) } }
+}
+let loadTimeline = LoadTimeline()
+func inferLatencies(_ count: Int) async throws -> [Double] {
+    var samples: [Double] = []
+    for index in 0..<count {
+        var request = Adapterd_V1_InferRequest()
+        request.text = texts[index % texts.count]
+        request.adapter = "intent"
+        let sent = ContinuousClock.now
+        _ = try await client.infer(request, subtopic: "vibration/m0")
+        samples.append(milliseconds(ContinuousClock.now - sent))
+        let latency = samples.last!; loadTimeline.lock.withLock { loadTimeline.requests.append((sent, latency)) }
+    }
+    return samples
+}
+
 // A single client's round trip over the engine's own batch-1 time, interleaved: rounds of 30 sequential Infer
 // requests and 30 engine runs on the same texts, the order alternating by round, so that this VM's drift hits both
 // (measured minutes apart, the difference moved from 0.0 to 1.8 ms between runs). The median of the rounds'
@@ -148,15 +171,7 @@ let workerEncoded = texts.map { EncodedInput(ids: workerEngine.encode($0).ids, a
 var overheads: [Double] = [], roundTrips: [Double] = [], engineRuns: [Double] = []
 for round in 0..<(sections.contains("clients") ? 12 : 0) {
     func requests() async throws -> Double {
-        var samples: [Double] = []
-        for index in 0..<30 {
-            var request = Adapterd_V1_InferRequest()
-            request.text = texts[index % texts.count]
-            request.adapter = "intent"
-            let sent = ContinuousClock.now
-            _ = try await client.infer(request, subtopic: "vibration/m0")
-            samples.append(milliseconds(ContinuousClock.now - sent))
-        }
+        let samples = try await inferLatencies(30)
         roundTrips += samples
         return percentile(samples, 0.5)
     }
@@ -183,28 +198,7 @@ for round in 0..<(sections.contains("clients") ? 12 : 0) {
 // version every 100 ms (each is hashed, parsed, validated and smoke-tested), in one run. The two phases alternate in
 // blocks of 50 requests, so that drift of a shared VM hits both alike (run back to back, a quiet phase measured
 // before a loading one put the ratio anywhere from 0.61 to 1.39 across runs).
-/// When each load and each request of the loading section started (with `MQTT_BENCH_DEBUG` set, the slow requests
-/// are printed with their distance to the nearest load, to see which part of a load they met).
-final class LoadTimeline: @unchecked Sendable {
-    let lock = NSLock()
-    var loads: [(ContinuousClock.Instant, ContinuousClock.Instant)] = []
-    var requests: [(ContinuousClock.Instant, Double)] = []
-    func load(_ a: ContinuousClock.Instant, _ b: ContinuousClock.Instant) { lock.withLock { loads.append((a, b)) } }
-}
-let loadTimeline = LoadTimeline()
-func inferLatencies(_ count: Int) async throws -> [Double] {
-    var samples: [Double] = []
-    for index in 0..<count {
-        var request = Adapterd_V1_InferRequest()
-        request.text = texts[index % texts.count]
-        request.adapter = "intent"
-        let sent = ContinuousClock.now
-        _ = try await client.infer(request, subtopic: "vibration/m0")
-        samples.append(milliseconds(ContinuousClock.now - sent))
-        let latency = samples.last!; loadTimeline.lock.withLock { loadTimeline.requests.append((sent, latency)) }
-    }
-    return samples
-}
+loadTimeline.lock.withLock { loadTimeline.requests.removeAll() }
 let loader = try await AdapterdClient(brokerURL: broker.url, worker: "bench")
 var loadCount = 0
 var quiet: [Double] = [], loading: [Double] = []
