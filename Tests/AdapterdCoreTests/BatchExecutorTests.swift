@@ -24,15 +24,6 @@ struct BatchExecutorTests {
         }
     }
 
-    /// Waits (bounded) until `executor` is running or has rows queued.
-    static func waitUntilBusy(_ executor: BatchExecutor) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !executor.isBusy(within: .zero) {
-            try #require(ContinuousClock.now < deadline, "the engine never started the batch")
-            try await Task.sleep(for: .milliseconds(1))
-        }
-    }
-
     @Test("waiting for a gap returns at once while the engine is idle")
     func gapWhileIdle() async {
         let executor = BatchExecutor(engine: Self.engine)
@@ -47,7 +38,9 @@ struct BatchExecutorTests {
         let executor = BatchExecutor(engine: engine)
         defer { executor.shutdown() }
         async let answered = longBatch(executor)
-        try await waitUntilBusy(executor)
+        // The batch's rows reach the queue when the group's tasks start; nothing announces it.
+        let queued = await Harness.eventually(timeout: .seconds(30), interval: .milliseconds(1)) { executor.isBusy(within: .zero) }
+        try #require(queued, "the engine never took the batch")
         let busy = await BackgroundThread.run {
             executor.waitForGap(atMost: limit)
             return executor.isBusy(within: .zero)
