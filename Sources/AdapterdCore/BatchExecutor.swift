@@ -107,26 +107,25 @@ public final class BatchExecutor: @unchecked Sendable {
         return largest
     }
 
-    /// Whether the engine is running or has waiting rows, or finished a batch less than `recently` ago: background
-    /// work (a training) pauses meanwhile, so that it never holds a core or the caches a request needs.
+    /// Whether the engine is running or has waiting rows, or finished a batch less than `recently` ago.
     public func isBusy(within recently: Duration) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         return running || !pending.isEmpty || ContinuousClock.now - lastBatchEnded < recently
     }
 
-    /// Blocks the calling background thread while a batch runs or rows wait, for at most `limit`: a load's steps and
-    /// its smoke inference's layers then run between requests instead of beside them (even at idle CPU priority,
-    /// work beside a pass takes caches and the moments the team's threads are between parallel regions), and still
-    /// finish under continuous traffic. Never call it from the engine thread or a task.
-    public func waitForGap(atMost limit: Duration) {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            condition.lock()
-            let busy = running || !pending.isEmpty
-            condition.unlock()
-            guard busy else { return }
-            // A bounded wait: a broadcast between the check and the wait is not lost for longer than a millisecond.
+    /// Blocks the calling background thread while the engine is busy (`isBusy(within: quiet)`), for at most `limit`
+    /// (none: for as long as it stays busy) and until `stop` holds: background work then runs between requests
+    /// instead of beside them (even at idle CPU priority, work beside a pass takes caches and the moments the team's
+    /// threads are between parallel regions). A load's steps and its smoke inference's layers wait with a limit, so
+    /// they still finish under continuous traffic; a training's layers wait with a quiet period and no limit. Never
+    /// call it from the engine thread or a task.
+    public func waitForGap(quiet: Duration = .zero, atMost limit: Duration? = nil, unless stop: () -> Bool = { false }) {
+        let deadline = limit.map { ContinuousClock.now + $0 }
+        while !stop(), isBusy(within: quiet) {
+            if let deadline, ContinuousClock.now >= deadline { return }
+            // A bounded wait: a broadcast between the check and the wait is not lost for longer than a millisecond,
+            // and a quiet period ends without one.
             gap.lock()
             _ = gap.wait(until: Date(timeIntervalSinceNow: 0.001))
             gap.unlock()

@@ -82,7 +82,8 @@ public struct WorkerServices: Sendable {
             warn: { message, metadata in logger.warning("\(message)", metadata: metadata.mapValues { .string($0) }) })
         let metrics = metrics
         training = TrainingJobs(
-            registry: registry, model: engine.model, logger: logger, isServing: { executor.isBusy(within: .milliseconds(20)) }
+            registry: registry, model: engine.model, logger: logger,
+            waitWhileServing: { stop in executor.waitForGap(quiet: .milliseconds(20), unless: stop) }
         ) { event in
             publishEvent(event)
             // Progress reports are for whoever follows the events topic, not the dashboard's recent events.

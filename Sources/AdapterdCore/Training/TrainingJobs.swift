@@ -56,20 +56,22 @@ public actor TrainingJobs {
 
     private let registry: AdapterRegistry
     private let model: BertModel
-    /// Whether the engine is serving requests now or did a moment ago.
-    private let isServing: @Sendable () -> Bool
+    /// Blocks while the engine serves requests now or did a moment ago, until the given condition holds.
+    private let waitWhileServing: @Sendable (_ stop: () -> Bool) -> Void
     private let events: @Sendable (AdapterEvent) -> Void
     private let logger: Logger
     private var running: (name: String, version: String, cancellation: Cancellation, task: Task<Void, Never>)?
 
     /// Trainings over `model` that stage into `registry` and report to `events`.
-    /// A training waits between layers while `isServing` says requests are being served.
+    /// A training waits between layers in `waitWhileServing` (which returns early once its argument holds: the
+    /// training was cancelled).
     public init(
-        registry: AdapterRegistry, model: BertModel, logger: Logger, isServing: @escaping @Sendable () -> Bool = { false },
+        registry: AdapterRegistry, model: BertModel, logger: Logger,
+        waitWhileServing: @escaping @Sendable (_ stop: () -> Bool) -> Void = { _ in },
         events: @escaping @Sendable (AdapterEvent) -> Void
     ) {
         self.registry = registry
-        self.isServing = isServing
+        self.waitWhileServing = waitWhileServing
         self.model = model
         self.logger = logger
         self.events = events
@@ -93,8 +95,8 @@ public actor TrainingJobs {
         if let running { throw .busy(name: running.name, version: running.version) }
         if (try? await registry.resolve(name: job.name, version: job.version)) != nil { throw .exists(name: job.name, version: job.version) }
         let cancellation = Cancellation()
-        let task = Task { [registry, model, events, logger, isServing] in
-            await Self.run(job, cancellation: cancellation, registry: registry, model: model, isServing: isServing, events: events, logger: logger)
+        let task = Task { [registry, model, events, logger, waitWhileServing] in
+            await Self.run(job, cancellation: cancellation, registry: registry, model: model, waitWhileServing: waitWhileServing, events: events, logger: logger)
             self.finished(name: job.name, version: job.version)
         }
         running = (job.name, job.version, cancellation, task)
@@ -124,7 +126,8 @@ public actor TrainingJobs {
 
     private static func run(
         _ job: Job, cancellation: Cancellation, registry: AdapterRegistry, model: BertModel,
-        isServing: @escaping @Sendable () -> Bool, events: @escaping @Sendable (AdapterEvent) -> Void, logger: Logger
+        waitWhileServing: @escaping @Sendable (_ stop: () -> Bool) -> Void, events: @escaping @Sendable (AdapterEvent) -> Void,
+        logger: Logger
     ) async {
         @Sendable func event(_ kind: String, _ reason: String, _ training: AdapterEvent.Training? = nil) {
             events(AdapterEvent(event: kind, name: job.name, version: job.version, actor: job.actor, reason: reason, training: training))
@@ -153,7 +156,7 @@ public actor TrainingJobs {
                         pause: {
                             // Even at idle CPU priority a training step evicts the caches a request needs and
                             // holds a core until the scheduler preempts it: it waits while requests are served.
-                            while isServing(), !cancellation.isCancelled { usleep(1_000) }
+                            waitWhileServing { cancellation.isCancelled }
                         })
                     return .success(result)
                 } catch {
