@@ -178,6 +178,37 @@ typedef struct {
     float *y, *t;
 } adk_lora_context;
 
+static void adk_lora_down_isa(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, int64_t rank,
+                              int64_t in, float *t) {
+    switch (isa) {
+#if defined(__x86_64__)
+    case ADK_ISA_AVX512_VNNI:
+    case ADK_ISA_AVX512: adk_lora_down_avx512(x, ldx, rows, a, rank, in, t); break;
+    case ADK_ISA_AVX2: adk_lora_down_avx2(x, ldx, rows, a, rank, in, t); break;
+#endif
+    default: adk_lora_down_portable(x, ldx, rows, a, rank, in, t); break;
+    }
+}
+
+static void adk_lora_up_isa(int isa, const float *t, int64_t rows, const float *bt, int64_t rank, int64_t out,
+                            float *y, int64_t ldy) {
+    switch (isa) {
+#if defined(__x86_64__)
+    case ADK_ISA_AVX512_VNNI:
+    case ADK_ISA_AVX512: adk_lora_up_avx512(t, rows, bt, rank, out, y, ldy); break;
+    case ADK_ISA_AVX2: adk_lora_up_avx2(t, rows, bt, rank, out, y, ldy); break;
+#endif
+    default: adk_lora_up_portable(t, rows, bt, rank, out, y, ldy); break;
+    }
+}
+
+// One LoRA term over `rows` rows on the calling thread: t = x·Aᵀ, then y += t·Bt.
+static void adk_lora_isa(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt,
+                         int64_t rank, int64_t in, int64_t out, float *y, int64_t ldy, float *t) {
+    adk_lora_down_isa(isa, x, ldx, rows, a, rank, in, t);
+    adk_lora_up_isa(isa, t, rows, bt, rank, out, y, ldy);
+}
+
 // Runs rows [8·first, 8·last) of a LoRA term: the kernel's eight-row blocks, split across the team.
 static void adk_lora_body(void *context, int64_t first, int64_t last, int thread) {
     (void)thread;
@@ -186,14 +217,7 @@ static void adk_lora_body(void *context, int64_t first, int64_t last, int thread
     int64_t rows = (last - first) * 8;
     const float *x = c->x + row * c->ldx;
     float *y = c->y + row * c->ldy, *t = c->t + row * c->rank;
-    switch (c->isa) {
-#if defined(__x86_64__)
-    case ADK_ISA_AVX512_VNNI:
-    case ADK_ISA_AVX512: adk_lora_avx512(x, c->ldx, rows, c->a, c->bt, c->rank, c->in, c->out, y, c->ldy, t); break;
-    case ADK_ISA_AVX2: adk_lora_avx2(x, c->ldx, rows, c->a, c->bt, c->rank, c->in, c->out, y, c->ldy, t); break;
-#endif
-    default: adk_lora_portable(x, c->ldx, rows, c->a, c->bt, c->rank, c->in, c->out, y, c->ldy, t); break;
-    }
+    adk_lora_isa(c->isa, x, c->ldx, rows, c->a, c->bt, c->rank, c->in, c->out, y, c->ldy, t);
 }
 
 void adk_lora(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank,
@@ -203,18 +227,7 @@ void adk_lora(int isa, const float *x, int64_t ldx, int64_t rows, const float *a
     adk_lora_context c = {isa, x, a, bt, ldx, rank, in, out, ldy, y, t};
     if (blocks > 0) adk_parallel_for(blocks, rows * rank * (in + out) >= 2 * adk_parallel_elements, adk_lora_body, &c);
     if (tail > 0) {
-        adk_lora_context rest = c;
-        rest.x = x + blocks * 8 * ldx;
-        rest.y = y + blocks * 8 * ldy;
-        rest.t = t + blocks * 8 * rank;
-        switch (isa) {
-#if defined(__x86_64__)
-        case ADK_ISA_AVX512_VNNI:
-        case ADK_ISA_AVX512: adk_lora_avx512(rest.x, ldx, tail, a, bt, rank, in, out, rest.y, ldy, rest.t); break;
-        case ADK_ISA_AVX2: adk_lora_avx2(rest.x, ldx, tail, a, bt, rank, in, out, rest.y, ldy, rest.t); break;
-#endif
-        default: adk_lora_portable(rest.x, ldx, tail, a, bt, rank, in, out, rest.y, ldy, rest.t); break;
-        }
+        adk_lora_isa(isa, x + blocks * 8 * ldx, ldx, tail, a, bt, rank, in, out, y + blocks * 8 * ldy, ldy, t + blocks * 8 * rank);
     }
 }
 
@@ -256,30 +269,6 @@ typedef struct {
     float *t[2];
 } adk_overlap_context;
 
-static void adk_lora_down_isa(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, int64_t rank,
-                              int64_t in, float *t) {
-    switch (isa) {
-#if defined(__x86_64__)
-    case ADK_ISA_AVX512_VNNI:
-    case ADK_ISA_AVX512: adk_lora_down_avx512(x, ldx, rows, a, rank, in, t); break;
-    case ADK_ISA_AVX2: adk_lora_down_avx2(x, ldx, rows, a, rank, in, t); break;
-#endif
-    default: adk_lora_down_portable(x, ldx, rows, a, rank, in, t); break;
-    }
-}
-
-static void adk_lora_up_isa(int isa, const float *t, int64_t rows, const float *bt, int64_t rank, int64_t out,
-                            float *y, int64_t ldy) {
-    switch (isa) {
-#if defined(__x86_64__)
-    case ADK_ISA_AVX512_VNNI:
-    case ADK_ISA_AVX512: adk_lora_up_avx512(t, rows, bt, rank, out, y, ldy); break;
-    case ADK_ISA_AVX2: adk_lora_up_avx2(t, rows, bt, rank, out, y, ldy); break;
-#endif
-    default: adk_lora_up_portable(t, rows, bt, rank, out, y, ldy); break;
-    }
-}
-
 // Thread 0 runs the epilogue; thread 1 (or thread 0 after it, in a team of one) the two down-projections, which
 // read only x and A.
 static void adk_overlap_body(void *data) {
@@ -295,13 +284,12 @@ void adk_dequantize_lora_pair(int isa, float *y, int64_t ldy, int64_t rows, int6
                               const float *bias, const float *x, int64_t ldx, int64_t in, int64_t out,
                               const float *a1, const float *bt1, int64_t rank1, float *y1, float *t1,
                               const float *a2, const float *bt2, int64_t rank2, float *y2, float *t2) {
-    adk_epilogue_args args = {ADK_EPILOGUE_BIAS, y, ldy, rows, cols, dequantize, bias, NULL, 0, NULL, NULL, 0.0f, NULL};
     if (rows >= 32 || omp_get_max_threads() < 2) {
-        adk_epilogue_context context = {isa, &args};
-        adk_parallel_for(rows, rows * cols >= adk_parallel_elements, adk_epilogue_body, &context);
+        adk_epilogue(isa, ADK_EPILOGUE_BIAS, y, ldy, rows, cols, dequantize, bias, NULL, 0, NULL, NULL, 0.0f, NULL);
         adk_lora_pair(isa, x, ldx, rows, in, out, ldy, a1, bt1, rank1, y1, t1, a2, bt2, rank2, y2, t2);
         return;
     }
+    adk_epilogue_args args = {ADK_EPILOGUE_BIAS, y, ldy, rows, cols, dequantize, bias, NULL, 0, NULL, NULL, 0.0f, NULL};
     adk_overlap_context c = {isa, &args, x, ldx, rows, in, {a1, a2}, {rank1, rank2}, {t1, t2}};
     GOMP_parallel(adk_overlap_body, &c, 2, 0);
     // The up-projections add to rows the epilogue just wrote, on its core.

@@ -454,11 +454,5 @@ void ADK_FN(adk_lora_up)(const float *t, int64_t rows, const float *bt, int64_t 
     }
 }
 
-void ADK_FN(adk_lora)(const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank,
-                      int64_t in, int64_t out, float *y, int64_t ldy, float *t) {
-    ADK_FN(adk_lora_down)(x, ldx, rows, a, rank, in, t);
-    ADK_FN(adk_lora_up)(t, rows, bt, rank, out, y, ldy);
-}
-
 #undef VF
 #undef VI

@@ -31,8 +31,6 @@ typedef struct {
                                      const adk_quantized_rows *q);                                                \
     void adk_epilogue_range_##SUFFIX(const adk_epilogue_args *a, int64_t first, int64_t last);                    \
     void adk_attention_range_##SUFFIX(const adk_attention_args *a, int64_t first, int64_t last, float *scratch); \
-    void adk_lora_##SUFFIX(const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank, \
-                           int64_t in, int64_t out, float *y, int64_t ldy, float *t);                             \
     void adk_lora_down_##SUFFIX(const float *x, int64_t ldx, int64_t rows, const float *a, int64_t rank,          \
                                 int64_t in, float *t);                                                            \
     void adk_lora_up_##SUFFIX(const float *t, int64_t rows, const float *bt, int64_t rank, int64_t out, float *y, \

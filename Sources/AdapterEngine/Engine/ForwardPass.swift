@@ -47,6 +47,13 @@ struct ForwardPass {
         let rowZeros: UnsafeMutablePointer<Int32>
         let accumulator: UnsafeMutablePointer<Int32>
 
+        /// How `layer`'s int32 products in the accumulator turn back into floats.
+        func dequantization(of layer: PreparedLinear) -> adk_dequantize {
+            adk_dequantize(
+                acc: accumulator, ld: Int64(layer.outFeatures), row_scale: rowScales, row_zero: rowZeros,
+                col_scale: layer.scales, col_sum: layer.columnSums)
+        }
+
         /// Where a quantised copy of the rows for `consumer`'s product goes, in 0…`maximum`, with its smoothing.
         func quantizedRows(for consumer: PreparedLinear, maximum: Int32) -> adk_quantized_rows {
             adk_quantized_rows(
@@ -131,18 +138,17 @@ struct ForwardPass {
                 // overlap the dequantisation.
                 dequantizeWithLoRAPair(
                     layer.queryKeyValue, output: batch.qkv, first: (qkvLoRA[0].0, one), second: (qkvLoRA[1].0, two), batch: batch)
-            } else if qkvLoRA.count == 2, batch.groups.allSatisfy({ $0.rows.count <= Kernels.smallLoRARows }) {
-                if layer.queryKeyValue.isQuantized {
-                    epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, batch: batch)
-                }
-                // Two terms over the same rows (query and value, as most adapters have): one pass of the team.
-                addLoRAPair(qkvLoRA[0], qkvLoRA[1], adapters: adapters, input: batch.x, width: hidden, output: batch.qkv, ldy: qkvWidth, batch: batch)
             } else {
                 if layer.queryKeyValue.isQuantized {
                     epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, batch: batch)
                 }
-                for (column, slot) in qkvLoRA {
-                    addLoRA(slot: slot, adapters: adapters, input: batch.x, width: hidden, output: batch.qkv + column, ldy: qkvWidth, batch: batch)
+                if qkvLoRA.count == 2, batch.groups.allSatisfy({ $0.rows.count <= Kernels.smallLoRARows }) {
+                    // Two terms over the same rows (query and value, as most adapters have): one pass of the team.
+                    addLoRAPair(qkvLoRA[0], qkvLoRA[1], adapters: adapters, input: batch.x, width: hidden, output: batch.qkv, ldy: qkvWidth, batch: batch)
+                } else {
+                    for (column, slot) in qkvLoRA {
+                        addLoRA(slot: slot, adapters: adapters, input: batch.x, width: hidden, output: batch.qkv + column, ldy: qkvWidth, batch: batch)
+                    }
                 }
             }
             adk_attention(
@@ -229,9 +235,7 @@ struct ForwardPass {
         quantizeFor consumer: PreparedLinear? = nil, batch: Batch
     ) {
         let width = layer.outFeatures
-        var dq = adk_dequantize(
-            acc: batch.accumulator, ld: Int64(width), row_scale: batch.rowScales, row_zero: batch.rowZeros,
-            col_scale: layer.scales, col_sum: layer.columnSums)
+        var dq = batch.dequantization(of: layer)
         let quantizeOutput = consumer?.isQuantized ?? false
         var q = consumer.map { batch.quantizedRows(for: $0, maximum: plan.activationMaximum) } ?? adk_quantized_rows()
         let isa = plan.path.kernelISA
@@ -267,9 +271,7 @@ struct ForwardPass {
         batch: Batch
     ) {
         let width = layer.outFeatures
-        var dq = adk_dequantize(
-            acc: batch.accumulator, ld: Int64(width), row_scale: batch.rowScales, row_zero: batch.rowZeros,
-            col_scale: layer.scales, col_sum: layer.columnSums)
+        var dq = batch.dequantization(of: layer)
         let (one, two) = (first.1, second.1)
         adk_dequantize_lora_pair(
             plan.path.kernelISA, output, Int64(width), Int64(batch.rows), Int64(width), &dq, layer.bias, batch.x,
