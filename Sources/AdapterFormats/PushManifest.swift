@@ -37,11 +37,26 @@ public struct PushManifest: Codable, Sendable, Equatable {
     }
 
     /// Number of chunks.
-    public var chunkCount: Int { size == 0 ? 0 : Int((size + Int64(chunkSize) - 1) / Int64(chunkSize)) }
+    public var chunkCount: Int { chunkCount(carrying: size) }
 
     /// Byte length of chunk `index`.
-    public func length(ofChunk index: Int) -> Int {
-        Int(min(Int64(chunkSize), size - Int64(index) * Int64(chunkSize)))
+    public func length(ofChunk index: Int) -> Int { length(ofChunk: index, carrying: size) }
+
+    /// Number of chunks that carry `bytes` (the whole payload, or a delta push's missing pieces).
+    public func chunkCount(carrying bytes: Int64) -> Int {
+        bytes == 0 ? 0 : Int((bytes + Int64(chunkSize) - 1) / Int64(chunkSize))
+    }
+
+    /// Byte length of chunk `index` of the chunks that carry `bytes`.
+    public func length(ofChunk index: Int, carrying bytes: Int64) -> Int {
+        Int(min(Int64(chunkSize), bytes - Int64(index) * Int64(chunkSize)))
+    }
+
+    /// The manifest without its pieces: what identifies a push (pieces are a transport hint).
+    public var withoutPieces: PushManifest {
+        var copy = self
+        copy.pieces = nil
+        return copy
     }
 
     /// Checks the fields, throwing what is wrong with them.

@@ -94,7 +94,7 @@ public struct AdapterPusher: Sendable {
                     let start = index * manifest.chunkSize
                     var chunk = Adapterd_V1_PushChunk()
                     chunk.index = Int32(index)
-                    chunk.data = Data(transfer[start..<min(start + manifest.chunkSize, transfer.count)])
+                    chunk.data = Data(transfer[start..<(start + manifest.length(ofChunk: index, carrying: total))])
                     _ = try await self.step(manifest, .chunk(chunk))
                     _ = await sent.add(Int64(chunk.data.count))
                     progress(await held.add(Int64(chunk.data.count)), total)
@@ -108,9 +108,8 @@ public struct AdapterPusher: Sendable {
         commit.activate = activate
         commit.reason = reason
         let committed = try await step(manifest, .commit(commit), attempts: 1)
-        let chunksTotal = total == 0 ? 0 : Int((total + Int64(manifest.chunkSize) - 1) / Int64(manifest.chunkSize))
         return Outcome(
-            reply: committed, chunksSent: missing.count, chunksResumed: chunksTotal - missing.count, bytesSent: await sent.bytes,
+            reply: committed, chunksSent: missing.count, chunksResumed: manifest.chunkCount(carrying: total) - missing.count, bytesSent: await sent.bytes,
             delta: started.delta, piecesSent: started.missingPieces.count, piecesTotal: pieces.count)
     }
 

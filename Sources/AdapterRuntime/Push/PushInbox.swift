@@ -46,10 +46,8 @@ public actor PushInbox {
 
         /// Bytes the chunks carry: the missing pieces of a delta push, or the whole payload.
         var transferSize: Int64 { delta?.size ?? manifest.size }
-        var chunkCount: Int { transferSize == 0 ? 0 : Int((transferSize + Int64(manifest.chunkSize) - 1) / Int64(manifest.chunkSize)) }
-        func length(ofChunk index: Int) -> Int {
-            Int(min(Int64(manifest.chunkSize), transferSize - Int64(index) * Int64(manifest.chunkSize)))
-        }
+        var chunkCount: Int { manifest.chunkCount(carrying: transferSize) }
+        func length(ofChunk index: Int) -> Int { manifest.length(ofChunk: index, carrying: transferSize) }
     }
 
     public let directory: String
@@ -92,10 +90,8 @@ public actor PushInbox {
         let folder = folder(manifest.name, manifest.version)
         // The same manifest again resumes, with the layout its first begin fixed (pieces are a transport hint: a
         // push begun whole and resumed by a client that lists pieces carries on whole).
-        var identity = manifest
-        identity.pieces = nil
         if let existing = try? self.record(in: folder), existing.signature == Data(signature),
-           { var held = existing.manifest; held.pieces = nil; return held }() == identity {
+           existing.manifest.withoutPieces == manifest.withoutPieces {
             return try progress(existing, folder: folder)
         }
         var record = Record(manifest: manifest, signature: Data(signature), keyID: keyID)
