@@ -21,6 +21,24 @@ public enum AdapterBundle {
         return out
     }
 
+    /// The file entry starting at byte `offset` of `bytes`: its name and where its contents lie. Throws when no
+    /// well-formed entry starts there (a name of at most 64 bytes, its NUL, a length that stays inside `bytes`).
+    static func entry(at offset: Int, in bytes: UnsafeRawBufferPointer) throws(PushError) -> (name: String, contents: Range<Int>) {
+        guard let nul = bytes[offset...].firstIndex(of: 0), nul - offset <= 64 else {
+            throw .malformedBundle("no file name at byte \(offset)")
+        }
+        let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<nul]), as: UTF8.self)
+        guard nul + 9 <= bytes.count else { throw .malformedBundle("'\(name)' has no length") }
+        var length: UInt64 = 0
+        withUnsafeMutableBytes(of: &length) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[(nul + 1)..<(nul + 9)])) }
+        length = UInt64(littleEndian: length)
+        let start = nul + 9
+        guard length <= UInt64(bytes.count - start) else {
+            throw .malformedBundle("'\(name)' declares \(length) bytes, only \(bytes.count - start) follow")
+        }
+        return (name, start..<(start + Int(length)))
+    }
+
     /// Writes the files of the bundle in `bytes` into `directory` (which must exist). Only the known file names
     /// of one kind, each at most once and in order, with lengths inside the bundle, are accepted.
     public static func unpack(_ bytes: UnsafeRawBufferPointer, into directory: String) throws(PushError) {
@@ -28,10 +46,7 @@ public enum AdapterBundle {
         var kind: ArtifactKind?
         var expected = ArraySlice<String>()
         while offset < bytes.count {
-            guard let nul = bytes[offset...].firstIndex(of: 0), nul - offset <= 64 else {
-                throw .malformedBundle("no file name at byte \(offset)")
-            }
-            let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<nul]), as: UTF8.self)
+            let (name, contents) = try entry(at: offset, in: bytes)
             if kind == nil, let first = ArtifactKind.starting(with: name) {
                 kind = first
                 expected = first.files[...]
@@ -41,22 +56,13 @@ public enum AdapterBundle {
                 throw .malformedBundle("unexpected file '\(name)' at byte \(offset); a bundle holds \(layouts) in that order")
             }
             expected = expected[(position + 1)...]
-            guard nul + 9 <= bytes.count else { throw .malformedBundle("'\(name)' has no length") }
-            var length: UInt64 = 0
-            withUnsafeMutableBytes(of: &length) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[(nul + 1)..<(nul + 9)])) }
-            length = UInt64(littleEndian: length)
-            let start = nul + 9
-            guard length <= UInt64(bytes.count - start) else {
-                throw .malformedBundle("'\(name)' declares \(length) bytes, only \(bytes.count - start) follow")
-            }
-            let end = start + Int(length)
             let path = directory + "/" + name
             do {
-                try Data(UnsafeRawBufferPointer(rebasing: bytes[start..<end])).write(to: URL(fileURLWithPath: path))
+                try Data(UnsafeRawBufferPointer(rebasing: bytes[contents])).write(to: URL(fileURLWithPath: path))
             } catch {
                 throw PushError.writeFailure(error, path: path)
             }
-            offset = end
+            offset = contents.upperBound
         }
         for required in (kind ?? .adapter).requiredFiles where !FileManager.default.fileExists(atPath: directory + "/" + required) {
             throw .malformedBundle("it holds no \(required)")

@@ -32,16 +32,8 @@ public struct BundlePiece: Codable, Sendable, Equatable {
         }
         var offset = 0
         while offset < bundle.count {
-            guard let nul = bundle[offset...].firstIndex(of: 0), nul - offset <= 64, nul + 9 <= bundle.count else {
-                throw .malformedBundle("no file entry at byte \(offset)")
-            }
-            let name = String(decoding: UnsafeRawBufferPointer(rebasing: bundle[offset..<nul]), as: UTF8.self)
-            var length: UInt64 = 0
-            withUnsafeMutableBytes(of: &length) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bundle[(nul + 1)..<(nul + 9)])) }
-            length = UInt64(littleEndian: length)
-            let start = nul + 9
-            guard length <= UInt64(bundle.count - start) else { throw .malformedBundle("'\(name)' declares \(length) bytes past the end") }
-            let end = start + Int(length)
+            let (name, contents) = try AdapterBundle.entry(at: offset, in: bundle)
+            let (start, end) = (contents.lowerBound, contents.upperBound)
             if name.hasSuffix(".safetensors"), let tensors = tensorRanges(UnsafeRawBufferPointer(rebasing: bundle[start..<end])) {
                 // Entry header and the safetensors header together; then each tensor, and any gap, on its own.
                 add(name + " header", offset, start + tensors.dataStart)
