@@ -160,6 +160,13 @@ public actor WorkerMetrics {
         timer(key).recordNanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)
     }
 
+    /// p50, p95 and p99 of `samples` (milliseconds); nil without samples.
+    static func latency(of samples: [Double]) -> MetricsSnapshot.Latency? {
+        guard !samples.isEmpty else { return nil }
+        let sorted = samples.sorted()
+        return MetricsSnapshot.Latency(p50: Percentile.of(sorted, 0.50), p95: Percentile.of(sorted, 0.95), p99: Percentile.of(sorted, 0.99))
+    }
+
     /// Keeps a lifecycle event for the dashboard.
     public func recordEvent(_ event: AdapterEvent) {
         events.append(event)
@@ -234,25 +241,19 @@ public actor WorkerMetrics {
         for key in keys.sorted(by: { ($0.name, $0.version) < ($1.name, $1.version) }) {
             let figures = versions[key] ?? VersionFigures()
             inferenceRequests += figures.requests
-            let sorted = figures.latenciesMs.sorted()
             rows.append(MetricsSnapshot.AdapterVersion(
                 name: key.name, version: key.version, state: registered[key]?.state ?? "",
                 cache: registered[key]?.cache ?? (key.name.isEmpty ? "resident" : ""),
                 requestsTotal: figures.requestsTotal, errorsTotal: figures.errorsTotal,
                 requests: figures.requests, perSecond: Double(figures.requests) / seconds, errors: figures.errors,
-                latencyMs: sorted.isEmpty ? nil : MetricsSnapshot.Latency(
-                    p50: Percentile.of(sorted, 0.50), p95: Percentile.of(sorted, 0.95), p99: Percentile.of(sorted, 0.99)),
+                latencyMs: Self.latency(of: figures.latenciesMs),
                 lastUsed: figures.lastUsed.map { formatter.string(from: $0) }))
             let counted = figures.labelsTotal.values.reduce(0, +)
             if counted > 0 {
                 rows[rows.count - 1].labelsTotal = figures.labelsTotal
                 rows[rows.count - 1].meanConfidence = figures.confidenceSum / Double(counted)
             }
-            let lifetime = figures.lifetimeMs.sorted()
-            if !lifetime.isEmpty {
-                rows[rows.count - 1].latencyTotalMs = MetricsSnapshot.Latency(
-                    p50: Percentile.of(lifetime, 0.50), p95: Percentile.of(lifetime, 0.95), p99: Percentile.of(lifetime, 0.99))
-            }
+            rows[rows.count - 1].latencyTotalMs = Self.latency(of: figures.lifetimeMs)
         }
         let batchCount = state.batches.batches - batchesAtIntervalStart.batches
         let rowCount = state.batches.rows - batchesAtIntervalStart.rows
