@@ -168,6 +168,13 @@ public struct FleetController: Sendable {
             brokerURL: brokerURL, worker: worker, username: username, password: password, tlsCAFile: tlsCAFile, timeout: policy.workerTimeout)
     }
 
+    /// The worker's view of adapter `name`: its active version and the others it holds.
+    private static func adapter(_ name: String, on client: AdapterdClient, timeout: Duration) async throws -> Adapterd_V1_GetAdapterReply {
+        var get = Adapterd_V1_GetAdapterRequest()
+        get.name = name
+        return try await client.control("GetAdapter", get, as: Adapterd_V1_GetAdapterReply.self, timeout: timeout)
+    }
+
     private func checkAborting() throws {
         if let rollout = try store.rollout(), rollout.state == "aborting" { throw Abort.because(rollout.reason.isEmpty ? "aborted by the operator" : rollout.reason) }
     }
@@ -190,9 +197,7 @@ public struct FleetController: Sendable {
                 defer { client.close() }
                 let timeout = policy.workerTimeout
                 if row.state == .pending {
-                    var get = Adapterd_V1_GetAdapterRequest()
-                    get.name = rollout.name
-                    let current = try await client.control("GetAdapter", get, as: Adapterd_V1_GetAdapterReply.self, timeout: timeout)
+                    let current = try await Self.adapter(rollout.name, on: client, timeout: timeout)
                     row.previous = RPCStatus(current.status) == .ok ? current.active : ""
                     row.state = .pushed
                     try store.save(row)
@@ -281,9 +286,7 @@ public struct FleetController: Sendable {
                 defer { client.close() }
                 let timeout = policy.workerTimeout
                 let why = "fleet rollout of \(rollout.version) aborted: \(reason)"
-                var get = Adapterd_V1_GetAdapterRequest()
-                get.name = rollout.name
-                let current = try await client.control("GetAdapter", get, as: Adapterd_V1_GetAdapterReply.self, timeout: timeout)
+                let current = try await Self.adapter(rollout.name, on: client, timeout: timeout)
                 if current.active == rollout.version, !row.previous.isEmpty {
                     var activate = Adapterd_V1_ActivateAdapterRequest()
                     activate.name = rollout.name
