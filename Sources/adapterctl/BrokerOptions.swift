@@ -3,10 +3,41 @@ import ArgumentParser
 import Foundation
 import MQTTRPC
 
-/// Where the worker is and how to talk to it; shared by every RPC subcommand.
-struct BrokerOptions: ParsableArguments {
+/// The broker and the credentials to reach it, with their environment defaults; shared by the RPC subcommands
+/// (`BrokerOptions`) and the fleet commands.
+struct BrokerLogin: ParsableArguments {
     @Option(help: "Broker URL (default: $ADAPTERD_BROKER or mqtt://127.0.0.1:1883).")
     var broker: String?
+
+    @Option(help: "Broker user name (default: $ADAPTERCTL_USERNAME).")
+    var username: String?
+
+    @Option(name: .customLong("password-file"), help: "File whose first line is the broker password (default: $ADAPTERCTL_PASSWORD_FILE).")
+    var passwordFile: String?
+
+    @Option(name: .customLong("tls-ca"), help: "CA file for the broker's certificate (default: $ADAPTERCTL_TLS_CA; mqtts:// uses the system's CAs without one).")
+    var tlsCA: String?
+
+    /// The broker URL, user name, password and CA file, each from its option or else its environment variable.
+    func resolved() throws -> (url: String, username: String?, password: String?, tlsCAFile: String?) {
+        let environment = ProcessInfo.processInfo.environment
+        return (
+            broker ?? environment["ADAPTERD_BROKER"] ?? "mqtt://127.0.0.1:1883", username ?? environment["ADAPTERCTL_USERNAME"],
+            try Self.password(file: passwordFile ?? environment["ADAPTERCTL_PASSWORD_FILE"]), tlsCA ?? environment["ADAPTERCTL_TLS_CA"])
+    }
+
+    /// The first line of the password file at `path` (nil without one).
+    static func password(file path: String?) throws -> String? {
+        guard let path else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the password file \(path)") }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first
+            .map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+}
+
+/// Where the worker is and how to talk to it; shared by every RPC subcommand.
+struct BrokerOptions: ParsableArguments {
+    @OptionGroup var login: BrokerLogin
 
     @Option(help: "Worker id (default: $ADAPTERD_WORKER_ID or the host name).")
     var worker: String?
@@ -26,36 +57,18 @@ struct BrokerOptions: ParsableArguments {
     @Option(help: "Replies to wait for: with --worker pool every worker of the pool answers a control command.")
     var replies = 1
 
-    @Option(help: "Broker user name (default: $ADAPTERCTL_USERNAME).")
-    var username: String?
-
-    @Option(name: .customLong("password-file"), help: "File whose first line is the broker password (default: $ADAPTERCTL_PASSWORD_FILE).")
-    var passwordFile: String?
-
-    @Option(name: .customLong("tls-ca"), help: "CA file for the broker's certificate (default: $ADAPTERCTL_TLS_CA; mqtts:// uses the system's CAs without one).")
-    var tlsCA: String?
-
     func connect() async throws -> AdapterdClient {
         let environment = ProcessInfo.processInfo.environment
-        let url = broker ?? environment["ADAPTERD_BROKER"] ?? "mqtt://127.0.0.1:1883"
         let id = worker ?? environment["ADAPTERD_WORKER_ID"] ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "edge"
         guard mqttVersion == "5" || mqttVersion == "3.1.1" else { throw ValidationError("--mqtt-version must be 5 or 3.1.1") }
-        let password = try Self.password(file: passwordFile ?? environment["ADAPTERCTL_PASSWORD_FILE"])
+        let broker = try login.resolved()
         return try await AdapterdClient(
-            brokerURL: url, worker: id, encoding: protobuf ? .protobuf : .json,
-            protocolVersion: mqttVersion == "5" ? .v5 : .v311, username: username ?? environment["ADAPTERCTL_USERNAME"],
-            password: password, tlsCAFile: tlsCA ?? environment["ADAPTERCTL_TLS_CA"], timeout: .seconds(timeout))
+            brokerURL: broker.url, worker: id, encoding: protobuf ? .protobuf : .json,
+            protocolVersion: mqttVersion == "5" ? .v5 : .v311, username: broker.username,
+            password: broker.password, tlsCAFile: broker.tlsCAFile, timeout: .seconds(timeout))
     }
 
     var replyTimeout: Duration { .milliseconds(Int64(timeout * 1000)) }
-
-    /// The first line of the password file at `path` (nil without one).
-    static func password(file path: String?) throws -> String? {
-        guard let path else { return nil }
-        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the password file \(path)") }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first
-            .map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
-    }
 
     /// Calls one control method and prints its reply (`human` renders an OK reply); with `--replies N`, prints
     /// each worker's reply and fails unless N workers answered OK.

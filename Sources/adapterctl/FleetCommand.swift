@@ -11,21 +11,16 @@ struct FleetCommand: AsyncParsableCommand {
 
     /// The broker, as every fleet command reaches it.
     struct Connection: ParsableArguments {
-        @Option(help: "Broker URL (default: $ADAPTERD_BROKER or mqtt://127.0.0.1:1883).") var broker: String?
-        @Option(help: "Broker user name (default: $ADAPTERCTL_USERNAME).") var username: String?
-        @Option(name: .customLong("password-file"), help: "File whose first line is the broker password (default: $ADAPTERCTL_PASSWORD_FILE).")
-        var passwordFile: String?
-        @Option(name: .customLong("tls-ca"), help: "CA file for the broker's certificate (default: $ADAPTERCTL_TLS_CA).") var tlsCA: String?
+        @OptionGroup var login: BrokerLogin
 
         func controller(store: FleetStore, quiet: Bool) throws -> FleetController {
-            let environment = ProcessInfo.processInfo.environment
-            let password = try BrokerOptions.password(file: passwordFile ?? environment["ADAPTERCTL_PASSWORD_FILE"])
+            let broker = try login.resolved()
             let log: @Sendable (String) -> Void = { line in
                 if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
             }
             return FleetController(
-                brokerURL: broker ?? environment["ADAPTERD_BROKER"] ?? "mqtt://127.0.0.1:1883", username: username ?? environment["ADAPTERCTL_USERNAME"],
-                password: password, tlsCAFile: tlsCA ?? environment["ADAPTERCTL_TLS_CA"], store: store, log: log)
+                brokerURL: broker.url, username: broker.username, password: broker.password, tlsCAFile: broker.tlsCAFile,
+                store: store, log: log)
         }
     }
 
