@@ -27,14 +27,12 @@ public enum Harness {
             try FileManager.default.copyItem(atPath: adapterDirectory(name) + "/" + file, toPath: directory + "/" + file)
         }
         let path = directory + "/adapter_model.safetensors"
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        let headerLength = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-        let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerLength)])) as? [String: Any] ?? [:]
-        guard let tensor = header.keys.first(where: { $0.hasSuffix(suffix) }),
-              let offsets = (header[tensor] as? [String: Any])?["data_offsets"] as? [Int] else {
+        let file = try SafeTensorsFile(path: path)
+        guard let tensor = file.tensors.values.first(where: { $0.name.hasSuffix(suffix) }) else {
             throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "\(name) has no tensor ending in \(suffix)"])
         }
-        let range = (8 + headerLength + offsets[0])..<(8 + headerLength + offsets[1])
+        let range = (file.dataOffset + tensor.byteRange.lowerBound)..<(file.dataOffset + tensor.byteRange.upperBound)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         var values = bytes[range].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         edit(&values)
         values.withUnsafeBytes { bytes.replaceSubrange(range, with: $0) }

@@ -13,7 +13,8 @@ public struct SafeTensorsFile: Sendable {
     /// The optional `__metadata__` string map.
     public let metadata: [String: String]
     private let mapping: MappedFile
-    private let dataOffset: Int
+    /// Where the data section starts in the file: a tensor's bytes are at `dataOffset + byteRange`.
+    public let dataOffset: Int
 
     /// Largest header accepted; the format's own reference implementation uses the same bound.
     static let maxHeaderSize: UInt64 = 100_000_000
