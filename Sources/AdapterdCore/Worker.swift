@@ -246,7 +246,8 @@ public final class Worker: Service, Sendable {
             requestsTotal: await stats.executed + stats.rejected, requestsFailed: await stats.failed,
             inFlight: await stats.inFlight, queueDepth: executor.queueDepth, batches: executor.counts,
             largestBatch: executor.largestBatch(reset: !peek),
-            cache: await registry.cache.counters, cacheBudget: configuration.cacheMaxBytes, registered: registered)
+            cache: await registry.cache.counters, cacheBudget: configuration.cacheMaxBytes, registered: registered,
+            labelRechecks: services.engine.labelRechecks)
     }
 
     /// Stop taking requests, wait for those in flight, go offline, disconnect.

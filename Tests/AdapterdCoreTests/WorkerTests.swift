@@ -37,7 +37,7 @@ struct WorkerTests {
         try await worker.stop()
     }
 
-    @Test("an INT8 worker serves the reference labels and reports its precision and kernel path in GetStatus")
+    @Test("an INT8 worker serves the reference labels and reports its precision, kernel path and label re-checks")
     func int8WorkerReportsPrecision() async throws {
         let broker = try Harness.broker()
         defer { broker.stop() }
@@ -50,6 +50,9 @@ struct WorkerTests {
         #expect(status.kernelPath == KernelPath.detected.description)
         let reply = try await client.infer(request("Switch OFF the lamp!", adapter: "intent"))
         #expect(reply.label == "lights_off")
+        // The label check's count is in the metrics document (a decided text like this one is not re-checked).
+        let engine = await worker.worker.currentMetrics().engine
+        #expect(engine?.precision == "int8" && engine?.labelRechecks == worker.worker.engine.labelRechecks)
         client.close()
         try await worker.stop()
     }

@@ -202,13 +202,11 @@ struct ForwardPass {
     /// into the int32 accumulator (the epilogue dequantises).
     private func product(_ layer: PreparedLinear, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, batch: Batch) {
         let rows = batch.rows
-        if let weights = layer.weights {
-            observer?.record(layer, input: input, rows: rows)
-            GEMM.sgemm(
-                m: rows, n: layer.outFeatures, k: layer.inFeatures, a: input, lda: layer.inFeatures, b: weights,
-                ldb: layer.outFeatures, transposeB: false, beta: 0, c: output, ldc: layer.outFeatures)
-        } else if let packed = layer.packed {
+        if let packed = layer.packed {
             Int8Matmul.shared.multiply(rows: rows, a: batch.quantized, weights: packed, c: batch.accumulator)
+        } else {
+            observer?.record(layer, input: input, rows: rows)
+            layer.multiplyFP32(rows: rows, input: input, output: output)
         }
     }
 

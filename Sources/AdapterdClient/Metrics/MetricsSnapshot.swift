@@ -117,6 +117,8 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
         public var precision: String
         /// The kernel path, e.g. "avx512-vnni".
         public var kernelPath: String
+        /// INT8: rows answered from the FP32 re-check of near ties since start.
+        public var labelRechecks: Int?
 
         public init(precision: String, kernelPath: String) {
             self.precision = precision

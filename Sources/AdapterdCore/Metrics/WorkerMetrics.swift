@@ -57,6 +57,8 @@ public actor WorkerMetrics {
     private var intervalStart = ContinuousClock.now
     private var batchesAtIntervalStart = (batches: 0, rows: 0)
     private var publishedCache = AdapterCache.Counters()
+    private var publishedRechecks = 0
+    let labelRechecksCounter: Counter
     private var random = SystemRandomNumberGenerator()
     private var lastSample = ContinuousClock.now
     /// The last `historyLength` samples, oldest first.
@@ -104,6 +106,7 @@ public actor WorkerMetrics {
         cacheEvictions = Counter(label: "adapterd_cache_evictions_total", factory: factory)
         cacheLoads = Counter(label: "adapterd_cache_loads_total", factory: factory)
         cacheLoadSeconds = FloatingPointCounter(label: "adapterd_cache_load_seconds_total", factory: factory)
+        labelRechecksCounter = Counter(label: "adapterd_label_rechecks_total", factory: factory)
     }
 
     /// One routing step of router `router`: the adapter that serves (its choice, or the route's when
@@ -189,6 +192,8 @@ public actor WorkerMetrics {
         public var cacheBudget: Int
         /// Registered versions: (name, version, state, cache state).
         public var registered: [(name: String, version: String, state: String, cache: String)]
+        /// Rows the INT8 engine answered from its FP32 re-check of near ties, since start.
+        public var labelRechecks = 0
     }
 
     /// Updates the gauges and cache counters from `state` (called every second or so).
@@ -206,6 +211,8 @@ public actor WorkerMetrics {
         cacheLoads.increment(by: max(0, cache.loads - publishedCache.loads))
         cacheLoadSeconds.increment(by: max(0, cache.loadSeconds - publishedCache.loadSeconds))
         publishedCache = cache
+        labelRechecksCounter.increment(by: max(0, state.labelRechecks - publishedRechecks))
+        publishedRechecks = state.labelRechecks
 
         let now = ContinuousClock.now
         let elapsed = now - lastSample
@@ -258,7 +265,11 @@ public actor WorkerMetrics {
         let batchCount = state.batches.batches - batchesAtIntervalStart.batches
         let rowCount = state.batches.rows - batchesAtIntervalStart.rows
         var snapshot = MetricsSnapshot(
-            worker: state.worker, state: state.state, engine: engine, at: formatter.string(from: Date()), intervalSeconds: seconds,
+            worker: state.worker, state: state.state, engine: engine.map { engine in
+                var figures = engine
+                if figures.precision == Precision.int8.rawValue { figures.labelRechecks = state.labelRechecks }
+                return figures
+            }, at: formatter.string(from: Date()), intervalSeconds: seconds,
             uptimeSeconds: state.uptimeSeconds, rssBytes: Self.residentBytes(),
             requests: MetricsSnapshot.Requests(
                 total: state.requestsTotal, failed: state.requestsFailed, perSecond: Double(inferenceRequests) / seconds,
