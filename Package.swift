@@ -44,6 +44,8 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [.linkedLibrary("gomp")]
         ),
+        // Makes background (load, training) threads yield their CPU every few hundred microseconds while they work.
+        .target(name: "CBackgroundYield"),
         // Debian's libsqlite3-dev: the fleet controller's state file (adapterctl links no database framework).
         .systemLibrary(
             name: "CSQLite",
@@ -109,7 +111,7 @@ let package = Package(
         .target(
             name: "AdapterRuntime",
             dependencies: [
-                "AdapterEngine", "AdapterFormats", "InputRouting",
+                "AdapterEngine", "AdapterFormats", "CBackgroundYield", "InputRouting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]

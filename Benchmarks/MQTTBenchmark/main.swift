@@ -219,7 +219,8 @@ for block in 0..<12 where sections.contains("loads") {
             _ = try? await loader.control("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self)
             loadTimeline.load(loadSent, ContinuousClock.now)
             count += 1
-            try? await Task.sleep(for: .milliseconds(100))
+            // One load starts every 100 ms (start to start), as the loader does.
+            try? await Task.sleep(until: loadSent + .milliseconds(100), clock: .continuous)
         }
         return count
     }
@@ -233,7 +234,11 @@ if ProcessInfo.processInfo.environment["MQTT_BENCH_DEBUG"] != nil {
     for (sent, latency) in loadTimeline.requests where latency > threshold {
         let nearest = loadTimeline.loads.min { abs(milliseconds($0.0 - sent)) < abs(milliseconds($1.0 - sent)) }
         if let nearest {
-            print(String(format: "slow %.2f ms: sent %.2f ms after a load's start, %.2f after its end", latency, milliseconds(sent - nearest.0), milliseconds(sent - nearest.1)))
+            // CLOCK_MONOTONIC seconds, to find the request in a `perf sched record -k CLOCK_MONOTONIC` trace.
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            let monotonic = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 - milliseconds(ContinuousClock.now - sent) / 1e3
+            print(String(format: "slow %.2f ms at %.6f: sent %.2f ms after a load's start, %.2f after its end", latency, monotonic, milliseconds(sent - nearest.0), milliseconds(sent - nearest.1)))
         }
     }
     print("loads took", loadTimeline.loads.map { String(format: "%.1f", milliseconds($0.1 - $0.0)) })

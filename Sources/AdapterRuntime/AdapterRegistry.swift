@@ -76,7 +76,8 @@ public actor AdapterRegistry {
         engine: InferenceEngine, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = [],
         maxPins: Int = 100_000, maxVersions: Int = 10_000, waitForServingGap: @escaping @Sendable () -> Void = {}
     ) {
-        self.waitForServingGap = waitForServingGap
+        // The wait blocks a background thread: its yield timer pauses meanwhile.
+        self.waitForServingGap = { BackgroundThread.whileBlocked(waitForServingGap) }
         self.maxVersions = max(1, maxVersions)
         self.maxPins = max(16, maxPins)
         let model = engine.model
@@ -591,7 +592,12 @@ public actor AdapterRegistry {
         let input = EncodedInput(ids: engine.encode("adapterd smoke test").ids, adapter: adapter)
         let engine = engine
         let wait = waitForServingGap
-        let output = await BackgroundThread.run { try? engine.runOnCallingThread(encoded: [input], pause: wait).first }
+        // oneDNN must not take the yield timer's signals: the pass yields between its layers instead.
+        let output = await BackgroundThread.run {
+            BackgroundThread.withoutYieldTimer {
+                try? engine.runOnCallingThread(encoded: [input], pause: { wait(); BackgroundThread.yieldNow() }).first
+            }
+        }
         guard let output else {
             throw RegistryError.refused(name: adapter.name, version: "", reason: "the smoke inference could not run")
         }

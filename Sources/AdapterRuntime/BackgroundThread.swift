@@ -1,3 +1,4 @@
+import CBackgroundYield
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +9,8 @@ import Glibc
 public enum BackgroundThread {
     /// The result of `body`, computed on one of a few long-lived idle-priority threads: for the short steps of a
     /// load, which would otherwise create and tear down a thread each (the new thread runs at normal priority
-    /// until it lowers itself, and unmapping its stack interrupts every core the engine runs on).
+    /// until it lowers itself, and unmapping its stack interrupts every core the engine runs on). `body` runs with
+    /// the yield timer (`yieldInterval`); code that calls oneDNN must run inside `withoutYieldTimer`.
     public static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             IdleThreadPool.shared.submit { continuation.resume(returning: body()) }
@@ -19,12 +21,51 @@ public enum BackgroundThread {
     /// must not hold a pool thread the loads need.
     public static func runDedicated<T: Sendable>(name: String, _ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
+            // No yield timer: a training runs oneDNN's GEMMs throughout (see `withoutYieldTimer`); it yields at the
+            // pauses between its layers instead.
             let thread = Thread {
                 lowerPriority(name: name)
                 continuation.resume(returning: body())
             }
             thread.start()
         }
+    }
+
+    /// How often a background thread gives up its CPU while it works (`CBackgroundYield`): a request's thread that
+    /// the scheduler queued behind it waits at most this long instead of up to a scheduler tick (4 ms).
+    static let yieldInterval = Duration.microseconds(250)
+
+    /// `body`'s result, computed with the calling background thread yielding its CPU every `yieldInterval`.
+    static func working<T>(_ body: () -> T) -> T {
+        _ = adk_yield_timer_create()
+        adk_yield_timer_arm(Int(yieldInterval.components.attoseconds / 1_000_000_000_000))
+        defer { adk_yield_timer_arm(0) }
+        return body()
+    }
+
+    /// How many times background threads have given up their CPU on the yield timer since the process started.
+    public static var yields: Int { adk_yield_count() }
+
+    /// `body`'s result, with the calling background thread's yield timer paused: for blocking waits (for a gap
+    /// between requests), which the yield signal would otherwise interrupt every interval. Elsewhere it just runs
+    /// `body`.
+    public static func whileBlocked<T>(_ body: () throws -> T) rethrows -> T {
+        try withoutYieldTimer(body)
+    }
+
+    /// `body`'s result, with the calling background thread's yield timer paused: for work that must not take
+    /// signals. oneDNN's GEMMs are such work: a yield signal arriving during `dnnl_sgemm` corrupted its heap
+    /// workspace (glibc: "corrupted size vs. prev_size"). Such work calls `yieldNow()` between its steps instead.
+    public static func withoutYieldTimer<T>(_ body: () throws -> T) rethrows -> T {
+        let interval = adk_yield_timer_suspend()
+        defer { if interval > 0 { adk_yield_timer_arm(interval) } }
+        return try body()
+    }
+
+    /// Gives up the CPU to any thread waiting for it: a yield point for background work that runs without the
+    /// yield timer (a smoke inference or a training, between layers).
+    public static func yieldNow() {
+        sched_yield()
     }
 
     /// SCHED_IDLE for the calling thread (nice 19 where refused), and its name as `top` and `perf` show it.
@@ -84,7 +125,7 @@ final class IdleThreadPool: @unchecked Sendable {
             }
             let job = jobs.removeFirst()
             condition.unlock()
-            job()
+            BackgroundThread.working(job)
             condition.lock()
         }
     }

@@ -37,8 +37,12 @@ public final class BatchExecutor: @unchecked Sendable {
         self.engine = engine
         self.maxBatch = max(1, maxBatch)
         self.batchSizes = batchSizes
-        let thread = Thread { [self] in loop() }
-        thread.name = "adapterd-engine"
+        let thread = Thread { [self] in
+            // Named from the thread itself (a name set before start did not reach the kernel on Linux); the OpenMP
+            // team's threads, started from it, take the same name in `top` and `perf`.
+            Thread.current.name = "adapterd-engine"
+            loop()
+        }
         thread.start()
     }
 

@@ -275,15 +275,14 @@ public final class OfflineServices: Sendable {
     public var events: [AdapterEvent] { recorded.all }
 
     deinit {
-        let training = services.training
-        let stopped = DispatchSemaphore(value: 0)
-        Task {
-            await training.shutdown()
-            stopped.signal()
+        let services = services, directory = dataDirectory
+        // Not waited for: the last reference usually goes on a cooperative thread, and two tests blocking theirs
+        // here at once took the whole pool of a 2-core machine, so the shutdown they waited for never ran.
+        Task.detached {
+            await services.training.shutdown()
+            services.shutdown()
+            try? FileManager.default.removeItem(atPath: directory)
         }
-        stopped.wait()
-        services.shutdown()
-        try? FileManager.default.removeItem(atPath: dataDirectory)
     }
 }
 

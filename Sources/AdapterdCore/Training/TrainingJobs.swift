@@ -71,7 +71,12 @@ public actor TrainingJobs {
         events: @escaping @Sendable (AdapterEvent) -> Void
     ) {
         self.registry = registry
-        self.waitWhileServing = waitWhileServing
+        // Between layers: wait for a gap in serving, then give up the CPU to any thread the scheduler queued behind
+        // the training's (it runs without the yield timer, see `BackgroundThread.withoutYieldTimer`).
+        self.waitWhileServing = { stop in
+            waitWhileServing(stop)
+            BackgroundThread.yieldNow()
+        }
         self.model = model
         self.logger = logger
         self.events = events
