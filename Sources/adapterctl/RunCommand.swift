@@ -53,10 +53,17 @@ struct RunCommand: ParsableCommand {
             var lora: LoRAAdapter?
             if let adapter { lora = try LoRAAdapter(directory: adapter, model: engine.model) }
             let results: [InferenceResult]
+            var ran = engine
             if merged, let lora {
-                results = MergedModel(base: engine.model, adapter: lora, precision: engine.precision, path: engine.path).run(texts)
+                let model = MergedModel(base: engine.model, adapter: lora, precision: engine.precision, path: engine.path)
+                ran = model.engine
+                results = model.run(texts)
             } else {
                 results = engine.run(texts, adapter: lora)
+            }
+            if verbose, ran.precision == .int8 {
+                FileHandle.standardError.write(Data(
+                    "adapterctl: \(ran.labelRechecks) of \(texts.count) rows re-run in FP32 (INT8 top-two margin below \(ran.labelCheckMargin))\n".utf8))
             }
             for (text, result) in zip(texts, results) {
                 print(json ? Self.jsonLine(text: text, result: result) : Self.humanLine(text: text, result: result))
