@@ -77,7 +77,7 @@ public actor AdapterRegistry {
         maxPins: Int = 100_000, maxVersions: Int = 10_000, waitForServingGap: @escaping @Sendable () -> Void = {}
     ) {
         // The wait blocks a background thread: its yield timer pauses meanwhile.
-        self.waitForServingGap = { BackgroundThread.whileBlocked(waitForServingGap) }
+        self.waitForServingGap = { BackgroundThread.withoutYieldTimer(waitForServingGap) }
         self.maxVersions = max(1, maxVersions)
         self.maxPins = max(16, maxPins)
         let model = engine.model

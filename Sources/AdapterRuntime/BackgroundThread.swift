@@ -46,16 +46,11 @@ public enum BackgroundThread {
     /// How many times background threads have given up their CPU on the yield timer since the process started.
     public static var yields: Int { adk_yield_count() }
 
-    /// `body`'s result, with the calling background thread's yield timer paused: for blocking waits (for a gap
-    /// between requests), which the yield signal would otherwise interrupt every interval. Elsewhere it just runs
-    /// `body`.
-    public static func whileBlocked<T>(_ body: () throws -> T) rethrows -> T {
-        try withoutYieldTimer(body)
-    }
-
-    /// `body`'s result, with the calling background thread's yield timer paused: for work that must not take
-    /// signals. oneDNN's GEMMs are such work: a yield signal arriving during `dnnl_sgemm` corrupted its heap
-    /// workspace (glibc: "corrupted size vs. prev_size"). Such work calls `yieldNow()` between its steps instead.
+    /// `body`'s result, with the calling background thread's yield timer paused (elsewhere it just runs `body`):
+    /// - for blocking waits (for a gap between requests), which the signal would otherwise interrupt every interval;
+    /// - for work that must not take signals. oneDNN's GEMMs are such work: a yield signal arriving during
+    ///   `dnnl_sgemm` corrupted its heap workspace (glibc: "corrupted size vs. prev_size"). Such work calls
+    ///   `yieldNow()` between its steps instead.
     public static func withoutYieldTimer<T>(_ body: () throws -> T) rethrows -> T {
         let interval = adk_yield_timer_suspend()
         defer { if interval > 0 { adk_yield_timer_arm(interval) } }

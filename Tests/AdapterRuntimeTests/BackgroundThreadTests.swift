@@ -46,7 +46,7 @@ struct BackgroundThreadTests {
         #expect(working >= 30, "\(working) yields in 30 ms of work")
         let blockedBefore = BackgroundThread.yields
         await BackgroundThread.run {
-            BackgroundThread.whileBlocked { usleep(30_000) }
+            BackgroundThread.withoutYieldTimer { usleep(30_000) }
         }
         #expect(BackgroundThread.yields - blockedBefore <= 2, "yields while blocked: \(BackgroundThread.yields - blockedBefore)")
     }

@@ -59,9 +59,9 @@ public final class ExecutionPlan: Sendable {
         }
     }
 
-    /// An FP32 plan that reads `weights` where they are, transposed by the GEMM, holding no copy of them: what an
-    /// INT8 engine re-runs its near-tie rows with (`InferenceEngine.labelCheckMargin`). Exact like the FP32 plan;
-    /// about 2× slower per product at a few rows.
+    /// An FP32 plan that reads `weights` where they are, holding no copy of them: what an INT8 engine re-runs its
+    /// near-tie rows with (`InferenceEngine.labelCheckMargin`). Exact like the FP32 plan; a batch-1 × 16-token pass
+    /// took 3.9 ms on it against 2.9 ms on the prepared layout.
     init(referencing weights: BertWeights, path: KernelPath) {
         precision = .fp32
         self.path = min(path, KernelPath.detected)

@@ -94,7 +94,7 @@ final class PreparedLinear: @unchecked Sendable {
     }
 
     /// FP32 products that read `layers`' weights where they are (the mapped model file or a merged copy, kept alive
-    /// here), transposed by the GEMM: about 2× slower than the prepared layout at a few rows, for no copy.
+    /// here): slower than the prepared layout at a few rows, for no copy.
     init(referencing layers: [LinearWeights]) {
         inFeatures = layers[0].inFeatures
         outFeatures = layers.reduce(0) { $0 + $1.outFeatures }
