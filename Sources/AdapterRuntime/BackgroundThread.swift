@@ -43,8 +43,8 @@ public enum BackgroundThread {
         return body()
     }
 
-    /// How many times background threads have given up their CPU on the yield timer since the process started.
-    public static var yields: Int { adk_yield_count() }
+    /// How many times the calling thread has given up its CPU on the yield timer.
+    public static var yieldsOnThisThread: Int { adk_yield_count() }
 
     /// `body`'s result, with the calling background thread's yield timer paused (elsewhere it just runs `body`):
     /// - for blocking waits (for a gap between requests), which the signal would otherwise interrupt every interval;

@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -14,7 +13,7 @@
 static _Thread_local timer_t yield_timer;
 static _Thread_local int yield_timer_created;
 static _Thread_local long yield_interval_us;
-static atomic_long yield_count;
+static _Thread_local long yield_count;
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 static int handler_installed;
 
@@ -24,7 +23,7 @@ static int yield_signal(void) { return SIGRTMIN + 5; }
 static void on_yield_signal(int signal) {
     (void)signal;
     int saved = errno;
-    atomic_fetch_add_explicit(&yield_count, 1, memory_order_relaxed);
+    yield_count += 1;
     sched_yield();
     errno = saved;
 }
@@ -77,4 +76,4 @@ long adk_yield_timer_suspend(void) {
     return interval;
 }
 
-long adk_yield_count(void) { return atomic_load_explicit(&yield_count, memory_order_relaxed); }
+long adk_yield_count(void) { return yield_count; }

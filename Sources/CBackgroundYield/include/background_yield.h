@@ -20,7 +20,7 @@ void adk_yield_timer_arm(long interval_us);
 /// be given back to `adk_yield_timer_arm` after the wait: a signal every interval would otherwise wake the thread.
 long adk_yield_timer_suspend(void);
 
-/// Signals handled so far by every thread (for tests).
+/// Signals the calling thread has handled so far (for tests).
 long adk_yield_count(void);
 
 #endif
