@@ -198,6 +198,9 @@ for round in 0..<(sections.contains("clients") ? 12 : 0) {
 // version every 100 ms (each is hashed, parsed, validated and smoke-tested), in one run. The two phases alternate in
 // blocks of 50 requests, so that drift of a shared VM hits both alike (run back to back, a quiet phase measured
 // before a loading one put the ratio anywhere from 0.61 to 1.39 across runs).
+// `MQTT_BENCH_NO_LOADS=1` keeps the loader idle in the "loading" blocks too: both phases are then alike, and the
+// ratio shows how far this machine's noise alone moves a p99 of 300 requests.
+let loadsOff = ProcessInfo.processInfo.environment["MQTT_BENCH_NO_LOADS"] == "1"
 loadTimeline.lock.withLock { loadTimeline.requests.removeAll() }
 let loader = try await AdapterdClient(brokerURL: broker.url, worker: "bench")
 var loadCount = 0
@@ -210,7 +213,7 @@ for block in 0..<12 where sections.contains("loads") {
     let first = loadCount
     let loads = Task {
         var count = first
-        while !Task.isCancelled {
+        while !Task.isCancelled, !loadsOff {
             var request = Adapterd_V1_LoadAdapterRequest()
             request.name = "loaded"
             request.version = "v\(count)"

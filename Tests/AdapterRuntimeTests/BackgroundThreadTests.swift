@@ -49,7 +49,8 @@ struct BackgroundThreadTests {
         #expect(working >= 20, "\(working) yields in 30 ms of work")
         let blocked = await BackgroundThread.run {
             let before = BackgroundThread.yieldsOnThisThread
-            BackgroundThread.withoutYieldTimer { usleep(30_000) }
+            // A bounded blocking wait that nothing ends early, as `BatchExecutor.waitForGap`'s is while requests run.
+            BackgroundThread.withoutYieldTimer { _ = DispatchSemaphore(value: 0).wait(timeout: .now() + .milliseconds(30)) }
             return BackgroundThread.yieldsOnThisThread - before
         }
         #expect(blocked <= 1, "\(blocked) yields while blocked")
