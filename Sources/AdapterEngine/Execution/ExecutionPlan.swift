@@ -8,6 +8,16 @@ public final class ExecutionPlan: Sendable {
         let attentionOutput: PreparedLinear
         let intermediate: PreparedLinear
         let output: PreparedLinear
+
+        /// `layer`'s dense layers grouped as the forward pass runs them (Q, K and V together), each made by `make`
+        /// from its linears and its input's index (0: Q/K/V's, 1: the attention output's, 2: the intermediate's,
+        /// 3: the output's).
+        init(_ layer: BertWeights.Layer, _ make: (_ linears: [LinearWeights], _ input: Int) -> PreparedLinear) {
+            queryKeyValue = make([layer[.query], layer[.key], layer[.value]], 0)
+            attentionOutput = make([layer[.attentionOutput]], 1)
+            intermediate = make([layer[.intermediate]], 2)
+            output = make([layer[.output]], 3)
+        }
     }
 
     /// The precision of the base linear layers.
@@ -51,11 +61,7 @@ public final class ExecutionPlan: Sendable {
                     ? inputMaxima.map { Smoothing.factors(inputMaxima: $0[index][input], layers: linears) } : nil
                 return PreparedLinear(linears, precision: precision, weightMaximum: runtime.weightMaximum, smoothing: smoothing)
             }
-            return Layer(
-                queryKeyValue: prepared([layer[.query], layer[.key], layer[.value]], input: 0),
-                attentionOutput: prepared([layer[.attentionOutput]], input: 1),
-                intermediate: prepared([layer[.intermediate]], input: 2),
-                output: prepared([layer[.output]], input: 3))
+            return Layer(layer) { linears, input in prepared(linears, input: input) }
         }
     }
 
@@ -66,13 +72,7 @@ public final class ExecutionPlan: Sendable {
         precision = .fp32
         self.path = min(path, KernelPath.detected)
         runtime = ExecutionRuntime.configure()
-        layers = weights.layers.map { layer in
-            Layer(
-                queryKeyValue: PreparedLinear(referencing: [layer[.query], layer[.key], layer[.value]]),
-                attentionOutput: PreparedLinear(referencing: [layer[.attentionOutput]]),
-                intermediate: PreparedLinear(referencing: [layer[.intermediate]]),
-                output: PreparedLinear(referencing: [layer[.output]]))
-        }
+        layers = weights.layers.map { layer in Layer(layer) { linears, _ in PreparedLinear(referencing: linears) } }
     }
 
     /// Bytes the prepared layers hold (beside the mapped model file).
