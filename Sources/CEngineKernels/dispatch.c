@@ -53,9 +53,6 @@ adk_cpu_features adk_cpu_detect(void) {
 
 int adk_team_size(void) { return omp_get_max_threads(); }
 
-// Runs body(context, first, last) over [0, count) split into one contiguous slice per team member, or inline
-// when the work is too small to pay for waking the team.
-typedef void (*adk_range_body)(void *context, int64_t first, int64_t last, int thread);
 typedef struct {
     adk_range_body body;
     void *context;
@@ -69,7 +66,7 @@ static void adk_parallel_trampoline(void *data) {
     if (first < last) job->body(job->context, first, last, (int)me);
 }
 
-static void adk_parallel_for(int64_t count, int parallel, adk_range_body body, void *context) {
+void adk_parallel_for(int64_t count, int parallel, adk_range_body body, void *context) {
     if (!parallel || count < 2 || omp_get_max_threads() < 2) {
         body(context, 0, count, 0);
         return;

@@ -10,5 +10,6 @@
 #define ADK_SUFFIX avx2
 #define ADK_VW 8
 #include "kernels_impl.h"
+#include "panel_gemm_impl.h"
 #pragma clang attribute pop
 #endif

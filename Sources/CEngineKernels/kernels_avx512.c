@@ -10,5 +10,6 @@
 #define ADK_SUFFIX avx512
 #define ADK_VW 16
 #include "kernels_impl.h"
+#include "panel_gemm_impl.h"
 #pragma clang attribute pop
 #endif

@@ -26,6 +26,23 @@ typedef struct {
     int64_t ldc;
 } adk_attention_args;
 
+// Columns per weight panel of the FP32 panel GEMM (`adk_pack_panels`).
+#define ADK_PANEL_WIDTH 32
+
+typedef struct {
+    int64_t rows, k;
+    const float *a;
+    int64_t lda;
+    const float *panels;
+    float *c;
+    int64_t ldc;
+} adk_panel_gemm_args;
+
+// Runs body(context, first, last, thread) over [0, count), one contiguous slice per member of the OpenMP team, or
+// inline when `parallel` is 0 or the team has one thread.
+typedef void (*adk_range_body)(void *context, int64_t first, int64_t last, int thread);
+void adk_parallel_for(int64_t count, int parallel, adk_range_body body, void *context);
+
 #define ADK_DECLARE(SUFFIX)                                                                                       \
     void adk_quantize_range_##SUFFIX(const float *x, int64_t ldx, int64_t first, int64_t last, int64_t cols,     \
                                      const adk_quantized_rows *q);                                                \
@@ -34,7 +51,8 @@ typedef struct {
     void adk_lora_down_##SUFFIX(const float *x, int64_t ldx, int64_t rows, const float *a, int64_t rank,          \
                                 int64_t in, float *t);                                                            \
     void adk_lora_up_##SUFFIX(const float *t, int64_t rows, const float *bt, int64_t rank, int64_t out, float *y, \
-                              int64_t ldy);
+                              int64_t ldy);                                                               \
+    void adk_panel_gemm_range_##SUFFIX(const adk_panel_gemm_args *g, int64_t first, int64_t last);
 
 ADK_DECLARE(portable)
 #if defined(__x86_64__)

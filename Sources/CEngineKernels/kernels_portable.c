@@ -8,3 +8,4 @@
 #define ADK_SUFFIX portable
 #define ADK_VW 4
 #include "kernels_impl.h"
+#include "panel_gemm_impl.h"

@@ -198,6 +198,23 @@ struct ExecutionPlanTests {
         }
     }
 
+    @Test("an FP32 batch past the panel GEMM's rows (oneDNN on unpacked weights) gives the single-run outputs")
+    func largeFP32BatchMatchesSingleRuns() throws {
+        let engine = Self.engine(.fp32, .detected)
+        let adapter = try Fixtures.adapter("intent")
+        let texts = Fixtures.cases.tokenizer.map(\.text)
+        var inputs: [EncodedInput] = []
+        while inputs.reduce(0, { $0 + $1.ids.count }) <= 1100 {
+            inputs.append(EncodedInput(ids: engine.encode(texts[inputs.count % texts.count]).ids, adapter: adapter))
+        }
+        let batch = try engine.run(encoded: inputs)
+        for (input, output) in zip(inputs, batch).prefix(texts.count) {
+            let single = try #require(try engine.run(encoded: [input]).first)
+            let (a, b) = (try #require(output.logits), try #require(single.logits))
+            #expect(Fixtures.maxAbsDiff(a, b) < 1e-4)
+        }
+    }
+
     @Test("a pass on the calling thread alone gives the team's outputs, in both precisions", arguments: Precision.allCases)
     func callingThreadMatchesTeam(precision: Precision) throws {
         // The background smoke inference runs without the team, which takes the kernels' one-thread branches (in

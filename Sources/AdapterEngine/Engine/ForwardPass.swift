@@ -206,7 +206,7 @@ struct ForwardPass {
             Int8Matmul.shared.multiply(rows: rows, a: batch.quantized, weights: packed, c: batch.accumulator)
         } else {
             observer?.record(layer, input: input, rows: rows)
-            layer.multiplyFP32(rows: rows, input: input, output: output)
+            layer.multiplyFP32(rows: rows, input: input, output: output, isa: plan.path.kernelISA)
         }
     }
 

@@ -1,7 +1,8 @@
 import CEngineKernels
 
-/// A base linear layer laid out for the engine's GEMM in one precision: FP32 weights transposed to `[in, out]`
-/// (oneDNN's fastest layout for `x·W`, 2–3× faster than `x·Wᵀ` at a few rows), or INT8 weights packed for
+/// A base linear layer laid out for the engine's GEMM in one precision: FP32 weights transposed to `[in, out]` and
+/// packed in panels for `adk_panel_gemm` (or, when the outputs are not a whole number of panels, left `[in, out]`
+/// for oneDNN, its fastest layout for `x·W`: 2–3× faster than `x·Wᵀ` at a few rows), or INT8 weights packed for
 /// `Int8Matmul` with a scale and a column sum per output channel, or the model's own FP32 `[out, in]` weights
 /// referenced in place (no copy: INT8's exact re-check of near-tie rows). Several layers sharing an input (Q, K, V)
 /// are concatenated so that they run as one product.
@@ -12,8 +13,10 @@ final class PreparedLinear: @unchecked Sendable {
     let outFeatures: Int
     /// The bias of every output.
     let bias: UnsafeMutablePointer<Float>
-    /// FP32 `[in, out]`, when prepared for FP32.
+    /// FP32 `[in, out]`, packed in panels when `panelled`, when prepared for FP32.
     let weights: UnsafeMutablePointer<Float>?
+    /// Whether `weights` are packed for `adk_panel_gemm` (outputs a multiple of `adk_panel_width()`).
+    let panelled: Bool
     /// INT8 weights packed for `Int8Matmul`, when prepared for INT8.
     let packed: PackedInt8Weights?
     /// The model's layers read in place (`[out, in]` each, one product per layer into its block of columns), when
@@ -47,7 +50,15 @@ final class PreparedLinear: @unchecked Sendable {
                 adk_transpose(layer.weight.pointer, Int64(layer.outFeatures), Int64(inputs), w + column, Int64(outputs))
                 column += layer.outFeatures
             }
-            weights = w
+            panelled = outputs % Int(adk_panel_width()) == 0
+            if panelled {
+                let panels = UnsafeMutablePointer<Float>.allocate(capacity: inputs * outputs)
+                adk_pack_panels(w, Int64(inputs), Int64(outputs), panels)
+                w.deallocate()
+                weights = panels
+            } else {
+                weights = w
+            }
             packed = nil
             scales = nil
             columnSums = nil
@@ -79,6 +90,7 @@ final class PreparedLinear: @unchecked Sendable {
                 column += width
             }
             weights = nil
+            panelled = false
             packed = Int8Matmul.shared.pack(q, inputs: inputs, outputs: outputs)
             q.deallocate()
             scales = s
@@ -101,6 +113,7 @@ final class PreparedLinear: @unchecked Sendable {
         bias = Self.concatenatedBias(layers)
         referenced = layers
         weights = nil
+        panelled = false
         packed = nil
         scales = nil
         columnSums = nil
@@ -123,8 +136,23 @@ final class PreparedLinear: @unchecked Sendable {
         return bias
     }
 
-    /// `output[rows × outFeatures] = input · Wᵀ` (no bias) in FP32, from the prepared or the referenced weights.
-    func multiplyFP32(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+    /// `output[rows × outFeatures] = input · Wᵀ` (no bias) in FP32, from the prepared or the referenced weights;
+    /// `isa` picks the panel GEMM's kernels.
+    func multiplyFP32(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, isa: Int32) {
+        if let weights, panelled, rows >= Self.panelGEMMRows,
+           let unpacked = adk_unpack_panels(weights, Int64(inFeatures), Int64(outFeatures)) {
+            // Many rows: oneDNN's GEMM (which blocks its inputs for the cache) on the weights unpacked for this call.
+            GEMM.sgemm(
+                m: rows, n: outFeatures, k: inFeatures, a: input, lda: inFeatures, b: unpacked, ldb: outFeatures,
+                transposeB: false, beta: 0, c: output, ldc: outFeatures)
+            return
+        }
+        if let weights, panelled {
+            adk_panel_gemm(
+                isa, Int64(rows), Int64(inFeatures), Int64(outFeatures), input, Int64(inFeatures), weights, output,
+                Int64(outFeatures))
+            return
+        }
         if let weights {
             GEMM.sgemm(
                 m: rows, n: outFeatures, k: inFeatures, a: input, lda: inFeatures, b: weights, ldb: outFeatures,
@@ -144,6 +172,11 @@ final class PreparedLinear: @unchecked Sendable {
         }
         adk_transpose(transposed, Int64(outFeatures), Int64(rows), output, Int64(outFeatures))
     }
+
+    /// Rows from which a panelled product runs on oneDNN instead (`multiplyFP32`).
+    /// Unpacking costs a pass over the weights: 10% of a 512-row pass here, 4% of a 1,664-row one, where oneDNN's
+    /// GEMM was 15% faster than the panel GEMM (Benchmarks/README.md, "The FP32 GEMM").
+    static let panelGEMMRows = 1024
 
     /// Whether the product runs in INT8.
     var isQuantized: Bool { packed != nil }

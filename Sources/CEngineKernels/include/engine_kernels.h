@@ -100,6 +100,22 @@ void adk_dequantize_lora_pair(int isa, float *y, int64_t ldy, int64_t rows, int6
                               const float *a1, const float *bt1, int64_t rank1, float *y1, float *t1,
                               const float *a2, const float *bt2, int64_t rank2, float *y2, float *t2);
 
+/// Columns per panel of `adk_pack_panels`: a weight matrix's column count must be a multiple of this.
+int64_t adk_panel_width(void);
+
+/// Packs `weights[k × n]` (row-major, `n` a multiple of `adk_panel_width()`) into `panels[k × n]`: panel after
+/// panel of `adk_panel_width()` columns, each `k` rows of them in order, the layout `adk_panel_gemm` streams.
+void adk_pack_panels(const float *weights, int64_t k, int64_t n, float *panels);
+
+/// The inverse of `adk_pack_panels`: `W[k × n]` row-major, in a buffer of the calling thread's that stays valid
+/// until its next call; NULL when no memory was left.
+const float *adk_unpack_panels(const float *panels, int64_t k, int64_t n);
+
+/// `c[rows × n] = a[rows × k] · W` (no bias) for `W[k × n]` packed by `adk_pack_panels`; `a`'s rows are `lda`
+/// apart and `c`'s `ldc`. Splits the panels across the OpenMP team when the product is large enough.
+void adk_panel_gemm(int isa, int64_t rows, int64_t k, int64_t n, const float *a, int64_t lda, const float *panels,
+                    float *c, int64_t ldc);
+
 /// `destination[c][r] = source[r][c]` for a `rows × cols` source; destination rows are `ld` apart.
 void adk_transpose(const float *source, int64_t rows, int64_t cols, float *destination, int64_t ld);
 
