@@ -1,4 +1,4 @@
-import AdapterEngine
+@testable import AdapterEngine
 import AdapterdTestSupport
 import Foundation
 import Testing
@@ -198,13 +198,16 @@ struct ExecutionPlanTests {
         }
     }
 
-    @Test("an FP32 batch past the panel GEMM's rows (oneDNN on unpacked weights) gives the single-run outputs")
-    func largeFP32BatchMatchesSingleRuns() throws {
-        let engine = Self.engine(.fp32, .detected)
+    @Test(
+        "an FP32 batch past the panel GEMM's rows (oneDNN on unpacked weights) gives the single-run outputs",
+        arguments: KernelPath.supported)
+    func largeFP32BatchMatchesSingleRuns(path: KernelPath) throws {
+        let engine = Self.engine(.fp32, path)
         let adapter = try Fixtures.adapter("intent")
         let texts = Fixtures.cases.tokenizer.map(\.text)
+        let rows = PreparedLinear.panelGEMMRows(isa: path.kernelISA) + 50
         var inputs: [EncodedInput] = []
-        while inputs.reduce(0, { $0 + $1.ids.count }) <= 1100 {
+        while inputs.reduce(0, { $0 + $1.ids.count }) < rows {
             inputs.append(EncodedInput(ids: engine.encode(texts[inputs.count % texts.count]).ids, adapter: adapter))
         }
         let batch = try engine.run(encoded: inputs)

@@ -139,7 +139,7 @@ final class PreparedLinear: @unchecked Sendable {
     /// `output[rows × outFeatures] = input · Wᵀ` (no bias) in FP32, from the prepared or the referenced weights;
     /// `isa` picks the panel GEMM's kernels.
     func multiplyFP32(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, isa: Int32) {
-        if let weights, panelled, rows >= Self.panelGEMMRows,
+        if let weights, panelled, rows >= Self.panelGEMMRows(isa: isa),
            let unpacked = adk_unpack_panels(weights, Int64(inFeatures), Int64(outFeatures)) {
             // Many rows: oneDNN's GEMM (which blocks its inputs for the cache) on the weights unpacked for this call.
             GEMM.sgemm(
@@ -173,10 +173,13 @@ final class PreparedLinear: @unchecked Sendable {
         adk_transpose(transposed, Int64(outFeatures), Int64(rows), output, Int64(outFeatures))
     }
 
-    /// Rows from which a panelled product runs on oneDNN instead (`multiplyFP32`).
+    /// Rows from which a panelled product runs on oneDNN instead (`multiplyFP32`), for the kernels of `isa`.
     /// Unpacking costs a pass over the weights: 10% of a 512-row pass here, 4% of a 1,664-row one, where oneDNN's
-    /// GEMM was 15% faster than the panel GEMM (Benchmarks/README.md, "The FP32 GEMM").
-    static let panelGEMMRows = 1024
+    /// GEMM was 15% faster than the AVX-512 panel GEMM. The AVX2 and baseline copies (6-row register tiles) were
+    /// already 14% slower than oneDNN at 512 rows (Benchmarks/README.md, "The FP32 GEMM").
+    static func panelGEMMRows(isa: Int32) -> Int {
+        isa >= Int32(ADK_ISA_AVX512.rawValue) ? 1024 : 64
+    }
 
     /// Whether the product runs in INT8.
     var isQuantized: Bool { packed != nil }
