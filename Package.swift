@@ -65,7 +65,7 @@ let package = Package(
         ),
         .target(
             name: "AdapterEngine",
-            dependencies: ["CDNNL", "CEngineKernels"]
+            dependencies: ["CDNNL", "CEngineKernels", "CBackgroundYield"]
         ),
         // Input routers: small classifiers over the base model's first layers that pick an adapter from the text.
         .target(

@@ -592,11 +592,10 @@ public actor AdapterRegistry {
         let input = EncodedInput(ids: engine.encode("adapterd smoke test").ids, adapter: adapter)
         let engine = engine
         let wait = waitForServingGap
-        // oneDNN must not take the yield timer's signals: the pass yields between its layers instead.
+        // The pass keeps the yield timer (the engine pauses it around its oneDNN calls), and between its layers it
+        // waits for a gap between requests. Run without the timer, a slow layer held a CPU a request waited for.
         let output = await BackgroundThread.run {
-            BackgroundThread.withoutYieldTimer {
-                try? engine.runOnCallingThread(encoded: [input], pause: { wait(); BackgroundThread.yieldNow() }).first
-            }
+            try? engine.runOnCallingThread(encoded: [input], pause: { wait(); BackgroundThread.yieldNow() }).first
         }
         guard let output else {
             throw RegistryError.refused(name: adapter.name, version: "", reason: "the smoke inference could not run")

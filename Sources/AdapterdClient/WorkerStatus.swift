@@ -84,7 +84,7 @@ public struct AdapterEvent: Codable, Sendable, Equatable {
         self.version = version
         self.actor = actor
         self.reason = reason
-        self.at = ISO8601DateFormatter().string(from: at)
+        self.at = at.formatted(.iso8601)
         self.training = training
     }
 

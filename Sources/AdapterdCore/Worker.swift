@@ -117,7 +117,7 @@ public final class Worker: Service, Sendable {
         WorkerStatus(
             state: state, worker: configuration.workerID, version: version,
             model: URL(fileURLWithPath: configuration.modelDirectory).lastPathComponent,
-            startedAt: ISO8601DateFormatter().string(from: startedAt), precision: configuration.precision.rawValue,
+            startedAt: startedAt.formatted(.iso8601), precision: configuration.precision.rawValue,
             kernelPath: min(configuration.kernelPath ?? .detected, .detected).description,
             labels: configuration.labels.isEmpty ? nil : configuration.labels, adapters: holdings)
     }

@@ -109,7 +109,7 @@ public struct RouterFitter: Sendable {
             accuracy: cascade.accuracy, escalationRate: cascade.escalated)
         let summary = InputRouter.FitSummary(
             examples: examples.count, crossValidatedAccuracy: cascade.accuracy, escalationRate: cascade.escalated,
-            regularization: reports.map(\.lambda), createdAt: ISO8601DateFormatter().string(from: Date()))
+            regularization: reports.map(\.lambda), createdAt: Date().formatted(.iso8601))
         return (InputRouter(labels: labels, stages: stages, baseFingerprint: fingerprint, fit: summary), report)
     }
 

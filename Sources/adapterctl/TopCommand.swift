@@ -60,7 +60,7 @@ struct TopScreen {
 
     func render(now: Date) -> String {
         var out = interactive ? "\u{1B}[H\u{1B}[2J" : ""
-        out += "adapterctl top — \(ISO8601DateFormatter().string(from: now))\n"
+        out += "adapterctl top — \(now.formatted(.iso8601))\n"
         let workers = Set(metrics.keys).union(status.keys).sorted()
         if workers.isEmpty { out += "waiting for workers' metrics (published every metrics interval)…\n" }
         for id in workers {
@@ -106,7 +106,7 @@ struct TopScreen {
     }
 
     static func ago(_ iso: String, now: Date) -> String {
-        guard let date = ISO8601DateFormatter().date(from: iso) else { return iso }
+        guard let date = try? Date(iso, strategy: .iso8601) else { return iso }
         return "\(max(0, Int(now.timeIntervalSince(date))))s ago"
     }
 }

@@ -13,9 +13,11 @@ public enum GEMM {
         b: UnsafePointer<Float>, ldb: Int, transposeB: Bool, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         guard m > 0, n > 0 else { return }
-        let status = dnnl_sgemm(
-            transposeA ? transpose : noTranspose, transposeB ? transpose : noTranspose, dnnl_dim_t(m), dnnl_dim_t(n),
-            dnnl_dim_t(k), alpha, a, dnnl_dim_t(lda), b, dnnl_dim_t(ldb), beta, c, dnnl_dim_t(ldc))
+        let status = OneDNNCall.run {
+            dnnl_sgemm(
+                transposeA ? transpose : noTranspose, transposeB ? transpose : noTranspose, dnnl_dim_t(m), dnnl_dim_t(n),
+                dnnl_dim_t(k), alpha, a, dnnl_dim_t(lda), b, dnnl_dim_t(ldb), beta, c, dnnl_dim_t(ldc))
+        }
         precondition(status == dnnl_success, "dnnl_sgemm(\(m)×\(n)×\(k)) failed with status \(status.rawValue)")
     }
 }

@@ -74,6 +74,11 @@ final class Int8Matmul: @unchecked Sendable {
     /// and n.
     func multiply(rows: Int, a: UnsafePointer<UInt8>, weights: PackedInt8Weights, c: UnsafeMutablePointer<Int32>) {
         guard rows > 0 else { return }
+        OneDNNCall.run { execute(rows: rows, a: a, weights: weights, c: c) }
+    }
+
+    /// `multiply`'s oneDNN calls: the primitive (made on first use), its memories, the product.
+    private func execute(rows: Int, a: UnsafePointer<UInt8>, weights: PackedInt8Weights, c: UnsafeMutablePointer<Int32>) {
         let m = Self.paddedRows(rows)
         let primitive = self.primitive(Shape(rows: m, outputs: weights.outputs, inputs: weights.inputs), weights: weights)
         var aDescriptor = Self.descriptor([m, weights.inputs], dnnl_u8)

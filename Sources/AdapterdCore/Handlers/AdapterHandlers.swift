@@ -81,14 +81,13 @@ public struct AdapterHandlers: Sendable {
     /// A name's audit trail.
     public func history(_ request: Adapterd_V1_HistoryRequest, _ context: RPCContext) async throws -> Adapterd_V1_HistoryReply {
         var reply = Adapterd_V1_HistoryReply()
-        let formatter = ISO8601DateFormatter()
         reply.events = try await services.registry.history(name: request.name).map { record in
             var event = Adapterd_V1_HistoryEvent()
             event.version = record.version
             event.action = record.action
             event.actor = record.actor
             event.reason = record.reason
-            event.at = formatter.string(from: record.at)
+            event.at = record.at.formatted(.iso8601)
             return event
         }
         return reply

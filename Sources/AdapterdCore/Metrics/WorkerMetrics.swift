@@ -235,7 +235,6 @@ public actor WorkerMetrics {
         let now = ContinuousClock.now
         let elapsed = now - intervalStart
         let seconds = max(elapsed.inSeconds, 1e-3)
-        let formatter = ISO8601DateFormatter()
         var rows: [MetricsSnapshot.AdapterVersion] = []
         var keys = Set(versions.keys)
         var registered: [VersionKey: (state: String, cache: String)] = [:]
@@ -254,7 +253,7 @@ public actor WorkerMetrics {
                 requestsTotal: figures.requestsTotal, errorsTotal: figures.errorsTotal,
                 requests: figures.requests, perSecond: Double(figures.requests) / seconds, errors: figures.errors,
                 latencyMs: Self.latency(of: figures.latenciesMs),
-                lastUsed: figures.lastUsed.map { formatter.string(from: $0) }))
+                lastUsed: figures.lastUsed.map { $0.formatted(.iso8601) }))
             let counted = figures.labelsTotal.values.reduce(0, +)
             if counted > 0 {
                 rows[rows.count - 1].labelsTotal = figures.labelsTotal
@@ -269,7 +268,7 @@ public actor WorkerMetrics {
                 var figures = engine
                 if figures.precision == Precision.int8.rawValue { figures.labelRechecks = state.labelRechecks }
                 return figures
-            }, at: formatter.string(from: Date()), intervalSeconds: seconds,
+            }, at: Date().formatted(.iso8601), intervalSeconds: seconds,
             uptimeSeconds: state.uptimeSeconds, rssBytes: Self.residentBytes(),
             requests: MetricsSnapshot.Requests(
                 total: state.requestsTotal, failed: state.requestsFailed, perSecond: Double(inferenceRequests) / seconds,
