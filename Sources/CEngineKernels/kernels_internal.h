@@ -51,7 +51,7 @@ void adk_parallel_for(int64_t count, int parallel, adk_range_body body, void *co
     void adk_lora_down_##SUFFIX(const float *x, int64_t ldx, int64_t rows, const float *a, int64_t rank,          \
                                 int64_t in, float *t);                                                            \
     void adk_lora_up_##SUFFIX(const float *t, int64_t rows, const float *bt, int64_t rank, int64_t out, float *y, \
-                              int64_t ldy);                                                               \
+                              int64_t ldy);                                                                       \
     void adk_panel_gemm_range_##SUFFIX(const adk_panel_gemm_args *g, int64_t first, int64_t last);
 
 ADK_DECLARE(portable)
