@@ -15,8 +15,6 @@ final class PreparedLinear: @unchecked Sendable {
     let bias: UnsafeMutablePointer<Float>
     /// FP32 `[in, out]`, packed in panels when `panelled`, when prepared for FP32.
     let weights: UnsafeMutablePointer<Float>?
-    /// Whether `weights` are packed for `adk_panel_gemm` (outputs a multiple of `adk_panel_width()`).
-    let panelled: Bool
     /// INT8 weights packed for `Int8Matmul`, when prepared for INT8.
     let packed: PackedInt8Weights?
     /// The model's layers read in place (`[out, in]` each, one product per layer into its block of columns), when
@@ -50,8 +48,7 @@ final class PreparedLinear: @unchecked Sendable {
                 adk_transpose(layer.weight.pointer, Int64(layer.outFeatures), Int64(inputs), w + column, Int64(outputs))
                 column += layer.outFeatures
             }
-            panelled = outputs % Int(adk_panel_width()) == 0
-            if panelled {
+            if Self.fillsPanels(outputs) {
                 let panels = UnsafeMutablePointer<Float>.allocate(capacity: inputs * outputs)
                 adk_pack_panels(w, Int64(inputs), Int64(outputs), panels)
                 w.deallocate()
@@ -90,7 +87,6 @@ final class PreparedLinear: @unchecked Sendable {
                 column += width
             }
             weights = nil
-            panelled = false
             packed = Int8Matmul.shared.pack(q, inputs: inputs, outputs: outputs)
             q.deallocate()
             scales = s
@@ -113,7 +109,6 @@ final class PreparedLinear: @unchecked Sendable {
         bias = Self.concatenatedBias(layers)
         referenced = layers
         weights = nil
-        panelled = false
         packed = nil
         scales = nil
         columnSums = nil
@@ -172,6 +167,12 @@ final class PreparedLinear: @unchecked Sendable {
         }
         adk_transpose(transposed, Int64(outFeatures), Int64(rows), output, Int64(outFeatures))
     }
+
+    /// Whether FP32 weights with `outputs` columns are packed in panels: when they make whole panels.
+    private static func fillsPanels(_ outputs: Int) -> Bool { outputs % Int(adk_panel_width()) == 0 }
+
+    /// Whether `weights` are packed for `adk_panel_gemm`.
+    private var panelled: Bool { weights != nil && Self.fillsPanels(outFeatures) }
 
     /// Rows from which a panelled product runs on oneDNN instead (`multiplyFP32`), for the kernels of `isa`.
     /// Unpacking costs a pass over the weights: 10% of a 512-row pass here, 4% of a 1,664-row one, where oneDNN's
