@@ -86,14 +86,7 @@ typedef struct {
 static void adk_epilogue_body(void *context, int64_t first, int64_t last, int thread) {
     (void)thread;
     const adk_epilogue_context *c = context;
-    switch (c->isa) {
-#if defined(__x86_64__)
-    case ADK_ISA_AVX512_VNNI:
-    case ADK_ISA_AVX512: adk_epilogue_range_avx512(c->args, first, last); break;
-    case ADK_ISA_AVX2: adk_epilogue_range_avx2(c->args, first, last); break;
-#endif
-    default: adk_epilogue_range_portable(c->args, first, last); break;
-    }
+    ADK_CALL_FOR_ISA(c->isa, adk_epilogue_range, c->args, first, last);
 }
 
 void adk_epilogue(int isa, adk_epilogue_op op, float *y, int64_t ldy, int64_t rows, int64_t cols,
@@ -114,14 +107,7 @@ typedef struct {
 static void adk_quantize_body(void *context, int64_t first, int64_t last, int thread) {
     (void)thread;
     const adk_quantize_context *c = context;
-    switch (c->isa) {
-#if defined(__x86_64__)
-    case ADK_ISA_AVX512_VNNI:
-    case ADK_ISA_AVX512: adk_quantize_range_avx512(c->x, c->ldx, first, last, c->cols, c->q); break;
-    case ADK_ISA_AVX2: adk_quantize_range_avx2(c->x, c->ldx, first, last, c->cols, c->q); break;
-#endif
-    default: adk_quantize_range_portable(c->x, c->ldx, first, last, c->cols, c->q); break;
-    }
+    ADK_CALL_FOR_ISA(c->isa, adk_quantize_range, c->x, c->ldx, first, last, c->cols, c->q);
 }
 
 void adk_quantize_rows(int isa, const float *x, int64_t ldx, int64_t rows, int64_t cols,
@@ -141,14 +127,7 @@ static void adk_attention_body(void *context, int64_t first, int64_t last, int t
     const adk_attention_context *c = context;
     float *scratch = malloc((size_t)c->scratch_floats * sizeof(float));
     if (!scratch) abort();
-    switch (c->isa) {
-#if defined(__x86_64__)
-    case ADK_ISA_AVX512_VNNI:
-    case ADK_ISA_AVX512: adk_attention_range_avx512(c->args, first, last, scratch); break;
-    case ADK_ISA_AVX2: adk_attention_range_avx2(c->args, first, last, scratch); break;
-#endif
-    default: adk_attention_range_portable(c->args, first, last, scratch); break;
-    }
+    ADK_CALL_FOR_ISA(c->isa, adk_attention_range, c->args, first, last, scratch);
     free(scratch);
 }
 
@@ -177,26 +156,12 @@ typedef struct {
 
 static void adk_lora_down_isa(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, int64_t rank,
                               int64_t in, float *t) {
-    switch (isa) {
-#if defined(__x86_64__)
-    case ADK_ISA_AVX512_VNNI:
-    case ADK_ISA_AVX512: adk_lora_down_avx512(x, ldx, rows, a, rank, in, t); break;
-    case ADK_ISA_AVX2: adk_lora_down_avx2(x, ldx, rows, a, rank, in, t); break;
-#endif
-    default: adk_lora_down_portable(x, ldx, rows, a, rank, in, t); break;
-    }
+    ADK_CALL_FOR_ISA(isa, adk_lora_down, x, ldx, rows, a, rank, in, t);
 }
 
 static void adk_lora_up_isa(int isa, const float *t, int64_t rows, const float *bt, int64_t rank, int64_t out,
                             float *y, int64_t ldy) {
-    switch (isa) {
-#if defined(__x86_64__)
-    case ADK_ISA_AVX512_VNNI:
-    case ADK_ISA_AVX512: adk_lora_up_avx512(t, rows, bt, rank, out, y, ldy); break;
-    case ADK_ISA_AVX2: adk_lora_up_avx2(t, rows, bt, rank, out, y, ldy); break;
-#endif
-    default: adk_lora_up_portable(t, rows, bt, rank, out, y, ldy); break;
-    }
+    ADK_CALL_FOR_ISA(isa, adk_lora_up, t, rows, bt, rank, out, y, ldy);
 }
 
 // One LoRA term over `rows` rows on the calling thread: t = x·Aᵀ, then y += t·Bt.

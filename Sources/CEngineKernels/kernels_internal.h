@@ -54,6 +54,26 @@ void adk_parallel_for(int64_t count, int parallel, adk_range_body body, void *co
                               int64_t ldy);                                                                       \
     void adk_panel_gemm_range_##SUFFIX(const adk_panel_gemm_args *g, int64_t first, int64_t last);
 
+// Calls NAME's copy for `isa` (NAME_avx512, NAME_avx2 or NAME_portable) with the given arguments. AVX-512 VNNI
+// runs the AVX-512 copies (these kernels have no VNNI copy).
+#if defined(__x86_64__)
+#define ADK_CALL_FOR_ISA(isa, NAME, ...)                          \
+    do {                                                          \
+        switch (isa) {                                            \
+        case ADK_ISA_AVX512_VNNI:                                 \
+        case ADK_ISA_AVX512: NAME##_avx512(__VA_ARGS__); break;   \
+        case ADK_ISA_AVX2: NAME##_avx2(__VA_ARGS__); break;       \
+        default: NAME##_portable(__VA_ARGS__); break;             \
+        }                                                         \
+    } while (0)
+#else
+#define ADK_CALL_FOR_ISA(isa, NAME, ...) \
+    do {                                 \
+        (void)(isa);                     \
+        NAME##_portable(__VA_ARGS__);    \
+    } while (0)
+#endif
+
 ADK_DECLARE(portable)
 #if defined(__x86_64__)
 ADK_DECLARE(avx2)

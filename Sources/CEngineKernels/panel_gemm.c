@@ -44,14 +44,7 @@ typedef struct {
 static void adk_panel_gemm_body(void *context, int64_t first, int64_t last, int thread) {
     (void)thread;
     const adk_panel_gemm_context *c = context;
-    switch (c->isa) {
-#if defined(__x86_64__)
-    case ADK_ISA_AVX512_VNNI:
-    case ADK_ISA_AVX512: adk_panel_gemm_range_avx512(c->args, first, last); break;
-    case ADK_ISA_AVX2: adk_panel_gemm_range_avx2(c->args, first, last); break;
-#endif
-    default: adk_panel_gemm_range_portable(c->args, first, last); break;
-    }
+    ADK_CALL_FOR_ISA(c->isa, adk_panel_gemm_range, c->args, first, last);
 }
 
 // Multiply-adds below which one thread finishes before a second would start (a 1-row × 384 × 384 product).
