@@ -21,8 +21,8 @@ public enum BackgroundThread {
     /// must not hold a pool thread the loads need.
     public static func runDedicated<T: Sendable>(name: String, _ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            // No yield timer: a training runs oneDNN's GEMMs throughout (see `withoutYieldTimer`); it yields at the
-            // pauses between its layers instead.
+            // No yield timer: a training runs oneDNN's GEMMs throughout, where the timer would stay paused; it yields
+            // at the pauses between its layers instead.
             let thread = Thread {
                 lowerPriority(name: name)
                 continuation.resume(returning: body())
@@ -46,19 +46,17 @@ public enum BackgroundThread {
     /// How many times the calling thread has given up its CPU on the yield timer.
     public static var yieldsOnThisThread: Int { adk_yield_count() }
 
-    /// `body`'s result, with the calling background thread's yield timer paused (elsewhere it just runs `body`):
-    /// - for blocking waits (for a gap between requests), which the signal would otherwise interrupt every interval;
-    /// - for work that must not take signals. oneDNN's GEMMs are such work: a yield signal arriving during
-    ///   `dnnl_sgemm` corrupted its heap workspace (glibc: "corrupted size vs. prev_size"). Such work calls
-    ///   `yieldNow()` between its steps instead.
+    /// `body`'s result, with the calling background thread's yield timer paused (elsewhere it just runs `body`): for
+    /// blocking waits (for a gap between requests), which the signal would otherwise interrupt every interval. The
+    /// engine pauses the timer the same way around its oneDNN calls, which must not take the signal.
     public static func withoutYieldTimer<T>(_ body: () throws -> T) rethrows -> T {
         let interval = adk_yield_timer_suspend()
         defer { if interval > 0 { adk_yield_timer_arm(interval) } }
         return try body()
     }
 
-    /// Gives up the CPU to any thread waiting for it: a yield point for background work that runs without the
-    /// yield timer (a smoke inference or a training, between layers).
+    /// Gives up the CPU to any thread waiting for it: a yield point between the layers of a smoke inference or a
+    /// training (which runs without the yield timer).
     public static func yieldNow() {
         sched_yield()
     }

@@ -72,7 +72,7 @@ public actor TrainingJobs {
     ) {
         self.registry = registry
         // Between layers: wait for a gap in serving, then give up the CPU to any thread the scheduler queued behind
-        // the training's (it runs without the yield timer, see `BackgroundThread.withoutYieldTimer`).
+        // the training's (it runs without the yield timer, see `BackgroundThread.runDedicated`).
         self.waitWhileServing = { stop in
             waitWhileServing(stop)
             BackgroundThread.yieldNow()
