@@ -57,13 +57,26 @@ typedef struct {
     adk_range_body body;
     void *context;
     int64_t count;
+    int64_t next;  // the first item not yet handed out (atomic)
 } adk_parallel_job;
 
+// Hands out the items in shrinking chunks (OpenMP's guided schedule): half of what is left, divided among the team,
+// at each claim. On this kind of VM one vCPU can run 20-40% slower than the other for minutes at a time; with a fixed
+// half each, the faster thread then waited at the barrier for up to a quarter of the pass (and ONNX Runtime's
+// work-stealing pool did not), while the first large chunks keep the claims few when both run alike.
 static void adk_parallel_trampoline(void *data) {
-    const adk_parallel_job *job = data;
+    adk_parallel_job *job = data;
     const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
-    const int64_t first = job->count * me / threads, last = job->count * (me + 1) / threads;
-    if (first < last) job->body(job->context, first, last, (int)me);
+    int64_t first = __atomic_load_n(&job->next, __ATOMIC_RELAXED);
+    for (;;) {
+        if (first >= job->count) return;
+        int64_t chunk = (job->count - first) / (2 * threads);
+        if (chunk < 1) chunk = 1;
+        if (__atomic_compare_exchange_n(&job->next, &first, first + chunk, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            job->body(job->context, first, first + chunk, (int)me);
+            first = __atomic_load_n(&job->next, __ATOMIC_RELAXED);
+        }
+    }
 }
 
 void adk_parallel_for(int64_t count, int parallel, adk_range_body body, void *context) {
@@ -71,7 +84,7 @@ void adk_parallel_for(int64_t count, int parallel, adk_range_body body, void *co
         body(context, 0, count, 0);
         return;
     }
-    adk_parallel_job job = {body, context, count};
+    adk_parallel_job job = {body, context, count, 0};
     GOMP_parallel(adk_parallel_trampoline, &job, 0, 0);
 }
 
@@ -147,13 +160,6 @@ void adk_attention(int isa, const float *qkv, int64_t ldqkv, const float *bias, 
     adk_parallel_for(sequences * heads, work * heads * head_size >= 64 * 1024, adk_attention_body, &c);
 }
 
-typedef struct {
-    int isa;
-    const float *x, *a, *bt;
-    int64_t ldx, rank, in, out, ldy;
-    float *y, *t;
-} adk_lora_context;
-
 static void adk_lora_down_isa(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, int64_t rank,
                               int64_t in, float *t) {
     ADK_CALL_FOR_ISA(isa, adk_lora_down, x, ldx, rows, a, rank, in, t);
@@ -171,54 +177,55 @@ static void adk_lora_isa(int isa, const float *x, int64_t ldx, int64_t rows, con
     adk_lora_up_isa(isa, t, rows, bt, rank, out, y, ldy);
 }
 
-// Runs rows [8·first, 8·last) of a LoRA term: the kernel's eight-row blocks, split across the team.
-static void adk_lora_body(void *context, int64_t first, int64_t last, int thread) {
+typedef struct {
+    int isa;
+    const float *x;
+    int64_t ldx, in, out, ldy;
+    const adk_lora_group *groups;
+} adk_lora_groups_context;
+
+// A group's eight-row blocks (the last one may be shorter): the units the team's threads claim.
+static int64_t adk_lora_blocks(const adk_lora_group *g) { return (g->rows + 7) / 8; }
+
+// Runs blocks [first, last) of the groups' blocks laid end to end: each group's share of them, both of its terms.
+static void adk_lora_groups_body(void *context, int64_t first, int64_t last, int thread) {
     (void)thread;
-    const adk_lora_context *c = context;
-    const int64_t row = first * 8;
-    int64_t rows = (last - first) * 8;
-    const float *x = c->x + row * c->ldx;
-    float *y = c->y + row * c->ldy, *t = c->t + row * c->rank;
-    adk_lora_isa(c->isa, x, c->ldx, rows, c->a, c->bt, c->rank, c->in, c->out, y, c->ldy, t);
+    const adk_lora_groups_context *c = context;
+    int64_t group = 0, base = 0;  // `base`: the first block of `group`
+    while (base + adk_lora_blocks(&c->groups[group]) <= first) base += adk_lora_blocks(&c->groups[group++]);
+    while (base < last) {
+        const adk_lora_group *g = &c->groups[group++];
+        const int64_t blocks = adk_lora_blocks(g);
+        const int64_t end = last - base < blocks ? last - base : blocks;
+        const int64_t from = (first > base ? first - base : 0) * 8, to = end * 8 < g->rows ? end * 8 : g->rows;
+        base += blocks;
+        if (to <= from) continue;
+        const float *x = c->x + (g->row + from) * c->ldx;
+        adk_lora_isa(c->isa, x, c->ldx, to - from, g->a1, g->bt1, g->rank1, c->in, c->out, g->y1 + from * c->ldy, c->ldy,
+                     g->t1 + from * g->rank1);
+        if (g->rank2 > 0) {
+            adk_lora_isa(c->isa, x, c->ldx, to - from, g->a2, g->bt2, g->rank2, c->in, c->out, g->y2 + from * c->ldy,
+                         c->ldy, g->t2 + from * g->rank2);
+        }
+    }
+}
+
+void adk_lora_groups(int isa, const float *x, int64_t ldx, int64_t in, int64_t out, int64_t ldy,
+                     const adk_lora_group *groups, int64_t count) {
+    int64_t blocks = 0, rows = 0;
+    for (int64_t g = 0; g < count; g++) blocks += adk_lora_blocks(&groups[g]), rows += groups[g].rows;
+    adk_lora_groups_context c = {isa, x, ldx, in, out, ldy, groups};
+    // Below 32 rows the terms run on this thread: the epilogue that wrote these rows of the product ran here too
+    // (fewer than adk_parallel_elements values), and a second core fetching half of them from this one's cache cost
+    // more than its share of the multiply-adds saved (INT8 LoRA overhead at 16 rows: 7.8-8.1% split, 6.2-7.8% here).
+    // A mixed batch's groups share one pass of the team: 32 adapters of one row block each were 32 passes before.
+    if (blocks > 0) adk_parallel_for(blocks, rows >= 32, adk_lora_groups_body, &c);
 }
 
 void adk_lora(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank,
               int64_t in, int64_t out, float *y, int64_t ldy, float *t) {
-    // Whole eight-row blocks go to the team; the last partial block runs here.
-    const int64_t blocks = rows / 8, tail = rows - blocks * 8;
-    adk_lora_context c = {isa, x, a, bt, ldx, rank, in, out, ldy, y, t};
-    if (blocks > 0) adk_parallel_for(blocks, rows * rank * (in + out) >= 2 * adk_parallel_elements, adk_lora_body, &c);
-    if (tail > 0) {
-        adk_lora_isa(isa, x + blocks * 8 * ldx, ldx, tail, a, bt, rank, in, out, y + blocks * 8 * ldy, ldy, t + blocks * 8 * rank);
-    }
-}
-
-typedef struct {
-    adk_lora_context first, second;
-} adk_lora_pair_context;
-
-static void adk_lora_pair_body(void *context, int64_t first, int64_t last, int thread) {
-    adk_lora_pair_context *c = context;
-    adk_lora_body(&c->first, first, last, thread);
-    adk_lora_body(&c->second, first, last, thread);
-}
-
-void adk_lora_pair(int isa, const float *x, int64_t ldx, int64_t rows, int64_t in, int64_t out, int64_t ldy,
-                   const float *a1, const float *bt1, int64_t rank1, float *y1, float *t1,
-                   const float *a2, const float *bt2, int64_t rank2, float *y2, float *t2) {
-    const int64_t blocks = rows / 8, tail = rows - blocks * 8;
-    adk_lora_pair_context c = {
-        {isa, x, a1, bt1, ldx, rank1, in, out, ldy, y1, t1},
-        {isa, x, a2, bt2, ldx, rank2, in, out, ldy, y2, t2},
-    };
-    // Below 32 rows both terms run on this thread: the epilogue that wrote these rows of the product ran here too
-    // (fewer than adk_parallel_elements values), and a second core fetching half of them from this one's cache cost
-    // more than its share of the multiply-adds saved (INT8 LoRA overhead at 16 rows: 7.8-8.1% split, 6.2-7.8% here).
-    if (blocks > 0) adk_parallel_for(blocks, rows >= 32, adk_lora_pair_body, &c);
-    if (tail > 0) {
-        adk_lora(isa, x + blocks * 8 * ldx, ldx, tail, a1, bt1, rank1, in, out, y1 + blocks * 8 * ldy, ldy, t1 + blocks * 8 * rank1);
-        adk_lora(isa, x + blocks * 8 * ldx, ldx, tail, a2, bt2, rank2, in, out, y2 + blocks * 8 * ldy, ldy, t2 + blocks * 8 * rank2);
-    }
+    const adk_lora_group group = {0, rows, a, bt, rank, y, t, NULL, NULL, 0, NULL, NULL};
+    adk_lora_groups(isa, x, ldx, in, out, ldy, &group, 1);
 }
 
 typedef struct {
@@ -248,7 +255,8 @@ void adk_dequantize_lora_pair(int isa, float *y, int64_t ldy, int64_t rows, int6
                               const float *a2, const float *bt2, int64_t rank2, float *y2, float *t2) {
     if (rows >= 32 || omp_get_max_threads() < 2) {
         adk_epilogue(isa, ADK_EPILOGUE_BIAS, y, ldy, rows, cols, dequantize, bias, NULL, 0, NULL, NULL, 0.0f, NULL);
-        adk_lora_pair(isa, x, ldx, rows, in, out, ldy, a1, bt1, rank1, y1, t1, a2, bt2, rank2, y2, t2);
+        const adk_lora_group group = {0, rows, a1, bt1, rank1, y1, t1, a2, bt2, rank2, y2, t2};
+        adk_lora_groups(isa, x, ldx, in, out, ldy, &group, 1);
         return;
     }
     adk_epilogue_args args = {ADK_EPILOGUE_BIAS, y, ldy, rows, cols, dequantize, bias, NULL, 0, NULL, NULL, 0.0f, NULL};

@@ -38,8 +38,9 @@ typedef struct {
     int64_t ldc;
 } adk_panel_gemm_args;
 
-// Runs body(context, first, last, thread) over [0, count), one contiguous slice per member of the OpenMP team, or
-// inline when `parallel` is 0 or the team has one thread.
+// Runs body(context, first, last, thread) over [0, count) on the OpenMP team, each member claiming contiguous
+// chunks until none are left (so a body may run several times on one thread), or inline when `parallel` is 0 or the
+// team has one thread.
 typedef void (*adk_range_body)(void *context, int64_t first, int64_t last, int thread);
 void adk_parallel_for(int64_t count, int parallel, adk_range_body body, void *context);
 

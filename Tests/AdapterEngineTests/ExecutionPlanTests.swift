@@ -218,6 +218,31 @@ struct ExecutionPlanTests {
         }
     }
 
+    @Test(
+        "adapters holding over a hundred rows of a batch each give the single-run outputs (their LoRA terms split across the team)",
+        arguments: KernelPath.supported)
+    func largeAdapterGroupsMatchSingleRuns(path: KernelPath) throws {
+        let engine = Self.engine(.fp32, path)
+        let adapters = try Fixtures.cases.adapters.map { try Fixtures.adapter($0.name) }
+        let texts = Fixtures.cases.tokenizer.map { engine.encode($0.text).ids }
+        // Every adapter gets well over 64 rows: more than one request, or one adapter's share of a mixed batch, brings.
+        var inputs: [EncodedInput] = []
+        for adapter in adapters {
+            var rows = 0
+            while rows < 150 {
+                let ids = texts[inputs.count % texts.count]
+                inputs.append(EncodedInput(ids: ids, adapter: adapter))
+                rows += ids.count
+            }
+        }
+        let batch = try engine.run(encoded: inputs)
+        for (input, output) in zip(inputs, batch) {
+            let single = try #require(try engine.run(encoded: [input]).first)
+            let a = try #require(output.logits ?? output.embedding), b = try #require(single.logits ?? single.embedding)
+            #expect(Fixtures.maxAbsDiff(a, b) < 1e-4, "\(input.adapter?.name ?? "base")")
+        }
+    }
+
     @Test("a pass on the calling thread alone gives the team's outputs, in both precisions", arguments: Precision.allCases)
     func callingThreadMatchesTeam(precision: Precision) throws {
         // The background smoke inference runs without the team, which takes the kernels' one-thread branches (in

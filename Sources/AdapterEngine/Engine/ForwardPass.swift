@@ -142,7 +142,7 @@ struct ForwardPass {
                 if layer.queryKeyValue.isQuantized {
                     epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, batch: batch)
                 }
-                if qkvLoRA.count == 2, batch.groups.allSatisfy({ $0.rows.count <= Kernels.smallLoRARows }) {
+                if qkvLoRA.count == 2 {
                     // Two terms over the same rows (query and value, as most adapters have): one pass of the team.
                     addLoRAPair(qkvLoRA[0], qkvLoRA[1], adapters: adapters, input: batch.x, width: hidden, output: batch.qkv, ldy: qkvWidth, batch: batch)
                 } else {
@@ -290,43 +290,23 @@ struct ForwardPass {
         slot: LinearSlot, adapters: [[LoRAWeights?]?], input: UnsafePointer<Float>, width: Int,
         output: UnsafeMutablePointer<Float>, ldy: Int, batch: Batch
     ) {
-        // Each group's two products are small (rank 4–64 wide): waking the OpenMP team for them costs more than it
-        // saves, and a batch of 32 adapters issues 32 pairs per slot. Small groups run on Kernels' own single-thread
-        // kernel; only larger ones reach oneDNN, which is then held to the calling thread.
-        let sequential = batch.groups.contains { $0.rows.count > Kernels.smallLoRARows }
-        let threads = sequential ? adk_begin_sequential() : 0
-        defer { if sequential { adk_end_sequential(threads) } }
-        for (group, layers) in zip(batch.groups, adapters) {
-            guard let lora = layers?[slot.rawValue] else { continue }
-            Kernels.addLoRA(
-                lora, x: input + group.rows.lowerBound * width, ldx: width, rows: group.rows.count,
-                y: output + group.rows.lowerBound * ldy, ldy: ldy, scratch: batch.loraScratch, isa: plan.path.kernelISA)
+        let groups = zip(batch.groups, adapters).compactMap { group, layers in
+            layers?[slot.rawValue].map { Kernels.LoRAGroup(rows: group.rows, terms: [($0, 0)]) }
         }
+        Kernels.addLoRA(groups, x: input, ldx: width, y: output, ldy: ldy, scratch: batch.loraScratch, isa: plan.path.kernelISA)
     }
 
     /// Adds each group's LoRA terms for two slots of one product (`first` and `second` are each a column offset in
-    /// `output` and a slot): groups with both run them in one pass; a group with one runs it alone.
+    /// `output` and a slot): groups with both run them over their rows together.
     private func addLoRAPair(
         _ first: (Int, LinearSlot), _ second: (Int, LinearSlot), adapters: [[LoRAWeights?]?], input: UnsafePointer<Float>,
         width: Int, output: UnsafeMutablePointer<Float>, ldy: Int, batch: Batch
     ) {
-        let isa = plan.path.kernelISA
-        for (group, layers) in zip(batch.groups, adapters) {
-            let x = input + group.rows.lowerBound * width
-            let y = output + group.rows.lowerBound * ldy
-            switch (layers?[first.1.rawValue], layers?[second.1.rawValue]) {
-            case let (one?, two?):
-                Kernels.addLoRAPair(
-                    one, two, x: x, ldx: width, rows: group.rows.count, y1: y + first.0, y2: y + second.0, ldy: ldy,
-                    scratch: batch.loraScratch, isa: isa)
-            case let (one?, nil):
-                Kernels.addLoRA(one, x: x, ldx: width, rows: group.rows.count, y: y + first.0, ldy: ldy, scratch: batch.loraScratch, isa: isa)
-            case let (nil, two?):
-                Kernels.addLoRA(two, x: x, ldx: width, rows: group.rows.count, y: y + second.0, ldy: ldy, scratch: batch.loraScratch, isa: isa)
-            case (nil, nil):
-                continue
-            }
+        let groups = zip(batch.groups, adapters).compactMap { group, layers -> Kernels.LoRAGroup? in
+            let terms = [first, second].compactMap { column, slot in layers?[slot.rawValue].map { ($0, column) } }
+            return terms.isEmpty ? nil : Kernels.LoRAGroup(rows: group.rows, terms: terms)
         }
+        Kernels.addLoRA(groups, x: input, ldx: width, y: output, ldy: ldy, scratch: batch.loraScratch, isa: plan.path.kernelISA)
     }
 
     /// Sums word, position and token-type embeddings (plus any embedding LoRA), then LayerNorm (and, in INT8, the

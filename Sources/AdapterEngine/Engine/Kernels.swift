@@ -9,41 +9,48 @@ enum Kernels {
         layer.apply(x: x, ldx: ldx, rows: rows, y: y, ldy: ldy)
     }
 
+    /// One adapter's block of rows and its LoRA terms, for `addLoRA(_:x:ldx:y:ldy:scratch:isa:)`: one or two terms
+    /// (a layer's query and value read the same rows), each added from its column offset in `y`.
+    struct LoRAGroup {
+        /// The block's rows of `x` and `y`.
+        let rows: Range<Int>
+        /// One or two terms with the same input and output widths.
+        let terms: [(weights: LoRAWeights, column: Int)]
+    }
+
+    /// `y[rows, column…] += s · (x·Aᵀ)·Bᵀ` for every group's terms, in one pass of the team; `scratch` holds
+    /// `x`'s rows × twice the largest rank floats.
+    static func addLoRA(
+        _ groups: [LoRAGroup], x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
+        scratch: UnsafeMutablePointer<Float>, isa: Int32
+    ) {
+        guard let shape = groups.first?.terms.first?.weights else { return }
+        // Each group's scratch starts at its first row × the stride, so the groups' blocks never overlap.
+        let stride = 2 * groups.flatMap { $0.terms.map(\.weights.rank) }.max()!
+        let blocks = groups.map { group in
+            precondition((1...2).contains(group.terms.count), "a LoRA group has one or two terms")
+            let first = group.terms[0], second = group.terms.count > 1 ? group.terms[1] : nil
+            let t1 = scratch + group.rows.lowerBound * stride
+            let origin = y + group.rows.lowerBound * ldy
+            return adk_lora_group(
+                row: Int64(group.rows.lowerBound), rows: Int64(group.rows.count),
+                a1: first.weights.a.pointer, bt1: first.weights.scaledBTransposed.pointer, rank1: Int64(first.weights.rank),
+                y1: origin + first.column, t1: t1,
+                a2: second?.weights.a.pointer, bt2: second?.weights.scaledBTransposed.pointer, rank2: Int64(second?.weights.rank ?? 0),
+                y2: second.map { origin + $0.column }, t2: t1 + group.rows.count * first.weights.rank)
+        }
+        adk_lora_groups(isa, x, Int64(ldx), Int64(shape.inFeatures), Int64(shape.outFeatures), Int64(ldy), blocks, Int64(blocks.count))
+    }
+
     /// `y += s · (x·Aᵀ)·Bᵀ` for `rows` rows; `scratch` holds `rows × rank` floats.
     static func addLoRA(
         _ lora: LoRAWeights, x: UnsafePointer<Float>, ldx: Int, rows: Int,
         y: UnsafeMutablePointer<Float>, ldy: Int, scratch: UnsafeMutablePointer<Float>, isa: Int32
     ) {
-        // Up to a few dozen rows (one request, or one adapter's share of a mixed batch) the two oneDNN calls' fixed
-        // cost is most of the time: a forward pass of 16 tokens makes 24 of them. Larger blocks go to the GEMM.
-        if rows <= smallLoRARows {
-            adk_lora(
-                isa, x, Int64(ldx), Int64(rows), lora.a.pointer, lora.scaledBTransposed.pointer, Int64(lora.rank),
-                Int64(lora.inFeatures), Int64(lora.outFeatures), y, Int64(ldy), scratch)
-            return
-        }
-        GEMM.sgemm(
-            m: rows, n: lora.rank, k: lora.inFeatures, a: x, lda: ldx, b: lora.a.pointer, ldb: lora.inFeatures,
-            transposeB: true, beta: 0, c: scratch, ldc: lora.rank)
-        GEMM.sgemm(
-            m: rows, n: lora.outFeatures, k: lora.rank, a: scratch, lda: lora.rank,
-            b: lora.scaledBTransposed.pointer, ldb: lora.outFeatures, transposeB: false, beta: 1, c: y, ldc: ldy)
+        adk_lora(
+            isa, x, Int64(ldx), Int64(rows), lora.a.pointer, lora.scaledBTransposed.pointer, Int64(lora.rank),
+            Int64(lora.inFeatures), Int64(lora.outFeatures), y, Int64(ldy), scratch)
     }
-
-    /// `y1 += s1·(x·A1ᵀ)·B1ᵀ` and `y2 += s2·(x·A2ᵀ)·B2ᵀ` for up to `smallLoRARows` rows in one pass of the team (a
-    /// layer's query and value terms read the same rows); `scratch` holds `rows × (rank1 + rank2)` floats.
-    static func addLoRAPair(
-        _ first: LoRAWeights, _ second: LoRAWeights, x: UnsafePointer<Float>, ldx: Int, rows: Int,
-        y1: UnsafeMutablePointer<Float>, y2: UnsafeMutablePointer<Float>, ldy: Int, scratch: UnsafeMutablePointer<Float>, isa: Int32
-    ) {
-        adk_lora_pair(
-            isa, x, Int64(ldx), Int64(rows), Int64(first.inFeatures), Int64(first.outFeatures), Int64(ldy),
-            first.a.pointer, first.scaledBTransposed.pointer, Int64(first.rank), y1, scratch,
-            second.a.pointer, second.scaledBTransposed.pointer, Int64(second.rank), y2, scratch + rows * first.rank)
-    }
-
-    /// Rows up to which `addLoRA` runs its own kernel.
-    static let smallLoRARows = 64
 
     /// `y += s · A[:, ids]ᵀ·Bᵀ`: LoRA on an embedding table, for the token ids of `rows` rows.
     static func addEmbeddingLoRA(

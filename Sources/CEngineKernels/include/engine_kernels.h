@@ -80,20 +80,33 @@ void adk_attention(int isa, const float *qkv, int64_t ldqkv, const float *bias, 
 void adk_quantize_weights(const float *w, int64_t out, int64_t in, int32_t qmax, int8_t *wq, float *scale,
                           int32_t *col_sum);
 
-/// `y[rows × out] += (x[rows × in] · Aᵀ) · Bt`, eight-row blocks split across the team when it pays: a LoRA term
-/// with `A` `[rank, in]` and `Bt` `[rank, out]` (the scaling folded in). `t` holds `rows × rank` floats of scratch.
-/// For the small products of one adapter's rows, where a BLAS call's fixed cost is most of the time.
+/// `y[rows × out] += (x[rows × in] · Aᵀ) · Bt`: a LoRA term with `A` `[rank, in]` and `Bt` `[rank, out]` (the
+/// scaling folded in), as one group of `adk_lora_groups`. `t` holds `rows × rank` floats of scratch.
 void adk_lora(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank,
               int64_t in, int64_t out, float *y, int64_t ldy, float *t);
 
-/// Two LoRA terms over the same rows `x` (a layer's query and value) in one pass of the team: `y1 += (x·A1ᵀ)·Bt1`
-/// and `y2 += (x·A2ᵀ)·Bt2`, each block of rows doing both. `t1` and `t2` hold `rows × rank` floats each.
-void adk_lora_pair(int isa, const float *x, int64_t ldx, int64_t rows, int64_t in, int64_t out, int64_t ldy,
-                   const float *a1, const float *bt1, int64_t rank1, float *y1, float *t1,
-                   const float *a2, const float *bt2, int64_t rank2, float *y2, float *t2);
+/// One adapter's LoRA terms over rows `row ..< row + rows` of `adk_lora_groups`'s `x`: `y1 += (x·A1ᵀ)·Bt1` and, when
+/// `rank2` is above 0, `y2 += (x·A2ᵀ)·Bt2` (a layer's query and value read the same rows). `A` is `[rank, in]`, `Bt`
+/// `[rank, out]` with the scaling folded in; `y1` and `y2` point at the group's first row; `t1` and `t2` hold
+/// `rows × rank` floats of scratch each.
+typedef struct {
+    int64_t row, rows;
+    const float *a1, *bt1;
+    int64_t rank1;
+    float *y1, *t1;
+    const float *a2, *bt2;
+    int64_t rank2;
+    float *y2, *t2;
+} adk_lora_group;
+
+/// Adds every group's LoRA terms in one pass of the team, their eight-row blocks split across it (on the calling
+/// thread below 32 rows in all). For the small products of adapters' rows, where a BLAS call's fixed cost is most
+/// of the time; a mixed batch's adapters share the pass. Outputs' rows are `ldy` apart.
+void adk_lora_groups(int isa, const float *x, int64_t ldx, int64_t in, int64_t out, int64_t ldy,
+                     const adk_lora_group *groups, int64_t count);
 
 /// An INT8 product's bias epilogue (`y = dequantize + bias` over `rows × cols`) followed by two LoRA terms over the
-/// same rows `x`, as `adk_lora_pair`: below 32 rows the terms' down-projections (which read only `x` and A) run on
+/// same rows `x`, as one group of `adk_lora_groups`: below 32 rows the terms' down-projections (which read only `x` and A) run on
 /// a second thread while the first dequantises, and the up-projections follow on the first.
 void adk_dequantize_lora_pair(int isa, float *y, int64_t ldy, int64_t rows, int64_t cols, const adk_dequantize *dequantize,
                               const float *bias, const float *x, int64_t ldx, int64_t in, int64_t out,
