@@ -222,12 +222,6 @@ void adk_lora_groups(int isa, const float *x, int64_t ldx, int64_t in, int64_t o
     if (blocks > 0) adk_parallel_for(blocks, rows >= 32, adk_lora_groups_body, &c);
 }
 
-void adk_lora(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank,
-              int64_t in, int64_t out, float *y, int64_t ldy, float *t) {
-    const adk_lora_group group = {0, rows, a, bt, rank, y, t, NULL, NULL, 0, NULL, NULL};
-    adk_lora_groups(isa, x, ldx, in, out, ldy, &group, 1);
-}
-
 typedef struct {
     int isa;
     const adk_epilogue_args *epilogue;

@@ -142,13 +142,11 @@ struct ForwardPass {
                 if layer.queryKeyValue.isQuantized {
                     epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, batch: batch)
                 }
-                if qkvLoRA.count == 2 {
-                    // Two terms over the same rows (query and value, as most adapters have): one pass of the team.
-                    addLoRAPair(qkvLoRA[0], qkvLoRA[1], adapters: adapters, input: batch.x, width: hidden, output: batch.qkv, ldy: qkvWidth, batch: batch)
-                } else {
-                    for (column, slot) in qkvLoRA {
-                        addLoRA(slot: slot, adapters: adapters, input: batch.x, width: hidden, output: batch.qkv + column, ldy: qkvWidth, batch: batch)
-                    }
+                // Up to two terms over the same rows (query and value, as most adapters have) per pass of the team.
+                for start in stride(from: 0, to: qkvLoRA.count, by: 2) {
+                    addLoRA(
+                        Array(qkvLoRA[start..<min(start + 2, qkvLoRA.count)]), adapters: adapters, input: batch.x, width: hidden,
+                        output: batch.qkv, ldy: qkvWidth, batch: batch)
                 }
             }
             adk_attention(
@@ -221,7 +219,7 @@ struct ForwardPass {
         let int8 = layer.isQuantized
         if hasLoRA {
             if int8 { epilogue(.bias, layer: layer, output: output, dequantize: true, bias: true, batch: batch) }
-            addLoRA(slot: slot, adapters: adapters, input: input, width: layer.inFeatures, output: output, ldy: layer.outFeatures, batch: batch)
+            addLoRA([(0, slot)], adapters: adapters, input: input, width: layer.inFeatures, output: output, ldy: layer.outFeatures, batch: batch)
             epilogue(op, layer: layer, output: output, dequantize: false, bias: !int8, quantizeFor: consumer, batch: batch)
         } else {
             epilogue(op, layer: layer, output: output, dequantize: int8, bias: true, quantizeFor: consumer, batch: batch)
@@ -285,25 +283,14 @@ struct ForwardPass {
         adk_quantize_rows(plan.path.kernelISA, input, Int64(width), Int64(batch.rows), Int64(width), &q)
     }
 
-    /// Adds each group's LoRA term for `slot` to its rows of `output`.
+    /// Adds each group's LoRA terms for one or two slots of one product (each a column offset in `output` and a
+    /// slot) to its rows of `output`, in one pass of the team.
     private func addLoRA(
-        slot: LinearSlot, adapters: [[LoRAWeights?]?], input: UnsafePointer<Float>, width: Int,
+        _ slots: [(column: Int, slot: LinearSlot)], adapters: [[LoRAWeights?]?], input: UnsafePointer<Float>, width: Int,
         output: UnsafeMutablePointer<Float>, ldy: Int, batch: Batch
     ) {
-        let groups = zip(batch.groups, adapters).compactMap { group, layers in
-            layers?[slot.rawValue].map { Kernels.LoRAGroup(rows: group.rows, terms: [($0, 0)]) }
-        }
-        Kernels.addLoRA(groups, x: input, ldx: width, y: output, ldy: ldy, scratch: batch.loraScratch, isa: plan.path.kernelISA)
-    }
-
-    /// Adds each group's LoRA terms for two slots of one product (`first` and `second` are each a column offset in
-    /// `output` and a slot): groups with both run them over their rows together.
-    private func addLoRAPair(
-        _ first: (Int, LinearSlot), _ second: (Int, LinearSlot), adapters: [[LoRAWeights?]?], input: UnsafePointer<Float>,
-        width: Int, output: UnsafeMutablePointer<Float>, ldy: Int, batch: Batch
-    ) {
         let groups = zip(batch.groups, adapters).compactMap { group, layers -> Kernels.LoRAGroup? in
-            let terms = [first, second].compactMap { column, slot in layers?[slot.rawValue].map { ($0, column) } }
+            let terms = slots.compactMap { column, slot in layers?[slot.rawValue].map { ($0, column) } }
             return terms.isEmpty ? nil : Kernels.LoRAGroup(rows: group.rows, terms: terms)
         }
         Kernels.addLoRA(groups, x: input, ldx: width, y: output, ldy: ldy, scratch: batch.loraScratch, isa: plan.path.kernelISA)
@@ -361,8 +348,8 @@ struct ForwardPass {
         Kernels.linear(poolerWeights, x: cls, ldx: hidden, rows: count, y: pooled, ldy: hidden)
         if let lora {
             Kernels.addLoRA(
-                lora, x: cls, ldx: hidden, rows: count, y: pooled, ldy: hidden, scratch: batch.loraScratch,
-                isa: plan.path.kernelISA)
+                [Kernels.LoRAGroup(rows: 0..<count, terms: [(lora, 0)])], x: cls, ldx: hidden, y: pooled, ldy: hidden,
+                scratch: batch.loraScratch, isa: plan.path.kernelISA)
         }
         for i in 0..<(count * hidden) { pooled[i] = tanhf(pooled[i]) }
         let labels = head.classifier.outFeatures

@@ -42,16 +42,6 @@ enum Kernels {
         adk_lora_groups(isa, x, Int64(ldx), Int64(shape.inFeatures), Int64(shape.outFeatures), Int64(ldy), blocks, Int64(blocks.count))
     }
 
-    /// `y += s · (x·Aᵀ)·Bᵀ` for `rows` rows; `scratch` holds `rows × rank` floats.
-    static func addLoRA(
-        _ lora: LoRAWeights, x: UnsafePointer<Float>, ldx: Int, rows: Int,
-        y: UnsafeMutablePointer<Float>, ldy: Int, scratch: UnsafeMutablePointer<Float>, isa: Int32
-    ) {
-        adk_lora(
-            isa, x, Int64(ldx), Int64(rows), lora.a.pointer, lora.scaledBTransposed.pointer, Int64(lora.rank),
-            Int64(lora.inFeatures), Int64(lora.outFeatures), y, Int64(ldy), scratch)
-    }
-
     /// `y += s · A[:, ids]ᵀ·Bᵀ`: LoRA on an embedding table, for the token ids of `rows` rows.
     static func addEmbeddingLoRA(
         _ lora: LoRAWeights, ids: UnsafePointer<Int32>, rows: Int,

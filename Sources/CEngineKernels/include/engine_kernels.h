@@ -80,11 +80,6 @@ void adk_attention(int isa, const float *qkv, int64_t ldqkv, const float *bias, 
 void adk_quantize_weights(const float *w, int64_t out, int64_t in, int32_t qmax, int8_t *wq, float *scale,
                           int32_t *col_sum);
 
-/// `y[rows × out] += (x[rows × in] · Aᵀ) · Bt`: a LoRA term with `A` `[rank, in]` and `Bt` `[rank, out]` (the
-/// scaling folded in), as one group of `adk_lora_groups`. `t` holds `rows × rank` floats of scratch.
-void adk_lora(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, const float *bt, int64_t rank,
-              int64_t in, int64_t out, float *y, int64_t ldy, float *t);
-
 /// One adapter's LoRA terms over rows `row ..< row + rows` of `adk_lora_groups`'s `x`: `y1 += (x·A1ᵀ)·Bt1` and, when
 /// `rank2` is above 0, `y2 += (x·A2ᵀ)·Bt2` (a layer's query and value read the same rows). `A` is `[rank, in]`, `Bt`
 /// `[rank, out]` with the scaling folded in; `y1` and `y2` point at the group's first row; `t1` and `t2` hold
