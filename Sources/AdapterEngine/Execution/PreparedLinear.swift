@@ -134,15 +134,15 @@ final class PreparedLinear: @unchecked Sendable {
     /// `output[rows × outFeatures] = input · Wᵀ` (no bias) in FP32, from the prepared or the referenced weights;
     /// `isa` picks the panel GEMM's kernels.
     func multiplyFP32(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, isa: Int32) {
-        if let weights, panelled, rows >= Self.panelGEMMRows(isa: isa),
-           let unpacked = adk_unpack_panels(weights, Int64(inFeatures), Int64(outFeatures)) {
-            // Many rows: oneDNN's GEMM (which blocks its inputs for the cache) on the weights unpacked for this call.
-            GEMM.sgemm(
-                m: rows, n: outFeatures, k: inFeatures, a: input, lda: inFeatures, b: unpacked, ldb: outFeatures,
-                transposeB: false, beta: 0, c: output, ldc: outFeatures)
-            return
-        }
         if let weights, panelled {
+            if rows >= Self.panelGEMMRows(isa: isa),
+               let unpacked = adk_unpack_panels(weights, Int64(inFeatures), Int64(outFeatures)) {
+                // Many rows: oneDNN's GEMM (which blocks its inputs for the cache) on the weights unpacked for this call.
+                GEMM.sgemm(
+                    m: rows, n: outFeatures, k: inFeatures, a: input, lda: inFeatures, b: unpacked, ldb: outFeatures,
+                    transposeB: false, beta: 0, c: output, ldc: outFeatures)
+                return
+            }
             adk_panel_gemm(
                 isa, Int64(rows), Int64(inFeatures), Int64(outFeatures), input, Int64(inFeatures), weights, output,
                 Int64(outFeatures))
