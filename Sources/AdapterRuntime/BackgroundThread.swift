@@ -10,7 +10,7 @@ public enum BackgroundThread {
     /// The result of `body`, computed on one of a few long-lived idle-priority threads: for the short steps of a
     /// load, which would otherwise create and tear down a thread each (the new thread runs at normal priority
     /// until it lowers itself, and unmapping its stack interrupts every core the engine runs on). `body` runs with
-    /// the yield timer (`yieldInterval`); the engine pauses it around its oneDNN calls (`withoutYieldTimer`).
+    /// the yield timer (`yieldInterval`); the engine pauses it around its oneDNN calls, as `withoutYieldTimer` does.
     public static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             IdleThreadPool.shared.submit { continuation.resume(returning: body()) }
