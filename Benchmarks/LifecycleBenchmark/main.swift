@@ -161,7 +161,7 @@ func benchmark() async throws {
                     for index in 0..<(requests / 32) {
                         let key = AdapterCache.Key(name: "a\(random.next() % UInt64(adapters))", version: "v1")
                         let adapter = try await cache.acquire(key)
-                        _ = await executor.run(EncodedInput(ids: texts[(caller + index) % texts.count], adapter: adapter))
+                        _ = try await executor.run(EncodedInput(ids: texts[(caller + index) % texts.count], adapter: adapter))
                         await cache.release(key)
                     }
                 }

@@ -67,7 +67,7 @@ public struct BundlePiece: Codable, Sendable, Equatable {
         var ranges: [(name: String, start: Int, end: Int)] = []
         for (name, value) in header where name != "__metadata__" {
             guard let info = value as? [String: Any], let offsets = info["data_offsets"] as? [Int], offsets.count == 2,
-                  offsets[0] >= 0, offsets[0] <= offsets[1], dataStart + offsets[1] <= file.count else { return nil }
+                  offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= file.count - dataStart else { return nil }
             let dtype = info["dtype"] as? String ?? "?"
             let shape = (info["shape"] as? [Int]).map { "[" + $0.map(String.init).joined(separator: ", ") + "]" } ?? "[]"
             ranges.append(("\(name) \(dtype) \(shape)", dataStart + offsets[0], dataStart + offsets[1]))

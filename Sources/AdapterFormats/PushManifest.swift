@@ -44,7 +44,8 @@ public struct PushManifest: Codable, Sendable, Equatable {
 
     /// Number of chunks that carry `bytes` (the whole payload, or a delta push's missing pieces).
     public func chunkCount(carrying bytes: Int64) -> Int {
-        bytes == 0 ? 0 : Int((bytes + Int64(chunkSize) - 1) / Int64(chunkSize))
+        // Divide before rounding up: `bytes + chunkSize - 1` overflows for sizes near Int64.max.
+        bytes <= 0 ? 0 : Int(bytes / Int64(chunkSize) + (bytes % Int64(chunkSize) == 0 ? 0 : 1))
     }
 
     /// Byte length of chunk `index` of the chunks that carry `bytes`.
@@ -78,6 +79,10 @@ public struct PushManifest: Codable, Sendable, Equatable {
             for (index, piece) in pieces.enumerated() {
                 guard piece.offset == next, piece.length > 0, Self.isHexDigest(piece.sha256) else {
                     throw .invalidManifest("piece \(index) (\(piece.name)) does not continue the bundle at byte \(next) with a positive length and a hex sha256")
+                }
+                // Compared against what is left rather than summed first: lengths near Int64.max would overflow.
+                guard piece.length <= size - next else {
+                    throw .invalidManifest("piece \(index) (\(piece.name)) of \(piece.length) bytes at byte \(next) runs past the bundle's \(size) bytes")
                 }
                 next += piece.length
             }

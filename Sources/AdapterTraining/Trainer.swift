@@ -20,6 +20,29 @@ public struct Trainer: Sendable {
 
         /// The defaults of PEFT's LoRA examples (r 8, alpha 16, query and value, AdamW lr 1e-3).
         public init() {}
+
+        /// Largest alpha accepted: far beyond any published LoRA recipe, and small enough that `alpha / rank`
+        /// stays a finite `Float` scaling.
+        public static let maxAlpha: Double = 65_536
+
+        /// Checks every option up front, so a run never starts with a value that can only fail (or poison the
+        /// weights with NaN) later.
+        public func validate() throws(TrainingError) {
+            guard (1...256).contains(rank) else { throw .invalidOptions("rank must be 1–256, got \(rank)") }
+            guard alpha.isFinite, alpha > 0, alpha <= Self.maxAlpha else {
+                throw .invalidOptions("alpha must be a finite number in (0, \(Int(Self.maxAlpha))], got \(alpha)")
+            }
+            guard (1...1000).contains(epochs) else { throw .invalidOptions("epochs must be 1–1000, got \(epochs)") }
+            guard (1...1024).contains(batchSize) else { throw .invalidOptions("batch size must be 1–1024, got \(batchSize)") }
+            let learningRate = optimizer.learningRate
+            guard learningRate.isFinite, learningRate > 0, learningRate < 1 else {
+                throw .invalidOptions("the learning rate must be in (0, 1), got \(learningRate)")
+            }
+            guard warmupRatio.isFinite, (0...1).contains(warmupRatio) else {
+                throw .invalidOptions("the warm-up ratio must be in [0, 1], got \(warmupRatio)")
+            }
+            guard !targets.isEmpty else { throw .invalidOptions("no target modules") }
+        }
     }
 
     /// Where a run stands, after each step.
@@ -115,6 +138,8 @@ public struct Trainer: Sendable {
                 if isCancelled() { throw .cancelled }
                 let batch = order[batchStart..<min(batchStart + options.batchSize, order.count)].map { encoded[$0] }
                 let result = TrainingPass(model: model, adapter: adapter, pause: pause).run(batch)
+                // A diverging run would otherwise stage an adapter whose every output is NaN.
+                guard result.loss.isFinite else { throw .diverged(step: step + 1, loss: result.loss) }
                 optimizer.apply(result.gradients, to: &adapter.parameters)
                 step += 1
                 measuredPeak = max(measuredPeak, result.peakBytes)

@@ -8,6 +8,8 @@ public enum TrainingError: Error, CustomStringConvertible, Sendable, Equatable {
     case unknownLabel(label: String, labels: [String])
     case tooLarge(neededBytes: Int, budgetBytes: Int)
     case cancelled
+    /// The loss stopped being a finite number (too large a learning rate or alpha).
+    case diverged(step: Int, loss: Float)
 
     public var description: String {
         switch self {
@@ -27,6 +29,8 @@ public enum TrainingError: Error, CustomStringConvertible, Sendable, Equatable {
             return "training needs about \(needed >> 20) MiB, over the memory budget of \(budget >> 20) MiB: use a smaller batch or shorter texts"
         case .cancelled:
             return "training was cancelled"
+        case let .diverged(step, loss):
+            return "training diverged: the loss was \(loss) at step \(step); lower the learning rate or alpha"
         }
     }
 }

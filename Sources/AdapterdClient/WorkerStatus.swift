@@ -92,9 +92,16 @@ public struct AdapterEvent: Codable, Sendable, Equatable {
     public func json() -> [UInt8] { sortedJSON(self) }
 }
 
-/// JSON with sorted keys for the worker's own documents, which hold only strings and so always encode.
+/// JSON with sorted keys for the worker's own documents. Their only values JSON cannot hold are non-finite
+/// numbers, written as the strings "NaN", "Infinity" and "-Infinity", so encoding never fails.
 func sortedJSON<T: Encodable>(_ value: T) -> [UInt8] {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
-    return [UInt8](try! encoder.encode(value))
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+    do {
+        return [UInt8](try encoder.encode(value))
+    } catch {
+        // Unreachable for these documents' types; an empty object keeps a status publish from taking the worker down.
+        return Array("{}".utf8)
+    }
 }

@@ -13,7 +13,8 @@ public final class BatchExecutor: @unchecked Sendable {
         let input: EncodedInput
         let featureLayers: Int?
         let deadline: ContinuousClock.Instant?
-        let continuation: CheckedContinuation<InferenceOutput?, Never>
+        /// Answered with the row's output or the engine's refusal of it; nil when it expired or the executor stopped.
+        let continuation: CheckedContinuation<Result<InferenceOutput, InferenceError>?, Never>
     }
 
     private let engine: InferenceEngine
@@ -47,11 +48,12 @@ public final class BatchExecutor: @unchecked Sendable {
     }
 
     /// Runs one row, batched with whatever else is waiting; nil when `deadline` passed before its batch started, or
-    /// the executor was shut down.
-    public func run(_ input: EncodedInput, deadline: ContinuousClock.Instant? = nil) async -> InferenceOutput? {
-        await withCheckedContinuation { continuation in
+    /// the executor was shut down. Throws when the engine refuses the row (its ids do not fit the model).
+    public func run(_ input: EncodedInput, deadline: ContinuousClock.Instant? = nil) async throws(InferenceError) -> InferenceOutput? {
+        let result = await withCheckedContinuation { continuation in
             enqueue(Job(input: input, featureLayers: nil, deadline: deadline, continuation: continuation))
         }
+        return try result?.get()
     }
 
     /// The pooled base-model features after `layers` layers of each row, for input routers: batched with whatever
@@ -64,7 +66,7 @@ public final class BatchExecutor: @unchecked Sendable {
                     let output = await withCheckedContinuation { continuation in
                         self.enqueue(Job(input: EncodedInput(ids: ids, adapter: nil), featureLayers: layers, deadline: nil, continuation: continuation))
                     }
-                    if case .embedding(let values)? = output { return (index, values) }
+                    if case .success(.embedding(let values))? = output { return (index, values) }
                     return (index, nil)
                 }
             }
@@ -178,14 +180,31 @@ public final class BatchExecutor: @unchecked Sendable {
             let routing = batch.filter { $0.featureLayers != nil }
             for layers in Set(routing.compactMap(\.featureLayers)).sorted() {
                 let jobs = routing.filter { $0.featureLayers == layers }
-                // Rows come from the model's own tokenizer, so the engine's id and length checks cannot fail.
-                let features = try! engine.features(encoded: jobs.map(\.input.ids), layers: layers)
-                for (job, values) in zip(jobs, features) { job.continuation.resume(returning: .embedding(values)) }
+                answer(jobs) { jobs throws(InferenceError) in
+                    try engine.features(encoded: jobs.map(\.input.ids), layers: layers).map { .embedding($0) }
+                }
             }
             let inference = batch.filter { $0.featureLayers == nil }
             guard !inference.isEmpty else { continue }
-            let outputs = try! engine.run(encoded: inference.map(\.input))
-            for (job, output) in zip(inference, outputs) { job.continuation.resume(returning: output) }
+            answer(inference) { jobs throws(InferenceError) in try engine.run(encoded: jobs.map(\.input)) }
+        }
+    }
+
+    /// Answers `jobs` with `run`'s outputs. The engine checks a batch's rows before it runs any: when it refuses
+    /// the batch, each row runs alone, so one bad row is refused without failing the rows batched with it.
+    private func answer(_ jobs: [Job], _ run: ([Job]) throws(InferenceError) -> [InferenceOutput]) {
+        do {
+            let outputs = try run(jobs)
+            for (job, output) in zip(jobs, outputs) { job.continuation.resume(returning: .success(output)) }
+        } catch {
+            for job in jobs {
+                do {
+                    let output = try run([job])
+                    job.continuation.resume(returning: output.first.map { .success($0) })
+                } catch {
+                    job.continuation.resume(returning: .failure(error))
+                }
+            }
         }
     }
 }

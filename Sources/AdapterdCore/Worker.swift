@@ -182,6 +182,11 @@ public final class Worker: Service, Sendable {
                     // Fleet controllers discover what each worker holds from its retained status.
                     for await _ in self.holdingsChanged { try? await self.publishStatus("online") }
                 }
+                group.addTask {
+                    // The broker published the Last Will ("offline") when it took the worker for gone (a missed
+                    // keep-alive, another client with the worker's id): every new connection announces it again.
+                    for await _ in self.client.connections where self.readiness.value { try? await self.publishStatus("online") }
+                }
                 for stream in [client.messages] + [poolClient?.messages].compactMap({ $0 }) {
                     group.addTask {
                         await withDiscardingTaskGroup { requests in

@@ -3,17 +3,28 @@ import Foundation
 
 /// One connection to an MQTT broker through libmosquitto.
 ///
-/// This type owns the `struct mosquitto *`. libmosquitto's network thread calls back into it; each callback copies
-/// what it needs (topic, payload, properties) before returning and hands messages to Swift concurrency through
-/// `messages`, so that thread never waits on anything else. It is a class with a lock because of those callbacks.
+/// This type owns the `struct mosquitto *` and the network thread that drives it. libmosquitto calls back into it
+/// on that thread; each callback copies what it needs (topic, payload, properties) before returning and hands
+/// messages to Swift concurrency through `messages`, so that thread never waits on anything else. It is a class
+/// with a lock because of those callbacks.
+///
+/// The thread is this type's own rather than `mosquitto_loop_start`'s: libmosquitto's loop gives up for good on
+/// what it deems fatal (a refused login over MQTT 5, a failed TLS handshake, a protocol error), which left a worker
+/// disconnected for ever. Here every lost or refused connection is retried with exponential back-off until
+/// `disconnect`.
 public final class MQTTClient: @unchecked Sendable {
     /// The options the client was created with.
     public let options: MQTTOptions
     /// Every message received on this connection's subscriptions, in arrival order.
     public let messages: AsyncStream<MQTTMessage>
+    /// One element each time the broker accepts the connection, the first time and after every reconnect (only the
+    /// latest is kept): what must be re-announced on a new connection (a retained status the Last Will replaced)
+    /// follows it.
+    public let connections: AsyncStream<Void>
 
     private let handle: OpaquePointer
     private let continuation: AsyncStream<MQTTMessage>.Continuation
+    private let connectionsContinuation: AsyncStream<Void>.Continuation
     private let lock = NSLock()
     private var subscriptions: [String: Int] = [:]
     private var waiters: [Int: CheckedContinuation<Void, any Error>] = [:]
@@ -28,6 +39,11 @@ public final class MQTTClient: @unchecked Sendable {
     private var connected = false
     private var loopRunning = false
     private var disconnecting = false
+    /// Seconds before the network thread's next reconnect; back to the minimum on every accepted connection.
+    private var reconnectDelay: Int
+    /// Signalled when `disconnect` asks the network thread to stop, and when that thread has ended.
+    private let loopCondition = NSCondition()
+    private var loopEnded = true
 
     private static let initialise: Void = { mosquitto_lib_init() }()
 
@@ -36,11 +52,16 @@ public final class MQTTClient: @unchecked Sendable {
         Self.initialise
         self.options = options
         (messages, continuation) = AsyncStream.makeStream(of: MQTTMessage.self, bufferingPolicy: .unbounded)
+        (connections, connectionsContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        reconnectDelay = max(1, options.reconnectDelay.minimum)
         guard let handle = mosquitto_new(options.clientID, options.cleanStart, nil) else {
             throw .library(operation: "mosquitto_new", code: MOSQ_ERR_NOMEM.rawValue, message: "cannot create a client")
         }
         self.handle = handle
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
+        // Publishes and subscriptions come from other threads than the network thread: libmosquitto then locks and
+        // wakes that thread's select.
+        try check(mosquitto_threaded_set(handle, true), "enable threading")
         try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, options.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311), "set protocol version")
         // Request/reply traffic is small messages in both directions: without TCP_NODELAY, Nagle's algorithm and
         // delayed ACKs add tens of milliseconds to every round trip.
@@ -66,7 +87,6 @@ public final class MQTTClient: @unchecked Sendable {
             }
             try check(code, "set last will")
         }
-        try check(mosquitto_reconnect_delay_set(handle, UInt32(options.reconnectDelay.minimum), UInt32(options.reconnectDelay.maximum), true), "set reconnect delay")
         mosquitto_connect_v5_callback_set(handle) { _, context, code, _, _ in
             MQTTClient.from(context).didConnect(code: code)
         }
@@ -90,12 +110,10 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     deinit {
-        if loopRunning {
-            mosquitto_disconnect(handle)
-            mosquitto_loop_stop(handle, true)
-        }
+        stopLoop()
         mosquitto_destroy(handle)
         continuation.finish()
+        connectionsContinuation.finish()
     }
 
     private static func from(_ context: UnsafeMutableRawPointer?) -> MQTTClient {
@@ -112,22 +130,95 @@ public final class MQTTClient: @unchecked Sendable {
     /// Whether the broker has accepted the connection and it is up.
     public var isConnected: Bool { lock.withLock { connected } }
 
-    /// Connects and waits for the broker's CONNACK. After the first success the network thread reconnects by
-    /// itself with exponential backoff and restores the subscriptions.
+    /// Connects and waits for the broker's CONNACK. Throws at once when the broker cannot be reached; once it
+    /// could be, the network thread keeps (re)connecting by itself with exponential back-off, through refused
+    /// logins and lost connections alike, and restores the subscriptions; calling `connect` again then only waits.
     public func connect(timeout: Duration = .seconds(10)) async throws {
-        var properties: OpaquePointer?
-        defer { mosquitto_property_free_all(&properties) }
-        if options.protocolVersion == .v5 && options.sessionExpiry > 0 {
-            try check(mosquitto_property_add_int32(&properties, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), options.sessionExpiry), "set session expiry")
+        let running = lock.withLock { () -> Bool in
+            disconnecting = false
+            return loopRunning
         }
-        lock.withLock { disconnecting = false }
-        try check(mosquitto_connect_bind_v5(handle, options.host, Int32(options.port), Int32(options.keepAlive), nil, properties), "connect to \(options.host):\(options.port)")
-        let startLoop = lock.withLock { () -> Bool in
+        if !running {
+            var properties: OpaquePointer?
+            defer { mosquitto_property_free_all(&properties) }
+            if options.protocolVersion == .v5 && options.sessionExpiry > 0 {
+                try check(mosquitto_property_add_int32(&properties, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), options.sessionExpiry), "set session expiry")
+            }
+            try check(mosquitto_connect_bind_v5(handle, options.host, Int32(options.port), Int32(options.keepAlive), nil, properties), "connect to \(options.host):\(options.port)")
+            startLoop()
+        }
+        try await waitUntilConnected(timeout: timeout)
+    }
+
+    /// Starts the network thread unless it runs.
+    private func startLoop() {
+        let start = lock.withLock { () -> Bool in
             defer { loopRunning = true }
             return !loopRunning
         }
-        if startLoop { try check(mosquitto_loop_start(handle), "start network thread") }
-        try await waitUntilConnected(timeout: timeout)
+        guard start else { return }
+        loopCondition.withLock { loopEnded = false }
+        // Unowned: `deinit` stops and waits for this thread before the client goes away.
+        let thread = Thread { [unowned(unsafe) self] in
+            Thread.current.name = "adapterd-mqtt"
+            runLoop()
+        }
+        thread.start()
+    }
+
+    /// The network thread: reads and writes the socket, sends keep-alives, and after any failure (a lost
+    /// connection, a refused CONNACK, a TLS or protocol error) waits the back-off and reconnects, until `disconnect`.
+    private func runLoop() {
+        defer {
+            loopCondition.withLock {
+                loopEnded = true
+                loopCondition.broadcast()
+            }
+        }
+        // A stop still sends the DISCONNECT queued by `disconnect` (so no Last Will), bounded for a dead peer.
+        var stopDeadline: ContinuousClock.Instant?
+        while true {
+            if lock.withLock({ disconnecting }) {
+                let deadline = stopDeadline ?? .now + .seconds(2)
+                stopDeadline = deadline
+                guard mosquitto_socket(handle) >= 0, ContinuousClock.now < deadline,
+                      mosquitto_loop(handle, 100, 1) == MOSQ_ERR_SUCCESS.rawValue else { return }
+                continue
+            }
+            // A short select timeout: `disconnect` is noticed within it even when nothing wakes the select.
+            if mosquitto_loop(handle, 200, 1) == MOSQ_ERR_SUCCESS.rawValue { continue }
+            let delay = lock.withLock { () -> Int in
+                connected = false
+                defer { reconnectDelay = min(reconnectDelay * 2, max(options.reconnectDelay.maximum, options.reconnectDelay.minimum, 1)) }
+                return reconnectDelay
+            }
+            let stopping = loopCondition.withLock { () -> Bool in
+                let until = Date().addingTimeInterval(TimeInterval(delay))
+                while !lock.withLock({ disconnecting }) {
+                    if !loopCondition.wait(until: until) { break }
+                }
+                return lock.withLock { disconnecting }
+            }
+            if stopping { return }
+            // A failure here shows as the next loop's error, which waits and retries again.
+            _ = mosquitto_reconnect(handle)
+        }
+    }
+
+    /// Asks the network thread to stop and waits (bounded) until it has.
+    private func stopLoop() {
+        let running = lock.withLock { () -> Bool in
+            disconnecting = true
+            defer { loopRunning = false }
+            return loopRunning
+        }
+        mosquitto_disconnect(handle)
+        guard running else { return }
+        loopCondition.withLock {
+            loopCondition.broadcast()
+            let until = Date().addingTimeInterval(5)
+            while !loopEnded, loopCondition.wait(until: until) {}
+        }
     }
 
     /// Waits until the connection is up (after a reconnect, say), or throws after `timeout`.
@@ -167,10 +258,11 @@ public final class MQTTClient: @unchecked Sendable {
                 // read as success.
                 throw timeoutError
             }
+            // Whichever way the group ends (the signal, the timeout, or the task's cancellation: SIGTERM while
+            // connecting), the waiter must be resumed, or the group would wait for it for ever.
+            defer { self.lock.withLock { remove() }?.resume(throwing: CancellationError()) }
             try await group.next()
             group.cancelAll()
-            // Unblock the waiter if the sleeper came first; a cancelled sleep ends at once.
-            self.lock.withLock { remove() }?.resume(throwing: CancellationError())
         }
     }
 
@@ -198,12 +290,6 @@ public final class MQTTClient: @unchecked Sendable {
                 return false
             },
             remove: { self.subscribeWaiters.removeValue(forKey: mid) })
-    }
-
-    /// Unsubscribes and forgets the filter.
-    public func unsubscribe(_ filter: String) throws(MQTTError) {
-        lock.withLock { _ = subscriptions.removeValue(forKey: filter) }
-        try check(mosquitto_unsubscribe(handle, nil, filter), "unsubscribe from \(filter)")
     }
 
     /// Publishes a message; safe from any task or thread. MQTT 5 properties are dropped on a 3.1.1 connection.
@@ -263,19 +349,14 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Disconnects cleanly (no Last Will) and stops the network thread.
     public func disconnect() {
-        let running = lock.withLock { () -> Bool in
-            disconnecting = true
-            defer { loopRunning = false }
-            return loopRunning
-        }
-        mosquitto_disconnect(handle)
-        if running { mosquitto_loop_stop(handle, false) }
+        stopLoop()
         lock.withLock { connected = false }
     }
 
-    /// Ends `messages`: loops reading it finish once they have taken what was already received.
+    /// Ends `messages` and `connections`: loops reading them finish once they have taken what was already received.
     public func finishMessages() {
         continuation.finish()
+        connectionsContinuation.finish()
     }
 
     // MARK: Callbacks on libmosquitto's network thread
@@ -292,11 +373,13 @@ public final class MQTTClient: @unchecked Sendable {
         }
         let (filters, pending) = lock.withLock { () -> ([String: Int], [CheckedContinuation<Void, any Error>]) in
             connected = true
+            reconnectDelay = max(1, options.reconnectDelay.minimum)
             defer { waiters.removeAll() }
             return (subscriptions, Array(waiters.values))
         }
         for (filter, qos) in filters { mosquitto_subscribe_v5(handle, nil, filter, Int32(qos), 0, nil) }
         pending.forEach { $0.resume() }
+        connectionsContinuation.yield()
     }
 
     private func didSubscribe(mid: Int32) {
@@ -325,8 +408,8 @@ public final class MQTTClient: @unchecked Sendable {
         lock.withLock { connected = false }
     }
 
-    /// libmosquitto reports a failed TLS handshake on its network thread only as a log line (no CONNACK, no
-    /// disconnect callback) and then retries forever; callers waiting to connect get OpenSSL's reason at once.
+    /// libmosquitto reports a failed TLS handshake on the network thread only as a log line (no CONNACK, no
+    /// disconnect callback); the thread retries, and callers waiting to connect get OpenSSL's reason at once.
     private func didLogError(_ message: String) {
         guard message.contains("OpenSSL Error") || message.contains("TLS") else { return }
         let pending = lock.withLock { () -> [CheckedContinuation<Void, any Error>] in

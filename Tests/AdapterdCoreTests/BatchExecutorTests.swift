@@ -15,7 +15,7 @@ struct BatchExecutorTests {
             for seed in 0..<32 {
                 group.addTask {
                     let ids = [Int32(101)] + (0..<126).map { Int32(1000 + ($0 * 31 + seed) % 20000) } + [102]
-                    return await executor.run(EncodedInput(ids: ids, adapter: nil)) != nil
+                    return ((try? await executor.run(EncodedInput(ids: ids, adapter: nil))) ?? nil) != nil
                 }
             }
             var answered = 0
@@ -60,5 +60,40 @@ struct BatchExecutorTests {
         // A batch of 32 × 128 tokens outlasts a 1 ms wait by far: the wait must return while it still runs.
         let busy = try await Self.waitDuringLongBatch(atMost: .milliseconds(1))
         #expect(busy, "the 1 ms wait lasted until the whole batch had ended")
+    }
+
+    @Test("a row the engine refuses gets its error without failing the rows batched with it")
+    func refusedRowAlone() async throws {
+        let executor = BatchExecutor(engine: Self.engine)
+        defer { executor.shutdown() }
+        let good = [Int32(101), 2000, 102]
+        let bad = [Int32(101), Int32.max, 102]
+        let results = await withTaskGroup(of: (Int, Result<InferenceOutput?, InferenceError>).self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    do throws(InferenceError) {
+                        return (index, .success(try await executor.run(EncodedInput(ids: index == 3 ? bad : good, adapter: nil))))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            var out: [Int: Result<InferenceOutput?, InferenceError>] = [:]
+            for await (index, result) in group { out[index] = result }
+            return out
+        }
+        for (index, result) in results {
+            switch result {
+            case .success(let output):
+                #expect(index != 3, "the row with token id \(Int32.max) was answered")
+                #expect(output != nil, "row \(index) got no output")
+            case .failure(let error):
+                #expect(index == 3, "row \(index) was refused: \(error)")
+                guard case .invalidTokenID = error else {
+                    Issue.record("row 3 was refused for another reason: \(error)")
+                    continue
+                }
+            }
+        }
     }
 }

@@ -171,9 +171,16 @@ public enum JSONValue: Sendable, Equatable {
                         var code = try hex4()
                         if (0xD800..<0xDC00).contains(code), index + 6 <= bytes.count,
                            bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                            let escape = index
                             index += 2
                             let low = try hex4()
-                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                            if (0xDC00..<0xE000).contains(low) {
+                                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                            } else {
+                                // Not a low surrogate (`\ud800\u0041`): the lone high one becomes U+FFFD below and
+                                // the second escape is read again on its own.
+                                index = escape
+                            }
                         }
                         scalars.append(Unicode.Scalar(code) ?? "\u{FFFD}")
                     default:

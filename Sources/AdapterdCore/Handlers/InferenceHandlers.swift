@@ -56,15 +56,23 @@ public struct InferenceHandlers: Sendable {
                 router: router.name, adapter: router.fallback ? (lease.entry?.name ?? "") : router.choice, fallback: router.fallback,
                 duration: router.duration)
         }
-        let result = await services.executor.run(EncodedInput(ids: encoded.ids, adapter: lease.adapter), deadline: context.deadline)
+        var refusal: InferenceError?
+        let result: InferenceOutput?
         do {
-            if let rollback = try await lease.release(ok: result != nil, since: context.receivedAt) {
+            result = try await services.executor.run(EncodedInput(ids: encoded.ids, adapter: lease.adapter), deadline: context.deadline)
+        } catch {
+            (result, refusal) = (nil, error)
+        }
+        do {
+            // A refused row is the client's error, not the version's: it does not count against a canary.
+            if let rollback = try await lease.release(ok: result != nil || refusal != nil, since: context.receivedAt) {
                 services.logger.warning("canary rolled back", metadata: ["name": "\(rollback.name)", "version": "\(rollback.canary)", "reason": "\(rollback.reason)"])
                 services.events(AdapterEvent(event: "rolled back", name: rollback.name, version: rollback.canary, actor: "guard", reason: rollback.reason))
             }
         } catch {
             services.logger.error("cannot roll back canary", metadata: ["name": "\(lease.entry?.name ?? "")", "error": "\(error)"])
         }
+        if let refusal { throw refusal }
         guard let output = result else { throw HandlerError.expiredWaiting }
         reply.worker = services.configuration.workerID
         reply.tokens = Int32(encoded.ids.count)

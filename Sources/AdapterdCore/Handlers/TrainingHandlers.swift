@@ -57,10 +57,7 @@ public struct TrainingHandlers: Sendable {
                 return slot
             }
         }
-        guard (1...256).contains(options.rank), (1...1000).contains(options.epochs), (1...1024).contains(options.batchSize),
-              options.optimizer.learningRate > 0, options.optimizer.learningRate < 1 else {
-            throw TrainingError.invalidOptions("rank 1–256, epochs 1–1000, batch size 1–1024 and a learning rate in (0, 1) are required")
-        }
+        try options.validate()
         let budget = services.configuration.trainingMemoryBudgetBytes
         options.memoryBudgetBytes = budget
         let trainer = Trainer(model: services.engine.model, options: options)
@@ -74,7 +71,7 @@ public struct TrainingHandlers: Sendable {
         var reply = Adapterd_V1_TrainAdapterReply()
         reply.examples = Int32(examples.count)
         reply.labels = labels
-        reply.totalSteps = Int32((examples.count + options.batchSize - 1) / options.batchSize * options.epochs)
+        reply.totalSteps = Int32(clamping: (examples.count + options.batchSize - 1) / options.batchSize * options.epochs)
         reply.estimatedBytes = Int64(estimated)
         return reply
     }

@@ -1,3 +1,4 @@
+import AdapterEngine
 import AdapterFormats
 import AdapterRuntime
 import AdapterTraining
@@ -23,6 +24,8 @@ extension RPCError {
             self.init(error.status, error.description)
         case let error as TrainingJobs.Refusal:
             self.init(error.status, error.description)
+        case let error as InferenceError:
+            self.init(.invalidArgument, error.description)
         default:
             self.init(.internal, "\(error)")
         }
@@ -94,6 +97,7 @@ extension TrainingError {
         case .tooLarge: return .resourceExhausted
         case .cancelled: return .cancelled
         case .unreadable, .unwritable: return .internal
+        case .diverged: return .aborted
         }
     }
 }
