@@ -13,6 +13,8 @@ public enum StoreError: Error, CustomStringConvertible, Sendable, Equatable {
     case invalidTransition(name: String, version: String, from: AdapterState, to: AdapterState)
     case nothingToRollBackTo(name: String)
     case database(String)
+    /// A bounded store (feedback, say) is full.
+    case limit(what: String, limit: Int)
 
     public var description: String {
         switch self {
@@ -42,6 +44,8 @@ public enum StoreError: Error, CustomStringConvertible, Sendable, Equatable {
             return "adapter '\(name)' has no previously active version to roll back to"
         case let .database(reason):
             return "registry database: \(reason)"
+        case let .limit(what, limit):
+            return "this worker keeps at most \(limit) \(what); delete some or raise the limit"
         }
     }
 }

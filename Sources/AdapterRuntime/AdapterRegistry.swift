@@ -183,7 +183,14 @@ public actor AdapterRegistry {
             return existing
         }
         let storedPath = store.directory(forSHA256: sha256)
-        if ArtifactKind.of(directory: storedPath) == .router {
+        let kind = ArtifactKind.of(directory: storedPath)
+        do {
+            try await checkKind(kind, name: name)
+        } catch {
+            try? store.removeFilesIfUnused(sha256: sha256)
+            throw error
+        }
+        if kind == .router {
             return try await loadRouter(name: name, version: version, sha256: sha256, path: storedPath, actor: actor, source: source ?? path)
         }
         let adapter: LoRAAdapter
@@ -228,6 +235,15 @@ public actor AdapterRegistry {
         do {
             router = try InputRouter(directory: path)
             try router.validate(for: model, fingerprint: baseFingerprint)
+            // Its labels are the adapter names it routes to: they become registry keys and topic parts.
+            for label in router.labels {
+                if let problem = AdapterName.problem(with: label) {
+                    throw RegistryError.refused(name: name, version: version, reason: "label '\(label)' is not an adapter name: \(problem)")
+                }
+                if label == name {
+                    throw RegistryError.refused(name: name, version: version, reason: "label '\(label)' is the router's own name; a router picks adapters")
+                }
+            }
         } catch {
             let failed = AdapterVersionRecord(
                 name: name, version: version, sha256: sha256, sizeBytes: 0, rank: 0, targets: [], baseFingerprint: baseFingerprint,
@@ -263,14 +279,20 @@ public actor AdapterRegistry {
         }
     }
 
+    /// Throws `RegistryError.kindTaken` when `name` holds versions of another kind than `kind`: every Infer naming
+    /// it, and every route to it, expects one kind.
+    public func checkKind(_ kind: ArtifactKind, name: String) throws(RegistryError) {
+        if let held = entries[name]?.values.first?.kind, held != kind { throw .kindTaken(name: name, holds: held, offered: kind) }
+    }
+
     /// Appends an entry to `name`'s audit trail (what a training reports, say).
     public nonisolated func record(_ entry: HistoryRecord) throws(RegistryError) {
         try mapped { () throws(StoreError) in try store.record(entry) }
     }
 
-    /// Stores a labelled text for `name` (at most `limit` per name); returns how many are stored.
-    public nonisolated func addFeedback(name: String, text: String, label: String, limit: Int) throws(RegistryError) -> Int {
-        try mapped { () throws(StoreError) in try store.addFeedback(name: name, text: text, label: label, limit: limit) }
+    /// Stores a labelled text for `name` within `limits`; returns how many are stored for it.
+    public nonisolated func addFeedback(name: String, text: String, label: String, limits: FeedbackLimits) throws(RegistryError) -> Int {
+        try mapped { () throws(StoreError) in try store.addFeedback(name: name, text: text, label: label, limits: limits) }
     }
 
     /// The labelled texts stored for `name`, oldest first.
@@ -295,7 +317,14 @@ public actor AdapterRegistry {
             }
             return existing
         }
-        // Loads that passed the early check together may not all fit.
+        // Loads that passed the early checks together may not all fit, nor all be of one kind.
+        do {
+            try checkKind(staged.kind, name: name)
+        } catch {
+            _ = try? store.remove(name: name, version: version, actor: actor)
+            try? store.removeFilesIfUnused(sha256: staged.sha256)
+            throw error
+        }
         guard count < maxVersions else {
             _ = try? store.remove(name: name, version: version, actor: actor)
             try? store.removeFilesIfUnused(sha256: staged.sha256)
@@ -560,6 +589,9 @@ public actor AdapterRegistry {
 
     /// Whether any version of `name` is loaded.
     public func isLoaded(_ name: String) -> Bool { entries[name] != nil }
+
+    /// The kind of the versions `name` holds; nil when none is loaded.
+    public func kind(of name: String) -> ArtifactKind? { entries[name]?.values.first?.kind }
 
     /// Number of loaded versions.
     public var count: Int { entries.values.reduce(0) { $0 + $1.count } }

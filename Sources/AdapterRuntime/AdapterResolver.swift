@@ -34,8 +34,9 @@ public struct AdapterResolver: Sendable {
     public struct Routing: Sendable, Equatable {
         /// `request`, `session`, `rollout`, `route`, `router`, `default`, or empty (no adapter: embeddings).
         public var routedBy = ""
-        /// The input router consulted, if any, and what it said (also when its confidence was too low).
-        public var router: (name: String, version: String, choice: String, confidence: Float, fallback: Bool, duration: Duration)?
+        /// The input router consulted, if any, and what it said (also when its confidence was too low); `fallback`
+        /// is why the route's own adapter served instead of the choice (nil: the choice served).
+        public var router: (name: String, version: String, choice: String, confidence: Float, fallback: RouterFallback?, duration: Duration)?
 
         public static func == (lhs: Routing, rhs: Routing) -> Bool {
             lhs.routedBy == rhs.routedBy && lhs.router?.name == rhs.router?.name && lhs.router?.version == rhs.router?.version
@@ -157,15 +158,37 @@ public struct AdapterResolver: Sendable {
             warn("routing failed; the route's adapter serves", ["router": route.router, "error": "\(error)"])
             return nil
         }
-        let confident = Double(decision.confidence) >= route.minConfidence
-        routing.router = (loaded.entry.name, loaded.entry.version, decision.adapter, decision.confidence, !confident, ContinuousClock.now - started)
-        guard confident else { return nil }
+        var fallback: RouterFallback?
+        if Double(decision.confidence) < route.minConfidence {
+            fallback = .lowConfidence
+        } else if let kind = await registry.kind(of: decision.adapter) {
+            if kind != .adapter { fallback = .notAnAdapter }
+        } else {
+            fallback = .notLoaded
+        }
+        routing.router = (loaded.entry.name, loaded.entry.version, decision.adapter, decision.confidence, fallback, ContinuousClock.now - started)
+        if let fallback, fallback != .lowConfidence {
+            // The router names something this worker cannot serve (unloaded since, or a router): the route's adapter
+            // serves, as for a low confidence, and the choice is not remembered for the session.
+            warn("router chose what is not a loaded adapter; the route's adapter serves", ["route": route.name, "router": route.router, "choice": decision.adapter, "reason": fallback.rawValue])
+        }
+        guard fallback == nil else { return nil }
         routing.routedBy = "router"
         if !request.session.isEmpty {
             await registry.rememberChoice(decision.adapter, session: request.session, route: route.name, ttl: affinityTTL)
         }
         return decision.adapter
     }
+}
+
+/// Why a route's own adapter served instead of its input router's choice.
+public enum RouterFallback: String, Sendable {
+    /// The router's confidence was below the route's minimum.
+    case lowConfidence = "low_confidence"
+    /// The router chose a name no version of which is loaded.
+    case notLoaded = "not_loaded"
+    /// The router chose an input router (itself, say), not an adapter.
+    case notAnAdapter = "not_an_adapter"
 }
 
 /// What a request runs with: the adapter version and its weights (nil: the base model), and how they were

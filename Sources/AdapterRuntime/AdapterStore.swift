@@ -99,21 +99,46 @@ public final class AdapterStore: Sendable {
                 table.column("at", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v6: feedback usage") { db in
+            // The bytes every stored text and label take, kept by triggers: checking the total bound on each
+            // Feedback must not scan the table.
+            try db.execute(sql: """
+                CREATE TABLE feedback_usage (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
+                INSERT INTO feedback_usage (id, bytes)
+                    SELECT 1, COALESCE(SUM(LENGTH(CAST(text AS BLOB)) + LENGTH(CAST(label AS BLOB))), 0) FROM feedback;
+                CREATE TRIGGER feedback_added AFTER INSERT ON feedback BEGIN
+                    UPDATE feedback_usage SET bytes = bytes + LENGTH(CAST(NEW.text AS BLOB)) + LENGTH(CAST(NEW.label AS BLOB)) WHERE id = 1;
+                END;
+                CREATE TRIGGER feedback_removed AFTER DELETE ON feedback BEGIN
+                    UPDATE feedback_usage SET bytes = bytes - LENGTH(CAST(OLD.text AS BLOB)) - LENGTH(CAST(OLD.label AS BLOB)) WHERE id = 1;
+                END;
+                """)
+        }
         return migrator
     }
 
     // MARK: Feedback
 
-    /// Stores a labelled text for `name`, keeping at most `limit` per name (the oldest go first); returns how many
-    /// are stored for it.
-    public func addFeedback(name: String, text: String, label: String, limit: Int) throws(StoreError) -> Int {
+    /// Stores a labelled text for `name`, keeping at most `limits.perName` per name (the oldest go first); returns
+    /// how many are stored for it. Throws `StoreError.limit` when the text would take the store past
+    /// `limits.maxBytes`, or a new name past `limits.maxNames`: one client's texts must not fill the disk.
+    public func addFeedback(name: String, text: String, label: String, limits: FeedbackLimits) throws(StoreError) -> Int {
         try AdapterName.check(name, field: "name")
+        let bytes = text.utf8.count + label.utf8.count
         return try write { db in
+            let used = try Int.fetchOne(db, sql: "SELECT bytes FROM feedback_usage WHERE id = 1") ?? 0
+            guard bytes <= limits.maxBytes - used else {
+                throw StoreError.limit(what: "bytes of feedback (\(used) stored, this text and label \(bytes))", limit: limits.maxBytes)
+            }
+            if try FeedbackRecord.filter(Column("name") == name).isEmpty(db) {
+                let names = try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT name) FROM feedback") ?? 0
+                guard names < limits.maxNames else { throw StoreError.limit(what: "names with feedback", limit: limits.maxNames) }
+            }
             var record = FeedbackRecord(name: name, text: text, label: label)
             try record.insert(db)
             try db.execute(sql: """
                 DELETE FROM feedback WHERE name = ? AND id NOT IN (SELECT id FROM feedback WHERE name = ? ORDER BY id DESC LIMIT ?)
-                """, arguments: [name, name, max(1, limit)])
+                """, arguments: [name, name, max(1, limits.perName)])
             return try FeedbackRecord.filter(Column("name") == name).fetchCount(db)
         }
     }

@@ -22,6 +22,8 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
     case engineStopping
     /// The name belongs to an artifact of another kind (an adapter where a router is needed, or the reverse).
     case notKind(name: String, kind: ArtifactKind)
+    /// A load, push or training would add a version of another kind to a name that holds `holds` versions.
+    case kindTaken(name: String, holds: ArtifactKind, offered: ArtifactKind)
     /// A route's minimum confidence outside 0…1.
     case invalidConfidence(Double)
     /// A bounded collection is full.
@@ -53,6 +55,8 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
             return kind == .router
                 ? "'\(name)' is an adapter, not an input router"
                 : "'\(name)' is an input router, not an adapter; name an adapter, or route through the router"
+        case let .kindTaken(name, holds, offered):
+            return "'\(name)' holds \(holds == .router ? "input router" : "adapter") versions, so it cannot take \(offered == .router ? "an input router" : "an adapter"): a name holds one kind; use another name"
         case let .limit(what, limit):
             return "this worker keeps at most \(limit) \(what); delete some first"
         case let .invalidConfidence(value):

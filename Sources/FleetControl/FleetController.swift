@@ -74,7 +74,7 @@ public struct FleetController: Sendable {
         _ = try AdapterBundle.encode(directory: adapterDirectory)
         let watcher = try await FleetWatcher(options: watcherOptions)
         defer { watcher.close() }
-        let workers = try await watcher.discover(selector)
+        let workers = await verified(try await watcher.discover(selector), policy: policy)
         guard !workers.isEmpty else { throw FleetError.noWorkers(selector: selector.description) }
         var rows: [FleetStore.WorkerRow] = []
         var index = 0
@@ -92,6 +92,34 @@ public struct FleetController: Sendable {
             workers: rows)
         log("rollout of \(name) \(version) to \(workers.count) workers in waves of \(policy.waves(for: workers.count).map(String.init).joined(separator: ", "))")
         return try await run(watcher: watcher)
+    }
+
+    /// The workers among `claimed` that answer GetStatus on their own control topic as themselves, in order. A
+    /// retained status is only a claim (anyone may have published it, and a worker gone for good leaves its own):
+    /// the controller pushes to and activates on no worker it has not heard from.
+    func verified(_ claimed: [WorkerStatus], policy: RolloutPolicy) async -> [WorkerStatus] {
+        let answered = await withTaskGroup(of: (String, String?).self) { group in
+            for status in claimed {
+                group.addTask {
+                    do {
+                        let client = try await client(for: status.worker, policy: policy)
+                        defer { client.close() }
+                        let reply = try await client.control(
+                            "GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: policy.workerTimeout)
+                        guard RPCStatus(reply.status) == .ok else { return (status.worker, "GetStatus answered \(reply.error)") }
+                        return (status.worker, reply.worker == status.worker ? nil : "GetStatus was answered by '\(reply.worker)'")
+                    } catch {
+                        return (status.worker, "no answer to GetStatus (\(error))")
+                    }
+                }
+            }
+            return await group.reduce(into: [String: String?]()) { $0[$1.0] = $1.1 }
+        }
+        return claimed.filter { status in
+            guard let problem = answered[status.worker] ?? "not asked" else { return true }
+            log("ignoring worker \(status.worker): its retained status says online, but \(problem)")
+            return false
+        }
     }
 
     /// Resumes the rollout the store holds (after a controller was stopped or killed).
@@ -150,6 +178,8 @@ public struct FleetController: Sendable {
                     if let worker = try await deploy(row, rollout: rollout, payload: payload, policy: policy) { touched.append(worker) }
                     try store.heartbeat()
                 }
+                // A wave whose every worker was skipped proved nothing about the version: it never counts as passed.
+                guard !touched.isEmpty else { throw Abort.because("wave \(wave + 1) reached none of its workers (\(rows.map(\.worker).joined(separator: ", ")))") }
                 try await judge(wave: wave, workers: touched, rollout: rollout, policy: policy, watcher: watcher)
             }
             try store.setState("completed", reason: "")

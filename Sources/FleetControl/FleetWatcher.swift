@@ -1,4 +1,5 @@
 import AdapterdClient
+import AdapterFormats
 import Foundation
 import MQTTRPC
 
@@ -24,16 +25,25 @@ public final class FleetWatcher: @unchecked Sendable {
         try await client.subscribe("\(Topics.prefix)/+/metrics", qos: 0, acknowledgedWithin: .seconds(10))
     }
 
+    /// Takes a status or metrics document only when the topic names a possible worker (a valid id, not the pool's
+    /// reserved one) and the document names that same worker: anyone may publish a retained message under a topic
+    /// of their choosing, so a document claiming another worker's id is ignored.
     private func take(_ message: MQTTMessage) {
-        let parts = message.topic.split(separator: "/")
+        let parts = message.topic.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return }
         let worker = String(parts[2])
+        guard Self.isWorkerID(worker) else { return }
         let payload = Data(message.payload)
-        if parts[3] == "status", let status = try? JSONDecoder().decode(WorkerStatus.self, from: payload) {
+        if parts[3] == "status", let status = try? JSONDecoder().decode(WorkerStatus.self, from: payload), status.worker == worker {
             lock.withLock { statuses[worker] = status }
-        } else if parts[3] == "metrics", let document = try? JSONDecoder().decode(MetricsSnapshot.self, from: payload) {
+        } else if parts[3] == "metrics", let document = try? JSONDecoder().decode(MetricsSnapshot.self, from: payload), document.worker == worker {
             lock.withLock { documents[worker] = document }
         }
+    }
+
+    /// Whether `id` can be a worker's: a valid name that is not the pool's reserved topic level.
+    static func isWorkerID(_ id: String) -> Bool {
+        AdapterName.problem(with: id) == nil && id != Topics.poolWorker
     }
 
     /// Every worker seen, by id.

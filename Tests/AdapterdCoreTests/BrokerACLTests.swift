@@ -23,18 +23,43 @@ struct BrokerACLTests {
             try String(contentsOfFile: directory + "/\(user).password", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         }
 
-        static func start() async throws -> SecuredBroker {
+        /// The shipped `adapterd.conf`'s settings, its paths under `directory` (the listener is the test's own).
+        static func shippedSettings(in directory: String) throws -> String {
+            try String(contentsOfFile: root + "/deploy/mosquitto/adapterd.conf", encoding: .utf8)
+                .split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.hasPrefix("listener") }
+                .joined(separator: "\n").replacingOccurrences(of: "/etc/mosquitto/", with: directory + "/")
+        }
+
+        /// Runs make-users into a new directory.
+        static func makeUsers() throws -> String {
             let directory = Harness.temporaryDirectory()
             let maker = try ChildProcess.spawn(root + "/deploy/mosquitto/make-users", arguments: [directory], output: directory + "/make-users.log")
-            let made = ChildProcess.wait(maker, timeout: .seconds(30))
+            let made = ChildProcess.wait(maker, timeout: .seconds(60))
             try #require(made == 0, "make-users failed: \((try? String(contentsOfFile: directory + "/make-users.log", encoding: .utf8)) ?? "")")
-            let (port, pid) = try await Harness.startMosquitto(settings: """
-                allow_anonymous false
-                password_file \(directory)/adapterd.passwords
-                acl_file \(directory)/adapterd.acl
-                set_tcp_nodelay true
-                """, in: directory)
+            return directory
+        }
+
+        static func start() async throws -> SecuredBroker {
+            let directory = try makeUsers()
+            let (port, pid) = try await Harness.startMosquitto(settings: try shippedSettings(in: directory), in: directory)
             return SecuredBroker(directory: directory, port: port, pid: pid)
+        }
+
+        var log: String { (try? String(contentsOfFile: directory + "/mosquitto.log", encoding: .utf8)) ?? "" }
+
+        /// A bare MQTT client logged in as `user` with `clientID`, connected (or the broker's refusal thrown).
+        func connect(_ user: String, clientID: String) async throws -> MQTTClient {
+            var options = MQTTOptions(host: "127.0.0.1", port: port, clientID: clientID)
+            options.username = user
+            options.password = try password(user)
+            let client = try MQTTClient(options: options)
+            do {
+                try await client.connect(timeout: .seconds(5))
+            } catch {
+                client.disconnect()
+                throw error
+            }
+            return client
         }
 
         func stop() { ChildProcess.terminate(pid, within: .seconds(2)) }
@@ -66,6 +91,78 @@ struct BrokerACLTests {
                 #expect("\(error)".contains("refused"), "\(user ?? "anonymous"): \(error)")
             }
         }
+    }
+
+    @Test("a sensor or controller logging in with a worker's client id is refused and the worker stays connected")
+    func workerClientIDsBelongToWorkers() async throws {
+        let broker = try await SecuredBroker.start()
+        defer { broker.stop() }
+        var configuration = Harness.configuration(brokerURL: broker.url)
+        configuration.username = "adapterd"
+        configuration.password = try broker.password("adapterd")
+        configuration.pool = "edge"
+        let worker = try await RunningWorker(configuration, username: "controller", password: try broker.password("controller"))
+        try await worker.stopping {
+            for user in ["sensor", "controller"] {
+                for id in ["adapterd-" + configuration.workerID, "adapterd-\(configuration.workerID)-pool"] {
+                    do {
+                        let intruder = try await broker.connect(user, clientID: id)
+                        intruder.disconnect()
+                        Issue.record("\(user) logged in as the worker's client id \(id)")
+                    } catch {
+                        #expect("\(error)".contains("refused") || "\(error)".contains("authori"), "\(user) as \(id): \(error)")
+                    }
+                }
+            }
+            #expect(!broker.log.contains("already connected, closing old connection"), "the broker handed the worker's id to another client")
+            let controller = try await AdapterdClient(
+                brokerURL: broker.url, worker: configuration.workerID, username: "controller", password: try broker.password("controller"))
+            defer { controller.close() }
+            let status = try await controller.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: .seconds(5))
+            #expect(status.status == .ok, "the worker stopped answering")
+        }
+    }
+
+    @Test("a client id holding a topic separator is refused, so no client reads another's replies through its %c topics")
+    func clientIDsCannotReachOtherReplyTopics() async throws {
+        let broker = try await SecuredBroker.start()
+        defer { broker.stop() }
+        for id in ["adapterctl-victim/replies", "a+b", "x#"] {
+            do {
+                let client = try await broker.connect("sensor", clientID: id)
+                client.disconnect()
+                Issue.record("a sensor logged in with client id \(id)")
+            } catch {
+                #expect("\(error)".contains("refused") || "\(error)".contains("authori"), "\(id): \(error)")
+            }
+        }
+        let ordinary = try await broker.connect("sensor", clientID: "infer-sh-1234")
+        ordinary.disconnect()
+    }
+
+    @Test("make-users leaves the password file readable by the broker's own user: mosquitto started as root with the shipped configuration serves")
+    func brokerStartsAsRootWithShippedFiles() async throws {
+        guard geteuid() == 0, let account = getpwnam("mosquitto") else { return }
+        let directory = try SecuredBroker.makeUsers()
+        let passwords = try FileManager.default.attributesOfItem(atPath: directory + "/adapterd.passwords")
+        #expect((passwords[.ownerAccountID] as? NSNumber)?.uint32Value == account.pointee.pw_uid, "adapterd.passwords does not belong to user mosquitto")
+        #expect((passwords[.posixPermissions] as? NSNumber)?.intValue == 0o640)
+        let secret = try FileManager.default.attributesOfItem(atPath: directory + "/sensor.password")
+        #expect((secret[.ownerAccountID] as? NSNumber)?.uint32Value == 0 && (secret[.posixPermissions] as? NSNumber)?.intValue == 0o600,
+                "the plain-text password files must stay root's")
+        // As the Debian service starts it: as root, no `user` line, so mosquitto drops to user mosquitto first.
+        let port = try MosquittoProcess.freePort()
+        let config = "listener \(port) 127.0.0.1\nlog_dest stderr\n" + (try SecuredBroker.shippedSettings(in: directory)) + "\n"
+        try config.write(toFile: directory + "/root.conf", atomically: true, encoding: .utf8)
+        let executable = try #require(MosquittoProcess.executable(), "mosquitto is not installed")
+        let pid = try ChildProcess.spawn(executable, arguments: ["-c", directory + "/root.conf"], output: directory + "/root.log")
+        defer { ChildProcess.terminate(pid, within: .seconds(2)) }
+        let listening = await Harness.eventually(timeout: .seconds(5), interval: .milliseconds(20)) { MosquittoProcess.accepts(port: port) }
+        let log = (try? String(contentsOfFile: directory + "/root.log", encoding: .utf8)) ?? ""
+        try #require(listening, "mosquitto as root did not start: \(log)")
+        let broker = SecuredBroker(directory: directory, port: port, pid: pid)
+        let sensor = try await broker.connect("sensor", clientID: "infer-sh-5678")
+        sensor.disconnect()
     }
 
     /// A sensor runs inference but cannot reach control methods; the controller can.

@@ -292,4 +292,39 @@ struct FleetRolloutTests {
         #expect(report.workers.values.filter { $0.active == "v2" }.count == 2)
         for worker in fleet.workers { try? await worker.stop() }
     }
+
+    @Test("forged retained statuses (another worker's id under a fake topic, the pool's id, ghosts) are not acted on: only verified workers are planned, and a wave of ghosts never passes")
+    func forgedStatusesAreIgnored() async throws {
+        let fleet = try await Fleet(count: 2)
+        let (north, south) = (fleet.ids[0], fleet.ids[1])
+        let forger = try await RawClient(broker: fleet.broker)
+        defer { forger.close() }
+        func forge(topic: String, worker: String, site: String) throws {
+            let status = WorkerStatus(state: "online", worker: worker, version: "0.1.0", model: "x", startedAt: "2026-01-01T00:00:00Z", labels: ["site": site])
+            try forger.client.publish("adapterd/v1/\(topic)/status", payload: Array(try JSONEncoder().encode(status)), qos: 1, retain: true)
+        }
+        try forge(topic: "zz-fake", worker: south, site: "north")
+        try forge(topic: "pool", worker: "pool", site: "north")
+        try forge(topic: "ghost", worker: "ghost", site: "north")
+        try forge(topic: "ghost2", worker: "+", site: "north")
+        let state = Harness.temporaryDirectory() + "/rollout.sqlite"
+        let traffic = Traffic()
+        var policy = Self.policy()
+        policy.workerTimeoutSeconds = 2
+        let report = try await traffic.during(broker: fleet.broker.url, workers: [north]) {
+            try await FleetController(brokerURL: fleet.broker.url, store: try FleetStore(path: state)).start(
+                name: "alerts", version: "v2", adapterDirectory: Harness.adapterDirectory("intent"), selector: FleetSelector("site=north"), policy: policy)
+        }
+        #expect(report.state == "completed", "\(report.reason)")
+        #expect(Set(report.workers.keys) == [north], "planned \(report.workers.keys.sorted()), only \(north) is a north worker")
+        let southHistory = try await Self.history(fleet.broker.url, worker: south)
+        #expect(!southHistory.contains { $0.version == "v2" }, "the south worker was touched: \(southHistory.map(\.action))")
+
+        // A ghost that does answer nobody: a rollout selecting only it finds no verified worker.
+        await #expect(throws: FleetError.self) {
+            try await FleetController(brokerURL: fleet.broker.url, store: try FleetStore(path: Harness.temporaryDirectory() + "/ghost.sqlite")).start(
+                name: "alerts", version: "v3", adapterDirectory: Harness.adapterDirectory("intent"), selector: FleetSelector("id=ghost"), policy: policy)
+        }
+        await fleet.stop()
+    }
 }

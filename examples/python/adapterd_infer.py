@@ -48,7 +48,7 @@ class InferClient:
     def __init__(self, host, port, worker, timeout):
         self.worker = worker
         self.timeout = timeout
-        client_id = "adapterd-infer-" + uuid.uuid4().hex[:12]
+        client_id = "infer-py-" + uuid.uuid4().hex[:12]
         # A topic only this client listens on. adapterd treats a second request with the same response topic and
         # correlation data as a duplicate (a QoS 1 redelivery) and answers it from its cache, so both are unique.
         self.response_topic = f"adapterd/v1/clients/{client_id}/replies"

@@ -10,6 +10,8 @@ public enum AdapterError: Error, CustomStringConvertible, Sendable {
     case shapeMismatch(adapter: String, tensor: String, shape: [Int], expected: [Int], reason: String)
     case invalidLabels(adapter: String, reason: String)
     case weights(adapter: String, SafeTensorsError)
+    /// A weight that is NaN, infinite or too large for any forward pass to stay finite.
+    case invalidValue(adapter: String, tensor: String, index: Int, value: Float, limit: Float)
 
     public var description: String {
         switch self {
@@ -33,6 +35,8 @@ public enum AdapterError: Error, CustomStringConvertible, Sendable {
             return "adapter '\(adapter)': labels.json: \(reason)"
         case let .weights(adapter, error):
             return "adapter '\(adapter)': \(error)"
+        case let .invalidValue(adapter, tensor, index, value, limit):
+            return "adapter '\(adapter)': tensor '\(tensor)' holds \(value) at element \(index); weights must be finite and within ±\(limit)"
         }
     }
 }

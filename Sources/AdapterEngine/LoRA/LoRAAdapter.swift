@@ -213,11 +213,29 @@ private struct AdapterBuilder {
             throw .shapeMismatch(adapter: name, tensor: infoB.name, shape: infoB.shape, expected: expectedB, reason: reason)
         }
         let scaling = config.useRSLoRA ? alpha / Double(rank).squareRoot() : alpha / Double(rank)
+        guard Float(scaling).isFinite, abs(scaling) <= Double(Self.largestValue) else {
+            throw .invalidConfig(adapter: name, field: "lora_alpha", reason: "the scaling alpha/r of '\(moduleName)' is \(scaling), beyond ±\(Self.largestValue)")
+        }
+        return LoRAWeights(a: try tensor(infoA), b: try tensor(infoB), rank: rank, scaling: Float(scaling))
+    }
+
+    /// Largest magnitude a weight may have: Float16's largest finite value, far beyond anything training produces.
+    /// Larger values (3e38 say) overflow to infinity in the first product and make every output NaN, as in PEFT.
+    static let largestValue: Float = 65_504
+
+    /// The tensor `info` as F32, refused with its name when a value is NaN, infinite or beyond `largestValue`.
+    func tensor(_ info: TensorInfo) throws(AdapterError) -> Tensor {
+        let tensor: Tensor
         do {
-            return LoRAWeights(a: try file.tensor(infoA), b: try file.tensor(infoB), rank: rank, scaling: Float(scaling))
+            tensor = try file.tensor(info)
         } catch {
             throw .weights(adapter: name, error)
         }
+        let bad = tensor.storage.withUnsafeBufferPointer { values in
+            values.firstIndex { !(abs($0) <= Self.largestValue) }.map { ($0, values[$0]) }
+        }
+        if let (index, value) = bad { throw .invalidValue(adapter: name, tensor: info.name, index: index, value: value, limit: Self.largestValue) }
+        return tensor
     }
 
     func classifierHead(saved: [String: [String: TensorInfo]], labels: [String]?) throws(AdapterError) -> ClassifierHead? {
@@ -264,11 +282,7 @@ private struct AdapterBuilder {
         if let bias, bias.shape != [outputs] {
             throw .shapeMismatch(adapter: name, tensor: bias.name, shape: bias.shape, expected: [outputs], reason: "one bias per output")
         }
-        do {
-            return LinearWeights(weight: try file.tensor(weight), bias: try bias.map { info throws(SafeTensorsError) in try file.tensor(info) })
-        } catch {
-            throw .weights(adapter: name, error)
-        }
+        return LinearWeights(weight: try tensor(weight), bias: try bias.map { info throws(AdapterError) in try tensor(info) })
     }
 
     static func describe(_ targets: LoRAConfig.Targets) -> String {

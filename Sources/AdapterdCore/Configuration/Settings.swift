@@ -70,6 +70,10 @@ public enum Settings {
         "memory a `TrainAdapter` training may take; larger ones get `RESOURCE_EXHAUSTED`")
     public static let trainingMaxSeconds = Setting(
         "training.maxSeconds", default: "3600", "longest a `TrainAdapter` training may run; past it, it stops and stages nothing")
+    public static let feedbackMaxBytes = Setting(
+        "limits.feedbackMaxBytes", default: "67108864", "bytes of `Feedback` texts and labels kept over all names; past it `RESOURCE_EXHAUSTED`")
+    public static let feedbackMaxNames = Setting(
+        "limits.feedbackMaxNames", default: "256", "names holding `Feedback` at once; a new name past it gets `RESOURCE_EXHAUSTED`")
     public static let maxVersions = Setting(
         "limits.maxVersions", default: "10000", "adapter versions registered at once; loads and pushes past it get `RESOURCE_EXHAUSTED`")
     public static let adapterRoots = Setting(
@@ -101,7 +105,7 @@ public enum Settings {
     public static let all: [Setting] = [
         broker, workerID, labels, model, dataDir, mqttVersion, maxBatch, precision, labelCheckMargin, cpuPath, cacheMaxBytes, maxRequestBytes,
         adapters, defaultAdapter, results, http, pool, metricsInterval, guardMinRequests, guardMaxErrorRateIncrease,
-        guardMaxLatencyRatio, requireSigned, trustedKeys, maxPushBytes, maxVersions, trainingMemoryBudget, trainingMaxSeconds, adapterRoots, baseModelNames, username, password,
+        guardMaxLatencyRatio, requireSigned, trustedKeys, maxPushBytes, maxVersions, feedbackMaxBytes, feedbackMaxNames, trainingMemoryBudget, trainingMaxSeconds, adapterRoots, baseModelNames, username, password,
         passwordFile, tlsCA, tlsCert, tlsKey, logLevel,
     ]
 

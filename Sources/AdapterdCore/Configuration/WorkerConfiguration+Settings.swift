@@ -40,6 +40,8 @@ extension WorkerConfiguration {
         trustedKeys = settings.strings(Settings.trustedKeys)
         maxPushBytes = try settings.int(Settings.maxPushBytes).map(Int64.init) ?? maxPushBytes
         maxVersions = try settings.int(Settings.maxVersions) ?? maxVersions
+        feedbackLimits.maxBytes = try settings.int(Settings.feedbackMaxBytes) ?? feedbackLimits.maxBytes
+        feedbackLimits.maxNames = try settings.int(Settings.feedbackMaxNames) ?? feedbackLimits.maxNames
         for item in settings.strings(Settings.labels) {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {

@@ -62,6 +62,8 @@ public struct WorkerConfiguration: Sendable {
     public var labels: [String: String] = [:]
     /// Memory a training on the worker may take (activations, gradients, optimiser state).
     public var trainingMemoryBudgetBytes = 256 << 20
+    /// Labelled feedback kept: per name, bytes and names in all.
+    public var feedbackLimits = FeedbackLimits()
     /// Longest a training on the worker may run, in seconds.
     public var trainingMaxSeconds = 3600
     /// Unfinished pushes untouched this long are removed.

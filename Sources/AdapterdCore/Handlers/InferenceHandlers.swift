@@ -53,7 +53,7 @@ public struct InferenceHandlers: Sendable {
             reply.routerChoice = router.choice
             reply.routerConfidence = router.confidence
             await services.metrics.recordRouting(
-                router: router.name, adapter: router.fallback ? (lease.entry?.name ?? "") : router.choice, fallback: router.fallback,
+                router: router.name, adapter: router.fallback != nil ? (lease.entry?.name ?? "") : router.choice, fallback: router.fallback,
                 duration: router.duration)
         }
         var refusal: InferenceError?

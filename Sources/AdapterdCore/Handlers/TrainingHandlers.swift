@@ -9,9 +9,6 @@ import Foundation
 public struct TrainingHandlers: Sendable {
     let services: WorkerServices
 
-    /// Labelled texts kept per adapter name; beyond it the oldest go.
-    static let feedbackLimit = 10_000
-
     /// Handlers over `services`.
     public init(services: WorkerServices) {
         self.services = services
@@ -64,6 +61,7 @@ public struct TrainingHandlers: Sendable {
         let estimated = trainer.estimatedPeakBytes(for: examples, labels: labels.count)
         if estimated > budget { throw TrainingError.tooLarge(neededBytes: estimated, budgetBytes: budget) }
         try await services.registry.checkRoom(name: request.name, version: request.version)
+        try await services.registry.checkKind(.adapter, name: request.name)
         try await services.training.start(TrainingJobs.Job(
             name: request.name, version: request.version, examples: examples, eval: eval, labels: labels, options: options,
             timeLimit: .seconds(services.configuration.trainingMaxSeconds), activate: request.activate, actor: context.actor,
@@ -88,7 +86,8 @@ public struct TrainingHandlers: Sendable {
         guard !request.text.isEmpty else { throw HandlerError.missingField("text") }
         guard !request.label.isEmpty else { throw HandlerError.missingField("label") }
         var reply = Adapterd_V1_FeedbackReply()
-        reply.stored = Int32(try services.registry.addFeedback(name: request.name, text: request.text, label: request.label, limit: Self.feedbackLimit))
+        reply.stored = Int32(clamping: try services.registry.addFeedback(
+            name: request.name, text: request.text, label: request.label, limits: services.configuration.feedbackLimits))
         return reply
     }
 }

@@ -109,14 +109,14 @@ public actor WorkerMetrics {
         labelRechecksCounter = Counter(label: "adapterd_label_rechecks_total", factory: factory)
     }
 
-    /// One routing step of router `router`: the adapter that serves (its choice, or the route's when
-    /// `fallback`) and how long routing took.
-    public func recordRouting(router: String, adapter: String, fallback: Bool, duration: Duration) {
+    /// One routing step of router `router`: the adapter that serves (its choice, or the route's on a
+    /// `fallback`, counted by its reason) and how long routing took.
+    public func recordRouting(router: String, adapter: String, fallback: RouterFallback?, duration: Duration) {
         var figures = routers[router] ?? MetricsSnapshot.Router(name: router, decisions: [:], fallbacks: 0, meanMs: 0)
         let decided = figures.decisions.values.reduce(0, +) + figures.fallbacks
-        if fallback {
+        if let fallback {
             figures.fallbacks += 1
-            Counter(label: "adapterd_router_fallbacks_total", dimensions: [("router", router)], factory: factory).increment()
+            Counter(label: "adapterd_router_fallbacks_total", dimensions: [("router", router), ("reason", fallback.rawValue)], factory: factory).increment()
         } else {
             figures.decisions[adapter, default: 0] += 1
             Counter(label: "adapterd_router_decisions_total", dimensions: [("router", router), ("adapter", adapter)], factory: factory).increment()

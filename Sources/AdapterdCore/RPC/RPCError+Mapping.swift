@@ -40,7 +40,7 @@ extension RegistryError {
         case .notLoaded, .noDirectory: return .notFound
         case .refused, .splitToUnloaded, .unknownReference: return .failedPrecondition
         case .invalidRouteTopic, .invalidSplits, .invalidConfidence: return .invalidArgument
-        case .notKind: return .failedPrecondition
+        case .notKind, .kindTaken: return .failedPrecondition
         case .limit: return .resourceExhausted
         case .engineStopping: return .unavailable
         }
@@ -55,7 +55,7 @@ extension StoreError {
         case .notAnAdapter, .invalidTransition, .nothingToRollBackTo, .notRegularFile: return .failedPrecondition
         case .notFound: return .notFound
         case .conflict: return .alreadyExists
-        case .noSpace: return .resourceExhausted
+        case .noSpace, .limit: return .resourceExhausted
         case .unreadable, .unwritable, .database: return .internal
         }
     }
