@@ -187,7 +187,7 @@ let package = Package(
         .target(
             name: "AdapterdTestSupport",
             dependencies: [
-                "AdapterEngine", "AdapterFormats", "InputRouting", "AdapterdAPI", "AdapterdClient", "AdapterdCore", "MQTTRPC",
+                "AdapterEngine", "AdapterFormats", "AdapterRuntime", "InputRouting", "AdapterdAPI", "AdapterdClient", "AdapterdCore", "MQTTRPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

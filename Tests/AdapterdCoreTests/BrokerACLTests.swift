@@ -165,6 +165,29 @@ struct BrokerACLTests {
         sensor.disconnect()
     }
 
+    @Test("adapterd refused by the broker (wrong password) keeps retrying with back-off, and SIGTERM stops it at once")
+    func refusedLoginRetriesAndStops() async throws {
+        let broker = try await SecuredBroker.start()
+        defer { broker.stop() }
+        let directory = Harness.temporaryDirectory()
+        let log = directory + "/adapterd.log"
+        let pid = try ChildProcess.spawn(AdapterdDaemon.binary, arguments: [
+            "--broker", broker.url, "--worker-id", "refused", "--model", Harness.modelDirectory, "--data-dir", directory,
+            "--username", "adapterd", "--password", "wrong",
+        ], output: log)
+        defer { ChildProcess.terminate(pid, within: .seconds(2)) }
+        func attempts() -> Int {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").components(separatedBy: "cannot connect to the broker; retrying").count - 1
+        }
+        let retried = await Harness.eventually(timeout: .seconds(30), interval: .milliseconds(100)) { attempts() >= 3 }
+        #expect(retried, "only \(attempts()) attempts logged: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        let started = ContinuousClock.now
+        kill(pid, SIGTERM)
+        let code = ChildProcess.wait(pid, timeout: .seconds(5))
+        #expect(code == 0, "adapterd did not stop within 5 s of SIGTERM (exit \(code.map(String.init) ?? "none"))")
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
     /// A sensor runs inference but cannot reach control methods; the controller can.
     static func checkSeparation(broker: SecuredBroker, worker: String) async throws {
         let controller = try await AdapterdClient(

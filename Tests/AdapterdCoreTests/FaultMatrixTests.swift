@@ -12,60 +12,7 @@ import Testing
 /// the adapterd process dies there, and a restart from what it left on disk is consistent and serving.
 @Suite("Fault matrix: kill -9 at each step", .serialized)
 struct FaultMatrixTests {
-    static let binary = Harness.root + "/.build/debug/adapterd"
-
-    /// adapterd processes over one broker and one data directory, started and killed in turn.
-    struct Daemon {
-        let broker: MosquittoProcess
-        let worker = "fault" + UUID().uuidString.prefix(6).lowercased()
-        let directory = Harness.temporaryDirectory()
-        var arguments: [String] = []
-        private var starts = 0
-
-        init(adapters: [String] = [], config: String? = nil) throws {
-            broker = try Harness.broker()
-            arguments = [
-                "--broker", broker.url, "--worker-id", worker, "--model", Harness.modelDirectory, "--data-dir", directory,
-                "--adapter-root", Harness.root,
-            ] + adapters.flatMap { ["--adapter", $0] }
-            if let config {
-                let file = directory + "/adapterd.yaml"
-                try config.write(toFile: file, atomically: true, encoding: .utf8)
-                arguments += ["--config", file]
-            }
-        }
-
-        /// Starts adapterd, armed to kill itself at `crashAt`, and returns it with a client once it answers.
-        mutating func start(crashAt: CrashPoint? = nil) async throws -> (pid: pid_t, client: AdapterdClient) {
-            starts += 1
-            var environment = ProcessInfo.processInfo.environment
-            environment[CrashPoint.environmentVariable] = crashAt?.rawValue
-            let pid = try ChildProcess.spawn(FaultMatrixTests.binary, arguments: arguments, output: directory + "/adapterd-\(starts).log", environment: environment)
-            let client = try await AdapterdClient(brokerURL: broker.url, worker: worker)
-            var ready = false
-            for _ in 0..<120 where !ready && ChildProcess.isRunning(pid) {
-                ready = (try? await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: .milliseconds(250))) != nil
-            }
-            guard ready else {
-                client.close()
-                ChildProcess.terminate(pid, within: .seconds(1))
-                throw DaemonError.notReady(log: directory + "/adapterd-\(starts).log")
-            }
-            return (pid, client)
-        }
-
-        /// Whether `pid` died of SIGKILL (its crash point) within `timeout`.
-        func killedItself(_ pid: pid_t, timeout: Duration = .seconds(30)) -> Bool {
-            ChildProcess.wait(pid, timeout: timeout) == 128 + SIGKILL
-        }
-
-        /// The registry as the killed process left it.
-        func store() throws -> AdapterStore { try AdapterStore(dataDirectory: directory) }
-    }
-
-    enum DaemonError: Error {
-        case notReady(log: String)
-    }
+    typealias Daemon = AdapterdDaemon
 
     static func infer(_ client: AdapterdClient, session: String = "", timeout: Duration = .seconds(10)) async throws -> Adapterd_V1_InferReply {
         var request = Adapterd_V1_InferRequest()

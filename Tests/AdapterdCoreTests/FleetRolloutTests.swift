@@ -293,7 +293,7 @@ struct FleetRolloutTests {
         for worker in fleet.workers { try? await worker.stop() }
     }
 
-    @Test("forged retained statuses (another worker's id under a fake topic, the pool's id, ghosts) are not acted on: only verified workers are planned, and a wave of ghosts never passes")
+    @Test("forged retained statuses (another worker's id under a fake topic, the pool's id, ghosts) are not acted on: only verified workers are planned, and a selection of ghosts finds no worker")
     func forgedStatusesAreIgnored() async throws {
         let fleet = try await Fleet(count: 2)
         let (north, south) = (fleet.ids[0], fleet.ids[1])
@@ -326,5 +326,43 @@ struct FleetRolloutTests {
                 name: "alerts", version: "v3", adapterDirectory: Harness.adapterDirectory("intent"), selector: FleetSelector("id=ghost"), policy: policy)
         }
         await fleet.stop()
+    }
+
+    @Test("a wave whose every worker was skipped (gone after the plan) never counts as passed: the rollout aborts and rolls back")
+    func waveOfSkippedWorkersAborts() async throws {
+        let fleet = try await Fleet(count: 2)
+        let state = Harness.temporaryDirectory() + "/rollout.sqlite"
+        let policy = {
+            var policy = Self.policy()
+            policy.workerTimeoutSeconds = 2
+            policy.retries = 1
+            return policy
+        }()
+        let traffic = Traffic()
+        let report = try await withThrowingTaskGroup(of: FleetController.Report?.self) { group in
+            let controller = FleetController(brokerURL: fleet.broker.url, store: try FleetStore(path: state))
+            group.addTask {
+                try await controller.start(
+                    name: "alerts", version: "v2", adapterDirectory: Harness.adapterDirectory("intent"), selector: FleetSelector(""), policy: policy)
+            }
+            // Once the plan exists, the second wave's only worker goes away.
+            let planned = await Harness.eventually(timeout: .seconds(30)) { ((try? FleetStore(path: state).workers()) ?? []).count == 2 }
+            try #require(planned, "no plan within 30 s")
+            let rows = try FleetStore(path: state).workers()
+            let victim = try #require(rows.first { $0.wave == 1 }?.worker)
+            try await fleet.workers[fleet.ids.firstIndex(of: victim)!].stop()
+            group.addTask { try await traffic.run(broker: fleet.broker.url, workers: fleet.ids.filter { $0 != victim }); return nil }
+            var report: FleetController.Report?
+            while let next = try await group.next() {
+                if let next {
+                    report = next
+                    group.cancelAll()
+                }
+            }
+            return try #require(report)
+        }
+        #expect(report.state == "aborted" && report.reason.contains("reached none"), "\(report.state): \(report.reason)")
+        #expect(report.workers.values.allSatisfy { $0.active == "v1" }, "\(report.workers)")
+        for worker in fleet.workers { try? await worker.stop() }
     }
 }
