@@ -289,13 +289,7 @@ public struct FleetController: Sendable {
         var baseline = VersionFigures()
         for row in rows where !row.previous.isEmpty {
             guard let document = watcher.metrics(of: row.worker) else { continue }
-            let before = VersionFigures(name: rollout.name, version: row.previous, documents: [document])
-            baseline.requests += before.requests
-            baseline.errors += before.errors
-            if let p95 = before.p95Ms { baseline.p95Ms = max(baseline.p95Ms ?? 0, p95) }
-            for (label, count) in before.labels { baseline.labels[label, default: 0] += count }
-            baseline.confidenceSum += before.confidenceSum
-            baseline.confidenceCount += before.confidenceCount
+            baseline.add(VersionFigures(name: rollout.name, version: row.previous, documents: [document]))
         }
         if let reason = figures.violation(of: policy, against: baseline) {
             throw Abort.because("wave \(wave + 1): \(reason)")

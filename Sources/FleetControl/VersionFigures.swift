@@ -17,19 +17,41 @@ public struct VersionFigures: Sendable, Equatable {
     /// No requests yet.
     public init() {}
 
-    /// The figures of (name, version) summed over `documents`.
+    /// The figures of (name, version) summed over `documents`. Counts are whatever a metrics topic carried (anyone
+    /// may publish there), so negative ones count as none and sums saturate instead of trapping.
     public init(name: String, version: String, documents: [MetricsSnapshot]) {
+        let add = Self.add
         for document in documents {
             guard let figures = document.adapters.first(where: { $0.name == name && $0.version == version }) else { continue }
-            requests += figures.requestsTotal
-            errors += figures.errorsTotal.values.reduce(0, +)
-            if let p95 = figures.latencyTotalMs?.p95 ?? figures.latencyMs?.p95 { p95Ms = max(p95Ms ?? 0, p95) }
-            for (label, count) in figures.labelsTotal ?? [:] { labels[label, default: 0] += count }
-            if let mean = figures.meanConfidence, let counted = figures.labelsTotal?.values.reduce(0, +), counted > 0 {
+            add(&requests, figures.requestsTotal)
+            for count in figures.errorsTotal.values { add(&errors, count) }
+            if let p95 = figures.latencyTotalMs?.p95 ?? figures.latencyMs?.p95, p95.isFinite { p95Ms = max(p95Ms ?? 0, p95) }
+            var counted = 0
+            for (label, count) in figures.labelsTotal ?? [:] {
+                add(&labels[label, default: 0], count)
+                add(&counted, count)
+            }
+            if let mean = figures.meanConfidence, mean.isFinite, counted > 0 {
                 confidenceSum += mean * Double(counted)
-                confidenceCount += counted
+                add(&confidenceCount, counted)
             }
         }
+    }
+
+    /// Adds `other`'s figures (the p95 is the higher of the two).
+    public mutating func add(_ other: VersionFigures) {
+        Self.add(&requests, other.requests)
+        Self.add(&errors, other.errors)
+        if let p95 = other.p95Ms { p95Ms = max(p95Ms ?? 0, p95) }
+        for (label, count) in other.labels { Self.add(&labels[label, default: 0], count) }
+        confidenceSum += other.confidenceSum
+        Self.add(&confidenceCount, other.confidenceCount)
+    }
+
+    /// `total + count`, counting a negative count as none and saturating at `Int.max`.
+    private static func add(_ total: inout Int, _ count: Int) {
+        let (sum, overflow) = total.addingReportingOverflow(max(0, count))
+        total = overflow ? .max : sum
     }
 
     /// Failed requests over all requests (0 without requests).

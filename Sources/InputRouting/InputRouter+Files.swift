@@ -72,7 +72,7 @@ extension InputRouter {
             let mean = try tensor("mean"), scale = try tensor("scale"), weight = try tensor("weight"), bias = try tensor("bias")
             let dimensions = mean.values.count
             guard mean.shape == [dimensions], scale.shape == [dimensions], weight.shape == [document.labels.count, dimensions],
-                  bias.shape == [document.labels.count], scale.values.allSatisfy({ $0 > 0 }) else {
+                  bias.shape == [document.labels.count], scale.values.allSatisfy({ $0.isNormal && $0 > 0 }) else {
                 throw .invalidRouter(path: directory, reason: "stage \(index): tensor shapes do not match \(document.labels.count) labels")
             }
             stages.append(RouterStage(

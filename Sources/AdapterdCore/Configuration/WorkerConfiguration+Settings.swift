@@ -38,10 +38,16 @@ extension WorkerConfiguration {
             maxLatencyRatio: try settings.double(Settings.guardMaxLatencyRatio) ?? guardPolicy.maxLatencyRatio)
         requireSigned = try settings.bool(Settings.requireSigned)
         trustedKeys = settings.strings(Settings.trustedKeys)
-        maxPushBytes = try settings.int(Settings.maxPushBytes).map(Int64.init) ?? maxPushBytes
+        if let bytes = try Self.positive(settings, Settings.maxPushBytes) {
+            // A push needs three times its size on disk at once: past 1 TiB that sum leaves what a box can hold.
+            guard bytes <= 1 << 40 else {
+                throw SettingError(message: "\(settings.origin(of: Settings.maxPushBytes) ?? "the largest push") must be at most 1 TiB (1099511627776 bytes)")
+            }
+            maxPushBytes = Int64(bytes)
+        }
+        feedbackLimits.maxBytes = try Self.positive(settings, Settings.feedbackMaxBytes) ?? feedbackLimits.maxBytes
+        feedbackLimits.maxNames = try Self.positive(settings, Settings.feedbackMaxNames) ?? feedbackLimits.maxNames
         maxVersions = try settings.int(Settings.maxVersions) ?? maxVersions
-        feedbackLimits.maxBytes = try settings.int(Settings.feedbackMaxBytes) ?? feedbackLimits.maxBytes
-        feedbackLimits.maxNames = try settings.int(Settings.feedbackMaxNames) ?? feedbackLimits.maxNames
         for item in settings.strings(Settings.labels) {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {

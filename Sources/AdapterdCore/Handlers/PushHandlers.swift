@@ -95,7 +95,7 @@ public struct PushHandlers: Sendable {
         reply.adapter = Adapterd_V1_AdapterInfo(staged)
         reply.keyID = verified.keyID
         reply.bytesReceived = verified.manifest.size
-        reply.chunksTotal = Int32(verified.manifest.chunkCount)
+        reply.chunksTotal = Int32(clamping: verified.manifest.chunkCount)
     }
 
     /// How a reply lists the missing chunks.
@@ -105,16 +105,16 @@ public struct PushHandlers: Sendable {
     }
 
     private static func fill(_ reply: inout Adapterd_V1_PushAdapterReply, _ progress: PushInbox.Progress, missing: MissingChunks?) {
-        reply.chunksTotal = Int32(progress.chunkCount)
+        reply.chunksTotal = Int32(clamping: progress.chunkCount)
         reply.bytesReceived = progress.bytesReceived
         reply.keyID = progress.keyID
         if progress.delta {
             reply.delta = true
-            reply.missingPieces = progress.missingPieces.map(Int32.init)
+            reply.missingPieces = progress.missingPieces.map { Int32(clamping: $0) }
             reply.transferSize = progress.transferSize
         }
         switch missing {
-        case .list: reply.missing = progress.missing.map(Int32.init)
+        case .list: reply.missing = progress.missing.map { Int32(clamping: $0) }
         case .ranges: reply.missingRanges = ranges(of: progress.missing)
         case nil: break
         }

@@ -137,7 +137,8 @@ public actor WorkerMetrics {
         figures.requestsTotal += 1
         figures.requests += 1
         figures.lastUsed = Date()
-        if let label, let confidence {
+        // A NaN confidence (an adapter whose outputs are not numbers) would make the mean NaN for good.
+        if let label, let confidence, confidence.isFinite {
             figures.labelsTotal[label, default: 0] += 1
             figures.confidenceSum += confidence
         }
