@@ -241,7 +241,16 @@ if ProcessInfo.processInfo.environment["ADAPTERD_FUZZ"] == "1" {
         ("FuzzRPCBody", ["AdapterdAPI", "MQTTRPC"]),
         ("FuzzPushBundle", ["AdapterFormats"]),
         ("FuzzConfigFile", ["AdapterdCore"]),
+        // The control methods' handlers, through the RPC server over real services (FuzzSupport's harness).
+        ("FuzzPushAdapter", ["FuzzSupport"]),
+        ("FuzzTrainAdapter", ["FuzzSupport"]),
+        ("FuzzFeedback", ["FuzzSupport"]),
+        ("FuzzSetRoute", ["FuzzSupport"]),
+        ("FuzzRouteMethods", ["FuzzSupport"]),
     ]
+    package.targets.append(.target(
+        name: "FuzzSupport", dependencies: ["AdapterdAPI", "AdapterdClient", "AdapterdCore", "MQTTRPC", .product(name: "Logging", package: "swift-log")],
+        path: "Fuzz/FuzzSupport"))
     for (name, dependencies) in fuzzers {
         package.targets.append(.executableTarget(name: name, dependencies: dependencies, path: "Fuzz/\(name)"))
     }

@@ -139,8 +139,9 @@ public struct TrainableAdapter: Sendable {
     }
 
     /// Writes the adapter as PEFT saves one: `adapter_config.json`, `adapter_model.safetensors` (F32, PEFT's
-    /// tensor names) and `labels.json`, so `PeftModel.from_pretrained` and adapterd load it alike.
-    public func write(to directory: String, baseModel: String = "sentence-transformers/all-MiniLM-L6-v2") throws(TrainingError) {
+    /// tensor names) and `labels.json`, so `PeftModel.from_pretrained` and adapterd load it alike. `baseModel` is
+    /// what `base_model_name_or_path` records: the base model it was trained on (a hub id or a directory).
+    public func write(to directory: String, baseModel: String) throws(TrainingError) {
         var writer = SafeTensorsWriter()
         writer.metadata = ["format": "pt"]
         for parameter in parameters { writer.add(parameter.name, shape: parameter.shape, values: parameter.values) }

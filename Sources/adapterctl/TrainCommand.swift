@@ -104,7 +104,8 @@ struct TrainCommand: ParsableCommand {
                 (adapter, report) = try trainer.train(training, eval: held, progress: { progress?.update($0) })
             }
             progress?.finish()
-            try adapter.write(to: out)
+            // As PEFT records a base loaded from a directory: its path.
+            try adapter.write(to: out, baseModel: model)
             let accuracy = report.evalAccuracy.map { String(format: "%.3f", $0) } ?? "null"
             if json {
                 print(#"{"out":\#(RunCommand.jsonString(out)),"labels":\#(adapter.labels.count),"examples":\#(report.examples),"epochs":\#(report.epochs),"steps":\#(report.steps),"finalLoss":\#(report.finalLoss),"evalAccuracy":\#(accuracy),"secondsPerEpoch":\#(String(format: "%.3f", report.secondsPerEpoch)),"peakBytes":\#(report.peakBytes)}"#)

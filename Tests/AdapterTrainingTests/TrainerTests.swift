@@ -44,7 +44,7 @@ struct TrainerTests {
         let (adapter, _) = try trainer.train(Self.examples)
         let directory = NSTemporaryDirectory() + "adapterd-trained-" + UUID().uuidString.prefix(8)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try adapter.write(to: directory)
+        try adapter.write(to: directory, baseModel: "sentence-transformers/all-MiniLM-L6-v2")
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/adapter_config.json"))) as! [String: Any]
         #expect(config["peft_type"] as? String == "LORA" && config["task_type"] as? String == "SEQ_CLS")
         #expect(config["target_modules"] as? [String] == ["query", "value"])

@@ -40,6 +40,26 @@ struct TrainingHandlerTests {
         }
     }
 
+    @Test("a worker serving a base model other than all-MiniLM-L6-v2 accepts the adapters it trains, which name that model")
+    func trainsOnAnotherBaseModel() async throws {
+        // The same weights under another model's name: what a worker serving its own encoder sees.
+        let model = Harness.temporaryDirectory() + "/my-encoder"
+        try FileManager.default.createDirectory(atPath: model, withIntermediateDirectories: true)
+        for file in try FileManager.default.contentsOfDirectory(atPath: Harness.modelDirectory) {
+            try FileManager.default.createSymbolicLink(atPath: model + "/" + file, withDestinationPath: Harness.modelDirectory + "/" + file)
+        }
+        let offline = try OfflineServices {
+            $0.modelDirectory = model
+            $0.baseModelNames = ["acme/my-encoder"]
+        }
+        _ = try await TrainingHandlers(services: offline.services).train(Self.request(epochs: 1), RPCContext(actor: "tester"))
+        await offline.services.training.waitUntilIdle()
+        let entry = try await offline.services.registry.resolve(name: "home", version: "v1")
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: entry.path + "/adapter_config.json"))) as? [String: Any]
+        #expect(config?["base_model_name_or_path"] as? String == "acme/my-encoder")
+        #expect(!offline.events.contains { $0.event == "training failed" }, "\(offline.events.map(\.reason))")
+    }
+
     @Test("a training is accepted at once, reports its progress, and stages the version with its figures in the audit trail")
     func trainsAndStages() async throws {
         let offline = try OfflineServices()

@@ -81,8 +81,11 @@ public struct WorkerServices: Sendable {
             },
             warn: { message, metadata in logger.warning("\(message)", metadata: metadata.mapValues { .string($0) }) })
         let metrics = metrics
+        // Trained adapters declare the base model as the configuration names it (a hub id whose last part is the
+        // model directory's name), else by the directory's name: either way one this worker accepts.
+        let servedModel = configuration.baseModelNames.first { $0.split(separator: "/").last.map { $0.lowercased() == modelName.lowercased() } ?? false } ?? modelName
         training = TrainingJobs(
-            registry: registry, model: engine.model, logger: logger,
+            registry: registry, model: engine.model, baseModel: servedModel, logger: logger,
             waitWhileServing: { stop in executor.waitForGap(quiet: .milliseconds(20), unless: stop) }
         ) { event in
             publishEvent(event)

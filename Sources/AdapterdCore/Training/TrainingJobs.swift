@@ -60,13 +60,15 @@ public actor TrainingJobs {
     private let waitWhileServing: @Sendable (_ stop: () -> Bool) -> Void
     private let events: @Sendable (AdapterEvent) -> Void
     private let logger: Logger
+    /// The base model's name the trained adapters declare: the one this worker serves, so it accepts them.
+    private let baseModel: String
     private var running: (name: String, version: String, cancellation: Cancellation, task: Task<Void, Never>)?
 
-    /// Trainings over `model` that stage into `registry` and report to `events`.
-    /// A training waits between layers in `waitWhileServing` (which returns early once its argument holds: the
-    /// training was cancelled).
+    /// Trainings over `model` (named `baseModel` in the adapters they write) that stage into `registry` and report
+    /// to `events`. A training waits between layers in `waitWhileServing` (which returns early once its argument
+    /// holds: the training was cancelled).
     public init(
-        registry: AdapterRegistry, model: BertModel, logger: Logger,
+        registry: AdapterRegistry, model: BertModel, baseModel: String, logger: Logger,
         waitWhileServing: @escaping @Sendable (_ stop: () -> Bool) -> Void = { _ in },
         events: @escaping @Sendable (AdapterEvent) -> Void
     ) {
@@ -78,6 +80,7 @@ public actor TrainingJobs {
             BackgroundThread.yieldNow()
         }
         self.model = model
+        self.baseModel = baseModel
         self.logger = logger
         self.events = events
     }
@@ -100,8 +103,10 @@ public actor TrainingJobs {
         if let running { throw .busy(name: running.name, version: running.version) }
         if (try? await registry.resolve(name: job.name, version: job.version)) != nil { throw .exists(name: job.name, version: job.version) }
         let cancellation = Cancellation()
-        let task = Task { [registry, model, events, logger, waitWhileServing] in
-            await Self.run(job, cancellation: cancellation, registry: registry, model: model, waitWhileServing: waitWhileServing, events: events, logger: logger)
+        let task = Task { [registry, model, baseModel, events, logger, waitWhileServing] in
+            await Self.run(
+                job, cancellation: cancellation, registry: registry, model: model, baseModel: baseModel, waitWhileServing: waitWhileServing,
+                events: events, logger: logger)
             self.finished(name: job.name, version: job.version)
         }
         running = (job.name, job.version, cancellation, task)
@@ -130,7 +135,7 @@ public actor TrainingJobs {
     }
 
     private static func run(
-        _ job: Job, cancellation: Cancellation, registry: AdapterRegistry, model: BertModel,
+        _ job: Job, cancellation: Cancellation, registry: AdapterRegistry, model: BertModel, baseModel: String,
         waitWhileServing: @escaping @Sendable (_ stop: () -> Bool) -> Void, events: @escaping @Sendable (AdapterEvent) -> Void,
         logger: Logger
     ) async {
@@ -173,7 +178,7 @@ public actor TrainingJobs {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {
             let (adapter, report) = try outcome.get()
-            try adapter.write(to: directory)
+            try adapter.write(to: directory, baseModel: baseModel)
             CrashPoint.reached(.trainingWritten)
             var figures = "\(source), \(report.epochs) epochs, \(report.steps) steps, final loss \(String(format: "%.4f", report.finalLoss))"
             if let accuracy = report.evalAccuracy { figures += ", eval accuracy \(String(format: "%.3f", accuracy)) on \(job.eval.count)" }

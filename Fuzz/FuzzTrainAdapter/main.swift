@@ -1,0 +1,13 @@
+// libFuzzer target: the TrainAdapter handler through the worker's RPC server, without a broker: a training's examples and options (rank, alpha, epochs, batch size, learning rate, targets).
+// Every input gets one typed reply, never a trap. Built by scripts/fuzz with -sanitize=fuzzer.
+import FuzzSupport
+
+let harness = HandlerHarness()
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    harness.run(method: "TrainAdapter", data, size)
+    return 0
+}
+
+runFuzzer(fuzz)
