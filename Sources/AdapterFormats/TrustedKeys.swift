@@ -16,9 +16,6 @@ public struct TrustedKeys: Sendable {
     /// Number of trusted keys.
     public var count: Int { rawKeys.count }
 
-    /// Ids of the trusted keys.
-    public var keyIDs: [String] { keys.map(SigningKeys.keyID) }
-
     private var keys: [Curve25519.Signing.PublicKey] {
         rawKeys.compactMap { try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }
     }

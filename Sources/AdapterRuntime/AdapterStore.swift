@@ -212,12 +212,6 @@ public final class AdapterStore: Sendable {
         try write { db in try SessionRecord.filter(Column("session") == session).deleteAll(db) }
     }
 
-    /// Removes every session pin to (adapter, version); returns how many there were.
-    @discardableResult
-    public func clearPins(adapter: String, version: String) throws(StoreError) -> Int {
-        try write { db in try SessionRecord.filter(Column("adapter") == adapter && Column("version") == version).deleteAll(db) }
-    }
-
     /// Removes expired pins.
     @discardableResult
     public func pruneSessions(now: Date = Date()) throws(StoreError) -> Int {

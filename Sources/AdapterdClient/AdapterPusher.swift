@@ -119,7 +119,7 @@ public struct AdapterPusher: Sendable {
         request.name = name
         request.version = version
         request.abort = Adapterd_V1_PushAbort()
-        let reply = try await client.control("PushAdapter", request, as: Adapterd_V1_PushAdapterReply.self, timeout: timeout)
+        let reply = try await client.control(.pushAdapter, request, timeout: timeout)
         guard RPCStatus(reply.status) == .ok else { throw RPCError(RPCStatus(reply.status), reply.error) }
     }
 
@@ -133,7 +133,7 @@ public struct AdapterPusher: Sendable {
         while true {
             attempt += 1
             do {
-                let reply = try await client.control("PushAdapter", request, as: Adapterd_V1_PushAdapterReply.self, timeout: timeout)
+                let reply = try await client.control(.pushAdapter, request, timeout: timeout)
                 guard RPCStatus(reply.status) == .ok else { throw RPCError(RPCStatus(reply.status), reply.error) }
                 return reply
             } catch let error as MQTTError where attempt < (attempts ?? retries + 1) {

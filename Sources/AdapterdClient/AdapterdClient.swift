@@ -117,8 +117,8 @@ public final class AdapterdClient: Sendable {
     }
 
     /// A control method on this client's worker.
-    public func control<Request: RPCRequestMessage, Reply: RPCReplyMessage>(_ method: String, _ request: Request, as replyType: Reply.Type, timeout: Duration = .seconds(10)) async throws -> Reply {
-        try await call(topics.control(method), request, as: replyType, timeout: timeout)
+    public func control<Request, Reply>(_ method: AdapterdMethod<Request, Reply>, _ request: Request, timeout: Duration = .seconds(10)) async throws -> Reply {
+        try await call(topics.control(method.name), request, as: Reply.self, timeout: timeout)
     }
 }
 

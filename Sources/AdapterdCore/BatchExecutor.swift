@@ -33,8 +33,11 @@ public final class BatchExecutor: @unchecked Sendable {
     private var lastBatchEnded = ContinuousClock.now
     private let batchSizes: Recorder?
 
+    /// The largest batch when the configuration names none (setting `maxBatch`).
+    public static let defaultMaxBatch = 32
+
     /// Starts the engine thread; each batch's row count goes to `batchSizes`.
-    public init(engine: InferenceEngine, maxBatch: Int = 32, batchSizes: Recorder? = nil) {
+    public init(engine: InferenceEngine, maxBatch: Int = defaultMaxBatch, batchSizes: Recorder? = nil) {
         self.engine = engine
         self.maxBatch = max(1, maxBatch)
         self.batchSizes = batchSizes

@@ -104,8 +104,7 @@ public struct FleetController: Sendable {
                     do {
                         let client = try await client(for: status.worker, policy: policy)
                         defer { client.close() }
-                        let reply = try await client.control(
-                            "GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: policy.workerTimeout)
+                        let reply = try await client.control(.getStatus, Adapterd_V1_GetStatusRequest(), timeout: policy.workerTimeout)
                         guard RPCStatus(reply.status) == .ok else { return (status.worker, "GetStatus answered \(reply.error)") }
                         return (status.worker, reply.worker == status.worker ? nil : "GetStatus was answered by '\(reply.worker)'")
                     } catch {
@@ -202,7 +201,7 @@ public struct FleetController: Sendable {
     private static func adapter(_ name: String, on client: AdapterdClient, timeout: Duration) async throws -> Adapterd_V1_GetAdapterReply {
         var get = Adapterd_V1_GetAdapterRequest()
         get.name = name
-        return try await client.control("GetAdapter", get, as: Adapterd_V1_GetAdapterReply.self, timeout: timeout)
+        return try await client.control(.getAdapter, get, timeout: timeout)
     }
 
     private func checkAborting() throws {
@@ -316,14 +315,14 @@ public struct FleetController: Sendable {
                     activate.name = rollout.name
                     activate.version = row.previous
                     activate.reason = why
-                    let reply = try await client.control("ActivateAdapter", activate, as: Adapterd_V1_ActivateAdapterReply.self, timeout: timeout)
+                    let reply = try await client.control(.activateAdapter, activate, timeout: timeout)
                     guard RPCStatus(reply.status) == .ok else { throw RPCError(RPCStatus(reply.status), reply.error) }
                 } else if current.active == rollout.version {
                     // It was the name's first version there: nothing to return to, so it goes.
                     var unload = Adapterd_V1_UnloadAdapterRequest()
                     unload.name = rollout.name
                     unload.version = rollout.version
-                    _ = try await client.control("UnloadAdapter", unload, as: Adapterd_V1_UnloadAdapterReply.self, timeout: timeout)
+                    _ = try await client.control(.unloadAdapter, unload, timeout: timeout)
                 }
                 row.state = .rolledBack
                 row.detail = reason

@@ -72,7 +72,4 @@ public struct InputRouter: Sendable, Equatable {
     public func route(_ texts: [String], engine: InferenceEngine) async throws -> [RoutingDecision] {
         try await route(texts.map { engine.encode($0).ids }) { rows, layers in try engine.features(encoded: rows, layers: layers) }
     }
-
-    /// How deep its cheapest stage goes (for the worker: stages at layer 0 need no engine thread).
-    public var cheapestLayers: Int { stages.first?.features.layers ?? 0 }
 }

@@ -16,7 +16,7 @@ struct AdaptersCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await ReplyPrinter.rpc {
-                try await connection.call("ListAdapters", Adapterd_V1_ListAdaptersRequest(), as: Adapterd_V1_ListAdaptersReply.self) { reply in
+                try await connection.call(.listAdapters, Adapterd_V1_ListAdaptersRequest()) { reply in
                     let rows = [["NAME", "VERSION", "STATE", "BYTES", "RANK", "SHA256"]] + reply.adapters.map {
                         [$0.name, $0.version, $0.state, String($0.bytes), String($0.rank), String($0.sha256.prefix(12))]
                     }
@@ -39,7 +39,7 @@ struct AdaptersCommand: AsyncParsableCommand {
                 request.name = name
                 request.version = version
                 request.path = path
-                try await connection.call("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self) { reply in
+                try await connection.call(.loadAdapter, request) { reply in
                     "loaded \(reply.adapter.name) \(reply.adapter.version) (\(reply.adapter.state), \(reply.adapter.bytes) bytes, sha256 \(reply.adapter.sha256.prefix(12)))"
                 }
             }
@@ -57,7 +57,7 @@ struct AdaptersCommand: AsyncParsableCommand {
                 var request = Adapterd_V1_UnloadAdapterRequest()
                 request.name = name
                 request.version = version ?? ""
-                try await connection.call("UnloadAdapter", request, as: Adapterd_V1_UnloadAdapterReply.self) { _ in "unloaded \(name) \(version ?? "(all versions)")" }
+                try await connection.call(.unloadAdapter, request) { _ in "unloaded \(name) \(version ?? "(all versions)")" }
             }
         }
     }
@@ -77,7 +77,7 @@ extension AdaptersCommand {
                 request.name = name
                 request.version = version
                 request.reason = reason
-                try await connection.call("ActivateAdapter", request, as: Adapterd_V1_ActivateAdapterReply.self) { "active: \($0.adapter.name) \($0.adapter.version)" }
+                try await connection.call(.activateAdapter, request) { "active: \($0.adapter.name) \($0.adapter.version)" }
             }
         }
     }
@@ -93,7 +93,7 @@ extension AdaptersCommand {
                 var request = Adapterd_V1_RollbackRequest()
                 request.name = name
                 request.reason = reason
-                try await connection.call("Rollback", request, as: Adapterd_V1_RollbackReply.self) { "active: \($0.adapter.name) \($0.adapter.version)" }
+                try await connection.call(.rollback, request) { "active: \($0.adapter.name) \($0.adapter.version)" }
             }
         }
     }
@@ -107,7 +107,7 @@ extension AdaptersCommand {
             try await ReplyPrinter.rpc {
                 var request = Adapterd_V1_HistoryRequest()
                 request.name = name
-                try await connection.call("History", request, as: Adapterd_V1_HistoryReply.self) { reply in
+                try await connection.call(.history, request) { reply in
                     Table.render([["AT", "VERSION", "ACTION", "BY", "WHY"]] + reply.events.map { [$0.at, $0.version, $0.action, $0.actor, $0.reason] })
                 }
             }
@@ -122,7 +122,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await ReplyPrinter.rpc {
-            try await connection.call("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self) { reply in
+            try await connection.call(.getStatus, Adapterd_V1_GetStatusRequest()) { reply in
                 """
                 worker \(reply.worker): \(reply.state), adapterd \(reply.version), model \(reply.model)\(reply.precision.isEmpty ? "" : ", \(reply.precision) on \(reply.kernelPath) kernels")
                 up \(String(format: "%.0f", reply.uptimeSeconds)) s since \(reply.startedAt); \(reply.adaptersLoaded) adapter versions loaded
@@ -190,7 +190,7 @@ extension AdaptersCommand {
             request.batchSize = batch
             request.seed = seed
             try await ReplyPrinter.rpc {
-                try await connection.call("TrainAdapter", request, as: Adapterd_V1_TrainAdapterReply.self) {
+                try await connection.call(.trainAdapter, request) {
                     "training \(name) \(version): \($0.examples) examples, labels \($0.labels.joined(separator: ", ")), \($0.totalSteps) steps, about \($0.estimatedBytes >> 20) MiB"
                 }
             }
@@ -202,7 +202,7 @@ extension AdaptersCommand {
             // The audit trail records how the training ended; it is polled, which needs nothing but the RPC.
             while true {
                 try await Task.sleep(for: .seconds(1))
-                let trail = try await client.control("History", history, as: Adapterd_V1_HistoryReply.self, timeout: connection.replyTimeout)
+                let trail = try await client.control(.history, history, timeout: connection.replyTimeout)
                 guard let end = trail.events.last(where: { $0.version == version && ["trained", "training failed", "training cancelled"].contains($0.action) }) else { continue }
                 print("\(end.action): \(end.reason)")
                 if end.action != "trained" { throw ExitCode(1) }
@@ -235,7 +235,7 @@ extension AdaptersCommand {
                 request.name = name
                 request.text = text
                 request.label = label
-                try await connection.call("Feedback", request, as: Adapterd_V1_FeedbackReply.self) { "stored: \($0.stored) examples for \(name)" }
+                try await connection.call(.feedback, request) { "stored: \($0.stored) examples for \(name)" }
             }
         }
     }
@@ -252,7 +252,7 @@ extension AdaptersCommand {
                 var request = Adapterd_V1_CancelTrainingRequest()
                 request.name = name
                 request.version = version
-                try await connection.call("CancelTraining", request, as: Adapterd_V1_CancelTrainingReply.self) { _ in "cancelled: \(name) \(version)" }
+                try await connection.call(.cancelTraining, request) { _ in "cancelled: \(name) \(version)" }
             }
         }
     }

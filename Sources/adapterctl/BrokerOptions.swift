@@ -72,16 +72,14 @@ struct BrokerOptions: ParsableArguments {
 
     /// Calls one control method and prints its reply (`human` renders an OK reply); with `--replies N`, prints
     /// each worker's reply and fails unless N workers answered OK.
-    func call<Request: RPCRequestMessage, Reply: RPCReplyMessage>(
-        _ method: String, _ request: Request, as replyType: Reply.Type, human: (Reply) -> String
-    ) async throws {
+    func call<Request, Reply>(_ method: AdapterdMethod<Request, Reply>, _ request: Request, human: (Reply) -> String) async throws {
         guard replies > 1 else {
-            try ReplyPrinter.finish(try await control(method, request, as: replyType), json: json, human: human)
+            try ReplyPrinter.finish(try await control(method, request), json: json, human: human)
             return
         }
         let client = try await connect()
         defer { client.close() }
-        let answers = try await client.callAll(client.topics.control(method), request, as: replyType, expecting: replies, timeout: replyTimeout)
+        let answers = try await client.callAll(client.topics.control(method.name), request, as: Reply.self, expecting: replies, timeout: replyTimeout)
         var failed = false
         for (worker, reply) in answers.sorted(by: { $0.worker < $1.worker }) {
             if json {
@@ -102,10 +100,10 @@ struct BrokerOptions: ParsableArguments {
     }
 
     /// Connects, calls one control method, disconnects.
-    func control<Request: RPCRequestMessage, Reply: RPCReplyMessage>(_ method: String, _ request: Request, as replyType: Reply.Type) async throws -> Reply {
+    func control<Request, Reply>(_ method: AdapterdMethod<Request, Reply>, _ request: Request) async throws -> Reply {
         let client = try await connect()
         defer { client.close() }
-        return try await client.control(method, request, as: replyType, timeout: replyTimeout)
+        return try await client.control(method, request, timeout: replyTimeout)
     }
 }
 

@@ -14,7 +14,7 @@ struct RoutesCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await ReplyPrinter.rpc {
-                try await connection.call("ListRoutes", Adapterd_V1_ListRoutesRequest(), as: Adapterd_V1_ListRoutesReply.self) { reply in
+                try await connection.call(.listRoutes, Adapterd_V1_ListRoutesRequest()) { reply in
                     let rows = [["NAME", "PRIORITY", "TOPIC", "SENSOR", "METADATA", "ADAPTER", "ROUTER", "MIN CONF"]] + reply.routes.map { route in
                         [route.name, String(route.priority), route.topic.isEmpty ? "*" : route.topic, route.sensorType.isEmpty ? "*" : route.sensorType,
                          route.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
@@ -58,7 +58,7 @@ struct RoutesCommand: AsyncParsableCommand {
                     let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
                     request.metadata[parts[0]] = parts.count > 1 ? parts[1] : ""
                 }
-                try await connection.call("SetRoute", request, as: Adapterd_V1_SetRouteReply.self) { reply in
+                try await connection.call(.setRoute, request) { reply in
                     "route \(reply.route.name) set"
                 }
             }
@@ -74,7 +74,7 @@ struct RoutesCommand: AsyncParsableCommand {
             try await ReplyPrinter.rpc {
                 var request = Adapterd_V1_DeleteRouteRequest()
                 request.name = name
-                try await connection.call("DeleteRoute", request, as: Adapterd_V1_DeleteRouteReply.self) { _ in "route \(name) deleted" }
+                try await connection.call(.deleteRoute, request) { _ in "route \(name) deleted" }
             }
         }
     }

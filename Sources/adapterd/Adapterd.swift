@@ -42,8 +42,12 @@ struct Adapterd: AsyncParsableCommand {
     var results = false
     @Option(name: .customLong(Settings.mqttVersion.flag!), help: ArgumentHelp(Settings.mqttVersion.summary))
     var mqttVersion: String?
+    @Option(name: .customLong(Settings.labels.flag!), help: ArgumentHelp(Settings.labels.summary, valueName: Settings.labels.valueName))
+    var labels: [String] = []
     @Option(name: .customLong(Settings.maxBatch.flag!), help: ArgumentHelp(Settings.maxBatch.summary))
     var maxBatch: String?
+    @Option(name: .customLong(Settings.labelCheckMargin.flag!), help: ArgumentHelp(Settings.labelCheckMargin.summary))
+    var labelCheckMargin: String?
     @Option(name: .customLong(Settings.precision.flag!), help: ArgumentHelp(Settings.precision.summary))
     var precision: String?
     @Option(name: .customLong(Settings.cpuPath.flag!), help: ArgumentHelp(Settings.cpuPath.summary))
@@ -88,12 +92,14 @@ struct Adapterd: AsyncParsableCommand {
             (Settings.maxRequestBytes, maxRequestBytes), (Settings.username, username), (Settings.password, password),
             (Settings.passwordFile, passwordFile), (Settings.tlsCA, tlsCA), (Settings.tlsCert, tlsCert),
             (Settings.tlsKey, tlsKey), (Settings.http, http), (Settings.pool, pool),
-            (Settings.metricsInterval, metricsInterval), (Settings.logLevel, logLevel),
+            (Settings.metricsInterval, metricsInterval), (Settings.logLevel, logLevel), (Settings.labelCheckMargin, labelCheckMargin),
             (Settings.results, results ? "true" : nil), (Settings.requireSigned, requireSigned ? "true" : nil),
         ]
         var values: [String: [String]] = [:]
         for (setting, value) in single { if let value { values[setting.key] = [value] } }
-        for (setting, list) in [(Settings.adapters, adapters), (Settings.trustedKeys, trustedKeys), (Settings.adapterRoots, adapterRoots)] {
+        for (setting, list) in [
+            (Settings.adapters, adapters), (Settings.trustedKeys, trustedKeys), (Settings.adapterRoots, adapterRoots), (Settings.labels, labels),
+        ] {
             if !list.isEmpty { values[setting.key] = list }
         }
         return values

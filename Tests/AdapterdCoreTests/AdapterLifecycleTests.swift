@@ -22,7 +22,7 @@ struct AdapterLifecycleTests {
         request.name = "alerts"
         request.version = version
         request.path = path
-        return try await client.control("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self)
+        return try await client.control(.loadAdapter, request)
     }
 
     @Test("a new version is staged, activation switches to it, rollback returns, and all of it survives a restart")
@@ -43,27 +43,27 @@ struct AdapterLifecycleTests {
         activate.name = "alerts"
         activate.version = "v2"
         activate.reason = "better recall"
-        let activated = try await client.control("ActivateAdapter", activate, as: Adapterd_V1_ActivateAdapterReply.self)
+        let activated = try await client.control(.activateAdapter, activate)
         #expect(activated.adapter.state == "active")
         #expect(try await infer(client).version == "v2")
 
         var rollback = Adapterd_V1_RollbackRequest()
         rollback.name = "alerts"
         rollback.reason = "operator"
-        let back = try await client.control("Rollback", rollback, as: Adapterd_V1_RollbackReply.self)
+        let back = try await client.control(.rollback, rollback)
         #expect(back.adapter.version == "v1")
         #expect(try await infer(client).version == "v1")
 
         var history = Adapterd_V1_HistoryRequest()
         history.name = "alerts"
-        let trail = try await client.control("History", history, as: Adapterd_V1_HistoryReply.self).events.map { "\($0.action) \($0.version)" }
+        let trail = try await client.control(.history, history).events.map { "\($0.action) \($0.version)" }
         #expect(trail == ["loaded v1", "activated v1", "loaded v2", "activated v2", "rolled back v1"])
 
         // Restart on the same data directory without preloading: the registry brings everything back.
         try await worker.stop()
         configuration.preload = []
         worker = try await RunningWorker(configuration)
-        let listed = try await client.control("ListAdapters", Adapterd_V1_ListAdaptersRequest(), as: Adapterd_V1_ListAdaptersReply.self)
+        let listed = try await client.control(.listAdapters, Adapterd_V1_ListAdaptersRequest())
         #expect(listed.adapters.map { "\($0.version)=\($0.state)" } == ["v1=active", "v2=retired"])
         #expect(try await infer(client).version == "v1")
         client.close()
@@ -96,7 +96,7 @@ struct AdapterLifecycleTests {
         #expect(try await infer(client).version == "v1")
         var history = Adapterd_V1_HistoryRequest()
         history.name = "alerts"
-        #expect(try await client.control("History", history, as: Adapterd_V1_HistoryReply.self).events.map(\.action).contains("refused"))
+        #expect(try await client.control(.history, history).events.map(\.action).contains("refused"))
         client.close()
         try await worker.stop()
     }
@@ -118,7 +118,7 @@ struct RoutingTests {
             route.sensorType = sensor
             route.adapter = adapter
             route.priority = Int32(priority)
-            #expect(RPCStatus(try await client.control("SetRoute", route, as: Adapterd_V1_SetRouteReply.self).status) == .ok)
+            #expect(RPCStatus(try await client.control(.setRoute, route).status) == .ok)
         }
         var request = Adapterd_V1_InferRequest()
         request.text = "lock the door"
@@ -127,13 +127,13 @@ struct RoutingTests {
         #expect(try await client.infer(request, subtopic: "other/x").embedding.count == 384)
         request.adapter = "severity"
         #expect(try await client.infer(request, subtopic: "voice/hall").adapter == "severity")
-        let listed = try await client.control("ListRoutes", Adapterd_V1_ListRoutesRequest(), as: Adapterd_V1_ListRoutesReply.self)
+        let listed = try await client.control(.listRoutes, Adapterd_V1_ListRoutesRequest())
         #expect(listed.routes.map(\.name) == ["home", "plant"])
         var bad = Adapterd_V1_SetRouteRequest()
         bad.name = "bad"
         bad.topic = "a/#/b"
         bad.adapter = "intent"
-        #expect(RPCStatus(try await client.control("SetRoute", bad, as: Adapterd_V1_SetRouteReply.self).status) == .invalidArgument)
+        #expect(RPCStatus(try await client.control(.setRoute, bad).status) == .invalidArgument)
         client.close()
         try await worker.stop()
     }
@@ -157,11 +157,11 @@ struct RoutingTests {
         load.name = "alerts"
         load.version = "v2"
         load.path = Harness.adapterDirectory("severity")
-        _ = try await client.control("LoadAdapter", load, as: Adapterd_V1_LoadAdapterReply.self)
+        _ = try await client.control(.loadAdapter, load)
         var activate = Adapterd_V1_ActivateAdapterRequest()
         activate.name = "alerts"
         activate.version = "v2"
-        _ = try await client.control("ActivateAdapter", activate, as: Adapterd_V1_ActivateAdapterReply.self)
+        _ = try await client.control(.activateAdapter, activate)
         #expect(try await infer(session: "conversation-1") == "v1", "pinned session stays on v1")
         #expect(try await infer(session: "conversation-2") == "v2", "a new session gets the active version")
 
@@ -171,7 +171,7 @@ struct RoutingTests {
         #expect(try await infer(session: "conversation-1") == "v1", "the pin survives a restart")
         var clear = Adapterd_V1_ClearSessionRequest()
         clear.session = "conversation-1"
-        #expect(try await client.control("ClearSession", clear, as: Adapterd_V1_ClearSessionReply.self).cleared == 1)
+        #expect(try await client.control(.clearSession, clear).cleared == 1)
         #expect(try await infer(session: "conversation-1") == "v2")
         client.close()
         try await worker.stop()
@@ -190,7 +190,7 @@ struct RolloutOverMQTTTests {
         var split = Adapterd_V1_SetRolloutRequest()
         split.name = "alerts"
         split.splits = ["v1": 50, "v2": 50]
-        #expect(RPCStatus(try await client.control("SetRollout", split, as: Adapterd_V1_SetRolloutReply.self).status) == .ok)
+        #expect(RPCStatus(try await client.control(.setRollout, split).status) == .ok)
         func version(_ session: String) async throws -> String {
             var request = Adapterd_V1_InferRequest()
             request.text = "pump pressure low"
@@ -204,12 +204,12 @@ struct RolloutOverMQTTTests {
         for index in 0..<20 { #expect(try await version("s\(index)") == first["s\(index)"]) }
         var get = Adapterd_V1_GetAdapterRequest()
         get.name = "alerts"
-        let described = try await client.control("GetAdapter", get, as: Adapterd_V1_GetAdapterReply.self)
+        let described = try await client.control(.getAdapter, get)
         #expect(described.active == "v1")
         #expect(described.versions.map(\.version) == ["v1", "v2"])
         #expect(described.splits == ["v1": 50, "v2": 50])
         split.splits = ["v1": 90, "v9": 10]
-        #expect(RPCStatus(try await client.control("SetRollout", split, as: Adapterd_V1_SetRolloutReply.self).status) == .failedPrecondition)
+        #expect(RPCStatus(try await client.control(.setRollout, split).status) == .failedPrecondition)
         client.close()
         try await worker.stop()
     }
@@ -238,7 +238,7 @@ struct WorkerCacheTests {
                 #expect(RPCStatus(reply.status) == .ok && reply.adapter == name)
             }
         }
-        let status = try await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self)
+        let status = try await client.control(.getStatus, Adapterd_V1_GetStatusRequest())
         #expect(status.cacheBytes <= status.cacheMaxBytes)
         #expect(status.cacheEvictions > 0)
         #expect(status.cacheMisses > 0)

@@ -118,7 +118,7 @@ struct BrokerACLTests {
             let controller = try await AdapterdClient(
                 brokerURL: broker.url, worker: configuration.workerID, username: "controller", password: try broker.password("controller"))
             defer { controller.close() }
-            let status = try await controller.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: .seconds(5))
+            let status = try await controller.control(.getStatus, Adapterd_V1_GetStatusRequest(), timeout: .seconds(5))
             #expect(status.status == .ok, "the worker stopped answering")
         }
     }
@@ -213,13 +213,13 @@ struct BrokerACLTests {
         route.adapter = "intent"
         // Denied by the ACL: the broker drops the request, so no reply comes and nothing changes.
         await #expect(throws: (any Error).self) {
-            _ = try await sensor.control("SetRoute", route, as: Adapterd_V1_SetRouteReply.self, timeout: .seconds(2))
+            _ = try await sensor.control(.setRoute, route, timeout: .seconds(2))
         }
-        let routes = try await controller.control("ListRoutes", Adapterd_V1_ListRoutesRequest(), as: Adapterd_V1_ListRoutesReply.self)
+        let routes = try await controller.control(.listRoutes, Adapterd_V1_ListRoutesRequest())
         #expect(routes.status == .ok, "the controller may call control methods")
         #expect(!routes.routes.contains { $0.name == "from-a-sensor" }, "a sensor's SetRoute reached the worker")
         route.name = "from-the-controller"
-        let set = try await controller.control("SetRoute", route, as: Adapterd_V1_SetRouteReply.self)
+        let set = try await controller.control(.setRoute, route)
         #expect(set.status == .ok)
     }
 }

@@ -27,7 +27,7 @@ struct FaultMatrixTests {
         load.name = "alerts"
         load.version = version
         load.path = Harness.adapterDirectory(adapter)
-        return try await client.control("LoadAdapter", load, as: Adapterd_V1_LoadAdapterReply.self, timeout: .seconds(3))
+        return try await client.control(.loadAdapter, load, timeout: .seconds(3))
     }
 
     /// Every content directory in the store belongs to a registered version, and nothing half-copied is left.
@@ -131,7 +131,7 @@ struct FaultMatrixTests {
         var activate = Adapterd_V1_ActivateAdapterRequest()
         activate.name = "alerts"
         activate.version = "v2"
-        _ = try? await client.control("ActivateAdapter", activate, as: Adapterd_V1_ActivateAdapterReply.self, timeout: .seconds(3))
+        _ = try? await client.control(.activateAdapter, activate, timeout: .seconds(3))
         client.close()
         #expect(daemon.killedItself(pid))
         try Self.expectConsistent(daemon)
@@ -149,7 +149,7 @@ struct FaultMatrixTests {
         var split = Adapterd_V1_SetRolloutRequest()
         split.name = "alerts"
         split.splits = ["v1": 50, "v2": 50]
-        _ = try? await client.control("SetRollout", split, as: Adapterd_V1_SetRolloutReply.self, timeout: .seconds(3))
+        _ = try? await client.control(.setRollout, split, timeout: .seconds(3))
         client.close()
         #expect(daemon.killedItself(pid))
 
@@ -174,7 +174,7 @@ struct FaultMatrixTests {
         var split = Adapterd_V1_SetRolloutRequest()
         split.name = "alerts"
         split.splits = ["v1": 50, "v2": 50]
-        _ = try await client.control("SetRollout", split, as: Adapterd_V1_SetRolloutReply.self)
+        _ = try await client.control(.setRollout, split)
         var canarySessions: [String] = []
         for index in 0..<60 {
             guard let reply = try? await Self.infer(client, session: "s\(index)", timeout: .seconds(2)) else { break }
@@ -211,7 +211,7 @@ struct FaultMatrixTests {
         }
         request.epochs = epochs
         request.batchSize = 2
-        return try await client.control("TrainAdapter", request, as: Adapterd_V1_TrainAdapterReply.self, timeout: .seconds(5))
+        return try await client.control(.trainAdapter, request, timeout: .seconds(5))
     }
 
     @Test("killed mid-training, or after a training wrote its files but before staging them: the restart stages nothing and removes the files",

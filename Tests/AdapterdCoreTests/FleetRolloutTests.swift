@@ -103,7 +103,7 @@ struct FleetRolloutTests {
         defer { client.close() }
         var request = Adapterd_V1_HistoryRequest()
         request.name = "alerts"
-        return try await client.control("History", request, as: Adapterd_V1_HistoryReply.self).events
+        return try await client.control(.history, request).events
     }
 
     @Test("a good version rolls out in waves of 1, 2 and 3 to all six workers with no failed request; discovery sees labels and versions")

@@ -52,7 +52,7 @@ struct HardeningTests {
         }
         let pool = try await AdapterdClient(brokerURL: broker.url, worker: Topics.poolWorker)
         defer { pool.close() }
-        let reply = try await pool.control("PushAdapter", Self.overflowingBegin, as: Adapterd_V1_PushAdapterReply.self)
+        let reply = try await pool.control(.pushAdapter, Self.overflowingBegin)
         #expect(Self.status(reply) == .invalidArgument, "\(reply.error)")
         #expect(reply.error.contains("runs past"), "\(reply.error)")
 
@@ -89,7 +89,7 @@ struct HardeningTests {
                 example.label = label
                 return example
             }
-            let reply = try await client.control("TrainAdapter", request, as: Adapterd_V1_TrainAdapterReply.self)
+            let reply = try await client.control(.trainAdapter, request)
             #expect(Self.status(reply) == .invalidArgument && reply.error.contains("alpha"), "alpha \(alpha): \(Self.status(reply)) \(reply.error)")
         }
         #expect(await AdapterdDaemon.answers(client, while: pid), "the worker stopped answering")
@@ -127,7 +127,7 @@ struct HardeningTests {
             #expect(backOnline, "the retained status stayed offline after the reconnect: \(states(watcher.received))")
             let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
             defer { client.close() }
-            let status = try await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self)
+            let status = try await client.control(.getStatus, Adapterd_V1_GetStatusRequest())
             #expect(Self.status(status) == .ok)
         }
     }
@@ -141,7 +141,7 @@ struct HardeningRegistryTests {
         request.name = name
         request.version = version
         request.path = path
-        return try await client.control("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self, timeout: .seconds(30))
+        return try await client.control(.loadAdapter, request, timeout: .seconds(30))
     }
 
     static func infer(_ client: AdapterdClient, adapter: String = "", text: String = "turn on the lights") async throws -> Adapterd_V1_InferReply {
@@ -188,7 +188,7 @@ struct HardeningRegistryTests {
                 example.label = label
                 return example
             }
-            let trained = try await client.control("TrainAdapter", train, as: Adapterd_V1_TrainAdapterReply.self)
+            let trained = try await client.control(.trainAdapter, train)
             #expect(RPCStatus(trained.status) == .failedPrecondition, "\(trained.error)")
             let served = try await Self.infer(client, adapter: "intent")
             #expect(served.status == .ok && served.version == "v1", "\(served.error)")
@@ -221,7 +221,7 @@ struct HardeningRegistryTests {
             route.topic = "adapterd/v1/+/infer/#"
             route.router = "hub"
             route.adapter = "intent"
-            let set = try await client.control("SetRoute", route, as: Adapterd_V1_SetRouteReply.self)
+            let set = try await client.control(.setRoute, route)
             try #require(RPCStatus(set.status) == .ok, "\(set.error)")
             for text in ["turn on the lights", "my chest hurts", "the motor is vibrating"] {
                 let reply = try await Self.infer(client, text: text)
@@ -247,7 +247,7 @@ struct HardeningRegistryTests {
                 request.name = name
                 request.text = text
                 request.label = "lights"
-                return try await client.control("Feedback", request, as: Adapterd_V1_FeedbackReply.self)
+                return try await client.control(.feedback, request)
             }
             for name in ["a", "b"] {
                 let reply = try await feedback(name, "turn on the lights")

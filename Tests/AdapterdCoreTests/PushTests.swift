@@ -55,7 +55,7 @@ struct PushTests {
     }
 
     static func push(_ request: Adapterd_V1_PushAdapterRequest, _ client: AdapterdClient) async throws -> Adapterd_V1_PushAdapterReply {
-        try await client.control("PushAdapter", request, as: Adapterd_V1_PushAdapterReply.self)
+        try await client.control(.pushAdapter, request)
     }
 
     static func infer(_ client: AdapterdClient, version: String = "") async throws -> Adapterd_V1_InferReply {
@@ -95,7 +95,7 @@ struct PushTests {
 
         var history = Adapterd_V1_HistoryRequest()
         history.name = "alerts"
-        let trail = try await setup.client.control("History", history, as: Adapterd_V1_HistoryReply.self).events
+        let trail = try await setup.client.control(.history, history).events
         let keyID = SigningKeys.keyID(try SigningKeys.publicKey(setup.trusted.publicKey))
         #expect(trail.last?.action == "loaded" && trail.last?.reason.contains("signed by key \(keyID)") == true)
         #expect(setup.pushFolders.isEmpty, "a committed push leaves no partial files")
@@ -180,7 +180,7 @@ struct PushTests {
         #expect(error?.message.contains("hashes to") == true)
         #expect(setup.pushFolders.isEmpty, "the refused push's chunks are gone")
         #expect(try FileManager.default.contentsOfDirectory(atPath: setup.configuration.dataDirectory + "/adapters") == adaptersBefore)
-        let listed = try await setup.client.control("ListAdapters", Adapterd_V1_ListAdaptersRequest(), as: Adapterd_V1_ListAdaptersReply.self)
+        let listed = try await setup.client.control(.listAdapters, Adapterd_V1_ListAdaptersRequest())
         #expect(listed.adapters.map(\.version) == ["v1"])
         #expect(try await Self.infer(setup.client).version == "v1")
         try await setup.stop()
@@ -269,7 +269,7 @@ struct PushTests {
         load.name = "alerts"
         load.version = "v3"
         load.path = copy
-        let refused = try await setup.client.control("LoadAdapter", load, as: Adapterd_V1_LoadAdapterReply.self)
+        let refused = try await setup.client.control(.loadAdapter, load)
         #expect(RPCStatus(refused.status) == .failedPrecondition)
         #expect(refused.error.contains("paraphrase-MiniLM-L6-v2"))
         let sha = try AdapterDigest.sha256(ofAdapterAt: copy)

@@ -55,7 +55,7 @@ struct RolloutGuardTests {
         var split = Adapterd_V1_SetRolloutRequest()
         split.name = "alerts"
         split.splits = ["v1": 50, "v2": 50]
-        _ = try await client.control("SetRollout", split, as: Adapterd_V1_SetRolloutReply.self)
+        _ = try await client.control(.setRollout, split)
         var versions: [String] = []
         for index in 0..<40 {
             var request = Adapterd_V1_InferRequest()
@@ -78,7 +78,7 @@ struct RolloutGuardTests {
         }
         var history = Adapterd_V1_HistoryRequest()
         history.name = "alerts"
-        let trail = try await client.control("History", history, as: Adapterd_V1_HistoryReply.self).events
+        let trail = try await client.control(.history, history).events
         let rollback = try #require(trail.last)
         #expect(rollback.action == "rolled back" && rollback.actor == "guard" && rollback.version == "v2")
         #expect(rollback.reason.contains("p95 latency"))

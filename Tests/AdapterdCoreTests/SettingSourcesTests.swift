@@ -114,10 +114,10 @@ struct SettingSourcesTests {
         }
     }
 
-    @Test("README's configuration table is the settings table")
+    @Test("docs/settings.md's configuration table is the settings table")
     func readmeTableIsTheSettingsTable() throws {
-        let readme = try String(contentsOfFile: Self.root + "/README.md", encoding: .utf8)
-        #expect(readme.contains(Settings.markdownTable), "README.md's Configuration table differs from Settings.markdownTable:\n\(Settings.markdownTable)")
+        let readme = try String(contentsOfFile: Self.root + "/docs/settings.md", encoding: .utf8)
+        #expect(readme.contains(Settings.markdownTable), "docs/settings.md's configuration table differs from Settings.markdownTable:\n\(Settings.markdownTable)")
     }
 
     @Test("every environment variable is ADAPTERD_ and the flag's name, and keys, flags and variables are unique")

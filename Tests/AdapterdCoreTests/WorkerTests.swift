@@ -45,7 +45,7 @@ struct WorkerTests {
         configuration.precision = .int8
         let worker = try await RunningWorker(configuration)
         let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
-        let status = try await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self)
+        let status = try await client.control(.getStatus, Adapterd_V1_GetStatusRequest())
         #expect(status.precision == "int8")
         #expect(status.kernelPath == KernelPath.detected.description)
         let reply = try await client.infer(request("Switch OFF the lamp!", adapter: "intent"))
@@ -344,14 +344,14 @@ struct AdapterdProcessTests {
         let client = try await AdapterdClient(brokerURL: broker.url, worker: worker)
         var ready = false
         for _ in 0..<200 where !ready {
-            ready = (try? await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: .milliseconds(250))) != nil
+            ready = (try? await client.control(.getStatus, Adapterd_V1_GetStatusRequest(), timeout: .milliseconds(250))) != nil
         }
         try #require(ready)
         var load = Adapterd_V1_LoadAdapterRequest()
         load.name = "alerts"
         load.version = "v2"
         load.path = Harness.adapterDirectory("severity")
-        #expect(RPCStatus(try await client.control("LoadAdapter", load, as: Adapterd_V1_LoadAdapterReply.self).status) == .ok)
+        #expect(RPCStatus(try await client.control(.loadAdapter, load).status) == .ok)
         client.close()
 
         let raw = try await RawClient(broker: broker)

@@ -125,7 +125,7 @@ public final class RunningWorker: Sendable {
             tlsCAFile: tlsCAFile)
         defer { client.close() }
         for _ in 0..<100 {
-            if (try? await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: .milliseconds(200))) != nil { return }
+            if (try? await client.control(.getStatus, Adapterd_V1_GetStatusRequest(), timeout: .milliseconds(200))) != nil { return }
         }
         throw MQTTError.timedOut(operation: "waiting for the worker to come up")
     }

@@ -18,7 +18,7 @@ public enum Settings {
         "mqttVersion", flag: "mqtt-version", environment: "ADAPTERD_MQTT_VERSION", default: "5",
         "MQTT protocol version of the worker's connection: `5` or `3.1.1`")
     public static let maxBatch = Setting(
-        "maxBatch", flag: "max-batch", environment: "ADAPTERD_MAX_BATCH", default: "32", "largest engine batch")
+        "maxBatch", flag: "max-batch", environment: "ADAPTERD_MAX_BATCH", default: String(BatchExecutor.defaultMaxBatch), "largest engine batch")
     public static let precision = Setting(
         "precision", flag: "precision", environment: "ADAPTERD_PRECISION", default: "fp32",
         "base model precision: `fp32` (exact) or `int8`")

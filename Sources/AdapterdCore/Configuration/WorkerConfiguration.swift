@@ -23,7 +23,7 @@ public struct WorkerConfiguration: Sendable {
     /// Largest request body accepted; larger ones are answered RESOURCE_EXHAUSTED without being decoded.
     public var maxRequestBytes = 1 << 20
     /// Largest batch the engine runs at once.
-    public var maxBatch = 32
+    public var maxBatch = BatchExecutor.defaultMaxBatch
     /// The base model's precision (FP32, the exact reference, by default).
     public var precision: Precision = .fp32
     /// INT8: classification rows with a smaller top-two logit margin are answered by an FP32 pass (0: never).

@@ -15,11 +15,11 @@ public struct AdapterHandlers: Sendable {
     /// The methods, for the server's table.
     public var methods: [RPCMethod] {
         [
-            .unary("LoadAdapter", load), .unary("UnloadAdapter", unload), .unary("ListAdapters", list),
-            .unary("ActivateAdapter", activate), .unary("Rollback", rollback), .unary("History", history),
-            .unary("PinAdapter") { try await pin($0, $1, pinned: true) },
-            .unary("UnpinAdapter") { try await pin($0, $1, pinned: false) },
-            .unary("GetAdapter", get),
+            .unary(.loadAdapter, load), .unary(.unloadAdapter, unload), .unary(.listAdapters, list),
+            .unary(.activateAdapter, activate), .unary(.rollback, rollback), .unary(.history, history),
+            .unary(.pinAdapter) { try await pin($0, $1, pinned: true) },
+            .unary(.unpinAdapter) { try await pin($0, $1, pinned: false) },
+            .unary(.getAdapter, get),
         ]
     }
 

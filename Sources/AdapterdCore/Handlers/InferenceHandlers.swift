@@ -16,7 +16,7 @@ public struct InferenceHandlers: Sendable {
     }
 
     /// The inference method (served on the `…/infer/…` topics, not the control table).
-    public var method: RPCMethod { .unary("Infer", infer) }
+    public var method: RPCMethod { .unary(.infer, infer) }
 
     /// Runs one inference request and records its outcome under the adapter version it resolved to.
     public func infer(_ request: Adapterd_V1_InferRequest, _ context: RPCContext) async throws -> Adapterd_V1_InferReply {

@@ -13,7 +13,7 @@ public struct PushHandlers: Sendable {
     }
 
     /// The methods, for the server's table.
-    public var methods: [RPCMethod] { [.unary("PushAdapter", push)] }
+    public var methods: [RPCMethod] { [.unary(.pushAdapter, push)] }
 
     /// One step of a push.
     public func push(_ request: Adapterd_V1_PushAdapterRequest, _ context: RPCContext) async throws -> Adapterd_V1_PushAdapterReply {

@@ -10,7 +10,7 @@ public struct RolloutHandlers: Sendable {
     }
 
     /// The methods, for the server's table.
-    public var methods: [RPCMethod] { [.unary("SetRollout", setRollout)] }
+    public var methods: [RPCMethod] { [.unary(.setRollout, setRollout)] }
 
     /// Splits a name's traffic between loaded versions by weight (empty splits end the rollout).
     public func setRollout(_ request: Adapterd_V1_SetRolloutRequest, _ context: RPCContext) async throws -> Adapterd_V1_SetRolloutReply {

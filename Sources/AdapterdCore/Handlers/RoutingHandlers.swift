@@ -12,7 +12,7 @@ public struct RoutingHandlers: Sendable {
 
     /// The methods, for the server's table.
     public var methods: [RPCMethod] {
-        [.unary("SetRoute", setRoute), .unary("DeleteRoute", deleteRoute), .unary("ListRoutes", listRoutes), .unary("ClearSession", clearSession)]
+        [.unary(.setRoute, setRoute), .unary(.deleteRoute, deleteRoute), .unary(.listRoutes, listRoutes), .unary(.clearSession, clearSession)]
     }
 
     /// Creates or replaces a route.

@@ -12,7 +12,7 @@ public struct StatusHandlers: Sendable {
     }
 
     /// The methods, for the server's table.
-    public var methods: [RPCMethod] { [.unary("GetStatus", status)] }
+    public var methods: [RPCMethod] { [.unary(.getStatus, status)] }
 
     /// The worker's state and figures now.
     public func status(_ request: Adapterd_V1_GetStatusRequest, _ context: RPCContext) async throws -> Adapterd_V1_GetStatusReply {

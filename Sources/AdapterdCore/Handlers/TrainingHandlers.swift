@@ -16,7 +16,7 @@ public struct TrainingHandlers: Sendable {
 
     /// The methods, for the server's table.
     public var methods: [RPCMethod] {
-        [.unary("TrainAdapter", train), .unary("CancelTraining", cancel), .unary("Feedback", feedback)]
+        [.unary(.trainAdapter, train), .unary(.cancelTraining, cancel), .unary(.feedback, feedback)]
     }
 
     /// Validates a training, checks it fits the memory budget and starts it; the reply says what it will use.

@@ -19,11 +19,11 @@ public struct RPCMethod: Sendable {
 
     /// A method taking `Request` and answering `Reply` through `handler`. What the handler throws becomes the
     /// reply's status through `RPCError(mapping:)`.
-    public static func unary<Request: RPCRequestMessage, Reply: RPCReplyMessage>(
-        _ name: String, _ handler: @escaping @Sendable (Request, RPCContext) async throws -> Reply
+    public static func unary<Request, Reply>(
+        _ method: AdapterdMethod<Request, Reply>, _ handler: @escaping @Sendable (Request, RPCContext) async throws -> Reply
     ) -> RPCMethod {
         RPCMethod(
-            name: name,
+            name: method.name,
             decode: { payload, encoding throws(RPCError) in
                 let request = try RPCCodec.decode(Request.self, from: payload, encoding: encoding)
                 return Call(replyTo: request.replyTo, correlationID: request.correlationID) { context in
@@ -38,11 +38,14 @@ public struct RPCMethod: Sendable {
                     return CachedReply(payload: RPCCodec.encode(reply, encoding: encoding), status: RPCStatus(reply.status))
                 }
             },
-            encodeFailure: { error, encoding, correlationID in
-                var reply = Reply(failure: error)
-                if !correlationID.isEmpty { reply.correlationID = correlationID }
-                return CachedReply(payload: RPCCodec.encode(reply, encoding: encoding), status: error.status)
-            })
+            encodeFailure: { error, encoding, correlationID in failure(error, as: Reply.self, encoding: encoding, correlationID: correlationID) })
+    }
+
+    /// A `Reply` carrying `error`'s status and message (and `correlationID`), encoded.
+    static func failure<Reply: RPCReplyMessage>(_ error: RPCError, as _: Reply.Type, encoding: RPCEncoding, correlationID: String) -> CachedReply {
+        var reply = Reply(failure: error)
+        if !correlationID.isEmpty { reply.correlationID = correlationID }
+        return CachedReply(payload: RPCCodec.encode(reply, encoding: encoding), status: error.status)
     }
 
     /// Decodes `payload` and runs the handler: what the server does, without a broker (for tests and tools).

@@ -150,10 +150,7 @@ public struct RPCServer: Sendable {
     /// A failure reply in the method's own reply type (any reply type when the method is unknown: every reply
     /// carries status, error and correlation id in the same fields).
     static func failure(_ error: RPCError, method: RPCMethod?, encoding: RPCEncoding, correlationID: String) -> CachedReply {
-        (method ?? unknownMethod).encodeFailure(error, encoding, correlationID)
-    }
-
-    private static let unknownMethod = RPCMethod.unary("") { (_: Adapterd_V1_GetStatusRequest, _) -> Adapterd_V1_UnloadAdapterReply in
-        Adapterd_V1_UnloadAdapterReply()
+        guard let method else { return RPCMethod.failure(error, as: Adapterd_V1_UnloadAdapterReply.self, encoding: encoding, correlationID: correlationID) }
+        return method.encodeFailure(error, encoding, correlationID)
     }
 }

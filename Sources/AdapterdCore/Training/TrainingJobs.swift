@@ -95,9 +95,6 @@ public actor TrainingJobs {
         return (try? FileManager.default.removeItem(atPath: path)) != nil
     }
 
-    /// (name, version) of the training running, if any.
-    public var current: (name: String, version: String)? { running.map { ($0.name, $0.version) } }
-
     /// Starts `job`, unless a training is running or (name, version) exists.
     public func start(_ job: Job) async throws(Refusal) {
         if let running { throw .busy(name: running.name, version: running.version) }
