@@ -104,7 +104,7 @@ let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [wor
 let workerTask = Task { try await group.run() }
 let client = try await AdapterdClient(brokerURL: broker.url, worker: "bench")
 for _ in 0..<50 {
-    if (try? await client.control("GetStatus", Adapterd_V1_GetStatusRequest(), as: Adapterd_V1_GetStatusReply.self, timeout: .milliseconds(200))) != nil { break }
+    if (try? await client.control(.getStatus, Adapterd_V1_GetStatusRequest(), timeout: .milliseconds(200))) != nil { break }
 }
 
 struct Row { let clients: Int; let perSecond: Double; let p50: Double; let p99: Double; let engine: Double }
@@ -222,7 +222,7 @@ for block in 0..<12 where sections.contains("loads") {
             request.version = "v\(count)"
             request.path = adapterDirectory
             let loadSent = ContinuousClock.now
-            _ = try? await loader.control("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self)
+            _ = try? await loader.control(.loadAdapter, request)
             loadTimeline.load(loadSent, ContinuousClock.now)
             count += 1
             // One load starts every 100 ms (start to start), as the loader does.
@@ -270,13 +270,13 @@ for block in 0..<12 where sections.contains("training") {
         return example
     }
     train.epochs = 1000
-    let accepted = try await client.control("TrainAdapter", train, as: Adapterd_V1_TrainAdapterReply.self)
+    let accepted = try await client.control(.trainAdapter, train)
     precondition(RPCStatus(accepted.status) == .ok, "TrainAdapter refused: \(accepted.error)")
     training += try await inferLatencies(50)
     var cancel = Adapterd_V1_CancelTrainingRequest()
     cancel.name = "trained"
     cancel.version = train.version
-    _ = try await client.control("CancelTraining", cancel, as: Adapterd_V1_CancelTrainingReply.self)
+    _ = try await client.control(.cancelTraining, cancel)
     await worker.services.training.waitUntilIdle()
 }
 
@@ -291,7 +291,7 @@ for domain in Set(fitExamples.map(\.adapter)) where sections.contains("routing")
     request.name = domain
     request.version = "v1"
     request.path = adapterDirectory
-    _ = try await client.control("LoadAdapter", request, as: Adapterd_V1_LoadAdapterReply.self)
+    _ = try await client.control(.loadAdapter, request)
 }
 let fingerprint = try AdapterDigest.sha256(ofFile: modelDirectory + "/model.safetensors")
 struct RoutingRow { let kind: String; let accuracy: Double; let escalated: Double; let namedMs: Double; let routedMs: Double }
@@ -306,13 +306,13 @@ for kind in RouterKind.allCases where sections.contains("routing") {
     load.name = "hub-\(kind.rawValue)"
     load.version = "v1"
     load.path = routerDirectory
-    _ = try await client.control("LoadAdapter", load, as: Adapterd_V1_LoadAdapterReply.self)
+    _ = try await client.control(.loadAdapter, load)
     var route = Adapterd_V1_SetRouteRequest()
     route.name = "voice-\(kind.rawValue)"
     route.sensorType = "voice-\(kind.rawValue)"
     route.router = load.name
     route.adapter = "chat"
-    _ = try await client.control("SetRoute", route, as: Adapterd_V1_SetRouteReply.self)
+    _ = try await client.control(.setRoute, route)
     var named: [Double] = [], routed: [Double] = []
     var correct = 0
     for round in 0..<2 {
@@ -354,7 +354,7 @@ if sections.contains("flood") {
                     route.name = "flood\(index % 500)"
                     route.sensorType = "flood\(index % 500)"
                     route.adapter = "intent"
-                    let reply = try await controller.control("SetRoute", route, as: Adapterd_V1_SetRouteReply.self, timeout: .seconds(120))
+                    let reply = try await controller.control(.setRoute, route, timeout: .seconds(120))
                     return RPCStatus(reply.status) == .ok
                 }
             }
