@@ -159,7 +159,7 @@ public actor AdapterRegistry {
         }
         if !declaredBase.isEmpty, declaredBase != baseFingerprint {
             let reason = "it was built for the base model with sha256 \(declaredBase.prefix(16))…, this worker serves \(baseFingerprint.prefix(16))…"
-            _ = try? store.record(HistoryRecord(name: name, version: version, action: "refused", actor: actor, reason: reason))
+            _ = try? store.record(HistoryRecord(name: name, version: version, action: .refused, actor: actor, reason: reason))
             throw RegistryError.refused(name: name, version: version, reason: reason)
         }
         // Refused before any hashing or copying when the worker already holds as many versions as it keeps.

@@ -287,11 +287,11 @@ public final class AdapterStore: Sendable {
             }
             try record.save(db)
             var entry = HistoryRecord(
-                name: record.name, version: record.version, action: record.state == .failed ? "refused" : "loaded",
+                name: record.name, version: record.version, action: record.state == .failed ? .refused : .loaded,
                 actor: actor, reason: "from \(record.source), sha256 \(record.sha256.prefix(12))")
             try entry.insert(db)
             if first {
-                var activation = HistoryRecord(name: record.name, version: record.version, action: "activated", actor: actor, reason: "first version of '\(record.name)'")
+                var activation = HistoryRecord(name: record.name, version: record.version, action: .activated, actor: actor, reason: "first version of '\(record.name)'")
                 try activation.insert(db)
             }
             return record
@@ -304,7 +304,7 @@ public final class AdapterStore: Sendable {
 
     /// Makes (name, version) the active version atomically; the previously active one becomes retired.
     @discardableResult
-    public func activate(name: String, version: String, actor: String, reason: String, action: String = "activated") throws(StoreError) -> AdapterVersionRecord {
+    public func activate(name: String, version: String, actor: String, reason: String, action: LifecycleAction = .activated) throws(StoreError) -> AdapterVersionRecord {
         try write { db in
             guard var target = try AdapterVersionRecord.fetchOne(db, key: ["name": name, "version": version]) else {
                 throw StoreError.notFound(name: name, version: version)
@@ -333,7 +333,7 @@ public final class AdapterStore: Sendable {
                 .fetchOne(db)
         }
         guard let candidate else { throw .nothingToRollBackTo(name: name) }
-        return try activate(name: name, version: candidate.version, actor: actor, reason: reason, action: "rolled back")
+        return try activate(name: name, version: candidate.version, actor: actor, reason: reason, action: .rolledBack)
     }
 
     /// Removes a version from the registry (its files stay while another version shares them). When it was the
@@ -345,7 +345,7 @@ public final class AdapterStore: Sendable {
                 throw StoreError.notFound(name: name, version: version)
             }
             try removed.delete(db)
-            var entry = HistoryRecord(name: name, version: version, action: "unloaded", actor: actor, reason: "")
+            var entry = HistoryRecord(name: name, version: version, action: .unloaded, actor: actor, reason: "")
             try entry.insert(db)
             guard removed.state == .active else { return nil }
             return try Self.promoteNewest(of: name, actor: actor, reason: "the active version was unloaded", db)
@@ -375,7 +375,7 @@ public final class AdapterStore: Sendable {
         newest.state = .active
         newest.activatedAt = Date()
         try newest.update(db)
-        var entry = HistoryRecord(name: name, version: newest.version, action: "activated", actor: actor, reason: reason)
+        var entry = HistoryRecord(name: name, version: newest.version, action: .activated, actor: actor, reason: reason)
         try entry.insert(db)
         return newest
     }
@@ -386,7 +386,7 @@ public final class AdapterStore: Sendable {
         try write { db in
             try db.execute(sql: "DELETE FROM rollout WHERE name = ?", arguments: [name])
             try SessionRecord.filter(Column("adapter") == name && Column("version") == canary).deleteAll(db)
-            var entry = HistoryRecord(name: name, version: canary, action: "rolled back", actor: "guard", reason: reason)
+            var entry = HistoryRecord(name: name, version: canary, action: .rolledBack, actor: "guard", reason: reason)
             try entry.insert(db)
         }
     }

@@ -74,14 +74,13 @@ public struct HistoryRecord: Codable, Sendable, Equatable, FetchableRecord, Muta
     public var id: Int64?
     public var name: String
     public var version: String
-    /// "loaded", "activated", "rolled back", "refused", "unloaded".
-    public var action: String
+    public var action: LifecycleAction
     /// Who asked (a client id, "worker", "guard").
     public var actor: String
     public var reason: String
     public var at: Date
 
-    public init(name: String, version: String, action: String, actor: String, reason: String, at: Date = Date()) {
+    public init(name: String, version: String, action: LifecycleAction, actor: String, reason: String, at: Date = Date()) {
         self.name = name
         self.version = version
         self.action = action

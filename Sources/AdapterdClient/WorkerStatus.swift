@@ -1,3 +1,4 @@
+import AdapterFormats
 import Foundation
 
 /// The retained status document at `adapterd/v1/{worker}/status`.
@@ -51,7 +52,7 @@ public struct WorkerStatus: Codable, Sendable, Equatable {
 
 /// One adapter lifecycle event, as published on `adapterd/v1/{worker}/events`.
 public struct AdapterEvent: Codable, Sendable, Equatable {
-    /// Where a training stands (events "training").
+    /// Where a training stands (events `training`).
     public struct Training: Codable, Sendable, Equatable {
         public var epoch: Int
         public var step: Int
@@ -67,18 +68,17 @@ public struct AdapterEvent: Codable, Sendable, Equatable {
         }
     }
 
-    /// "loaded", "refused", "activated", "rolled back", "unloaded", or for trainings "training", "trained",
-    /// "training failed" and "training cancelled".
-    public var event: String
+    /// What happened.
+    public var event: LifecycleAction
     public var name: String
     public var version: String
     public var actor: String
     public var reason: String
     public var at: String
-    /// The progress of a training (events "training" only).
+    /// The progress of a training (events `training` only).
     public var training: Training?
 
-    public init(event: String, name: String, version: String, actor: String, reason: String, at: Date = Date(), training: Training? = nil) {
+    public init(event: LifecycleAction, name: String, version: String, actor: String, reason: String, at: Date = Date(), training: Training? = nil) {
         self.event = event
         self.name = name
         self.version = version

@@ -88,7 +88,7 @@ public final class Worker: Service, Sendable {
         self.holdingsContinuation = holdingsContinuation
         services = try WorkerServices(configuration: configuration, logger: logger, metricsFactory: metricsFactory, startedAt: startedAt) { event in
             Self.publish(client, topics.events, event.json(), MQTTProperties(contentType: "application/json"), logger: logger)
-            if ["loaded", "activated", "rolled back", "unloaded"].contains(event.event) { holdingsContinuation.yield() }
+            if event.event.changesHoldings { holdingsContinuation.yield() }
         }
         engine = services.engine
         executor = services.executor

@@ -1,5 +1,6 @@
 import AdapterdAPI
 import AdapterdClient
+import AdapterFormats
 import AdapterTraining
 import ArgumentParser
 import Foundation
@@ -203,9 +204,9 @@ extension AdaptersCommand {
             while true {
                 try await Task.sleep(for: .seconds(1))
                 let trail = try await client.control(.history, history, timeout: connection.replyTimeout)
-                guard let end = trail.events.last(where: { $0.version == version && ["trained", "training failed", "training cancelled"].contains($0.action) }) else { continue }
+                guard let end = trail.events.last(where: { $0.version == version && LifecycleAction(rawValue: $0.action)?.endsTraining == true }) else { continue }
                 print("\(end.action): \(end.reason)")
-                if end.action != "trained" { throw ExitCode(1) }
+                if end.action != LifecycleAction.trained.rawValue { throw ExitCode(1) }
                 return
             }
         }

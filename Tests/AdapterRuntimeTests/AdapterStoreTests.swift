@@ -73,7 +73,7 @@ struct AdapterStoreTests {
         var failed = Self.record("other", "v1", sha256: "s3")
         failed.state = .failed
         #expect(try store.register(failed, actor: "ctl").state == .failed)
-        #expect(try store.history(name: "intent").map(\.action) == ["loaded", "activated", "loaded"])
+        #expect(try store.history(name: "intent").map(\.action) == [.loaded, .activated, .loaded])
     }
 
     @Test("removing the active version makes the newest remaining one active in the same transaction")
@@ -100,7 +100,7 @@ struct AdapterStoreTests {
         try store.endRollout(name: "intent", canary: "v2", reason: "p95 latency 3.1x")
         #expect(try store.rollouts().isEmpty)
         #expect(try store.sessions().map(\.session) == ["b"])
-        #expect(try store.history(name: "intent").last?.action == "rolled back")
+        #expect(try store.history(name: "intent").last?.action == .rolledBack)
     }
 
     @Test("files a killed load left in the store, and staging directories, are removed; registered ones stay")
@@ -124,7 +124,7 @@ struct AdapterStoreTests {
             try store.register(Self.record("intent", "v1", sha256: "other"), actor: "t")
         }
         _ = try store.register(Self.record("intent", "v1", sha256: "s1"), actor: "t")
-        #expect(try store.history(name: "intent").map(\.action) == ["loaded", "activated"], "registered (and activated) once")
+        #expect(try store.history(name: "intent").map(\.action) == [.loaded, .activated], "registered (and activated) once")
     }
 
     @Test("registry state survives reopening the SQLite file")

@@ -90,7 +90,7 @@ struct AdapterLifecycleTests {
         #expect(RPCStatus(reply.status) == .failedPrecondition)
         let published = await events.waitForReplies(1, timeout: .seconds(5))
         let event = try JSONDecoder().decode(AdapterEvent.self, from: Data(try #require(published.first).payload))
-        #expect(event.event == "refused" && event.name == "alerts" && event.version == "v2")
+        #expect(event.event == .refused && event.name == "alerts" && event.version == "v2")
         events.close()
         #expect(reply.error.contains("refused"))
         #expect(try await infer(client).version == "v1")

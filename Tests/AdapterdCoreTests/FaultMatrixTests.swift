@@ -42,7 +42,7 @@ struct FaultMatrixTests {
         let store = try daemon.store()
         let active = try store.versions(name: "alerts").filter { $0.state == .active }
         #expect(active.count == 1, "one active version of alerts, not \(active.map(\.version))", sourceLocation: sourceLocation)
-        let lastSwitch = try store.history(name: "alerts").last { ["activated", "rolled back"].contains($0.action) && $0.actor != "guard" }
+        let lastSwitch = try store.history(name: "alerts").last { [.activated, .rolledBack].contains($0.action) && $0.actor != "guard" }
         #expect(lastSwitch?.version == active.first?.version, "the audit trail ends on the active version", sourceLocation: sourceLocation)
     }
 
@@ -186,7 +186,7 @@ struct FaultMatrixTests {
         let store = try daemon.store()
         #expect(try store.rollouts().isEmpty)
         #expect(try store.sessions().allSatisfy { $0.version == "v1" }, "no session stays pinned to the rolled-back canary")
-        #expect(try store.history(name: "alerts").last?.action == "rolled back")
+        #expect(try store.history(name: "alerts").last?.action == .rolledBack)
 
         let (again, second) = try await daemon.start()
         defer { ChildProcess.terminate(again, within: .seconds(5)) }

@@ -23,7 +23,7 @@ struct HandlerTests {
         let reply = try await AdapterHandlers(services: offline.services).load(request, RPCContext(actor: "tester"))
         #expect(reply.adapter.state == "active")
         #expect(reply.adapter.labels.count > 1)
-        #expect(offline.events.map(\.event) == ["loaded"])
+        #expect(offline.events.map(\.event) == [.loaded])
         #expect(offline.events.first?.actor == "tester")
     }
 
@@ -41,7 +41,7 @@ struct HandlerTests {
         try Data(repeating: 0xFF, count: 64).write(to: URL(fileURLWithPath: damaged + "/adapter_model.safetensors"))
         let refused = await load.call(Array(#"{"name":"intent","version":"v2","path":"\#(damaged)"}"#.utf8))
         #expect(refused.status == .failedPrecondition)
-        #expect(offline.events.map(\.event) == ["refused"])
+        #expect(offline.events.map(\.event) == [.refused])
     }
 
     @Test("LoadAdapter outside the adapter roots is PERMISSION_DENIED, the same whether the path exists or not")

@@ -97,7 +97,7 @@ struct HardeningTests {
 
     @Test("a training event whose loss is not a number still encodes: a status document never traps")
     func nonFiniteLossEncodes() throws {
-        let event = AdapterEvent(event: "training", name: "n", version: "v", actor: "a", reason: "r", training: AdapterEvent.Training(epoch: 0, step: 1, totalSteps: 2, loss: .nan))
+        let event = AdapterEvent(event: .training, name: "n", version: "v", actor: "a", reason: "r", training: AdapterEvent.Training(epoch: 0, step: 1, totalSteps: 2, loss: .nan))
         let decoded = try JSONSerialization.jsonObject(with: Data(event.json())) as? [String: Any]
         #expect((decoded?["training"] as? [String: Any])?["loss"] as? String == "NaN")
     }

@@ -57,7 +57,7 @@ struct TrainingHandlerTests {
         let entry = try await offline.services.registry.resolve(name: "home", version: "v1")
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: entry.path + "/adapter_config.json"))) as? [String: Any]
         #expect(config?["base_model_name_or_path"] as? String == "acme/my-encoder")
-        #expect(!offline.events.contains { $0.event == "training failed" }, "\(offline.events.map(\.reason))")
+        #expect(!offline.events.contains { $0.event == .trainingFailed }, "\(offline.events.map(\.reason))")
     }
 
     @Test("a training is accepted at once, reports its progress, and stages the version with its figures in the audit trail")
@@ -71,10 +71,10 @@ struct TrainingHandlerTests {
         #expect(entry.record.state == .active, "a name's first version is active")
         #expect(entry.record.labels == "lights\nalarm")
         let trail = try await offline.services.registry.history(name: "home")
-        let trained = try #require(trail.first { $0.action == "trained" })
+        let trained = try #require(trail.first { $0.action == .trained })
         #expect(trained.reason.contains("6 examples") && trained.reason.contains("2 epochs") && trained.reason.contains("final loss"), "\(trained.reason)")
         let events = offline.events.map(\.event)
-        #expect(events.first == "training" && events.contains("loaded") && events.last == "trained", "\(events)")
+        #expect(events.first == .training && events.contains(.loaded) && events.last == .trained, "\(events)")
         #expect(offline.events.contains { $0.training?.totalSteps == 4 }, "progress reports carry the step and the loss")
         #expect(!FileManager.default.fileExists(atPath: offline.dataDirectory + "/training/home@v1"), "the training's own files are gone")
         // The new version serves.
@@ -112,7 +112,7 @@ struct TrainingHandlerTests {
         cancel.version = "v1"
         _ = try await handlers.cancel(cancel, RPCContext())
         await offline.services.training.waitUntilIdle()
-        #expect(offline.events.last?.event == "training cancelled")
+        #expect(offline.events.last?.event == .trainingCancelled)
         #expect(await Self.status { _ = try await offline.services.registry.resolve(name: "home", version: "v1") } == .notFound, "nothing staged")
         #expect(await Self.status { _ = try await handlers.cancel(cancel, RPCContext()) } == .notFound)
     }
@@ -127,7 +127,7 @@ struct TrainingHandlerTests {
         #expect(await Self.status { _ = try await others.train(Self.request(examples: Array(Self.examples.prefix(3))), RPCContext()) } == .invalidArgument)
         _ = try await roomy.services.registry.load(name: "home", version: "v1", path: Harness.adapterDirectory("intent"), actor: "test")
         #expect(await Self.status { _ = try await others.train(Self.request(), RPCContext()) } == .alreadyExists)
-        #expect(offline.events.isEmpty && roomy.events.allSatisfy { $0.event != "training" })
+        #expect(offline.events.isEmpty && roomy.events.allSatisfy { $0.event != .training })
     }
 
     @Test("a training past training.maxSeconds stops, stages nothing and says why")
@@ -136,7 +136,7 @@ struct TrainingHandlerTests {
         _ = try await TrainingHandlers(services: offline.services).train(Self.request(epochs: 50), RPCContext())
         await offline.services.training.waitUntilIdle()
         let last = try #require(offline.events.last)
-        #expect(last.event == "training failed" && last.reason.contains("training.maxSeconds"), "\(last)")
+        #expect(last.event == .trainingFailed && last.reason.contains("training.maxSeconds"), "\(last)")
         #expect(await Self.status { _ = try await offline.services.registry.resolve(name: "home", version: "v1") } == .notFound)
     }
 }

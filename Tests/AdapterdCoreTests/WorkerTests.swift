@@ -372,7 +372,7 @@ struct AdapterdProcessTests {
         let active = versions.filter { $0.state == .active }
         #expect(active.count == 1)
         #expect(Set(versions.map(\.version)) == ["v1", "v2"])
-        let lastSwitch = try store.history(name: "alerts").last { $0.action == "activated" }
+        let lastSwitch = try store.history(name: "alerts").last { $0.action == .activated }
         #expect(lastSwitch?.version == active.first?.version, "the audit trail ends on the version that is active")
 
         // A restarted worker serves that version.

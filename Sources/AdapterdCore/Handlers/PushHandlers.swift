@@ -50,7 +50,7 @@ public struct PushHandlers: Sendable {
             }
         } catch let error as PushError {
             if case .commit = request.step, error.discardsPush {
-                services.publishEvent("refused", name: request.name, version: request.version, context: context, reason: error.description)
+                services.publishEvent(.refused, name: request.name, version: request.version, context: context, reason: error.description)
             }
             throw error
         }
@@ -78,17 +78,17 @@ public struct PushHandlers: Sendable {
             await pushes.discard(name: request.name, version: request.version)
             let failure = RPCError(mapping: error)
             if failure.status == .failedPrecondition {
-                services.publishEvent("refused", name: request.name, version: request.version, context: context, reason: failure.message)
+                services.publishEvent(.refused, name: request.name, version: request.version, context: context, reason: failure.message)
             }
             throw error
         }
-        services.publishEvent("loaded", name: entry.name, version: entry.version, context: context, reason: source)
+        services.publishEvent(.loaded, name: entry.name, version: entry.version, context: context, reason: source)
         CrashPoint.reached(.pushStaged)
         var staged = entry
         if commit.activate, entry.record.state != .active {
             let reason = commit.reason.isEmpty ? "activated on push" : commit.reason
             staged = try await registry.activate(name: entry.name, version: entry.version, actor: context.actor, reason: reason)
-            services.publishEvent("activated", name: entry.name, version: entry.version, context: context, reason: reason)
+            services.publishEvent(.activated, name: entry.name, version: entry.version, context: context, reason: reason)
         }
         await pushes.discard(name: request.name, version: request.version)
         services.logger.info("push committed", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "state": "\(staged.record.state.rawValue)", "source": "\(source)"])

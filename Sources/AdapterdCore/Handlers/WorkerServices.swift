@@ -116,7 +116,7 @@ public struct WorkerServices: Sendable {
     }
 
     /// Publishes `event` about (name, version), sent by the request's actor.
-    func publishEvent(_ event: String, name: String, version: String, context: RPCContext, reason: String) {
+    func publishEvent(_ event: LifecycleAction, name: String, version: String, context: RPCContext, reason: String) {
         events(AdapterEvent(event: event, name: name, version: version, actor: context.actor, reason: reason))
     }
 }

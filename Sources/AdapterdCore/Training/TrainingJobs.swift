@@ -1,5 +1,6 @@
 import AdapterdClient
 import AdapterEngine
+import AdapterFormats
 import AdapterRuntime
 import AdapterTraining
 import Foundation
@@ -136,11 +137,11 @@ public actor TrainingJobs {
         waitWhileServing: @escaping @Sendable (_ stop: () -> Bool) -> Void, events: @escaping @Sendable (AdapterEvent) -> Void,
         logger: Logger
     ) async {
-        @Sendable func event(_ kind: String, _ reason: String, _ training: AdapterEvent.Training? = nil) {
+        @Sendable func event(_ kind: LifecycleAction, _ reason: String, _ training: AdapterEvent.Training? = nil) {
             events(AdapterEvent(event: kind, name: job.name, version: job.version, actor: job.actor, reason: reason, training: training))
         }
         let source = "\(job.examples.count) examples" + (job.fromFeedback > 0 ? " (\(job.fromFeedback) from feedback)" : "")
-        event("training", "started on \(source), \(job.options.epochs) epochs")
+        event(.training, "started on \(source), \(job.options.epochs) epochs")
         logger.info("training started", metadata: ["name": "\(job.name)", "version": "\(job.version)", "examples": "\(job.examples.count)"])
         let trainer = Trainer(model: model, options: job.options)
         let started = ContinuousClock.now
@@ -156,7 +157,7 @@ public actor TrainingJobs {
                             let epochEnd = progress.step % max(1, progress.totalSteps / max(1, job.options.epochs)) == 0
                             guard epochEnd || ContinuousClock.now - lastReport >= .seconds(1) else { return }
                             lastReport = .now
-                            event("training", "step \(progress.step) of \(progress.totalSteps)", AdapterEvent.Training(
+                            event(.training, "step \(progress.step) of \(progress.totalSteps)", AdapterEvent.Training(
                                 epoch: progress.epoch + 1, step: progress.step, totalSteps: progress.totalSteps, loss: progress.loss))
                         },
                         isCancelled: { cancellation.isCancelled || ContinuousClock.now - started > job.timeLimit },
@@ -182,27 +183,27 @@ public actor TrainingJobs {
             let peakMiB = report.peakBytes >> 20
             figures += String(format: ", %.2f s per epoch, peak %d MiB", report.secondsPerEpoch, peakMiB)
             try await registry.load(name: job.name, version: job.version, path: directory, actor: job.actor, source: "trained on the worker")
-            try registry.record(HistoryRecord(name: job.name, version: job.version, action: "trained", actor: job.actor, reason: figures))
-            event("loaded", "trained on the worker")
+            try registry.record(HistoryRecord(name: job.name, version: job.version, action: .trained, actor: job.actor, reason: figures))
+            event(.loaded, "trained on the worker")
             if job.activate {
                 try await registry.activate(name: job.name, version: job.version, actor: job.actor, reason: "activated after training")
-                event("activated", "activated after training")
+                event(.activated, "activated after training")
             }
-            event("trained", figures)
+            event(.trained, figures)
             logger.info("training finished", metadata: ["name": "\(job.name)", "version": "\(job.version)", "figures": "\(figures)"])
         } catch TrainingError.cancelled where !cancellation.isCancelled {
             let reason = "it ran longer than training.maxSeconds (\(job.timeLimit.components.seconds) s); nothing was staged"
-            try? registry.record(HistoryRecord(name: job.name, version: job.version, action: "training failed", actor: job.actor, reason: reason))
-            event("training failed", reason)
+            try? registry.record(HistoryRecord(name: job.name, version: job.version, action: .trainingFailed, actor: job.actor, reason: reason))
+            event(.trainingFailed, reason)
             logger.warning("training over its time limit", metadata: ["name": "\(job.name)", "version": "\(job.version)"])
         } catch TrainingError.cancelled {
-            try? registry.record(HistoryRecord(name: job.name, version: job.version, action: "training cancelled", actor: job.actor, reason: "nothing was staged"))
-            event("training cancelled", "cancelled; nothing was staged")
+            try? registry.record(HistoryRecord(name: job.name, version: job.version, action: .trainingCancelled, actor: job.actor, reason: "nothing was staged"))
+            event(.trainingCancelled, "cancelled; nothing was staged")
             logger.notice("training cancelled", metadata: ["name": "\(job.name)", "version": "\(job.version)"])
         } catch {
             let reason = RPCError(mapping: error).message
-            try? registry.record(HistoryRecord(name: job.name, version: job.version, action: "training failed", actor: job.actor, reason: reason))
-            event("training failed", reason)
+            try? registry.record(HistoryRecord(name: job.name, version: job.version, action: .trainingFailed, actor: job.actor, reason: reason))
+            event(.trainingFailed, reason)
             logger.warning("training failed", metadata: ["name": "\(job.name)", "version": "\(job.version)", "reason": "\(reason)"])
         }
     }
