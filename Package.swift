@@ -55,8 +55,11 @@ let package = Package(
         // Fleet rollouts: discovery from retained statuses, waves gated on the workers' metrics, resumable state.
         .target(
             name: "FleetControl",
-            dependencies: ["AdapterdAPI", "AdapterdClient", "AdapterFormats", "CSQLite", "MQTTRPC"]
+            dependencies: ["AdapterdAPI", "AdapterdClient", "AdapterFormats", "CanaryJudging", "CSQLite", "MQTTRPC"]
         ),
+        // The one canary judge: whether a new version serves worse than the one it replaces (the worker's rollout
+        // guard and the fleet controller's waves).
+        .target(name: "CanaryJudging"),
         // Debian's libmosquitto-dev (2.0): the MQTT 5 client library.
         .systemLibrary(
             name: "CMosquitto",
@@ -111,7 +114,7 @@ let package = Package(
         .target(
             name: "AdapterRuntime",
             dependencies: [
-                "AdapterEngine", "AdapterFormats", "CBackgroundYield", "InputRouting",
+                "AdapterEngine", "AdapterFormats", "CanaryJudging", "CBackgroundYield", "InputRouting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
@@ -119,8 +122,8 @@ let package = Package(
         .target(
             name: "AdapterdCore",
             dependencies: [
-                "AdapterEngine", "AdapterRuntime", "AdapterTraining", "AdapterdAPI", "AdapterdClient", "AdapterFormats", "InputRouting",
-                "MQTTRPC",
+                "AdapterEngine", "AdapterRuntime", "AdapterTraining", "AdapterdAPI", "AdapterdClient", "AdapterFormats", "CanaryJudging",
+                "InputRouting", "MQTTRPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
@@ -151,7 +154,7 @@ let package = Package(
         .executableTarget(
             name: "adapterctl",
             dependencies: [
-                "AdapterEngine", "AdapterFormats", "AdapterTraining", "AdapterdAPI", "AdapterdClient", "FleetControl", "InputRouting",
+                "AdapterEngine", "AdapterFormats", "AdapterTraining", "AdapterdAPI", "AdapterdClient", "CanaryJudging", "FleetControl", "InputRouting",
                 "MQTTRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -199,6 +202,10 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(
+            name: "CanaryJudgingTests",
+            dependencies: ["CanaryJudging"]
+        ),
+        .testTarget(
             name: "InputRoutingTests",
             dependencies: ["InputRouting", "AdapterEngine", "AdapterFormats", "AdapterdTestSupport"],
             exclude: ["Fixtures"]
@@ -216,7 +223,7 @@ let package = Package(
             name: "AdapterdCoreTests",
             dependencies: [
                 "AdapterdCore", "AdapterdClient", "AdapterdAPI", "AdapterEngine", "AdapterFormats", "AdapterRuntime", "AdapterdTestSupport",
-                "FleetControl", "InputRouting", "MQTTRPC",
+                "CanaryJudging", "FleetControl", "InputRouting", "MQTTRPC",
             ]
         ),
         .testTarget(

@@ -86,9 +86,12 @@ let client = try MQTTClient(options: options)
 let replies = "adapterd/v1/clients/soak-client/replies"
 try client.subscribe(replies, qos: 1)
 try await client.connect()
+let floodLedger = Ledger()
+let floodReplies = "adapterd/v1/clients/soak-client/flood"
 let reader = Task {
     for await message in client.messages {
-        if let data = message.properties.correlationData, let id = Int(String(decoding: data, as: UTF8.self)) { ledger.receive(id) }
+        guard let data = message.properties.correlationData, let id = Int(String(decoding: data, as: UTF8.self)) else { continue }
+        (message.topic == floodReplies ? floodLedger : ledger).receive(id)
     }
 }
 
@@ -147,6 +150,31 @@ try await Task.sleep(for: .seconds(5))
 let final = ledger.counts
 try await Task.sleep(for: .seconds(10))
 let idleRSS = residentMiB(pid)
+
+// A control flood (SOAK_FLOOD=N): N SetRoute calls sent at once over 1,500 names (past the 1,000-route bound),
+// then the RSS once all are answered and after 30 s idle.
+let flood = Int(ProcessInfo.processInfo.environment["SOAK_FLOOD"] ?? "") ?? 0
+var floodFigures = ""
+if flood > 0 {
+    let before = residentMiB(pid)
+    let answered = floodLedger
+    try await client.subscribe(floodReplies, qos: 1, acknowledgedWithin: .seconds(5))
+    let started = clock.now
+    for index in 0..<flood {
+        let body = #"{"name": "route-\#(index % 1500)", "topic": "adapterd/v1/+/infer/flood\#(index % 1500)/#", "adapter": "intent"}"#
+        answered.send(index)
+        try client.publish(
+            "adapterd/v1/\(worker)/control/SetRoute", payload: Array(body.utf8), qos: 1,
+            properties: MQTTProperties(responseTopic: floodReplies, correlationData: Array("\(index)".utf8)))
+    }
+    while answered.counts.answered < flood, clock.now < started + .seconds(120) { try await Task.sleep(for: .milliseconds(100)) }
+    let took = milliseconds(clock.now - started) / 1000
+    let after = residentMiB(pid)
+    try await Task.sleep(for: .seconds(30))
+    let settled = residentMiB(pid)
+    floodFigures = String(format: "control flood: %d SetRoute answered %d in %.1f s; RSS %.1f MiB before, %.1f MiB when answered, %.1f MiB after 30 s idle",
+                          flood, answered.counts.answered, took, before, after, settled)
+}
 reader.cancel()
 client.disconnect()
 
@@ -157,3 +185,4 @@ print("")
 print("sent \(final.sent - baseline.sent), answered \(final.answered - baseline.answered), lost \(final.lost - baseline.lost), doubled \(final.doubled)")
 print("adapterd RSS: start \(String(format: "%.1f", startRSS)) MiB, after 30 s \(String(format: "%.1f", warm)) MiB, peak \(String(format: "%.1f", peak)) MiB, end \(String(format: "%.1f", end)) MiB, after 10 s idle \(String(format: "%.1f", idleRSS)) MiB")
 print("growth after warm-up: \(String(format: "%.1f", (end - warm) * 1024 / Double(max(1, final.sent - baseline.sent)) * 1000)) KiB per 1,000 requests")
+if !floodFigures.isEmpty { print(floodFigures) }

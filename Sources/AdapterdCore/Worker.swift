@@ -187,18 +187,36 @@ public final class Worker: Service, Sendable {
                     // keep-alive, another client with the worker's id): every new connection announces it again.
                     for await _ in self.client.connections where self.readiness.value { try? await self.publishStatus("online") }
                 }
-                for stream in [client.messages] + [poolClient?.messages].compactMap({ $0 }) {
-                    group.addTask {
-                        await withDiscardingTaskGroup { requests in
-                            for await message in stream {
-                                self.intake.received()
-                                requests.addTask {
-                                    await self.server.handle(message)
-                                    self.intake.answered()
+                // Control requests run one at a time (the server's control lane) and queue here as messages, not as a
+                // task each: a flood of 10,000 of them held ~100 MiB in waiting tasks that malloc kept afterwards.
+                let (control, controlQueue) = AsyncStream.makeStream(of: MQTTMessage.self)
+                group.addTask {
+                    for await message in control {
+                        await self.server.handle(message)
+                        self.intake.answered()
+                    }
+                }
+                group.addTask {
+                    await withDiscardingTaskGroup { streams in
+                        for stream in [self.client.messages] + [self.poolClient?.messages].compactMap({ $0 }) {
+                            streams.addTask {
+                                await withDiscardingTaskGroup { requests in
+                                    for await message in stream {
+                                        self.intake.received()
+                                        if case .control = self.topics.route(message.topic) {
+                                            controlQueue.yield(message)
+                                            continue
+                                        }
+                                        requests.addTask {
+                                            await self.server.handle(message)
+                                            self.intake.answered()
+                                        }
+                                    }
                                 }
                             }
                         }
                     }
+                    controlQueue.finish()
                 }
             }
         } onGracefulShutdown: {

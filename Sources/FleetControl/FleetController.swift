@@ -1,6 +1,7 @@
 import AdapterdAPI
 import AdapterdClient
 import AdapterFormats
+import CanaryJudging
 import Foundation
 import MQTTRPC
 
@@ -270,12 +271,12 @@ public struct FleetController: Sendable {
         guard !workers.isEmpty else { return }
         let rows = try store.workers().filter { workers.contains($0.worker) }
         let started = ContinuousClock.now
-        var figures = VersionFigures()
+        var figures = CanaryFigures()
         while true {
             try checkAborting()
             try store.heartbeat()
             let documents = workers.compactMap { watcher.metrics(of: $0) }
-            figures = VersionFigures(name: rollout.name, version: rollout.version, documents: documents)
+            figures = CanaryFigures(name: rollout.name, version: rollout.version, documents: documents)
             let elapsed = (ContinuousClock.now - started).inSeconds
             if figures.requests >= policy.minRequests, elapsed >= policy.soakSeconds { break }
             if elapsed >= policy.waveTimeoutSeconds {
@@ -285,12 +286,12 @@ public struct FleetController: Sendable {
             try await Task.sleep(for: .milliseconds(250))
         }
         // The versions it replaced, on the same workers.
-        var baseline = VersionFigures()
+        var baseline = CanaryFigures()
         for row in rows where !row.previous.isEmpty {
             guard let document = watcher.metrics(of: row.worker) else { continue }
-            baseline.add(VersionFigures(name: rollout.name, version: row.previous, documents: [document]))
+            baseline.add(CanaryFigures(name: rollout.name, version: row.previous, documents: [document]))
         }
-        if let reason = figures.violation(of: policy, against: baseline) {
+        if let reason = CanaryJudge.violation(of: figures, against: baseline, named: "the previous version", thresholds: policy.thresholds) {
             throw Abort.because("wave \(wave + 1): \(reason)")
         }
         for var row in rows where row.state == .activated {

@@ -1,3 +1,4 @@
+import CanaryJudging
 import Foundation
 
 /// How a fleet rollout proceeds: wave sizes, what a wave must show before the next, when to abort, and how
@@ -8,21 +9,18 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
     /// Each later wave is this many times the one before (exponential rate, as Greengrass's rollouts).
     public var growth = 2.0
     /// Requests the new version must serve on a wave's workers (all together) before it is judged…
-    public var minRequests = 20
+    public var minRequests = CanaryThresholds().minRequests
     /// …and time it must serve them for at least (seconds).
     public var soakSeconds = 5.0
     /// Longest a wave may wait for `minRequests` (seconds); then it is judged on what it has, or aborted when the
     /// new version served nothing.
     public var waveTimeoutSeconds = 120.0
-    /// Abort when the new version's error rate exceeds the previous version's by more than this (0…1).
-    public var maxErrorRateIncrease = 0.05
-    /// Abort when the new version's p95 latency is more than this times the previous version's.
-    public var maxLatencyRatio = 2.0
-    /// Abort when the predicted-label distributions of the new and previous versions differ by more than this
-    /// (total variation distance, 0…1).
-    public var maxLabelDrift = 0.3
-    /// Abort when the new version's mean top-1 confidence is lower than the previous version's by more than this.
-    public var maxConfidenceDrop = 0.2
+    /// The canary judge's thresholds, flat (as the rollout's state file stores them); defaults from
+    /// `CanaryThresholds`, the same as the worker's rollout guard.
+    public var maxErrorRateIncrease = CanaryThresholds().maxErrorRateIncrease
+    public var maxLatencyRatio = CanaryThresholds().maxLatencyRatio
+    public var maxLabelDrift = CanaryThresholds().maxLabelDrift
+    public var maxConfidenceDrop = CanaryThresholds().maxConfidenceDrop
     /// Seconds a worker's push and activation may take.
     public var workerTimeoutSeconds = 30.0
     /// Attempts at a worker that does not answer before the `offline` policy applies.
@@ -32,6 +30,13 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
 
     /// The defaults.
     public init() {}
+
+    /// What a wave is judged by.
+    public var thresholds: CanaryThresholds {
+        CanaryThresholds(
+            minRequests: minRequests, maxErrorRateIncrease: maxErrorRateIncrease, maxLatencyRatio: maxLatencyRatio,
+            maxLabelDrift: maxLabelDrift, maxConfidenceDrop: maxConfidenceDrop)
+    }
 
     /// `workerTimeoutSeconds` as a duration.
     public var workerTimeout: Duration { .milliseconds(Int64(workerTimeoutSeconds * 1000)) }

@@ -1,5 +1,6 @@
 import AdapterdClient
 import ArgumentParser
+import CanaryJudging
 import FleetControl
 import Foundation
 
@@ -79,13 +80,17 @@ struct FleetCommand: AsyncParsableCommand {
         @Option(help: "Rollout state file (SQLite).") var state = "fleet-rollout.sqlite"
         @Option(help: "Workers in the first wave.") var canary = 1
         @Option(help: "Each wave is this many times the one before.") var growth = 2.0
-        @Option(help: "Requests a wave's workers must serve with the new version before it is judged.") var minRequests = 20
+        @Option(help: "Requests a wave's workers must serve with the new version before it is judged (default \(CanaryThresholds().minRequests)).") var minRequests: Int?
         @Option(help: "Seconds a wave must serve at least.") var soak = 5.0
         @Option(help: "Seconds a wave may take to reach --min-requests.") var waveTimeout = 120.0
-        @Option(help: "Abort above this error-rate increase over the previous version (0…1).") var maxErrorRateIncrease = 0.05
-        @Option(help: "Abort above this p95 latency ratio to the previous version.") var maxLatencyRatio = 2.0
-        @Option(help: "Abort above this drift of the predicted-label distribution (total variation, 0…1).") var maxLabelDrift = 0.3
-        @Option(help: "Abort above this drop of the mean top-1 confidence.") var maxConfidenceDrop = 0.2
+        @Option(help: "Abort above this error-rate increase over the previous version, 0…1 (default \(CanaryThresholds().maxErrorRateIncrease)).")
+        var maxErrorRateIncrease: Double?
+        @Option(help: "Abort above this p95 latency ratio to the previous version (default \(CanaryThresholds().maxLatencyRatio)).")
+        var maxLatencyRatio: Double?
+        @Option(help: "Abort above this drift of the predicted-label distribution, total variation 0…1 (default \(CanaryThresholds().maxLabelDrift)).")
+        var maxLabelDrift: Double?
+        @Option(help: "Abort above this drop of the mean top-1 confidence (default \(CanaryThresholds().maxConfidenceDrop)).")
+        var maxConfidenceDrop: Double?
         @Option(help: "Seconds a worker's push and activation may take.") var workerTimeout = 30.0
         @Option(help: "Attempts at an unreachable worker before --offline applies.") var retries = 2
         @Option(help: "An unreachable worker is skipped (skip) or aborts the rollout (fail).") var offline = "skip"
@@ -96,13 +101,13 @@ struct FleetCommand: AsyncParsableCommand {
                 var policy = RolloutPolicy()
                 policy.canary = canary
                 policy.growth = growth
-                policy.minRequests = minRequests
+                policy.minRequests = minRequests ?? policy.minRequests
                 policy.soakSeconds = soak
                 policy.waveTimeoutSeconds = waveTimeout
-                policy.maxErrorRateIncrease = maxErrorRateIncrease
-                policy.maxLatencyRatio = maxLatencyRatio
-                policy.maxLabelDrift = maxLabelDrift
-                policy.maxConfidenceDrop = maxConfidenceDrop
+                policy.maxErrorRateIncrease = maxErrorRateIncrease ?? policy.maxErrorRateIncrease
+                policy.maxLatencyRatio = maxLatencyRatio ?? policy.maxLatencyRatio
+                policy.maxLabelDrift = maxLabelDrift ?? policy.maxLabelDrift
+                policy.maxConfidenceDrop = maxConfidenceDrop ?? policy.maxConfidenceDrop
                 policy.workerTimeoutSeconds = workerTimeout
                 policy.retries = retries
                 policy.offline = offline

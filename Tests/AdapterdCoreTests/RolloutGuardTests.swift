@@ -3,6 +3,7 @@ import AdapterdClient
 import AdapterdCore
 import AdapterdTestSupport
 import AdapterRuntime
+import CanaryJudging
 import Foundation
 import MQTTRPC
 import Testing
@@ -15,7 +16,7 @@ struct RolloutGuardTests {
 
     @Test("a canary failing 20% of requests against a clean stable version is named, with the figures")
     func errorRate() async {
-        let guardian = RolloutGuard(policy: GuardPolicy(minRequests: 50))
+        let guardian = RolloutGuard(policy: CanaryThresholds(minRequests: 50))
         for index in 0..<60 {
             await guardian.record(stable, ok: true, latencyMs: 10)
             await guardian.record(canary, ok: index % 5 != 0, latencyMs: 10)
@@ -27,7 +28,7 @@ struct RolloutGuardTests {
 
     @Test("a canary twice as slow at p95 is named; a healthy one, or one with too few requests, is not")
     func latencyAndMinimum() async {
-        let guardian = RolloutGuard(policy: GuardPolicy(minRequests: 50, maxLatencyRatio: 1.5))
+        let guardian = RolloutGuard(policy: CanaryThresholds(minRequests: 50, maxLatencyRatio: 1.5))
         for _ in 0..<60 { await guardian.record(stable, ok: true, latencyMs: 10) }
         for _ in 0..<49 { await guardian.record(canary, ok: true, latencyMs: 25) }
         #expect(await guardian.verdict(rollout, stable: "v1") == nil, "below the minimum")
@@ -47,7 +48,7 @@ struct RolloutGuardTests {
         var configuration = Harness.configuration(broker: broker)
         configuration.preload = [("alerts", "v1", Harness.adapterDirectory("intent")), ("alerts", "v2", Harness.adapterDirectory("severity"))]
         // A policy no canary can meet: any canary latency counts as too slow once both have 5 requests.
-        configuration.guardPolicy = GuardPolicy(minRequests: 5, maxErrorRateIncrease: 0.05, maxLatencyRatio: 0)
+        configuration.guardPolicy = CanaryThresholds(minRequests: 5, maxErrorRateIncrease: 0.05, maxLatencyRatio: 0)
         let worker = try await RunningWorker(configuration)
         let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
         let events = try await RawClient(broker: broker)

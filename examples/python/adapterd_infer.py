@@ -8,7 +8,7 @@ prints one line of reply JSON per TEXT, e.g.
 
     {"status":"OK","adapter":"intent","version":"v1","label":"security","logits":[...],"latencyMs":3.1,"tokens":6}
 
-adapterd's RPC over MQTT 5 (README, "adapterd over MQTT"):
+adapterd's RPC over MQTT 5 (docs/rpc.md):
 
 - a request is published to  adapterd/v1/{worker}/infer[/{sensorType}/{sensorId}]  with a JSON body
   {"text": ..., "adapter": ...} (only "text" is required; without an adapter the reply is an embedding);
@@ -80,7 +80,7 @@ class InferClient:
     @staticmethod
     def _on_socket_open(client, userdata, sock):
         # Request/reply is small messages both ways. With Nagle's algorithm on (the socket default) each one can
-        # wait for the peer's delayed ACK: adapterd's README measured 88 ms bare round trips through mosquitto
+        # wait for the peer's delayed ACK: adapterd's Benchmarks/README.md measured 88 ms bare round trips through mosquitto
         # without TCP_NODELAY against 0.13-0.17 ms with it. paho calls this right after opening the socket, before
         # it sends CONNECT.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -1,3 +1,5 @@
+import CanaryJudging
+
 /// Every setting adapterd reads, in the order README lists them.
 public enum Settings {
     public static let broker = Setting(
@@ -53,11 +55,11 @@ public enum Settings {
         "metrics.interval", flag: "metrics-interval", environment: "ADAPTERD_METRICS_INTERVAL", default: "10",
         "seconds between metrics documents (at least 1)")
     public static let guardMinRequests = Setting(
-        "rolloutGuard.minRequests", default: "50", "requests a canary serves before the guard judges it")
+        "rolloutGuard.minRequests", default: String(CanaryThresholds().minRequests), "requests a canary serves before the guard judges it")
     public static let guardMaxErrorRateIncrease = Setting(
-        "rolloutGuard.maxErrorRateIncrease", default: "0.05", "error-rate increase over the stable version that rolls back")
+        "rolloutGuard.maxErrorRateIncrease", default: String(CanaryThresholds().maxErrorRateIncrease), "error-rate increase over the stable version that rolls back")
     public static let guardMaxLatencyRatio = Setting(
-        "rolloutGuard.maxLatencyRatio", default: "1.5", "p95 latency ratio to the stable version that rolls back")
+        "rolloutGuard.maxLatencyRatio", default: String(CanaryThresholds().maxLatencyRatio), "p95 latency ratio to the stable version that rolls back")
     public static let requireSigned = Setting(
         "security.requireSigned", flag: "require-signed", environment: "ADAPTERD_REQUIRE_SIGNED", shape: .flag,
         default: "false", "refuse unsigned pushes")

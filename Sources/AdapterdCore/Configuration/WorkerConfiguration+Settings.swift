@@ -32,10 +32,9 @@ extension WorkerConfiguration {
             }
             metricsInterval = .milliseconds(Int64(seconds * 1000))
         }
-        guardPolicy = GuardPolicy(
-            minRequests: try settings.int(Settings.guardMinRequests) ?? guardPolicy.minRequests,
-            maxErrorRateIncrease: try settings.double(Settings.guardMaxErrorRateIncrease) ?? guardPolicy.maxErrorRateIncrease,
-            maxLatencyRatio: try settings.double(Settings.guardMaxLatencyRatio) ?? guardPolicy.maxLatencyRatio)
+        guardPolicy.minRequests = try settings.int(Settings.guardMinRequests) ?? guardPolicy.minRequests
+        guardPolicy.maxErrorRateIncrease = try settings.double(Settings.guardMaxErrorRateIncrease) ?? guardPolicy.maxErrorRateIncrease
+        guardPolicy.maxLatencyRatio = try settings.double(Settings.guardMaxLatencyRatio) ?? guardPolicy.maxLatencyRatio
         requireSigned = try settings.bool(Settings.requireSigned)
         trustedKeys = settings.strings(Settings.trustedKeys)
         if let bytes = try Self.positive(settings, Settings.maxPushBytes) {

@@ -1,5 +1,6 @@
 import AdapterEngine
 import AdapterRuntime
+import CanaryJudging
 
 /// Everything a worker needs to run.
 public struct WorkerConfiguration: Sendable {
@@ -33,7 +34,7 @@ public struct WorkerConfiguration: Sendable {
     /// Publish a copy of every inference reply under `…/results/…`.
     public var publishResults = false
     /// When a canary in a rollout is rolled back automatically.
-    public var guardPolicy = GuardPolicy()
+    public var guardPolicy = CanaryThresholds()
     /// Bytes of adapter weights held ready in memory (least recently used are evicted beyond it).
     public var cacheMaxBytes = 256 << 20
     /// How long a session keeps the adapter version its first request got.
