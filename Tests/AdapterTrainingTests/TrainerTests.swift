@@ -38,6 +38,24 @@ struct TrainerTests {
         #expect(again.parameters.map(\.values) == adapter.parameters.map(\.values), "same seed, same data: same weights")
     }
 
+    @Test("a training whose loss stops being a finite number ends with 'diverged' at that step instead of staging NaN weights")
+    func divergingTrainingStops() throws {
+        let trainer = Trainer(model: Self.model, options: Self.options(epochs: 2))
+        var (adapter, _) = try trainer.train(Self.examples)
+        let classifier = try #require(adapter.parameters.firstIndex { $0.name.contains("classifier") && $0.decays })
+        adapter.parameters[classifier].values[0] = .nan
+        var steps = 0
+        let error = #expect(throws: TrainingError.self) {
+            try trainer.train(&adapter, on: Self.examples, progress: { _ in steps += 1 })
+        }
+        guard case .diverged(let step, let loss)? = error else {
+            Issue.record("expected diverged, got \(error.map { "\($0)" } ?? "no error")")
+            return
+        }
+        #expect(step == 1 && loss.isNaN, "\(step) \(loss)")
+        #expect(steps == 0, "no progress was reported past the diverged step")
+    }
+
     @Test("the written directory is a PEFT adapter adapterd's engine loads, and its logits are the training pass's")
     func writtenAdapterServes() throws {
         let trainer = Trainer(model: Self.model, options: Self.options(epochs: 2))
