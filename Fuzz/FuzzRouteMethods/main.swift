@@ -4,14 +4,4 @@
 // Built by scripts/fuzz with -sanitize=fuzzer.
 import FuzzSupport
 
-let harness = HandlerHarness()
-let methods = ["SetRoute", "DeleteRoute", "ListRoutes", "LoadAdapter", "ClearSession"]
-
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    guard size > 0 else { return 0 }
-    harness.run(method: methods[Int(data[0]) % methods.count], data + 1, size - 1)
-    return 0
-}
-
-runFuzzer(fuzz)
+runHandlerFuzzer(methods: ["SetRoute", "DeleteRoute", "ListRoutes", "LoadAdapter", "ClearSession"])

@@ -104,10 +104,29 @@ public final class HandlerHarness: @unchecked Sendable {
     }
 }
 
-/// Starts libFuzzer's driver with `body` (SwiftPM gives an executable its own entry point).
-public func runFuzzer(_ body: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt) -> Never {
+/// The harness and the methods a handler target drives (set once by `runHandlerFuzzer` before the driver starts).
+nonisolated(unsafe) private var harness: HandlerHarness?
+nonisolated(unsafe) private var fuzzedMethods: [String] = []
+
+/// Runs libFuzzer over `methods` through a `HandlerHarness`: with one method every input is its request; with
+/// several, an input's first byte picks the method and the rest is the request.
+public func runHandlerFuzzer(methods: [String]) -> Never {
+    precondition(!methods.isEmpty, "a handler fuzzer needs a method")
+    fuzzedMethods = methods
+    harness = HandlerHarness()
     var (argc, argv) = (CommandLine.argc, Optional(CommandLine.unsafeArgv))
-    exit(runDriver(&argc, &argv, body))
+    exit(runDriver(&argc, &argv, fuzzOneInput))
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard let harness else { return 0 }
+    if fuzzedMethods.count == 1 {
+        harness.run(method: fuzzedMethods[0], data, size)
+    } else if size > 0 {
+        harness.run(method: fuzzedMethods[Int(data[0]) % fuzzedMethods.count], data + 1, size - 1)
+    }
+    return 0
 }
 
 @_silgen_name("LLVMFuzzerRunDriver")

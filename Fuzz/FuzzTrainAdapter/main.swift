@@ -2,12 +2,4 @@
 // Every input gets one typed reply, never a trap. Built by scripts/fuzz with -sanitize=fuzzer.
 import FuzzSupport
 
-let harness = HandlerHarness()
-
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    harness.run(method: "TrainAdapter", data, size)
-    return 0
-}
-
-runFuzzer(fuzz)
+runHandlerFuzzer(methods: ["TrainAdapter"])

@@ -62,6 +62,27 @@ struct BrokerACLTests {
             return client
         }
 
+        /// Records an issue unless the broker refuses `user` logging in with `clientID`.
+        func expectRefused(_ user: String, clientID: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+            do {
+                let client = try await connect(user, clientID: clientID)
+                client.disconnect()
+                Issue.record("\(user) logged in with client id \(clientID)", sourceLocation: sourceLocation)
+            } catch {
+                #expect("\(error)".contains("refused") || "\(error)".contains("authori"), "\(user) as \(clientID): \(error)", sourceLocation: sourceLocation)
+            }
+        }
+
+        /// A worker logged in as `adapterd`, in pool `edge` as compose runs it (the pool's requests through a shared
+        /// subscription), ready once the controller's GetStatus is answered.
+        func startWorker() async throws -> (worker: RunningWorker, configuration: WorkerConfiguration) {
+            var configuration = Harness.configuration(brokerURL: url)
+            configuration.username = "adapterd"
+            configuration.password = try password("adapterd")
+            configuration.pool = "edge"
+            return (try await RunningWorker(configuration, username: "controller", password: try password("controller")), configuration)
+        }
+
         func stop() { ChildProcess.terminate(pid, within: .seconds(2)) }
     }
 
@@ -69,12 +90,7 @@ struct BrokerACLTests {
     func aclSeparatesSensorsFromControllers() async throws {
         let broker = try await SecuredBroker.start()
         defer { broker.stop() }
-        var configuration = Harness.configuration(brokerURL: broker.url)
-        configuration.username = "adapterd"
-        configuration.password = try broker.password("adapterd")
-        // As compose runs it: the worker also takes the pool's requests through a shared subscription.
-        configuration.pool = "edge"
-        let worker = try await RunningWorker(configuration, username: "controller", password: try broker.password("controller"))
+        let (worker, configuration) = try await broker.startWorker()
         try await worker.stopping { try await Self.checkSeparation(broker: broker, worker: configuration.workerID) }
     }
 
@@ -97,21 +113,11 @@ struct BrokerACLTests {
     func workerClientIDsBelongToWorkers() async throws {
         let broker = try await SecuredBroker.start()
         defer { broker.stop() }
-        var configuration = Harness.configuration(brokerURL: broker.url)
-        configuration.username = "adapterd"
-        configuration.password = try broker.password("adapterd")
-        configuration.pool = "edge"
-        let worker = try await RunningWorker(configuration, username: "controller", password: try broker.password("controller"))
+        let (worker, configuration) = try await broker.startWorker()
         try await worker.stopping {
             for user in ["sensor", "controller"] {
                 for id in ["adapterd-" + configuration.workerID, "adapterd-\(configuration.workerID)-pool"] {
-                    do {
-                        let intruder = try await broker.connect(user, clientID: id)
-                        intruder.disconnect()
-                        Issue.record("\(user) logged in as the worker's client id \(id)")
-                    } catch {
-                        #expect("\(error)".contains("refused") || "\(error)".contains("authori"), "\(user) as \(id): \(error)")
-                    }
+                    try await broker.expectRefused(user, clientID: id)
                 }
             }
             #expect(!broker.log.contains("already connected, closing old connection"), "the broker handed the worker's id to another client")
@@ -128,13 +134,7 @@ struct BrokerACLTests {
         let broker = try await SecuredBroker.start()
         defer { broker.stop() }
         for id in ["adapterctl-victim/replies", "a+b", "x#"] {
-            do {
-                let client = try await broker.connect("sensor", clientID: id)
-                client.disconnect()
-                Issue.record("a sensor logged in with client id \(id)")
-            } catch {
-                #expect("\(error)".contains("refused") || "\(error)".contains("authori"), "\(id): \(error)")
-            }
+            try await broker.expectRefused("sensor", clientID: id)
         }
         let ordinary = try await broker.connect("sensor", clientID: "infer-sh-1234")
         ordinary.disconnect()

@@ -253,9 +253,9 @@ struct FleetRolloutTests {
         await fleet.stop()
     }
 
-    @Test("a worker that dies mid-rollout is retried, then skipped and reported (offline: skip); the rest completes")
-    func deadWorkerIsSkipped() async throws {
-        let fleet = try await Fleet(count: 3)
+    /// Rolls `alerts` v2 out over `fleet` (unreachable workers retried once, then skipped) and, once the plan exists,
+    /// stops the last worker of wave `victimWave`; traffic goes to the others. Returns the rollout's report.
+    static func rolloutLosingWorker(_ fleet: Fleet, victimWave: Int) async throws -> FleetController.Report {
         let state = Harness.temporaryDirectory() + "/rollout.sqlite"
         let policy = {
             var policy = Self.policy()
@@ -264,17 +264,16 @@ struct FleetRolloutTests {
             return policy
         }()
         let traffic = Traffic()
-        let report = try await withThrowingTaskGroup(of: FleetController.Report?.self) { group in
+        return try await withThrowingTaskGroup(of: FleetController.Report?.self) { group in
             let controller = FleetController(brokerURL: fleet.broker.url, store: try FleetStore(path: state))
             group.addTask {
                 try await controller.start(
                     name: "alerts", version: "v2", adapterDirectory: Harness.adapterDirectory("intent"), selector: FleetSelector(""), policy: policy)
             }
-            // Once the plan exists, one worker of the last wave goes away; traffic goes to the others.
-            let planned = await Harness.eventually(timeout: .seconds(30)) { ((try? FleetStore(path: state).workers()) ?? []).count == 3 }
+            let planned = await Harness.eventually(timeout: .seconds(30)) { ((try? FleetStore(path: state).workers()) ?? []).count == fleet.ids.count }
             try #require(planned, "no plan within 30 s")
             let rows = try FleetStore(path: state).workers()
-            let victim = try #require(rows.last { $0.wave == 1 }?.worker)
+            let victim = try #require(rows.last { $0.wave == victimWave }?.worker)
             try await fleet.workers[fleet.ids.firstIndex(of: victim)!].stop()
             group.addTask { try await traffic.run(broker: fleet.broker.url, workers: fleet.ids.filter { $0 != victim }); return nil }
             var report: FleetController.Report?
@@ -286,6 +285,13 @@ struct FleetRolloutTests {
             }
             return try #require(report)
         }
+    }
+
+    @Test("a worker that dies mid-rollout is retried, then skipped and reported (offline: skip); the rest completes")
+    func deadWorkerIsSkipped() async throws {
+        let fleet = try await Fleet(count: 3)
+        // One worker of the last wave goes away once the plan exists.
+        let report = try await Self.rolloutLosingWorker(fleet, victimWave: 1)
         #expect(report.state == "completed", "\(report.reason)")
         let skipped = report.workers.filter { $0.value.outcome.hasPrefix("skipped") }
         #expect(skipped.count == 1 && skipped.first?.value.active == "v1", "\(report.workers)")
@@ -331,36 +337,8 @@ struct FleetRolloutTests {
     @Test("a wave whose every worker was skipped (gone after the plan) never counts as passed: the rollout aborts and rolls back")
     func waveOfSkippedWorkersAborts() async throws {
         let fleet = try await Fleet(count: 2)
-        let state = Harness.temporaryDirectory() + "/rollout.sqlite"
-        let policy = {
-            var policy = Self.policy()
-            policy.workerTimeoutSeconds = 2
-            policy.retries = 1
-            return policy
-        }()
-        let traffic = Traffic()
-        let report = try await withThrowingTaskGroup(of: FleetController.Report?.self) { group in
-            let controller = FleetController(brokerURL: fleet.broker.url, store: try FleetStore(path: state))
-            group.addTask {
-                try await controller.start(
-                    name: "alerts", version: "v2", adapterDirectory: Harness.adapterDirectory("intent"), selector: FleetSelector(""), policy: policy)
-            }
-            // Once the plan exists, the second wave's only worker goes away.
-            let planned = await Harness.eventually(timeout: .seconds(30)) { ((try? FleetStore(path: state).workers()) ?? []).count == 2 }
-            try #require(planned, "no plan within 30 s")
-            let rows = try FleetStore(path: state).workers()
-            let victim = try #require(rows.first { $0.wave == 1 }?.worker)
-            try await fleet.workers[fleet.ids.firstIndex(of: victim)!].stop()
-            group.addTask { try await traffic.run(broker: fleet.broker.url, workers: fleet.ids.filter { $0 != victim }); return nil }
-            var report: FleetController.Report?
-            while let next = try await group.next() {
-                if let next {
-                    report = next
-                    group.cancelAll()
-                }
-            }
-            return try #require(report)
-        }
+        // The second wave's only worker goes away once the plan exists.
+        let report = try await Self.rolloutLosingWorker(fleet, victimWave: 1)
         #expect(report.state == "aborted" && report.reason.contains("reached none"), "\(report.state): \(report.reason)")
         #expect(report.workers.values.allSatisfy { $0.active == "v1" }, "\(report.workers)")
         for worker in fleet.workers { try? await worker.stop() }

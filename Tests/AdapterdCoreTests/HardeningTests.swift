@@ -78,17 +78,8 @@ struct HardeningTests {
             ChildProcess.terminate(pid, within: .seconds(10))
         }
         for alpha in [1e308, -16, .nan, .infinity, 70_000] as [Double] {
-            var request = Adapterd_V1_TrainAdapterRequest()
-            request.name = "trained"
-            request.version = "v1"
+            var request = TrainingHandlerTests.request(epochs: 1)
             request.alpha = alpha
-            request.epochs = 1
-            request.examples = [("turn on the lights", "lights"), ("it is cold in here", "climate")].map { text, label in
-                var example = Adapterd_V1_LabelledText()
-                example.text = text
-                example.label = label
-                return example
-            }
             let reply = try await client.control(.trainAdapter, request)
             #expect(Self.status(reply) == .invalidArgument && reply.error.contains("alpha"), "alpha \(alpha): \(Self.status(reply)) \(reply.error)")
         }
@@ -178,16 +169,8 @@ struct HardeningRegistryTests {
             #expect(RPCStatus(hub.status) == .ok, "\(hub.error)")
             let asRouter = try await Self.load(client, "hub", "v2", Harness.adapterDirectory("intent"))
             #expect(RPCStatus(asRouter.status) == .failedPrecondition && asRouter.error.contains("one kind"), "\(asRouter.error)")
-            var train = Adapterd_V1_TrainAdapterRequest()
+            var train = TrainingHandlerTests.request(version: "v9", epochs: 1)
             train.name = "hub"
-            train.version = "v9"
-            train.epochs = 1
-            train.examples = [("turn on the lights", "lights"), ("it is cold in here", "climate")].map { text, label in
-                var example = Adapterd_V1_LabelledText()
-                example.text = text
-                example.label = label
-                return example
-            }
             let trained = try await client.control(.trainAdapter, train)
             #expect(RPCStatus(trained.status) == .failedPrecondition, "\(trained.error)")
             let served = try await Self.infer(client, adapter: "intent")
