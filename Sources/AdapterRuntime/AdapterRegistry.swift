@@ -59,13 +59,8 @@ public actor AdapterRegistry {
     /// Most remembered router choices; the oldest half is dropped beyond it.
     static let sessionChoiceLimit = 100_000
 
-    /// Hub ids (`owner/name`) of the base model that adapters may declare in `base_model_name_or_path`.
-    private let baseModelNames: [String]
-    /// The worker's engine, for smoke inferences.
-    private let engine: InferenceEngine
-    /// Blocks a background thread until serving leaves a gap (or long enough has passed): each step of a load and
-    /// each layer of its smoke inference waits on it.
-    private nonisolated let waitForServingGap: @Sendable () -> Void
+    /// Imports, validates, smoke-tests and registers new versions, off this actor.
+    private nonisolated let loader: AdapterLoader
 
     /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`; adapters
     /// declaring a hub base model other than `baseModelNames` are refused.
@@ -76,16 +71,16 @@ public actor AdapterRegistry {
         engine: InferenceEngine, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = [],
         maxPins: Int = 100_000, maxVersions: Int = 10_000, waitForServingGap: @escaping @Sendable () -> Void = {}
     ) {
-        // The wait blocks a background thread: its yield timer pauses meanwhile.
-        self.waitForServingGap = { BackgroundThread.withoutYieldTimer(waitForServingGap) }
         self.maxVersions = max(1, maxVersions)
         self.maxPins = max(16, maxPins)
         let model = engine.model
-        self.engine = engine
         self.model = model
         self.store = store
         self.baseFingerprint = baseFingerprint
-        self.baseModelNames = baseModelNames
+        loader = AdapterLoader(
+            store: store, engine: engine, baseFingerprint: baseFingerprint, baseModelNames: baseModelNames,
+            // The wait blocks a background thread: its yield timer pauses meanwhile.
+            waitForServingGap: { BackgroundThread.withoutYieldTimer(waitForServingGap) })
         cache = AdapterCache(maxBytes: cacheBytes) { [store, model] key in
             let record = try store.versions(name: key.name).first { $0.version == key.version }
             guard let record else { throw StoreError.notFound(name: key.name, version: key.version) }
@@ -143,11 +138,12 @@ public actor AdapterRegistry {
         return report
     }
 
-    /// Stages a PEFT adapter directory as (name, version): copies it into the store, validates it against the base
-    /// model, runs a smoke inference, registers it. The first version of a name becomes active at once; later ones
-    /// wait for `activate`. A refused adapter is recorded as failed and changes nothing that serves.
-    /// `source` is what the audit trail records as its origin (the path by default); `declaredBase` is the base
-    /// model fingerprint the sender says the adapter was trained on (empty: not declared).
+    /// Stages a PEFT adapter or input-router directory as (name, version): `AdapterLoader` copies it into the store,
+    /// validates it against the base model, runs a smoke inference and registers it; then it becomes usable here.
+    /// The first version of a name becomes active at once; later ones wait for `activate`. A refused adapter is
+    /// recorded as failed and changes nothing that serves. `source` is what the audit trail records as its origin
+    /// (the path by default); `declaredBase` is the base model fingerprint the sender says the adapter was trained
+    /// on (empty: not declared).
     ///
     /// Hashing, copying, parsing, validation and the smoke inference run before the registry is touched (this
     /// method is not isolated to it), so requests resolving adapters never queue behind a load.
@@ -157,24 +153,10 @@ public actor AdapterRegistry {
             try AdapterName.check(name, field: "name")
             try AdapterName.check(version, field: "version")
         }
-        if !declaredBase.isEmpty, declaredBase != baseFingerprint {
-            let reason = "it was built for the base model with sha256 \(declaredBase.prefix(16))…, this worker serves \(baseFingerprint.prefix(16))…"
-            _ = try? store.record(HistoryRecord(name: name, version: version, action: .refused, actor: actor, reason: reason))
-            throw RegistryError.refused(name: name, version: version, reason: reason)
-        }
+        try loader.checkDeclaredBase(declaredBase, name: name, version: version, actor: actor)
         // Refused before any hashing or copying when the worker already holds as many versions as it keeps.
         try await checkRoom(name: name, version: version)
-        var isDirectory: ObjCBool = false
-        guard !path.isEmpty, FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw RegistryError.noDirectory(name: name, version: version, path: path)
-        }
-        let store = store
-        let wait = waitForServingGap
-        let imported = await BackgroundThread.run { () -> Result<String, StoreError> in
-            wait()
-            do throws(StoreError) { return .success(try store.importFiles(from: path)) } catch { return .failure(error) }
-        }
-        let sha256 = try mapped { () throws(StoreError) in try imported.get() }
+        let sha256 = try await loader.importFiles(name: name, version: version, path: path)
         CrashPoint.reached(.loadImported)
         if let existing = await entry(name: name, version: version) {
             guard existing.sha256 == sha256 else {
@@ -182,93 +164,15 @@ public actor AdapterRegistry {
             }
             return existing
         }
-        let storedPath = store.directory(forSHA256: sha256)
-        let kind = ArtifactKind.of(directory: storedPath)
+        let kind = ArtifactKind.of(directory: store.directory(forSHA256: sha256))
         do {
             try await checkKind(kind, name: name)
         } catch {
             try? store.removeFilesIfUnused(sha256: sha256)
             throw error
         }
-        if kind == .router {
-            return try await loadRouter(name: name, version: version, sha256: sha256, path: storedPath, actor: actor, source: source ?? path)
-        }
-        let adapter: LoRAAdapter
-        do {
-            let model = model
-            adapter = try await BackgroundThread.run { () -> Result<LoRAAdapter, AdapterError> in
-                wait()
-                do throws(AdapterError) { return .success(try LoRAAdapter(directory: storedPath, model: model, name: name)) } catch { return .failure(error) }
-            }.get()
-            if let problem = Self.baseModelProblem(declared: adapter.config.baseModel, accepted: baseModelNames) {
-                throw RegistryError.refused(name: name, version: version, reason: problem)
-            }
-            try await smokeTest(adapter)
-        } catch {
-            let failed = AdapterVersionRecord(
-                name: name, version: version, sha256: sha256, sizeBytes: 0, rank: 0, targets: [], baseFingerprint: baseFingerprint,
-                labels: [], source: source ?? path, state: .failed)
-            _ = try? store.register(failed, actor: actor)
-            // A refused adapter leaves no files behind unless another registered version shares them.
-            try? store.removeFilesIfUnused(sha256: sha256)
-            var reason = "\(error)"
-            if case let .refused(_, _, why) = error as? RegistryError { reason = why }
-            throw RegistryError.refused(name: name, version: version, reason: reason)
-        }
-        let record = AdapterVersionRecord(
-            name: name, version: version, sha256: sha256, sizeBytes: adapter.byteSize, rank: adapter.maxRank,
-            targets: Self.targets(of: adapter), baseFingerprint: baseFingerprint, labels: adapter.labels ?? [], source: source ?? path)
-        // The durable write happens here, off the actor and at idle priority: requests resolving adapters never wait
-        // for SQLite's commit, and its CPU work never takes a core from them.
-        let written = await BackgroundThread.run { () -> Result<AdapterVersionRecord, StoreError> in
-            wait()
-            do throws(StoreError) { return .success(try store.register(record, actor: actor)) } catch { return .failure(error) }
-        }
-        let registered = try mapped { () throws(StoreError) in try written.get() }
-        CrashPoint.reached(.loadRegistered)
-        return try await commit(registered, path: storedPath, adapter: adapter, actor: actor)
-    }
-
-    /// Validates and registers an input router (the part of `load` after the files are in the store).
-    private nonisolated func loadRouter(name: String, version: String, sha256: String, path: String, actor: String, source: String) async throws(RegistryError) -> Entry {
-        let router: InputRouter
-        do {
-            router = try InputRouter(directory: path)
-            try router.validate(for: model, fingerprint: baseFingerprint)
-            // Its labels are the adapter names it routes to: they become registry keys and topic parts.
-            for label in router.labels {
-                if let problem = AdapterName.problem(with: label) {
-                    throw RegistryError.refused(name: name, version: version, reason: "label '\(label)' is not an adapter name: \(problem)")
-                }
-                if label == name {
-                    throw RegistryError.refused(name: name, version: version, reason: "label '\(label)' is the router's own name; a router picks adapters")
-                }
-            }
-        } catch {
-            let failed = AdapterVersionRecord(
-                name: name, version: version, sha256: sha256, sizeBytes: 0, rank: 0, targets: [], baseFingerprint: baseFingerprint,
-                labels: [], source: source, state: .failed, kind: .router)
-            _ = try? store.register(failed, actor: actor)
-            try? store.removeFilesIfUnused(sha256: sha256)
-            throw RegistryError.refused(name: name, version: version, reason: "\(error)")
-        }
-        let bytes = ArtifactKind.router.files.reduce(0) { total, file in
-            total + ((try? FileManager.default.attributesOfItem(atPath: path + "/" + file)[.size] as? Int) ?? 0)
-        }
-        let record = AdapterVersionRecord(
-            name: name, version: version, sha256: sha256, sizeBytes: bytes, rank: 0,
-            targets: router.stages.map { "layers \($0.features.layers)" }, baseFingerprint: baseFingerprint,
-            labels: router.labels, source: source, kind: .router)
-        // The durable write happens here, off the actor and at idle priority: requests resolving adapters never wait
-        // for SQLite's commit, and its CPU work never takes a core from them.
-        let store = self.store
-        let wait = waitForServingGap
-        let written = await BackgroundThread.run { () -> Result<AdapterVersionRecord, StoreError> in
-            wait()
-            do throws(StoreError) { return .success(try store.register(record, actor: actor)) } catch { return .failure(error) }
-        }
-        let registered = try mapped { () throws(StoreError) in try written.get() }
-        return try await commit(registered, path: path, router: router, actor: actor)
+        let staged = try await loader.stage(name: name, version: version, sha256: sha256, kind: kind, actor: actor, source: source ?? path)
+        return try await commit(staged.record, path: staged.path, adapter: staged.adapter, router: staged.router, actor: actor)
     }
 
     /// Throws `RegistryError.limit` when (name, version) is not registered and the registry holds as many versions
@@ -614,54 +518,6 @@ public actor AdapterRegistry {
         versions[record.version] = entry
         entries[record.name] = versions
         return entry
-    }
-
-    /// One short row through the adapter, with the kernels requests run: it must produce finite numbers before it
-    /// may serve. It runs on one idle-priority thread without the OpenMP team, so that it takes only CPU time
-    /// serving leaves unused: queued on the engine thread, it delayed the request arriving just after it by a whole
-    /// pass (Benchmarks/README.md, "Serving while adapters load").
-    private nonisolated func smokeTest(_ adapter: LoRAAdapter) async throws(RegistryError) {
-        let input = EncodedInput(ids: engine.encode("adapterd smoke test").ids, adapter: adapter)
-        let engine = engine
-        let wait = waitForServingGap
-        // The pass keeps the yield timer (the engine pauses it around its oneDNN calls), and between its layers it
-        // waits for a gap between requests. Run without the timer, a slow layer held a CPU a request waited for.
-        let output = await BackgroundThread.run {
-            try? engine.runOnCallingThread(encoded: [input], pause: { wait(); BackgroundThread.yieldNow() }).first
-        }
-        guard let output else {
-            throw RegistryError.refused(name: adapter.name, version: "", reason: "the smoke inference could not run")
-        }
-        let values = output.logits ?? output.embedding ?? []
-        guard !values.isEmpty, values.allSatisfy(\.isFinite) else {
-            throw RegistryError.refused(name: adapter.name, version: "", reason: "smoke inference produced non-finite outputs")
-        }
-    }
-
-    /// Why an adapter declaring `declared` as its base model cannot run on this worker, or nil. Only hub ids
-    /// (`owner/name`, not a local path) are compared, by their name part, case-insensitively: a local path says
-    /// nothing reliable about which weights it held, and shapes and the fingerprint are checked separately.
-    static func baseModelProblem(declared: String?, accepted: [String]) -> String? {
-        guard let declared, !accepted.isEmpty else { return nil }
-        let parts = declared.split(separator: "/", omittingEmptySubsequences: false)
-        let hubLike = parts.count == 2 && parts.allSatisfy { part in
-            !part.isEmpty && part != "." && part != ".." && part.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }
-        }
-        guard hubLike, !FileManager.default.fileExists(atPath: declared) else { return nil }
-        let name = parts[1].lowercased()
-        guard !accepted.contains(where: { $0.split(separator: "/").last.map { $0.lowercased() == name } ?? false }) else { return nil }
-        return "it was trained on base model '\(declared)', this worker serves '\(accepted[0])' (add the name to baseModelNames if they are the same weights)"
-    }
-
-    static func targets(of adapter: LoRAAdapter) -> [String] {
-        Array(Set(adapter.modules.map { module -> String in
-            switch module.module {
-            case .embedding(let table): return table.path
-            case .linear(_, let slot): return slot.path
-            case .pooler: return "pooler.dense"
-            case .classifier: return "classifier"
-            }
-        })).sorted()
     }
 
     /// Runs a store operation, wrapping its errors.
