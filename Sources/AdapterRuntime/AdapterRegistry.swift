@@ -41,12 +41,8 @@ public actor AdapterRegistry {
     /// Routes, highest priority first.
     public var routes: [RouteRecord] { routeTable.routes }
     /// Session pins, authoritative in memory; SQLite holds the durable copy, written behind (`flushPins`).
-    private var pins: [SessionKey: Pin] = [:]
-    private var unsavedPins: [SessionKey: Pin] = [:]
+    private var pins: SessionPins
     private var flushScheduled = false
-    private var pinsSincePrune = 0
-    /// Most session pins kept; see `init`.
-    private let maxPins: Int
     /// Most versions (adapters and routers, every name) registered at once; past it loads and pushes get
     /// RESOURCE_EXHAUSTED until some are unloaded, so a control client cannot fill memory and disk with versions.
     private let maxVersions: Int
@@ -54,10 +50,9 @@ public actor AdapterRegistry {
     public private(set) var rollouts: [String: Rollout] = [:]
     /// Input routers, parsed (they are a few kilobytes: all stay in memory).
     private var routers: [AdapterCache.Key: InputRouter] = [:]
-    /// A router's earlier choice per (session, route), so a session keeps its adapter (memory only, bounded).
-    private var sessionChoices: [SessionKey: (adapter: String, expiresAt: Date)] = [:]
-    /// Most remembered router choices; the oldest half is dropped beyond it.
-    static let sessionChoiceLimit = 100_000
+    /// A router's earlier choice per (session, route), so a session keeps its adapter (memory only, bounded at
+    /// 100,000).
+    private var routerChoices = RouterChoices(limit: 100_000)
 
     /// Imports, validates, smoke-tests and registers new versions, off this actor.
     private nonisolated let loader: AdapterLoader
@@ -72,7 +67,7 @@ public actor AdapterRegistry {
         maxPins: Int = 100_000, maxVersions: Int = 10_000, waitForServingGap: @escaping @Sendable () -> Void = {}
     ) {
         self.maxVersions = max(1, maxVersions)
-        self.maxPins = max(16, maxPins)
+        pins = SessionPins(maxPins: maxPins)
         let model = engine.model
         self.model = model
         self.store = store
@@ -108,10 +103,7 @@ public actor AdapterRegistry {
         routeTable = RouteTable(try mapped { () throws(StoreError) in try store.routes() })
         rollouts = try mapped { () throws(StoreError) in try store.rollouts() }
         try mapped { () throws(StoreError) in _ = try store.pruneSessions() }
-        for record in try mapped({ () throws(StoreError) in try store.sessions() }) {
-            pins[SessionKey(session: record.session, adapter: record.adapter)] = Pin(version: record.version, expiresAt: record.expiresAt)
-        }
-        if pins.count > maxPins { boundPins(now: Date()) }
+        if let cutoff = pins.restore(try mapped({ () throws(StoreError) in try store.sessions() })) { prunePins(through: cutoff) }
         for record in try mapped({ () throws(StoreError) in try store.versions() }) where record.state != .failed {
             guard record.baseFingerprint == baseFingerprint else {
                 report.skipped.append((record.name, record.version, "built for another base model"))
@@ -293,8 +285,7 @@ public actor AdapterRegistry {
     /// `resolve(name:session:stickyKey:ttl:)`, also saying how the version was chosen.
     public func resolveReporting(name: String, session: String, stickyKey: String, ttl: Duration) throws(RegistryError) -> (entry: Entry, resolution: Resolution) {
         let now = Date()
-        let sessionKey = SessionKey(session: session, adapter: name)
-        if !session.isEmpty, let pin = pins[sessionKey], pin.expiresAt > now, let entry = entries[name]?[pin.version] {
+        if !session.isEmpty, let pinned = pins.version(session: session, adapter: name, now: now), let entry = entries[name]?[pinned] {
             return (entry, .pinned)
         }
         var entry = try resolve(name: name, version: "")
@@ -305,33 +296,17 @@ public actor AdapterRegistry {
             entry = chosen
         }
         if !session.isEmpty {
-            let pin = Pin(version: entry.version, expiresAt: now.addingTimeInterval(Double(ttl.components.seconds)))
-            pins[sessionKey] = pin
-            unsavedPins[sessionKey] = pin
-            schedulePinFlush()
-            pinsSincePrune += 1
-            if pinsSincePrune >= 4096 || pins.count > maxPins {
-                pinsSincePrune = 0
-                boundPins(now: now)
+            let expiresAt = now.addingTimeInterval(Double(ttl.components.seconds))
+            if let cutoff = pins.pin(session: session, adapter: name, version: entry.version, expiresAt: expiresAt, now: now) {
+                prunePins(through: cutoff)
             }
+            schedulePinFlush()
         }
         return (entry, resolution)
     }
 
-    /// Drops expired pins and, beyond `maxPins`, the soonest to expire (down to three quarters of it, so trimming
-    /// happens once per many new sessions), in memory and in SQLite: memory stays bounded whatever the rate of
-    /// new sessions.
-    private func boundPins(now: Date) {
-        pins = pins.filter { $0.value.expiresAt > now }
-        guard pins.count > maxPins else { return }
-        let keep = maxPins * 3 / 4
-        let sorted = pins.sorted { $0.value.expiresAt > $1.value.expiresAt }
-        let cutoff = sorted[keep].value.expiresAt
-        for (key, _) in sorted[keep...] {
-            pins[key] = nil
-            unsavedPins[key] = nil
-        }
-        // Pins expiring no later than the last one dropped go from SQLite too (a restart must not bring them back).
+    /// Removes from SQLite the pins `SessionPins` dropped past its bound (a restart must not bring them back).
+    private func prunePins(through cutoff: Date) {
         _ = try? store.pruneSessions(now: cutoff.addingTimeInterval(0.001))
     }
 
@@ -347,35 +322,25 @@ public actor AdapterRegistry {
 
     /// The adapter a router chose earlier for `session` under route `route`, while it lasts.
     public func sessionChoice(session: String, route: String) -> String? {
-        guard let choice = sessionChoices[SessionKey(session: session, adapter: route)], choice.expiresAt > Date() else { return nil }
-        return choice.adapter
+        routerChoices.choice(session: session, route: route)
     }
 
     /// Remembers a router's choice for `session` under `route` for `ttl`.
     public func rememberChoice(_ adapter: String, session: String, route: String, ttl: Duration) {
-        if sessionChoices.count >= Self.sessionChoiceLimit {
-            let now = Date()
-            sessionChoices = sessionChoices.filter { $0.value.expiresAt > now }
-            if sessionChoices.count >= Self.sessionChoiceLimit {
-                let oldest = sessionChoices.sorted { $0.value.expiresAt < $1.value.expiresAt }.prefix(Self.sessionChoiceLimit / 2)
-                for (key, _) in oldest { sessionChoices[key] = nil }
-            }
-        }
-        sessionChoices[SessionKey(session: session, adapter: route)] = (adapter, Date().addingTimeInterval(Double(ttl.components.seconds)))
+        routerChoices.remember(adapter, session: session, route: route, expiresAt: Date().addingTimeInterval(Double(ttl.components.seconds)))
     }
 
     /// Writes the pins made since the last flush to SQLite in one transaction. New pins are written behind, at most
     /// `pinFlushDelay` after they are made, so a request never waits for a disk write; a graceful stop flushes.
     public func flushPins() {
         flushScheduled = false
-        guard !unsavedPins.isEmpty else { return }
-        let batch = unsavedPins
-        unsavedPins = [:]
+        guard pins.hasUnsaved else { return }
+        let batch = pins.takeUnsaved()
         do {
-            try store.pin(batch.map { SessionRecord(session: $0.key.session, adapter: $0.key.adapter, version: $0.value.version, expiresAt: $0.value.expiresAt) })
+            try store.pin(batch)
         } catch {
             // Keep them for the next attempt; newer pins made meanwhile win.
-            unsavedPins.merge(batch) { newer, _ in newer }
+            pins.returnUnsaved(batch)
             schedulePinFlush()
         }
     }
@@ -390,16 +355,6 @@ public actor AdapterRegistry {
             try? await Task.sleep(for: Self.pinFlushDelay)
             self.flushPins()
         }
-    }
-
-    struct SessionKey: Hashable {
-        let session: String
-        let adapter: String
-    }
-
-    struct Pin {
-        let version: String
-        let expiresAt: Date
     }
 
     /// Splits `name`'s traffic between loaded versions by weight; empty splits end the rollout.
@@ -426,24 +381,15 @@ public actor AdapterRegistry {
         guard rollouts[name] != nil else { return }
         try mapped { () throws(StoreError) in try store.endRollout(name: name, canary: canary, reason: reason) }
         CrashPoint.reached(.rollbackWritten)
-        for (key, pin) in pins where key.adapter == name && pin.version == canary {
-            pins[key] = nil
-            unsavedPins[key] = nil
-        }
+        pins.release(adapter: name, version: canary)
         rollouts[name] = nil
     }
 
     /// Removes every pin of `session`; returns how many were live.
     public func clear(session: String) throws(RegistryError) -> Int {
         // Memory holds every live pin (restored at start, added since), so it says how many there were.
-        let now = Date()
-        sessionChoices = sessionChoices.filter { $0.key.session != session }
-        let keys = pins.keys.filter { $0.session == session }
-        let live = keys.filter { pins[$0]!.expiresAt > now }.count
-        for key in keys {
-            pins[key] = nil
-            unsavedPins[key] = nil
-        }
+        routerChoices.forget(session: session)
+        let live = pins.remove(session: session)
         try mapped { () throws(StoreError) in _ = try store.clear(session: session) }
         return live
     }
