@@ -172,7 +172,8 @@ struct ForwardPass {
         var outputs = [InferenceOutput?](repeating: nil, count: inputs.count)
         if depth != nil {
             for sequence in sorted.indices {
-                outputs[order[sequence]] = .embedding(meanPool(batch.x + offsets[sequence] * hidden, length: sorted[sequence].ids.count, normalize: false))
+                // Router features are the plain mean, whatever the model's sentence pooling.
+                outputs[order[sequence]] = .embedding(SentencePooling(mode: .mean, normalize: false).pool(batch.x + offsets[sequence] * hidden, length: sorted[sequence].ids.count, width: hidden))
             }
             return outputs.map { $0! }
         }
@@ -182,7 +183,7 @@ struct ForwardPass {
                 for (sequence, result) in zip(group.sequences, results) { outputs[order[sequence]] = result }
             } else {
                 for sequence in group.sequences {
-                    outputs[order[sequence]] = .embedding(meanPool(batch.x + offsets[sequence] * hidden, length: sorted[sequence].ids.count))
+                    outputs[order[sequence]] = .embedding(config.pooling.pool(batch.x + offsets[sequence] * hidden, length: sorted[sequence].ids.count, width: hidden))
                 }
             }
         }
@@ -363,20 +364,6 @@ struct ForwardPass {
             for index in values.indices where values[index] > values[best] { best = index }
             return .classification(logits: values, labelIndex: best, label: head.labels[best])
         }
-    }
-
-    /// Mean over the sequence's rows, then (unless `normalize` is false) L2 normalisation (sentence-transformers'
-    /// pooling + Normalize).
-    private func meanPool(_ rows: UnsafeMutablePointer<Float>, length: Int, normalize: Bool = true) -> [Float] {
-        let hidden = config.hiddenSize
-        var sums = [Double](repeating: 0, count: hidden)
-        for row in 0..<length {
-            for i in 0..<hidden { sums[i] += Double(rows[row * hidden + i]) }
-        }
-        let means = sums.map { $0 / Double(max(length, 1)) }
-        guard normalize else { return means.map { Float($0) } }
-        let norm = max(means.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-        return means.map { Float($0 / norm) }
     }
 }
 

@@ -10,6 +10,12 @@ public struct BertConfig: Sendable, Equatable {
     public var maxPositionEmbeddings: Int
     public var typeVocabSize: Int
     public var layerNormEps: Float
+    /// How the sequence embedding is pooled: from the directory's sentence-transformers modules, not `config.json`
+    /// (set by `BertModel`; the mean, normalised, by default).
+    public var pooling = SentencePooling.meanNormalized
+
+    /// The `model_type`s this engine runs.
+    public static let supportedModelTypes = ["bert"]
 
     /// Width of one attention head.
     public var headSize: Int { hiddenSize / numAttentionHeads }
@@ -21,6 +27,9 @@ public struct BertConfig: Sendable, Equatable {
             raw = try JSONDecoder().decode(RawConfig.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
             throw .invalidConfig(file: path, reason: "cannot read config.json: \(error)")
+        }
+        if let type = raw.model_type, !Self.supportedModelTypes.contains(type) {
+            throw .unsupported(file: path, field: "model_type", value: type)
         }
         if let activation = raw.hidden_act, activation != "gelu" {
             throw .unsupported(file: path, field: "hidden_act", value: activation)
@@ -55,5 +64,6 @@ public struct BertConfig: Sendable, Equatable {
         let layer_norm_eps: Double?
         let hidden_act: String?
         let position_embedding_type: String?
+        let model_type: String?
     }
 }

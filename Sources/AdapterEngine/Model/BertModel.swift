@@ -9,9 +9,11 @@ public struct BertModel: Sendable {
     /// The WordPiece tokenizer.
     public let tokenizer: WordPieceTokenizer
 
-    /// Loads `config.json`, `model.safetensors` and the tokenizer from a Hugging Face model directory.
+    /// Loads `config.json`, `model.safetensors`, the tokenizer and the sentence-transformers pooling from a Hugging
+    /// Face model directory.
     public init(directory: String, maxSequenceLength: Int = 128) throws(ModelError) {
-        let config = try BertConfig(path: directory + "/config.json")
+        var config = try BertConfig(path: directory + "/config.json")
+        config.pooling = try SentencePooling(modelDirectory: directory)
         let file: SafeTensorsFile
         do {
             file = try SafeTensorsFile(path: directory + "/model.safetensors")

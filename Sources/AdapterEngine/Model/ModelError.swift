@@ -11,7 +11,7 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
         case let .invalidConfig(file, reason):
             return "\(file): \(reason)"
         case let .unsupported(file, field, value):
-            return "\(file): \(field) = \(value) is not supported (this engine runs BERT-family encoders with GELU and absolute positions)"
+            return "\(file): \(field) = \(value) is not supported (this engine runs BERT encoders (model_type \(BertConfig.supportedModelTypes.joined(separator: ", "))) with GELU and absolute positions, pooled by CLS, mean, max or mean-sqrt-length)"
         case let .weightShape(file, tensor, shape, expected):
             return "\(file): tensor '\(tensor)' has shape \(shape), config.json implies \(expected)"
         case let .weights(error):

@@ -1,0 +1,75 @@
+import AdapterEngine
+import Foundation
+import Testing
+
+/// The pooling a model's sentence-transformers layout declares, on a bge-style checkpoint (CLS + Normalize) from the
+/// shared encoder zoo, against what PyTorch + sentence-transformers computed.
+@Suite("SentencePooling")
+struct SentencePoolingTests {
+    static let zoo = Fixtures.root + "/Tests/AdapterEngineTests/Fixtures/encoder-zoo"
+
+    struct Reference: Decodable {
+        struct Case: Decodable {
+            let text: String
+            let ids: [Int32]
+            let embedding: [Float]
+        }
+
+        let tolerance: Float
+        let cases: [Case]
+    }
+
+    @Test("a bge-style checkpoint (CLS pooling, then Normalize) embeds as PyTorch does, token ids included")
+    func clsPoolingMatchesReference() throws {
+        let model = try BertModel(directory: Self.zoo + "/models/bert-cls")
+        #expect(model.config.pooling == SentencePooling(mode: .cls, normalize: true))
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: Self.zoo + "/bert-cls-base.json")))
+        let engine = InferenceEngine(model: model)
+        for expected in reference.cases {
+            #expect(engine.encode(expected.text).ids == expected.ids, "\(expected.text)")
+            let embedding = try #require(engine.run([expected.text], adapter: nil).first?.output.embedding)
+            #expect(Fixtures.maxAbsDiff(embedding, expected.embedding) < reference.tolerance, "\(expected.text)")
+        }
+    }
+
+    @Test("all-MiniLM-L6-v2's layout gives the mean, normalised, as before")
+    func minilmIsMeanNormalized() {
+        #expect(Fixtures.model.config.pooling == .meanNormalized)
+    }
+
+    @Test("each mode pools as sentence-transformers does")
+    func modes() {
+        let rows: [Float] = [3, 0, 1, 4]  // two rows of width 2
+        rows.withUnsafeBufferPointer { pointer in
+            let base = pointer.baseAddress!
+            #expect(SentencePooling(mode: .cls, normalize: false).pool(base, length: 2, width: 2) == [3, 0])
+            #expect(SentencePooling(mode: .mean, normalize: false).pool(base, length: 2, width: 2) == [2, 2])
+            #expect(SentencePooling(mode: .max, normalize: false).pool(base, length: 2, width: 2) == [3, 4])
+            let sqrtLength = SentencePooling(mode: .meanSqrtLength, normalize: false).pool(base, length: 2, width: 2)
+            #expect(Fixtures.maxAbsDiff(sqrtLength, [Float(4 / 2.0.squareRoot()), Float(4 / 2.0.squareRoot())]) < 1e-6)
+            #expect(SentencePooling(mode: .cls, normalize: true).pool(base, length: 2, width: 2) == [1, 0])
+        }
+    }
+
+    @Test("a pooling the engine cannot run, and a model_type it does not run, are refused with their names")
+    func unsupportedIsRefused() throws {
+        let directory = Fixtures.temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory + "/1_Pooling", withIntermediateDirectories: true)
+        try #"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}, {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]"#
+            .write(toFile: directory + "/modules.json", atomically: true, encoding: .utf8)
+        try #"{"pooling_mode_cls_token": false, "pooling_mode_mean_tokens": false, "pooling_mode_weightedmean_tokens": true}"#
+            .write(toFile: directory + "/1_Pooling/config.json", atomically: true, encoding: .utf8)
+        #expect(throws: ModelError.self) { try SentencePooling(modelDirectory: directory) }
+        do {
+            _ = try SentencePooling(modelDirectory: directory)
+        } catch {
+            #expect(error.description.contains("weightedmean"), "\(error)")
+        }
+        do {
+            _ = try BertConfig(path: Self.zoo + "/models/deberta-unsupported/config.json")
+            Issue.record("a deberta-v2 checkpoint was accepted")
+        } catch {
+            #expect(error.description.contains("deberta-v2"), "\(error)")
+        }
+    }
+}
