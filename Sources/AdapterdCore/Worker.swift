@@ -288,8 +288,18 @@ public final class Worker: Service, Sendable {
         await registry.flushPins()
         holdingsContinuation.finish()
         try? await publishStatus("offline")
-        // Replies beyond the broker's receive maximum wait in libmosquitto's queue, which `disconnect` drops.
-        if !(await client.waitUntilAcknowledged(timeout: .seconds(5))) {
+        // Replies beyond the broker's receive maximum wait in libmosquitto's queue, which `disconnect` drops. While
+        // they drain, a broker that was stalled hands over the requests it still held, one per acknowledgement:
+        // those are answered (UNAVAILABLE) too, so the stop waits until the replies are acknowledged and no request
+        // has come for a quiet spell, both at once (bounded).
+        let deadline = ContinuousClock.now + .seconds(5)
+        var settled = false
+        while !settled, ContinuousClock.now < deadline {
+            guard await client.waitUntilAcknowledged(timeout: deadline - .now) else { break }
+            while !intake.isIdle(quiet: .milliseconds(100)), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+            settled = client.unacknowledgedCount == 0 && intake.isIdle(quiet: .milliseconds(100))
+        }
+        if client.unacknowledgedCount > 0 {
             logger.warning("stopping with publishes the broker has not acknowledged", metadata: ["count": "\(client.unacknowledgedCount)"])
         }
         client.disconnect()

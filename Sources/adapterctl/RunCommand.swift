@@ -75,7 +75,9 @@ struct RunCommand: ParsableCommand {
     }
 
     static func jsonLine(text: String, result: InferenceResult) -> String {
-        var fields = ["\"text\":" + jsonString(text), "\"tokens\":\(result.tokens)"]
+        var fields = [
+            "\"text\":" + jsonString(text), "\"ids\":[" + result.ids.map(String.init).joined(separator: ",") + "]", "\"tokens\":\(result.tokens)",
+        ]
         switch result.output {
         case .classification(let logits, _, let label):
             fields.append("\"label\":" + jsonString(label))

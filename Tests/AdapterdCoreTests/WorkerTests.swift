@@ -227,8 +227,11 @@ struct WorkerStopTests {
         let raw = try await RawClient(port: port)
         defer { raw.close() }
         let topic = Topics(worker: configuration.workerID).infer
+        // Long texts: each takes the engine far longer than the broker takes to hand over the next request, so
+        // requests are waiting in the worker when the broker stalls, whatever this machine's speed.
+        let words = (0..<100).map { "word\($0 % 37)" }.joined(separator: " ")
         for index in 0..<60 {
-            try raw.publish(topic, Array(#"{"text": "reading \#(index)", "adapter": "intent"}"#.utf8), correlation: "r\(index)")
+            try raw.publish(topic, Array(#"{"text": "reading \#(index) \#(words)", "adapter": "intent"}"#.utf8), correlation: "r\(index)")
         }
         #expect(await raw.waitUntil(timeout: .seconds(20)) { !$0.isEmpty }, "no reply within 20 s")
         // The broker stalls: the worker's replies pile up unacknowledged while it stops.

@@ -63,7 +63,7 @@ public struct InferenceEngine: Sendable {
         // The tokenizer only emits in-vocabulary ids and at most maxLength of them.
         let inputs = zip(encodings, texts).map { EncodedInput(ids: $0.ids, adapter: $1.adapter) }
         let outputs = pass(inputs)
-        return zip(encodings, outputs).map { InferenceResult(tokens: $0.ids.count, truncated: $0.truncated, output: $1) }
+        return zip(encodings, outputs).map { InferenceResult(ids: $0.ids, truncated: $0.truncated, output: $1) }
     }
 
     /// Runs `texts` all with the same adapter.

@@ -48,10 +48,12 @@ public enum InferenceOutput: Sendable, Equatable {
     }
 }
 
-/// The result for one text: how many tokens it became and the output.
+/// The result for one text: the token ids it became and the output.
 public struct InferenceResult: Sendable {
-    /// Number of token ids the text became, `[CLS]` and `[SEP]` included.
-    public let tokens: Int
+    /// The token ids the text became, `[CLS]` and `[SEP]` included.
+    public let ids: [Int32]
+    /// Their number.
+    public var tokens: Int { ids.count }
     /// Whether the text was cut to the maximum sequence length.
     public let truncated: Bool
     /// Embedding or classification.
