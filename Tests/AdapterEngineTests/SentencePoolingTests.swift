@@ -8,6 +8,7 @@ import Testing
 struct SentencePoolingTests {
     static let zoo = Fixtures.root + "/Tests/AdapterEngineTests/Fixtures/encoder-zoo"
 
+    /// `Fixtures/encoder-zoo/bert-cls.json`: the base model's and its LoRA `intent` adapter's cases from the zoo.
     struct Reference: Decodable {
         struct Case: Decodable {
             let text: String
@@ -15,20 +16,50 @@ struct SentencePoolingTests {
             let embedding: [Float]
         }
 
+        struct AdapterCase: Decodable {
+            let text: String
+            let logits: [Float]
+            let label: String
+        }
+
+        struct Adapter: Decodable {
+            let labels: [String]
+            let cases: [AdapterCase]
+        }
+
         let tolerance: Float
         let cases: [Case]
+        let intent: Adapter
+
+        static func load() throws -> Reference {
+            try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: zoo + "/bert-cls.json")))
+        }
     }
 
     @Test("a bge-style checkpoint (CLS pooling, then Normalize) embeds as PyTorch does, token ids included")
     func clsPoolingMatchesReference() throws {
         let model = try BertModel(directory: Self.zoo + "/models/bert-cls")
         #expect(model.config.pooling == SentencePooling(mode: .cls, normalize: true))
-        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: Self.zoo + "/bert-cls-base.json")))
+        let reference = try Reference.load()
         let engine = InferenceEngine(model: model)
         for expected in reference.cases {
             #expect(engine.encode(expected.text).ids == expected.ids, "\(expected.text)")
             let embedding = try #require(engine.run([expected.text], adapter: nil).first?.output.embedding)
             #expect(Fixtures.maxAbsDiff(embedding, expected.embedding) < reference.tolerance, "\(expected.text)")
+        }
+    }
+
+    @Test("a LoRA classifier on the bge-style checkpoint gives PyTorch+PEFT's logits and labels")
+    func adapterOnClsCheckpointMatchesReference() throws {
+        let model = try BertModel(directory: Self.zoo + "/models/bert-cls")
+        let reference = try Reference.load()
+        let adapter = try LoRAAdapter(directory: Self.zoo + "/adapters/bert-cls/intent", model: model)
+        #expect(adapter.labels == reference.intent.labels)
+        let results = InferenceEngine(model: model).run(reference.intent.cases.map(\.text), adapter: adapter)
+        for (expected, result) in zip(reference.intent.cases, results) {
+            let logits = try #require(result.output.logits)
+            #expect(Fixtures.maxAbsDiff(logits, expected.logits) < reference.tolerance, "\(expected.text)")
+            #expect(result.output.label == expected.label, "\(expected.text)")
         }
     }
 
