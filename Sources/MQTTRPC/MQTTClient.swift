@@ -61,31 +61,31 @@ public final class MQTTClient: @unchecked Sendable {
         mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
         // Publishes and subscriptions come from other threads than the network thread: libmosquitto then locks and
         // wakes that thread's select.
-        try check(mosquitto_threaded_set(handle, true), "enable threading")
-        try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, options.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311), "set protocol version")
+        try MQTTError.check(mosquitto_threaded_set(handle, true), "enable threading")
+        try MQTTError.check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, options.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311), "set protocol version")
         // Request/reply traffic is small messages in both directions: without TCP_NODELAY, Nagle's algorithm and
         // delayed ACKs add tens of milliseconds to every round trip.
-        try check(mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1), "set TCP_NODELAY")
+        try MQTTError.check(mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1), "set TCP_NODELAY")
         if let receiveMaximum = options.receiveMaximum, options.protocolVersion == .v5 {
-            try check(mosquitto_int_option(handle, MOSQ_OPT_RECEIVE_MAXIMUM, Int32(receiveMaximum)), "set receive maximum")
+            try MQTTError.check(mosquitto_int_option(handle, MOSQ_OPT_RECEIVE_MAXIMUM, Int32(receiveMaximum)), "set receive maximum")
         }
         if let username = options.username {
-            try check(mosquitto_username_pw_set(handle, username, options.password), "set credentials")
+            try MQTTError.check(mosquitto_username_pw_set(handle, username, options.password), "set credentials")
         }
         if let tls = options.tls {
             if let caFile = tls.caFile {
-                try check(mosquitto_tls_set(handle, caFile, nil, tls.certFile, tls.keyFile, nil), "configure TLS")
+                try MQTTError.check(mosquitto_tls_set(handle, caFile, nil, tls.certFile, tls.keyFile, nil), "configure TLS")
             } else {
                 // No CA given: the system's store, so `mqtts://` is never silently plaintext.
-                try check(mosquitto_int_option(handle, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "trust the system's CA certificates")
-                try check(mosquitto_tls_set(handle, nil, "/etc/ssl/certs", tls.certFile, tls.keyFile, nil), "configure TLS")
+                try MQTTError.check(mosquitto_int_option(handle, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "trust the system's CA certificates")
+                try MQTTError.check(mosquitto_tls_set(handle, nil, "/etc/ssl/certs", tls.certFile, tls.keyFile, nil), "configure TLS")
             }
         }
         if let will = options.will {
             let code = will.payload.withUnsafeBytes { bytes in
                 mosquitto_will_set_v5(handle, will.topic, Int32(bytes.count), bytes.baseAddress, Int32(will.qos), will.retain, nil)
             }
-            try check(code, "set last will")
+            try MQTTError.check(code, "set last will")
         }
         mosquitto_connect_v5_callback_set(handle) { _, context, code, _, _ in
             MQTTClient.from(context).didConnect(code: code)
@@ -120,13 +120,6 @@ public final class MQTTClient: @unchecked Sendable {
         Unmanaged<MQTTClient>.fromOpaque(context!).takeUnretainedValue()
     }
 
-    private func check(_ code: Int32, _ operation: String) throws(MQTTError) {
-        guard code == MOSQ_ERR_SUCCESS.rawValue else {
-            let message = code == MOSQ_ERR_ERRNO.rawValue ? String(cString: strerror(errno)) : String(cString: mosquitto_strerror(code))
-            throw .library(operation: operation, code: code, message: message)
-        }
-    }
-
     /// Whether the broker has accepted the connection and it is up.
     public var isConnected: Bool { lock.withLock { connected } }
 
@@ -142,9 +135,9 @@ public final class MQTTClient: @unchecked Sendable {
             var properties: OpaquePointer?
             defer { mosquitto_property_free_all(&properties) }
             if options.protocolVersion == .v5 && options.sessionExpiry > 0 {
-                try check(mosquitto_property_add_int32(&properties, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), options.sessionExpiry), "set session expiry")
+                try MQTTError.check(mosquitto_property_add_int32(&properties, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), options.sessionExpiry), "set session expiry")
             }
-            try check(mosquitto_connect_bind_v5(handle, options.host, Int32(options.port), Int32(options.keepAlive), nil, properties), "connect to \(options.host):\(options.port)")
+            try MQTTError.check(mosquitto_connect_bind_v5(handle, options.host, Int32(options.port), Int32(options.keepAlive), nil, properties), "connect to \(options.host):\(options.port)")
             startLoop()
         }
         try await waitUntilConnected(timeout: timeout)
@@ -275,7 +268,7 @@ public final class MQTTClient: @unchecked Sendable {
             subscriptions[filter] = qos
             return connected
         }
-        if isUp { try check(mosquitto_subscribe_v5(handle, nil, filter, Int32(qos), 0, nil), "subscribe to \(filter)") }
+        if isUp { try MQTTError.check(mosquitto_subscribe_v5(handle, nil, filter, Int32(qos), 0, nil), "subscribe to \(filter)") }
     }
 
     /// Subscribes (and again after every reconnect) and returns once the broker has acknowledged it, so messages
@@ -283,7 +276,7 @@ public final class MQTTClient: @unchecked Sendable {
     public func subscribe(_ filter: String, qos: Int = 1, acknowledgedWithin timeout: Duration) async throws {
         lock.withLock { subscriptions[filter] = qos }
         var messageID: Int32 = 0
-        try check(mosquitto_subscribe_v5(handle, &messageID, filter, Int32(qos), 0, nil), "subscribe to \(filter)")
+        try MQTTError.check(mosquitto_subscribe_v5(handle, &messageID, filter, Int32(qos), 0, nil), "subscribe to \(filter)")
         let mid = messageID
         try await awaitSignal(
             timeout: timeout, timeoutError: .timedOut(operation: "waiting for the broker to acknowledge the subscription to \(filter)"),
@@ -300,14 +293,14 @@ public final class MQTTClient: @unchecked Sendable {
         var list: OpaquePointer?
         defer { mosquitto_property_free_all(&list) }
         if options.protocolVersion == .v5 {
-            try addProperties(properties, to: &list)
+            try properties.append(to: &list)
         }
         var mid: Int32 = 0
         let code = payload.withUnsafeBytes { bytes in
             mosquitto_publish_v5(handle, &mid, topic, Int32(bytes.count), bytes.baseAddress, Int32(qos), retain, list)
         }
         if code == MOSQ_ERR_NO_CONN.rawValue { throw .notConnected }
-        try check(code, "publish to \(topic)")
+        try MQTTError.check(code, "publish to \(topic)")
         if qos > 0 {
             lock.withLock {
                 if acknowledgedEarly.remove(mid) == nil { unacknowledged.insert(mid) }
@@ -329,25 +322,6 @@ public final class MQTTClient: @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(2))
         }
         return true
-    }
-
-    private func addProperties(_ properties: MQTTProperties, to list: inout OpaquePointer?) throws(MQTTError) {
-        if let topic = properties.responseTopic {
-            try check(mosquitto_property_add_string(&list, Int32(MQTT_PROP_RESPONSE_TOPIC.rawValue), topic), "add response topic")
-        }
-        if let data = properties.correlationData {
-            let code = data.withUnsafeBytes { mosquitto_property_add_binary(&list, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), $0.baseAddress, UInt16(min($0.count, 65535))) }
-            try check(code, "add correlation data")
-        }
-        if let type = properties.contentType {
-            try check(mosquitto_property_add_string(&list, Int32(MQTT_PROP_CONTENT_TYPE.rawValue), type), "add content type")
-        }
-        if let expiry = properties.messageExpiry {
-            try check(mosquitto_property_add_int32(&list, Int32(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL.rawValue), expiry), "add message expiry")
-        }
-        for property in properties.userProperties {
-            try check(mosquitto_property_add_string_pair(&list, Int32(MQTT_PROP_USER_PROPERTY.rawValue), property.name, property.value), "add user property")
-        }
     }
 
     /// Disconnects cleanly (no Last Will) and stops the network thread.
@@ -434,45 +408,6 @@ public final class MQTTClient: @unchecked Sendable {
         }
         continuation.yield(MQTTMessage(
             topic: topic, payload: payload, qos: Int(message.qos), retain: message.retain,
-            properties: Self.readProperties(list), receivedAt: .now))
-    }
-
-    /// Copies the properties this project uses; every string libmosquitto allocates is freed here.
-    static func readProperties(_ list: OpaquePointer?) -> MQTTProperties {
-        var properties = MQTTProperties()
-        guard let list else { return properties }
-        var text: UnsafeMutablePointer<CChar>?
-        if mosquitto_property_read_string(list, Int32(MQTT_PROP_RESPONSE_TOPIC.rawValue), &text, false) != nil, let text {
-            properties.responseTopic = String(cString: text)
-            free(text)
-        }
-        text = nil
-        if mosquitto_property_read_string(list, Int32(MQTT_PROP_CONTENT_TYPE.rawValue), &text, false) != nil, let text {
-            properties.contentType = String(cString: text)
-            free(text)
-        }
-        var binary: UnsafeMutableRawPointer?
-        var length: UInt16 = 0
-        if mosquitto_property_read_binary(list, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), &binary, &length, false) != nil, let binary {
-            properties.correlationData = Array(UnsafeRawBufferPointer(start: binary, count: Int(length)))
-            free(binary)
-        }
-        var expiry: UInt32 = 0
-        if mosquitto_property_read_int32(list, Int32(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL.rawValue), &expiry, false) != nil {
-            properties.messageExpiry = expiry
-        }
-        var cursor: OpaquePointer? = list
-        var skipFirst = false
-        while true {
-            var name: UnsafeMutablePointer<CChar>?
-            var value: UnsafeMutablePointer<CChar>?
-            guard let found = mosquitto_property_read_string_pair(cursor, Int32(MQTT_PROP_USER_PROPERTY.rawValue), &name, &value, skipFirst) else { break }
-            if let name, let value { properties.userProperties.append(MQTTUserProperty(String(cString: name), String(cString: value))) }
-            free(name)
-            free(value)
-            cursor = found
-            skipFirst = true
-        }
-        return properties
+            properties: MQTTProperties(mosquitto: list), receivedAt: .now))
     }
 }
