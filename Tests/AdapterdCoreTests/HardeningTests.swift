@@ -142,6 +142,22 @@ struct HardeningRegistryTests {
         return try await client.infer(request)
     }
 
+    /// Runs `body` against a worker in this process on a broker of its own (its configuration adjusted by `adjust`)
+    /// and a client of it; stops both on every path.
+    static func withWorker(
+        _ adjust: (inout WorkerConfiguration) -> Void = { _ in }, _ body: (RunningWorker, AdapterdClient) async throws -> Void
+    ) async throws {
+        let broker = try Harness.broker()
+        var configuration = Harness.configuration(broker: broker)
+        adjust(&configuration)
+        let worker = try await RunningWorker(configuration)
+        try await worker.stopping {
+            let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
+            defer { client.close() }
+            try await body(worker, client)
+        }
+    }
+
     /// A copy of the fitted router in `directory` with its labels replaced by `labels` (the tensors keep their shapes).
     static func routerCopy(_ directory: String, labels: [String]) throws -> String {
         let copy = Harness.temporaryDirectory() + "/router"
@@ -156,12 +172,7 @@ struct HardeningRegistryTests {
 
     @Test("a name holds one kind: a router under an adapter's name, an adapter under a router's, and a training under a router's name are FAILED_PRECONDITION; the adapter keeps serving")
     func oneKindPerName() async throws {
-        let broker = try Harness.broker()
-        let configuration = Harness.configuration(broker: broker)
-        let worker = try await RunningWorker(configuration)
-        try await worker.stopping {
-            let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
-            defer { client.close() }
+        try await Self.withWorker { worker, client in
             let (router, _) = try RoutingFixtures.fitRouter(engine: worker.worker.engine)
             let asAdapter = try await Self.load(client, "intent", "v2", router)
             #expect(RPCStatus(asAdapter.status) == .failedPrecondition && asAdapter.error.contains("one kind"), "\(asAdapter.error)")
@@ -180,13 +191,7 @@ struct HardeningRegistryTests {
 
     @Test("a router's labels must be adapter names other than its own; a choice that is not a loaded adapter falls back to the route's adapter, counted by reason")
     func routersThatPointNowhere() async throws {
-        let broker = try Harness.broker()
-        var configuration = Harness.configuration(broker: broker)
-        configuration.metricsInterval = .seconds(1)
-        let worker = try await RunningWorker(configuration)
-        try await worker.stopping {
-            let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
-            defer { client.close() }
+        try await Self.withWorker({ $0.metricsInterval = .seconds(1) }) { worker, client in
             let (router, _) = try RoutingFixtures.fitRouter(engine: worker.worker.engine)
             for bad in ["", "../../etc", "a/b/#", "two\nlines"] {
                 let copy = try Self.routerCopy(router, labels: [bad])
@@ -218,13 +223,7 @@ struct HardeningRegistryTests {
 
     @Test("Feedback past the total bytes or names bound is RESOURCE_EXHAUSTED and stores nothing")
     func feedbackIsBounded() async throws {
-        let broker = try Harness.broker()
-        var configuration = Harness.configuration(broker: broker)
-        configuration.feedbackLimits = FeedbackLimits(perName: 100, maxBytes: 4096, maxNames: 2)
-        let worker = try await RunningWorker(configuration)
-        try await worker.stopping {
-            let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
-            defer { client.close() }
+        try await Self.withWorker({ $0.feedbackLimits = FeedbackLimits(perName: 100, maxBytes: 4096, maxNames: 2) }) { worker, client in
             func feedback(_ name: String, _ text: String) async throws -> Adapterd_V1_FeedbackReply {
                 var request = Adapterd_V1_FeedbackRequest()
                 request.name = name
@@ -247,12 +246,7 @@ struct HardeningRegistryTests {
 
     @Test("adapters with NaN, infinite or 3e38 weights are refused at load with the tensor's name; the previous version keeps serving")
     func nonFiniteWeightsAreRefused() async throws {
-        let broker = try Harness.broker()
-        let configuration = Harness.configuration(broker: broker)
-        let worker = try await RunningWorker(configuration)
-        try await worker.stopping {
-            let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
-            defer { client.close() }
+        try await Self.withWorker { worker, client in
             for (index, value) in [Float.nan, .infinity, 3e38].enumerated() {
                 let copy = try Harness.adapterCopy("intent", editing: "lora_B.weight") { $0[$0.count / 2] = value }
                 let reply = try await Self.load(client, "intent", "bad\(index)", copy)
