@@ -125,7 +125,7 @@ struct AdapterLoader: Sendable {
 
     /// Parses the router and checks it against the base model; its labels are the adapter names it routes to, so
     /// they become registry keys and topic parts.
-    private func validateRouter(name: String, version: String, path: String) throws -> InputRouter {
+    func validateRouter(name: String, version: String, path: String) throws -> InputRouter {
         let router = try InputRouter(directory: path)
         try router.validate(for: engine.model, fingerprint: baseFingerprint)
         for label in router.labels {

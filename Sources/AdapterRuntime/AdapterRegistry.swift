@@ -116,9 +116,9 @@ public actor AdapterRegistry {
             }
             if record.kind == .router {
                 do {
-                    let router = try InputRouter(directory: path)
-                    try router.validate(for: model, fingerprint: baseFingerprint)
-                    routers[AdapterCache.Key(name: record.name, version: record.version)] = router
+                    // The same checks a load makes: a router registered before a check was added is skipped, not served.
+                    routers[AdapterCache.Key(name: record.name, version: record.version)] = try loader.validateRouter(
+                        name: record.name, version: record.version, path: path)
                 } catch {
                     report.skipped.append((record.name, record.version, "\(error)"))
                     continue
