@@ -6,17 +6,8 @@ import InputRouting
 /// The adapters this worker serves: durable state in the `AdapterStore` (files and SQLite registry), validated
 /// `LoRAAdapter`s in memory, and which version of each name is active.
 public actor AdapterRegistry {
-    /// One usable adapter version (its weights live in the cache, loaded on demand).
-    public struct Entry: Sendable {
-        public let record: AdapterVersionRecord
-        public let path: String
-
-        public var name: String { record.name }
-        public var version: String { record.version }
-        public var sha256: String { record.sha256 }
-        public var key: AdapterCache.Key { AdapterCache.Key(name: record.name, version: record.version) }
-        public var kind: ArtifactKind { record.kind }
-    }
+    /// One usable adapter or router version.
+    public typealias Entry = VersionCatalog.Entry
 
     /// How `resolve` chose a version.
     public enum Resolution: Sendable {
@@ -28,34 +19,31 @@ public actor AdapterRegistry {
         case active
     }
 
-    private let model: BertModel
     private let store: AdapterStore
     /// Adapter weights held ready under the byte budget.
     public nonisolated let cache: AdapterCache
     private let baseFingerprint: String
-    /// Loaded versions by name. Which version is active is held here once, in the records' state, and written
-    /// through to SQLite by every change (never re-read from it).
-    private var entries: [String: [String: Entry]] = [:]
-    /// Routes, compiled, highest priority first (a copy of the store's, refreshed on every change).
-    public private(set) var routeTable = RouteTable([])
-    /// Routes, highest priority first.
-    public var routes: [RouteRecord] { routeTable.routes }
+    /// The versions held and which is active (the single owner of activation).
+    private var catalog: VersionCatalog
+    /// Routes, compiled.
+    private var routeBook: RouteBook
+    /// Traffic splits.
+    private var rolloutBook: RolloutBook
     /// Session pins, authoritative in memory; SQLite holds the durable copy, written behind (`flushPins`).
     private var pins: SessionPins
     private var flushScheduled = false
-    /// Most versions (adapters and routers, every name) registered at once; past it loads and pushes get
-    /// RESOURCE_EXHAUSTED until some are unloaded, so a control client cannot fill memory and disk with versions.
-    private let maxVersions: Int
-    /// Traffic splits by adapter name.
-    public private(set) var rollouts: [String: Rollout] = [:]
-    /// Input routers, parsed (they are a few kilobytes: all stay in memory).
-    private var routers: [AdapterCache.Key: InputRouter] = [:]
     /// A router's earlier choice per (session, route), so a session keeps its adapter (memory only, bounded at
     /// 100,000).
     private var routerChoices = RouterChoices(limit: 100_000)
-
     /// Imports, validates, smoke-tests and registers new versions, off this actor.
     private nonisolated let loader: AdapterLoader
+
+    /// Routes, compiled, highest priority first.
+    public var routeTable: RouteTable { routeBook.table }
+    /// Routes, highest priority first.
+    public var routes: [RouteRecord] { routeBook.table.routes }
+    /// Traffic splits by adapter name.
+    public var rollouts: [String: Rollout] { rolloutBook.byName }
 
     /// Opens the registry over `store` for `model`, whose `model.safetensors` hashes to `baseFingerprint`; adapters
     /// declaring a hub base model other than `baseModelNames` are refused.
@@ -66,10 +54,11 @@ public actor AdapterRegistry {
         engine: InferenceEngine, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = [],
         maxPins: Int = 100_000, maxVersions: Int = 10_000, waitForServingGap: @escaping @Sendable () -> Void = {}
     ) {
-        self.maxVersions = max(1, maxVersions)
+        catalog = VersionCatalog(store: store, maxVersions: maxVersions)
+        routeBook = RouteBook(store: store)
+        rolloutBook = RolloutBook(store: store)
         pins = SessionPins(maxPins: maxPins)
         let model = engine.model
-        self.model = model
         self.store = store
         self.baseFingerprint = baseFingerprint
         loader = AdapterLoader(
@@ -100,8 +89,8 @@ public actor AdapterRegistry {
         var report = RestoreReport()
         report.activated = try mapped { () throws(StoreError) in try store.activateOrphanedNames(actor: "restore") }
         report.removedFiles = try mapped { () throws(StoreError) in try store.removeUnreferencedFiles() }
-        routeTable = RouteTable(try mapped { () throws(StoreError) in try store.routes() })
-        rollouts = try mapped { () throws(StoreError) in try store.rollouts() }
+        try routeBook.restore()
+        try rolloutBook.restore()
         try mapped { () throws(StoreError) in _ = try store.pruneSessions() }
         if let cutoff = pins.restore(try mapped({ () throws(StoreError) in try store.sessions() })) { prunePins(through: cutoff) }
         for record in try mapped({ () throws(StoreError) in try store.versions() }) where record.state != .failed {
@@ -114,18 +103,18 @@ public actor AdapterRegistry {
                 report.skipped.append((record.name, record.version, "its files are missing from \(path)"))
                 continue
             }
+            var router: InputRouter?
             if record.kind == .router {
                 do {
                     // The same checks a load makes: a router registered before a check was added is skipped, not served.
-                    routers[AdapterCache.Key(name: record.name, version: record.version)] = try loader.validateRouter(
-                        name: record.name, version: record.version, path: path)
+                    router = try loader.validateRouter(name: record.name, version: record.version, path: path)
                 } catch {
                     report.skipped.append((record.name, record.version, "\(error)"))
                     continue
                 }
             }
             // Weights load on first use, under the cache's budget.
-            entries[record.name, default: [:]][record.version] = Entry(record: record, path: path)
+            catalog.restore(Entry(record: record, path: path, router: router))
         }
         return report
     }
@@ -150,7 +139,7 @@ public actor AdapterRegistry {
         try await checkRoom(name: name, version: version)
         let sha256 = try await loader.importFiles(name: name, version: version, path: path)
         CrashPoint.reached(.loadImported)
-        if let existing = await entry(name: name, version: version) {
+        if let existing = await catalog.entry(name: name, version: version) {
             guard existing.sha256 == sha256 else {
                 throw RegistryError.store(.conflict(name: name, version: version, existingSHA256: existing.sha256))
             }
@@ -164,21 +153,18 @@ public actor AdapterRegistry {
             throw error
         }
         let staged = try await loader.stage(name: name, version: version, sha256: sha256, kind: kind, actor: actor, source: source ?? path)
-        return try await commit(staged.record, path: staged.path, adapter: staged.adapter, router: staged.router, actor: actor)
+        return try await commit(Entry(record: staged.record, path: staged.path, router: staged.router), adapter: staged.adapter, actor: actor)
     }
 
     /// Throws `RegistryError.limit` when (name, version) is not registered and the registry holds as many versions
     /// as it keeps: a push checks this at its begin, before any byte travels.
     public func checkRoom(name: String, version: String) throws(RegistryError) {
-        if entry(name: name, version: version) == nil, count >= maxVersions {
-            throw RegistryError.limit(what: "adapter versions", limit: maxVersions)
-        }
+        try catalog.checkRoom(name: name, version: version)
     }
 
-    /// Throws `RegistryError.kindTaken` when `name` holds versions of another kind than `kind`: every Infer naming
-    /// it, and every route to it, expects one kind.
+    /// Throws `RegistryError.kindTaken` when `name` holds versions of another kind than `kind`.
     public func checkKind(_ kind: ArtifactKind, name: String) throws(RegistryError) {
-        if let held = entries[name]?.values.first?.kind, held != kind { throw .kindTaken(name: name, holds: held, offered: kind) }
+        try catalog.checkKind(kind, name: name)
     }
 
     /// Appends an entry to `name`'s audit trail (what a training reports, say).
@@ -199,36 +185,21 @@ public actor AdapterRegistry {
     /// The directory of the worker's data.
     public nonisolated var dataDirectory: String { store.dataDirectory }
 
-    /// The registered (name, version), if any.
-    private func entry(name: String, version: String) -> Entry? { entries[name]?[version] }
-
     /// Makes a registered version usable: the short, isolated part of `load` (SQLite was written before, off the
-    /// actor; a name's first version came back from it active).
-    private func commit(_ staged: AdapterVersionRecord, path: String, adapter: LoRAAdapter? = nil, router: InputRouter? = nil, actor: String) async throws(RegistryError) -> Entry {
-        let name = staged.name, version = staged.version
-        // Another load of the same version may have finished while this one validated.
-        if let existing = entries[name]?[version] {
-            guard existing.sha256 == staged.sha256 else {
-                throw RegistryError.store(.conflict(name: name, version: version, existingSHA256: existing.sha256))
-            }
-            return existing
-        }
-        // Loads that passed the early checks together may not all fit, nor all be of one kind.
+    /// actor; a name's first version came back from it active). A version the catalog refuses (another kind, no
+    /// room: loads that passed the early checks together may not all fit) is removed from the store again.
+    private func commit(_ staged: Entry, adapter: LoRAAdapter?, actor: String) async throws(RegistryError) -> Entry {
+        // Another load of the same version may have finished while this one validated: it is returned as it is.
+        if let existing = catalog.entry(name: staged.name, version: staged.version), existing.sha256 == staged.sha256 { return existing }
+        let entry: Entry
         do {
-            try checkKind(staged.kind, name: name)
+            entry = try catalog.admit(staged)
         } catch {
-            _ = try? store.remove(name: name, version: version, actor: actor)
+            if case .store(.conflict) = error { throw error }
+            _ = try? store.remove(name: staged.name, version: staged.version, actor: actor)
             try? store.removeFilesIfUnused(sha256: staged.sha256)
             throw error
         }
-        guard count < maxVersions else {
-            _ = try? store.remove(name: name, version: version, actor: actor)
-            try? store.removeFilesIfUnused(sha256: staged.sha256)
-            throw RegistryError.limit(what: "adapter versions", limit: maxVersions)
-        }
-        let entry = Entry(record: staged, path: path)
-        entries[name, default: [:]][version] = entry
-        if let router { routers[entry.key] = router }
         if let adapter { await cache.insert(entry.key, adapter) }
         return entry
     }
@@ -236,43 +207,30 @@ public actor AdapterRegistry {
     /// Makes (name, version) active atomically: requests already running finish on the version they started with.
     @discardableResult
     public func activate(name: String, version: String, actor: String, reason: String) throws(RegistryError) -> Entry {
-        guard entries[name]?[version] != nil else { throw RegistryError.notLoaded(name: name, version: version) }
-        let record = try mapped { () throws(StoreError) in try store.activate(name: name, version: version, actor: actor, reason: reason) }
-        CrashPoint.reached(.activationWritten)
-        return markActive(record)
+        try catalog.activate(name: name, version: version, actor: actor, reason: reason)
     }
 
     /// Returns `name` to its previously active version.
     @discardableResult
     public func rollback(name: String, actor: String, reason: String) throws(RegistryError) -> Entry {
-        let record = try mapped { () throws(StoreError) in try store.rollback(name: name, actor: actor, reason: reason) }
-        guard entries[name]?[record.version] != nil else { throw RegistryError.notLoaded(name: name, version: record.version) }
-        return markActive(record)
+        try catalog.rollback(name: name, actor: actor, reason: reason)
     }
 
     /// Unloads one version, or every version of `name` when `version` is empty. When the active version goes, the
     /// newest remaining one becomes active.
     public func unload(name: String, version: String, actor: String) async throws(RegistryError) {
-        guard let versions = entries[name] else { throw RegistryError.notLoaded(name: name, version: nil) }
-        let doomed = version.isEmpty ? Array(versions.keys) : [version]
-        guard doomed.allSatisfy({ versions[$0] != nil }) else { throw RegistryError.notLoaded(name: name, version: version) }
+        guard catalog.holds(name) else { throw RegistryError.notLoaded(name: name, version: nil) }
+        let doomed = version.isEmpty ? catalog.list().filter { $0.name == name }.map(\.version) : [version]
+        guard doomed.allSatisfy({ catalog.entry(name: name, version: $0) != nil }) else { throw RegistryError.notLoaded(name: name, version: version) }
         for item in doomed {
-            // The store promotes the newest remaining version in the same transaction when the active one goes.
-            let promoted = try mapped { () throws(StoreError) in try store.remove(name: name, version: item, actor: actor) }
-            entries[name]?[item] = nil
-            routers[AdapterCache.Key(name: name, version: item)] = nil
-            await cache.remove(AdapterCache.Key(name: name, version: item))
-            if let promoted, entries[name]?[promoted.version] != nil { _ = markActive(promoted) }
+            let removed = try catalog.remove(name: name, version: item, actor: actor)
+            await cache.remove(removed.key)
         }
-        if entries[name]?.isEmpty ?? true { entries[name] = nil }
     }
 
     /// The entry for (name, version), or the active version when `version` is empty.
     public func resolve(name: String, version: String) throws(RegistryError) -> Entry {
-        guard let versions = entries[name] else { throw RegistryError.notLoaded(name: name, version: nil) }
-        let wanted = version.isEmpty ? (activeVersion(of: name) ?? "") : version
-        guard let entry = versions[wanted] else { throw RegistryError.notLoaded(name: name, version: version) }
-        return entry
+        try catalog.resolve(name: name, version: version)
     }
 
     /// Resolves `name` for a request: a session's pinned version while the pin lasts (and the version is loaded);
@@ -285,13 +243,13 @@ public actor AdapterRegistry {
     /// `resolve(name:session:stickyKey:ttl:)`, also saying how the version was chosen.
     public func resolveReporting(name: String, session: String, stickyKey: String, ttl: Duration) throws(RegistryError) -> (entry: Entry, resolution: Resolution) {
         let now = Date()
-        if !session.isEmpty, let pinned = pins.version(session: session, adapter: name, now: now), let entry = entries[name]?[pinned] {
+        if !session.isEmpty, let pinned = pins.version(session: session, adapter: name, now: now), let entry = catalog.entry(name: name, version: pinned) {
             return (entry, .pinned)
         }
-        var entry = try resolve(name: name, version: "")
+        var entry = try catalog.resolve(name: name, version: "")
         var resolution = Resolution.active
         let key = session.isEmpty ? stickyKey : session
-        if let rollout = rollouts[name], !key.isEmpty, let chosen = entries[name]?[rollout.version(for: key)] {
+        if let rollout = rolloutBook.byName[name], !key.isEmpty, let chosen = catalog.entry(name: name, version: rollout.version(for: key)) {
             resolution = chosen.version == entry.version ? .active : .rollout
             entry = chosen
         }
@@ -315,8 +273,8 @@ public actor AdapterRegistry {
 
     /// The active version of the input router `name`, parsed.
     public func router(named name: String) throws(RegistryError) -> (entry: Entry, router: InputRouter) {
-        let entry = try resolve(name: name, version: "")
-        guard entry.kind == .router, let router = routers[entry.key] else { throw .notKind(name: name, kind: .router) }
+        let entry = try catalog.resolve(name: name, version: "")
+        guard entry.kind == .router, let router = entry.router else { throw .notKind(name: name, kind: .router) }
         return (entry, router)
     }
 
@@ -359,30 +317,15 @@ public actor AdapterRegistry {
 
     /// Splits `name`'s traffic between loaded versions by weight; empty splits end the rollout.
     public func setRollout(name: String, splits: [String: Int]) throws(RegistryError) {
-        guard entries[name] != nil else { throw RegistryError.notLoaded(name: name, version: nil) }
-        var rollout: Rollout?
-        if !splits.isEmpty {
-            if let missing = splits.keys.sorted().first(where: { entries[name]?[$0] == nil }) {
-                throw RegistryError.splitToUnloaded(name: name, version: missing)
-            }
-            guard let valid = Rollout(name: name, splits: splits) else {
-                throw RegistryError.invalidSplits
-            }
-            rollout = valid
-        }
-        try mapped { () throws(StoreError) in try store.save(rollout: rollout, name: name) }
-        CrashPoint.reached(.rolloutSaved)
-        rollouts[name] = rollout
+        try rolloutBook.set(name: name, splits: splits, catalog: catalog)
     }
 
     /// Ends `name`'s rollout because a canary broke the guard policy, and records why. Sessions pinned to the
     /// canary are released too: a version judged bad should not keep serving them until their pins expire.
     public func abortRollout(name: String, canary: String, reason: String) throws(RegistryError) {
-        guard rollouts[name] != nil else { return }
-        try mapped { () throws(StoreError) in try store.endRollout(name: name, canary: canary, reason: reason) }
-        CrashPoint.reached(.rollbackWritten)
-        pins.release(adapter: name, version: canary)
-        rollouts[name] = nil
+        if try rolloutBook.abort(name: name, canary: canary, reason: reason) {
+            pins.release(adapter: name, version: canary)
+        }
     }
 
     /// Removes every pin of `session`; returns how many were live.
@@ -396,41 +339,19 @@ public actor AdapterRegistry {
 
     /// Creates or replaces a route.
     public func setRoute(_ route: RouteRecord) throws(RegistryError) {
-        if let problem = RouteTable.problem(withFilter: route.topic) { throw RegistryError.invalidRouteTopic(topic: route.topic, problem: problem) }
-        if !route.adapter.isEmpty {
-            guard let versions = entries[route.adapter] else { throw RegistryError.unknownReference(kind: "adapter", name: route.adapter) }
-            guard versions.values.first?.kind == .adapter else { throw RegistryError.notKind(name: route.adapter, kind: .adapter) }
-        }
-        if !route.router.isEmpty {
-            guard entries[route.router] != nil else { throw RegistryError.unknownReference(kind: "router", name: route.router) }
-            guard entries[route.router]?.values.first?.kind == .router else { throw RegistryError.notKind(name: route.router, kind: .router) }
-        }
-        guard route.minConfidence.isFinite, (0...1).contains(route.minConfidence) else { throw RegistryError.invalidConfidence(route.minConfidence) }
-        var routes = routeTable.routes.filter { $0.name != route.name }
-        guard routes.count < Self.maxRoutes else { throw RegistryError.limit(what: "routes", limit: Self.maxRoutes) }
-        try mapped { () throws(StoreError) in try store.save(route: route) }
-        // Kept in memory in the store's order (priority, then name as SQLite's binary collation sorts it): a
-        // change costs the same however many routes there are in SQLite, which is never read back.
-        routes.append(route)
-        routes.sort { lhs, rhs in
-            lhs.priority != rhs.priority ? lhs.priority > rhs.priority : Array(lhs.name.utf8).lexicographicallyPrecedes(Array(rhs.name.utf8))
-        }
-        routeTable = RouteTable(routes)
+        try routeBook.set(route, catalog: catalog)
     }
 
     /// Most routes a worker keeps; more are refused (RESOURCE_EXHAUSTED).
-    public static let maxRoutes = 1000
+    public static var maxRoutes: Int { RouteBook.maxRoutes }
 
     /// Deletes a route.
     public func deleteRoute(name: String) throws(RegistryError) {
-        try mapped { () throws(StoreError) in try store.deleteRoute(name: name) }
-        routeTable = RouteTable(routeTable.routes.filter { $0.name != name })
+        try routeBook.delete(name: name)
     }
 
     /// Every loaded version, sorted by name and version.
-    public func list() -> [Entry] {
-        entries.values.flatMap(\.values).sorted { ($0.name, $0.version) < ($1.name, $1.version) }
-    }
+    public func list() -> [Entry] { catalog.list() }
 
     /// The audit trail of `name`.
     public func history(name: String) throws(RegistryError) -> [HistoryRecord] {
@@ -438,40 +359,16 @@ public actor AdapterRegistry {
     }
 
     /// Whether any version of `name` is loaded.
-    public func isLoaded(_ name: String) -> Bool { entries[name] != nil }
+    public func isLoaded(_ name: String) -> Bool { catalog.holds(name) }
 
     /// The kind of the versions `name` holds; nil when none is loaded.
-    public func kind(of name: String) -> ArtifactKind? { entries[name]?.values.first?.kind }
+    public func kind(of name: String) -> ArtifactKind? { catalog.kind(of: name) }
 
     /// Number of loaded versions.
-    public var count: Int { entries.values.reduce(0) { $0 + $1.count } }
-
-    /// The active version of `name`, if any (a name has a handful of versions).
-    private func activeVersion(of name: String) -> String? {
-        entries[name]?.first { $0.value.record.state == .active }?.key
-    }
-
-    /// Holds `record` (as the store returned it, now active) in memory and retires the version it replaced, as the
-    /// store did in the same transaction.
-    private func markActive(_ record: AdapterVersionRecord) -> Entry {
-        var versions = entries[record.name] ?? [:]
-        for (version, entry) in versions where entry.record.state == .active && version != record.version {
-            var retired = entry.record
-            retired.state = .retired
-            versions[version] = Entry(record: retired, path: entry.path)
-        }
-        let entry = Entry(record: record, path: versions[record.version]?.path ?? "")
-        versions[record.version] = entry
-        entries[record.name] = versions
-        return entry
-    }
+    public var count: Int { catalog.count }
 
     /// Runs a store operation, wrapping its errors.
     private nonisolated func mapped<T>(_ body: () throws(StoreError) -> T) throws(RegistryError) -> T {
-        do {
-            return try body()
-        } catch {
-            throw .store(error)
-        }
+        try VersionCatalog.mapped(body)
     }
 }

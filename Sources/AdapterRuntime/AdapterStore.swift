@@ -7,7 +7,7 @@ import GRDB
 public final class AdapterStore: Sendable {
     /// Directory holding the registry and the adapter files.
     public let dataDirectory: String
-    private let database: DatabasePool
+    let database: DatabasePool
 
     /// Opens (creating and migrating as needed) the store under `dataDirectory`.
     public init(dataDirectory: String) throws(StoreError) {
@@ -115,107 +115,6 @@ public final class AdapterStore: Sendable {
                 """)
         }
         return migrator
-    }
-
-    // MARK: Feedback
-
-    /// Stores a labelled text for `name`, keeping at most `limits.perName` per name (the oldest go first); returns
-    /// how many are stored for it. Throws `StoreError.limit` when the text would take the store past
-    /// `limits.maxBytes`, or a new name past `limits.maxNames`: one client's texts must not fill the disk.
-    public func addFeedback(name: String, text: String, label: String, limits: FeedbackLimits) throws(StoreError) -> Int {
-        try AdapterName.check(name, field: "name")
-        let bytes = text.utf8.count + label.utf8.count
-        return try write { db in
-            let used = try Int.fetchOne(db, sql: "SELECT bytes FROM feedback_usage WHERE id = 1") ?? 0
-            guard bytes <= limits.maxBytes - used else {
-                throw StoreError.limit(what: "bytes of feedback (\(used) stored, this text and label \(bytes))", limit: limits.maxBytes)
-            }
-            if try FeedbackRecord.filter(Column("name") == name).isEmpty(db) {
-                let names = try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT name) FROM feedback") ?? 0
-                guard names < limits.maxNames else { throw StoreError.limit(what: "names with feedback", limit: limits.maxNames) }
-            }
-            var record = FeedbackRecord(name: name, text: text, label: label)
-            try record.insert(db)
-            try db.execute(sql: """
-                DELETE FROM feedback WHERE name = ? AND id NOT IN (SELECT id FROM feedback WHERE name = ? ORDER BY id DESC LIMIT ?)
-                """, arguments: [name, name, max(1, limits.perName)])
-            return try FeedbackRecord.filter(Column("name") == name).fetchCount(db)
-        }
-    }
-
-    /// The labelled texts stored for `name`, oldest first.
-    public func feedback(name: String) throws(StoreError) -> [FeedbackRecord] {
-        try read { db in try FeedbackRecord.filter(Column("name") == name).order(Column("id")).fetchAll(db) }
-    }
-
-    // MARK: Rollouts
-
-    /// Replaces `name`'s traffic split (nil ends it).
-    public func save(rollout: Rollout?, name: String) throws(StoreError) {
-        try write { db in
-            try db.execute(sql: "DELETE FROM rollout WHERE name = ?", arguments: [name])
-            for split in rollout?.splits ?? [] {
-                try db.execute(sql: "INSERT INTO rollout (name, version, weight) VALUES (?, ?, ?)", arguments: [name, split.version, split.weight])
-            }
-        }
-    }
-
-    /// Every stored split, by name.
-    public func rollouts() throws(StoreError) -> [String: Rollout] {
-        let rows: [(String, String, Int)] = try read { db in
-            try Row.fetchAll(db, sql: "SELECT name, version, weight FROM rollout").map { ($0["name"], $0["version"], $0["weight"]) }
-        }
-        var byName: [String: [String: Int]] = [:]
-        for (name, version, weight) in rows { byName[name, default: [:]][version] = weight }
-        return byName.compactMapValues { $0 }.reduce(into: [:]) { result, item in
-            if let rollout = Rollout(name: item.key, splits: item.value) { result[item.key] = rollout }
-        }
-    }
-
-    // MARK: Routes
-
-    /// Creates or replaces the route called `route.name`.
-    public func save(route: RouteRecord) throws(StoreError) {
-        try AdapterName.check(route.name, field: "route name")
-        try AdapterName.check(route.adapter, field: "adapter")
-        try write { db in try route.save(db) }
-    }
-
-    /// Deletes a route.
-    public func deleteRoute(name: String) throws(StoreError) {
-        let deleted = try write { db in try RouteRecord.deleteOne(db, key: name) }
-        guard deleted else { throw .notFound(name: "route " + name, version: nil) }
-    }
-
-    /// Every route, highest priority first, then by name.
-    public func routes() throws(StoreError) -> [RouteRecord] {
-        try read { db in try RouteRecord.order(Column("priority").desc, Column("name")).fetchAll(db) }
-    }
-
-    // MARK: Session affinity
-
-    /// Writes several pins in one transaction.
-    public func pin(_ records: [SessionRecord]) throws(StoreError) {
-        try write { db in
-            for record in records { try record.save(db) }
-        }
-    }
-
-    /// Every pin that has not expired.
-    public func sessions(now: Date = Date()) throws(StoreError) -> [SessionRecord] {
-        try read { db in try SessionRecord.filter(Column("expiresAt") > now).fetchAll(db) }
-    }
-
-    /// Removes every pin of `session`; returns how many there were.
-    @discardableResult
-    public func clear(session: String) throws(StoreError) -> Int {
-        try write { db in try SessionRecord.filter(Column("session") == session).deleteAll(db) }
-    }
-
-    /// Removes expired pins.
-    @discardableResult
-    public func pruneSessions(now: Date = Date()) throws(StoreError) -> Int {
-        try write { db in try SessionRecord.filter(Column("expiresAt") <= now).deleteAll(db) }
     }
 
     /// Where the files of the adapter with `sha256` live.
@@ -384,7 +283,7 @@ public final class AdapterStore: Sendable {
     /// the audit entry change in one transaction, so a kill leaves either the rollout or its rollback, never half.
     public func endRollout(name: String, canary: String, reason: String) throws(StoreError) {
         try write { db in
-            try db.execute(sql: "DELETE FROM rollout WHERE name = ?", arguments: [name])
+            try RolloutSplitRecord.filter(RolloutSplitRecord.Columns.name == name).deleteAll(db)
             try SessionRecord.filter(Column("adapter") == name && Column("version") == canary).deleteAll(db)
             var entry = HistoryRecord(name: name, version: canary, action: .rolledBack, actor: "guard", reason: reason)
             try entry.insert(db)
@@ -433,7 +332,7 @@ public final class AdapterStore: Sendable {
         }
     }
 
-    private func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+    func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do {
             return try database.read(body)
         } catch let error as StoreError {
@@ -443,7 +342,7 @@ public final class AdapterStore: Sendable {
         }
     }
 
-    private func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+    func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do {
             return try database.write(body)
         } catch let error as StoreError {

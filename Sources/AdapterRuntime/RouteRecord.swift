@@ -60,3 +60,19 @@ public struct SessionRecord: Codable, Sendable, Equatable, FetchableRecord, Pers
         self.expiresAt = expiresAt
     }
 }
+
+/// One version's weight in a name's traffic split (table `rollout`, one row per (name, version)).
+struct RolloutSplitRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "rollout"
+
+    /// The table's columns.
+    enum Columns {
+        static let name = Column(CodingKeys.name)
+        static let version = Column(CodingKeys.version)
+        static let weight = Column(CodingKeys.weight)
+    }
+
+    var name: String
+    var version: String
+    var weight: Int
+}
