@@ -3,10 +3,11 @@ import AdapterdClient
 import Logging
 import MQTTRPC
 
-/// The transport-facing side of the worker's RPC: takes a request from MQTT, finds its method, decodes it,
-/// answers duplicates from the reply cache, refuses expired requests and requests arriving while draining,
-/// runs the handler and publishes the reply to the request's reply address (and inference results to the
-/// results topic). The rules every method shares live here once.
+/// The transport-facing side of the worker's RPC: takes a request from MQTT, finds its method and decodes it,
+/// passes it through the stages every method shares (`stages`, in order: repeats answered from the reply cache,
+/// undecodable bodies refused, expired requests refused, requests refused while draining, statistics, the control
+/// lane), runs the handler and publishes the reply to the request's reply address (and inference results to the
+/// results topic).
 public struct RPCServer: Sendable {
     /// Publishes one message (QoS 1): the worker's MQTT connection, or a recorder in tests.
     public typealias Publish = @Sendable (_ topic: String, _ payload: [UInt8], _ properties: MQTTProperties) -> Void
@@ -17,11 +18,8 @@ public struct RPCServer: Sendable {
     let inference: RPCMethod
     /// The methods answering control requests (`…/control/<method>`).
     public let control: MethodTable
-    let stats: WorkerStats
-    let replies: ReplyCache
-    /// Control requests run one at a time, so they never pile up ahead of inference.
-    let controlLane = ControlLane()
-    let duplicateWindow: Duration
+    /// The rules every request passes before its handler, outermost first.
+    let stages: [any RPCStage]
     let publishResults: Bool
     /// Bodies larger than this are refused before decoding.
     let maxRequestBytes: Int
@@ -38,9 +36,14 @@ public struct RPCServer: Sendable {
         self.workerID = workerID
         self.inference = inference
         self.control = control
-        self.stats = stats
-        self.replies = replies
-        self.duplicateWindow = duplicateWindow
+        stages = [
+            DuplicateStage(replies: replies, window: duplicateWindow),
+            RefusalStage(stats: stats),
+            ExpiryStage(stats: stats),
+            DrainStage(stats: stats, workerID: workerID),
+            StatsStage(stats: stats),
+            ControlLaneStage(lane: ControlLane()),
+        ]
         self.publishResults = publishResults
         self.logger = logger
         self.publish = publish
@@ -54,67 +57,8 @@ public struct RPCServer: Sendable {
             logger.warning("ignored a retained request; publish requests without the retain flag", metadata: ["topic": "\(message.topic)"])
             return
         }
-        let method: RPCMethod?
-        let sensorPath: [String]
-        switch route {
-        case .infer(let context):
-            method = inference
-            sensorPath = context
-        case .control(let name):
-            method = control[name]
-            sensorPath = []
-        }
-        var failure: RPCError?
-        var call: RPCMethod.Call?
-        let detected = RPCEncoding.detect(contentType: message.properties.contentType, payload: message.payload)
-        // Failures before the body is understood are answered in JSON.
-        let encoding = detected ?? .json
-        if message.payload.count > maxRequestBytes {
-            failure = RPCError(.resourceExhausted, "the request body is \(message.payload.count) bytes; this worker accepts at most \(maxRequestBytes) (maxRequestBytes)")
-        } else if detected == nil {
-            failure = RPCError(.invalidArgument, "content type '\(message.properties.contentType ?? "")' is not supported; use application/json or application/x-protobuf")
-        } else if let method {
-            do {
-                call = try method.decode(message.payload, encoding)
-            } catch {
-                failure = error
-            }
-        } else if case .control(let name) = route {
-            failure = control.unknown(name)
-        }
-        let address = ReplyAddress.of(message, replyTo: call?.replyTo, correlationID: call?.correlationID)
-        let context = RPCContext(message, sensorPath: sensorPath)
-        let compute: @Sendable () async -> CachedReply = { [call, failure] in
-            let correlationID = address?.correlationID ?? ""
-            if let failure {
-                await stats.reject()
-                return Self.failure(failure, method: method, encoding: encoding, correlationID: correlationID)
-            }
-            if let deadline = context.deadline, ContinuousClock.now >= deadline {
-                await stats.reject()
-                return Self.failure(RPCError(.deadlineExceeded, "the request expired before it could run"), method: method, encoding: encoding, correlationID: correlationID)
-            }
-            if await stats.draining {
-                await stats.reject()
-                return Self.failure(RPCError(.unavailable, "worker '\(workerID)' is shutting down; retry"), method: method, encoding: encoding, correlationID: correlationID)
-            }
-            await stats.begin()
-            let reply: CachedReply
-            if case .control = route {
-                reply = await controlLane.run { await call!.run(context) }
-            } else {
-                reply = await call!.run(context)
-            }
-            await stats.end(status: reply.status.rawValue)
-            return reply
-        }
-        let reply: CachedReply
-        if let key = address?.duplicateKey {
-            let expiry = message.properties.messageExpiry.map { Duration.seconds(Int64($0)) } ?? .zero
-            reply = await replies.reply(for: key, window: max(duplicateWindow, expiry), compute: compute).reply
-        } else {
-            reply = await compute()
-        }
+        let (invocation, address) = decode(message, route: route)
+        let reply = await Self.run(invocation, through: stages[...])
         if reply.status != .ok {
             logger.debug("request failed", metadata: ["topic": "\(message.topic)", "status": "\(reply.status.name)"])
         }
@@ -123,14 +67,60 @@ public struct RPCServer: Sendable {
         } else if let address {
             // `worker` tells replies apart when one request reached several workers (pool control).
             var properties = MQTTProperties(
-                contentType: encoding.contentType,
+                contentType: invocation.encoding.contentType,
                 userProperties: [MQTTUserProperty("status", reply.status.name), MQTTUserProperty("worker", workerID)])
             if address.usesProperties { properties.correlationData = address.correlationData }
             publish(address.topic, reply.payload, properties)
         }
         if case .infer(let context) = route, publishResults {
-            publish(topics.results(context: context), reply.payload, MQTTProperties(contentType: encoding.contentType, userProperties: [MQTTUserProperty("status", reply.status.name)]))
+            publish(topics.results(context: context), reply.payload, MQTTProperties(contentType: invocation.encoding.contentType, userProperties: [MQTTUserProperty("status", reply.status.name)]))
         }
+    }
+
+    /// Finds `message`'s method and decodes its body (or says why it cannot), and where its reply goes.
+    func decode(_ message: MQTTMessage, route: Topics.Route) -> (RPCInvocation, ReplyAddress?) {
+        let method: RPCMethod?
+        let sensorPath: [String]
+        let lane: RPCInvocation.Lane
+        switch route {
+        case .infer(let context):
+            (method, sensorPath, lane) = (inference, context, .inference)
+        case .control(let name):
+            (method, sensorPath, lane) = (control[name], [], .control)
+        }
+        var refusal: RPCError?
+        var call: RPCMethod.Call?
+        let detected = RPCEncoding.detect(contentType: message.properties.contentType, payload: message.payload)
+        if message.payload.count > maxRequestBytes {
+            refusal = RPCError(.resourceExhausted, "the request body is \(message.payload.count) bytes; this worker accepts at most \(maxRequestBytes) (maxRequestBytes)")
+        } else if detected == nil {
+            refusal = RPCError(.invalidArgument, "content type '\(message.properties.contentType ?? "")' is not supported; use application/json or application/x-protobuf")
+        } else if let method {
+            do {
+                call = try method.decode(message.payload, detected ?? .json)
+            } catch {
+                refusal = error
+            }
+        } else if case .control(let name) = route {
+            refusal = control.unknown(name)
+        }
+        let address = ReplyAddress.of(message, replyTo: call?.replyTo, correlationID: call?.correlationID)
+        let invocation = RPCInvocation(
+            method: method, call: call, refusal: refusal, lane: lane, context: RPCContext(message, sensorPath: sensorPath),
+            // Failures before the body is understood are answered in JSON.
+            encoding: detected ?? .json, correlationID: address?.correlationID ?? "", duplicateKey: address?.duplicateKey)
+        return (invocation, address)
+    }
+
+    /// Passes `invocation` through `stages` in order, then to its handler.
+    static func run(_ invocation: RPCInvocation, through stages: ArraySlice<any RPCStage>) async -> CachedReply {
+        guard let stage = stages.first else {
+            // The refusal stage answers every request without a call before this point.
+            guard let call = invocation.call else { return invocation.failure(RPCError(.internal, "the request has no handler")) }
+            return await call.run(invocation.context)
+        }
+        let rest = stages.dropFirst()
+        return await stage.handle(invocation) { await run($0, through: rest) }
     }
 
     /// Why the worker will not publish a reply to `topic`, or nil. Replies never go to `$` topics (the broker's
@@ -145,12 +135,5 @@ public struct RPCServer: Sendable {
             return "replies under \(Topics.prefix)/ go to \(Topics.prefix)/clients/…; other topics there are adapterd's own"
         }
         return nil
-    }
-
-    /// A failure reply in the method's own reply type (any reply type when the method is unknown: every reply
-    /// carries status, error and correlation id in the same fields).
-    static func failure(_ error: RPCError, method: RPCMethod?, encoding: RPCEncoding, correlationID: String) -> CachedReply {
-        guard let method else { return RPCMethod.failure(error, as: Adapterd_V1_UnloadAdapterReply.self, encoding: encoding, correlationID: correlationID) }
-        return method.encodeFailure(error, encoding, correlationID)
     }
 }
