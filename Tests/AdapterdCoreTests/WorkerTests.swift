@@ -269,7 +269,7 @@ struct AdapterdProcessTests {
         let broker = try Harness.broker()
         let worker = "will" + UUID().uuidString.prefix(6).lowercased()
         let directory = Harness.temporaryDirectory()
-        let pid = try ChildProcess.spawn(Self.binary, arguments: [
+        let process = try TestProcess(Self.binary, arguments: [
             "--broker", broker.url, "--worker-id", worker, "--model", Harness.modelDirectory, "--data-dir", directory,
         ], output: directory + "/adapterd.log")
         let raw = try await RawClient(broker: broker)
@@ -279,8 +279,8 @@ struct AdapterdProcessTests {
             messages.filter { $0.topic == status }.compactMap { try? JSONDecoder().decode(WorkerStatus.self, from: Data($0.payload)).state }.last
         }
         #expect(await raw.waitUntil(timeout: .seconds(10)) { lastState($0) == "online" }, "the worker did not report online within 10 s")
-        kill(pid, SIGKILL)
-        _ = ChildProcess.wait(pid, timeout: .seconds(10))
+        process.signal(SIGKILL)
+        process.wait(timeout: .seconds(10))
         #expect(await raw.waitUntil(timeout: .seconds(10)) { lastState($0) == "offline" }, "the Last Will did not report offline within 10 s")
         raw.close()
     }
@@ -291,7 +291,7 @@ struct AdapterdProcessTests {
         let broker = try Harness.broker()
         let worker = "sig" + UUID().uuidString.prefix(6).lowercased()
         let directory = Harness.temporaryDirectory()
-        let pid = try ChildProcess.spawn(Self.binary, arguments: [
+        let process = try TestProcess(Self.binary, arguments: [
             "--broker", broker.url, "--worker-id", worker, "--model", Harness.modelDirectory, "--data-dir", directory,
             "--adapter", "intent=" + Harness.adapterDirectory("intent"), "--max-batch", "4",
         ], output: directory + "/adapterd.log")
@@ -310,8 +310,8 @@ struct AdapterdProcessTests {
         // Signal once the first replies are out, while the rest are queued or running.
         let replyTopic = raw.replyTopic
         #expect(await raw.waitUntil(timeout: .seconds(8)) { $0.filter { $0.topic == replyTopic }.count >= 2 }, "no replies within 8 s")
-        kill(pid, SIGTERM)
-        let code = ChildProcess.wait(pid, timeout: .seconds(120))
+        process.signal(SIGTERM)
+        let code = process.wait(timeout: .seconds(120))
         #expect(code == 0)
         // Replies sent before the exit may still be on their way through the broker.
         // Replies and the offline status travel separately: wait for both.
@@ -328,7 +328,6 @@ struct AdapterdProcessTests {
         let statuses = raw.received.filter { $0.topic == topics.status }.map { String(decoding: $0.payload, as: UTF8.self) }
         #expect(statuses.last?.contains("\"state\":\"offline\"") == true)
         raw.close()
-        if code == nil { ChildProcess.terminate(pid, within: .seconds(1)) }
     }
 
     @Test("kill -9 during a stream of activations: after restart the registry is consistent and exactly one version is active")
@@ -341,15 +340,9 @@ struct AdapterdProcessTests {
             "--broker", broker.url, "--worker-id", worker, "--model", Harness.modelDirectory, "--data-dir", directory,
             "--adapter", "alerts@v1=" + Harness.adapterDirectory("intent"), "--adapter-root", Harness.root,
         ]
-        let pid = try ChildProcess.spawn(Self.binary, arguments: arguments, output: directory + "/adapterd.log")
-        var running: pid_t? = pid
-        defer { if let running { ChildProcess.terminate(running, within: .seconds(1)) } }
+        let process = try TestProcess(Self.binary, arguments: arguments, output: directory + "/adapterd.log")
         let client = try await AdapterdClient(brokerURL: broker.url, worker: worker)
-        var ready = false
-        for _ in 0..<200 where !ready {
-            ready = (try? await client.control(.getStatus, Adapterd_V1_GetStatusRequest(), timeout: .milliseconds(250))) != nil
-        }
-        try #require(ready)
+        try #require(await Harness.answersStatus(client, within: .seconds(50)) { process.isRunning }, "adapterd did not answer GetStatus")
         var load = Adapterd_V1_LoadAdapterRequest()
         load.name = "alerts"
         load.version = "v2"
@@ -362,9 +355,8 @@ struct AdapterdProcessTests {
             try raw.publish(Topics(worker: worker).control("ActivateAdapter"), Array(#"{"name": "alerts", "version": "v\#(index % 2 + 1)"}"#.utf8), correlation: "a\(index)")
         }
         _ = await raw.waitUntil(timeout: .seconds(5)) { $0.count >= 20 }
-        kill(pid, SIGKILL)
-        _ = ChildProcess.wait(pid, timeout: .seconds(10))
-        running = nil  // reaped: its number must not be signalled again
+        process.signal(SIGKILL)
+        process.wait(timeout: .seconds(10))
         let answered = raw.received.count
         raw.close()
         #expect(answered >= 20 && answered < 400, "killed mid-stream (\(answered) of 400 answered)")
@@ -379,8 +371,8 @@ struct AdapterdProcessTests {
         #expect(lastSwitch?.version == active.first?.version, "the audit trail ends on the version that is active")
 
         // A restarted worker serves that version.
-        let again = try ChildProcess.spawn(Self.binary, arguments: Array(arguments.dropLast(2)), output: directory + "/adapterd-2.log")
-        defer { ChildProcess.terminate(again, within: .seconds(5)) }
+        let again = try TestProcess(Self.binary, arguments: Array(arguments.dropLast(2)), output: directory + "/adapterd-2.log")
+        defer { again.terminate(within: .seconds(5)) }
         let second = try await AdapterdClient(brokerURL: broker.url, worker: worker)
         var request = Adapterd_V1_InferRequest()
         request.text = "vibration exceeds threshold on motor 7"
@@ -413,7 +405,7 @@ struct AdapterdBadStateTests {
         let directory = Harness.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let log = directory + "/adapterd.log"
-        let pid = try ChildProcess.spawn(Self.binary, arguments: [
+        let process = try TestProcess(Self.binary, arguments: [
             "--broker", "mqtt://127.0.0.1:\(try Self.closedPort())", "--worker-id", "unreachable", "--model", Harness.modelDirectory,
             "--data-dir", directory,
         ], output: log)
@@ -423,7 +415,7 @@ struct AdapterdBadStateTests {
         }
         try #require(retrying, "adapterd did not start retrying the broker within 60 s")
         let signalled = ContinuousClock.now
-        let code = ChildProcess.terminate(pid, within: .seconds(10))
+        let code = process.terminate(within: .seconds(10))
         let elapsed = ContinuousClock.now - signalled
         #expect(code == 0 && elapsed < .seconds(10), "adapterd did not stop cleanly (exit code 0) within 10 s of SIGTERM: \(String(describing: try? String(contentsOfFile: log, encoding: .utf8)))")
     }

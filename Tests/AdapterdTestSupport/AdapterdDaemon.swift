@@ -72,12 +72,7 @@ public struct AdapterdDaemon {
 
     /// Whether the worker behind `client` answers GetStatus within about 30 s, giving up early once `pid` exited.
     public static func answers(_ client: AdapterdClient, while pid: pid_t) async -> Bool {
-        for _ in 0..<120 where ChildProcess.isRunning(pid) {
-            if (try? await client.control(.getStatus, Adapterd_V1_GetStatusRequest(), timeout: .milliseconds(250))) != nil {
-                return true
-            }
-        }
-        return false
+        await Harness.answersStatus(client, within: .seconds(30)) { ChildProcess.isRunning(pid) }
     }
 
     /// Whether `pid` died of SIGKILL (its crash point) within `timeout`.

@@ -87,6 +87,20 @@ public enum Harness {
         return (port, pid)
     }
 
+    /// Whether the worker behind `client` answers GetStatus within `timeout`, giving up early once `alive` says its
+    /// process has exited: the one readiness poll of the tests (each attempt waits up to 250 ms for its reply).
+    public static func answersStatus(_ client: AdapterdClient, within timeout: Duration = .seconds(30), while alive: () -> Bool = { true }) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while alive() {
+            let attempt = ContinuousClock.now
+            if (try? await client.control(.getStatus, Adapterd_V1_GetStatusRequest(), timeout: .milliseconds(250))) != nil { return true }
+            guard ContinuousClock.now < deadline else { return false }
+            // A refusal before the broker even took the request (not yet connected) must not spin.
+            try? await Task.sleep(until: attempt + .milliseconds(250))
+        }
+        return false
+    }
+
     /// Whether `condition` holds within `timeout`, checking every `interval`: for states that announce nothing
     /// (a log file, an HTTP endpoint). Callers assert on the result with a message saying what did not happen.
     public static func eventually(timeout: Duration, interval: Duration = .milliseconds(25), _ condition: () async throws -> Bool) async rethrows -> Bool {
@@ -124,9 +138,7 @@ public final class RunningWorker: Sendable {
             brokerURL: configuration.brokerURL, worker: configuration.workerID, username: username, password: password,
             tlsCAFile: tlsCAFile)
         defer { client.close() }
-        for _ in 0..<100 {
-            if (try? await client.control(.getStatus, Adapterd_V1_GetStatusRequest(), timeout: .milliseconds(200))) != nil { return }
-        }
+        if await Harness.answersStatus(client, within: .seconds(20)) { return }
         throw MQTTError.timedOut(operation: "waiting for the worker to come up")
     }
 
@@ -148,6 +160,10 @@ public final class RunningWorker: Sendable {
         await group.triggerGracefulShutdown()
         try await task.value
     }
+
+    /// A test that ends before `stop()` (a thrown error, a failing `#require`) still stops its worker: cancelling
+    /// the group's task cancels its services, which leave their connections and threads.
+    deinit { task.cancel() }
 }
 
 /// A bare MQTT client that publishes raw payloads and collects what arrives on its reply topic.
