@@ -95,7 +95,7 @@ public struct TrainableAdapter: Sendable {
     }
 
     /// Reads an adapter PEFT saved (LoRA, `SEQ_CLS`, a classifier in `modules_to_save`) to train it further.
-    /// Rank and alpha patterns, rsLoRA, `fan_in_fan_out` and layer subsets are not trained here.
+    /// Rank and alpha patterns, rsLoRA, DoRA, `fan_in_fan_out` and layer subsets are not trained here.
     public init(directory: String, model: BertModel) throws(TrainingError) {
         let config: LoRAConfig
         let labels: [String]
@@ -108,8 +108,8 @@ public struct TrainableAdapter: Sendable {
         } catch {
             throw .unreadable(path: directory, reason: "\(error)")
         }
-        guard config.rankPattern.isEmpty, config.alphaPattern.isEmpty, !config.useRSLoRA, !config.fanInFanOut, config.layersToTransform == nil else {
-            throw .invalidOptions("\(directory): rank or alpha patterns, rsLoRA, fan_in_fan_out and layer subsets cannot be trained here")
+        guard config.rankPattern.isEmpty, config.alphaPattern.isEmpty, !config.useRSLoRA, !config.useDoRA, !config.fanInFanOut, config.layersToTransform == nil else {
+            throw .invalidOptions("\(directory): rank or alpha patterns, rsLoRA, DoRA, fan_in_fan_out and layer subsets cannot be trained here")
         }
         let targets: [LinearSlot]
         switch config.targets {

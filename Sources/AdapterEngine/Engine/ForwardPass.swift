@@ -133,7 +133,8 @@ struct ForwardPass {
             }
             product(layer.queryKeyValue, input: batch.x, into: batch.qkv, batch: batch)
             if layer.queryKeyValue.isQuantized, qkvLoRA.count == 2, batch.groups.count == 1,
-               let one = adapters[0]?[qkvLoRA[0].1.rawValue], let two = adapters[0]?[qkvLoRA[1].1.rawValue] {
+               let one = adapters[0]?[qkvLoRA[0].1.rawValue], let two = adapters[0]?[qkvLoRA[1].1.rawValue],
+               one.magnitudeScale == nil, two.magnitudeScale == nil {
                 // One adapter's query and value terms (a single request's usual case): their down-projections
                 // overlap the dequantisation.
                 dequantizeWithLoRAPair(
@@ -147,6 +148,12 @@ struct ForwardPass {
                     addLoRA(
                         Array(qkvLoRA[start..<min(start + 2, qkvLoRA.count)]), adapters: adapters, input: batch.x, width: hidden,
                         output: batch.qkv, ldy: qkvWidth, batch: batch)
+                }
+                for (column, slot) in qkvLoRA {
+                    // In FP32 the attention kernel adds the bias later; the INT8 epilogue above has added it.
+                    applyDoRA(
+                        slot: slot, adapters: adapters, output: batch.qkv + column, ldy: qkvWidth, width: hidden,
+                        bias: layer.queryKeyValue.isQuantized ? UnsafePointer(layer.queryKeyValue.bias + column) : nil, batch: batch)
                 }
             }
             adk_attention(
@@ -221,6 +228,9 @@ struct ForwardPass {
         if hasLoRA {
             if int8 { epilogue(.bias, layer: layer, output: output, dequantize: true, bias: true, batch: batch) }
             addLoRA([(0, slot)], adapters: adapters, input: input, width: layer.inFeatures, output: output, ldy: layer.outFeatures, batch: batch)
+            applyDoRA(
+                slot: slot, adapters: adapters, output: output, ldy: layer.outFeatures, width: layer.outFeatures,
+                bias: int8 ? UnsafePointer(layer.bias) : nil, batch: batch)
             epilogue(op, layer: layer, output: output, dequantize: false, bias: !int8, quantizeFor: consumer, batch: batch)
         } else {
             epilogue(op, layer: layer, output: output, dequantize: int8, bias: true, quantizeFor: consumer, batch: batch)
@@ -297,6 +307,26 @@ struct ForwardPass {
         Kernels.addLoRA(groups, x: input, ldx: width, y: output, ldy: ldy, scratch: batch.loraScratch, isa: plan.path.kernelISA)
     }
 
+    /// DoRA's rescaling, for the rows of each group whose term for `slot` carries a magnitude: `y = g ⊙ y` over
+    /// `W·x + s·B·A·x`, or `y = g ⊙ (y − b) + b` when `bias` says the bias is already in `y` (the base term and the
+    /// LoRA term scale alike; the bias does not, as in PEFT).
+    private func applyDoRA(
+        slot: LinearSlot, adapters: [[LoRAWeights?]?], output: UnsafeMutablePointer<Float>, ldy: Int, width: Int,
+        bias: UnsafePointer<Float>?, batch: Batch
+    ) {
+        for (group, layers) in zip(batch.groups, adapters) {
+            guard let scale = layers?[slot.rawValue]?.magnitudeScale?.pointer else { continue }
+            for row in group.rows {
+                let y = output + row * ldy
+                if let bias {
+                    for j in 0..<width { y[j] = scale[j] * (y[j] - bias[j]) + bias[j] }
+                } else {
+                    for j in 0..<width { y[j] *= scale[j] }
+                }
+            }
+        }
+    }
+
     /// Sums word, position and token-type embeddings (plus any embedding LoRA), then LayerNorm (and, in INT8, the
     /// first layer's quantised input).
     private func embed(ids: [Int32], positions: [Int32], tokenTypes: [Int32], batch: Batch) {
@@ -351,6 +381,14 @@ struct ForwardPass {
             Kernels.addLoRA(
                 [Kernels.LoRAGroup(rows: 0..<count, terms: [(lora, 0)])], x: cls, ldx: hidden, y: pooled, ldy: hidden,
                 scratch: batch.loraScratch, isa: plan.path.kernelISA)
+            if let scale = lora.magnitudeScale?.pointer {
+                // DoRA: the bias is in already and is not rescaled.
+                let bias = poolerWeights.bias?.pointer
+                for row in 0..<count {
+                    let y = pooled + row * hidden
+                    for j in 0..<hidden { y[j] = scale[j] * (y[j] - (bias?[j] ?? 0)) + (bias?[j] ?? 0) }
+                }
+            }
         }
         for i in 0..<(count * hidden) { pooled[i] = tanhf(pooled[i]) }
         let labels = head.classifier.outFeatures

@@ -53,6 +53,12 @@ public struct MergedModel: Sendable {
             GEMM.sgemm(
                 m: outputs, n: inputs, k: lora.rank, a: scaledB, lda: lora.rank,
                 b: lora.a.pointer, ldb: inputs, transposeB: false, beta: 1, c: out.baseAddress!, ldc: inputs)
+            // DoRA: each row of W + s·B·A rescaled to its magnitude (the bias stays as it is).
+            if let scale = lora.magnitudeScale?.pointer {
+                for row in 0..<outputs {
+                    for column in 0..<inputs { out[row * inputs + column] *= scale[row] }
+                }
+            }
         }
         return LinearWeights(weight: Tensor(shape: linear.weight.shape, storage: weight), bias: linear.bias)
     }

@@ -45,7 +45,7 @@ public final class LoRAAdapter: Sendable {
         var bytes = 0
         var rank = 0
         for lora in layers.joined().compactMap({ $0 }) + embeddings.compactMap({ $0 }) + [pooler].compactMap({ $0 }) {
-            bytes += 4 * (lora.a.count + lora.scaledBTransposed.count)
+            bytes += 4 * (lora.a.count + lora.scaledBTransposed.count + (lora.magnitudeScale?.count ?? 0))
             rank = max(rank, lora.rank)
         }
         if let head {
@@ -180,6 +180,7 @@ private struct AdapterBuilder {
         for (suffix, part) in [
             (".lora_A.weight", "A"), (".lora_B.weight", "B"), (".lora_A.default.weight", "A"), (".lora_B.default.weight", "B"),
             (".lora_embedding_A", "A"), (".lora_embedding_B", "B"), (".lora_embedding_A.default", "A"), (".lora_embedding_B.default", "B"),
+            (".lora_magnitude_vector", "M"), (".lora_magnitude_vector.default.weight", "M"), (".lora_magnitude_vector.weight", "M"),
         ] where path.hasSuffix(suffix) {
             return (String(path.dropLast(suffix.count)), part)
         }
@@ -216,7 +217,47 @@ private struct AdapterBuilder {
         guard Float(scaling).isFinite, abs(scaling) <= Double(Self.largestValue) else {
             throw .invalidConfig(adapter: name, field: "lora_alpha", reason: "the scaling alpha/r of '\(moduleName)' is \(scaling), beyond ±\(Self.largestValue)")
         }
-        return LoRAWeights(a: try tensor(infoA), b: try tensor(infoB), rank: rank, scaling: Float(scaling))
+        let a = try tensor(infoA), b = try tensor(infoB)
+        guard config.useDoRA else {
+            if let magnitude = tensors["M"] { throw .unexpectedTensor(adapter: name, tensor: magnitude.name) }
+            return LoRAWeights(a: a, b: b, rank: rank, scaling: Float(scaling))
+        }
+        guard !isEmbedding else {
+            throw .unsupportedTarget(adapter: name, module: moduleName, moduleType: "an embedding table with DoRA (use_dora); DoRA is served on Linear layers")
+        }
+        guard let infoM = tensors["M"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + moduleName + ".lora_magnitude_vector") }
+        guard infoM.shape == [shape.outFeatures] else {
+            throw .shapeMismatch(adapter: name, tensor: infoM.name, shape: infoM.shape, expected: [shape.outFeatures], reason: "base layer '\(moduleName)' has \(shape.outFeatures) outputs")
+        }
+        let base: LinearWeights
+        switch module {
+        case .linear(let layer, let slot): base = model.weights.layers[layer][slot]
+        case .pooler where model.weights.pooler != nil: base = model.weights.pooler!
+        default: throw .unsupportedTarget(adapter: name, module: moduleName, moduleType: "a module DoRA cannot adapt here")
+        }
+        let magnitude = try tensor(infoM)
+        return LoRAWeights(
+            a: a, b: b, rank: rank, scaling: Float(scaling),
+            magnitudeScale: Self.doraScale(base: base.weight, a: a, b: b, scaling: scaling, magnitude: magnitude))
+    }
+
+    /// DoRA's `g = m / ‖W + s·B·A‖`, row by row (one entry per output), in double precision: PEFT computes the norm
+    /// once per forward from the same tensors, detached, so at inference it is a constant of the adapter.
+    static func doraScale(base: Tensor, a: Tensor, b: Tensor, scaling: Double, magnitude: Tensor) -> Tensor {
+        let outputs = base.shape[0], inputs = base.shape[1], rank = a.shape[0]
+        let w = base.pointer, pa = a.pointer, pb = b.pointer, m = magnitude.pointer
+        return Tensor(shape: [outputs], storage: FloatStorage(count: outputs) { scale in
+            var row = [Double](repeating: 0, count: inputs)
+            for output in 0..<outputs {
+                for column in 0..<inputs { row[column] = Double(w[output * inputs + column]) }
+                for k in 0..<rank {
+                    let factor = scaling * Double(pb[output * rank + k])
+                    for column in 0..<inputs { row[column] += factor * Double(pa[k * inputs + column]) }
+                }
+                let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                scale[output] = Float(Double(m[output]) / norm)
+            }
+        })
     }
 
     /// Largest magnitude a weight may have: Float16's largest finite value, far beyond anything training produces.

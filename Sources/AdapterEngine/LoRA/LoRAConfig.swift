@@ -2,8 +2,8 @@ import Foundation
 
 /// A PEFT `adapter_config.json` for `peft_type: LORA`, reduced to what decides the forward pass.
 ///
-/// Options that would change the math beyond unmerged LoRA (DoRA, LoRA biases, trained base biases, other PEFT
-/// methods…) are refused when parsed, naming the field, so an adapter never runs with silently different results.
+/// DoRA (`use_dora`) is served: each adapted module then carries a magnitude vector. Options that would change
+/// the math beyond that (LoRA biases, trained base biases, other PEFT methods…) are refused when parsed, naming the field, so an adapter never runs with silently different results.
 public struct LoRAConfig: Sendable {
     /// How `target_modules` selects modules.
     public enum Targets: Sendable, Equatable {
@@ -18,6 +18,9 @@ public struct LoRAConfig: Sendable {
     public var rank: Int
     public var alpha: Double
     public var useRSLoRA: Bool
+    /// DoRA (weight-decomposed LoRA): each adapted row's output is rescaled to its `lora_magnitude_vector` entry over
+    /// the norm of `W + s·B·A`'s row.
+    public var useDoRA: Bool
     public var targets: Targets
     public var excludeModules: Targets?
     public var layersToTransform: [Int]?
@@ -54,7 +57,7 @@ public struct LoRAConfig: Sendable {
     }
 
     static let mathChangingFields: [String] = [
-        "use_dora", "lora_bias", "layer_replication", "target_parameters", "trainable_token_indices", "use_qalora",
+        "lora_bias", "layer_replication", "target_parameters", "trainable_token_indices", "use_qalora",
         "alora_invocation_tokens", "arrow_config", "use_bdlora", "monteclora_config", "velora_config", "kasa_config",
     ]
 
@@ -98,6 +101,7 @@ public struct LoRAConfig: Sendable {
         }
         self.alpha = alpha
         useRSLoRA = try Self.bool(root["use_rslora"], field: "use_rslora", adapter: adapter)
+        useDoRA = try Self.bool(root["use_dora"], field: "use_dora", adapter: adapter)
         fanInFanOut = try Self.bool(root["fan_in_fan_out"], field: "fan_in_fan_out", adapter: adapter)
 
         guard let targetValue = root["target_modules"], targetValue != .null else {

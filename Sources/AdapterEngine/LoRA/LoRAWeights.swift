@@ -12,6 +12,9 @@ public struct LoRAWeights: Sendable {
     public let rank: Int
     /// `alpha / rank`, or `alpha / √rank` with rsLoRA (after `alpha_pattern`).
     public let scaling: Float
+    /// DoRA's per-output scale `m / ‖W + s·B·A‖` (row norms of the adapted weight), `[out]`, computed once at load
+    /// as PEFT does at inference; nil for plain LoRA. The module's output is then `g ⊙ (W·x + s·B·A·x) + bias`.
+    public let magnitudeScale: Tensor?
 
     /// Number of inputs (rows of the table for an embedding).
     public var inFeatures: Int { a.shape[1] }
@@ -19,10 +22,11 @@ public struct LoRAWeights: Sendable {
     public var outFeatures: Int { scaledBTransposed.shape[1] }
 
     /// Pairs `a` and `b` (as PEFT stores them) with their rank and scaling.
-    public init(a: Tensor, b: Tensor, rank: Int, scaling: Float) {
+    public init(a: Tensor, b: Tensor, rank: Int, scaling: Float, magnitudeScale: Tensor? = nil) {
         self.a = a
         self.rank = rank
         self.scaling = scaling
+        self.magnitudeScale = magnitudeScale
         let outputs = b.shape[0]
         scaledBTransposed = Tensor(shape: [rank, outputs], storage: FloatStorage(count: rank * outputs) { buffer in
             let source = b.pointer

@@ -1,0 +1,98 @@
+import AdapterEngine
+import Foundation
+import Testing
+
+/// PEFT methods beyond plain LoRA on the real all-MiniLM-L6-v2, against what PyTorch + PEFT computed for the shared
+/// encoder zoo's adapters (`Fixtures/encoder-zoo/minilm-methods.json`).
+@Suite("PEFT methods beyond LoRA")
+struct PEFTMethodsTests {
+    static let directory = Fixtures.root + "/Tests/AdapterEngineTests/Fixtures/encoder-zoo"
+
+    struct Reference: Decodable {
+        struct Case: Decodable {
+            let text: String
+            let logits: [Float]
+            let label: String
+        }
+
+        struct Adapter: Decodable {
+            let labels: [String]
+            let cases: [Case]
+        }
+
+        let tolerance: Float
+        let adapters: [String: Adapter]
+
+        static let shared: Reference = {
+            let url = URL(fileURLWithPath: directory + "/minilm-methods.json")
+            return try! JSONDecoder().decode(Reference.self, from: Data(contentsOf: url))
+        }()
+    }
+
+    static func adapter(_ name: String) throws -> LoRAAdapter {
+        try LoRAAdapter(directory: directory + "/adapters/all-MiniLM-L6-v2/" + name, model: Fixtures.model)
+    }
+
+    /// Every case of `name` run through `engine`, each logit within the reference's tolerance and each label equal.
+    static func expectMatches(_ name: String, engine: InferenceEngine, adapter: LoRAAdapter, tolerance: Float? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let reference = try #require(Reference.shared.adapters[name])
+        #expect(adapter.labels == reference.labels, sourceLocation: sourceLocation)
+        let results = engine.run(reference.cases.map(\.text), adapter: adapter)
+        for (expected, result) in zip(reference.cases, results) {
+            let logits = try #require(result.output.logits, sourceLocation: sourceLocation)
+            if let tolerance = tolerance ?? Optional(Reference.shared.tolerance) {
+                #expect(Fixtures.maxAbsDiff(logits, expected.logits) < tolerance, "\(name): \(expected.text)", sourceLocation: sourceLocation)
+            }
+            #expect(result.output.label == expected.label, "\(name): \(expected.text)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("DoRA (use_dora) gives PyTorch+PEFT's logits and labels on every kernel path", arguments: KernelPath.supported)
+    func doraMatchesPEFT(path: KernelPath) throws {
+        let adapter = try Self.adapter("dora-intent")
+        #expect(adapter.config.useDoRA)
+        #expect(adapter.modules.allSatisfy { $0.weights.magnitudeScale != nil })
+        try Self.expectMatches("dora-intent", engine: InferenceEngine(model: Fixtures.model, path: path), adapter: adapter)
+    }
+
+    @Test("DoRA rows in a batch mixed with plain LoRA and base rows each get their own adapter's result")
+    func doraInMixedBatch() throws {
+        let dora = try Self.adapter("dora-intent")
+        let lora = try Fixtures.adapter("intent")
+        let engine = InferenceEngine(model: Fixtures.model)
+        let cases = try #require(Reference.shared.adapters["dora-intent"]).cases
+        let alone = engine.run(cases.map(\.text), adapter: lora)
+        let mixed = engine.run(cases.flatMap { [($0.text, dora), ($0.text, lora), ($0.text, nil)] })
+        for (index, expected) in cases.enumerated() {
+            #expect(Fixtures.maxAbsDiff(try #require(mixed[3 * index].output.logits), expected.logits) < 1e-4, "DoRA row: \(expected.text)")
+            #expect(Fixtures.maxAbsDiff(try #require(mixed[3 * index + 1].output.logits), try #require(alone[index].output.logits)) < 1e-5, "LoRA row: \(expected.text)")
+            #expect(mixed[3 * index + 2].output.embedding != nil)
+        }
+    }
+
+    @Test("DoRA in INT8 keeps PEFT's labels, and merged into the weights matches unmerged")
+    func doraInt8AndMerged() throws {
+        let adapter = try Self.adapter("dora-intent")
+        try Self.expectMatches("dora-intent", engine: InferenceEngine(model: Fixtures.model, precision: .int8), adapter: adapter, tolerance: .infinity)
+        let merged = MergedModel(base: Fixtures.model, adapter: adapter)
+        try Self.expectMatches("dora-intent", engine: merged.engine, adapter: merged.adapter)
+    }
+
+    @Test("use_dora without magnitude vectors is refused, naming the missing tensor")
+    func doraWithoutMagnitudeRefused() throws {
+        let directory = Fixtures.temporaryDirectory()
+        let source = Fixtures.adapterDirectory("intent")
+        for file in ["adapter_model.safetensors", "labels.json"] {
+            try FileManager.default.copyItem(atPath: source + "/" + file, toPath: directory + "/" + file)
+        }
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: source + "/adapter_config.json"))) as! [String: Any]
+        config["use_dora"] = true
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: directory + "/adapter_config.json"))
+        #expect {
+            try LoRAAdapter(directory: directory, model: Fixtures.model)
+        } throws: { error in
+            guard case AdapterError.missingTensor(_, let tensor) = error else { return false }
+            return tensor.hasSuffix("lora_magnitude_vector")
+        }
+    }
+}
