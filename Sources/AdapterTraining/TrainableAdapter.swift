@@ -108,8 +108,8 @@ public struct TrainableAdapter: Sendable {
         } catch {
             throw .unreadable(path: directory, reason: "\(error)")
         }
-        guard config.rankPattern.isEmpty, config.alphaPattern.isEmpty, !config.useRSLoRA, !config.useDoRA, !config.fanInFanOut, config.layersToTransform == nil else {
-            throw .invalidOptions("\(directory): rank or alpha patterns, rsLoRA, DoRA, fan_in_fan_out and layer subsets cannot be trained here")
+        guard config.method == .lora, config.rankPattern.isEmpty, config.alphaPattern.isEmpty, !config.useRSLoRA, !config.useDoRA, !config.fanInFanOut, config.layersToTransform == nil else {
+            throw .invalidOptions("\(directory): rank or alpha patterns, rsLoRA, DoRA, fan_in_fan_out and layer subsets cannot be trained here; only LoRA is")
         }
         let targets: [LinearSlot]
         switch config.targets {

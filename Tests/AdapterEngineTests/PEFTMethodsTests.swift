@@ -78,6 +78,40 @@ struct PEFTMethodsTests {
         try Self.expectMatches("dora-intent", engine: merged.engine, adapter: merged.adapter)
     }
 
+    @Test("IA³ (input scaling on feedforward_modules, output scaling elsewhere) gives PyTorch+PEFT's logits on every kernel path", arguments: KernelPath.supported)
+    func ia3MatchesPEFT(path: KernelPath) throws {
+        let adapter = try Self.adapter("ia3-severity")
+        #expect(adapter.config.method == .ia3)
+        // PEFT matches feedforward_modules ["output.dense"] as a suffix: attention.output.dense is input-scaled too.
+        let layer = adapter.scalings[0]
+        #expect(layer[LinearSlot.attentionOutput.rawValue]?.scalesInput == true)
+        #expect(layer[LinearSlot.output.rawValue]?.scalesInput == true)
+        #expect(layer[LinearSlot.key.rawValue]?.scalesInput == false && layer[LinearSlot.value.rawValue]?.scalesInput == false)
+        #expect(layer[LinearSlot.query.rawValue] == nil && adapter.modules.isEmpty)
+        try Self.expectMatches("ia3-severity", engine: InferenceEngine(model: Fixtures.model, path: path), adapter: adapter)
+    }
+
+    @Test("IA³, DoRA, LoRA and base rows in one batch each get their own adapter's result; IA³ in INT8 keeps the labels; merged IA³ matches")
+    func ia3MixedInt8AndMerged() throws {
+        let ia3 = try Self.adapter("ia3-severity")
+        let dora = try Self.adapter("dora-intent")
+        let lora = try Fixtures.adapter("intent")
+        let engine = InferenceEngine(model: Fixtures.model)
+        let ia3Cases = try #require(Reference.shared.adapters["ia3-severity"]).cases
+        let doraCases = try #require(Reference.shared.adapters["dora-intent"]).cases
+        let loraAlone = engine.run(ia3Cases.map(\.text), adapter: lora)
+        let mixed = engine.run(zip(ia3Cases, doraCases).flatMap { [($0.text, ia3), ($1.text, dora), ($0.text, lora), ($0.text, nil)] })
+        for (index, (ia3Case, doraCase)) in zip(ia3Cases, doraCases).enumerated() {
+            #expect(Fixtures.maxAbsDiff(try #require(mixed[4 * index].output.logits), ia3Case.logits) < 1e-4, "IA³ row: \(ia3Case.text)")
+            #expect(Fixtures.maxAbsDiff(try #require(mixed[4 * index + 1].output.logits), doraCase.logits) < 1e-4, "DoRA row: \(doraCase.text)")
+            #expect(Fixtures.maxAbsDiff(try #require(mixed[4 * index + 2].output.logits), try #require(loraAlone[index].output.logits)) < 1e-5, "LoRA row")
+            #expect(mixed[4 * index + 3].output.embedding != nil)
+        }
+        try Self.expectMatches("ia3-severity", engine: InferenceEngine(model: Fixtures.model, precision: .int8), adapter: ia3, tolerance: .infinity)
+        let merged = MergedModel(base: Fixtures.model, adapter: ia3)
+        try Self.expectMatches("ia3-severity", engine: merged.engine, adapter: merged.adapter)
+    }
+
     @Test("use_dora without magnitude vectors is refused, naming the missing tensor")
     func doraWithoutMagnitudeRefused() throws {
         let directory = Fixtures.temporaryDirectory()

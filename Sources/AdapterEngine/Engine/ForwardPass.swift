@@ -125,6 +125,7 @@ struct ForwardPass {
             let base = weights.layers[layerIndex]
             let next = layerIndex + 1 < plan.layers.count ? plan.layers[layerIndex + 1] : nil
             let adapters = groups.map { $0.adapter?.layers[layerIndex] }
+            let scalings = groups.map { $0.adapter?.scalings[layerIndex] }
 
             // Q, K, V: one product; each slot's LoRA terms land in its third of the row.
             let qkvWidth = 3 * hidden
@@ -156,21 +157,38 @@ struct ForwardPass {
                         bias: layer.queryKeyValue.isQuantized ? UnsafePointer(layer.queryKeyValue.bias + column) : nil, batch: batch)
                 }
             }
+            for (column, slot) in [(0, LinearSlot.query), (hidden, .key), (2 * hidden, .value)] {
+                scaleOutputs(
+                    slot: slot, scalings: scalings, output: batch.qkv + column, ldy: qkvWidth, width: hidden,
+                    bias: layer.queryKeyValue.bias + column, biasAdded: layer.queryKeyValue.isQuantized, batch: batch)
+            }
             adk_attention(
                 isa, batch.qkv, Int64(qkvWidth), layer.queryKeyValue.isQuantized ? nil : layer.queryKeyValue.bias, starts, lengths, Int64(sorted.count),
                 Int64(config.numAttentionHeads), Int64(config.headSize), scale, batch.context, Int64(hidden))
 
+            scaleInputs(slot: .attentionOutput, scalings: scalings, input: batch.context, width: hidden, batch: batch)
             if layer.attentionOutput.isQuantized { quantize(batch.context, for: layer.attentionOutput, batch: batch) }
             dense(
-                layer.attentionOutput, slot: .attentionOutput, adapters: adapters, input: batch.context, output: batch.other,
+                layer.attentionOutput, slot: .attentionOutput, adapters: adapters, scalings: scalings, input: batch.context, output: batch.other,
                 op: .norm(residual: batch.x, base.attentionNorm), quantizeFor: layer.intermediate, batch: batch)
             swap(&batch.x, &batch.other)
 
+            // IA³ input scaling of the intermediate layer works on a copy: its input is also the residual.
+            var intermediateInput = batch.x
+            if scalings.contains(where: { $0?[LinearSlot.intermediate.rawValue]?.scalesInput == true }) {
+                batch.other.update(from: batch.x, count: batch.rows * hidden)
+                scaleInputs(slot: .intermediate, scalings: scalings, input: batch.other, width: hidden, batch: batch)
+                if layer.intermediate.isQuantized { quantize(batch.other, for: layer.intermediate, batch: batch) }
+                intermediateInput = batch.other
+            }
             dense(
-                layer.intermediate, slot: .intermediate, adapters: adapters, input: batch.x, output: batch.inner,
+                layer.intermediate, slot: .intermediate, adapters: adapters, scalings: scalings, input: intermediateInput, output: batch.inner,
                 op: .gelu, quantizeFor: layer.output, batch: batch)
+            if scaleInputs(slot: .output, scalings: scalings, input: batch.inner, width: config.intermediateSize, batch: batch), layer.output.isQuantized {
+                quantize(batch.inner, for: layer.output, batch: batch)
+            }
             dense(
-                layer.output, slot: .output, adapters: adapters, input: batch.inner, output: batch.other,
+                layer.output, slot: .output, adapters: adapters, scalings: scalings, input: batch.inner, output: batch.other,
                 op: .norm(residual: batch.x, base.outputNorm), quantizeFor: next?.queryKeyValue,
                 batch: batch)
             swap(&batch.x, &batch.other)
@@ -219,18 +237,24 @@ struct ForwardPass {
     /// A dense layer with its LoRA terms and epilogue: `output = op(input·Wᵀ + b + Σ LoRA)`; in INT8 it also
     /// leaves `output` quantised for `quantizeFor`'s product when that runs in INT8.
     private func dense(
-        _ layer: PreparedLinear, slot: LinearSlot, adapters: [[LoRAWeights?]?], input: UnsafeMutablePointer<Float>,
+        _ layer: PreparedLinear, slot: LinearSlot, adapters: [[LoRAWeights?]?], scalings: [[IA3Scaling?]?], input: UnsafeMutablePointer<Float>,
         output: UnsafeMutablePointer<Float>, op: Operation, quantizeFor consumer: PreparedLinear?, batch: Batch
     ) {
         let hasLoRA = adapters.contains { $0?[slot.rawValue] != nil }
+        let scalesOutput = scalings.contains { $0?[slot.rawValue].map { !$0.scalesInput } ?? false }
         product(layer, input: input, into: output, batch: batch)
         let int8 = layer.isQuantized
-        if hasLoRA {
+        if hasLoRA || scalesOutput {
             if int8 { epilogue(.bias, layer: layer, output: output, dequantize: true, bias: true, batch: batch) }
-            addLoRA([(0, slot)], adapters: adapters, input: input, width: layer.inFeatures, output: output, ldy: layer.outFeatures, batch: batch)
-            applyDoRA(
-                slot: slot, adapters: adapters, output: output, ldy: layer.outFeatures, width: layer.outFeatures,
-                bias: int8 ? UnsafePointer(layer.bias) : nil, batch: batch)
+            if hasLoRA {
+                addLoRA([(0, slot)], adapters: adapters, input: input, width: layer.inFeatures, output: output, ldy: layer.outFeatures, batch: batch)
+                applyDoRA(
+                    slot: slot, adapters: adapters, output: output, ldy: layer.outFeatures, width: layer.outFeatures,
+                    bias: int8 ? UnsafePointer(layer.bias) : nil, batch: batch)
+            }
+            scaleOutputs(
+                slot: slot, scalings: scalings, output: output, ldy: layer.outFeatures, width: layer.outFeatures, bias: layer.bias,
+                biasAdded: int8, batch: batch)
             epilogue(op, layer: layer, output: output, dequantize: false, bias: !int8, quantizeFor: consumer, batch: batch)
         } else {
             epilogue(op, layer: layer, output: output, dequantize: int8, bias: true, quantizeFor: consumer, batch: batch)
@@ -325,6 +349,44 @@ struct ForwardPass {
                 }
             }
         }
+    }
+
+    /// IA³ output scaling, for the rows of each group whose vector for `slot` scales outputs: `y = (W·x + b) ⊙ l`.
+    /// When the bias is not in `y` yet (`biasAdded` false: a later step adds it), `y ⊙ l + b ⊙ (l − 1)` leaves the
+    /// same result once it is.
+    private func scaleOutputs(
+        slot: LinearSlot, scalings: [[IA3Scaling?]?], output: UnsafeMutablePointer<Float>, ldy: Int, width: Int,
+        bias: UnsafePointer<Float>, biasAdded: Bool, batch: Batch
+    ) {
+        for (group, layer) in zip(batch.groups, scalings) {
+            guard let scaling = layer?[slot.rawValue], !scaling.scalesInput else { continue }
+            let l = scaling.vector.pointer
+            for row in group.rows {
+                let y = output + row * ldy
+                if biasAdded {
+                    for j in 0..<width { y[j] *= l[j] }
+                } else {
+                    for j in 0..<width { y[j] = y[j] * l[j] + bias[j] * (l[j] - 1) }
+                }
+            }
+        }
+    }
+
+    /// IA³ input scaling, in place, for the rows of each group whose vector for `slot` scales inputs:
+    /// `x ⊙ l` before the product. Returns whether any row was scaled.
+    @discardableResult
+    private func scaleInputs(slot: LinearSlot, scalings: [[IA3Scaling?]?], input: UnsafeMutablePointer<Float>, width: Int, batch: Batch) -> Bool {
+        var scaled = false
+        for (group, layer) in zip(batch.groups, scalings) {
+            guard let scaling = layer?[slot.rawValue], scaling.scalesInput else { continue }
+            let l = scaling.vector.pointer
+            for row in group.rows {
+                let x = input + row * width
+                for j in 0..<width { x[j] *= l[j] }
+            }
+            scaled = true
+        }
+        return scaled
     }
 
     /// Sums word, position and token-type embeddings (plus any embedding LoRA), then LayerNorm (and, in INT8, the

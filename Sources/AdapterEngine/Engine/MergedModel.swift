@@ -23,6 +23,11 @@ public struct MergedModel: Sendable {
                 break
             }
         }
+        for (layer, slots) in adapter.scalings.enumerated() {
+            for (slot, scaling) in zip(LinearSlot.allCases, slots) {
+                if let scaling { weights.layers[layer][slot] = Self.scaled(weights.layers[layer][slot], scaling) }
+            }
+        }
         // The pooler this adapter runs with: its own saved pooler or the base one, plus its LoRA pair.
         if let pooler = adapter.head?.pooler ?? weights.pooler {
             weights.pooler = adapter.pooler.map { Self.merged(pooler, $0) } ?? pooler
@@ -61,6 +66,27 @@ public struct MergedModel: Sendable {
             }
         }
         return LinearWeights(weight: Tensor(shape: linear.weight.shape, storage: weight), bias: linear.bias)
+    }
+
+    /// IA³ folded into a copy of the layer: `W·diag(l)` for input scaling; `diag(l)·W` and `l ⊙ b` for output scaling.
+    static func scaled(_ linear: LinearWeights, _ scaling: IA3Scaling) -> LinearWeights {
+        let outputs = linear.outFeatures, inputs = linear.inFeatures
+        let l = scaling.vector.pointer
+        let weight = FloatStorage(count: outputs * inputs) { out in
+            let w = linear.weight.pointer
+            for row in 0..<outputs {
+                for column in 0..<inputs {
+                    out[row * inputs + column] = w[row * inputs + column] * (scaling.scalesInput ? l[column] : l[row])
+                }
+            }
+        }
+        var bias = linear.bias
+        if !scaling.scalesInput, let original = linear.bias {
+            bias = Tensor(shape: original.shape, storage: FloatStorage(count: outputs) { out in
+                for row in 0..<outputs { out[row] = original.pointer[row] * l[row] }
+            })
+        }
+        return LinearWeights(weight: Tensor(shape: linear.weight.shape, storage: weight), bias: bias)
     }
 
     static func mergedEmbedding(_ table: Tensor, _ lora: LoRAWeights) -> Tensor {

@@ -14,6 +14,8 @@ public final class LoRAAdapter: Sendable {
     public let embeddings: [LoRAWeights?]
     /// LoRA pair of the pooler's dense layer.
     public let pooler: LoRAWeights?
+    /// IA³ vectors of the encoder, indexed `[layer][LinearSlot.rawValue]` (all nil for LoRA and DoRA adapters).
+    public let scalings: [[IA3Scaling?]]
     /// The classification head, when the adapter saved one; without it the adapter yields embeddings.
     public let head: ClassifierHead?
     /// Bytes of adapter weights held in memory.
@@ -35,8 +37,12 @@ public final class LoRAAdapter: Sendable {
         return result
     }
 
-    init(name: String, config: LoRAConfig, layers: [[LoRAWeights?]], embeddings: [LoRAWeights?], pooler: LoRAWeights?, head: ClassifierHead?) {
+    init(
+        name: String, config: LoRAConfig, layers: [[LoRAWeights?]], embeddings: [LoRAWeights?], pooler: LoRAWeights?, head: ClassifierHead?,
+        scalings: [[IA3Scaling?]]? = nil
+    ) {
         self.name = name
+        self.scalings = scalings ?? layers.map { $0.map { _ in nil } }
         self.config = config
         self.layers = layers
         self.embeddings = embeddings
@@ -48,6 +54,7 @@ public final class LoRAAdapter: Sendable {
             bytes += 4 * (lora.a.count + lora.scaledBTransposed.count + (lora.magnitudeScale?.count ?? 0))
             rank = max(rank, lora.rank)
         }
+        for scaling in self.scalings.joined().compactMap({ $0 }) { bytes += 4 * scaling.vector.count }
         if let head {
             for linear in [head.classifier, head.pooler].compactMap({ $0 }) {
                 bytes += 4 * (linear.weight.count + (linear.bias?.count ?? 0))
@@ -84,7 +91,9 @@ public final class LoRAAdapter: Sendable {
     public convenience init(name: String, config: LoRAConfig, file: SafeTensorsFile, labels: [String]?, model: BertModel) throws(AdapterError) {
         let builder = try AdapterBuilder(name: name, config: config, file: file, model: model)
         let parts = try builder.build(labels: labels)
-        self.init(name: name, config: config, layers: parts.layers, embeddings: parts.embeddings, pooler: parts.pooler, head: parts.head)
+        self.init(
+            name: name, config: config, layers: parts.layers, embeddings: parts.embeddings, pooler: parts.pooler, head: parts.head,
+            scalings: parts.scalings)
     }
 
     static func readLabels(path: String, adapter: String) throws(AdapterError) -> [String]? {
@@ -129,7 +138,7 @@ private struct AdapterBuilder {
         catalog = ModuleCatalog(layers: model.config.numHiddenLayers, hasPooler: model.weights.pooler != nil)
     }
 
-    func build(labels: [String]?) throws(AdapterError) -> (layers: [[LoRAWeights?]], embeddings: [LoRAWeights?], pooler: LoRAWeights?, head: ClassifierHead?) {
+    func build(labels: [String]?) throws(AdapterError) -> (layers: [[LoRAWeights?]], embeddings: [LoRAWeights?], pooler: LoRAWeights?, head: ClassifierHead?, scalings: [[IA3Scaling?]]) {
         // Sort the file's tensors into LoRA pairs and saved modules, by module name.
         var loraTensors: [String: [String: TensorInfo]] = [:]
         var savedTensors: [String: [String: TensorInfo]] = [:]
@@ -153,11 +162,20 @@ private struct AdapterBuilder {
         var layers = [[LoRAWeights?]](repeating: Array(repeating: nil, count: LinearSlot.allCases.count), count: model.config.numHiddenLayers)
         var embeddings = [LoRAWeights?](repeating: nil, count: EmbeddingTable.allCases.count)
         var pooler: LoRAWeights?
+        var scalings = layers.map { $0.map { _ -> IA3Scaling? in nil } }
         var matchedAny = false
         for entry in catalog.entries where matcher.isTargeted(entry) {
             matchedAny = true
             guard let module = entry.module, module != .classifier else {
                 throw .unsupportedTarget(adapter: name, module: entry.name, moduleType: entry.module == .classifier ? "the classification head, saved whole by modules_to_save" : entry.type)
+            }
+            if config.method == .ia3 {
+                let tensors = loraTensors.removeValue(forKey: entry.name) ?? [:]
+                guard case .linear(let layer, let slot) = module else {
+                    throw .unsupportedTarget(adapter: name, module: entry.name, moduleType: "\(entry.type) with IA³; IA³ is served on the encoder's Linear layers")
+                }
+                scalings[layer][slot.rawValue] = try ia3(for: entry.name, slot: slot, shape: model.shape(of: module)!, tensors: tensors)
+                continue
             }
             let pair = try lora(for: entry.name, module: module, tensors: loraTensors.removeValue(forKey: entry.name) ?? [:])
             switch module {
@@ -172,7 +190,34 @@ private struct AdapterBuilder {
             throw .unexpectedTensor(adapter: name, tensor: Self.prefix + module + "." + (parts.keys.sorted().first ?? ""))
         }
         let head = try classifierHead(saved: savedTensors, labels: labels)
-        return (layers, embeddings, pooler, head)
+        return (layers, embeddings, pooler, head, scalings)
+    }
+
+    /// The IA³ vector of `moduleName`: `[1, in]` when it scales the inputs (a `feedforward_modules` match), `[out, 1]`
+    /// when it scales the outputs, as PEFT shapes `ia3_l`.
+    func ia3(for moduleName: String, slot: LinearSlot, shape: (inFeatures: Int, outFeatures: Int), tensors: [String: TensorInfo]) throws(AdapterError) -> IA3Scaling {
+        guard let info = tensors["L"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + moduleName + ".ia3_l") }
+        let scalesInput = isFeedforward(moduleName)
+        if scalesInput, [LinearSlot.query, .key, .value].contains(slot) {
+            // Q, K and V share one input and one product: scaling the input of one of them alone would need its own.
+            throw .unsupportedTarget(adapter: name, module: moduleName, moduleType: "an attention projection in feedforward_modules (IA³ input scaling is served on attention.output.dense, intermediate.dense and output.dense)")
+        }
+        let expected = scalesInput ? [1, shape.inFeatures] : [shape.outFeatures, 1]
+        guard info.shape == expected else {
+            let reason = scalesInput ? "feedforward_modules names '\(moduleName)': its \(shape.inFeatures) inputs are scaled" : "'\(moduleName)' has \(shape.outFeatures) outputs"
+            throw .shapeMismatch(adapter: name, tensor: info.name, shape: info.shape, expected: expected, reason: reason)
+        }
+        return IA3Scaling(vector: try tensor(info), scalesInput: scalesInput)
+    }
+
+    /// Whether IA³ scales `moduleName`'s inputs: PEFT compares `feedforward_modules` entries with a plain suffix test
+    /// (a regular expression must match the whole name).
+    func isFeedforward(_ moduleName: String) -> Bool {
+        switch config.feedforwardModules {
+        case .names(let names)?: return names.contains { moduleName.hasSuffix($0) }
+        case .regex(let pattern)?: return (try? Regex(pattern).wholeMatch(in: moduleName)) != nil
+        case .allLinear?, nil: return false
+        }
     }
 
     /// Splits `module.lora_A.weight` (and PEFT's other spellings) into the module path and "A"/"B".
@@ -180,7 +225,7 @@ private struct AdapterBuilder {
         for (suffix, part) in [
             (".lora_A.weight", "A"), (".lora_B.weight", "B"), (".lora_A.default.weight", "A"), (".lora_B.default.weight", "B"),
             (".lora_embedding_A", "A"), (".lora_embedding_B", "B"), (".lora_embedding_A.default", "A"), (".lora_embedding_B.default", "B"),
-            (".lora_magnitude_vector", "M"), (".lora_magnitude_vector.default.weight", "M"), (".lora_magnitude_vector.weight", "M"),
+            (".ia3_l", "L"), (".ia3_l.default", "L"), (".lora_magnitude_vector", "M"), (".lora_magnitude_vector.default.weight", "M"), (".lora_magnitude_vector.weight", "M"),
         ] where path.hasSuffix(suffix) {
             return (String(path.dropLast(suffix.count)), part)
         }

@@ -5,6 +5,14 @@ import Foundation
 /// DoRA (`use_dora`) is served: each adapted module then carries a magnitude vector. Options that would change
 /// the math beyond that (LoRA biases, trained base biases, other PEFT methods…) are refused when parsed, naming the field, so an adapter never runs with silently different results.
 public struct LoRAConfig: Sendable {
+    /// The PEFT method (`peft_type`).
+    public enum Method: String, Sendable {
+        /// LoRA, and DoRA with `use_dora`.
+        case lora = "LORA"
+        /// IA³: learned vectors scaling a module's inputs (`feedforward_modules`) or outputs.
+        case ia3 = "IA3"
+    }
+
     /// How `target_modules` selects modules.
     public enum Targets: Sendable, Equatable {
         /// A module matches when its name equals an entry or ends with "." + entry.
@@ -15,6 +23,10 @@ public struct LoRAConfig: Sendable {
         case allLinear
     }
 
+    public var method: Method
+    /// IA³: the targeted modules whose inputs, not outputs, are scaled (a name matches when the module's name ends
+    /// with it, as PEFT compares them).
+    public var feedforwardModules: Targets?
     public var rank: Int
     public var alpha: Double
     public var useRSLoRA: Bool
@@ -42,7 +54,7 @@ public struct LoRAConfig: Sendable {
         "lora_dropout", "loftq_config", "megatron_config", "megatron_core", "auto_mapping", "peft_version",
         "runtime_config", "eva_config", "corda_config", "lora_ga_config", "qalora_group_size", "ensure_weight_tying",
         "layer_replication", "target_parameters", "trainable_token_indices", "use_qalora", "alora_invocation_tokens",
-        "arrow_config", "use_bdlora", "monteclora_config", "velora_config", "kasa_config",
+        "arrow_config", "use_bdlora", "monteclora_config", "velora_config", "kasa_config", "feedforward_modules", "init_ia3_weights",
     ]
 
     /// Fields that change the forward pass whenever they are set to anything but their default.
@@ -75,9 +87,10 @@ public struct LoRAConfig: Sendable {
         func invalid(_ field: String, _ reason: String) -> AdapterError { .invalidConfig(adapter: adapter, field: field, reason: reason) }
 
         let peftType = root["peft_type"]
-        guard case .string("LORA") = peftType else {
+        guard case .string(let type) = peftType, let method = Method(rawValue: type) else {
             throw .unsupportedOption(adapter: adapter, field: "peft_type", value: peftType?.summary ?? "missing")
         }
+        self.method = method
         if let bias = root["bias"], bias != .string("none"), bias != .null {
             throw .unsupportedOption(adapter: adapter, field: "bias", value: bias.summary)
         }
@@ -108,6 +121,9 @@ public struct LoRAConfig: Sendable {
             throw invalid("target_modules", "missing; the adapter does not say which layers it adapts")
         }
         targets = try Self.targets(targetValue, field: "target_modules", adapter: adapter)
+        if method == .ia3, let feedforward = root["feedforward_modules"], feedforward != .null {
+            feedforwardModules = try Self.targets(feedforward, field: "feedforward_modules", adapter: adapter)
+        }
         if let exclude = root["exclude_modules"], exclude != .null {
             excludeModules = try Self.targets(exclude, field: "exclude_modules", adapter: adapter)
         }
