@@ -89,6 +89,34 @@ if let index = arguments.firstIndex(of: "--profile"), index + 3 < arguments.coun
     exit(0)
 }
 
+// --methods DIR: what each adapter directory under DIR (PEFT methods beyond LoRA, say) costs over the base pass,
+// against the LoRA intent adapter, at b1 and b32 × 16 tokens; each round runs base, intent and every adapter in
+// turn, so drift hits all alike, and the figure is the median of the per-round ratios to the base pass.
+if let directory = option("--methods", in: &arguments) {
+    let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+    let adapters: [(String, LoRAAdapter?)] = [("base", nil), ("lora-intent", intent)]
+        + (try names.map { ($0, try LoRAAdapter(directory: directory + "/" + $0, model: engine.model)) })
+    for batch in [1, 32] {
+        var ratios = [String: [Double]]()
+        for _ in 0..<9 {
+            var times = [String: Double]()
+            for (name, adapter) in adapters {
+                let inputs = (0..<batch).map { EncodedInput(ids: tokens(16, seed: $0), adapter: adapter) }
+                times[name] = try median(iterations: batch == 1 ? 31 : 7, warmup: 2) { _ = try engine.run(encoded: inputs) }
+            }
+            for (name, _) in adapters { ratios[name, default: []].append(times[name]! / times["base"]!) }
+        }
+        for (name, adapter) in adapters {
+            let values = ratios[name]!.sorted()
+            let rank = adapter?.maxRank ?? 0
+            let padded = name.padding(toLength: 16, withPad: " ", startingAt: 0)
+            FileHandle.standardError.write(Data("b\(batch) \(padded) rank \(rank)  \(String(format: "%.3f", values[values.count / 2]))× base\n".utf8))
+            report("method_\(name)_b\(batch)_t16_vs_base", values[values.count / 2], "ratio")
+        }
+    }
+    exit(0)
+}
+
 // --serve: for Benchmarks/interleave.py, which alternates this process with its peers so that the machine's drift
 // hits all of them alike. Each line "BATCH LENGTH ITERATIONS" on stdin is answered with the median milliseconds of
 // that many runs (after two warm-up runs) of the intent adapter on the usual token ids; "ready" comes first.

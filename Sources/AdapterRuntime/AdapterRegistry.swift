@@ -37,6 +37,8 @@ public actor AdapterRegistry {
     private var routerChoices = RouterChoices(limit: 100_000)
     /// Imports, validates, smoke-tests and registers new versions, off this actor.
     private nonisolated let loader: AdapterLoader
+    /// Where every change to what is held or served is reported, as it is made (see `LifecycleEvent`).
+    private nonisolated let report: @Sendable (LifecycleEvent) -> Void
 
     /// Routes, compiled, highest priority first.
     public var routeTable: RouteTable { routeBook.table }
@@ -50,10 +52,13 @@ public actor AdapterRegistry {
     /// At most `maxPins` session pins are kept (in memory and in SQLite); beyond it the soonest to expire go first.
     /// At most `maxVersions` versions are registered at once; further loads get `RegistryError.limit`.
     /// `waitForServingGap` blocks a background thread while requests are being served (see `BatchExecutor`).
+    /// `events` receives every change to what is held or served, as it is made.
     public init(
         engine: InferenceEngine, store: AdapterStore, baseFingerprint: String, cacheBytes: Int, baseModelNames: [String] = [],
-        maxPins: Int = 100_000, maxVersions: Int = 10_000, waitForServingGap: @escaping @Sendable () -> Void = {}
+        maxPins: Int = 100_000, maxVersions: Int = 10_000, waitForServingGap: @escaping @Sendable () -> Void = {},
+        events: @escaping @Sendable (LifecycleEvent) -> Void = { _ in }
     ) {
+        report = events
         catalog = VersionCatalog(store: store, maxVersions: maxVersions)
         routeBook = RouteBook(store: store)
         rolloutBook = RolloutBook(store: store)
@@ -130,6 +135,18 @@ public actor AdapterRegistry {
     /// method is not isolated to it), so requests resolving adapters never queue behind a load.
     @discardableResult
     public nonisolated func load(name: String, version: String, path: String, actor: String, source: String? = nil, declaredBase: String = "") async throws(RegistryError) -> Entry {
+        do {
+            let entry = try await stageAndCommit(name: name, version: version, path: path, actor: actor, source: source ?? path, declaredBase: declaredBase)
+            report(LifecycleEvent(.loaded, name: name, version: version, actor: actor, reason: "\(source ?? path); state \(entry.record.state.rawValue)"))
+            return entry
+        } catch {
+            if error.refusesAdapter { report(LifecycleEvent(.refused, name: name, version: version, actor: actor, reason: error.description)) }
+            throw error
+        }
+    }
+
+    /// `load` without its report.
+    private nonisolated func stageAndCommit(name: String, version: String, path: String, actor: String, source: String, declaredBase: String) async throws(RegistryError) -> Entry {
         try mapped { () throws(StoreError) in
             try AdapterName.check(name, field: "name")
             try AdapterName.check(version, field: "version")
@@ -152,7 +169,7 @@ public actor AdapterRegistry {
             try? store.removeFilesIfUnused(sha256: sha256)
             throw error
         }
-        let staged = try await loader.stage(name: name, version: version, sha256: sha256, kind: kind, actor: actor, source: source ?? path)
+        let staged = try await loader.stage(name: name, version: version, sha256: sha256, kind: kind, actor: actor, source: source)
         return try await commit(Entry(record: staged.record, path: staged.path, router: staged.router), adapter: staged.adapter, actor: actor)
     }
 
@@ -207,13 +224,17 @@ public actor AdapterRegistry {
     /// Makes (name, version) active atomically: requests already running finish on the version they started with.
     @discardableResult
     public func activate(name: String, version: String, actor: String, reason: String) throws(RegistryError) -> Entry {
-        try catalog.activate(name: name, version: version, actor: actor, reason: reason)
+        let entry = try catalog.activate(name: name, version: version, actor: actor, reason: reason)
+        report(LifecycleEvent(.activated, name: name, version: entry.version, actor: actor, reason: reason))
+        return entry
     }
 
     /// Returns `name` to its previously active version.
     @discardableResult
     public func rollback(name: String, actor: String, reason: String) throws(RegistryError) -> Entry {
-        try catalog.rollback(name: name, actor: actor, reason: reason)
+        let entry = try catalog.rollback(name: name, actor: actor, reason: reason)
+        report(LifecycleEvent(.rolledBack, name: name, version: entry.version, actor: actor, reason: reason))
+        return entry
     }
 
     /// Unloads one version, or every version of `name` when `version` is empty. When the active version goes, the
@@ -224,6 +245,7 @@ public actor AdapterRegistry {
         guard doomed.allSatisfy({ catalog.entry(name: name, version: $0) != nil }) else { throw RegistryError.notLoaded(name: name, version: version) }
         for item in doomed {
             let removed = try catalog.remove(name: name, version: item, actor: actor)
+            report(LifecycleEvent(.unloaded, name: name, version: item, actor: actor, reason: ""))
             await cache.remove(removed.key)
         }
     }
@@ -325,6 +347,7 @@ public actor AdapterRegistry {
     public func abortRollout(name: String, canary: String, reason: String) throws(RegistryError) {
         if try rolloutBook.abort(name: name, canary: canary, reason: reason) {
             pins.release(adapter: name, version: canary)
+            report(LifecycleEvent(.rolledBack, name: name, version: canary, actor: "guard", reason: reason))
         }
     }
 

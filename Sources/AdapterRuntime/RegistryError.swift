@@ -29,6 +29,15 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
     /// A bounded collection is full.
     case limit(what: String, limit: Int)
 
+    /// Whether it refuses the adapter offered (it fails validation or its smoke inference, is not an adapter, or
+    /// is of another kind than its name holds), as opposed to a limit, a conflict or a fault of the worker.
+    public var refusesAdapter: Bool {
+        switch self {
+        case .refused, .kindTaken, .store(.notAnAdapter), .store(.notRegularFile): return true
+        default: return false
+        }
+    }
+
     public var description: String {
         switch self {
         case let .store(error):

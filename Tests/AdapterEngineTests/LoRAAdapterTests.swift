@@ -63,7 +63,7 @@ struct LoRAAdapterTests {
     }
 
     @Test("config fields that change the math are refused, naming the field", arguments: [
-        ("use_qalora", "true"), ("lora_bias", "true"), ("peft_type", "\"LOHA\""), ("bias", "\"all\""),
+        ("use_qalora", "true"), ("lora_bias", "true"), ("peft_type", "\"BOFT\""), ("bias", "\"all\""),
         ("layer_replication", "[[0, 4]]"), ("trainable_token_indices", "[1, 2]"), ("some_future_option", "3"),
     ])
     func unsupportedFields(field: String, json: String) throws {

@@ -112,6 +112,69 @@ struct PEFTMethodsTests {
         try Self.expectMatches("ia3-severity", engine: merged.engine, adapter: merged.adapter)
     }
 
+    @Test(
+        "AdaLoRA (pruned ranks, ranknum = init_r), LoHa and LoKr (full and factored Kronecker factors, rank and alpha patterns) give PyTorch+PEFT's logits on every kernel path",
+        arguments: ["adalora-room", "loha-mood", "lokr-device"], KernelPath.supported)
+    func factoredMethodsMatchPEFT(name: String, path: KernelPath) throws {
+        let adapter = try Self.adapter(name)
+        try Self.expectMatches(name, engine: InferenceEngine(model: Fixtures.model, path: path), adapter: adapter)
+    }
+
+    @Test("every method side by side in one batch, each row its own adapter's result; INT8 keeps the labels; merged matches", arguments: [RunMode.mixed, .int8, .merged])
+    func everyMethodTogether(mode: RunMode) throws {
+        let names = ["dora-intent", "ia3-severity", "adalora-room", "loha-mood", "lokr-device"]
+        let adapters = try names.map(Self.adapter)
+        switch mode {
+        case .mixed:
+            var requests: [(text: String, adapter: LoRAAdapter?)] = []
+            var expected: [[Float]] = []
+            for (name, adapter) in zip(names, adapters) {
+                for item in try #require(Reference.shared.adapters[name]).cases {
+                    requests.append((item.text, adapter))
+                    expected.append(item.logits)
+                }
+            }
+            // Interleaved, so each adapter's rows sit among the others'.
+            let order = requests.indices.sorted { ($0 % 7, $0) < ($1 % 7, $1) }
+            let results = InferenceEngine(model: Fixtures.model).run(order.map { requests[$0] })
+            for (position, index) in order.enumerated() {
+                let logits = try #require(results[position].output.logits)
+                #expect(Fixtures.maxAbsDiff(logits, expected[index]) < Reference.shared.tolerance, "\(requests[index].adapter!.name): \(requests[index].text)")
+            }
+        case .int8:
+            let engine = InferenceEngine(model: Fixtures.model, precision: .int8)
+            for (name, adapter) in zip(names, adapters) { try Self.expectMatches(name, engine: engine, adapter: adapter, tolerance: .infinity) }
+        case .merged:
+            for (name, adapter) in zip(names, adapters) {
+                let merged = MergedModel(base: Fixtures.model, adapter: adapter)
+                try Self.expectMatches(name, engine: merged.engine, adapter: merged.adapter)
+            }
+        }
+    }
+
+    enum RunMode: Sendable, CustomTestStringConvertible {
+        case mixed, int8, merged
+        var testDescription: String { "\(self)" }
+    }
+
+    @Test("another method's tensors in an adapter declared LoRA are refused by name, not ignored")
+    func mismatchedFactorsRefused() throws {
+        let directory = Fixtures.temporaryDirectory()
+        let source = Self.directory + "/adapters/all-MiniLM-L6-v2/lokr-device"
+        for file in ["adapter_model.safetensors", "labels.json"] {
+            try FileManager.default.copyItem(atPath: source + "/" + file, toPath: directory + "/" + file)
+        }
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: source + "/adapter_config.json"))) as! [String: Any]
+        config["peft_type"] = "LORA"
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: directory + "/adapter_config.json"))
+        #expect {
+            try LoRAAdapter(directory: directory, model: Fixtures.model)
+        } throws: { error in
+            guard case AdapterError.unexpectedTensor(_, let tensor) = error else { return false }
+            return tensor.contains("lokr_w")
+        }
+    }
+
     @Test("use_dora without magnitude vectors is refused, naming the missing tensor")
     func doraWithoutMagnitudeRefused() throws {
         let directory = Fixtures.temporaryDirectory()

@@ -44,6 +44,32 @@ struct HandlerTests {
         #expect(offline.events.map(\.event) == [.refused])
     }
 
+    @Test("Each change to what is held or served publishes exactly one event, from the registry: loads, activation, rollback, and an unload per version")
+    func oneEventPerChange() async throws {
+        let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
+        let handlers = AdapterHandlers(services: offline.services)
+        let context = RPCContext(actor: "tester")
+        for (version, adapter) in [("v1", "intent"), ("v2", "severity")] {
+            var load = Adapterd_V1_LoadAdapterRequest()
+            (load.name, load.version, load.path) = ("alerts", version, Harness.adapterDirectory(adapter))
+            _ = try await handlers.load(load, context)
+        }
+        var activate = Adapterd_V1_ActivateAdapterRequest()
+        (activate.name, activate.version, activate.reason) = ("alerts", "v2", "newer")
+        _ = try await handlers.activate(activate, context)
+        var rollback = Adapterd_V1_RollbackRequest()
+        (rollback.name, rollback.reason) = ("alerts", "worse")
+        _ = try await handlers.rollback(rollback, context)
+        var unload = Adapterd_V1_UnloadAdapterRequest()
+        unload.name = "alerts"
+        _ = try await handlers.unload(unload, context)
+        let seen = offline.events.map { "\($0.event) \($0.version)" }
+        #expect(seen == ["loaded v1", "loaded v2", "activated v2", "rolled back v1", "unloaded v1", "unloaded v2"])
+        #expect(offline.events.allSatisfy { $0.actor == "tester" && $0.name == "alerts" })
+        #expect(offline.events[3].reason == "worse")
+    }
+
     @Test("LoadAdapter outside the adapter roots is PERMISSION_DENIED, the same whether the path exists or not")
     func loadConfinedToRoots() async throws {
         let offline = try OfflineServices { $0.adapterRoots = [Harness.root] }

@@ -115,7 +115,7 @@ public final class LoRAAdapter: Sendable {
 }
 
 /// Matches an adapter file's tensors to the modules its config targets and validates every shape.
-private struct AdapterBuilder {
+struct AdapterBuilder {
     let name: String
     let config: LoRAConfig
     let file: SafeTensorsFile
@@ -177,7 +177,14 @@ private struct AdapterBuilder {
                 scalings[layer][slot.rawValue] = try ia3(for: entry.name, slot: slot, shape: model.shape(of: module)!, tensors: tensors)
                 continue
             }
-            let pair = try lora(for: entry.name, module: module, tensors: loraTensors.removeValue(forKey: entry.name) ?? [:])
+            let tensors = loraTensors.removeValue(forKey: entry.name) ?? [:]
+            let pair: LoRAWeights?
+            switch config.method {
+            case .lora, .ia3: pair = try lora(for: entry.name, module: module, tensors: tensors)
+            case .adalora: pair = try adalora(for: entry.name, module: module, tensors: tensors)
+            case .loha: pair = try loha(for: entry.name, module: module, tensors: tensors)
+            case .lokr: pair = try lokr(for: entry.name, module: module, tensors: tensors)
+            }
             switch module {
             case .embedding(let table): embeddings[table.rawValue] = pair
             case .linear(let layer, let slot): layers[layer][slot.rawValue] = pair
@@ -225,6 +232,10 @@ private struct AdapterBuilder {
         for (suffix, part) in [
             (".lora_A.weight", "A"), (".lora_B.weight", "B"), (".lora_A.default.weight", "A"), (".lora_B.default.weight", "B"),
             (".lora_embedding_A", "A"), (".lora_embedding_B", "B"), (".lora_embedding_A.default", "A"), (".lora_embedding_B.default", "B"),
+            (".lora_A", "A"), (".lora_B", "B"), (".lora_E", "E"),
+            (".hada_w1_a", "w1a"), (".hada_w1_b", "w1b"), (".hada_w2_a", "w2a"), (".hada_w2_b", "w2b"), (".hada_t1", "t1"), (".hada_t2", "t2"),
+            (".lokr_w1", "w1"), (".lokr_w1_a", "w1a"), (".lokr_w1_b", "w1b"), (".lokr_w2", "w2"), (".lokr_w2_a", "w2a"), (".lokr_w2_b", "w2b"),
+            (".lokr_t2", "t2"),
             (".ia3_l", "L"), (".ia3_l.default", "L"), (".lora_magnitude_vector", "M"), (".lora_magnitude_vector.default.weight", "M"), (".lora_magnitude_vector.weight", "M"),
         ] where path.hasSuffix(suffix) {
             return (String(path.dropLast(suffix.count)), part)
@@ -233,6 +244,7 @@ private struct AdapterBuilder {
     }
 
     func lora(for moduleName: String, module: BertModule, tensors: [String: TensorInfo]) throws(AdapterError) -> LoRAWeights {
+        try requireOnly(["A", "B", "M"], in: tensors, moduleName: moduleName)
         let isEmbedding: Bool
         if case .embedding = module { isEmbedding = true } else { isEmbedding = false }
         let suffixA = isEmbedding ? ".lora_embedding_A" : ".lora_A.weight"

@@ -11,6 +11,12 @@ public struct LoRAConfig: Sendable {
         case lora = "LORA"
         /// IA³: learned vectors scaling a module's inputs (`feedforward_modules`) or outputs.
         case ia3 = "IA3"
+        /// AdaLoRA: `lora_A`, `lora_E` (singular values) and `lora_B`, ranks pruned per module by its budget.
+        case adalora = "ADALORA"
+        /// LoHa: the Hadamard product of two low-rank products, `(w1a·w1b) ⊙ (w2a·w2b)`.
+        case loha = "LOHA"
+        /// LoKr: the Kronecker product of two factors, each full or low-rank.
+        case lokr = "LOKR"
     }
 
     /// How `target_modules` selects modules.
@@ -28,7 +34,10 @@ public struct LoRAConfig: Sendable {
     /// with it, as PEFT compares them).
     public var feedforwardModules: Targets?
     public var rank: Int
+    /// `lora_alpha` (LoRA, AdaLoRA) or `alpha` (LoHa, LoKr).
     public var alpha: Double
+    /// AdaLoRA's `init_r`: the rank its modules were created with, which stays their `ranknum` after pruning.
+    public var initialRank: Int
     public var useRSLoRA: Bool
     /// DoRA (weight-decomposed LoRA): each adapted row's output is rescaled to its `lora_magnitude_vector` entry over
     /// the norm of `W + s·B·A`'s row.
@@ -55,6 +64,10 @@ public struct LoRAConfig: Sendable {
         "runtime_config", "eva_config", "corda_config", "lora_ga_config", "qalora_group_size", "ensure_weight_tying",
         "layer_replication", "target_parameters", "trainable_token_indices", "use_qalora", "alora_invocation_tokens",
         "arrow_config", "use_bdlora", "monteclora_config", "velora_config", "kasa_config", "feedforward_modules", "init_ia3_weights",
+        // LoHa and LoKr (training-time or convolution-only settings), AdaLoRA's budget schedule.
+        "alpha", "rank_dropout", "module_dropout", "use_effective_conv2d", "init_weights", "decompose_both",
+        "decompose_factor", "rank_dropout_scale", "target_r", "init_r", "tinit", "tfinal", "deltaT", "beta1", "beta2",
+        "orth_reg_weight", "total_step",
     ]
 
     /// Fields that change the forward pass whenever they are set to anything but their default.
@@ -109,10 +122,15 @@ public struct LoRAConfig: Sendable {
             throw invalid("r", "must be a positive integer up to \(Self.largestCount)")
         }
         self.rank = rank
-        guard case .number(let alpha) = root["lora_alpha"] ?? .number(8), alpha.isFinite else {
-            throw invalid("lora_alpha", "must be a number")
+        let alphaField = [.loha, .lokr].contains(method) ? "alpha" : "lora_alpha"
+        guard case .number(let alpha) = root[alphaField] ?? .number(8), alpha.isFinite else {
+            throw invalid(alphaField, "must be a number")
         }
         self.alpha = alpha
+        guard case .number(let initial) = root["init_r"] ?? .number(12), let initialRank = Self.count(initial) else {
+            throw invalid("init_r", "must be a non-negative integer up to \(Self.largestCount)")
+        }
+        self.initialRank = initialRank
         useRSLoRA = try Self.bool(root["use_rslora"], field: "use_rslora", adapter: adapter)
         useDoRA = try Self.bool(root["use_dora"], field: "use_dora", adapter: adapter)
         fanInFanOut = try Self.bool(root["fan_in_fan_out"], field: "fan_in_fan_out", adapter: adapter)
@@ -161,7 +179,9 @@ public struct LoRAConfig: Sendable {
             throw invalid("layers_pattern", "only has a meaning together with layers_to_transform")
         }
 
-        rankPattern = try Self.pattern(root["rank_pattern"], field: "rank_pattern", adapter: adapter).map { entry throws(AdapterError) in
+        // AdaLoRA's rank_pattern holds each module's kept ranks as booleans; the saved tensors already have them.
+        let ranks = method == .adalora ? nil : root["rank_pattern"]
+        rankPattern = try Self.pattern(ranks, field: "rank_pattern", adapter: adapter).map { entry throws(AdapterError) in
             guard let rank = Self.count(entry.value), rank >= 1 else {
                 throw invalid("rank_pattern", "rank for '\(entry.key)' must be a positive integer up to \(Self.largestCount)")
             }

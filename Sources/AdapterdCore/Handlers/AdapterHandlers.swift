@@ -27,17 +27,7 @@ public struct AdapterHandlers: Sendable {
     public func load(_ request: Adapterd_V1_LoadAdapterRequest, _ context: RPCContext) async throws -> Adapterd_V1_LoadAdapterReply {
         let roots = [services.configuration.dataDirectory] + services.configuration.adapterRoots
         guard AdapterRoots.contains(request.path, roots: roots) else { throw HandlerError.outsideAdapterRoots(roots: roots) }
-        let entry: AdapterRegistry.Entry
-        do {
-            entry = try await services.registry.load(name: request.name, version: request.version, path: request.path, actor: context.actor)
-        } catch {
-            let failure = RPCError(mapping: error)
-            if failure.status == .failedPrecondition {
-                services.publishEvent(.refused, name: request.name, version: request.version, context: context, reason: failure.message)
-            }
-            throw error
-        }
-        services.publishEvent(.loaded, name: entry.name, version: entry.version, context: context, reason: "state \(entry.record.state.rawValue)")
+        let entry = try await services.registry.load(name: request.name, version: request.version, path: request.path, actor: context.actor)
         services.logger.info("loaded adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "state": "\(entry.record.state.rawValue)"])
         var reply = Adapterd_V1_LoadAdapterReply()
         reply.adapter = Adapterd_V1_AdapterInfo(entry)
@@ -47,7 +37,6 @@ public struct AdapterHandlers: Sendable {
     /// Removes one version, or every version of a name.
     public func unload(_ request: Adapterd_V1_UnloadAdapterRequest, _ context: RPCContext) async throws -> Adapterd_V1_UnloadAdapterReply {
         try await services.registry.unload(name: request.name, version: request.version, actor: context.actor)
-        services.publishEvent(.unloaded, name: request.name, version: request.version, context: context, reason: "")
         return Adapterd_V1_UnloadAdapterReply()
     }
 
@@ -61,7 +50,6 @@ public struct AdapterHandlers: Sendable {
     /// Makes a staged version the active one.
     public func activate(_ request: Adapterd_V1_ActivateAdapterRequest, _ context: RPCContext) async throws -> Adapterd_V1_ActivateAdapterReply {
         let entry = try await services.registry.activate(name: request.name, version: request.version, actor: context.actor, reason: request.reason)
-        services.publishEvent(.activated, name: entry.name, version: entry.version, context: context, reason: request.reason)
         services.logger.info("activated adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)"])
         var reply = Adapterd_V1_ActivateAdapterReply()
         reply.adapter = Adapterd_V1_AdapterInfo(entry)
@@ -71,7 +59,6 @@ public struct AdapterHandlers: Sendable {
     /// Returns a name to its previously active version.
     public func rollback(_ request: Adapterd_V1_RollbackRequest, _ context: RPCContext) async throws -> Adapterd_V1_RollbackReply {
         let entry = try await services.registry.rollback(name: request.name, actor: context.actor, reason: request.reason)
-        services.publishEvent(.rolledBack, name: entry.name, version: entry.version, context: context, reason: request.reason)
         services.logger.notice("rolled back adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)"])
         var reply = Adapterd_V1_RollbackReply()
         reply.adapter = Adapterd_V1_AdapterInfo(entry)

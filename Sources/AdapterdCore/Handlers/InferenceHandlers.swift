@@ -66,8 +66,8 @@ public struct InferenceHandlers: Sendable {
         do {
             // A refused row is the client's error, not the version's: it does not count against a canary.
             if let rollback = try await lease.release(ok: result != nil || refusal != nil, since: context.receivedAt) {
+                // The registry reported the rollback as it made it.
                 services.logger.warning("canary rolled back", metadata: ["name": "\(rollback.name)", "version": "\(rollback.canary)", "reason": "\(rollback.reason)"])
-                services.events(AdapterEvent(event: .rolledBack, name: rollback.name, version: rollback.canary, actor: "guard", reason: rollback.reason))
             }
         } catch {
             services.logger.error("cannot roll back canary", metadata: ["name": "\(lease.entry?.name ?? "")", "error": "\(error)"])

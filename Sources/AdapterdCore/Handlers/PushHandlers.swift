@@ -75,20 +75,15 @@ public struct PushHandlers: Sendable {
                 name: request.name, version: request.version, path: verified.directory, actor: context.actor,
                 source: source, declaredBase: verified.manifest.baseFingerprint)
         } catch {
+            // The registry reported a refusal; the push's own files go.
             await pushes.discard(name: request.name, version: request.version)
-            let failure = RPCError(mapping: error)
-            if failure.status == .failedPrecondition {
-                services.publishEvent(.refused, name: request.name, version: request.version, context: context, reason: failure.message)
-            }
             throw error
         }
-        services.publishEvent(.loaded, name: entry.name, version: entry.version, context: context, reason: source)
         CrashPoint.reached(.pushStaged)
         var staged = entry
         if commit.activate, entry.record.state != .active {
             let reason = commit.reason.isEmpty ? "activated on push" : commit.reason
             staged = try await registry.activate(name: entry.name, version: entry.version, actor: context.actor, reason: reason)
-            services.publishEvent(.activated, name: entry.name, version: entry.version, context: context, reason: reason)
         }
         await pushes.discard(name: request.name, version: request.version)
         services.logger.info("push committed", metadata: ["name": "\(entry.name)", "version": "\(entry.version)", "state": "\(staged.record.state.rawValue)", "source": "\(source)"])

@@ -50,11 +50,19 @@ public struct WorkerServices: Sendable {
         let modelName = URL(fileURLWithPath: configuration.modelDirectory).standardizedFileURL.lastPathComponent
         let executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch, batchSizes: metrics.batchRecorder)
         self.executor = executor
+        let metrics = metrics
+        /// Every lifecycle event goes out on the events topic and into the dashboard's recent events.
+        let publish: @Sendable (AdapterEvent) -> Void = { event in
+            publishEvent(event)
+            // Progress reports are for whoever follows the events topic, not the dashboard's recent events.
+            if event.training == nil { Task { await metrics.recordEvent(event) } }
+        }
         registry = AdapterRegistry(
             engine: engine, store: try AdapterStore(dataDirectory: configuration.dataDirectory), baseFingerprint: fingerprint,
             cacheBytes: configuration.cacheMaxBytes, baseModelNames: configuration.baseModelNames + [modelName],
             maxVersions: configuration.maxVersions,
-            waitForServingGap: { executor.waitForGap(atMost: .milliseconds(50)) })
+            waitForServingGap: { executor.waitForGap(atMost: .milliseconds(50)) },
+            events: { publish(AdapterEvent($0)) })
         let trusted: TrustedKeys
         do {
             trusted = try TrustedKeys(configuration.trustedKeys)
@@ -80,18 +88,12 @@ public struct WorkerServices: Sendable {
                 return features
             },
             warn: { message, metadata in logger.warning("\(message)", metadata: metadata.mapValues { .string($0) }) })
-        let metrics = metrics
         // Trained adapters declare the base model as the configuration names it (a hub id whose last part is the
         // model directory's name), else by the directory's name: either way one this worker accepts.
         let servedModel = configuration.baseModelNames.first { $0.split(separator: "/").last.map { $0.lowercased() == modelName.lowercased() } ?? false } ?? modelName
         training = TrainingJobs(
             registry: registry, model: engine.model, baseModel: servedModel, logger: logger,
-            waitWhileServing: { stop in executor.waitForGap(quiet: .milliseconds(20), unless: stop) }
-        ) { event in
-            publishEvent(event)
-            // Progress reports are for whoever follows the events topic, not the dashboard's recent events.
-            if event.training == nil { Task { await metrics.recordEvent(event) } }
-        }
+            waitWhileServing: { stop in executor.waitForGap(quiet: .milliseconds(20), unless: stop) }, events: publish)
     }
 
     /// The inference method, served on the `…/infer/…` topics.
@@ -108,15 +110,19 @@ public struct WorkerServices: Sendable {
     /// Stops the engine thread (after the last request). Stop trainings first (`training.shutdown()`).
     public func shutdown() { executor.shutdown() }
 
-    /// Publishes `event` and counts it in the metrics.
-    func events(_ event: AdapterEvent) {
+    /// Publishes `event` about (name, version), sent by the request's actor, and counts it in the metrics: for what
+    /// happens before the registry is reached (a push refused for its signature or digest).
+    func publishEvent(_ event: LifecycleAction, name: String, version: String, context: RPCContext, reason: String) {
+        let event = AdapterEvent(event: event, name: name, version: version, actor: context.actor, reason: reason)
         publishEvent(event)
         let metrics = metrics
         Task { await metrics.recordEvent(event) }
     }
+}
 
-    /// Publishes `event` about (name, version), sent by the request's actor.
-    func publishEvent(_ event: LifecycleAction, name: String, version: String, context: RPCContext, reason: String) {
-        events(AdapterEvent(event: event, name: name, version: version, actor: context.actor, reason: reason))
+extension AdapterEvent {
+    /// The wire form of a registry's lifecycle event.
+    init(_ event: LifecycleEvent) {
+        self.init(event: event.action, name: event.name, version: event.version, actor: event.actor, reason: event.reason)
     }
 }

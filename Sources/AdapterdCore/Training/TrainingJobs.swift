@@ -184,10 +184,8 @@ public actor TrainingJobs {
             figures += String(format: ", %.2f s per epoch, peak %d MiB", report.secondsPerEpoch, peakMiB)
             try await registry.load(name: job.name, version: job.version, path: directory, actor: job.actor, source: "trained on the worker")
             try registry.record(HistoryRecord(name: job.name, version: job.version, action: .trained, actor: job.actor, reason: figures))
-            event(.loaded, "trained on the worker")
             if job.activate {
                 try await registry.activate(name: job.name, version: job.version, actor: job.actor, reason: "activated after training")
-                event(.activated, "activated after training")
             }
             event(.trained, figures)
             logger.info("training finished", metadata: ["name": "\(job.name)", "version": "\(job.version)", "figures": "\(figures)"])
