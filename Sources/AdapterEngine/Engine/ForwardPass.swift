@@ -46,6 +46,8 @@ struct ForwardPass {
         let rowScales: UnsafeMutablePointer<Float>
         let rowZeros: UnsafeMutablePointer<Int32>
         let accumulator: UnsafeMutablePointer<Int32>
+        /// LoKr's Kronecker terms' intermediate products (`Kernels.addKronecker`).
+        let kroneckerScratch: UnsafeMutablePointer<Float>
 
         /// How `layer`'s int32 products in the accumulator turn back into floats.
         func dequantization(of layer: PreparedLinear) -> adk_dequantize {
@@ -89,6 +91,7 @@ struct ForwardPass {
             start = index
         }
         let maxRank = max(1, sorted.compactMap { $0.adapter?.maxRank }.max() ?? 1)
+        let kroneckerScratch = sorted.compactMap { $0.adapter?.kroneckerScratch }.max() ?? 0
 
         let hidden = config.hiddenSize
         let intermediate = config.intermediateSize
@@ -99,13 +102,13 @@ struct ForwardPass {
             rows * hidden * 4, rows * hidden * 4, rows * hidden * 3 * 4, rows * hidden * 4, rows * intermediate * 4,
             rows * maxRank * 2 * 4, sorted.count * hidden * 2 * 4,
             int8 ? tileRows * max(hidden, intermediate) : 0, int8 ? rows * 4 : 0, int8 ? rows * 4 : 0,
-            int8 ? tileRows * max(3 * hidden, intermediate) * 4 : 0,
+            int8 ? tileRows * max(3 * hidden, intermediate) * 4 : 0, rows * kroneckerScratch * 4,
         ], pool: plan.scratch)
         defer { arena.deallocate() }
         var batch = Batch(
             rows: rows, groups: groups, x: arena[0], other: arena[1], qkv: arena[2], context: arena[3], inner: arena[4],
             loraScratch: arena[5], pooled: arena[6], quantized: arena[7], rowScales: arena[8], rowZeros: arena[9],
-            accumulator: arena[10])
+            accumulator: arena[10], kroneckerScratch: arena[11])
 
         var ids = [Int32](); ids.reserveCapacity(rows)
         var positions = [Int32](); positions.reserveCapacity(rows)
@@ -126,6 +129,7 @@ struct ForwardPass {
             let next = layerIndex + 1 < plan.layers.count ? plan.layers[layerIndex + 1] : nil
             let adapters = groups.map { $0.adapter?.layers[layerIndex] }
             let scalings = groups.map { $0.adapter?.scalings[layerIndex] }
+            let kroneckers = groups.map { $0.adapter?.kroneckers[layerIndex] }
 
             // Q, K, V: one product; each slot's LoRA terms land in its third of the row.
             let qkvWidth = 3 * hidden
@@ -158,6 +162,7 @@ struct ForwardPass {
                 }
             }
             for (column, slot) in [(0, LinearSlot.query), (hidden, .key), (2 * hidden, .value)] {
+                addKronecker(slot: slot, kroneckers: kroneckers, input: batch.x, output: batch.qkv + column, ldy: qkvWidth, batch: batch)
                 scaleOutputs(
                     slot: slot, scalings: scalings, output: batch.qkv + column, ldy: qkvWidth, width: hidden,
                     bias: layer.queryKeyValue.bias + column, biasAdded: layer.queryKeyValue.isQuantized, batch: batch)
@@ -169,7 +174,7 @@ struct ForwardPass {
             scaleInputs(slot: .attentionOutput, scalings: scalings, input: batch.context, width: hidden, batch: batch)
             if layer.attentionOutput.isQuantized { quantize(batch.context, for: layer.attentionOutput, batch: batch) }
             dense(
-                layer.attentionOutput, slot: .attentionOutput, adapters: adapters, scalings: scalings, input: batch.context, output: batch.other,
+                layer.attentionOutput, slot: .attentionOutput, adapters: adapters, scalings: scalings, kroneckers: kroneckers, input: batch.context, output: batch.other,
                 op: .norm(residual: batch.x, base.attentionNorm), quantizeFor: layer.intermediate, batch: batch)
             swap(&batch.x, &batch.other)
 
@@ -182,13 +187,13 @@ struct ForwardPass {
                 intermediateInput = batch.other
             }
             dense(
-                layer.intermediate, slot: .intermediate, adapters: adapters, scalings: scalings, input: intermediateInput, output: batch.inner,
+                layer.intermediate, slot: .intermediate, adapters: adapters, scalings: scalings, kroneckers: kroneckers, input: intermediateInput, output: batch.inner,
                 op: .gelu, quantizeFor: layer.output, batch: batch)
             if scaleInputs(slot: .output, scalings: scalings, input: batch.inner, width: config.intermediateSize, batch: batch), layer.output.isQuantized {
                 quantize(batch.inner, for: layer.output, batch: batch)
             }
             dense(
-                layer.output, slot: .output, adapters: adapters, scalings: scalings, input: batch.inner, output: batch.other,
+                layer.output, slot: .output, adapters: adapters, scalings: scalings, kroneckers: kroneckers, input: batch.inner, output: batch.other,
                 op: .norm(residual: batch.x, base.outputNorm), quantizeFor: next?.queryKeyValue,
                 batch: batch)
             swap(&batch.x, &batch.other)
@@ -237,14 +242,16 @@ struct ForwardPass {
     /// A dense layer with its LoRA terms and epilogue: `output = op(input·Wᵀ + b + Σ LoRA)`; in INT8 it also
     /// leaves `output` quantised for `quantizeFor`'s product when that runs in INT8.
     private func dense(
-        _ layer: PreparedLinear, slot: LinearSlot, adapters: [[LoRAWeights?]?], scalings: [[IA3Scaling?]?], input: UnsafeMutablePointer<Float>,
+        _ layer: PreparedLinear, slot: LinearSlot, adapters: [[LoRAWeights?]?], scalings: [[IA3Scaling?]?], kroneckers: [[KroneckerDelta?]?],
+        input: UnsafeMutablePointer<Float>,
         output: UnsafeMutablePointer<Float>, op: Operation, quantizeFor consumer: PreparedLinear?, batch: Batch
     ) {
         let hasLoRA = adapters.contains { $0?[slot.rawValue] != nil }
         let scalesOutput = scalings.contains { $0?[slot.rawValue].map { !$0.scalesInput } ?? false }
+        let hasKronecker = kroneckers.contains { $0?[slot.rawValue] != nil }
         product(layer, input: input, into: output, batch: batch)
         let int8 = layer.isQuantized
-        if hasLoRA || scalesOutput {
+        if hasLoRA || scalesOutput || hasKronecker {
             if int8 { epilogue(.bias, layer: layer, output: output, dequantize: true, bias: true, batch: batch) }
             if hasLoRA {
                 addLoRA([(0, slot)], adapters: adapters, input: input, width: layer.inFeatures, output: output, ldy: layer.outFeatures, batch: batch)
@@ -252,6 +259,7 @@ struct ForwardPass {
                     slot: slot, adapters: adapters, output: output, ldy: layer.outFeatures, width: layer.outFeatures,
                     bias: int8 ? UnsafePointer(layer.bias) : nil, batch: batch)
             }
+            addKronecker(slot: slot, kroneckers: kroneckers, input: input, output: output, ldy: layer.outFeatures, batch: batch)
             scaleOutputs(
                 slot: slot, scalings: scalings, output: output, ldy: layer.outFeatures, width: layer.outFeatures, bias: layer.bias,
                 biasAdded: int8, batch: batch)
@@ -348,6 +356,20 @@ struct ForwardPass {
                     for j in 0..<width { y[j] *= scale[j] }
                 }
             }
+        }
+    }
+
+    /// Adds each group's LoKr Kronecker term for `slot` to its rows of `output` (`input` rows are as wide as the
+    /// layer's inputs).
+    private func addKronecker(
+        slot: LinearSlot, kroneckers: [[KroneckerDelta?]?], input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, ldy: Int,
+        batch: Batch
+    ) {
+        for (group, layer) in zip(batch.groups, kroneckers) {
+            guard let delta = layer?[slot.rawValue] else { continue }
+            Kernels.addKronecker(
+                delta, x: input + group.rows.lowerBound * delta.inFeatures, rows: group.rows.count,
+                y: output + group.rows.lowerBound * ldy, ldy: ldy, scratch: batch.kroneckerScratch)
         }
     }
 

@@ -42,6 +42,54 @@ enum Kernels {
         adk_lora_groups(isa, x, Int64(ldx), Int64(shape.inFeatures), Int64(shape.outFeatures), Int64(ldy), blocks, Int64(blocks.count))
     }
 
+    /// `y[r] += kron(w1, w2) · x[r]` for `rows` rows (`x` rows contiguous, `b·d` wide): each row as a `[b, d]` matrix
+    /// `X`, `Y = (w1 · X) · w2ᵀ`, in two products per block of rows. The rows' `X` side by side, `[b, rows·d]`, make
+    /// the first one product; its `[a, d]` results stacked, `[rows·a, d]`, make the second, whose rows are then laid
+    /// out as the outputs are (`a` rows of `c` per input row). The only data moved between them are whole `d`-wide
+    /// chunks (per-row transposes cost more than the products). Blocks are sized so the intermediate products stay in
+    /// cache. `scratch` holds `rows · delta.scratchPerRow` floats.
+    static func addKronecker(
+        _ delta: KroneckerDelta, x: UnsafePointer<Float>, rows: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        // Products this small cost less on the calling thread than waking the team for each.
+        let threads = adk_begin_sequential()
+        defer { adk_end_sequential(threads) }
+        let (a, b) = (delta.w1.shape[0], delta.w1.shape[1])
+        let (c, d) = (delta.w2.shape[0], delta.w2.shape[1])
+        let block = kroneckerBlockRows(delta)
+        for start in stride(from: 0, to: rows, by: block) {
+            let count = min(block, rows - start)
+            let side = scratch, products = side + count * b * d, stacked = products + count * a * d, out = stacked + count * a * d
+            // [X_1 | X_2 | …] [b, count·d]
+            let source = x + start * b * d
+            for row in 0..<count {
+                for j in 0..<b { (side + j * count * d + row * d).update(from: source + (row * b + j) * d, count: d) }
+            }
+            // [w1·X_1 | w1·X_2 | …] [a, count·d]
+            GEMM.sgemm(m: a, n: count * d, k: b, a: delta.w1.pointer, lda: b, b: side, ldb: count * d, transposeB: false, beta: 0, c: products, ldc: count * d)
+            // Stacked [count·a, d]: row (r, i) is (w1·X_r)[i, :].
+            for i in 0..<a {
+                for row in 0..<count { (stacked + (row * a + i) * d).update(from: products + i * count * d + row * d, count: d) }
+            }
+            // [count·a, c] = stacked · w2ᵀ: row r's a·c values are Y_r as the outputs are laid out.
+            if ldy == a * c {
+                GEMM.sgemm(
+                    m: count * a, n: c, k: d, a: stacked, lda: d, b: delta.w2.pointer, ldb: d, transposeB: true, beta: 1,
+                    c: y + start * ldy, ldc: c)
+            } else {
+                GEMM.sgemm(m: count * a, n: c, k: d, a: stacked, lda: d, b: delta.w2.pointer, ldb: d, transposeB: true, beta: 0, c: out, ldc: c)
+                for row in 0..<count {
+                    let from = out + row * a * c, to = y + (start + row) * ldy
+                    for index in 0..<(a * c) { to[index] += from[index] }
+                }
+            }
+        }
+    }
+
+    /// Rows per block of `addKronecker`: intermediate products of about 256 KiB, to stay in a core's L2.
+    static func kroneckerBlockRows(_ delta: KroneckerDelta) -> Int { max(1, 65_536 / delta.scratchPerRow) }
+
     /// `y += s · A[:, ids]ᵀ·Bᵀ`: LoRA on an embedding table, for the token ids of `rows` rows.
     static func addEmbeddingLoRA(
         _ lora: LoRAWeights, ids: UnsafePointer<Int32>, rows: Int,

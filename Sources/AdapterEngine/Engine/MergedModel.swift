@@ -23,6 +23,11 @@ public struct MergedModel: Sendable {
                 break
             }
         }
+        for (layer, slots) in adapter.kroneckers.enumerated() {
+            for (slot, delta) in zip(LinearSlot.allCases, slots) {
+                if let delta { weights.layers[layer][slot] = Self.added(weights.layers[layer][slot], delta.dense) }
+            }
+        }
         for (layer, slots) in adapter.scalings.enumerated() {
             for (slot, scaling) in zip(LinearSlot.allCases, slots) {
                 if let scaling { weights.layers[layer][slot] = Self.scaled(weights.layers[layer][slot], scaling) }
@@ -64,6 +69,15 @@ public struct MergedModel: Sendable {
                     for column in 0..<inputs { out[row * inputs + column] *= scale[row] }
                 }
             }
+        }
+        return LinearWeights(weight: Tensor(shape: linear.weight.shape, storage: weight), bias: linear.bias)
+    }
+
+    /// `W + ΔW` in a copy of the layer.
+    static func added(_ linear: LinearWeights, _ delta: Tensor) -> LinearWeights {
+        let count = linear.outFeatures * linear.inFeatures
+        let weight = FloatStorage(count: count) { out in
+            for index in 0..<count { out[index] = linear.weight.pointer[index] + delta.pointer[index] }
         }
         return LinearWeights(weight: Tensor(shape: linear.weight.shape, storage: weight), bias: linear.bias)
     }

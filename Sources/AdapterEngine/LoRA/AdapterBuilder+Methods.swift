@@ -94,7 +94,15 @@ extension AdapterBuilder {
     /// LoKr: `ΔW = kron(w1, w2) · alpha/r`, each factor full (`lokr_w1`) or a product (`lokr_w1_a·lokr_w1_b`). With
     /// `w1 = P1·P2` and `w2 = Q1·Q2` (a full factor is itself times an identity, on its narrower side),
     /// `kron(w1, w2) = kron(P1, Q1)·kron(P2, Q2)`: a pair of rank r1·r2, never more than the layer's width.
-    func lokr(for moduleName: String, module: BertModule, tensors: [String: TensorInfo]) throws(AdapterError) -> LoRAWeights? {
+    /// A LoKr module as the engine runs it.
+    enum LoKrForm {
+        /// An equivalent low-rank pair.
+        case pair(LoRAWeights)
+        /// The Kronecker factors themselves (`KroneckerDelta`).
+        case kronecker(KroneckerDelta)
+    }
+
+    func lokr(for moduleName: String, module: BertModule, tensors: [String: TensorInfo]) throws(AdapterError) -> LoKrForm {
         guard module != .classifier, !isEmbedding(module) else {
             throw .unsupportedTarget(adapter: name, module: moduleName, moduleType: "an embedding table with LoKr; LoKr is served on Linear layers")
         }
@@ -113,9 +121,29 @@ extension AdapterBuilder {
         }
         let rank = matcher.rank(for: moduleName)
         let scaling = try checkedScaling(matcher.alpha(for: moduleName) / Double(rank), field: "alpha", moduleName: moduleName)
+        // The cheaper per row of the two exact forms: a pair of rank r1·r2, or the factors applied as w1·X·w2ᵀ.
+        let pairRank = first.left.shape[1] * second.left.shape[1]
+        if case .linear = module {
+            let delta = KroneckerDelta(w1: Self.product(first.left, first.right), w2: Self.product(second.left, second.right), scaling: scaling)
+            if delta.cost < pairRank * (shape.inFeatures + shape.outFeatures) { return .kronecker(delta) }
+        }
         let b = Self.kron(first.left, second.left)
         let a = Self.kron(first.right, second.right)
-        return LoRAWeights(a: a, b: b, rank: a.shape[0], scaling: scaling)
+        return .pair(LoRAWeights(a: a, b: b, rank: a.shape[0], scaling: scaling))
+    }
+
+    /// `x · y` (small factors, at load).
+    static func product(_ x: Tensor, _ y: Tensor) -> Tensor {
+        let (m, k, n) = (x.shape[0], x.shape[1], y.shape[1])
+        return Tensor(shape: [m, n], storage: FloatStorage(count: m * n) { out in
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum: Float = 0
+                    for l in 0..<k { sum += x.pointer[i * k + l] * y.pointer[l * n + j] }
+                    out[i * n + j] = sum
+                }
+            }
+        })
     }
 
     /// One LoKr factor as `left·right`: the saved pair, or the full matrix beside an identity on its narrower side.

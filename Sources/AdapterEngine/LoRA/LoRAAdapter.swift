@@ -16,12 +16,16 @@ public final class LoRAAdapter: Sendable {
     public let pooler: LoRAWeights?
     /// IA³ vectors of the encoder, indexed `[layer][LinearSlot.rawValue]` (all nil for LoRA and DoRA adapters).
     public let scalings: [[IA3Scaling?]]
+    /// LoKr updates kept as Kronecker factors, indexed `[layer][LinearSlot.rawValue]` (where that is cheaper than a pair).
+    public let kroneckers: [[KroneckerDelta?]]
     /// The classification head, when the adapter saved one; without it the adapter yields embeddings.
     public let head: ClassifierHead?
     /// Bytes of adapter weights held in memory.
     public let byteSize: Int
     /// Largest rank of any module (sizes the engine's scratch space).
     public let maxRank: Int
+    /// Scratch floats per row its Kronecker terms need (sizes the engine's scratch space too).
+    public let kroneckerScratch: Int
 
     /// Label names of the head, or nil for an embedding adapter.
     public var labels: [String]? { head?.labels }
@@ -39,10 +43,11 @@ public final class LoRAAdapter: Sendable {
 
     init(
         name: String, config: LoRAConfig, layers: [[LoRAWeights?]], embeddings: [LoRAWeights?], pooler: LoRAWeights?, head: ClassifierHead?,
-        scalings: [[IA3Scaling?]]? = nil
+        scalings: [[IA3Scaling?]]? = nil, kroneckers: [[KroneckerDelta?]]? = nil
     ) {
         self.name = name
         self.scalings = scalings ?? layers.map { $0.map { _ in nil } }
+        self.kroneckers = kroneckers ?? layers.map { $0.map { _ in nil } }
         self.config = config
         self.layers = layers
         self.embeddings = embeddings
@@ -55,6 +60,7 @@ public final class LoRAAdapter: Sendable {
             rank = max(rank, lora.rank)
         }
         for scaling in self.scalings.joined().compactMap({ $0 }) { bytes += 4 * scaling.vector.count }
+        for kronecker in self.kroneckers.joined().compactMap({ $0 }) { bytes += 4 * (kronecker.w1.count + kronecker.w2.count) }
         if let head {
             for linear in [head.classifier, head.pooler].compactMap({ $0 }) {
                 bytes += 4 * (linear.weight.count + (linear.bias?.count ?? 0))
@@ -62,6 +68,7 @@ public final class LoRAAdapter: Sendable {
         }
         byteSize = bytes
         maxRank = rank
+        kroneckerScratch = self.kroneckers.joined().compactMap { $0?.scratchPerRow }.max() ?? 0
     }
 
     /// Loads `adapter_config.json`, `adapter_model.safetensors` and optional `labels.json` from `directory`, and
@@ -93,7 +100,7 @@ public final class LoRAAdapter: Sendable {
         let parts = try builder.build(labels: labels)
         self.init(
             name: name, config: config, layers: parts.layers, embeddings: parts.embeddings, pooler: parts.pooler, head: parts.head,
-            scalings: parts.scalings)
+            scalings: parts.scalings, kroneckers: parts.kroneckers)
     }
 
     static func readLabels(path: String, adapter: String) throws(AdapterError) -> [String]? {
@@ -138,7 +145,7 @@ struct AdapterBuilder {
         catalog = ModuleCatalog(layers: model.config.numHiddenLayers, hasPooler: model.weights.pooler != nil)
     }
 
-    func build(labels: [String]?) throws(AdapterError) -> (layers: [[LoRAWeights?]], embeddings: [LoRAWeights?], pooler: LoRAWeights?, head: ClassifierHead?, scalings: [[IA3Scaling?]]) {
+    func build(labels: [String]?) throws(AdapterError) -> (layers: [[LoRAWeights?]], embeddings: [LoRAWeights?], pooler: LoRAWeights?, head: ClassifierHead?, scalings: [[IA3Scaling?]], kroneckers: [[KroneckerDelta?]]) {
         // Sort the file's tensors into LoRA pairs and saved modules, by module name.
         var loraTensors: [String: [String: TensorInfo]] = [:]
         var savedTensors: [String: [String: TensorInfo]] = [:]
@@ -163,6 +170,7 @@ struct AdapterBuilder {
         var embeddings = [LoRAWeights?](repeating: nil, count: EmbeddingTable.allCases.count)
         var pooler: LoRAWeights?
         var scalings = layers.map { $0.map { _ -> IA3Scaling? in nil } }
+        var kroneckers = layers.map { $0.map { _ -> KroneckerDelta? in nil } }
         var matchedAny = false
         for entry in catalog.entries where matcher.isTargeted(entry) {
             matchedAny = true
@@ -183,7 +191,15 @@ struct AdapterBuilder {
             case .lora, .ia3: pair = try lora(for: entry.name, module: module, tensors: tensors)
             case .adalora: pair = try adalora(for: entry.name, module: module, tensors: tensors)
             case .loha: pair = try loha(for: entry.name, module: module, tensors: tensors)
-            case .lokr: pair = try lokr(for: entry.name, module: module, tensors: tensors)
+            case .lokr:
+                switch try lokr(for: entry.name, module: module, tensors: tensors) {
+                case .pair(let weights): pair = weights
+                case .kronecker(let delta):
+                    // Only Linear layers of the encoder take this form (see `lokr`).
+                    guard case .linear(let layer, let slot) = module else { continue }
+                    kroneckers[layer][slot.rawValue] = delta
+                    continue
+                }
             }
             switch module {
             case .embedding(let table): embeddings[table.rawValue] = pair
@@ -197,7 +213,7 @@ struct AdapterBuilder {
             throw .unexpectedTensor(adapter: name, tensor: Self.prefix + module + "." + (parts.keys.sorted().first ?? ""))
         }
         let head = try classifierHead(saved: savedTensors, labels: labels)
-        return (layers, embeddings, pooler, head, scalings)
+        return (layers, embeddings, pooler, head, scalings, kroneckers)
     }
 
     /// The IA³ vector of `moduleName`: `[1, in]` when it scales the inputs (a `feedforward_modules` match), `[out, 1]`
