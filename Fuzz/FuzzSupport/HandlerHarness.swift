@@ -11,11 +11,11 @@ import MQTTRPC
 /// stops the process (a libFuzzer finding) when a request is not answered with exactly one reply carrying a status.
 public final class HandlerHarness: @unchecked Sendable {
     /// Replies the server published, under a lock: the server publishes from its own tasks.
-    private final class Replies: @unchecked Sendable {
+    private final class Replies: RPCTransport, @unchecked Sendable {
         private let lock = NSLock()
         private var published: [(topic: String, payload: [UInt8], properties: MQTTProperties)] = []
 
-        func add(_ topic: String, _ payload: [UInt8], _ properties: MQTTProperties) {
+        func send(_ topic: String, payload: [UInt8], properties: MQTTProperties) {
             lock.withLock { published.append((topic, payload, properties)) }
         }
 
@@ -57,8 +57,7 @@ public final class HandlerHarness: @unchecked Sendable {
         let replies = replies
         server = RPCServer(
             topics: Topics(worker: "fuzz"), workerID: "fuzz", inference: services.inferenceMethod, control: services.controlMethods,
-            stats: services.stats, duplicateWindow: .seconds(60), publishResults: false, logger: logger
-        ) { topic, payload, properties in replies.add(topic, payload, properties) }
+            stats: services.stats, duplicateWindow: .seconds(60), publishResults: false, logger: logger, transport: replies)
         let intent = root + "/Tests/AdapterEngineTests/Fixtures/minilm-lora/adapters/intent"
         if FileManager.default.fileExists(atPath: intent) {
             wait { [services] in _ = try? await services.registry.load(name: "intent", version: "v1", path: intent, actor: "fuzz") }

@@ -82,12 +82,13 @@ public final class Worker: Service, Sendable {
         } else {
             poolClient = nil
         }
-        let topics = topics, client = client
+        let topics = topics
+        let transport = MQTTTransport(client: client, logger: logger)
         let (holdingsChanged, holdingsContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.holdingsChanged = holdingsChanged
         self.holdingsContinuation = holdingsContinuation
         services = try WorkerServices(configuration: configuration, logger: logger, metricsFactory: metricsFactory, startedAt: startedAt) { event in
-            Self.publish(client, topics.events, event.json(), MQTTProperties(contentType: "application/json"), logger: logger)
+            transport.send(topics.events, payload: event.json(), properties: MQTTProperties(contentType: "application/json"))
             if event.event.changesHoldings { holdingsContinuation.yield() }
         }
         engine = services.engine
@@ -97,20 +98,7 @@ public final class Worker: Service, Sendable {
         server = RPCServer(
             topics: topics, workerID: configuration.workerID, inference: services.inferenceMethod, control: services.controlMethods,
             stats: services.stats, duplicateWindow: configuration.duplicateWindow, publishResults: configuration.publishResults,
-            maxRequestBytes: configuration.maxRequestBytes, logger: logger
-        ) { topic, payload, properties in
-            Self.publish(client, topic, payload, properties, logger: logger)
-        }
-    }
-
-    /// Publishes one message at QoS 1, logging (not throwing) a failure: a reply that cannot be sent is the
-    /// client's timeout, not the worker's error.
-    static func publish(_ client: MQTTClient, _ topic: String, _ payload: [UInt8], _ properties: MQTTProperties, logger: Logger) {
-        do {
-            try client.publish(topic, payload: payload, qos: 1, properties: properties)
-        } catch {
-            logger.error("cannot publish", metadata: ["topic": "\(topic)", "error": "\(error)"])
-        }
+            maxRequestBytes: configuration.maxRequestBytes, logger: logger, transport: transport)
     }
 
     static func status(_ state: String, configuration: WorkerConfiguration, startedAt: Date, holdings: [WorkerStatus.Holding]? = nil) -> WorkerStatus {

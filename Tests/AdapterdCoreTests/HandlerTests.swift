@@ -203,10 +203,10 @@ struct HandlerTests {
 /// The RPC server's shared rules, with published messages recorded instead of sent.
 @Suite("RPCServer")
 struct RPCServerTests {
-    final class Outbox: @unchecked Sendable {
+    final class Outbox: RPCTransport, @unchecked Sendable {
         private let lock = NSLock()
         private var messages: [(topic: String, payload: [UInt8], properties: MQTTProperties)] = []
-        func append(_ topic: String, _ payload: [UInt8], _ properties: MQTTProperties) { lock.withLock { messages.append((topic, payload, properties)) } }
+        func send(_ topic: String, payload: [UInt8], properties: MQTTProperties) { lock.withLock { messages.append((topic, payload, properties)) } }
         var all: [(topic: String, payload: [UInt8], properties: MQTTProperties)] { lock.withLock { messages } }
     }
 
@@ -214,8 +214,7 @@ struct RPCServerTests {
         RPCServer(
             topics: Topics(worker: "offline"), workerID: "offline", inference: offline.services.inferenceMethod,
             control: offline.services.controlMethods, stats: offline.services.stats, duplicateWindow: .seconds(60),
-            publishResults: false, logger: Logger(label: "test")
-        ) { outbox.append($0, $1, $2) }
+            publishResults: false, logger: Logger(label: "test"), transport: outbox)
     }
 
     static func request(_ topic: String, _ body: String, correlation: String = "c1", expiry: UInt32? = nil) -> MQTTMessage {
@@ -245,8 +244,7 @@ struct RPCServerTests {
         let server = RPCServer(
             topics: Topics(worker: "offline"), workerID: "offline", inference: offline.services.inferenceMethod,
             control: offline.services.controlMethods, stats: offline.services.stats, duplicateWindow: .seconds(60),
-            publishResults: false, maxRequestBytes: 1024, logger: Logger(label: "test")
-        ) { outbox.append($0, $1, $2) }
+            publishResults: false, maxRequestBytes: 1024, logger: Logger(label: "test"), transport: outbox)
         let text = String(repeating: "a", count: 4096)
         await server.handle(Self.request("adapterd/v1/offline/infer", #"{"text":"\#(text)"}"#))
         #expect(outbox.all.map { $0.properties.userProperty("status") } == ["RESOURCE_EXHAUSTED"])

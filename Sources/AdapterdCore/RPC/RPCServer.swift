@@ -9,8 +9,6 @@ import MQTTRPC
 /// lane), runs the handler and publishes the reply to the request's reply address (and inference results to the
 /// results topic).
 public struct RPCServer: Sendable {
-    /// Publishes one message (QoS 1): the worker's MQTT connection, or a recorder in tests.
-    public typealias Publish = @Sendable (_ topic: String, _ payload: [UInt8], _ properties: MQTTProperties) -> Void
 
     let topics: Topics
     let workerID: String
@@ -23,13 +21,14 @@ public struct RPCServer: Sendable {
     let publishResults: Bool
     /// Bodies larger than this are refused before decoding.
     let maxRequestBytes: Int
-    let publish: Publish
+    /// Where replies and results go.
+    let transport: any RPCTransport
     let logger: Logger
 
     /// A server answering `inference` and `control` for worker `workerID`.
     public init(
         topics: Topics, workerID: String, inference: RPCMethod, control: MethodTable, stats: WorkerStats, replies: ReplyCache = ReplyCache(),
-        duplicateWindow: Duration, publishResults: Bool, maxRequestBytes: Int = 1 << 20, logger: Logger, publish: @escaping Publish
+        duplicateWindow: Duration, publishResults: Bool, maxRequestBytes: Int = 1 << 20, logger: Logger, transport: any RPCTransport
     ) {
         self.maxRequestBytes = maxRequestBytes
         self.topics = topics
@@ -46,7 +45,7 @@ public struct RPCServer: Sendable {
         ]
         self.publishResults = publishResults
         self.logger = logger
-        self.publish = publish
+        self.transport = transport
     }
 
     /// Answers one request taken from the broker. Messages on topics that are not requests are ignored.
@@ -70,10 +69,12 @@ public struct RPCServer: Sendable {
                 contentType: invocation.encoding.contentType,
                 userProperties: [MQTTUserProperty("status", reply.status.name), MQTTUserProperty("worker", workerID)])
             if address.usesProperties { properties.correlationData = address.correlationData }
-            publish(address.topic, reply.payload, properties)
+            transport.send(address.topic, payload: reply.payload, properties: properties)
         }
         if case .infer(let context) = route, publishResults {
-            publish(topics.results(context: context), reply.payload, MQTTProperties(contentType: invocation.encoding.contentType, userProperties: [MQTTUserProperty("status", reply.status.name)]))
+            transport.send(
+                topics.results(context: context), payload: reply.payload,
+                properties: MQTTProperties(contentType: invocation.encoding.contentType, userProperties: [MQTTUserProperty("status", reply.status.name)]))
         }
     }
 
