@@ -6,13 +6,16 @@ import Foundation
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Classify or embed texts locally with the base model and an optional PEFT LoRA adapter.")
+        abstract: "Classify or embed texts locally with the base model and an optional PEFT adapter (LoRA, DoRA, IA³, AdaLoRA, LoHa, LoKr) or a weighted blend of adapters.")
 
     @Option(name: .long, help: "Hugging Face model directory (config.json, model.safetensors, tokenizer.json).")
     var model: String
 
     @Option(name: .long, help: "PEFT adapter directory (adapter_config.json, adapter_model.safetensors, optional labels.json).")
     var adapter: String?
+
+    @Option(name: .long, help: ArgumentHelp("A weighted part of a blend, NAME=DIR:WEIGHT (repeat it): the adapters' updates and heads summed with these weights.", valueName: "NAME=DIR:WEIGHT"))
+    var blend: [String] = []
 
     @Flag(name: .long, help: "Merge the adapter into a private copy of the weights instead of running it unmerged.")
     var merged = false
@@ -34,11 +37,23 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         guard !texts.isEmpty else { throw ValidationError("give at least one TEXT") }
-        guard adapter != nil || !merged else { throw ValidationError("--merged needs --adapter") }
+        guard adapter != nil || !blend.isEmpty || !merged else { throw ValidationError("--merged needs --adapter or --blend") }
+        guard adapter == nil || blend.isEmpty else { throw ValidationError("give --adapter or --blend, not both") }
+        for part in blend where Self.blendPart(part) == nil {
+            throw ValidationError("--blend takes NAME=DIR:WEIGHT with a finite WEIGHT, not '\(part)'")
+        }
         guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision must be fp32 or int8, not '\(precision)'") }
         if let cpuPath, KernelPath(name: cpuPath) == nil {
             throw ValidationError("--cpu-path must be one of \(KernelPath.allCases.map(\.description).joined(separator: ", ")), not '\(cpuPath)'")
         }
+    }
+
+    /// `NAME=DIR:WEIGHT`, split; nil when it is not one.
+    static func blendPart(_ text: String) -> (name: String, directory: String, weight: Float)? {
+        guard let equals = text.firstIndex(of: "="), let colon = text.lastIndex(of: ":"), equals < colon else { return nil }
+        let name = String(text[..<equals]), directory = String(text[text.index(after: equals)..<colon])
+        guard !name.isEmpty, !directory.isEmpty, let weight = Float(text[text.index(after: colon)...]), weight.isFinite else { return nil }
+        return (name, directory, weight)
     }
 
     func run() throws {
@@ -52,6 +67,13 @@ struct RunCommand: ParsableCommand {
             }
             var lora: LoRAAdapter?
             if let adapter { lora = try LoRAAdapter(directory: adapter, model: engine.model) }
+            if !blend.isEmpty {
+                let parts = try blend.map { text throws -> (adapter: LoRAAdapter, weight: Float) in
+                    let part = Self.blendPart(text)!
+                    return (try LoRAAdapter(directory: part.directory, model: engine.model, name: part.name), part.weight)
+                }
+                lora = try LoRAAdapter.blend(parts, name: parts.map { "\($0.adapter.name)×\($0.weight)" }.joined(separator: "+"))
+            }
             let results: [InferenceResult]
             var ran = engine
             if merged, let lora {

@@ -31,7 +31,7 @@ extension AdapterBuilder {
     /// the module was created with, and is not saved. A module pruned to rank 0 adds nothing.
     func adalora(for moduleName: String, module: BertModule, tensors: [String: TensorInfo]) throws(AdapterError) -> LoRAWeights? {
         guard case .linear = module else {
-            throw .unsupportedTarget(adapter: name, module: moduleName, moduleType: "an embedding table or the pooler with AdaLoRA; AdaLoRA is served on the encoder's Linear layers")
+            throw .methodCannotAdapt(adapter: name, module: moduleName, reason: "an embedding table or the pooler with AdaLoRA; AdaLoRA is served on the encoder's Linear layers")
         }
         try requireOnly(["A", "B", "E"], in: tensors, moduleName: moduleName)
         let shape = model.shape(of: module)!
@@ -57,10 +57,10 @@ extension AdapterBuilder {
     /// of rank r1·r2: column (i, j) of B' is `w1a[:, i] ⊙ w2a[:, j]` and row (i, j) of A' is `w1b[i, :] ⊙ w2b[j, :]`.
     func loha(for moduleName: String, module: BertModule, tensors: [String: TensorInfo]) throws(AdapterError) -> LoRAWeights? {
         guard module != .classifier, !isEmbedding(module) else {
-            throw .unsupportedTarget(adapter: name, module: moduleName, moduleType: "an embedding table with LoHa; LoHa is served on Linear layers")
+            throw .methodCannotAdapt(adapter: name, module: moduleName, reason: "an embedding table with LoHa; LoHa is served on Linear layers")
         }
         if tensors["t1"] != nil || tensors["t2"] != nil {
-            throw .unsupportedTarget(adapter: name, module: moduleName, moduleType: "a LoHa CP decomposition (hada_t1/hada_t2, for convolutions)")
+            throw .methodCannotAdapt(adapter: name, module: moduleName, reason: "a LoHa CP decomposition (hada_t1/hada_t2, for convolutions)")
         }
         try requireOnly(["w1a", "w1b", "w2a", "w2b"], in: tensors, moduleName: moduleName)
         let shape = model.shape(of: module)!
@@ -104,10 +104,10 @@ extension AdapterBuilder {
 
     func lokr(for moduleName: String, module: BertModule, tensors: [String: TensorInfo]) throws(AdapterError) -> LoKrForm {
         guard module != .classifier, !isEmbedding(module) else {
-            throw .unsupportedTarget(adapter: name, module: moduleName, moduleType: "an embedding table with LoKr; LoKr is served on Linear layers")
+            throw .methodCannotAdapt(adapter: name, module: moduleName, reason: "an embedding table with LoKr; LoKr is served on Linear layers")
         }
         if tensors["t2"] != nil {
-            throw .unsupportedTarget(adapter: name, module: moduleName, moduleType: "a LoKr CP decomposition (lokr_t2, for convolutions)")
+            throw .methodCannotAdapt(adapter: name, module: moduleName, reason: "a LoKr CP decomposition (lokr_t2, for convolutions)")
         }
         try requireOnly(["w1", "w1a", "w1b", "w2", "w2a", "w2b"], in: tensors, moduleName: moduleName)
         let shape = model.shape(of: module)!

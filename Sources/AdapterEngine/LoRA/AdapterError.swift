@@ -4,6 +4,10 @@ public enum AdapterError: Error, CustomStringConvertible, Sendable {
     case invalidConfig(adapter: String, field: String, reason: String)
     case unsupportedOption(adapter: String, field: String, value: String)
     case unsupportedTarget(adapter: String, module: String, moduleType: String)
+    /// The adapter's PEFT method cannot adapt this module here (`reason` says which method and where it is served).
+    case methodCannotAdapt(adapter: String, module: String, reason: String)
+    /// A weighted blend of adapters that cannot be computed exactly.
+    case blendRefused(blend: String, reason: String)
     case noTargetMatched(adapter: String, targets: String)
     case missingTensor(adapter: String, tensor: String)
     case unexpectedTensor(adapter: String, tensor: String)
@@ -23,6 +27,10 @@ public enum AdapterError: Error, CustomStringConvertible, Sendable {
             return "adapter '\(adapter)': adapter_config.json sets '\(field)' = \(value), which this engine does not implement; save the adapter without it"
         case let .unsupportedTarget(adapter, module, type):
             return "adapter '\(adapter)': target_modules selects '\(module)' (\(type)); LoRA applies to Linear and Embedding layers only"
+        case let .methodCannotAdapt(adapter, module, reason):
+            return "adapter '\(adapter)': target_modules selects '\(module)': \(reason)"
+        case let .blendRefused(blend, reason):
+            return "blend '\(blend)': \(reason)"
         case let .noTargetMatched(adapter, targets):
             return "adapter '\(adapter)': target_modules \(targets) matches no module of the base model"
         case let .missingTensor(adapter, tensor):

@@ -180,7 +180,7 @@ struct AdapterBuilder {
             if config.method == .ia3 {
                 let tensors = loraTensors.removeValue(forKey: entry.name) ?? [:]
                 guard case .linear(let layer, let slot) = module else {
-                    throw .unsupportedTarget(adapter: name, module: entry.name, moduleType: "\(entry.type) with IA³; IA³ is served on the encoder's Linear layers")
+                    throw .methodCannotAdapt(adapter: name, module: entry.name, reason: "\(entry.type) with IA³; IA³ is served on the encoder's Linear layers")
                 }
                 scalings[layer][slot.rawValue] = try ia3(for: entry.name, slot: slot, shape: model.shape(of: module)!, tensors: tensors)
                 continue
@@ -223,7 +223,7 @@ struct AdapterBuilder {
         let scalesInput = isFeedforward(moduleName)
         if scalesInput, [LinearSlot.query, .key, .value].contains(slot) {
             // Q, K and V share one input and one product: scaling the input of one of them alone would need its own.
-            throw .unsupportedTarget(adapter: name, module: moduleName, moduleType: "an attention projection in feedforward_modules (IA³ input scaling is served on attention.output.dense, intermediate.dense and output.dense)")
+            throw .methodCannotAdapt(adapter: name, module: moduleName, reason: "an attention projection in feedforward_modules (IA³ input scaling is served on attention.output.dense, intermediate.dense and output.dense)")
         }
         let expected = scalesInput ? [1, shape.inFeatures] : [shape.outFeatures, 1]
         guard info.shape == expected else {
@@ -296,7 +296,7 @@ struct AdapterBuilder {
             return LoRAWeights(a: a, b: b, rank: rank, scaling: Float(scaling))
         }
         guard !isEmbedding else {
-            throw .unsupportedTarget(adapter: name, module: moduleName, moduleType: "an embedding table with DoRA (use_dora); DoRA is served on Linear layers")
+            throw .methodCannotAdapt(adapter: name, module: moduleName, reason: "an embedding table with DoRA (use_dora); DoRA is served on Linear layers")
         }
         guard let infoM = tensors["M"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + moduleName + ".lora_magnitude_vector") }
         guard infoM.shape == [shape.outFeatures] else {
@@ -306,7 +306,7 @@ struct AdapterBuilder {
         switch module {
         case .linear(let layer, let slot): base = model.weights.layers[layer][slot]
         case .pooler where model.weights.pooler != nil: base = model.weights.pooler!
-        default: throw .unsupportedTarget(adapter: name, module: moduleName, moduleType: "a module DoRA cannot adapt here")
+        default: throw .methodCannotAdapt(adapter: name, module: moduleName, reason: "a module DoRA cannot adapt here")
         }
         let magnitude = try tensor(infoM)
         return LoRAWeights(

@@ -21,6 +21,16 @@ public struct LoRAWeights: Sendable {
     /// Number of outputs.
     public var outFeatures: Int { scaledBTransposed.shape[1] }
 
+    /// A pair already in the engine's layout: `a` `[rank, in]` and `scaledBTransposed` `[rank, out]`, the scaling
+    /// folded in (a blend's concatenated terms).
+    init(a: Tensor, scaledBTransposed: Tensor) {
+        self.a = a
+        self.scaledBTransposed = scaledBTransposed
+        rank = a.shape[0]
+        scaling = 1
+        magnitudeScale = nil
+    }
+
     /// Pairs `a` and `b` (as PEFT stores them) with their rank and scaling.
     public init(a: Tensor, b: Tensor, rank: Int, scaling: Float, magnitudeScale: Tensor? = nil) {
         self.a = a
