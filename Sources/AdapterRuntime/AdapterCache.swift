@@ -46,6 +46,8 @@ public actor AdapterCache {
     private var pinned: Set<String> = []
     private var clock: UInt64 = 0
     public private(set) var counters = Counters()
+    /// Holds requests have on adapters right now (acquired, not yet released).
+    public var heldCount: Int { slots.values.reduce(0) { $0 + $1.references } }
 
     public init(maxBytes: Int, loader: @escaping @Sendable (Key) async throws -> LoRAAdapter) {
         self.maxBytes = maxBytes

@@ -49,12 +49,14 @@ public struct AdapterResolver: Sendable {
         case explicitAdapterForbidden
         case versionNeedsAdapter
         case weightsUnavailable(name: String, version: String, reason: String)
+        case invalidBlend(String)
 
         public var description: String {
             switch self {
             case .explicitAdapterForbidden: return "this worker routes requests itself; remove 'adapter' from the request"
             case .versionNeedsAdapter: return "field 'version' needs 'adapter'"
             case let .weightsUnavailable(name, version, reason): return "adapter '\(name)' \(version) could not be loaded: \(reason)"
+            case let .invalidBlend(problem): return "adapters: \(problem)"
             }
         }
     }
@@ -71,6 +73,8 @@ public struct AdapterResolver: Sendable {
     public let features: InputRouter.FeatureSource
     /// Reports what the resolver noticed and carried on past (a stale route, a router that failed).
     public let warn: @Sendable (String, [String: String]) -> Void
+    /// Blends requests named, built once each.
+    public let blends = BlendCache()
 
     public init(
         registry: AdapterRegistry, rolloutGuard: RolloutGuard, allowExplicitAdapter: Bool, defaultAdapter: String?, affinityTTL: Duration,
@@ -136,6 +140,50 @@ public struct AdapterResolver: Sendable {
         return AdapterLease(entry: entry, adapter: weights, routing: routing, resolver: self)
     }
 
+    /// Most parts a blend may have.
+    public static let maxBlendParts = 8
+
+    /// A lease on the weighted blend of `parts` (2 to 8 distinct adapter names, finite weights): the active version
+    /// of each, held in the cache while the request runs, blended as `LoRAAdapter.blend` does. A blend is explicit:
+    /// no route, session pin or rollout applies to it, and its outcome does not count for any version's canary.
+    public func leaseBlend(_ parts: [(name: String, weight: Float)]) async throws -> AdapterLease {
+        guard allowExplicitAdapter else { throw Failure.explicitAdapterForbidden }
+        guard (2...Self.maxBlendParts).contains(parts.count), Set(parts.map(\.name)).count == parts.count else {
+            throw Failure.invalidBlend("a blend names 2 to \(Self.maxBlendParts) distinct adapters, not \(parts.map(\.name))")
+        }
+        if let part = parts.first(where: { !$0.weight.isFinite }) { throw Failure.invalidBlend("the weight of '\(part.name)' is \(part.weight)") }
+        var entries: [AdapterRegistry.Entry] = []
+        for part in parts {
+            let entry = try await registry.resolve(name: part.name, version: "")
+            guard entry.kind == .adapter else { throw RegistryError.notKind(name: entry.name, kind: .adapter) }
+            entries.append(entry)
+        }
+        var held: [LoRAAdapter] = []
+        do {
+            for entry in entries { held.append(try await registry.cache.acquire(entry.key)) }
+        } catch {
+            for entry in entries.prefix(held.count) { await registry.cache.release(entry.key) }
+            let entry = entries[held.count]
+            throw Failure.weightsUnavailable(name: entry.name, version: entry.version, reason: "\(error)")
+        }
+        let key = zip(entries, parts).map { "\($0.name)@\($0.version)×\($1.weight.bitPattern)" }.joined(separator: "+")
+        let blended: LoRAAdapter
+        if let cached = await blends.blend(for: key) {
+            blended = cached
+        } else {
+            do {
+                let built = try LoRAAdapter.blend(zip(held, parts).map { ($0, $1.weight) }, name: "blend")
+                blended = await blends.insert(built, for: key)
+            } catch {
+                for entry in entries { await registry.cache.release(entry.key) }
+                throw error
+            }
+        }
+        var routing = Routing()
+        routing.routedBy = "request"
+        return AdapterLease(entry: nil, adapter: blended, routing: routing, resolver: self, blend: zip(entries, parts).map { ($0, $1.weight) })
+    }
+
     /// The route's input router's choice, unless the session already has one; nil to fall back to the route's
     /// adapter (confidence below the route's minimum, or a router that is gone or failed).
     private func ask(_ route: RouteRecord, request: Request, routing: inout Routing) async -> String? {
@@ -198,6 +246,8 @@ public struct AdapterLease: Sendable {
     public let adapter: LoRAAdapter?
     public let routing: AdapterResolver.Routing
     let resolver: AdapterResolver
+    /// For a blend: each part's version and weight (`entry` is then nil and `adapter` the blend).
+    public var blend: [(entry: AdapterRegistry.Entry, weight: Float)] = []
 
     /// A canary the guard rolled back because of this outcome.
     public struct Rollback: Sendable, Equatable {
@@ -209,6 +259,7 @@ public struct AdapterLease: Sendable {
     /// Returns the weights to the cache and records the outcome with the rollout guard; a verdict against a canary
     /// ends its rollout, and is returned so the caller can announce it.
     public func release(ok: Bool, since: ContinuousClock.Instant) async throws -> Rollback? {
+        for part in blend { await resolver.registry.cache.release(part.entry.key) }
         guard let entry else { return nil }
         let registry = resolver.registry
         await registry.cache.release(entry.key)

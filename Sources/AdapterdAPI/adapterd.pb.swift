@@ -154,6 +154,10 @@ public nonisolated struct Adapterd_V1_InferRequest: Sendable {
   /// Free-form request context for routing.
   public var metadata: Dictionary<String,String> = [:]
 
+  /// A weighted blend of adapters instead of `adapter`: the active version of each, their updates summed with these
+  /// weights (and their heads, which must have the same labels); 2 to 8 distinct names.
+  public var adapters: [Adapterd_V1_WeightedAdapter] = []
+
   /// MQTT 3.1.1 clients: where to reply and what to echo.
   public var replyTo: String = String()
 
@@ -166,61 +170,144 @@ public nonisolated struct Adapterd_V1_InferRequest: Sendable {
   fileprivate var _text: String? = nil
 }
 
-public nonisolated struct Adapterd_V1_InferReply: Sendable {
+/// One weighted part of a blend.
+public nonisolated struct Adapterd_V1_WeightedAdapter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var weight: Float = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Adapterd_V1_InferReply: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var status: Adapterd_V1_StatusCode {
-    get {_status ?? .ok}
-    set {_status = newValue}
+    get {_storage._status ?? .ok}
+    set {_uniqueStorage()._status = newValue}
   }
   /// Returns true if `status` has been explicitly set.
-  public var hasStatus: Bool {self._status != nil}
+  public var hasStatus: Bool {_storage._status != nil}
   /// Clears the value of `status`. Subsequent reads from it will return its default value.
-  public mutating func clearStatus() {self._status = nil}
+  public mutating func clearStatus() {_uniqueStorage()._status = nil}
 
-  public var error: String = String()
+  public var error: String {
+    get {_storage._error}
+    set {_uniqueStorage()._error = newValue}
+  }
 
-  public var adapter: String = String()
+  public var adapter: String {
+    get {_storage._adapter}
+    set {_uniqueStorage()._adapter = newValue}
+  }
 
-  public var version: String = String()
+  public var version: String {
+    get {_storage._version}
+    set {_uniqueStorage()._version = newValue}
+  }
 
-  public var label: String = String()
+  public var label: String {
+    get {_storage._label}
+    set {_uniqueStorage()._label = newValue}
+  }
 
-  public var logits: [Float] = []
+  public var logits: [Float] {
+    get {_storage._logits}
+    set {_uniqueStorage()._logits = newValue}
+  }
 
-  public var embedding: [Float] = []
+  public var embedding: [Float] {
+    get {_storage._embedding}
+    set {_uniqueStorage()._embedding = newValue}
+  }
 
-  public var latencyMs: Float = 0
+  public var latencyMs: Float {
+    get {_storage._latencyMs}
+    set {_uniqueStorage()._latencyMs = newValue}
+  }
 
-  public var tokens: Int32 = 0
+  public var tokens: Int32 {
+    get {_storage._tokens}
+    set {_uniqueStorage()._tokens = newValue}
+  }
 
   /// The worker that answered (which one of a pool).
-  public var worker: String = String()
+  public var worker: String {
+    get {_storage._worker}
+    set {_uniqueStorage()._worker = newValue}
+  }
 
   /// How the adapter was chosen: "request" (named), "session" (a router's earlier decision for the session),
   /// "rollout" (a traffic split picked the version), "route", "router", "default" (the worker's default adapter),
   /// or empty (no adapter: embeddings).
-  public var routedBy: String = String()
+  public var routedBy: String {
+    get {_storage._routedBy}
+    set {_uniqueStorage()._routedBy = newValue}
+  }
 
   /// When a router was consulted: its name and version, its choice and confidence (even when the confidence
   /// was below the route's min_confidence and the route's adapter served instead).
-  public var router: String = String()
+  public var router: String {
+    get {_storage._router}
+    set {_uniqueStorage()._router = newValue}
+  }
 
-  public var routerVersion: String = String()
+  public var routerVersion: String {
+    get {_storage._routerVersion}
+    set {_uniqueStorage()._routerVersion = newValue}
+  }
 
-  public var routerChoice: String = String()
+  public var routerChoice: String {
+    get {_storage._routerChoice}
+    set {_uniqueStorage()._routerChoice = newValue}
+  }
 
-  public var routerConfidence: Float = 0
+  public var routerConfidence: Float {
+    get {_storage._routerConfidence}
+    set {_uniqueStorage()._routerConfidence = newValue}
+  }
 
-  public var correlationID: String = String()
+  public var correlationID: String {
+    get {_storage._correlationID}
+    set {_uniqueStorage()._correlationID = newValue}
+  }
+
+  /// For a blend: each part's name, the version that served and its weight (`adapter` then reads "blend").
+  public var blend: [Adapterd_V1_BlendPart] {
+    get {_storage._blend}
+    set {_uniqueStorage()._blend = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _status: Adapterd_V1_StatusCode? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// One part of a blend as it served.
+public nonisolated struct Adapterd_V1_BlendPart: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var version: String = String()
+
+  public var weight: Float = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// What the worker knows about one loaded adapter version.
@@ -1532,7 +1619,7 @@ nonisolated extension Adapterd_V1_StatusCode: SwiftProtobuf._ProtoNameProviding 
 
 nonisolated extension Adapterd_V1_InferRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".InferRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}text\0\u{1}session\0\u{1}adapter\0\u{1}version\0\u{1}metadata\0\u{4}\u{9}reply_to\0\u{3}correlation_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}text\0\u{1}session\0\u{1}adapter\0\u{1}version\0\u{1}metadata\0\u{1}adapters\0\u{4}\u{8}reply_to\0\u{3}correlation_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1545,6 +1632,7 @@ nonisolated extension Adapterd_V1_InferRequest: SwiftProtobuf.Message, SwiftProt
       case 3: try { try decoder.decodeSingularStringField(value: &self.adapter) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.version) }()
       case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.adapters) }()
       case 14: try { try decoder.decodeSingularStringField(value: &self.replyTo) }()
       case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
       default: break
@@ -1572,6 +1660,9 @@ nonisolated extension Adapterd_V1_InferRequest: SwiftProtobuf.Message, SwiftProt
     if !self.metadata.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.metadata, fieldNumber: 5)
     }
+    if !self.adapters.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.adapters, fieldNumber: 6)
+    }
     if !self.replyTo.isEmpty {
       try visitor.visitSingularStringField(value: self.replyTo, fieldNumber: 14)
     }
@@ -1587,6 +1678,7 @@ nonisolated extension Adapterd_V1_InferRequest: SwiftProtobuf.Message, SwiftProt
     if lhs.adapter != rhs.adapter {return false}
     if lhs.version != rhs.version {return false}
     if lhs.metadata != rhs.metadata {return false}
+    if lhs.adapters != rhs.adapters {return false}
     if lhs.replyTo != rhs.replyTo {return false}
     if lhs.correlationID != rhs.correlationID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -1594,9 +1686,9 @@ nonisolated extension Adapterd_V1_InferRequest: SwiftProtobuf.Message, SwiftProt
   }
 }
 
-nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".InferReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}adapter\0\u{1}version\0\u{1}label\0\u{1}logits\0\u{1}embedding\0\u{3}latency_ms\0\u{1}tokens\0\u{1}worker\0\u{3}routed_by\0\u{1}router\0\u{3}router_version\0\u{3}router_choice\0\u{3}correlation_id\0\u{3}router_confidence\0")
+nonisolated extension Adapterd_V1_WeightedAdapter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WeightedAdapter"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}weight\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1604,100 +1696,248 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularEnumField(value: &self._status) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.error) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.adapter) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.version) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.label) }()
-      case 6: try { try decoder.decodeRepeatedFloatField(value: &self.logits) }()
-      case 7: try { try decoder.decodeRepeatedFloatField(value: &self.embedding) }()
-      case 8: try { try decoder.decodeSingularFloatField(value: &self.latencyMs) }()
-      case 9: try { try decoder.decodeSingularInt32Field(value: &self.tokens) }()
-      case 10: try { try decoder.decodeSingularStringField(value: &self.worker) }()
-      case 11: try { try decoder.decodeSingularStringField(value: &self.routedBy) }()
-      case 12: try { try decoder.decodeSingularStringField(value: &self.router) }()
-      case 13: try { try decoder.decodeSingularStringField(value: &self.routerVersion) }()
-      case 14: try { try decoder.decodeSingularStringField(value: &self.routerChoice) }()
-      case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
-      case 16: try { try decoder.decodeSingularFloatField(value: &self.routerConfidence) }()
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularFloatField(value: &self.weight) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._status {
-      try visitor.visitSingularEnumField(value: v, fieldNumber: 1)
-    } }()
-    if !self.error.isEmpty {
-      try visitor.visitSingularStringField(value: self.error, fieldNumber: 2)
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
     }
-    if !self.adapter.isEmpty {
-      try visitor.visitSingularStringField(value: self.adapter, fieldNumber: 3)
+    if self.weight.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.weight, fieldNumber: 2)
     }
-    if !self.version.isEmpty {
-      try visitor.visitSingularStringField(value: self.version, fieldNumber: 4)
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_WeightedAdapter, rhs: Adapterd_V1_WeightedAdapter) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.weight != rhs.weight {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".InferReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}adapter\0\u{1}version\0\u{1}label\0\u{1}logits\0\u{1}embedding\0\u{3}latency_ms\0\u{1}tokens\0\u{1}worker\0\u{3}routed_by\0\u{1}router\0\u{3}router_version\0\u{3}router_choice\0\u{3}correlation_id\0\u{3}router_confidence\0\u{1}blend\0")
+
+  fileprivate class _StorageClass {
+    var _status: Adapterd_V1_StatusCode? = nil
+    var _error: String = String()
+    var _adapter: String = String()
+    var _version: String = String()
+    var _label: String = String()
+    var _logits: [Float] = []
+    var _embedding: [Float] = []
+    var _latencyMs: Float = 0
+    var _tokens: Int32 = 0
+    var _worker: String = String()
+    var _routedBy: String = String()
+    var _router: String = String()
+    var _routerVersion: String = String()
+    var _routerChoice: String = String()
+    var _routerConfidence: Float = 0
+    var _correlationID: String = String()
+    var _blend: [Adapterd_V1_BlendPart] = []
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _status = source._status
+      _error = source._error
+      _adapter = source._adapter
+      _version = source._version
+      _label = source._label
+      _logits = source._logits
+      _embedding = source._embedding
+      _latencyMs = source._latencyMs
+      _tokens = source._tokens
+      _worker = source._worker
+      _routedBy = source._routedBy
+      _router = source._router
+      _routerVersion = source._routerVersion
+      _routerChoice = source._routerChoice
+      _routerConfidence = source._routerConfidence
+      _correlationID = source._correlationID
+      _blend = source._blend
     }
-    if !self.label.isEmpty {
-      try visitor.visitSingularStringField(value: self.label, fieldNumber: 5)
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
     }
-    if !self.logits.isEmpty {
-      try visitor.visitPackedFloatField(value: self.logits, fieldNumber: 6)
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularEnumField(value: &_storage._status) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._error) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._adapter) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._version) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._label) }()
+        case 6: try { try decoder.decodeRepeatedFloatField(value: &_storage._logits) }()
+        case 7: try { try decoder.decodeRepeatedFloatField(value: &_storage._embedding) }()
+        case 8: try { try decoder.decodeSingularFloatField(value: &_storage._latencyMs) }()
+        case 9: try { try decoder.decodeSingularInt32Field(value: &_storage._tokens) }()
+        case 10: try { try decoder.decodeSingularStringField(value: &_storage._worker) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._routedBy) }()
+        case 12: try { try decoder.decodeSingularStringField(value: &_storage._router) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._routerVersion) }()
+        case 14: try { try decoder.decodeSingularStringField(value: &_storage._routerChoice) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._correlationID) }()
+        case 16: try { try decoder.decodeSingularFloatField(value: &_storage._routerConfidence) }()
+        case 17: try { try decoder.decodeRepeatedMessageField(value: &_storage._blend) }()
+        default: break
+        }
+      }
     }
-    if !self.embedding.isEmpty {
-      try visitor.visitPackedFloatField(value: self.embedding, fieldNumber: 7)
-    }
-    if self.latencyMs.bitPattern != 0 {
-      try visitor.visitSingularFloatField(value: self.latencyMs, fieldNumber: 8)
-    }
-    if self.tokens != 0 {
-      try visitor.visitSingularInt32Field(value: self.tokens, fieldNumber: 9)
-    }
-    if !self.worker.isEmpty {
-      try visitor.visitSingularStringField(value: self.worker, fieldNumber: 10)
-    }
-    if !self.routedBy.isEmpty {
-      try visitor.visitSingularStringField(value: self.routedBy, fieldNumber: 11)
-    }
-    if !self.router.isEmpty {
-      try visitor.visitSingularStringField(value: self.router, fieldNumber: 12)
-    }
-    if !self.routerVersion.isEmpty {
-      try visitor.visitSingularStringField(value: self.routerVersion, fieldNumber: 13)
-    }
-    if !self.routerChoice.isEmpty {
-      try visitor.visitSingularStringField(value: self.routerChoice, fieldNumber: 14)
-    }
-    if !self.correlationID.isEmpty {
-      try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 15)
-    }
-    if self.routerConfidence.bitPattern != 0 {
-      try visitor.visitSingularFloatField(value: self.routerConfidence, fieldNumber: 16)
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._status {
+        try visitor.visitSingularEnumField(value: v, fieldNumber: 1)
+      } }()
+      if !_storage._error.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._error, fieldNumber: 2)
+      }
+      if !_storage._adapter.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._adapter, fieldNumber: 3)
+      }
+      if !_storage._version.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._version, fieldNumber: 4)
+      }
+      if !_storage._label.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._label, fieldNumber: 5)
+      }
+      if !_storage._logits.isEmpty {
+        try visitor.visitPackedFloatField(value: _storage._logits, fieldNumber: 6)
+      }
+      if !_storage._embedding.isEmpty {
+        try visitor.visitPackedFloatField(value: _storage._embedding, fieldNumber: 7)
+      }
+      if _storage._latencyMs.bitPattern != 0 {
+        try visitor.visitSingularFloatField(value: _storage._latencyMs, fieldNumber: 8)
+      }
+      if _storage._tokens != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._tokens, fieldNumber: 9)
+      }
+      if !_storage._worker.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._worker, fieldNumber: 10)
+      }
+      if !_storage._routedBy.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._routedBy, fieldNumber: 11)
+      }
+      if !_storage._router.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._router, fieldNumber: 12)
+      }
+      if !_storage._routerVersion.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._routerVersion, fieldNumber: 13)
+      }
+      if !_storage._routerChoice.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._routerChoice, fieldNumber: 14)
+      }
+      if !_storage._correlationID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._correlationID, fieldNumber: 15)
+      }
+      if _storage._routerConfidence.bitPattern != 0 {
+        try visitor.visitSingularFloatField(value: _storage._routerConfidence, fieldNumber: 16)
+      }
+      if !_storage._blend.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._blend, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Adapterd_V1_InferReply, rhs: Adapterd_V1_InferReply) -> Bool {
-    if lhs._status != rhs._status {return false}
-    if lhs.error != rhs.error {return false}
-    if lhs.adapter != rhs.adapter {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._status != rhs_storage._status {return false}
+        if _storage._error != rhs_storage._error {return false}
+        if _storage._adapter != rhs_storage._adapter {return false}
+        if _storage._version != rhs_storage._version {return false}
+        if _storage._label != rhs_storage._label {return false}
+        if _storage._logits != rhs_storage._logits {return false}
+        if _storage._embedding != rhs_storage._embedding {return false}
+        if _storage._latencyMs != rhs_storage._latencyMs {return false}
+        if _storage._tokens != rhs_storage._tokens {return false}
+        if _storage._worker != rhs_storage._worker {return false}
+        if _storage._routedBy != rhs_storage._routedBy {return false}
+        if _storage._router != rhs_storage._router {return false}
+        if _storage._routerVersion != rhs_storage._routerVersion {return false}
+        if _storage._routerChoice != rhs_storage._routerChoice {return false}
+        if _storage._routerConfidence != rhs_storage._routerConfidence {return false}
+        if _storage._correlationID != rhs_storage._correlationID {return false}
+        if _storage._blend != rhs_storage._blend {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_BlendPart: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BlendPart"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0\u{1}weight\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.version) }()
+      case 3: try { try decoder.decodeSingularFloatField(value: &self.weight) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.version.isEmpty {
+      try visitor.visitSingularStringField(value: self.version, fieldNumber: 2)
+    }
+    if self.weight.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.weight, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_BlendPart, rhs: Adapterd_V1_BlendPart) -> Bool {
+    if lhs.name != rhs.name {return false}
     if lhs.version != rhs.version {return false}
-    if lhs.label != rhs.label {return false}
-    if lhs.logits != rhs.logits {return false}
-    if lhs.embedding != rhs.embedding {return false}
-    if lhs.latencyMs != rhs.latencyMs {return false}
-    if lhs.tokens != rhs.tokens {return false}
-    if lhs.worker != rhs.worker {return false}
-    if lhs.routedBy != rhs.routedBy {return false}
-    if lhs.router != rhs.router {return false}
-    if lhs.routerVersion != rhs.routerVersion {return false}
-    if lhs.routerChoice != rhs.routerChoice {return false}
-    if lhs.routerConfidence != rhs.routerConfidence {return false}
-    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.weight != rhs.weight {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -444,3 +444,78 @@ struct SessionPinTests {
         #expect(await restarted.pinCount <= 100)
     }
 }
+
+/// Weighted blends named by an Infer request, with the handlers called directly.
+@Suite("Blends over Infer")
+struct BlendInferTests {
+    static let blends = Harness.root + "/Tests/AdapterEngineTests/Fixtures/blends"
+
+    struct Reference: Decodable {
+        struct Part: Decodable { let adapter: String; let weight: Float }
+        struct Case: Decodable { let text: String; let logits: [Float] }
+        struct Blend: Decodable { let name: String; let parts: [Part]; let cases: [Case] }
+        let blends: [Blend]
+    }
+
+    /// Services holding the blend fixtures' adapters (and the zoo's DoRA one), loaded as LoadAdapter loads them.
+    static func services() async throws -> OfflineServices {
+        let offline = try OfflineServices()
+        let handlers = AdapterHandlers(services: offline.services)
+        let zoo = Harness.root + "/Tests/AdapterEngineTests/Fixtures/encoder-zoo/adapters/all-MiniLM-L6-v2/dora-intent"
+        for (name, path) in [("lora-qv", blends + "/lora-qv"), ("rslora-dense", blends + "/rslora-dense"), ("loha-qv", blends + "/loha-qv"), ("dora", zoo)] {
+            var load = Adapterd_V1_LoadAdapterRequest()
+            (load.name, load.version, load.path) = (name, "v1", path)
+            _ = try await handlers.load(load, RPCContext())
+        }
+        return offline
+    }
+
+    static func request(_ text: String, _ parts: [(String, Float)]) -> Adapterd_V1_InferRequest {
+        var request = Adapterd_V1_InferRequest()
+        request.text = text
+        request.adapters = parts.map { name, weight in
+            var part = Adapterd_V1_WeightedAdapter()
+            (part.name, part.weight) = (name, weight)
+            return part
+        }
+        return request
+    }
+
+    @Test("an Infer naming weighted adapters gets PyTorch's blended logits, the parts' versions, and shares one built blend")
+    func blendMatchesReference() async throws {
+        let offline = try await Self.services()
+        defer { withExtendedLifetime(offline) {} }
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: Self.blends + "/blends.json")))
+        let infer = InferenceHandlers(services: offline.services)
+        for blend in reference.blends {
+            for expected in blend.cases {
+                let reply = try await infer.infer(Self.request(expected.text, blend.parts.map { ($0.adapter, $0.weight) }), RPCContext())
+                #expect(Harness.maxAbsDiff(reply.logits, expected.logits) < 1e-4, "\(blend.name): \(expected.text)")
+                #expect(reply.adapter == "blend" && reply.blend.map(\.name) == blend.parts.map(\.adapter) && reply.blend.allSatisfy { $0.version == "v1" })
+            }
+        }
+        #expect(await offline.services.resolver.blends.count == reference.blends.count, "one built blend per distinct blend")
+    }
+
+    @Test("a blend with a DoRA part is FAILED_PRECONDITION with the reason; one part, a repeated name or adapter beside adapters is INVALID_ARGUMENT")
+    func refusals() async throws {
+        let offline = try await Self.services()
+        defer { withExtendedLifetime(offline) {} }
+        let infer = InferenceHandlers(services: offline.services).method
+        func status(_ request: Adapterd_V1_InferRequest) async throws -> (RPCStatus, String) {
+            let reply = await infer.call(try request.jsonUTF8Bytes())
+            let decoded = try Adapterd_V1_InferReply(jsonUTF8Bytes: reply.payload)
+            return (reply.status, decoded.error)
+        }
+        let dora = try await status(Self.request("hi", [("lora-qv", 0.5), ("dora", 0.5)]))
+        #expect(dora.0 == .failedPrecondition && dora.1.contains("DoRA"), "\(dora)")
+        #expect(try await status(Self.request("hi", [("lora-qv", 1)])).0 == .invalidArgument)
+        #expect(try await status(Self.request("hi", [("lora-qv", 0.5), ("lora-qv", 0.5)])).0 == .invalidArgument)
+        var both = Self.request("hi", [("lora-qv", 0.5), ("loha-qv", 0.5)])
+        both.adapter = "lora-qv"
+        #expect(try await status(both).0 == .invalidArgument)
+        #expect(try await status(Self.request("hi", [("lora-qv", 0.5), ("missing", 0.5)])).0 == .notFound)
+        // Every part's hold on the cache was returned.
+        #expect(await offline.services.registry.cache.heldCount == 0)
+    }
+}

@@ -31,7 +31,7 @@ public struct InferenceHandlers: Sendable {
             let status = RPCError(mapping: error).status
             // Names that never resolved are not adapters: one bucket for them keeps label cardinality bounded
             // whatever clients send.
-            let name = resolved?.name ?? (request.adapter.isEmpty ? "" : WorkerMetrics.unresolved)
+            let name = resolved?.name ?? (request.adapter.isEmpty && request.adapters.isEmpty ? "" : WorkerMetrics.unresolved)
             await services.metrics.recordInference(name: name, version: resolved?.version ?? "", status: status, latency: ContinuousClock.now - context.receivedAt)
             throw error
         }
@@ -40,11 +40,19 @@ public struct InferenceHandlers: Sendable {
     private func run(_ request: Adapterd_V1_InferRequest, _ context: RPCContext, resolved: inout AdapterRegistry.Entry?) async throws -> Adapterd_V1_InferReply {
         guard request.hasText else { throw HandlerError.missingField("text") }
         let encoded = services.engine.encode(request.text)
-        let lease = try await services.resolver.lease(
-            AdapterResolver.Request(
-                adapter: request.adapter, version: request.version, session: request.session, topic: context.topic,
-                sensorPath: context.sensorPath, metadata: request.metadata, ids: encoded.ids),
-            resolved: &resolved)
+        let lease: AdapterLease
+        if request.adapters.isEmpty {
+            lease = try await services.resolver.lease(
+                AdapterResolver.Request(
+                    adapter: request.adapter, version: request.version, session: request.session, topic: context.topic,
+                    sensorPath: context.sensorPath, metadata: request.metadata, ids: encoded.ids),
+                resolved: &resolved)
+        } else {
+            guard request.adapter.isEmpty, request.version.isEmpty else {
+                throw HandlerError.invalidField(field: "adapters", value: "\(request.adapters.count) parts", problem: "give 'adapter' or 'adapters', not both")
+            }
+            lease = try await services.resolver.leaseBlend(request.adapters.map { ($0.name, $0.weight) })
+        }
         var reply = Adapterd_V1_InferReply()
         reply.routedBy = lease.routing.routedBy
         if let router = lease.routing.router {
@@ -79,6 +87,14 @@ public struct InferenceHandlers: Sendable {
         if let entry = lease.entry {
             reply.adapter = entry.name
             reply.version = entry.version
+        } else if !lease.blend.isEmpty {
+            // One metrics bucket for every blend: clients choose the weights, so per-blend labels would be unbounded.
+            reply.adapter = "blend"
+            reply.blend = lease.blend.map { part in
+                var served = Adapterd_V1_BlendPart()
+                (served.name, served.version, served.weight) = (part.entry.name, part.entry.version, part.weight)
+                return served
+            }
         }
         switch output {
         case .classification(let logits, _, let label):

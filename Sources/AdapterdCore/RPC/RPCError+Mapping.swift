@@ -26,6 +26,9 @@ extension RPCError {
             self.init(error.status, error.description)
         case let error as InferenceError:
             self.init(.invalidArgument, error.description)
+        case let error as AdapterError:
+            // Adapters that fail validation are refused at load; what reaches a request is a blend that cannot be made.
+            self.init(.failedPrecondition, error.description)
         default:
             self.init(.internal, "\(error)")
         }
@@ -120,6 +123,7 @@ extension AdapterResolver.Failure {
         case .explicitAdapterForbidden: return .permissionDenied
         case .versionNeedsAdapter: return .invalidArgument
         case .weightsUnavailable: return .unavailable
+        case .invalidBlend: return .invalidArgument
         }
     }
 }
