@@ -116,6 +116,23 @@ if let directory = option("--methods", in: &arguments) {
             report("method_\(name)_b\(batch)_t16_vs_base", values[values.count / 2], "ratio")
         }
     }
+    // 32 rows over every adapter (a mixed batch of every method) against 32 rows of the LoRA adapter alone.
+    let mixed = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: adapters[1 + $0 % (adapters.count - 1)].1) }
+    let uniform = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: intent) }
+    var ratios: [Double] = []
+    for _ in 0..<9 {
+        let mixedTime = try median(iterations: 7, warmup: 2) { _ = try engine.run(encoded: mixed) }
+        let uniformTime = try median(iterations: 7, warmup: 2) { _ = try engine.run(encoded: uniform) }
+        ratios.append(mixedTime / uniformTime)
+    }
+    ratios.sort()
+    FileHandle.standardError.write(Data("b32 mixed over \(adapters.count - 1) adapters: \(String(format: "%.3f", ratios[4]))× a uniform LoRA batch\n".utf8))
+    report("methods_mixed_b32_t16_vs_uniform_lora", ratios[4], "ratio")
+    for (name, adapter) in adapters.dropFirst() {
+        let path = name == "lora-intent" ? adaptersDirectory + "/intent" : directory + "/" + name
+        let disk = (try? FileManager.default.attributesOfItem(atPath: path + "/adapter_model.safetensors")[.size] as? Int) ?? 0
+        FileHandle.standardError.write(Data("\(name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(disk / 1024) KiB on disk, \(adapter!.byteSize / 1024) KiB in memory\n".utf8))
+    }
     exit(0)
 }
 
