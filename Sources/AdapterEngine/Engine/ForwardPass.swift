@@ -31,7 +31,7 @@ struct ForwardPass {
     }
 
     /// The buffers of one pass and the batch's layout.
-    private struct Batch {
+    struct Batch {
         let rows: Int
         let groups: [Group]
         var x: UnsafeMutablePointer<Float>
@@ -303,112 +303,11 @@ struct ForwardPass {
         }
     }
 
-    /// `layer`'s INT8 product dequantised with its bias into `output`, plus two LoRA terms of one adapter over the
-    /// batch's input (each a column offset in `output` and its weights).
-    private func dequantizeWithLoRAPair(
-        _ layer: PreparedLinear, output: UnsafeMutablePointer<Float>, first: (Int, LoRAWeights), second: (Int, LoRAWeights),
-        batch: Batch
-    ) {
-        let width = layer.outFeatures
-        var dq = batch.dequantization(of: layer)
-        let (one, two) = (first.1, second.1)
-        adk_dequantize_lora_pair(
-            plan.path.kernelISA, output, Int64(width), Int64(batch.rows), Int64(width), &dq, layer.bias, batch.x,
-            Int64(layer.inFeatures), Int64(one.inFeatures), Int64(one.outFeatures),
-            one.a.pointer, one.scaledBTransposed.pointer, Int64(one.rank), output + first.0, batch.loraScratch,
-            two.a.pointer, two.scaledBTransposed.pointer, Int64(two.rank), output + second.0, batch.loraScratch + batch.rows * one.rank)
-    }
-
     /// Quantises the rows of `input` into the batch's INT8 input for `consumer`'s product.
     private func quantize(_ input: UnsafePointer<Float>, for consumer: PreparedLinear, batch: Batch) {
         let width = consumer.inFeatures
         var q = batch.quantizedRows(for: consumer, maximum: plan.activationMaximum)
         adk_quantize_rows(plan.path.kernelISA, input, Int64(width), Int64(batch.rows), Int64(width), &q)
-    }
-
-    /// Adds each group's LoRA terms for one or two slots of one product (each a column offset in `output` and a
-    /// slot) to its rows of `output`, in one pass of the team.
-    private func addLoRA(
-        _ slots: [(column: Int, slot: LinearSlot)], adapters: [[LoRAWeights?]?], input: UnsafePointer<Float>, width: Int,
-        output: UnsafeMutablePointer<Float>, ldy: Int, batch: Batch
-    ) {
-        let groups = zip(batch.groups, adapters).compactMap { group, layers -> Kernels.LoRAGroup? in
-            let terms = slots.compactMap { column, slot in layers?[slot.rawValue].map { ($0, column) } }
-            return terms.isEmpty ? nil : Kernels.LoRAGroup(rows: group.rows, terms: terms)
-        }
-        Kernels.addLoRA(groups, x: input, ldx: width, y: output, ldy: ldy, scratch: batch.loraScratch, isa: plan.path.kernelISA)
-    }
-
-    /// DoRA's rescaling, for the rows of each group whose term for `slot` carries a magnitude: `y = g ⊙ y` over
-    /// `W·x + s·B·A·x`, or `y = g ⊙ (y − b) + b` when `bias` says the bias is already in `y` (the base term and the
-    /// LoRA term scale alike; the bias does not, as in PEFT).
-    private func applyDoRA(
-        slot: LinearSlot, adapters: [[LoRAWeights?]?], output: UnsafeMutablePointer<Float>, ldy: Int, width: Int,
-        bias: UnsafePointer<Float>?, batch: Batch
-    ) {
-        for (group, layers) in zip(batch.groups, adapters) {
-            guard let scale = layers?[slot.rawValue]?.magnitudeScale?.pointer else { continue }
-            for row in group.rows {
-                let y = output + row * ldy
-                if let bias {
-                    for j in 0..<width { y[j] = scale[j] * (y[j] - bias[j]) + bias[j] }
-                } else {
-                    for j in 0..<width { y[j] *= scale[j] }
-                }
-            }
-        }
-    }
-
-    /// Adds each group's LoKr Kronecker term for `slot` to its rows of `output` (`input` rows are as wide as the
-    /// layer's inputs).
-    private func addKronecker(
-        slot: LinearSlot, kroneckers: [[KroneckerDelta?]?], input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, ldy: Int,
-        batch: Batch
-    ) {
-        for (group, layer) in zip(batch.groups, kroneckers) {
-            guard let delta = layer?[slot.rawValue] else { continue }
-            Kernels.addKronecker(
-                delta, x: input + group.rows.lowerBound * delta.inFeatures, rows: group.rows.count,
-                y: output + group.rows.lowerBound * ldy, ldy: ldy, scratch: batch.kroneckerScratch)
-        }
-    }
-
-    /// IA³ output scaling, for the rows of each group whose vector for `slot` scales outputs: `y = (W·x + b) ⊙ l`.
-    /// When the bias is not in `y` yet (`biasAdded` false: a later step adds it), `y ⊙ l + b ⊙ (l − 1)` leaves the
-    /// same result once it is.
-    private func scaleOutputs(
-        slot: LinearSlot, scalings: [[IA3Scaling?]?], output: UnsafeMutablePointer<Float>, ldy: Int, width: Int,
-        bias: UnsafePointer<Float>, biasAdded: Bool, batch: Batch
-    ) {
-        for (group, layer) in zip(batch.groups, scalings) {
-            guard let scaling = layer?[slot.rawValue], !scaling.scalesInput else { continue }
-            let l = scaling.vector.pointer
-            for row in group.rows {
-                let y = output + row * ldy
-                if biasAdded {
-                    for j in 0..<width { y[j] *= l[j] }
-                } else {
-                    for j in 0..<width { y[j] = y[j] * l[j] + bias[j] * (l[j] - 1) }
-                }
-            }
-        }
-    }
-
-    /// IA³ input scaling, in place, for the rows of each group whose vector for `slot` scales inputs:
-    /// `x ⊙ l` before the product. Returns whether any row was scaled.
-    @discardableResult
-    private func scaleInputs(slot: LinearSlot, scalings: [[IA3Scaling?]?], input: UnsafeMutablePointer<Float>, width: Int, batch: Batch) -> Bool {
-        var scaled = false
-        for (group, layer) in zip(batch.groups, scalings) {
-            guard let scaling = layer?[slot.rawValue], scaling.scalesInput else { continue }
-            let l = scaling.vector.pointer
-            for row in group.rows {
-                let x = input + row * width
-                for j in 0..<width { x[j] *= l[j] }
-            }
-            scaled = true
-        }
-        return scaled
     }
 
     /// Sums word, position and token-type embeddings (plus any embedding LoRA), then LayerNorm (and, in INT8, the
@@ -487,31 +386,4 @@ struct ForwardPass {
             return .classification(logits: values, labelIndex: best, label: head.labels[best])
         }
     }
-}
-
-/// Scratch buffers for one forward pass, carved from a single 64-byte-aligned block of the plan's pool.
-struct Arena {
-    private let memory: UnsafeMutableRawPointer
-    private let capacity: Int
-    private let starts: [Int]
-    private let pool: ScratchPool
-
-    /// One buffer per entry of `sizes` (bytes).
-    init(sizes: [Int], pool: ScratchPool) {
-        var starts: [Int] = []
-        var total = 0
-        for size in sizes {
-            starts.append(total)
-            total += (size + 63) / 64 * 64
-        }
-        (memory, capacity) = pool.take(bytes: max(total, 64))
-        self.starts = starts
-        self.pool = pool
-    }
-
-    /// Buffer `index`, typed as the caller needs.
-    subscript<T>(index: Int) -> UnsafeMutablePointer<T> { (memory + starts[index]).assumingMemoryBound(to: T.self) }
-
-    /// Hands the block back to the pool.
-    func deallocate() { pool.recycle(memory, bytes: capacity) }
 }
