@@ -519,3 +519,45 @@ struct BlendInferTests {
         #expect(await offline.services.registry.cache.heldCount == 0)
     }
 }
+
+/// Every PEFT method the engine serves, through the worker's lifecycle: LoadAdapter, Infer, a second version, activation.
+@Suite("PEFT methods in the worker")
+struct PEFTMethodWorkerTests {
+    struct Reference: Decodable {
+        struct Case: Decodable { let text: String; let logits: [Float]; let label: String }
+        struct Adapter: Decodable { let cases: [Case] }
+        let adapters: [String: Adapter]
+    }
+
+    @Test("DoRA, IA³, AdaLoRA, LoHa and LoKr adapters load, serve PyTorch+PEFT's logits, and switch versions like LoRA")
+    func everyMethodServes() async throws {
+        let offline = try OfflineServices()
+        defer { withExtendedLifetime(offline) {} }
+        let zoo = Harness.root + "/Tests/AdapterEngineTests/Fixtures/encoder-zoo"
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: zoo + "/minilm-methods.json")))
+        let handlers = AdapterHandlers(services: offline.services)
+        let infer = InferenceHandlers(services: offline.services)
+        for name in ["dora-intent", "ia3-severity", "adalora-room", "loha-mood", "lokr-device"] {
+            var load = Adapterd_V1_LoadAdapterRequest()
+            (load.name, load.version, load.path) = (name, "v1", zoo + "/adapters/all-MiniLM-L6-v2/" + name)
+            let loaded = try await handlers.load(load, RPCContext())
+            #expect(loaded.adapter.state == "active" && loaded.adapter.bytes > 0, "\(name): \(loaded.adapter)")
+            for expected in try #require(reference.adapters[name]).cases {
+                var request = Adapterd_V1_InferRequest()
+                (request.text, request.adapter) = (expected.text, name)
+                let reply = try await infer.infer(request, RPCContext())
+                #expect(Harness.maxAbsDiff(reply.logits, expected.logits) < 1e-4 && reply.label == expected.label, "\(name): \(expected.text)")
+            }
+        }
+        // A LoRA version beside a LoHa one under the same name: activation switches between methods.
+        var second = Adapterd_V1_LoadAdapterRequest()
+        (second.name, second.version, second.path) = ("loha-mood", "v2", Harness.adapterDirectory("intent"))
+        _ = try await handlers.load(second, RPCContext())
+        var activate = Adapterd_V1_ActivateAdapterRequest()
+        (activate.name, activate.version) = ("loha-mood", "v2")
+        _ = try await handlers.activate(activate, RPCContext())
+        var request = Adapterd_V1_InferRequest()
+        (request.text, request.adapter) = ("lock the front door", "loha-mood")
+        #expect(try await infer.infer(request, RPCContext()).version == "v2")
+    }
+}
