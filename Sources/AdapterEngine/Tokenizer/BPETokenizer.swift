@@ -1,0 +1,207 @@
+import Foundation
+
+/// A byte-level BPE tokenizer from Hugging Face's `tokenizer.json` (GPT-2's scheme, as RoBERTa and ModernBERT use
+/// it): the text split around its special tokens, normalised (none or NFC), pre-tokenised by the ByteLevel regex
+/// into words whose bytes map to printable characters, each word merged by the ranked merges, and wrapped by the
+/// post-processor (`RobertaProcessing` or a `TemplateProcessing` single template). Any other component is refused
+/// by name when the file is read, so a checkpoint never runs with different ids than its own tokenizer gives.
+public struct BPETokenizer: Sendable {
+    /// Token ids by token.
+    let vocabulary: [String: Int32]
+    /// Merge ranks by pair (`left + " " + right`); a lower rank merges first.
+    let ranks: [String: Int]
+    /// Added special tokens, matched in the raw text before anything else.
+    let specials: [(content: String, id: Int32)]
+    /// Ids around one sequence.
+    let prefix: [Int32]
+    let suffix: [Int32]
+    let normalizesNFC: Bool
+    /// A word that is in the vocabulary is taken whole before any merge (`ignore_merges`).
+    let ignoreMerges: Bool
+    /// Longest sequence, special tokens included.
+    public let maxLength: Int
+
+    /// GPT-2's pre-tokenisation: contractions, letters, numbers, other symbols (each with one leading space), and
+    /// runs of whitespace.
+    /// (A Regex is not Sendable, so each call makes its own.)
+    private static var pattern: some RegexComponent {
+        #/'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/#.matchingSemantics(.unicodeScalar)
+    }
+
+    /// Reads `tokenizer.json` at `path`.
+    public init(path: String, maxLength: Int = 128) throws(TokenizerError) {
+        func invalid(_ reason: String) -> TokenizerError { .invalidFile(file: path, reason: reason) }
+        let root: JSONValue
+        do {
+            root = try JSONValue.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
+        } catch {
+            throw invalid("not readable JSON: \(error)")
+        }
+        guard let model = root["model"], case .string("BPE") = model["type"] else { throw invalid("model type is not BPE") }
+        for (field, value) in [("continuing_subword_prefix", model["continuing_subword_prefix"]), ("end_of_word_suffix", model["end_of_word_suffix"])] {
+            if let value, !value.isEmptyOrDefault { throw invalid("BPE '\(field)' is set; byte-level BPE without it is implemented") }
+        }
+        if case .bool(true) = model["byte_fallback"] { throw invalid("BPE 'byte_fallback' is set (SentencePiece-style BPE is not implemented)") }
+        ignoreMerges = model["ignore_merges"] == .bool(true)
+        guard case .object(let vocab) = model["vocab"] else { throw invalid("model.vocab is missing") }
+        var vocabulary: [String: Int32] = [:]
+        for (token, value) in vocab {
+            guard case .number(let id) = value, let exact = Int32(exactly: id), exact >= 0 else { throw invalid("vocab id of '\(token)' is not an id") }
+            vocabulary[token] = exact
+        }
+        guard case .array(let merges) = model["merges"] else { throw invalid("model.merges is missing") }
+        var ranks: [String: Int] = [:]
+        for (rank, merge) in merges.enumerated() {
+            switch merge {
+            case .string(let pair) where pair.split(separator: " ").count == 2: ranks[pair] = ranks[pair] ?? rank
+            case .array(let parts) where parts.count == 2:
+                guard case .string(let left) = parts[0], case .string(let right) = parts[1] else { throw invalid("merge \(rank) is not two strings") }
+                ranks[left + " " + right] = ranks[left + " " + right] ?? rank
+            default: throw invalid("merge \(rank) is not a pair")
+            }
+        }
+        self.vocabulary = vocabulary
+        self.ranks = ranks
+
+        switch root["normalizer"] ?? .null {
+        case .null: normalizesNFC = false
+        case let normalizer where normalizer["type"] == .string("NFC"): normalizesNFC = true
+        case let normalizer: throw invalid("normalizer \(normalizer["type"]?.summary ?? "?") is not implemented (none or NFC)")
+        }
+        guard let pre = root["pre_tokenizer"], pre["type"] == .string("ByteLevel") else {
+            throw invalid("pre_tokenizer \(root["pre_tokenizer"]?["type"]?.summary ?? "none") is not implemented (ByteLevel)")
+        }
+        if pre["add_prefix_space"] == .bool(true) { throw invalid("ByteLevel add_prefix_space is not implemented") }
+        if pre["use_regex"] == .bool(false) { throw invalid("ByteLevel without its regex is not implemented") }
+
+        var specials: [(String, Int32)] = []
+        if case .array(let added) = root["added_tokens"] ?? .array([]) {
+            for token in added where token["special"] == .bool(true) {
+                guard case .string(let content) = token["content"], case .number(let id) = token["id"], let exact = Int32(exactly: id) else { continue }
+                specials.append((content, exact))
+            }
+        }
+        // The longest first, so a special token that contains another is matched whole.
+        self.specials = specials.sorted { $0.0.count > $1.0.count }
+
+        func special(_ value: JSONValue?) throws(TokenizerError) -> Int32 {
+            guard case .array(let pair) = value, pair.count == 2, case .number(let id) = pair[1], let exact = Int32(exactly: id) else {
+                throw invalid("post_processor special token is not [token, id]")
+            }
+            return exact
+        }
+        let post = root["post_processor"] ?? .null
+        switch post["type"] {
+        case .string("RobertaProcessing")?, .string("BertProcessing")?:
+            prefix = [try special(post["cls"])]
+            suffix = [try special(post["sep"])]
+        case .string("TemplateProcessing")?:
+            guard case .array(let single) = post["single"] else { throw invalid("TemplateProcessing has no 'single' template") }
+            var before: [Int32] = [], after: [Int32] = [], seenSequence = false
+            for item in single {
+                if let sequence = item["Sequence"] {
+                    guard sequence["id"] == .string("A"), !seenSequence else { throw invalid("the single template holds a sequence other than one A") }
+                    seenSequence = true
+                } else if case .string(let name) = item["SpecialToken"]?["id"] {
+                    guard case .array(let ids) = post["special_tokens"]?[name]?["ids"], ids.count == 1, case .number(let id) = ids[0], let exact = Int32(exactly: id) else {
+                        throw invalid("TemplateProcessing's special token '\(name)' has no single id")
+                    }
+                    if seenSequence { after.append(exact) } else { before.append(exact) }
+                } else {
+                    throw invalid("TemplateProcessing item \(item.summary) is not implemented")
+                }
+            }
+            (prefix, suffix) = (before, after)
+        case nil where post == .null:
+            (prefix, suffix) = ([], [])
+        default:
+            throw invalid("post_processor \(post["type"]?.summary ?? "?") is not implemented (RobertaProcessing, BertProcessing, TemplateProcessing)")
+        }
+        self.maxLength = maxLength
+    }
+
+    /// The ids of `text`, special tokens included, cut to `maxLength` (the last special tokens kept).
+    public func encode(_ text: String) -> [Int32] {
+        var ids: [Int32] = []
+        for (piece, special) in splitSpecials(text) {
+            if let special {
+                ids.append(special)
+                continue
+            }
+            let normalized = normalizesNFC ? piece.precomposedStringWithCanonicalMapping : piece
+            for match in normalized.matches(of: Self.pattern) {
+                ids += word(String(normalized[match.range]))
+            }
+        }
+        let room = max(0, maxLength - prefix.count - suffix.count)
+        return prefix + ids.prefix(room) + suffix
+    }
+
+    /// `text` cut around its special tokens: (piece, nil) for ordinary text, ("", id) for a special token.
+    private func splitSpecials(_ text: String) -> [(String, Int32?)] {
+        guard !specials.isEmpty else { return [(text, nil)] }
+        var pieces: [(String, Int32?)] = []
+        var rest = Substring(text)
+        while !rest.isEmpty {
+            var earliest: (range: Range<Substring.Index>, id: Int32)?
+            for (content, id) in specials {
+                if let range = rest.range(of: content), range.lowerBound < (earliest?.range.lowerBound ?? rest.endIndex) || earliest == nil {
+                    earliest = (range, id)
+                }
+            }
+            guard let found = earliest else {
+                pieces.append((String(rest), nil))
+                break
+            }
+            if found.range.lowerBound > rest.startIndex { pieces.append((String(rest[..<found.range.lowerBound]), nil)) }
+            pieces.append(("", found.id))
+            rest = rest[found.range.upperBound...]
+        }
+        return pieces
+    }
+
+    /// One pre-tokenised word: its UTF-8 bytes as GPT-2's printable characters, merged by rank, as ids.
+    private func word(_ text: String) -> [Int32] {
+        let mapped = text.utf8.map { Self.byteCharacters[Int($0)] }
+        if ignoreMerges, let id = vocabulary[mapped.joined()] { return [id] }
+        var symbols = mapped
+        while symbols.count > 1 {
+            var best: (rank: Int, index: Int)?
+            for index in 0..<(symbols.count - 1) {
+                if let rank = ranks[symbols[index] + " " + symbols[index + 1]], rank < (best?.rank ?? Int.max) { best = (rank, index) }
+            }
+            guard let best else { break }
+            // Every occurrence of the best pair, left to right, as GPT-2 merges.
+            let left = symbols[best.index], right = symbols[best.index + 1]
+            var merged: [String] = []
+            var index = 0
+            while index < symbols.count {
+                if index + 1 < symbols.count, symbols[index] == left, symbols[index + 1] == right {
+                    merged.append(left + right)
+                    index += 2
+                } else {
+                    merged.append(symbols[index])
+                    index += 1
+                }
+            }
+            symbols = merged
+        }
+        // Byte-level vocabularies hold every byte's character, so nothing is unknown.
+        return symbols.compactMap { vocabulary[$0] }
+    }
+
+    /// GPT-2's `bytes_to_unicode`: printable bytes stand for themselves, the others for 256 + n in order.
+    static let byteCharacters: [String] = {
+        var table = [String](repeating: "", count: 256)
+        var next: UInt32 = 256
+        for byte in 0..<256 {
+            if (33...126).contains(byte) || (161...172).contains(byte) || (174...255).contains(byte) {
+                table[byte] = String(UnicodeScalar(UInt8(byte)))
+            } else {
+                table[byte] = String(UnicodeScalar(next)!)
+                next += 1
+            }
+        }
+        return table
+    }()
+}
