@@ -63,6 +63,9 @@ public struct TrainableAdapter: Sendable {
         guard (1...256).contains(rank) else { throw .invalidOptions("rank must be 1–256, got \(rank)") }
         guard alpha > 0, alpha.isFinite else { throw .invalidOptions("alpha must be positive, got \(alpha)") }
         guard !targets.isEmpty else { throw .invalidOptions("no target modules") }
+        guard model.config.encoderName == "bert" else {
+            throw .invalidOptions("training writes BERT's task head; a \(model.config.modelType) checkpoint is served, not trained here yet")
+        }
         guard model.weights.pooler != nil else { throw .invalidOptions("the base model has no pooler: its classifier input is undefined") }
         self.labels = labels
         self.rank = rank

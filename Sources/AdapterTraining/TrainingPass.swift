@@ -94,7 +94,7 @@ struct TrainingPass {
         for (sequence, item) in batch.enumerated() {
             for (position, id) in item.ids.enumerated() {
                 let out = x.pointer + (starts[sequence] + position) * hidden
-                let word = tables[0] + Int(id) * hidden, place = tables[1] + position * hidden, type = tables[2]
+                let word = tables[0] + Int(id) * hidden, place = tables[1] + (position + config.positionOffset) * hidden, type = tables[2]
                 for i in 0..<hidden { out[i] = word[i] + place[i] + type[i] }
             }
         }

@@ -114,7 +114,7 @@ struct ForwardPass {
         var positions = [Int32](); positions.reserveCapacity(rows)
         for input in sorted {
             ids += input.ids
-            positions += (0..<Int32(input.ids.count))
+            positions += (0..<Int32(input.ids.count)).map { $0 + Int32(config.positionOffset) }
         }
         let tokenTypes = [Int32](repeating: 0, count: rows)
         embed(ids: ids, positions: positions, tokenTypes: tokenTypes, batch: batch)

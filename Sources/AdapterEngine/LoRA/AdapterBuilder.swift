@@ -21,7 +21,9 @@ struct AdapterBuilder {
         } catch {
             throw .invalidConfig(adapter: name, field: "target_modules", reason: "invalid regular expression: \(error)")
         }
-        catalog = ModuleCatalog(layers: model.config.numHiddenLayers, hasPooler: model.weights.pooler != nil)
+        // RoBERTa's task model has no pooler (its head holds its own dense layer), whatever the base checkpoint holds.
+        let encoder = model.config.encoderName
+        catalog = ModuleCatalog(layers: model.config.numHiddenLayers, hasPooler: encoder == "bert" && model.weights.pooler != nil, encoder: encoder)
     }
 
     func build(labels: [String]?) throws(AdapterError) -> (layers: [[LoRAWeights?]], embeddings: [LoRAWeights?], pooler: LoRAWeights?, head: ClassifierHead?, scalings: [[IA3Scaling?]], kroneckers: [[KroneckerDelta?]]) {
@@ -237,18 +239,20 @@ struct AdapterBuilder {
         var pooler: LinearWeights?
         for (module, parameters) in saved.sorted(by: { $0.key < $1.key }) {
             // PEFT wraps a module in modules_to_save when its name ends with an entry.
-            guard config.modulesToSave.contains(where: { module.hasSuffix($0) }) else {
+            guard config.modulesToSave.contains(where: { module.hasSuffix($0) || module.hasPrefix($0 + ".") }) else {
                 throw .unexpectedTensor(adapter: name, tensor: Self.prefix + module + "." + (parameters.keys.sorted().first ?? ""))
             }
+            let encoder = model.config.encoderName
             switch module {
-            case "classifier":
-                guard let weight = parameters["weight"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + "classifier.weight") }
+            case "classifier" where encoder == "bert", "classifier.out_proj" where encoder == "roberta":
+                guard let weight = parameters["weight"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + module + ".weight") }
                 guard weight.shape.count == 2, weight.shape[1] == hidden, weight.shape[0] >= 1 else {
                     throw .shapeMismatch(adapter: name, tensor: weight.name, shape: weight.shape, expected: [weight.shape.first ?? 1, hidden], reason: "the classifier reads the \(hidden)-wide pooled output")
                 }
                 classifier = try linear(weight: weight, bias: parameters["bias"], outputs: weight.shape[0])
-            case "bert.pooler.dense" where model.weights.pooler != nil:
-                guard let weight = parameters["weight"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + "bert.pooler.dense.weight") }
+            // RoBERTa's head: tanh(dense(<s>)) then out_proj, the same products as BERT's pooler and classifier.
+            case "bert.pooler.dense" where encoder == "bert" && model.weights.pooler != nil, "classifier.dense" where encoder == "roberta":
+                guard let weight = parameters["weight"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + module + ".weight") }
                 guard weight.shape == [hidden, hidden] else {
                     throw .shapeMismatch(adapter: name, tensor: weight.name, shape: weight.shape, expected: [hidden, hidden], reason: "the base pooler is \(hidden)×\(hidden)")
                 }
@@ -261,8 +265,8 @@ struct AdapterBuilder {
             if pooler != nil { throw .missingTensor(adapter: name, tensor: Self.prefix + "classifier.weight") }
             return nil
         }
-        guard model.weights.pooler != nil || pooler != nil else {
-            throw .invalidConfig(adapter: name, field: "modules_to_save", reason: "the adapter has a classifier but the base model has no pooler")
+        guard model.config.encoderName == "bert" ? (model.weights.pooler != nil || pooler != nil) : pooler != nil else {
+            throw .invalidConfig(adapter: name, field: "modules_to_save", reason: "the adapter has a classifier but nothing pools for it (no base pooler, no classifier.dense)")
         }
         let names = labels ?? (0..<classifier.outFeatures).map { "LABEL_\($0)" }
         guard names.count == classifier.outFeatures else {

@@ -15,22 +15,24 @@ struct ModuleCatalog: Sendable {
 
     let entries: [Entry]
 
-    init(layers: Int, hasPooler: Bool) {
+    /// The modules of the task model over an encoder of `layers` layers kept under `encoder` ("bert", "roberta"):
+    /// BERT's head is a pooler and one Linear, RoBERTa's a `classifier` holding `dense` and `out_proj`.
+    init(layers: Int, hasPooler: Bool, encoder: String = "bert") {
         var entries: [Entry] = [
-            Entry(name: "bert", type: "BertModel", module: nil),
-            Entry(name: "bert.embeddings", type: "BertEmbeddings", module: nil),
+            Entry(name: encoder, type: "BertModel", module: nil),
+            Entry(name: encoder + ".embeddings", type: "BertEmbeddings", module: nil),
         ]
         for table in EmbeddingTable.allCases {
-            entries.append(Entry(name: "bert.embeddings." + table.path, type: "Embedding", module: .embedding(table)))
+            entries.append(Entry(name: encoder + ".embeddings." + table.path, type: "Embedding", module: .embedding(table)))
         }
         entries += [
-            Entry(name: "bert.embeddings.LayerNorm", type: "LayerNorm", module: nil),
-            Entry(name: "bert.embeddings.dropout", type: "Dropout", module: nil),
-            Entry(name: "bert.encoder", type: "BertEncoder", module: nil),
-            Entry(name: "bert.encoder.layer", type: "ModuleList", module: nil),
+            Entry(name: encoder + ".embeddings.LayerNorm", type: "LayerNorm", module: nil),
+            Entry(name: encoder + ".embeddings.dropout", type: "Dropout", module: nil),
+            Entry(name: encoder + ".encoder", type: "BertEncoder", module: nil),
+            Entry(name: encoder + ".encoder.layer", type: "ModuleList", module: nil),
         ]
         for index in 0..<layers {
-            let base = "bert.encoder.layer.\(index)"
+            let base = encoder + ".encoder.layer.\(index)"
             func linear(_ slot: LinearSlot) -> Entry {
                 Entry(name: base + "." + slot.path, type: "Linear", module: .linear(layer: index, slot: slot))
             }
@@ -55,24 +57,33 @@ struct ModuleCatalog: Sendable {
         }
         if hasPooler {
             entries += [
-                Entry(name: "bert.pooler", type: "BertPooler", module: nil),
-                Entry(name: "bert.pooler.dense", type: "Linear", module: .pooler),
-                Entry(name: "bert.pooler.activation", type: "Tanh", module: nil),
+                Entry(name: encoder + ".pooler", type: "BertPooler", module: nil),
+                Entry(name: encoder + ".pooler.dense", type: "Linear", module: .pooler),
+                Entry(name: encoder + ".pooler.activation", type: "Tanh", module: nil),
             ]
         }
         entries += [
             Entry(name: "dropout", type: "Dropout", module: nil),
-            Entry(name: "classifier", type: "Linear", module: .classifier),
         ]
+        if encoder == "roberta" {
+            entries += [
+                Entry(name: "classifier", type: "RobertaClassificationHead", module: nil),
+                Entry(name: "classifier.dense", type: "Linear", module: .classifier),
+                Entry(name: "classifier.dropout", type: "Dropout", module: nil),
+                Entry(name: "classifier.out_proj", type: "Linear", module: .classifier),
+            ]
+        } else {
+            entries.append(Entry(name: "classifier", type: "Linear", module: .classifier))
+        }
         self.entries = entries
     }
 
     /// The catalog's full name for a module.
-    static func name(of module: BertModule) -> String {
+    static func name(of module: BertModule, encoder: String = "bert") -> String {
         switch module {
-        case .embedding(let table): return "bert.embeddings." + table.path
-        case .linear(let layer, let slot): return "bert.encoder.layer.\(layer)." + slot.path
-        case .pooler: return "bert.pooler.dense"
+        case .embedding(let table): return encoder + ".embeddings." + table.path
+        case .linear(let layer, let slot): return encoder + ".encoder.layer.\(layer)." + slot.path
+        case .pooler: return encoder + ".pooler.dense"
         case .classifier: return "classifier"
         }
     }

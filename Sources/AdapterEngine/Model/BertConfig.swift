@@ -10,12 +10,19 @@ public struct BertConfig: Sendable, Equatable {
     public var maxPositionEmbeddings: Int
     public var typeVocabSize: Int
     public var layerNormEps: Float
+    /// `model_type`: "bert" or "roberta".
+    public var modelType: String
+    /// The first position id a sequence uses: RoBERTa counts positions after its padding index
+    /// (`pad_token_id + 1`), BERT from 0.
+    public var positionOffset: Int
+    /// The name the task models keep the encoder under (`bert.`, `roberta.`): weights and PEFT's module names.
+    public var encoderName: String { modelType }
     /// How the sequence embedding is pooled: from the directory's sentence-transformers modules, not `config.json`
     /// (set by `BertModel`; the mean, normalised, by default).
     public var pooling = SentencePooling.meanNormalized
 
     /// The `model_type`s this engine runs.
-    public static let supportedModelTypes = ["bert"]
+    public static let supportedModelTypes = ["bert", "roberta"]
 
     /// Width of one attention head.
     public var headSize: Int { hiddenSize / numAttentionHeads }
@@ -45,10 +52,12 @@ public struct BertConfig: Sendable, Equatable {
         maxPositionEmbeddings = raw.max_position_embeddings
         typeVocabSize = raw.type_vocab_size ?? 2
         layerNormEps = Float(raw.layer_norm_eps ?? 1e-12)
+        modelType = raw.model_type ?? "bert"
+        positionOffset = modelType == "roberta" ? (raw.pad_token_id ?? 1) + 1 : 0
         guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
             throw .invalidConfig(file: path, reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }
-        guard numHiddenLayers > 0, intermediateSize > 0, vocabSize > 0, maxPositionEmbeddings > 0 else {
+        guard numHiddenLayers > 0, intermediateSize > 0, vocabSize > 0, maxPositionEmbeddings > positionOffset, positionOffset >= 0 else {
             throw .invalidConfig(file: path, reason: "sizes must be positive")
         }
     }
@@ -65,5 +74,6 @@ public struct BertConfig: Sendable, Equatable {
         let hidden_act: String?
         let position_embedding_type: String?
         let model_type: String?
+        let pad_token_id: Int?
     }
 }

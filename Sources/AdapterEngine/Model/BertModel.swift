@@ -6,8 +6,8 @@ public struct BertModel: Sendable {
     public let config: BertConfig
     /// The weights (zero-copy views into `model.safetensors`).
     public let weights: BertWeights
-    /// The WordPiece tokenizer.
-    public let tokenizer: WordPieceTokenizer
+    /// The tokenizer its `tokenizer.json` declares.
+    public let tokenizer: Tokenizer
 
     /// Loads `config.json`, `model.safetensors`, the tokenizer and the sentence-transformers pooling from a Hugging
     /// Face model directory.
@@ -20,9 +20,10 @@ public struct BertModel: Sendable {
         } catch {
             throw .weights(error)
         }
-        let tokenizer: WordPieceTokenizer
+        let tokenizer: Tokenizer
         do {
-            tokenizer = try WordPieceTokenizer(modelDirectory: directory, maxLength: min(maxSequenceLength, config.maxPositionEmbeddings))
+            // Positions past the offset (RoBERTa's padding index) are all a sequence can use.
+            tokenizer = try Tokenizer(modelDirectory: directory, maxLength: min(maxSequenceLength, config.maxPositionEmbeddings - config.positionOffset))
         } catch {
             throw .tokenizer(error)
         }
@@ -30,7 +31,7 @@ public struct BertModel: Sendable {
     }
 
     /// Assembles a model from parts (used by merged mode, which swaps in private weight copies).
-    public init(directory: String, config: BertConfig, weights: BertWeights, tokenizer: WordPieceTokenizer) {
+    public init(directory: String, config: BertConfig, weights: BertWeights, tokenizer: Tokenizer) {
         self.directory = directory
         self.config = config
         self.weights = weights

@@ -27,8 +27,8 @@ public struct BertWeights: Sendable {
 
     /// Reads and shape-checks every tensor `config` implies from `file`.
     public init(file: SafeTensorsFile, config: BertConfig) throws(ModelError) {
-        // Hugging Face saves BertModel without a prefix and BertFor* models under "bert.".
-        let prefix = file.contains("bert.embeddings.word_embeddings.weight") ? "bert." : ""
+        // Hugging Face saves BertModel (RobertaModel) without a prefix and the task models under "bert." ("roberta.").
+        let prefix = file.contains(config.encoderName + ".embeddings.word_embeddings.weight") ? config.encoderName + "." : ""
         func tensor(_ name: String, _ shape: [Int]) throws(ModelError) -> Tensor {
             let full = prefix + name
             let value: Tensor

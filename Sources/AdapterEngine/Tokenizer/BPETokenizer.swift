@@ -120,8 +120,16 @@ public struct BPETokenizer: Sendable {
         self.maxLength = maxLength
     }
 
+    /// The ids of `text` and whether they were cut to `maxLength`.
+    public func encoding(_ text: String) -> Encoding {
+        let ids = encode(text)
+        return Encoding(ids: ids, truncated: ids.count == maxLength && encode(text, limit: .max).count > maxLength)
+    }
+
     /// The ids of `text`, special tokens included, cut to `maxLength` (the last special tokens kept).
-    public func encode(_ text: String) -> [Int32] {
+    public func encode(_ text: String) -> [Int32] { encode(text, limit: maxLength) }
+
+    private func encode(_ text: String, limit: Int) -> [Int32] {
         var ids: [Int32] = []
         for (piece, special) in splitSpecials(text) {
             if let special {
@@ -133,7 +141,7 @@ public struct BPETokenizer: Sendable {
                 ids += word(String(normalized[match.range]))
             }
         }
-        let room = max(0, maxLength - prefix.count - suffix.count)
+        let room = max(0, limit - prefix.count - suffix.count)
         return prefix + ids.prefix(room) + suffix
     }
 
