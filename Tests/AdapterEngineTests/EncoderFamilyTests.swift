@@ -22,41 +22,46 @@ struct EncoderFamilyTests {
         }
 
         struct Adapter: Decodable {
+            let name: String
             let labels: [String]
             let cases: [AdapterCase]
         }
 
         let tolerance: Float
         let cases: [Case]
-        let sentiment: Adapter
+        let adapter: Adapter
     }
 
-    static func roberta() throws -> (BertModel, Reference) {
-        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: zoo + "/roberta.json")))
-        return (try BertModel(directory: zoo + "/models/roberta"), reference)
+    static func family(_ name: String) throws -> (BertModel, Reference) {
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: zoo + "/\(name).json")))
+        return (try BertModel(directory: zoo + "/models/" + name), reference)
     }
 
-    @Test("RoBERTa (byte-level BPE, positions after the padding index, mean pooling) embeds as PyTorch does, ids included")
-    func robertaEmbeddings() throws {
-        let (model, reference) = try Self.roberta()
-        #expect(model.config.modelType == "roberta" && model.config.positionOffset == 2)
+    @Test(
+        "RoBERTa (byte-level BPE) and XLM-RoBERTa (Unigram, Metaspace, normalised mean): positions after the padding index, embeddings and ids as PyTorch's",
+        arguments: ["roberta", "xlm-roberta"])
+    func embeddings(family: String) throws {
+        let (model, reference) = try Self.family(family)
+        #expect(model.config.modelType == family && model.config.positionOffset == 2)
         let engine = InferenceEngine(model: model)
         for expected in reference.cases {
-            #expect(engine.encode(expected.text).ids == expected.ids, "\(expected.text)")
+            #expect(engine.encode(expected.text).ids == expected.ids, "\(family): \(expected.text)")
             let embedding = try #require(engine.run([expected.text], adapter: nil).first?.output.embedding)
-            #expect(Fixtures.maxAbsDiff(embedding, expected.embedding) < reference.tolerance, "\(expected.text)")
+            #expect(Fixtures.maxAbsDiff(embedding, expected.embedding) < reference.tolerance, "\(family): \(expected.text)")
         }
     }
 
-    @Test("a LoRA classifier on RoBERTa (its head: dense, tanh, out_proj on <s>) gives PyTorch+PEFT's logits on every kernel path", arguments: KernelPath.supported)
-    func robertaClassifier(path: KernelPath) throws {
-        let (model, reference) = try Self.roberta()
-        let adapter = try LoRAAdapter(directory: Self.zoo + "/adapters/roberta/sentiment", model: model)
-        #expect(adapter.labels == reference.sentiment.labels)
-        let results = InferenceEngine(model: model, path: path).run(reference.sentiment.cases.map(\.text), adapter: adapter)
-        for (expected, result) in zip(reference.sentiment.cases, results) {
-            #expect(Fixtures.maxAbsDiff(try #require(result.output.logits), expected.logits) < reference.tolerance, "\(expected.text)")
-            #expect(result.output.label == expected.label, "\(expected.text)")
+    @Test(
+        "classifiers on them (RoBERTa's head: dense, tanh, out_proj on <s>; LoRA on RoBERTa, DoRA on XLM-RoBERTa) give PyTorch+PEFT's logits on every kernel path",
+        arguments: ["roberta", "xlm-roberta"], KernelPath.supported)
+    func classifiers(family: String, path: KernelPath) throws {
+        let (model, reference) = try Self.family(family)
+        let adapter = try LoRAAdapter(directory: Self.zoo + "/adapters/\(family)/" + reference.adapter.name, model: model)
+        #expect(adapter.labels == reference.adapter.labels)
+        let results = InferenceEngine(model: model, path: path).run(reference.adapter.cases.map(\.text), adapter: adapter)
+        for (expected, result) in zip(reference.adapter.cases, results) {
+            #expect(Fixtures.maxAbsDiff(try #require(result.output.logits), expected.logits) < reference.tolerance, "\(family): \(expected.text)")
+            #expect(result.output.label == expected.label, "\(family): \(expected.text)")
         }
     }
 }

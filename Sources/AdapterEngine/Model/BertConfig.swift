@@ -10,19 +10,19 @@ public struct BertConfig: Sendable, Equatable {
     public var maxPositionEmbeddings: Int
     public var typeVocabSize: Int
     public var layerNormEps: Float
-    /// `model_type`: "bert" or "roberta".
+    /// `model_type`: "bert", "roberta" or "xlm-roberta".
     public var modelType: String
     /// The first position id a sequence uses: RoBERTa counts positions after its padding index
     /// (`pad_token_id + 1`), BERT from 0.
     public var positionOffset: Int
     /// The name the task models keep the encoder under (`bert.`, `roberta.`): weights and PEFT's module names.
-    public var encoderName: String { modelType }
+    public var encoderName: String { modelType == "bert" ? "bert" : "roberta" }
     /// How the sequence embedding is pooled: from the directory's sentence-transformers modules, not `config.json`
     /// (set by `BertModel`; the mean, normalised, by default).
     public var pooling = SentencePooling.meanNormalized
 
     /// The `model_type`s this engine runs.
-    public static let supportedModelTypes = ["bert", "roberta"]
+    public static let supportedModelTypes = ["bert", "roberta", "xlm-roberta"]
 
     /// Width of one attention head.
     public var headSize: Int { hiddenSize / numAttentionHeads }
@@ -53,7 +53,7 @@ public struct BertConfig: Sendable, Equatable {
         typeVocabSize = raw.type_vocab_size ?? 2
         layerNormEps = Float(raw.layer_norm_eps ?? 1e-12)
         modelType = raw.model_type ?? "bert"
-        positionOffset = modelType == "roberta" ? (raw.pad_token_id ?? 1) + 1 : 0
+        positionOffset = modelType == "bert" ? 0 : (raw.pad_token_id ?? 1) + 1
         guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
             throw .invalidConfig(file: path, reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }

@@ -10,11 +10,8 @@ public struct BPETokenizer: Sendable {
     let vocabulary: [String: Int32]
     /// Merge ranks by pair (`left + " " + right`); a lower rank merges first.
     let ranks: [String: Int]
-    /// Added special tokens, matched in the raw text before anything else.
-    let specials: [(content: String, id: Int32)]
-    /// Ids around one sequence.
-    let prefix: [Int32]
-    let suffix: [Int32]
+    /// Special tokens in the text, and the ids around a sequence.
+    let specialTokens: SpecialTokens
     let normalizesNFC: Bool
     /// A word that is in the vocabulary is taken whole before any merge (`ignore_merges`).
     let ignoreMerges: Bool
@@ -74,49 +71,7 @@ public struct BPETokenizer: Sendable {
         if pre["add_prefix_space"] == .bool(true) { throw invalid("ByteLevel add_prefix_space is not implemented") }
         if pre["use_regex"] == .bool(false) { throw invalid("ByteLevel without its regex is not implemented") }
 
-        var specials: [(String, Int32)] = []
-        if case .array(let added) = root["added_tokens"] ?? .array([]) {
-            for token in added where token["special"] == .bool(true) {
-                guard case .string(let content) = token["content"], case .number(let id) = token["id"], let exact = Int32(exactly: id) else { continue }
-                specials.append((content, exact))
-            }
-        }
-        // The longest first, so a special token that contains another is matched whole.
-        self.specials = specials.sorted { $0.0.count > $1.0.count }
-
-        func special(_ value: JSONValue?) throws(TokenizerError) -> Int32 {
-            guard case .array(let pair) = value, pair.count == 2, case .number(let id) = pair[1], let exact = Int32(exactly: id) else {
-                throw invalid("post_processor special token is not [token, id]")
-            }
-            return exact
-        }
-        let post = root["post_processor"] ?? .null
-        switch post["type"] {
-        case .string("RobertaProcessing")?, .string("BertProcessing")?:
-            prefix = [try special(post["cls"])]
-            suffix = [try special(post["sep"])]
-        case .string("TemplateProcessing")?:
-            guard case .array(let single) = post["single"] else { throw invalid("TemplateProcessing has no 'single' template") }
-            var before: [Int32] = [], after: [Int32] = [], seenSequence = false
-            for item in single {
-                if let sequence = item["Sequence"] {
-                    guard sequence["id"] == .string("A"), !seenSequence else { throw invalid("the single template holds a sequence other than one A") }
-                    seenSequence = true
-                } else if case .string(let name) = item["SpecialToken"]?["id"] {
-                    guard case .array(let ids) = post["special_tokens"]?[name]?["ids"], ids.count == 1, case .number(let id) = ids[0], let exact = Int32(exactly: id) else {
-                        throw invalid("TemplateProcessing's special token '\(name)' has no single id")
-                    }
-                    if seenSequence { after.append(exact) } else { before.append(exact) }
-                } else {
-                    throw invalid("TemplateProcessing item \(item.summary) is not implemented")
-                }
-            }
-            (prefix, suffix) = (before, after)
-        case nil where post == .null:
-            (prefix, suffix) = ([], [])
-        default:
-            throw invalid("post_processor \(post["type"]?.summary ?? "?") is not implemented (RobertaProcessing, BertProcessing, TemplateProcessing)")
-        }
+        specialTokens = try SpecialTokens(root: root, path: path)
         self.maxLength = maxLength
     }
 
@@ -131,7 +86,7 @@ public struct BPETokenizer: Sendable {
 
     private func encode(_ text: String, limit: Int) -> [Int32] {
         var ids: [Int32] = []
-        for (piece, special) in splitSpecials(text) {
+        for (piece, special) in specialTokens.split(text) {
             if let special {
                 ids.append(special)
                 continue
@@ -141,31 +96,7 @@ public struct BPETokenizer: Sendable {
                 ids += word(String(normalized[match.range]))
             }
         }
-        let room = max(0, limit - prefix.count - suffix.count)
-        return prefix + ids.prefix(room) + suffix
-    }
-
-    /// `text` cut around its special tokens: (piece, nil) for ordinary text, ("", id) for a special token.
-    private func splitSpecials(_ text: String) -> [(String, Int32?)] {
-        guard !specials.isEmpty else { return [(text, nil)] }
-        var pieces: [(String, Int32?)] = []
-        var rest = Substring(text)
-        while !rest.isEmpty {
-            var earliest: (range: Range<Substring.Index>, id: Int32)?
-            for (content, id) in specials {
-                if let range = rest.range(of: content), range.lowerBound < (earliest?.range.lowerBound ?? rest.endIndex) || earliest == nil {
-                    earliest = (range, id)
-                }
-            }
-            guard let found = earliest else {
-                pieces.append((String(rest), nil))
-                break
-            }
-            if found.range.lowerBound > rest.startIndex { pieces.append((String(rest[..<found.range.lowerBound]), nil)) }
-            pieces.append(("", found.id))
-            rest = rest[found.range.upperBound...]
-        }
-        return pieces
+        return specialTokens.wrap(ids, limit: limit)
     }
 
     /// One pre-tokenised word: its UTF-8 bytes as GPT-2's printable characters, merged by rank, as ids.

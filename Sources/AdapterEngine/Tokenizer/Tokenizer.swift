@@ -6,6 +6,8 @@ public enum Tokenizer: Sendable {
     case wordPiece(WordPieceTokenizer)
     /// Byte-level BPE (RoBERTa, ModernBERT).
     case bytePairs(BPETokenizer)
+    /// SentencePiece-style Unigram with Metaspace (XLM-RoBERTa).
+    case unigram(UnigramTokenizer)
 
     /// Loads the tokenizer of a model directory; kinds not implemented (SentencePiece Unigram, say) are refused by name.
     public init(modelDirectory: String, maxLength: Int = 128) throws(TokenizerError) {
@@ -23,7 +25,8 @@ public enum Tokenizer: Sendable {
         switch type {
         case "WordPiece": self = .wordPiece(try WordPieceTokenizer(modelDirectory: modelDirectory, maxLength: maxLength))
         case "BPE": self = .bytePairs(try BPETokenizer(path: path, maxLength: maxLength))
-        default: throw .invalidFile(file: path, reason: "tokenizer model '\(type)' is not implemented (WordPiece, byte-level BPE)")
+        case "Unigram": self = .unigram(try UnigramTokenizer(path: path, maxLength: maxLength))
+        default: throw .invalidFile(file: path, reason: "tokenizer model '\(type)' is not implemented (WordPiece, byte-level BPE, Unigram)")
         }
     }
 
@@ -32,6 +35,7 @@ public enum Tokenizer: Sendable {
         switch self {
         case .wordPiece(let tokenizer): return tokenizer.encode(text)
         case .bytePairs(let tokenizer): return tokenizer.encoding(text)
+        case .unigram(let tokenizer): return tokenizer.encoding(text)
         }
     }
 

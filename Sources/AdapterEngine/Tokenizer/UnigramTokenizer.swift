@@ -1,0 +1,130 @@
+import Foundation
+
+/// A SentencePiece-style Unigram tokenizer from Hugging Face's `tokenizer.json`, as XLM-RoBERTa uses it: the text
+/// split around its special tokens, cut at whitespace, each word prefixed with `▁` (Metaspace, `prepend_scheme`
+/// "always"), segmented into the pieces of the highest total score (Viterbi over the vocabulary's log-probabilities;
+/// a character no piece covers is `unk`, scored below every piece, and neighbouring unknowns are fused into one), and
+/// wrapped by the post-processor. Other normalisers, pre-tokenisers or options are refused by name.
+public struct UnigramTokenizer: Sendable {
+    /// Each piece's id and score.
+    let pieces: [String: (id: Int32, score: Double)]
+    /// Longest piece, in Unicode scalars.
+    let longestPiece: Int
+    let unknownID: Int32
+    /// What an unknown character scores: below every piece (tokenizers' `min_score - 10`).
+    let unknownScore: Double
+    let replacement: Character
+    let specialTokens: SpecialTokens
+    /// Longest sequence, special tokens included.
+    public let maxLength: Int
+
+    /// Reads `tokenizer.json` at `path`.
+    public init(path: String, maxLength: Int = 128) throws(TokenizerError) {
+        func invalid(_ reason: String) -> TokenizerError { .invalidFile(file: path, reason: reason) }
+        let root: JSONValue
+        do {
+            root = try JSONValue.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
+        } catch {
+            throw invalid("not readable JSON: \(error)")
+        }
+        guard let model = root["model"], model["type"] == .string("Unigram") else { throw invalid("model type is not Unigram") }
+        if model["byte_fallback"] == .bool(true) { throw invalid("Unigram 'byte_fallback' is not implemented") }
+        guard case .array(let vocab) = model["vocab"] else { throw invalid("model.vocab is missing") }
+        var pieces: [String: (Int32, Double)] = [:]
+        var longest = 1, lowest = Double.infinity
+        for (index, entry) in vocab.enumerated() {
+            guard case .array(let pair) = entry, pair.count == 2, case .string(let piece) = pair[0], case .number(let score) = pair[1] else {
+                throw invalid("vocab entry \(index) is not [piece, score]")
+            }
+            if pieces[piece] == nil { pieces[piece] = (Int32(index), score) }
+            longest = max(longest, piece.unicodeScalars.count)
+            lowest = min(lowest, score)
+        }
+        guard case .number(let unk) = model["unk_id"], let unknownID = Int32(exactly: unk), Int(unknownID) < vocab.count else {
+            throw invalid("Unigram needs an unk_id")
+        }
+        self.pieces = pieces
+        longestPiece = longest
+        self.unknownID = unknownID
+        unknownScore = lowest - 10
+
+        if let normalizer = root["normalizer"], normalizer != .null {
+            throw invalid("normalizer \(normalizer["type"]?.summary ?? "?") is not implemented for Unigram (none)")
+        }
+        // WhitespaceSplit then Metaspace (replacement, prepend_scheme "always", split), as XLM-RoBERTa's file has.
+        guard let pre = root["pre_tokenizer"], pre["type"] == .string("Sequence"), case .array(let steps) = pre["pretokenizers"],
+              steps.count == 2, steps[0]["type"] == .string("WhitespaceSplit"), steps[1]["type"] == .string("Metaspace"),
+              case .string(let replacement) = steps[1]["replacement"], replacement.count == 1 else {
+            throw invalid("pre_tokenizer \(root["pre_tokenizer"]?.summary ?? "none") is not implemented (WhitespaceSplit then Metaspace)")
+        }
+        if let scheme = steps[1]["prepend_scheme"], scheme != .string("always") {
+            throw invalid("Metaspace prepend_scheme \(scheme.summary) is not implemented (always)")
+        }
+        self.replacement = replacement.first!
+        specialTokens = try SpecialTokens(root: root, path: path)
+        self.maxLength = maxLength
+    }
+
+    /// The ids of `text` and whether they were cut to `maxLength`.
+    public func encoding(_ text: String) -> Encoding {
+        let ids = encode(text, limit: .max)
+        return Encoding(ids: specialTokens.wrap(ids, limit: maxLength), truncated: ids.count + specialTokens.prefix.count + specialTokens.suffix.count > maxLength)
+    }
+
+    /// The ids of `text`, special tokens included, cut to `maxLength`.
+    public func encode(_ text: String) -> [Int32] { specialTokens.wrap(encode(text, limit: .max), limit: maxLength) }
+
+    private func encode(_ text: String, limit: Int) -> [Int32] {
+        var ids: [Int32] = []
+        for (piece, special) in specialTokens.split(text) {
+            if let special {
+                ids.append(special)
+                continue
+            }
+            for word in piece.split(whereSeparator: { $0.isWhitespace }) {
+                // Metaspace: the word with its marker in front; a marker inside the word starts a new one.
+                let marked = String(replacement) + word.map { $0 == " " ? replacement : $0 }
+                var start = marked.startIndex
+                for index in marked.indices.dropFirst() where marked[index] == replacement {
+                    ids += segment(marked[start..<index])
+                    start = index
+                }
+                ids += segment(marked[start...])
+            }
+        }
+        return ids
+    }
+
+    /// The best-scoring segmentation of one word, as ids.
+    private func segment(_ word: Substring) -> [Int32] {
+        let scalars = Array(word.unicodeScalars)
+        let count = scalars.count
+        // best[i]: the highest score of a segmentation of the first i scalars, the piece ending there and its start.
+        var best = [(score: Double, start: Int, id: Int32)?](repeating: nil, count: count + 1)
+        best[0] = (0, 0, -1)
+        for start in 0..<count {
+            guard let here = best[start]?.score else { continue }
+            var coveredOne = false
+            var piece = String.UnicodeScalarView()
+            for end in (start + 1)...min(count, start + longestPiece) {
+                piece.append(scalars[end - 1])
+                guard let (id, score) = pieces[String(piece)] else { continue }
+                if end == start + 1 { coveredOne = true }
+                let candidate = here + score
+                if best[end] == nil || candidate > best[end]!.score { best[end] = (candidate, start, id) }
+            }
+            if !coveredOne {
+                let candidate = here + unknownScore
+                if best[start + 1] == nil || candidate > best[start + 1]!.score { best[start + 1] = (candidate, start, unknownID) }
+            }
+        }
+        var ids: [Int32] = []
+        var end = count
+        while end > 0, let step = best[end] {
+            // Neighbouring unknowns become one (fuse_unk).
+            if !(step.id == unknownID && ids.last == unknownID) { ids.append(step.id) }
+            end = step.start
+        }
+        return ids.reversed()
+    }
+}
