@@ -286,6 +286,23 @@ public nonisolated struct Adapterd_V1_InferReply: @unchecked Sendable {
     set {_uniqueStorage()._blend = newValue}
   }
 
+  /// A multi-label head (problem_type multi_label_classification): every label whose logit is above 0; `label` is
+  /// then the highest.
+  public var labels: [String] {
+    get {_storage._labels}
+    set {_uniqueStorage()._labels = newValue}
+  }
+
+  /// A regression head (problem_type regression, one output): its value; `label` is then empty.
+  public var value: Float {
+    get {_storage._value ?? 0}
+    set {_uniqueStorage()._value = newValue}
+  }
+  /// Returns true if `value` has been explicitly set.
+  public var hasValue: Bool {_storage._value != nil}
+  /// Clears the value of `value`. Subsequent reads from it will return its default value.
+  public mutating func clearValue() {_uniqueStorage()._value = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1723,7 +1740,7 @@ nonisolated extension Adapterd_V1_WeightedAdapter: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".InferReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}adapter\0\u{1}version\0\u{1}label\0\u{1}logits\0\u{1}embedding\0\u{3}latency_ms\0\u{1}tokens\0\u{1}worker\0\u{3}routed_by\0\u{1}router\0\u{3}router_version\0\u{3}router_choice\0\u{3}correlation_id\0\u{3}router_confidence\0\u{1}blend\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}adapter\0\u{1}version\0\u{1}label\0\u{1}logits\0\u{1}embedding\0\u{3}latency_ms\0\u{1}tokens\0\u{1}worker\0\u{3}routed_by\0\u{1}router\0\u{3}router_version\0\u{3}router_choice\0\u{3}correlation_id\0\u{3}router_confidence\0\u{1}blend\0\u{1}labels\0\u{1}value\0")
 
   fileprivate class _StorageClass {
     var _status: Adapterd_V1_StatusCode? = nil
@@ -1743,6 +1760,8 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
     var _routerConfidence: Float = 0
     var _correlationID: String = String()
     var _blend: [Adapterd_V1_BlendPart] = []
+    var _labels: [String] = []
+    var _value: Float? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1770,6 +1789,8 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
       _routerConfidence = source._routerConfidence
       _correlationID = source._correlationID
       _blend = source._blend
+      _labels = source._labels
+      _value = source._value
     }
   }
 
@@ -1805,6 +1826,8 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
         case 15: try { try decoder.decodeSingularStringField(value: &_storage._correlationID) }()
         case 16: try { try decoder.decodeSingularFloatField(value: &_storage._routerConfidence) }()
         case 17: try { try decoder.decodeRepeatedMessageField(value: &_storage._blend) }()
+        case 18: try { try decoder.decodeRepeatedStringField(value: &_storage._labels) }()
+        case 19: try { try decoder.decodeSingularFloatField(value: &_storage._value) }()
         default: break
         }
       }
@@ -1868,6 +1891,12 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
       if !_storage._blend.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._blend, fieldNumber: 17)
       }
+      if !_storage._labels.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._labels, fieldNumber: 18)
+      }
+      try { if let v = _storage._value {
+        try visitor.visitSingularFloatField(value: v, fieldNumber: 19)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1894,6 +1923,8 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
         if _storage._routerConfidence != rhs_storage._routerConfidence {return false}
         if _storage._correlationID != rhs_storage._correlationID {return false}
         if _storage._blend != rhs_storage._blend {return false}
+        if _storage._labels != rhs_storage._labels {return false}
+        if _storage._value != rhs_storage._value {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -52,7 +52,9 @@ struct InferCommand: AsyncParsableCommand {
                         if !reply.router.isEmpty {
                             who += String(format: " [router %@ %@: %@ %.2f]", reply.router, reply.routerVersion, reply.routerChoice, reply.routerConfidence)
                         }
-                        let what = reply.label.isEmpty ? "embedding[\(reply.embedding.count)]" : reply.label
+                        var what = reply.label.isEmpty ? "embedding[\(reply.embedding.count)]" : reply.label
+                        if reply.hasValue { what = String(format: "value %.4f", reply.value) }
+                        if !reply.labels.isEmpty { what = reply.labels.joined(separator: ",") }
                         return "\(what)\t\(who)\t\(String(format: "%.1f", reply.latencyMs)) ms\t\(text)"
                     }
                 } catch let exit as ExitCode {

@@ -88,7 +88,7 @@ struct RunCommand: ParsableCommand {
                     "adapterctl: \(ran.labelRechecks) of \(texts.count) rows re-run in FP32 (INT8 top-two margin below \(ran.labelCheckMargin))\n".utf8))
             }
             for (text, result) in zip(texts, results) {
-                print(json ? Self.jsonLine(text: text, result: result) : Self.humanLine(text: text, result: result))
+                print(json ? Self.jsonLine(text: text, result: result, head: lora?.head) : Self.humanLine(text: text, result: result, head: lora?.head))
             }
         } catch let error as CustomStringConvertible & Error {
             FileHandle.standardError.write(Data("adapterctl: \(error.description)\n".utf8))
@@ -96,13 +96,21 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    static func jsonLine(text: String, result: InferenceResult) -> String {
+    /// One JSON object per text: `embedding`; or, by the head's `problem_type`, `label` and `logits`
+    /// (single-label), `labels` (those with a logit above 0) and `logits` (multi-label), or `value` (regression).
+    static func jsonLine(text: String, result: InferenceResult, head: ClassifierHead? = nil) -> String {
         var fields = [
             "\"text\":" + jsonString(text), "\"ids\":[" + result.ids.map(String.init).joined(separator: ",") + "]", "\"tokens\":\(result.tokens)",
         ]
         switch result.output {
         case .classification(let logits, _, let label):
-            fields.append("\"label\":" + jsonString(label))
+            switch head?.problemType ?? .singleLabel {
+            case .singleLabel: fields.append("\"label\":" + jsonString(label))
+            case .multiLabel: fields.append("\"labels\":[" + (head?.labelsOn(logits) ?? []).map(jsonString).joined(separator: ",") + "]")
+            case .regression:
+                fields.append("\"value\":\(logits[0])")
+                return "{" + fields.joined(separator: ",") + "}"
+            }
             fields.append("\"logits\":[" + logits.map { "\($0)" }.joined(separator: ",") + "]")
         case .embedding(let values):
             fields.append("\"embedding\":[" + values.map { "\($0)" }.joined(separator: ",") + "]")
@@ -110,8 +118,13 @@ struct RunCommand: ParsableCommand {
         return "{" + fields.joined(separator: ",") + "}"
     }
 
-    static func humanLine(text: String, result: InferenceResult) -> String {
+    static func humanLine(text: String, result: InferenceResult, head: ClassifierHead? = nil) -> String {
         switch result.output {
+        case .classification(let logits, _, _) where head?.problemType == .regression:
+            return "value \(String(format: "%.4f", logits[0]))\t\(result.tokens) tokens\t\(text)"
+        case .classification(let logits, _, _) where head?.problemType == .multiLabel:
+            let on = head?.labelsOn(logits) ?? []
+            return "\(on.isEmpty ? "(none)" : on.joined(separator: ","))\t\(result.tokens) tokens\t\(text)"
         case .classification(let logits, let index, let label):
             let scores = logits.map { String(format: "%.3f", $0) }.joined(separator: " ")
             return "\(label)\t(logit \(String(format: "%.3f", logits[index])); \(scores))\t\(result.tokens) tokens\t\(text)"

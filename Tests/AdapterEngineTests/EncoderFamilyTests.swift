@@ -65,3 +65,55 @@ struct EncoderFamilyTests {
         }
     }
 }
+
+/// What a head's outputs mean (`problem_type` in `labels.json`, as transformers' config names it).
+@Suite("Classifier problem types")
+struct ProblemTypeTests {
+    struct Regression: Decodable {
+        struct Case: Decodable { let text: String; let value: Float }
+        let name: String
+        let cases: [Case]
+    }
+
+    struct Reference: Decodable { let regression: Regression }
+
+    @Test("a regression head (one output) gives PyTorch+PEFT's value on XLM-RoBERTa")
+    func regression() throws {
+        let zoo = EncoderFamilyTests.zoo
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: zoo + "/xlm-roberta.json"))).regression
+        let model = try BertModel(directory: zoo + "/models/xlm-roberta")
+        let adapter = try LoRAAdapter(directory: zoo + "/adapters/xlm-roberta/" + reference.name, model: model)
+        #expect(adapter.head?.problemType == .regression)
+        for (expected, result) in zip(reference.cases, InferenceEngine(model: model).run(reference.cases.map(\.text), adapter: adapter)) {
+            let value = try #require(result.output.logits?.first)
+            #expect(abs(value - expected.value) < 1e-4, "\(expected.text)")
+        }
+    }
+
+    @Test("a multi-label head turns on every label whose logit is above 0; an unknown problem_type is refused")
+    func multiLabel() throws {
+        let directory = Fixtures.temporaryDirectory()
+        let source = Fixtures.adapterDirectory("intent")
+        for file in ["adapter_config.json", "adapter_model.safetensors"] {
+            try FileManager.default.copyItem(atPath: source + "/" + file, toPath: directory + "/" + file)
+        }
+        let labels = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: source + "/labels.json"))) as! [String: Any]
+        var multi = labels
+        multi["problem_type"] = "multi_label_classification"
+        try JSONSerialization.data(withJSONObject: multi).write(to: URL(fileURLWithPath: directory + "/labels.json"))
+        let adapter = try LoRAAdapter(directory: directory, model: Fixtures.model)
+        let head = try #require(adapter.head)
+        #expect(head.problemType == .multiLabel)
+        // The logits are the single-label adapter's (problem_type changes how they are read, not what is computed).
+        let single = try Fixtures.adapter("intent")
+        let text = "turn on the kitchen lights and lock the door"
+        let logits = try #require(InferenceEngine(model: Fixtures.model).run([text], adapter: adapter)[0].output.logits)
+        #expect(logits == InferenceEngine(model: Fixtures.model).run([text], adapter: single)[0].output.logits)
+        #expect(head.labelsOn(logits) == zip(head.labels, logits).filter { $0.1 > 0 }.map(\.0))
+        #expect(!head.labelsOn(logits).isEmpty)
+
+        multi["problem_type"] = "ranking"
+        try JSONSerialization.data(withJSONObject: multi).write(to: URL(fileURLWithPath: directory + "/labels.json"))
+        #expect(throws: AdapterError.self) { try LoRAAdapter(directory: directory, model: Fixtures.model) }
+    }
+}

@@ -40,7 +40,7 @@ public struct MergedModel: Sendable {
         let head = LoRAAdapter(
             name: adapter.name, config: adapter.config,
             layers: adapter.layers.map { $0.map { _ in nil } }, embeddings: adapter.embeddings.map { _ in nil }, pooler: nil,
-            head: adapter.head.map { ClassifierHead(classifier: $0.classifier, pooler: nil, labels: $0.labels) })
+            head: adapter.head.map { ClassifierHead(classifier: $0.classifier, pooler: nil, labels: $0.labels, problemType: $0.problemType) })
         model = BertModel(directory: base.directory, config: base.config, weights: weights, tokenizer: base.tokenizer)
         self.adapter = head
         engine = InferenceEngine(model: model, precision: precision, path: path)

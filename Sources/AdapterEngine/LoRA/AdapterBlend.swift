@@ -26,6 +26,9 @@ extension LoRAAdapter {
             guard adapter.labels == first.labels else {
                 throw .blendRefused(blend: name, reason: "the heads of '\(first.name)' and '\(adapter.name)' have different labels (\(first.labels ?? []) and \(adapter.labels ?? []))")
             }
+            guard adapter.head?.problemType == first.head?.problemType else {
+                throw .blendRefused(blend: name, reason: "the heads of '\(first.name)' and '\(adapter.name)' read their outputs differently (problem_type)")
+            }
             guard (adapter.head?.pooler == nil) == (first.head?.pooler == nil) else {
                 throw .blendRefused(blend: name, reason: "'\(first.name)' and '\(adapter.name)' differ in whether they save their own pooler")
             }
@@ -41,7 +44,7 @@ extension LoRAAdapter {
             head = ClassifierHead(
                 classifier: weighted(heads.map { ($0.0.classifier, $0.1) }),
                 pooler: firstHead.pooler == nil ? nil : weighted(heads.map { ($0.0.pooler!, $0.1) }),
-                labels: firstHead.labels)
+                labels: firstHead.labels, problemType: firstHead.problemType)
         }
         return LoRAAdapter(name: name, config: first.config, layers: layers, embeddings: embeddings, pooler: pooler, head: head)
     }

@@ -91,16 +91,41 @@ public final class LoRAAdapter: Sendable {
             throw .weights(adapter: name, error)
         }
         let labels = try Self.readLabels(path: directory + "/labels.json", adapter: name)
-        try self.init(name: name, config: config, file: file, labels: labels, model: model)
+        let problemType = try Self.readProblemType(path: directory + "/labels.json", adapter: name)
+        try self.init(name: name, config: config, file: file, labels: labels, model: model, problemType: problemType)
     }
 
     /// Builds an adapter from an already parsed config and opened weights file.
-    public convenience init(name: String, config: LoRAConfig, file: SafeTensorsFile, labels: [String]?, model: BertModel) throws(AdapterError) {
+    /// `problemType` is the head's (nil: transformers' default, regression for one output, else single-label).
+    public convenience init(
+        name: String, config: LoRAConfig, file: SafeTensorsFile, labels: [String]?, model: BertModel, problemType: ClassifierHead.ProblemType? = nil
+    ) throws(AdapterError) {
         let builder = try AdapterBuilder(name: name, config: config, file: file, model: model)
-        let parts = try builder.build(labels: labels)
+        var parts = try builder.build(labels: labels)
+        if var head = parts.head {
+            head.problemType = problemType ?? (head.classifier.outFeatures == 1 ? .regression : .singleLabel)
+            if head.problemType == .regression, head.classifier.outFeatures != 1 {
+                throw .invalidLabels(adapter: name, reason: "problem_type regression needs one output, the classifier has \(head.classifier.outFeatures)")
+            }
+            parts.head = head
+        }
         self.init(
             name: name, config: config, layers: parts.layers, embeddings: parts.embeddings, pooler: parts.pooler, head: parts.head,
             scalings: parts.scalings, kroneckers: parts.kroneckers)
+    }
+
+    /// `problem_type` from `labels.json` (as transformers' config names it), nil when absent.
+    static func readProblemType(path: String, adapter: String) throws(AdapterError) -> ClassifierHead.ProblemType? {
+        guard let data = FileManager.default.contents(atPath: path), let value = try? JSONValue.parse([UInt8](data)) else { return nil }
+        switch value["problem_type"] {
+        case nil, .null?: return nil
+        case .string(let name)?:
+            guard let type = ClassifierHead.ProblemType(rawValue: name) else {
+                throw .invalidLabels(adapter: adapter, reason: "problem_type '\(name)' is not single_label_classification, multi_label_classification or regression")
+            }
+            return type
+        default: throw .invalidLabels(adapter: adapter, reason: "problem_type must be a string")
+        }
     }
 
     static func readLabels(path: String, adapter: String) throws(AdapterError) -> [String]? {

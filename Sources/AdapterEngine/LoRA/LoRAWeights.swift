@@ -57,4 +57,21 @@ public struct ClassifierHead: Sendable {
     public let pooler: LinearWeights?
     /// Label names, one per classifier output.
     public let labels: [String]
+    /// What the outputs mean (transformers' `problem_type`, from `labels.json`).
+    public var problemType: ProblemType = .singleLabel
+
+    /// transformers' `config.problem_type`: how a sequence classifier's outputs are read.
+    public enum ProblemType: String, Sendable {
+        /// One label: the arg-max (softmax).
+        case singleLabel = "single_label_classification"
+        /// Any number of labels: each whose logit is above 0 (sigmoid above one half).
+        case multiLabel = "multi_label_classification"
+        /// One number: the single output (`num_labels: 1`).
+        case regression
+    }
+
+    /// The labels a multi-label head turns on for `logits`.
+    public func labelsOn(_ logits: [Float]) -> [String] {
+        zip(labels, logits).filter { $0.1 > 0 }.map(\.0)
+    }
 }

@@ -98,8 +98,14 @@ public struct InferenceHandlers: Sendable {
         }
         switch output {
         case .classification(let logits, _, let label):
-            reply.label = label
             reply.logits = logits
+            switch lease.adapter?.head?.problemType ?? .singleLabel {
+            case .singleLabel: reply.label = label
+            case .multiLabel:
+                reply.label = label
+                reply.labels = lease.adapter?.head?.labelsOn(logits) ?? []
+            case .regression: reply.value = logits[0]
+            }
         case .embedding(let values):
             reply.embedding = values
         }
