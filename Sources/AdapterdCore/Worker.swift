@@ -82,13 +82,17 @@ public final class Worker: Service, Sendable {
         } else {
             poolClient = nil
         }
-        let topics = topics
+        let topics = topics, client = client
         let transport = MQTTTransport(client: client, logger: logger)
         let (holdingsChanged, holdingsContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.holdingsChanged = holdingsChanged
         self.holdingsContinuation = holdingsContinuation
         services = try WorkerServices(configuration: configuration, logger: logger, metricsFactory: metricsFactory, startedAt: startedAt) { event in
-            transport.send(topics.events, payload: event.json(), properties: MQTTProperties(contentType: "application/json"))
+            // Events made before the first connection (the configured adapters, loaded at start) have nobody to
+            // reach: the retained status announced on connecting lists what is held.
+            if client.isConnected {
+                transport.send(topics.events, payload: event.json(), properties: MQTTProperties(contentType: "application/json"))
+            }
             if event.event.changesHoldings { holdingsContinuation.yield() }
         }
         engine = services.engine
