@@ -27,13 +27,12 @@ public struct BPETokenizer: Sendable {
 
     /// Reads `tokenizer.json` at `path`.
     public init(path: String, maxLength: Int = 128) throws(TokenizerError) {
+        try self.init(root: try Tokenizer.readJSON(path: path), path: path, maxLength: maxLength)
+    }
+
+    /// From the parsed `tokenizer.json` at `path`.
+    init(root: JSONValue, path: String, maxLength: Int) throws(TokenizerError) {
         func invalid(_ reason: String) -> TokenizerError { .invalidFile(file: path, reason: reason) }
-        let root: JSONValue
-        do {
-            root = try JSONValue.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
-        } catch {
-            throw invalid("not readable JSON: \(error)")
-        }
         guard let model = root["model"], case .string("BPE") = model["type"] else { throw invalid("model type is not BPE") }
         for (field, value) in [("continuing_subword_prefix", model["continuing_subword_prefix"]), ("end_of_word_suffix", model["end_of_word_suffix"])] {
             if let value, !value.isEmptyOrDefault { throw invalid("BPE '\(field)' is set; byte-level BPE without it is implemented") }

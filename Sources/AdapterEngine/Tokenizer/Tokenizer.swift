@@ -16,16 +16,13 @@ public enum Tokenizer: Sendable {
             self = .wordPiece(try WordPieceTokenizer(modelDirectory: modelDirectory, maxLength: maxLength))
             return
         }
+        let root = try Self.readJSON(path: path)
         let type: String
-        do {
-            type = try Self.modelType(path)
-        } catch {
-            throw .invalidFile(file: path, reason: "not readable JSON: \(error)")
-        }
+        if case .string(let name)? = root["model"]?["type"] { type = name } else { type = "(none)" }
         switch type {
         case "WordPiece": self = .wordPiece(try WordPieceTokenizer(modelDirectory: modelDirectory, maxLength: maxLength))
-        case "BPE": self = .bytePairs(try BPETokenizer(path: path, maxLength: maxLength))
-        case "Unigram": self = .unigram(try UnigramTokenizer(path: path, maxLength: maxLength))
+        case "BPE": self = .bytePairs(try BPETokenizer(root: root, path: path, maxLength: maxLength))
+        case "Unigram": self = .unigram(try UnigramTokenizer(root: root, path: path, maxLength: maxLength))
         default: throw .invalidFile(file: path, reason: "tokenizer model '\(type)' is not implemented (WordPiece, byte-level BPE, Unigram)")
         }
     }
@@ -39,10 +36,12 @@ public enum Tokenizer: Sendable {
         }
     }
 
-    /// `model.type` of a `tokenizer.json`.
-    private static func modelType(_ path: String) throws -> String {
-        let root = try JSONValue.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
-        guard case .string(let type)? = root["model"]?["type"] else { return "(none)" }
-        return type
+    /// The parsed `tokenizer.json` at `path` (read once, whichever tokenizer it holds).
+    static func readJSON(path: String) throws(TokenizerError) -> JSONValue {
+        do {
+            return try JSONValue.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
+        } catch {
+            throw .invalidFile(file: path, reason: "not readable JSON: \(error)")
+        }
     }
 }

@@ -20,13 +20,12 @@ public struct UnigramTokenizer: Sendable {
 
     /// Reads `tokenizer.json` at `path`.
     public init(path: String, maxLength: Int = 128) throws(TokenizerError) {
+        try self.init(root: try Tokenizer.readJSON(path: path), path: path, maxLength: maxLength)
+    }
+
+    /// From the parsed `tokenizer.json` at `path`.
+    init(root: JSONValue, path: String, maxLength: Int) throws(TokenizerError) {
         func invalid(_ reason: String) -> TokenizerError { .invalidFile(file: path, reason: reason) }
-        let root: JSONValue
-        do {
-            root = try JSONValue.parse([UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
-        } catch {
-            throw invalid("not readable JSON: \(error)")
-        }
         guard let model = root["model"], model["type"] == .string("Unigram") else { throw invalid("model type is not Unigram") }
         if model["byte_fallback"] == .bool(true) { throw invalid("Unigram 'byte_fallback' is not implemented") }
         guard case .array(let vocab) = model["vocab"] else { throw invalid("model.vocab is missing") }
