@@ -76,27 +76,14 @@ public struct BPETokenizer: Sendable {
 
     /// The ids of `text` and whether they were cut to `maxLength`.
     public func encoding(_ text: String) -> Encoding {
-        let ids = encode(text)
-        return Encoding(ids: ids, truncated: ids.count == maxLength && encode(text, limit: .max).count > maxLength)
+        specialTokens.encode(text, limit: maxLength) { piece in
+            let normalized = normalizesNFC ? piece.precomposedStringWithCanonicalMapping : piece
+            return normalized.matches(of: Self.pattern).flatMap { word(String(normalized[$0.range])) }
+        }
     }
 
     /// The ids of `text`, special tokens included, cut to `maxLength` (the last special tokens kept).
-    public func encode(_ text: String) -> [Int32] { encode(text, limit: maxLength) }
-
-    private func encode(_ text: String, limit: Int) -> [Int32] {
-        var ids: [Int32] = []
-        for (piece, special) in specialTokens.split(text) {
-            if let special {
-                ids.append(special)
-                continue
-            }
-            let normalized = normalizesNFC ? piece.precomposedStringWithCanonicalMapping : piece
-            for match in normalized.matches(of: Self.pattern) {
-                ids += word(String(normalized[match.range]))
-            }
-        }
-        return specialTokens.wrap(ids, limit: limit)
-    }
+    public func encode(_ text: String) -> [Int32] { encoding(text).ids }
 
     /// One pre-tokenised word: its UTF-8 bytes as GPT-2's printable characters, merged by rank, as ids.
     private func word(_ text: String) -> [Int32] {

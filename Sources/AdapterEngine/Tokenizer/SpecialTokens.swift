@@ -78,9 +78,14 @@ struct SpecialTokens: Sendable {
         return pieces
     }
 
-    /// `ids` between the prefix and the suffix, cut so the whole is at most `limit` long (the suffix kept).
-    func wrap(_ ids: [Int32], limit: Int) -> [Int32] {
+    /// `text`'s ids: its special tokens as theirs, the text between them through `encodePiece`, all between the
+    /// prefix and the suffix and cut so the whole is at most `limit` long (the suffix kept).
+    func encode(_ text: String, limit: Int, encodePiece: (String) -> [Int32]) -> Encoding {
+        var ids: [Int32] = []
+        for (piece, special) in split(text) {
+            if let special { ids.append(special) } else { ids += encodePiece(piece) }
+        }
         let room = max(0, limit - prefix.count - suffix.count)
-        return prefix + ids.prefix(room) + suffix
+        return Encoding(ids: prefix + ids.prefix(room) + suffix, truncated: ids.count > room)
     }
 }

@@ -66,20 +66,8 @@ public struct UnigramTokenizer: Sendable {
 
     /// The ids of `text` and whether they were cut to `maxLength`.
     public func encoding(_ text: String) -> Encoding {
-        let ids = encode(text, limit: .max)
-        return Encoding(ids: specialTokens.wrap(ids, limit: maxLength), truncated: ids.count + specialTokens.prefix.count + specialTokens.suffix.count > maxLength)
-    }
-
-    /// The ids of `text`, special tokens included, cut to `maxLength`.
-    public func encode(_ text: String) -> [Int32] { specialTokens.wrap(encode(text, limit: .max), limit: maxLength) }
-
-    private func encode(_ text: String, limit: Int) -> [Int32] {
-        var ids: [Int32] = []
-        for (piece, special) in specialTokens.split(text) {
-            if let special {
-                ids.append(special)
-                continue
-            }
+        specialTokens.encode(text, limit: maxLength) { piece in
+            var ids: [Int32] = []
             for word in piece.split(whereSeparator: { $0.isWhitespace }) {
                 // Metaspace: the word with its marker in front; a marker inside the word starts a new one.
                 let marked = String(replacement) + word.map { $0 == " " ? replacement : $0 }
@@ -90,9 +78,12 @@ public struct UnigramTokenizer: Sendable {
                 }
                 ids += segment(marked[start...])
             }
+            return ids
         }
-        return ids
     }
+
+    /// The ids of `text`, special tokens included, cut to `maxLength`.
+    public func encode(_ text: String) -> [Int32] { encoding(text).ids }
 
     /// The best-scoring segmentation of one word, as ids.
     private func segment(_ word: Substring) -> [Int32] {
