@@ -16,14 +16,14 @@ func option(_ name: String, in arguments: inout [String]) -> String? {
 }
 let precision = option("--precision", in: &arguments).flatMap(Precision.init(rawValue:)) ?? .fp32
 let path = option("--path", in: &arguments).flatMap(KernelPath.init(name:)) ?? .detected
-let labelCheckMargin = option("--label-check-margin", in: &arguments).flatMap(Float.init) ?? 0
+let labelCheckFactor = option("--label-check-factor", in: &arguments).flatMap(Float.init) ?? 0
 let rssOnly = arguments.contains("--rss")
 // Only the unmerged-LoRA cost (for iterating on the LoRA kernels).
 let loraOnly = arguments.contains("--lora-only")
 let serve = arguments.contains("--serve")
 arguments.removeAll { $0 == "--rss" || $0 == "--lora-only" || $0 == "--serve" }
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write(Data("usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8] [--path NAME] [--label-check-margin M] [--rss]\n".utf8))
+    FileHandle.standardError.write(Data("usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8] [--path NAME] [--label-check-factor F] [--rss]\n".utf8))
     exit(2)
 }
 let modelDirectory = arguments[0]
@@ -68,10 +68,9 @@ func peakResidentMiB() -> Double {
     return Double(usage.ru_maxrss) / 1024
 }
 
-// The timed shapes run INT8 without the FP32 re-check of near ties by default (`--label-check-margin M` turns it
-// on): ONNX Runtime's INT8 has none, and on these synthetic ids many of the intent adapter's rows are near ties.
-// What a re-checked row costs is reported on its own (`latency_b1_t16_rechecked`).
-let engine = try InferenceEngine(modelDirectory: modelDirectory, precision: precision, path: path, labelCheckMargin: labelCheckMargin)
+// The timed shapes run INT8 without the FP32 re-check of near ties by default (`--label-check-factor F` turns it
+// on), as ONNX Runtime's INT8 runs; `--label-check DIR` measures the check itself.
+let engine = try InferenceEngine(modelDirectory: modelDirectory, precision: precision, path: path, labelCheckFactor: labelCheckFactor)
 FileHandle.standardError.write(Data("\(label): kernels \(engine.path), \(engine.plan.runtime)\n".utf8))
 let intent = try LoRAAdapter(directory: adaptersDirectory + "/intent", model: engine.model)
 
@@ -88,6 +87,23 @@ if let index = arguments.firstIndex(of: "--profile"), index + 3 < arguments.coun
         runs += 1
     }
     FileHandle.standardError.write(Data("\(runs) runs of \(batch) × \(length) tokens\n".utf8))
+    exit(0)
+}
+
+// --label-check DIR [--texts FILE.jsonl] [--rounds N]: INT8's label check on each adapter under DIR (LabelCheckStudy).
+if let directory = option("--label-check", in: &arguments) {
+    let textsFile = option("--texts", in: &arguments)
+    let rounds = option("--rounds", in: &arguments).flatMap(Int.init) ?? 7
+    let texts = try textsFile.map { file in
+        try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").compactMap { line -> String? in
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return object?["text"] as? String
+        }
+    } ?? []
+    let study = LabelCheckStudy(model: engine.model, path: path, texts: texts)
+    let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+    if !texts.isEmpty { for name in names { try study.accuracy(name, directory + "/" + name) } }
+    if rounds > 0 { try study.cost(names, directory, rounds: rounds) }
     exit(0)
 }
 
@@ -169,7 +185,7 @@ for length in loraOnly ? [] : [16, 52, 128] {
 }
 if precision == .int8, !loraOnly {
     // What a near tie costs with the check on: the batch-1 pass with its row re-checked in FP32.
-    let always = InferenceEngine(model: engine.model, precision: .int8, path: path, labelCheckMargin: .infinity)
+    let always = InferenceEngine(model: engine.model, precision: .int8, path: path, labelCheckFactor: .infinity)
     let single = [EncodedInput(ids: tokens(16), adapter: intent)]
     report("latency_b1_t16_rechecked", try median(iterations: 60) { _ = try always.run(encoded: single) }, "ms")
 }

@@ -14,7 +14,7 @@ public final class BatchExecutor: @unchecked Sendable {
         let featureLayers: Int?
         let deadline: ContinuousClock.Instant?
         /// Answered with the row's output or the engine's refusal of it; nil when it expired or the executor stopped.
-        let continuation: CheckedContinuation<Result<InferenceOutput, InferenceError>?, Never>
+        let continuation: CheckedContinuation<Result<CheckedOutput, InferenceError>?, Never>
     }
 
     private let engine: InferenceEngine
@@ -52,7 +52,7 @@ public final class BatchExecutor: @unchecked Sendable {
 
     /// Runs one row, batched with whatever else is waiting; nil when `deadline` passed before its batch started, or
     /// the executor was shut down. Throws when the engine refuses the row (its ids do not fit the model).
-    public func run(_ input: EncodedInput, deadline: ContinuousClock.Instant? = nil) async throws(InferenceError) -> InferenceOutput? {
+    public func run(_ input: EncodedInput, deadline: ContinuousClock.Instant? = nil) async throws(InferenceError) -> CheckedOutput? {
         let result = await withCheckedContinuation { continuation in
             enqueue(Job(input: input, featureLayers: nil, deadline: deadline, continuation: continuation))
         }
@@ -69,7 +69,7 @@ public final class BatchExecutor: @unchecked Sendable {
                     let output = await withCheckedContinuation { continuation in
                         self.enqueue(Job(input: EncodedInput(ids: ids, adapter: nil), featureLayers: layers, deadline: nil, continuation: continuation))
                     }
-                    if case .success(.embedding(let values))? = output { return (index, values) }
+                    if case .success(let checked)? = output, case .embedding(let values) = checked.output { return (index, values) }
                     return (index, nil)
                 }
             }
@@ -184,18 +184,18 @@ public final class BatchExecutor: @unchecked Sendable {
             for layers in Set(routing.compactMap(\.featureLayers)).sorted() {
                 let jobs = routing.filter { $0.featureLayers == layers }
                 answer(jobs) { jobs throws(InferenceError) in
-                    try engine.features(encoded: jobs.map(\.input.ids), layers: layers).map { .embedding($0) }
+                    try engine.features(encoded: jobs.map(\.input.ids), layers: layers).map { CheckedOutput(output: .embedding($0), outcome: .unchecked) }
                 }
             }
             let inference = batch.filter { $0.featureLayers == nil }
             guard !inference.isEmpty else { continue }
-            answer(inference) { jobs throws(InferenceError) in try engine.run(encoded: jobs.map(\.input)) }
+            answer(inference) { jobs throws(InferenceError) in try engine.runChecked(encoded: jobs.map(\.input)) }
         }
     }
 
     /// Answers `jobs` with `run`'s outputs. The engine checks a batch's rows before it runs any: when it refuses
     /// the batch, each row runs alone, so one bad row is refused without failing the rows batched with it.
-    private func answer(_ jobs: [Job], _ run: ([Job]) throws(InferenceError) -> [InferenceOutput]) {
+    private func answer(_ jobs: [Job], _ run: ([Job]) throws(InferenceError) -> [CheckedOutput]) {
         do {
             let outputs = try run(jobs)
             for (job, output) in zip(jobs, outputs) { job.continuation.resume(returning: .success(output)) }

@@ -84,8 +84,12 @@ struct RunCommand: ParsableCommand {
                 results = engine.run(texts, adapter: lora)
             }
             if verbose, ran.precision == .int8 {
-                FileHandle.standardError.write(Data(
-                    "adapterctl: \(ran.labelRechecks) of \(texts.count) rows re-run in FP32 (INT8 top-two margin below \(ran.labelCheckMargin))\n".utf8))
+                let rechecked = results.count(where: { $0.labelCheck == .rechecked })
+                let routed = results.count(where: { $0.labelCheck == .routedToFP32 })
+                let error = lora.flatMap { ran.labelCheckFigures(for: $0)?.calibratedError }.map { String(format: "%.3g", $0) } ?? "none"
+                FileHandle.standardError.write(Data((
+                    "adapterctl: \(rechecked + routed) of \(texts.count) rows answered in FP32: \(rechecked) re-checked (INT8 within "
+                    + "\(ran.labelCheckFactor)× the adapter's INT8 error of \(error) of a decision), \(routed) sent there directly\n").utf8))
             }
             for (text, result) in zip(texts, results) {
                 print(json ? Self.jsonLine(text: text, result: result, head: lora?.head) : Self.humanLine(text: text, result: result, head: lora?.head))

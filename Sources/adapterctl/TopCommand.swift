@@ -80,22 +80,32 @@ struct TopScreen {
             out += "cache \(Self.megabytes(cache.bytes)) of \(Self.megabytes(cache.budgetBytes))  hits "
                 + (lookups > 0 ? String(format: "%.1f%%", Double(cache.hits) * 100 / Double(lookups)) : "-")
                 + "  loads \(cache.loads)  evictions \(cache.evictions)\n"
-            var rows = [["ADAPTER", "VERSION", "STATE", "CACHE", "REQ/S", "P50 ms", "P95 ms", "P99 ms", "ERRORS", "TOTAL", "LAST USED"]]
+            // INT8 workers: the share of each version's rows the label check answered in FP32.
+            let int8 = snapshot.engine?.precision == "int8"
+            var rows = [["ADAPTER", "VERSION", "STATE", "CACHE", "REQ/S", "P50 ms", "P95 ms", "P99 ms", "ERRORS", "TOTAL", "LAST USED"]
+                + (int8 ? ["FP32 CHECK"] : [])]
             for row in snapshot.adapters {
                 let errors = row.errors.values.reduce(0, +)
-                rows.append([
+                let errorText = errors == 0 ? "0" : row.errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                let columns: [String] = [
                     row.name.isEmpty ? "(base model)" : row.name, row.version, row.state, row.cache,
                     String(format: "%.1f", row.perSecond),
                     row.latencyMs.map { String(format: "%.1f", $0.p50) } ?? "-",
                     row.latencyMs.map { String(format: "%.1f", $0.p95) } ?? "-",
                     row.latencyMs.map { String(format: "%.1f", $0.p99) } ?? "-",
-                    errors == 0 ? "0" : row.errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
-                    String(row.requestsTotal), row.lastUsed.map { Self.ago($0, now: now) } ?? "never",
-                ])
+                    errorText, String(row.requestsTotal), row.lastUsed.map { Self.ago($0, now: now) } ?? "never",
+                ]
+                rows.append(columns + (int8 ? [Self.recheckShare(row)] : []))
             }
             out += Table.render(rows) + "\n"
         }
         return out
+    }
+
+    /// "12.5% of 400": the version's rows answered in FP32 by INT8's label check, of those it looked at.
+    static func recheckShare(_ row: MetricsSnapshot.AdapterVersion) -> String {
+        guard let checks = row.labelChecks, checks > 0 else { return "-" }
+        return String(format: "%.1f%% of %d", Double(row.labelRechecks ?? 0) * 100 / Double(checks), checks)
     }
 
     static func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }

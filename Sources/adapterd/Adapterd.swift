@@ -46,8 +46,8 @@ struct Adapterd: AsyncParsableCommand {
     var labels: [String] = []
     @Option(name: .customLong(Settings.maxBatch.flag!), help: ArgumentHelp(Settings.maxBatch.summary))
     var maxBatch: String?
-    @Option(name: .customLong(Settings.labelCheckMargin.flag!), help: ArgumentHelp(Settings.labelCheckMargin.summary))
-    var labelCheckMargin: String?
+    @Option(name: .customLong(Settings.labelCheckFactor.flag!), help: ArgumentHelp(Settings.labelCheckFactor.summary))
+    var labelCheckFactor: String?
     @Option(name: .customLong(Settings.precision.flag!), help: ArgumentHelp(Settings.precision.summary))
     var precision: String?
     @Option(name: .customLong(Settings.cpuPath.flag!), help: ArgumentHelp(Settings.cpuPath.summary))
@@ -92,7 +92,7 @@ struct Adapterd: AsyncParsableCommand {
             (Settings.maxRequestBytes, maxRequestBytes), (Settings.username, username), (Settings.password, password),
             (Settings.passwordFile, passwordFile), (Settings.tlsCA, tlsCA), (Settings.tlsCert, tlsCert),
             (Settings.tlsKey, tlsKey), (Settings.http, http), (Settings.pool, pool),
-            (Settings.metricsInterval, metricsInterval), (Settings.logLevel, logLevel), (Settings.labelCheckMargin, labelCheckMargin),
+            (Settings.metricsInterval, metricsInterval), (Settings.logLevel, logLevel), (Settings.labelCheckFactor, labelCheckFactor),
             (Settings.results, results ? "true" : nil), (Settings.requireSigned, requireSigned ? "true" : nil),
         ]
         var values: [String: [String]] = [:]

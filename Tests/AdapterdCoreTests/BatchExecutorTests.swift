@@ -72,7 +72,7 @@ struct BatchExecutorTests {
             for index in 0..<8 {
                 group.addTask {
                     do throws(InferenceError) {
-                        return (index, .success(try await executor.run(EncodedInput(ids: index == 3 ? bad : good, adapter: nil))))
+                        return (index, .success(try await executor.run(EncodedInput(ids: index == 3 ? bad : good, adapter: nil))?.output))
                     } catch {
                         return (index, .failure(error))
                     }

@@ -50,9 +50,12 @@ struct WorkerTests {
         #expect(status.kernelPath == KernelPath.detected.description)
         let reply = try await client.infer(request("Switch OFF the lamp!", adapter: "intent"))
         #expect(reply.label == "lights_off")
-        // The label check's count is in the metrics document (a decided text like this one is not re-checked).
-        let engine = await worker.worker.currentMetrics().engine
-        #expect(engine?.precision == "int8" && engine?.labelRechecks == worker.worker.engine.labelRechecks)
+        // The label check's counts are in the metrics document, per version (a decided text like this one is
+        // answered by INT8).
+        let metrics = await worker.worker.currentMetrics()
+        #expect(metrics.engine?.precision == "int8" && metrics.engine?.labelRechecks == worker.worker.engine.labelRechecks)
+        let version = try #require(metrics.adapters.first { $0.name == "intent" && $0.version == "v1" })
+        #expect(version.labelChecks == 1 && version.labelRechecks == 0)
         client.close()
         try await worker.stop()
     }

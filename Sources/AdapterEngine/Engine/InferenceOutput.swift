@@ -31,16 +31,6 @@ public enum InferenceOutput: Sendable, Equatable {
         return nil
     }
 
-    /// The gap between the two largest logits, if this is a classification with at least two labels.
-    public var topTwoMargin: Float? {
-        guard let logits, logits.count > 1 else { return nil }
-        var first = -Float.infinity, second = -Float.infinity
-        for value in logits {
-            if value > first { (first, second) = (value, first) } else if value > second { second = value }
-        }
-        return first - second
-    }
-
     /// The predicted label, if this is a classification.
     public var label: String? {
         if case .classification(_, _, let label) = self { return label }
@@ -58,4 +48,6 @@ public struct InferenceResult: Sendable {
     public let truncated: Bool
     /// Embedding or classification.
     public let output: InferenceOutput
+    /// Which pass answered it (INT8's label check).
+    public let labelCheck: LabelCheckOutcome
 }

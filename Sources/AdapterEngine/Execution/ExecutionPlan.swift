@@ -32,15 +32,19 @@ public final class ExecutionPlan: Sendable {
 
     /// Prepares `weights` for `precision`, with kernels for `path` (at most the CPU's). The GEMMs run on the
     /// process-wide path (`ExecutionRuntime.configure(path:)`, the detected one unless an executable lowered it).
-    /// In INT8, one FP32 pass over `calibration` (token ids) measures the inputs for `Smoothing`.
-    init(weights: BertWeights, config: BertConfig, precision: Precision, path: KernelPath, calibration: [[Int32]] = []) {
+    /// In INT8, one FP32 pass over `calibration` (token ids) measures the inputs for `Smoothing`, on `reference` (an
+    /// FP32 plan of the same weights) or on one made for it.
+    init(
+        weights: BertWeights, config: BertConfig, precision: Precision, path: KernelPath, calibration: [[Int32]] = [],
+        reference: ExecutionPlan? = nil
+    ) {
         self.precision = precision
         self.path = min(path, KernelPath.detected)
         let runtime = ExecutionRuntime.configure()
         self.runtime = runtime
         var inputMaxima: [[[Float]]]?
         if precision == .int8, !calibration.isEmpty {
-            let reference = ExecutionPlan(weights: weights, config: config, precision: .fp32, path: path)
+            let reference = reference ?? ExecutionPlan(weights: weights, config: config, precision: .fp32, path: path)
             let observer = Smoothing.Observer()
             _ = ForwardPass(weights: weights, config: config, plan: reference, observer: observer)
                 .run(calibration.map { EncodedInput(ids: $0, adapter: nil) })
@@ -63,16 +67,6 @@ public final class ExecutionPlan: Sendable {
             }
             return Layer(layer) { linears, input in prepared(linears, input: input) }
         }
-    }
-
-    /// An FP32 plan that reads `weights` where they are, holding no copy of them: what an INT8 engine re-runs its
-    /// near-tie rows with (`InferenceEngine.labelCheckMargin`). Exact like the FP32 plan; a batch-1 × 16-token pass
-    /// took 3.9 ms on it against 2.9 ms on the prepared layout.
-    init(referencing weights: BertWeights, path: KernelPath) {
-        precision = .fp32
-        self.path = min(path, KernelPath.detected)
-        runtime = ExecutionRuntime.configure()
-        layers = weights.layers.map { layer in Layer(layer) { linears, _ in PreparedLinear(referencing: linears) } }
     }
 
     /// Bytes the prepared layers hold (beside the mapped model file).

@@ -3,9 +3,8 @@ import CEngineKernels
 /// A base linear layer laid out for the engine's GEMM in one precision: FP32 weights transposed to `[in, out]` and
 /// packed in panels for `adk_panel_gemm` (or, when the outputs are not a whole number of panels, left `[in, out]`
 /// for oneDNN, its fastest layout for `x·W`: 2–3× faster than `x·Wᵀ` at a few rows), or INT8 weights packed for
-/// `Int8Matmul` with a scale and a column sum per output channel, or the model's own FP32 `[out, in]` weights
-/// referenced in place (no copy: INT8's exact re-check of near-tie rows). Several layers sharing an input (Q, K, V)
-/// are concatenated so that they run as one product.
+/// `Int8Matmul` with a scale and a column sum per output channel. Several layers sharing an input (Q, K, V) are
+/// concatenated so that they run as one product.
 final class PreparedLinear: @unchecked Sendable {
     /// Inputs per row.
     let inFeatures: Int
@@ -17,9 +16,6 @@ final class PreparedLinear: @unchecked Sendable {
     let weights: UnsafeMutablePointer<Float>?
     /// INT8 weights packed for `Int8Matmul`, when prepared for INT8.
     let packed: PackedInt8Weights?
-    /// The model's layers read in place (`[out, in]` each, one product per layer into its block of columns), when
-    /// prepared by `init(referencing:)`; empty otherwise.
-    let referenced: [LinearWeights]
     /// Per-output scale of the INT8 weights.
     let scales: UnsafeMutablePointer<Float>?
     /// Per-output sum of the INT8 weights over the inputs (for the activations' zero points); exact in Float
@@ -37,7 +33,6 @@ final class PreparedLinear: @unchecked Sendable {
         inFeatures = inputs
         outFeatures = layers.reduce(0) { $0 + $1.outFeatures }
         bias = Self.concatenatedBias(layers)
-        referenced = []
         let outputs = outFeatures
         var column = 0
         switch precision {
@@ -101,20 +96,6 @@ final class PreparedLinear: @unchecked Sendable {
         }
     }
 
-    /// FP32 products that read `layers`' weights where they are (the mapped model file or a merged copy, kept alive
-    /// here): slower than the prepared layout at a few rows, for no copy.
-    init(referencing layers: [LinearWeights]) {
-        inFeatures = layers[0].inFeatures
-        outFeatures = layers.reduce(0) { $0 + $1.outFeatures }
-        bias = Self.concatenatedBias(layers)
-        referenced = layers
-        weights = nil
-        packed = nil
-        scales = nil
-        columnSums = nil
-        inputMultipliers = nil
-    }
-
     private static func concatenatedBias(_ layers: [LinearWeights]) -> UnsafeMutablePointer<Float> {
         precondition(layers.allSatisfy { $0.inFeatures == layers[0].inFeatures }, "concatenated layers must share their input")
         let outputs = layers.reduce(0) { $0 + $1.outFeatures }
@@ -131,8 +112,8 @@ final class PreparedLinear: @unchecked Sendable {
         return bias
     }
 
-    /// `output[rows × outFeatures] = input · Wᵀ` (no bias) in FP32, from the prepared or the referenced weights;
-    /// `isa` picks the panel GEMM's kernels.
+    /// `output[rows × outFeatures] = input · Wᵀ` (no bias) in FP32, from the prepared weights; `isa` picks the panel
+    /// GEMM's kernels.
     func multiplyFP32(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, isa: Int32) {
         if let weights, panelled {
             if rows >= Self.panelGEMMRows(isa: isa),
@@ -148,24 +129,10 @@ final class PreparedLinear: @unchecked Sendable {
                 Int64(outFeatures))
             return
         }
-        if let weights {
-            GEMM.sgemm(
-                m: rows, n: outFeatures, k: inFeatures, a: input, lda: inFeatures, b: weights, ldb: outFeatures,
-                transposeB: false, beta: 0, c: output, ldc: outFeatures)
-            return
-        }
-        // `Wᵀ`-shaped products (x·Wᵀ with W as stored) ran 2.2× slower than the prepared layout at 16 rows; W·xᵀ
-        // reads W as stored in the GEMM's fast layout, and only the small result is transposed.
-        let transposed = UnsafeMutablePointer<Float>.allocate(capacity: outFeatures * rows)
-        defer { transposed.deallocate() }
-        var column = 0
-        for layer in referenced {
-            GEMM.sgemm(
-                m: layer.outFeatures, n: rows, k: inFeatures, a: layer.weight.pointer, lda: inFeatures, b: input,
-                ldb: inFeatures, transposeB: true, beta: 0, c: transposed + column * rows, ldc: rows)
-            column += layer.outFeatures
-        }
-        adk_transpose(transposed, Int64(outFeatures), Int64(rows), output, Int64(outFeatures))
+        guard let weights else { preconditionFailure("an FP32 product on weights prepared for INT8") }
+        GEMM.sgemm(
+            m: rows, n: outFeatures, k: inFeatures, a: input, lda: inFeatures, b: weights, ldb: outFeatures,
+            transposeB: false, beta: 0, c: output, ldc: outFeatures)
     }
 
     /// Whether FP32 weights with `outputs` columns are packed in panels: when they make whole panels.
@@ -187,7 +154,6 @@ final class PreparedLinear: @unchecked Sendable {
 
     /// Bytes this layer holds.
     var bytes: Int {
-        if !referenced.isEmpty { return outFeatures * 4 }
         return outFeatures * 4 + (packed.map { $0.bytes + outFeatures * 8 } ?? inFeatures * outFeatures * 4)
     }
 

@@ -26,6 +26,8 @@ public final class LoRAAdapter: Sendable {
     public let maxRank: Int
     /// Scratch floats per row its Kronecker terms need (sizes the engine's scratch space too).
     public let kroneckerScratch: Int
+    /// What INT8 engines measured of this adapter's labels (`LabelCheck`).
+    public let labelCheck = AdapterLabelCheck()
 
     /// Label names of the head, or nil for an embedding adapter.
     public var labels: [String]? { head?.labels }

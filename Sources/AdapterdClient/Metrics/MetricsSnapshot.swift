@@ -94,6 +94,10 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
         public var labelsTotal: [String: Int]?
         public var meanConfidence: Double?
         public var latencyTotalMs: Latency?
+        /// Since start, on an INT8 worker: rows the label check looked at, and those of them answered in FP32
+        /// (re-checked near a decision, or sent there because most of the version's rows were). Absent without any.
+        public var labelChecks: Int?
+        public var labelRechecks: Int?
 
         /// Assembles the figures (the worker builds these; clients decode them).
         public init(name: String, version: String, state: String, cache: String, requestsTotal: Int, errorsTotal: [String: Int], requests: Int, perSecond: Double, errors: [String: Int], latencyMs: Latency?, lastUsed: String?) {

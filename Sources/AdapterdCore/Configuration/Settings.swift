@@ -24,9 +24,9 @@ public enum Settings {
     public static let precision = Setting(
         "precision", flag: "precision", environment: "ADAPTERD_PRECISION", default: "fp32",
         "base model precision: `fp32` (exact) or `int8`")
-    public static let labelCheckMargin = Setting(
-        "labelCheckMargin", flag: "label-check-margin", environment: "ADAPTERD_LABEL_CHECK_MARGIN", default: "0.5",
-        "INT8: classification rows whose top-two logit margin is below this are run again in FP32 (`0`: never)")
+    public static let labelCheckFactor = Setting(
+        "labelCheckFactor", flag: "label-check-factor", environment: "ADAPTERD_LABEL_CHECK_FACTOR", default: "4",
+        "INT8: classification rows closer to a decision than this many times the adapter's measured INT8 error are answered in FP32 (`0`: never)")
     public static let cpuPath = Setting(
         "cpuPath", flag: "cpu-path", environment: "ADAPTERD_CPU_PATH", defaultDescription: "the CPU's best",
         "a lower kernel path: `portable`, `avx2`, `avx2-vnni`, `avx512`, `avx512-vnni`, `amx`")
@@ -105,7 +105,7 @@ public enum Settings {
 
     /// Every setting, in README's order.
     public static let all: [Setting] = [
-        broker, workerID, labels, model, dataDir, mqttVersion, maxBatch, precision, labelCheckMargin, cpuPath, cacheMaxBytes, maxRequestBytes,
+        broker, workerID, labels, model, dataDir, mqttVersion, maxBatch, precision, labelCheckFactor, cpuPath, cacheMaxBytes, maxRequestBytes,
         adapters, defaultAdapter, results, http, pool, metricsInterval, guardMinRequests, guardMaxErrorRateIncrease,
         guardMaxLatencyRatio, requireSigned, trustedKeys, maxPushBytes, maxVersions, feedbackMaxBytes, feedbackMaxNames, trainingMemoryBudget, trainingMaxSeconds, adapterRoots, baseModelNames, username, password,
         passwordFile, tlsCA, tlsCert, tlsKey, logLevel,

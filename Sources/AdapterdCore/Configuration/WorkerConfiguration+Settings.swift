@@ -13,11 +13,11 @@ extension WorkerConfiguration {
         protocolVersion = try settings.choice(Settings.mqttVersion, among: ["5", "3.1.1"], MQTTProtocolChoice.init(rawValue:)) ?? .v5
         maxBatch = try Self.positive(settings, Settings.maxBatch) ?? maxBatch
         precision = try settings.choice(Settings.precision, among: Precision.allCases.map(\.rawValue), Precision.init(rawValue:)) ?? .fp32
-        if let margin = try settings.double(Settings.labelCheckMargin) {
-            guard margin >= 0, margin.isFinite else {
-                throw SettingError(message: "\(settings.origin(of: Settings.labelCheckMargin) ?? "the label check margin") must be 0 or more")
+        if let factor = try settings.double(Settings.labelCheckFactor) {
+            guard factor >= 0, factor.isFinite else {
+                throw SettingError(message: "\(settings.origin(of: Settings.labelCheckFactor) ?? "the label check factor") must be 0 or more")
             }
-            labelCheckMargin = Float(margin)
+            labelCheckFactor = Float(factor)
         }
         kernelPath = try settings.choice(Settings.cpuPath, among: KernelPath.allCases.map(\.description), KernelPath.init(name:))
         cacheMaxBytes = try Self.positive(settings, Settings.cacheMaxBytes) ?? cacheMaxBytes

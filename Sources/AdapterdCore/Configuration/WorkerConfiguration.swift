@@ -28,7 +28,7 @@ public struct WorkerConfiguration: Sendable {
     /// The base model's precision (FP32, the exact reference, by default).
     public var precision: Precision = .fp32
     /// INT8: classification rows with a smaller top-two logit margin are answered by an FP32 pass (0: never).
-    public var labelCheckMargin: Float = InferenceEngine.defaultLabelCheckMargin
+    public var labelCheckFactor: Float = InferenceEngine.defaultLabelCheckFactor
     /// A kernel path to run instead of the best the CPU supports (only lower paths take effect).
     public var kernelPath: KernelPath?
     /// Publish a copy of every inference reply under `…/results/…`.

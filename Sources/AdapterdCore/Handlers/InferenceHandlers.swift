@@ -21,11 +21,12 @@ public struct InferenceHandlers: Sendable {
     /// Runs one inference request and records its outcome under the adapter version it resolved to.
     public func infer(_ request: Adapterd_V1_InferRequest, _ context: RPCContext) async throws -> Adapterd_V1_InferReply {
         var resolved: AdapterRegistry.Entry?
+        var labelCheck = LabelCheckOutcome.unchecked
         do {
-            let reply = try await run(request, context, resolved: &resolved)
+            let reply = try await run(request, context, resolved: &resolved, labelCheck: &labelCheck)
             await services.metrics.recordInference(
                 name: reply.adapter, version: reply.version, status: .ok, latency: ContinuousClock.now - context.receivedAt,
-                label: reply.label.isEmpty ? nil : reply.label, confidence: Self.topProbability(reply.logits))
+                label: reply.label.isEmpty ? nil : reply.label, confidence: Self.topProbability(reply.logits), labelCheck: labelCheck)
             return reply
         } catch {
             let status = RPCError(mapping: error).status
@@ -37,7 +38,10 @@ public struct InferenceHandlers: Sendable {
         }
     }
 
-    private func run(_ request: Adapterd_V1_InferRequest, _ context: RPCContext, resolved: inout AdapterRegistry.Entry?) async throws -> Adapterd_V1_InferReply {
+    /// Runs the request; `labelCheck` says which pass answered it.
+    private func run(
+        _ request: Adapterd_V1_InferRequest, _ context: RPCContext, resolved: inout AdapterRegistry.Entry?, labelCheck: inout LabelCheckOutcome
+    ) async throws -> Adapterd_V1_InferReply {
         guard request.hasText else { throw HandlerError.missingField("text") }
         let encoded = services.engine.encode(request.text)
         let lease: AdapterLease
@@ -65,7 +69,7 @@ public struct InferenceHandlers: Sendable {
                 duration: router.duration)
         }
         var refusal: InferenceError?
-        let result: InferenceOutput?
+        let result: CheckedOutput?
         do {
             result = try await services.executor.run(EncodedInput(ids: encoded.ids, adapter: lease.adapter), deadline: context.deadline)
         } catch {
@@ -81,7 +85,9 @@ public struct InferenceHandlers: Sendable {
             services.logger.error("cannot roll back canary", metadata: ["name": "\(lease.entry?.name ?? "")", "error": "\(error)"])
         }
         if let refusal { throw refusal }
-        guard let output = result else { throw HandlerError.expiredWaiting }
+        guard let checked = result else { throw HandlerError.expiredWaiting }
+        let output = checked.output
+        labelCheck = checked.outcome
         reply.worker = services.configuration.workerID
         reply.tokens = Int32(encoded.ids.count)
         if let entry = lease.entry {

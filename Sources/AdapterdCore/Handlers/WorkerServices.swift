@@ -41,7 +41,7 @@ public struct WorkerServices: Sendable {
         ExecutionRuntime.configure(path: configuration.kernelPath)
         engine = try InferenceEngine(
             modelDirectory: configuration.modelDirectory, precision: configuration.precision,
-            path: configuration.kernelPath ?? .detected, labelCheckMargin: configuration.labelCheckMargin)
+            path: configuration.kernelPath ?? .detected, labelCheckFactor: configuration.labelCheckFactor)
         metrics = WorkerMetrics(
             factory: metricsFactory,
             engine: MetricsSnapshot.Engine(precision: engine.precision.rawValue, kernelPath: engine.path.description))

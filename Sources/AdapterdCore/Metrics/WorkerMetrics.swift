@@ -30,6 +30,9 @@ public actor WorkerMetrics {
         var confidenceSum = 0.0
         var lifetimeMs: [Double] = []
         var lifetimeSeen = 0
+        /// Since start, INT8 only: rows the label check looked at, and those of them the FP32 pass answered.
+        var labelChecks = 0
+        var labelRechecks = 0
     }
 
     /// One point of the recent history the dashboard draws: per adapter version ("name version"), requests per
@@ -57,8 +60,6 @@ public actor WorkerMetrics {
     private var intervalStart = ContinuousClock.now
     private var batchesAtIntervalStart = (batches: 0, rows: 0)
     private var publishedCache = AdapterCache.Counters()
-    private var publishedRechecks = 0
-    let labelRechecksCounter: Counter
     private var random = SystemRandomNumberGenerator()
     private var lastSample = ContinuousClock.now
     /// The last `historyLength` samples, oldest first.
@@ -106,7 +107,6 @@ public actor WorkerMetrics {
         cacheEvictions = Counter(label: "adapterd_cache_evictions_total", factory: factory)
         cacheLoads = Counter(label: "adapterd_cache_loads_total", factory: factory)
         cacheLoadSeconds = FloatingPointCounter(label: "adapterd_cache_load_seconds_total", factory: factory)
-        labelRechecksCounter = Counter(label: "adapterd_label_rechecks_total", factory: factory)
     }
 
     /// One routing step of router `router`: the adapter that serves (its choice, or the route's on a
@@ -130,10 +130,22 @@ public actor WorkerMetrics {
     /// One inference request's outcome; `name` and `version` are empty when it ran on the base model alone (or
     /// failed before an adapter was resolved, then under the name it asked for).
     /// A classification's predicted `label` and its top-1 probability `confidence` feed the version's label
-    /// distribution (bounded by the adapter's own labels).
-    public func recordInference(name: String, version: String, status: RPCStatus, latency: Duration, label: String? = nil, confidence: Double? = nil) {
+    /// distribution (bounded by the adapter's own labels); `labelCheck` says whether INT8's label check answered it
+    /// in FP32.
+    public func recordInference(
+        name: String, version: String, status: RPCStatus, latency: Duration, label: String? = nil, confidence: Double? = nil,
+        labelCheck: LabelCheckOutcome = .unchecked
+    ) {
         let key = VersionKey(name: name, version: version)
         var figures = versions[key] ?? VersionFigures()
+        if labelCheck != .unchecked {
+            figures.labelChecks += 1
+            labelCheckCounter(key, "adapterd_label_checks_total").increment()
+            if labelCheck.answeredInFP32 {
+                figures.labelRechecks += 1
+                labelCheckCounter(key, "adapterd_label_rechecks_total").increment()
+            }
+        }
         figures.requestsTotal += 1
         figures.requests += 1
         figures.lastUsed = Date()
@@ -212,8 +224,6 @@ public actor WorkerMetrics {
         cacheLoads.increment(by: max(0, cache.loads - publishedCache.loads))
         cacheLoadSeconds.increment(by: max(0, cache.loadSeconds - publishedCache.loadSeconds))
         publishedCache = cache
-        labelRechecksCounter.increment(by: max(0, state.labelRechecks - publishedRechecks))
-        publishedRechecks = state.labelRechecks
 
         let now = ContinuousClock.now
         let elapsed = now - lastSample
@@ -261,6 +271,10 @@ public actor WorkerMetrics {
                 rows[rows.count - 1].meanConfidence = figures.confidenceSum / Double(counted)
             }
             rows[rows.count - 1].latencyTotalMs = Self.latency(of: figures.lifetimeMs)
+            if figures.labelChecks > 0 {
+                rows[rows.count - 1].labelChecks = figures.labelChecks
+                rows[rows.count - 1].labelRechecks = figures.labelRechecks
+            }
         }
         let batchCount = state.batches.batches - batchesAtIntervalStart.batches
         let rowCount = state.batches.rows - batchesAtIntervalStart.rows
@@ -305,6 +319,15 @@ public actor WorkerMetrics {
         let id = name + "\u{0}" + version + "\u{0}" + status.name
         if let existing = counters[id] { return existing }
         let made = Counter(label: "adapterd_requests_total", dimensions: [("adapter", name), ("version", version), ("status", status.name)], factory: factory)
+        counters[id] = made
+        return made
+    }
+
+    /// The label check's counter `label` for one adapter version.
+    private func labelCheckCounter(_ key: VersionKey, _ label: String) -> Counter {
+        let id = label + "\u{0}" + key.name + "\u{0}" + key.version
+        if let existing = counters[id] { return existing }
+        let made = Counter(label: label, dimensions: [("adapter", key.name), ("version", key.version)], factory: factory)
         counters[id] = made
         return made
     }

@@ -1,0 +1,117 @@
+@testable import AdapterEngine
+import Foundation
+import Testing
+
+/// INT8's label check: margins scaled by each adapter's own measured error, and a cost no input can blow up.
+@Suite("LabelCheck")
+struct LabelCheckTests {
+    static let fp32 = ExecutionPlanTests.engine(.fp32, .detected)
+
+    /// Texts on and off the intent adapter's domain.
+    static let texts = [
+        "turn the lights off in the kitchen", "it is far too warm in here", "lock the front door", "switch on the lamp",
+        "the quarterly report is due on friday", "my knee hurts when I climb stairs", "compressor 3 is vibrating",
+        "what time is it", "set the heating to 21 degrees", "is the garage open",
+    ]
+
+    /// A copy of the intent adapter whose classifier weights and bias are multiplied by `scale` (the same labels
+    /// on every input, logits `scale` times as far apart), and, with `problemType`, that `labels.json` field; a
+    /// regression keeps the classifier's first output alone.
+    static func intent(scaledBy scale: Float, problemType: String? = nil) throws -> LoRAAdapter {
+        let labels = problemType == "regression" ? ["score"] : ["lights_on", "lights_off", "climate", "security"]
+        let directory = try FileManagerCopy.copyAdapter("intent")
+        let path = directory + "/adapter_model.safetensors"
+        let file = try SafeTensorsFile(path: path)
+        var writer = SafeTensorsWriter()
+        for (name, info) in file.tensors.sorted(by: { $0.key < $1.key }) {
+            var values = try file.tensor(info).storage.values, shape = info.shape
+            if name.contains("classifier") {
+                values = values.map { $0 * scale }
+                if labels.count < shape[0] {
+                    values = Array(values.prefix(values.count / shape[0] * labels.count))
+                    shape[0] = labels.count
+                }
+            }
+            writer.add(name, shape: shape, values: values)
+        }
+        try writer.data().write(to: URL(fileURLWithPath: path + ".new"))
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.moveItem(atPath: path + ".new", toPath: path)
+        if let problemType {
+            let list = labels.map { "\"\($0)\"" }.joined(separator: ", ")
+            try FileManagerCopy.write(#"{"labels": [\#(list)], "problem_type": "\#(problemType)"}"#, to: directory + "/labels.json")
+        }
+        return try LoRAAdapter(directory: directory, model: Fixtures.model, name: "intent×\(scale)")
+    }
+
+    @Test("a head a hundred times larger gets a hundred times the margin: the same rows are re-checked and every label is FP32's")
+    func marginScalesWithTheHead() throws {
+        let engine = InferenceEngine(model: Fixtures.model, precision: .int8)
+        let original = try Fixtures.adapter("intent"), scaled = try Self.intent(scaledBy: 100)
+        let small = try #require(engine.calibrateLabelCheck(original)), large = try #require(engine.calibrateLabelCheck(scaled))
+        #expect(abs(large / small - 100) < 1, "calibrated errors \(small) and \(large)")
+        let a = engine.run(Self.texts, adapter: original), b = engine.run(Self.texts, adapter: scaled)
+        let exact = Self.fp32.run(Self.texts, adapter: original)
+        for (text, (x, (y, z))) in zip(Self.texts, zip(a, zip(b, exact))) {
+            #expect(x.labelCheck.answeredInFP32 == y.labelCheck.answeredInFP32, "\(text)")
+            #expect(x.output.label == z.output.label && y.output.label == z.output.label, "\(text)")
+        }
+    }
+
+    @Test("an adapter whose rows all need the re-check is sent straight to FP32, with an INT8 probe every 16 batches")
+    func mostlyUnsureAdapterRunsInFP32() throws {
+        // An infinite factor puts every classification row within the margin: INT8 never answers one.
+        let engine = InferenceEngine(model: Fixtures.model, precision: .int8, labelCheckFactor: .infinity)
+        let adapter = try Fixtures.adapter("intent")
+        let input = [EncodedInput(ids: engine.encode("switch on the lamp").ids, adapter: adapter)]
+        let exact = try Self.fp32.run(encoded: input)[0]
+        var outcomes: [LabelCheckOutcome] = []
+        for _ in 0..<48 {
+            let row = try engine.runChecked(encoded: input)[0]
+            outcomes.append(row.outcome)
+            #expect(Fixtures.maxAbsDiff(try #require(row.output.logits), try #require(exact.logits)) < 1e-4)
+        }
+        let routed = outcomes.count(where: { $0 == .routedToFP32 }), rechecked = outcomes.count(where: { $0 == .rechecked })
+        #expect(routed + rechecked == 48)
+        // The calibration found every row unsure, so the first batch already goes to FP32; then one probe in 16.
+        #expect(outcomes.first == .routedToFP32)
+        #expect(rechecked == 3, "\(outcomes)")
+        let figures = try #require(engine.labelCheckFigures(for: adapter))
+        #expect(figures.rechecked == rechecked && figures.routedToFP32 == routed && figures.unsureRate == 1)
+    }
+
+    @Test("a confident adapter's rows stay in INT8 and are never sent to FP32")
+    func confidentAdapterStaysInINT8() throws {
+        let engine = InferenceEngine(model: Fixtures.model, precision: .int8)
+        let adapter = try Fixtures.adapter("intent")
+        let input = [EncodedInput(ids: engine.encode("turn the lights off in the kitchen").ids, adapter: adapter)]
+        for _ in 0..<20 { #expect(try engine.runChecked(encoded: input)[0].outcome == .kept) }
+        #expect(engine.labelRechecks == 0)
+    }
+
+    @Test("a multi-label head is checked by each logit's distance from 0, and its labels are FP32's")
+    func multiLabelRowsAreCheckedAtZero() throws {
+        let engine = InferenceEngine(model: Fixtures.model, precision: .int8)
+        let adapter = try Self.intent(scaledBy: 1, problemType: "multi_label_classification")
+        let threshold = engine.labelCheckFactor * (try #require(engine.calibrateLabelCheck(adapter)))
+        let head = try #require(adapter.head)
+        for (text, (row, exact)) in zip(Self.texts, zip(engine.run(Self.texts, adapter: adapter), Self.fp32.run(Self.texts, adapter: adapter))) {
+            let logits = try #require(row.output.logits)
+            #expect(head.labelsOn(logits) == head.labelsOn(try #require(exact.output.logits)), "\(text)")
+            if row.labelCheck == .kept { #expect(logits.allSatisfy { abs($0) >= threshold }, "\(text): \(logits)") }
+        }
+    }
+
+    @Test("embeddings and regression heads have no label to keep: INT8 answers them unchecked")
+    func unlabelledOutputsAreUnchecked() throws {
+        let engine = InferenceEngine(model: Fixtures.model, precision: .int8, labelCheckFactor: .infinity)
+        let regression = try Self.intent(scaledBy: 1, problemType: "regression")
+        #expect(engine.calibrateLabelCheck(regression) == nil)
+        let rows = try engine.runChecked(encoded: [
+            EncodedInput(ids: engine.encode("lock the door").ids, adapter: nil),
+            EncodedInput(ids: engine.encode("lock the door").ids, adapter: regression),
+        ])
+        #expect(rows.allSatisfy { $0.outcome == .unchecked })
+        #expect(engine.labelRechecks == 0)
+    }
+}
