@@ -14,7 +14,7 @@ import time
 
 SHAPES = [(1, 16), (1, 52), (32, 16), (32, 52)]
 # Runs per measurement: enough for a stable median at batch 1, few at batch 32.
-ITERATIONS = {1: 25, 32: 4}
+ITERATIONS = {1: 32, 32: 8}
 # After each measurement: libgomp's and ONNX Runtime's threads spin for a while after their last parallel region,
 # which would take the cores from whichever process runs next.
 SETTLE_SECONDS = 0.3
@@ -49,10 +49,18 @@ def main(benchmark, model, adapters, python, rounds=9):
     engines = {
         "adapterd-fp32": Engine("adapterd-fp32", [benchmark, model, adapters, "--precision", "fp32", "--serve"]),
         "adapterd-int8": Engine("adapterd-int8", [benchmark, model, adapters, "--precision", "int8", "--serve"]),
+        # INT8 with the label check on (the worker's default), on the intent adapter and on one whose logits all lie
+        # near each other, so that nearly every row needs FP32's answer.
+        "adapterd-int8-checked": Engine("adapterd-int8-checked", [
+            benchmark, model, adapters, "--precision", "int8", "--label-check-factor", "4", "--serve"]),
+        "adapterd-int8-checked-low-margin": Engine("adapterd-int8-checked-low-margin", [
+            benchmark, model, adapters, "--precision", "int8", "--label-check-factor", "4", "--serve",
+            "--serve-adapter", "rand-r4-rslora-dense"]),
     }
     ort = [python, os.path.join(here, "ort_peer.py"), "--serve", model, adapters]
     engines["ort"] = Engine("ort", ort)
-    pairs = [("adapterd-fp32", "ort-fp32"), ("adapterd-int8", "ort-int8")]
+    pairs = [("adapterd-fp32", "ort-fp32"), ("adapterd-int8", "ort-int8"), ("adapterd-int8-checked", "ort-int8"),
+             ("adapterd-int8-checked-low-margin", "ort-int8")]
     samples = {(ours, peer, shape): [] for ours, peer in pairs for shape in SHAPES}
     for round_index in range(rounds):
         print(f"round {round_index + 1} of {rounds}", file=sys.stderr)

@@ -152,17 +152,25 @@ if let directory = option("--methods", in: &arguments) {
     exit(0)
 }
 
-// --serve: for Benchmarks/interleave.py, which alternates this process with its peers so that the machine's drift
-// hits all of them alike. Each line "BATCH LENGTH ITERATIONS" on stdin is answered with the median milliseconds of
-// that many runs (after two warm-up runs) of the intent adapter on the usual token ids; "ready" comes first.
+// --serve [--serve-adapter NAME]: for Benchmarks/interleave.py, which alternates this process with its peers so that
+// the machine's drift hits all of them alike. Each line "BATCH LENGTH ITERATIONS" on stdin is answered with the
+// milliseconds of that many runs (after two warm-up runs) of the intent adapter (or NAME's) on the usual token ids:
+// the median, or with the label check on the mean, which counts its occasional INT8 probes; "ready" comes first.
 if serve {
+    let served = try option("--serve-adapter", in: &arguments).map { try LoRAAdapter(directory: adaptersDirectory + "/" + $0, model: engine.model) } ?? intent
     print("ready")
     fflush(nil)
     while let line = readLine() {
         let fields = line.split(separator: " ").compactMap { Int($0) }
         guard fields.count == 3 else { break }
-        let inputs = (0..<fields[0]).map { EncodedInput(ids: tokens(fields[1], seed: $0), adapter: intent) }
-        print(try median(iterations: fields[2], warmup: 2) { _ = try engine.run(encoded: inputs) })
+        let inputs = (0..<fields[0]).map { EncodedInput(ids: tokens(fields[1], seed: $0), adapter: served) }
+        if engine.labelCheckFactor > 0 {
+            for _ in 0..<2 { _ = try engine.run(encoded: inputs) }
+            let elapsed = try ContinuousClock().measure { for _ in 0..<fields[2] { _ = try engine.run(encoded: inputs) } }
+            print((Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15) / Double(fields[2]))
+        } else {
+            print(try median(iterations: fields[2], warmup: 2) { _ = try engine.run(encoded: inputs) })
+        }
         fflush(nil)
     }
     FileHandle.standardError.write(Data("\(label): \(engine.labelRechecks) rows answered by the FP32 label check\n".utf8))

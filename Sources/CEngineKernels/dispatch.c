@@ -105,9 +105,19 @@ static void adk_epilogue_body(void *context, int64_t first, int64_t last, int th
 void adk_epilogue(int isa, adk_epilogue_op op, float *y, int64_t ldy, int64_t rows, int64_t cols,
                   const adk_dequantize *dequantize, const float *bias, const float *residual, int64_t ldr,
                   const float *gamma, const float *beta, float eps, const adk_quantized_rows *quantized) {
-    adk_epilogue_args args = {op, y, ldy, rows, cols, dequantize, bias, residual, ldr, gamma, beta, eps, quantized};
+    adk_epilogue_lora(isa, op, y, ldy, rows, cols, dequantize, bias, residual, ldr, gamma, beta, eps, quantized, NULL, 0);
+}
+
+void adk_epilogue_lora(int isa, adk_epilogue_op op, float *y, int64_t ldy, int64_t rows, int64_t cols,
+                       const adk_dequantize *dequantize, const float *bias, const float *residual, int64_t ldr,
+                       const float *gamma, const float *beta, float eps, const adk_quantized_rows *quantized,
+                       const adk_lora_term *terms, int64_t count) {
+    adk_epilogue_args args = {op, y, ldy, rows, cols, dequantize, bias, residual, ldr, gamma, beta, eps, quantized, terms, count};
     adk_epilogue_context context = {isa, &args};
-    adk_parallel_for(rows, rows * cols >= adk_parallel_elements, adk_epilogue_body, &context);
+    // A term's rank multiply-adds per output weigh like about a quarter of the epilogue's own work each.
+    int64_t work = rows * cols;
+    for (int64_t k = 0; k < count; k++) work += terms[k].rows * terms[k].cols * terms[k].rank / 4;
+    adk_parallel_for(rows, work >= adk_parallel_elements, adk_epilogue_body, &context);
 }
 
 typedef struct {
@@ -224,6 +234,39 @@ void adk_lora_groups(int isa, const float *x, int64_t ldx, int64_t in, int64_t o
 
 typedef struct {
     int isa;
+    const float *x;
+    int64_t ldx, in;
+    const adk_lora_term *terms;
+    int64_t count;
+} adk_lora_down_context;
+
+// Runs blocks [first, last) of the terms' eight-row blocks laid end to end.
+static void adk_lora_down_body(void *context, int64_t first, int64_t last, int thread) {
+    (void)thread;
+    const adk_lora_down_context *c = context;
+    int64_t base = 0;
+    for (int64_t k = 0; k < c->count && base < last; k++) {
+        const adk_lora_term *term = &c->terms[k];
+        const int64_t blocks = (term->rows + 7) / 8;
+        const int64_t from = (first > base ? first - base : 0) * 8;
+        const int64_t end = (last - base < blocks ? last - base : blocks) * 8;
+        const int64_t to = end < term->rows ? end : term->rows;
+        base += blocks;
+        if (to <= from) continue;
+        adk_lora_down_isa(c->isa, c->x + (term->row + from) * c->ldx, c->ldx, to - from, term->a, term->rank, c->in,
+                          term->t + from * term->rank);
+    }
+}
+
+void adk_lora_down_terms(int isa, const float *x, int64_t ldx, int64_t in, const adk_lora_term *terms, int64_t count) {
+    int64_t blocks = 0, work = 0;
+    for (int64_t k = 0; k < count; k++) blocks += (terms[k].rows + 7) / 8, work += terms[k].rows * terms[k].rank * in;
+    adk_lora_down_context c = {isa, x, ldx, in, terms, count};
+    if (blocks > 0) adk_parallel_for(blocks, work >= 8 * adk_parallel_elements, adk_lora_down_body, &c);
+}
+
+typedef struct {
+    int isa;
     const adk_epilogue_args *epilogue;
     const float *x;
     int64_t ldx, rows, in;
@@ -253,7 +296,7 @@ void adk_dequantize_lora_pair(int isa, float *y, int64_t ldy, int64_t rows, int6
         adk_lora_groups(isa, x, ldx, in, out, ldy, &group, 1);
         return;
     }
-    adk_epilogue_args args = {ADK_EPILOGUE_BIAS, y, ldy, rows, cols, dequantize, bias, NULL, 0, NULL, NULL, 0.0f, NULL};
+    adk_epilogue_args args = {ADK_EPILOGUE_BIAS, y, ldy, rows, cols, dequantize, bias, NULL, 0, NULL, NULL, 0.0f, NULL, NULL, 0};
     adk_overlap_context c = {isa, &args, x, ldx, rows, in, {a1, a2}, {rank1, rank2}, {t1, t2}};
     GOMP_parallel(adk_overlap_body, &c, 2, 0);
     // The up-projections add to rows the epilogue just wrote, on its core.

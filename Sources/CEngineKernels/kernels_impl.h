@@ -172,56 +172,97 @@ void ADK_FN(adk_quantize_range)(const float *x, int64_t ldx, int64_t first, int6
     }
 }
 
-void ADK_FN(adk_epilogue_range)(const adk_epilogue_args *a, int64_t first, int64_t last) {
+// Rows the LoRA kernel keeps in registers at once: four with AVX-512's 32 vector registers, two with 16.
+#ifndef ADK_LORA_ROWS
+#if ADK_VW == 16
+#define ADK_LORA_ROWS 4
+#else
+#define ADK_LORA_ROWS 2
+#endif
+#endif
+
+// The dequantisation and bias of row r: `v` into y's row.
+static inline void ADK_FN(adk_epilogue_input)(const adk_epilogue_args *a, int64_t r) {
     const int64_t cols = a->cols;
-    for (int64_t r = first; r < last; r++) {
-        float *restrict y = a->y + r * a->ldy;
-        if (a->dequantize) {
-            const adk_dequantize *d = a->dequantize;
-            const int32_t *restrict acc = d->acc + r * d->ld;
-            const float *restrict col_scale = d->col_scale;
-            const float *restrict col_sum = d->col_sum;
-            const float row_scale = d->row_scale[r];
-            // In float: an int32 multiply per element cost more than the rest of the pass, and the rounding (at most
-            // a few units in sums of tens of millions) is far below the quantisation's own error.
-            const float row_zero = (float)d->row_zero[r];
-            if (a->bias) {
-                const float *restrict bias = a->bias;
-                for (int64_t i = 0; i < cols; i++) y[i] = row_scale * col_scale[i] * ((float)acc[i] - row_zero * col_sum[i]) + bias[i];
-            } else {
-                for (int64_t i = 0; i < cols; i++) y[i] = row_scale * col_scale[i] * ((float)acc[i] - row_zero * col_sum[i]);
-            }
-        } else if (a->bias) {
+    float *restrict y = a->y + r * a->ldy;
+    if (a->dequantize) {
+        const adk_dequantize *d = a->dequantize;
+        const int32_t *restrict acc = d->acc + r * d->ld;
+        const float *restrict col_scale = d->col_scale;
+        const float *restrict col_sum = d->col_sum;
+        const float row_scale = d->row_scale[r];
+        // In float: an int32 multiply per element cost more than the rest of the pass, and the rounding (at most
+        // a few units in sums of tens of millions) is far below the quantisation's own error.
+        const float row_zero = (float)d->row_zero[r];
+        if (a->bias) {
             const float *restrict bias = a->bias;
-            for (int64_t i = 0; i < cols; i++) y[i] += bias[i];
+            for (int64_t i = 0; i < cols; i++) y[i] = row_scale * col_scale[i] * ((float)acc[i] - row_zero * col_sum[i]) + bias[i];
+        } else {
+            for (int64_t i = 0; i < cols; i++) y[i] = row_scale * col_scale[i] * ((float)acc[i] - row_zero * col_sum[i]);
         }
-        switch (a->op) {
-        case ADK_EPILOGUE_BIAS:
-            break;
-        case ADK_EPILOGUE_BIAS_GELU:
-            for (int64_t i = 0; i < cols; i++) {
-                float v = y[i];
-                y[i] = 0.5f * v * (1.0f + ADK_FN(adk_erf)(v * 0.70710678118654752440f));
-            }
-            break;
-        case ADK_EPILOGUE_BIAS_RESIDUAL_NORM: {
-            if (a->residual) {
-                const float *restrict residual = a->residual + r * a->ldr;
-                for (int64_t i = 0; i < cols; i++) y[i] += residual[i];
-            }
-            const float mean = ADK_FN(adk_sum)(y, cols) / (float)cols;
-            const float squares = ADK_FN(adk_centered_squares)(y, cols, mean);
-            const float inverse = 1.0f / sqrtf(squares / (float)cols + a->eps);
-            const float *restrict gamma = a->gamma;
-            const float *restrict beta = a->beta;
-            for (int64_t i = 0; i < cols; i++) y[i] = (y[i] - mean) * inverse * gamma[i] + beta[i];
-            break;
+    } else if (a->bias) {
+        const float *restrict bias = a->bias;
+        for (int64_t i = 0; i < cols; i++) y[i] += bias[i];
+    }
+}
+
+// The operation on row r's `v`, then its quantisation for the next product.
+static inline void ADK_FN(adk_epilogue_output)(const adk_epilogue_args *a, int64_t r) {
+    const int64_t cols = a->cols;
+    float *restrict y = a->y + r * a->ldy;
+    switch (a->op) {
+    case ADK_EPILOGUE_BIAS:
+        break;
+    case ADK_EPILOGUE_BIAS_GELU:
+        for (int64_t i = 0; i < cols; i++) {
+            float v = y[i];
+            y[i] = 0.5f * v * (1.0f + ADK_FN(adk_erf)(v * 0.70710678118654752440f));
         }
+        break;
+    case ADK_EPILOGUE_BIAS_RESIDUAL_NORM: {
+        if (a->residual) {
+            const float *restrict residual = a->residual + r * a->ldr;
+            for (int64_t i = 0; i < cols; i++) y[i] += residual[i];
         }
-        if (a->quantized) {
-            const adk_quantized_rows *q = a->quantized;
-            ADK_FN(adk_quantize_row)(y, cols, q->data + r * q->ld, q->scale + r, q->zero + r, q->qmax, q->multiplier);
+        const float mean = ADK_FN(adk_sum)(y, cols) / (float)cols;
+        const float squares = ADK_FN(adk_centered_squares)(y, cols, mean);
+        const float inverse = 1.0f / sqrtf(squares / (float)cols + a->eps);
+        const float *restrict gamma = a->gamma;
+        const float *restrict beta = a->beta;
+        for (int64_t i = 0; i < cols; i++) y[i] = (y[i] - mean) * inverse * gamma[i] + beta[i];
+        break;
+    }
+    }
+    if (a->quantized) {
+        const adk_quantized_rows *q = a->quantized;
+        ADK_FN(adk_quantize_row)(y, cols, q->data + r * q->ld, q->scale + r, q->zero + r, q->qmax, q->multiplier);
+    }
+}
+
+void ADK_FN(adk_epilogue_range)(const adk_epilogue_args *a, int64_t first, int64_t last) {
+    if (a->term_count == 0) {
+        for (int64_t r = first; r < last; r++) {
+            ADK_FN(adk_epilogue_input)(a, r);
+            ADK_FN(adk_epilogue_output)(a, r);
         }
+        return;
+    }
+    // With LoRA terms, a few rows at a time: their `v`, then the terms' up-projections over all of them (each loaded
+    // Bt vector serving every row, as in adk_lora_up), then the operation, while the rows are still in L1.
+    int64_t term = 0;  // the first term that may cover the block (terms are sorted by row)
+    for (int64_t r0 = first; r0 < last; r0 += ADK_LORA_ROWS) {
+        const int64_t r1 = r0 + ADK_LORA_ROWS < last ? r0 + ADK_LORA_ROWS : last;
+        for (int64_t r = r0; r < r1; r++) ADK_FN(adk_epilogue_input)(a, r);
+        while (term < a->term_count && a->terms[term].row + a->terms[term].rows <= r0) term++;
+        for (int64_t k = term; k < a->term_count && a->terms[k].row < r1; k++) {
+            const adk_lora_term *lora = &a->terms[k];
+            const int64_t from = lora->row > r0 ? lora->row : r0;
+            const int64_t to = lora->row + lora->rows < r1 ? lora->row + lora->rows : r1;
+            if (to <= from) continue;
+            ADK_FN(adk_lora_up)(lora->t + (from - lora->row) * lora->rank, to - from, lora->bt, lora->rank, lora->cols,
+                                a->y + from * a->ldy + lora->col, a->ldy);
+        }
+        for (int64_t r = r0; r < r1; r++) ADK_FN(adk_epilogue_output)(a, r);
     }
 }
 
@@ -321,15 +362,6 @@ void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int
         }
     }
 }
-
-// Rows the LoRA kernel keeps in registers at once: four with AVX-512's 32 vector registers, two with 16.
-#ifndef ADK_LORA_ROWS
-#if ADK_VW == 16
-#define ADK_LORA_ROWS 4
-#else
-#define ADK_LORA_ROWS 2
-#endif
-#endif
 
 void ADK_FN(adk_lora_down)(const float *x, int64_t ldx, int64_t rows, const float *a, int64_t rank, int64_t in,
                            float *t) {

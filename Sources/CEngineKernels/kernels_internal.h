@@ -13,6 +13,9 @@ typedef struct {
     const float *gamma, *beta;
     float eps;
     const adk_quantized_rows *quantized;
+    /// LoRA up-projections added before the operation (`adk_epilogue_lora`), sorted by row; may be empty.
+    const adk_lora_term *terms;
+    int64_t term_count;
 } adk_epilogue_args;
 
 typedef struct {

@@ -21,6 +21,38 @@ extension ForwardPass {
         Kernels.addLoRA(groups, x: input, ldx: width, y: output, ldy: ldy, scratch: batch.loraScratch, isa: plan.path.kernelISA)
     }
 
+    /// Each group's LoRA terms for `slots` of one product (each a column offset in the output and a slot) as terms of
+    /// the fused epilogue (`adk_epilogue_lora`), their down-projections `x·Aᵀ` computed into the batch's LoRA scratch.
+    func loraTerms(
+        _ slots: [(column: Int, slot: LinearSlot)], adapters: [[LoRAWeights?]?], input: UnsafePointer<Float>, width: Int, batch: Batch
+    ) -> [adk_lora_term] {
+        var terms: [adk_lora_term] = []
+        var scratch = batch.loraScratch
+        for (group, layers) in zip(batch.groups, adapters) {
+            for (column, slot) in slots {
+                guard let lora = layers?[slot.rawValue] else { continue }
+                terms.append(adk_lora_term(
+                    row: Int64(group.rows.lowerBound), rows: Int64(group.rows.count), a: lora.a.pointer, bt: lora.scaledBTransposed.pointer,
+                    rank: Int64(lora.rank), col: Int64(column), cols: Int64(lora.outFeatures), t: scratch))
+                scratch += group.rows.count * lora.rank
+            }
+        }
+        adk_lora_down_terms(plan.path.kernelISA, input, Int64(width), Int64(width), terms, Int64(terms.count))
+        return terms
+    }
+
+    /// Whether the LoRA terms of `slots` can be fused into the epilogue: plain pairs (no DoRA rescaling, which
+    /// applies to the sum before the bias) and no other method's term on those slots.
+    func fusesLoRA(
+        _ slots: [LinearSlot], adapters: [[LoRAWeights?]?], scalings: [[IA3Scaling?]?], kroneckers: [[KroneckerDelta?]?]
+    ) -> Bool {
+        slots.allSatisfy { slot in
+            !adapters.contains { $0?[slot.rawValue]?.magnitudeScale != nil }
+                && !kroneckers.contains { $0?[slot.rawValue] != nil }
+                && !scalings.contains { $0?[slot.rawValue].map { !$0.scalesInput } ?? false }
+        }
+    }
+
     /// DoRA's rescaling, for the rows of each group whose term for `slot` carries a magnitude: `y = g ⊙ y` over
     /// `W·x + s·B·A·x`, or `y = g ⊙ (y − b) + b` when `bias` says the bias is already in `y` (the base term and the
     /// LoRA term scale alike; the bias does not, as in PEFT).

@@ -100,7 +100,7 @@ struct ForwardPass {
         let tileRows = Int8Matmul.paddedRows(rows)
         let arena = Arena(sizes: [
             rows * hidden * 4, rows * hidden * 4, rows * hidden * 3 * 4, rows * hidden * 4, rows * intermediate * 4,
-            rows * maxRank * 2 * 4, sorted.count * hidden * 2 * 4,
+            rows * maxRank * 3 * 4, sorted.count * hidden * 2 * 4,
             int8 ? tileRows * max(hidden, intermediate) : 0, int8 ? rows * 4 : 0, int8 ? rows * 4 : 0,
             int8 ? tileRows * max(3 * hidden, intermediate) * 4 : 0, rows * kroneckerScratch * 4,
         ], pool: plan.scratch)
@@ -144,6 +144,11 @@ struct ForwardPass {
                 // overlap the dequantisation.
                 dequantizeWithLoRAPair(
                     layer.queryKeyValue, output: batch.qkv, first: (qkvLoRA[0].0, one), second: (qkvLoRA[1].0, two), batch: batch)
+            } else if layer.queryKeyValue.isQuantized, !qkvLoRA.isEmpty,
+                      fusesLoRA(qkvLoRA.map(\.1), adapters: adapters, scalings: scalings, kroneckers: kroneckers) {
+                // The terms' up-projections in the dequantising epilogue: no pass over the product of their own.
+                let terms = loraTerms(qkvLoRA, adapters: adapters, input: batch.x, width: hidden, batch: batch)
+                epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, terms: terms, batch: batch)
             } else {
                 if layer.queryKeyValue.isQuantized {
                     epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, batch: batch)
@@ -251,7 +256,12 @@ struct ForwardPass {
         let hasKronecker = kroneckers.contains { $0?[slot.rawValue] != nil }
         product(layer, input: input, into: output, batch: batch)
         let int8 = layer.isQuantized
-        if hasLoRA || scalesOutput || hasKronecker {
+        if hasLoRA, fusesLoRA([slot], adapters: adapters, scalings: scalings, kroneckers: kroneckers) {
+            // The terms' up-projections in the epilogue: in INT8 that saves two passes over the output (a separate
+            // dequantisation and the terms'), in FP32 one.
+            let terms = loraTerms([(0, slot)], adapters: adapters, input: input, width: layer.inFeatures, batch: batch)
+            epilogue(op, layer: layer, output: output, dequantize: int8, bias: true, quantizeFor: consumer, terms: terms, batch: batch)
+        } else if hasLoRA || scalesOutput || hasKronecker {
             if int8 { epilogue(.bias, layer: layer, output: output, dequantize: true, bias: true, batch: batch) }
             if hasLoRA {
                 addLoRA([(0, slot)], adapters: adapters, input: input, width: layer.inFeatures, output: output, ldy: layer.outFeatures, batch: batch)
@@ -271,9 +281,10 @@ struct ForwardPass {
 
     private func epilogue(
         _ op: Operation, layer: PreparedLinear, output: UnsafeMutablePointer<Float>, dequantize: Bool, bias: Bool,
-        quantizeFor consumer: PreparedLinear? = nil, batch: Batch
+        quantizeFor consumer: PreparedLinear? = nil, terms: [adk_lora_term] = [], batch: Batch
     ) {
         let width = layer.outFeatures
+        let count = Int64(terms.count)
         var dq = batch.dequantization(of: layer)
         let quantizeOutput = consumer?.isQuantized ?? false
         var q = consumer.map { batch.quantizedRows(for: $0, maximum: plan.activationMaximum) } ?? adk_quantized_rows()
@@ -286,18 +297,18 @@ struct ForwardPass {
                 let biasPointer = bias ? UnsafePointer(layer.bias) : nil
                 switch op {
                 case .bias:
-                    adk_epilogue(
+                    adk_epilogue_lora(
                         isa, ADK_EPILOGUE_BIAS, output, Int64(width), Int64(batch.rows), Int64(width), dequantizing,
-                        biasPointer, nil, 0, nil, nil, eps, quantizing)
+                        biasPointer, nil, 0, nil, nil, eps, quantizing, terms, count)
                 case .gelu:
-                    adk_epilogue(
+                    adk_epilogue_lora(
                         isa, ADK_EPILOGUE_BIAS_GELU, output, Int64(width), Int64(batch.rows), Int64(width), dequantizing,
-                        biasPointer, nil, 0, nil, nil, eps, quantizing)
+                        biasPointer, nil, 0, nil, nil, eps, quantizing, terms, count)
                 case .norm(let residual, let norm):
-                    adk_epilogue(
+                    adk_epilogue_lora(
                         isa, ADK_EPILOGUE_BIAS_RESIDUAL_NORM, output, Int64(width), Int64(batch.rows), Int64(width),
                         dequantizing, biasPointer, residual, Int64(width), norm.gamma.pointer, norm.beta.pointer, eps,
-                        quantizing)
+                        quantizing, terms, count)
                 }
             }
         }

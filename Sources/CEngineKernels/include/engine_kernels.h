@@ -64,6 +64,27 @@ void adk_epilogue(int isa, adk_epilogue_op op, float *y, int64_t ldy, int64_t ro
                   const adk_dequantize *dequantize, const float *bias, const float *residual, int64_t ldr,
                   const float *gamma, const float *beta, float eps, const adk_quantized_rows *quantized);
 
+/// One adapter's LoRA term over a block of rows, for the fused epilogue: rows `row ..< row + rows` of the product's
+/// input and output, `A` `[rank, in]`, `Bt` `[rank, cols]` with the scaling folded in, added to the output's columns
+/// `col ..< col + cols`; `t` holds `rows × rank` floats (the down-projections, `adk_lora_down_terms`).
+typedef struct {
+    int64_t row, rows;
+    const float *a, *bt;
+    int64_t rank, col, cols;
+    float *t;
+} adk_lora_term;
+
+/// Every term's down-projection `t = x·Aᵀ` over its rows (`in` inputs per row), in one pass of the team when the
+/// rows are many.
+void adk_lora_down_terms(int isa, const float *x, int64_t ldx, int64_t in, const adk_lora_term *terms, int64_t count);
+
+/// `adk_epilogue` with LoRA up-projections fused in: each term's `t·Bt` is added to its rows and columns of `v`
+/// (after the dequantisation and bias, before the operation), so that no pass over the output is spent on them.
+void adk_epilogue_lora(int isa, adk_epilogue_op op, float *y, int64_t ldy, int64_t rows, int64_t cols,
+                       const adk_dequantize *dequantize, const float *bias, const float *residual, int64_t ldr,
+                       const float *gamma, const float *beta, float eps, const adk_quantized_rows *quantized,
+                       const adk_lora_term *terms, int64_t count);
+
 /// Quantises each row of `x` to unsigned 8 bits with its own scale and zero point.
 void adk_quantize_rows(int isa, const float *x, int64_t ldx, int64_t rows, int64_t cols,
                        const adk_quantized_rows *quantized);
