@@ -39,7 +39,9 @@ public actor RolloutGuard {
         for split in rollout.splits where split.version != stable {
             guard let canary = windows[AdapterCache.Key(name: rollout.name, version: split.version)]?.figures,
                   CanaryJudge.canJudge(canary, against: base, thresholds: policy) else { continue }
-            if let reason = CanaryJudge.violation(of: canary, against: base, named: stable, thresholds: policy) { return (split.version, reason) }
+            // Not final: a split keeps serving while the figures cannot yet tell a worse version from noise.
+            let judged = CanaryJudge.verdict([CanaryStratum(worker: "", canary: canary, baseline: base)], named: stable, thresholds: policy, final: false)
+            if let reason = judged.violation { return (split.version, reason) }
         }
         return nil
     }

@@ -29,6 +29,8 @@ public struct FleetController: Sendable {
         public var bytesSent: Int64
         /// By worker id.
         public var workers: [String: Worker]
+        /// Each judged wave's verdict, in wave order: every criterion with its interval (absent in older reports).
+        public var verdicts: [CanaryVerdict]?
     }
 
     /// Connection settings for the broker.
@@ -90,7 +92,7 @@ public struct FleetController: Sendable {
         let encoded = try JSONEncoder().encode(policy)
         try store.create(
             FleetStore.RolloutRow(name: name, version: version, adapterDirectory: adapterDirectory, state: "running", reason: "", bytesSent: 0, policy: encoded, signingKey: signingKey ?? ""),
-            workers: rows)
+            workers: rows, archive: { [store] in try JSONEncoder().encode(Self.report(store: store)) })
         log("rollout of \(name) \(version) to \(workers.count) workers in waves of \(policy.waves(for: workers.count).map(String.init).joined(separator: ", "))")
         return try await run(watcher: watcher)
     }
@@ -150,7 +152,8 @@ public struct FleetController: Sendable {
             }
             workers[row.worker] = Report.Worker(outcome: row.state.rawValue + (row.detail.isEmpty ? "" : ": " + row.detail), active: active)
         }
-        return Report(state: rollout.state, reason: rollout.reason, bytesSent: rollout.bytesSent, workers: workers)
+        let verdicts = try store.verdicts().compactMap { try? JSONDecoder().decode(CanaryVerdict.self, from: $0.verdict) }
+        return Report(state: rollout.state, reason: rollout.reason, bytesSent: rollout.bytesSent, workers: workers, verdicts: verdicts)
     }
 
     // MARK: The rollout
@@ -265,40 +268,49 @@ public struct FleetController: Sendable {
         }
     }
 
-    /// Waits until the wave's workers have served enough with the new version, then compares it with the versions
-    /// it replaced on the same workers.
+    /// Waits until the wave's workers have served enough with the new version, then compares it with the version it
+    /// replaced on each of the same workers (`CanaryJudge`, one stratum per worker), until every criterion is decided
+    /// or the wave's time is up; the verdict is kept in the store and logged criterion by criterion.
     private func judge(wave: Int, workers: [String], rollout: FleetStore.RolloutRow, policy: RolloutPolicy, watcher: FleetWatcher) async throws {
         guard !workers.isEmpty else { return }
         let rows = try store.workers().filter { workers.contains($0.worker) }
         let started = ContinuousClock.now
-        var figures = CanaryFigures()
+        var verdict = CanaryVerdict(criteria: [], violation: nil)
+        var requests = 0
         while true {
             try checkAborting()
             try store.heartbeat()
-            let documents = workers.compactMap { watcher.metrics(of: $0) }
-            figures = CanaryFigures(name: rollout.name, version: rollout.version, documents: documents)
+            let strata = rows.compactMap { row -> CanaryStratum? in
+                guard let document = watcher.metrics(of: row.worker) else { return nil }
+                return CanaryStratum(
+                    worker: row.worker, canary: CanaryFigures(name: rollout.name, version: rollout.version, documents: [document]),
+                    baseline: row.previous.isEmpty ? CanaryFigures() : CanaryFigures(name: rollout.name, version: row.previous, documents: [document]))
+            }
+            requests = strata.reduce(0) { $0 + $1.canary.requests }
             let elapsed = (ContinuousClock.now - started).inSeconds
-            if figures.requests >= policy.minRequests, elapsed >= policy.soakSeconds { break }
-            if elapsed >= policy.waveTimeoutSeconds {
-                guard figures.requests > 0 else { throw Abort.because("the new version served no request on wave \(wave + 1) within \(Int(policy.waveTimeoutSeconds)) s") }
-                break
+            let timedOut = elapsed >= policy.waveTimeoutSeconds
+            if timedOut, requests == 0 {
+                throw Abort.because("the new version served no request on wave \(wave + 1) within \(Int(policy.waveTimeoutSeconds)) s")
+            }
+            if timedOut || (requests >= policy.minRequests && elapsed >= policy.soakSeconds) {
+                verdict = CanaryJudge.verdict(strata, named: "the previous version", thresholds: policy.thresholds, final: timedOut)
+                if verdict.violation != nil || !verdict.undecided {
+                    if timedOut, verdict.criteria.contains(where: { $0.samples < $0.needed }) {
+                        log("wave \(wave + 1): time is up; judged on the figures where intervals were still wide")
+                    }
+                    break
+                }
             }
             try await Task.sleep(for: .milliseconds(250))
         }
-        // The versions it replaced, on the same workers.
-        var baseline = CanaryFigures()
-        for row in rows where !row.previous.isEmpty {
-            guard let document = watcher.metrics(of: row.worker) else { continue }
-            baseline.add(CanaryFigures(name: rollout.name, version: row.previous, documents: [document]))
-        }
-        if let reason = CanaryJudge.violation(of: figures, against: baseline, named: "the previous version", thresholds: policy.thresholds) {
-            throw Abort.because("wave \(wave + 1): \(reason)")
-        }
+        try store.saveVerdict(wave: wave, try JSONEncoder().encode(verdict))
+        for criterion in verdict.criteria { log("  wave \(wave + 1): \(criterion.summary)") }
+        if let reason = verdict.violation { throw Abort.because("wave \(wave + 1): \(reason)") }
         for var row in rows where row.state == .activated {
             row.state = .verified
             try store.save(row)
         }
-        log(String(format: "wave %d passed: %d requests, error rate %.1f%%", wave + 1, figures.requests, figures.errorRate * 100))
+        log("wave \(wave + 1) passed: \(requests) requests")
     }
 
     /// Returns every worker the rollout activated the new version on to the version before, with the reason in

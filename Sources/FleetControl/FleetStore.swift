@@ -4,7 +4,8 @@ import Foundation
 /// The fleet controller's state in a SQLite file: the rollout's plan and policy, and each worker's step, written
 /// after every step so a controller killed at any point resumes where it was (`adapterctl fleet resume`), and read
 /// by `fleet status` and `fleet abort` from another shell. One controller at a time: the one that runs a rollout
-/// holds an exclusive claim (its process id and a heartbeat) that another controller refuses to override.
+/// holds an exclusive claim (its process id and a heartbeat) that another controller refuses to override. A finished
+/// rollout (completed or aborted) moves to the file's history when the next one starts, with its report.
 ///
 /// SQLite's C API directly, a handful of statements: adapterctl is a client and links no database framework.
 public final class FleetStore: @unchecked Sendable {
@@ -37,6 +38,19 @@ public final class FleetStore: @unchecked Sendable {
         public var signingKey: String
     }
 
+    /// One finished rollout in the history.
+    public struct HistoryRow: Sendable, Equatable {
+        public var name: String
+        public var version: String
+        /// "completed" or "aborted".
+        public var state: String
+        public var reason: String
+        /// When the next rollout archived it (unix seconds).
+        public var archivedAt: Double
+        /// Its final report, JSON (`FleetController.Report`).
+        public var report: Data
+    }
+
     /// The state file.
     public let path: String
     private let lock = NSLock()
@@ -61,16 +75,37 @@ public final class FleetStore: @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS worker (worker TEXT PRIMARY KEY, wave INTEGER NOT NULL, state TEXT NOT NULL,
               previous TEXT NOT NULL, detail TEXT NOT NULL)
             """)
+        try execute("CREATE TABLE IF NOT EXISTS verdict (wave INTEGER PRIMARY KEY, verdict BLOB NOT NULL)")
+        try execute("""
+            CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, version TEXT NOT NULL,
+              state TEXT NOT NULL, reason TEXT NOT NULL, archived_at REAL NOT NULL, report BLOB NOT NULL)
+            """)
     }
 
     deinit { sqlite3_close(database) }
 
-    /// Starts a new rollout in an empty state file.
-    public func create(_ rollout: RolloutRow, workers: [WorkerRow]) throws(FleetError) {
-        guard try self.rollout() == nil else {
-            throw .state(path: path, reason: "it already holds a rollout; resume it (fleet resume) or use another --state file")
+    /// Starts a new rollout: in an empty state file, or after a finished one, which `archive` (its final report,
+    /// JSON) moves to the history first. A running or aborting rollout is never replaced.
+    public func create(_ rollout: RolloutRow, workers: [WorkerRow], archive: () throws -> Data) throws(FleetError) {
+        let current = try self.rollout()
+        if let current, current.state != "completed" && current.state != "aborted" {
+            throw .state(path: path, reason: "it holds a rollout that is still \(current.state) (\(current.name) \(current.version)); resume it (fleet resume), abort it (fleet abort), or use another --state file")
+        }
+        let report: Data
+        do {
+            report = current == nil ? Data() : try archive()
+        } catch {
+            throw .state(path: path, reason: "cannot write the finished rollout's report to the history: \(error)")
         }
         try transaction { () throws(FleetError) in
+            if let current {
+                try run("INSERT INTO history (name, version, state, reason, archived_at, report) VALUES (?, ?, ?, ?, ?, ?)",
+                        [.text(current.name), .text(current.version), .text(current.state), .text(current.reason),
+                         .real(Date().timeIntervalSince1970), .blob(report)])
+                try run("DELETE FROM rollout", [])
+                try run("DELETE FROM worker", [])
+                try run("DELETE FROM verdict", [])
+            }
             try run("INSERT INTO rollout (id, name, version, adapter, state, reason, bytes_sent, policy, signing_key) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [.text(rollout.name), .text(rollout.version), .text(rollout.adapterDirectory), .text(rollout.state), .text(rollout.reason),
                      .integer(rollout.bytesSent), .blob(rollout.policy), .text(rollout.signingKey)])
@@ -84,6 +119,23 @@ public final class FleetStore: @unchecked Sendable {
             RolloutRow(name: row.text(0), version: row.text(1), adapterDirectory: row.text(2), state: row.text(3), reason: row.text(4),
                        bytesSent: row.integer(5), policy: row.blob(6), signingKey: row.text(7))
         }.first
+    }
+
+    /// Finished rollouts moved to the history, oldest first.
+    public func history() throws(FleetError) -> [HistoryRow] {
+        try query("SELECT name, version, state, reason, archived_at, report FROM history ORDER BY id", []) { row in
+            HistoryRow(name: row.text(0), version: row.text(1), state: row.text(2), reason: row.text(3), archivedAt: row.real(4), report: row.blob(5))
+        }
+    }
+
+    /// Keeps wave `wave`'s verdict (JSON), replacing an earlier one of the same wave.
+    public func saveVerdict(wave: Int, _ verdict: Data) throws(FleetError) {
+        try run("INSERT OR REPLACE INTO verdict (wave, verdict) VALUES (?, ?)", [.integer(Int64(wave)), .blob(verdict)])
+    }
+
+    /// The waves' verdicts (JSON), by wave.
+    public func verdicts() throws(FleetError) -> [(wave: Int, verdict: Data)] {
+        try query("SELECT wave, verdict FROM verdict ORDER BY wave", []) { (Int($0.integer(0)), $0.blob(1)) }
     }
 
     /// Every worker, by wave then id.

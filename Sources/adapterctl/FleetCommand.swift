@@ -8,7 +8,7 @@ import Foundation
 struct FleetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet", abstract: "Discover workers and roll adapter versions out over them in health-gated waves.",
-        subcommands: [List.self, Rollout.self, Resume.self, Status.self, Abort.self])
+        subcommands: [List.self, Rollout.self, Resume.self, Status.self, Abort.self, History.self])
 
     /// The broker, as every fleet command reaches it.
     struct Connection: ParsableArguments {
@@ -158,4 +158,47 @@ struct FleetCommand: AsyncParsableCommand {
             }
         }
     }
+
+    struct History: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the rollouts a state file has run, oldest first, with their verdicts and reasons.")
+        @Option(help: "Rollout state file (SQLite).") var state = "fleet-rollout.sqlite"
+        @Flag(help: "One JSON line per rollout.") var json = false
+
+        func run() async throws {
+            try await ReplyPrinter.rpc {
+                let store = try FleetStore(path: state)
+                var entries = try store.history().map { row in
+                    FleetHistoryEntry(
+                        name: row.name, version: row.version, state: row.state, reason: row.reason,
+                        report: try? JSONDecoder().decode(FleetController.Report.self, from: row.report))
+                }
+                if let current = try store.rollout() {
+                    entries.append(FleetHistoryEntry(
+                        name: current.name, version: current.version, state: current.state, reason: current.reason,
+                        report: try? FleetController.report(store: store)))
+                }
+                if entries.isEmpty { print("no rollouts in \(state)") }
+                for entry in entries {
+                    if json {
+                        print(String(decoding: try JSONEncoder().encode(entry), as: UTF8.self))
+                        continue
+                    }
+                    print("\(entry.name) \(entry.version): \(entry.state)" + (entry.reason.isEmpty ? "" : " — \(entry.reason)"))
+                    for (wave, verdict) in (entry.report?.verdicts ?? []).enumerated() {
+                        for criterion in verdict.criteria { print("  wave \(wave + 1): \(criterion.summary)") }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One rollout in `adapterctl fleet history`.
+struct FleetHistoryEntry: Codable {
+    var name: String
+    var version: String
+    var state: String
+    var reason: String
+    var report: FleetController.Report?
 }
