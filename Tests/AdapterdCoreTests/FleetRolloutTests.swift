@@ -45,16 +45,17 @@ struct FleetRolloutTests {
         private var failed: [String] = []
         var counts: (sent: Int, failed: [String]) { lock.withLock { (sent, failed) } }
 
-        /// Runs `body` while traffic goes to `workers`; the traffic stops when `body` returns.
-        func during<T: Sendable>(broker: String, workers: [String], _ body: () async throws -> T) async throws -> T {
+        /// Runs `body` while traffic goes to `workers`; the traffic stops when `body` returns. With `mixes`, worker
+        /// `i` gets only the texts of `mixes[i % mixes.count]` (each site its own mix).
+        func during<T: Sendable>(broker: String, workers: [String], mixes: [[String]]? = nil, _ body: () async throws -> T) async throws -> T {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await self.run(broker: broker, workers: workers) }
+                group.addTask { try await self.run(broker: broker, workers: workers, mixes: mixes) }
                 defer { group.cancelAll() }
                 return try await body()
             }
         }
 
-        func run(broker: String, workers: [String]) async throws {
+        func run(broker: String, workers: [String], mixes: [[String]]? = nil) async throws {
             let clients = try await withThrowingTaskGroup(of: AdapterdClient.self) { group in
                 for worker in workers { group.addTask { try await AdapterdClient(brokerURL: broker, worker: worker) } }
                 return try await group.reduce(into: []) { $0.append($1) }
@@ -64,10 +65,11 @@ struct FleetRolloutTests {
             var index = 0
             while !Task.isCancelled {
                 var request = Adapterd_V1_InferRequest()
-                request.text = texts[index % texts.count]
+                let client = clients[index % clients.count]
+                let mix = mixes.map { $0[(clients.firstIndex { $0 === client } ?? 0) % $0.count] } ?? texts
+                request.text = mix[(index / clients.count) % mix.count]
                 request.adapter = "alerts"
                 request.session = "s\(index)"
-                let client = clients[index % clients.count]
                 do {
                     _ = try await client.infer(request, timeout: .seconds(5))
                     lock.withLock { sent += 1 }
@@ -131,6 +133,46 @@ struct FleetRolloutTests {
         defer { watcher.close() }
         let north = try await watcher.discover(FleetSelector("site=north"))
         #expect(north.count == 3 && north.allSatisfy { $0.adapters?.first { $0.name == "alerts" }?.active == "v2" })
+        await fleet.stop()
+    }
+
+    @Test("with each worker's traffic its own mix, a label-identical version completes; the next rollout on the same state file runs after it, and fleet history lists both with their verdicts")
+    func heterogeneousFleetAndRolloutsInARow() async throws {
+        let binary = Harness.root + "/.build/debug/adapterctl"
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "build adapterctl first (scripts/test does)")
+        let fleet = try await Fleet(count: 4)
+        // The classifier scaled by 1.01: every label the same as v1's on every input.
+        let scaled = try Harness.adapterCopy("intent", editing: "classifier.weight") { values in
+            for index in values.indices { values[index] *= 1.01 }
+        }
+        defer { try? FileManager.default.removeItem(atPath: scaled) }
+        let directory = Harness.temporaryDirectory()
+        let state = directory + "/rollout.sqlite"
+        let mixes = [
+            ["turn on the kitchen lights", "lights off in the hall"], ["set the thermostat to 21", "it is too cold in here"],
+            ["lock the front door", "is the garage open", "turn on the porch light"], ["dim the bedroom lights"],
+        ]
+        let traffic = Traffic()
+        let (first, second) = try await traffic.during(broker: fleet.broker.url, workers: fleet.ids, mixes: mixes) {
+            let controller = FleetController(brokerURL: fleet.broker.url, store: try FleetStore(path: state))
+            let first = try await controller.start(
+                name: "alerts", version: "v2", adapterDirectory: scaled, selector: FleetSelector(""), policy: Self.policy())
+            let second = try await controller.start(
+                name: "alerts", version: "v3", adapterDirectory: Harness.adapterDirectory("intent"), selector: FleetSelector(""), policy: Self.policy())
+            return (first, second)
+        }
+        #expect(first.state == "completed", "\(first.reason)")
+        #expect(second.state == "completed", "\(second.reason)")
+        #expect(second.workers.values.allSatisfy { $0.active == "v3" }, "\(second.workers)")
+        let drift = first.verdicts?.first?.criteria.first { $0.name == "label drift" }
+        #expect(drift?.outcome == .pass && (drift?.high ?? 1) <= 0.3, "\(drift?.summary ?? "no drift criterion")")
+        let history = try FleetStore(path: state).history()
+        #expect(history.map(\.version) == ["v2"] && history.first?.state == "completed")
+
+        let lister = try TestProcess(binary, arguments: ["fleet", "history", "--state", state], output: directory + "/history.txt")
+        #expect(lister.wait(timeout: .seconds(20)) == 0)
+        let listed = try String(contentsOfFile: directory + "/history.txt", encoding: .utf8)
+        #expect(listed.contains("alerts v2: completed") && listed.contains("alerts v3: completed") && listed.contains("label drift"), "\(listed)")
         await fleet.stop()
     }
 
