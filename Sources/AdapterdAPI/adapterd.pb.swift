@@ -646,6 +646,10 @@ public nonisolated struct Adapterd_V1_ActivateAdapterRequest: Sendable {
   /// Why, for the audit trail.
   public var reason: String = String()
 
+  /// Shadow comparison: the fraction (0 to 1) of this version's requests that also run, off the reply path, on the
+  /// version it replaces; their agreement is in the metrics document. 0: none. Until the name's next activation.
+  public var shadow: Float = 0
+
   public var replyTo: String = String()
 
   public var correlationID: String = String()
@@ -2561,7 +2565,7 @@ nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Adapterd_V1_ActivateAdapterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ActivateAdapterRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0\u{1}reason\0\u{4}\u{b}reply_to\0\u{3}correlation_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0\u{1}reason\0\u{1}shadow\0\u{4}\u{a}reply_to\0\u{3}correlation_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2572,6 +2576,7 @@ nonisolated extension Adapterd_V1_ActivateAdapterRequest: SwiftProtobuf.Message,
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.version) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 4: try { try decoder.decodeSingularFloatField(value: &self.shadow) }()
       case 14: try { try decoder.decodeSingularStringField(value: &self.replyTo) }()
       case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
       default: break
@@ -2589,6 +2594,9 @@ nonisolated extension Adapterd_V1_ActivateAdapterRequest: SwiftProtobuf.Message,
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
     }
+    if self.shadow.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.shadow, fieldNumber: 4)
+    }
     if !self.replyTo.isEmpty {
       try visitor.visitSingularStringField(value: self.replyTo, fieldNumber: 14)
     }
@@ -2602,6 +2610,7 @@ nonisolated extension Adapterd_V1_ActivateAdapterRequest: SwiftProtobuf.Message,
     if lhs.name != rhs.name {return false}
     if lhs.version != rhs.version {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.shadow != rhs.shadow {return false}
     if lhs.replyTo != rhs.replyTo {return false}
     if lhs.correlationID != rhs.correlationID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

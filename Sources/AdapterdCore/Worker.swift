@@ -170,6 +170,7 @@ public final class Worker: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.reportMetrics() }
+                group.addTask { await self.services.runShadowComparisons() }
                 group.addTask {
                     // Fleet controllers discover what each worker holds from its retained status.
                     for await _ in self.holdingsChanged { try? await self.publishStatus("online") }
@@ -279,6 +280,7 @@ public final class Worker: Service, Sendable {
         while !intake.isIdle(quiet: .milliseconds(100)) { try? await Task.sleep(for: .milliseconds(5)) }
         await registry.flushPins()
         holdingsContinuation.finish()
+        services.shadows.finish()
         try? await publishStatus("offline")
         // Replies beyond the broker's receive maximum wait in libmosquitto's queue, which `disconnect` drops. While
         // they drain, a broker that was stalled hands over the requests it still held, one per acknowledgement:

@@ -12,6 +12,9 @@ public struct CanaryFigures: Sendable, Equatable {
     /// Sum and count of top-1 probabilities, for the mean.
     public var confidenceSum = 0.0
     public var confidenceCount = 0
+    /// Shadow comparisons with the replaced version that had labels on both sides, and those that agreed.
+    public var shadowCompared = 0
+    public var shadowAgreed = 0
 
     /// No requests yet.
     public init() {}
@@ -40,10 +43,12 @@ public struct CanaryFigures: Sendable, Equatable {
         for (label, count) in other.labels { Self.add(&labels[label, default: 0], count) }
         confidenceSum += other.confidenceSum
         Self.add(&confidenceCount, other.confidenceCount)
+        Self.add(&shadowCompared, other.shadowCompared)
+        Self.add(&shadowAgreed, other.shadowAgreed)
     }
 
     /// `total + count`, counting a negative count as none and saturating at `Int.max`.
-    static func add(_ total: inout Int, _ count: Int) {
+    public static func add(_ total: inout Int, _ count: Int) {
         let (sum, overflow) = total.addingReportingOverflow(max(0, count))
         total = overflow ? .max : sum
     }

@@ -41,7 +41,11 @@ public enum CanaryJudge {
         var violation: String?
         func decide(_ criterion: CanaryCriterion, reason: (CanaryCriterion) -> String) {
             var criterion = criterion
-            if final, criterion.outcome == .undecided { criterion.outcome = criterion.value > criterion.threshold ? .fail : .pass }
+            if final, criterion.outcome == .undecided {
+                // Agreement's threshold is a minimum, the others' a maximum.
+                let past = criterion.name == "shadow agreement" ? criterion.value < criterion.threshold : criterion.value > criterion.threshold
+                criterion.outcome = past ? .fail : .pass
+            }
             if criterion.outcome == .fail, violation == nil { violation = reason(criterion) }
             criteria.append(criterion)
         }
@@ -68,6 +72,12 @@ public enum CanaryJudge {
                 let canary = timed.compactMap(\.canary.p95Ms).max() ?? 0, baseline = timed.compactMap(\.baseline.p95Ms).max() ?? 0
                 return String(format: "p95 latency %.2f× %@'s on the same workers (over %.1f×; worst p95 %.2f ms against %.2f ms), %@",
                               c.value, baselineName, thresholds.maxLatencyRatio, canary, baseline, over(c))
+            }
+        }
+        if let minimum = thresholds.minAgreement {
+            decide(agreement(served, minimum: minimum)) { c in
+                String(format: "shadow agreement %.1f%% with %@ (%.0f%% interval %.1f–%.1f, below %.0f%%): the same requests got other labels, over %d comparisons",
+                       c.value * 100, baselineName, confidence * 100, c.low * 100, c.high * 100, minimum * 100, c.samples)
             }
         }
         let labelled = served.filter { !$0.canary.labels.isEmpty && !$0.baseline.labels.isEmpty }
@@ -117,6 +127,31 @@ public enum CanaryJudge {
         return CanaryCriterion(
             name: "error rate increase", value: value, low: value - half, high: value + half, threshold: threshold, outcome: outcome,
             samples: Int(total), needed: needed)
+    }
+
+    /// Shadow agreement: the share of the new version's compared requests that got the replaced version's label,
+    /// per worker, combined; a normal interval with one agreement and one disagreement added. Its threshold is a
+    /// minimum, unlike the others: it fails when the whole interval is below it and passes when all of it is at or
+    /// above.
+    static func agreement(_ strata: [CanaryStratum], minimum: Double) -> CanaryCriterion {
+        let compared = strata.filter { $0.canary.shadowCompared > 0 }
+        let weights = compared.map { Double($0.canary.shadowCompared) }
+        let total = weights.reduce(0, +)
+        var value = 0.0, variance = 0.0
+        for (stratum, weight) in zip(compared, weights) {
+            let share = weight / total, n = Double(stratum.canary.shadowCompared)
+            value += share * Double(stratum.canary.shadowAgreed) / n
+            let p = (Double(stratum.canary.shadowAgreed) + 1) / (n + 2)
+            variance += share * share * p * (1 - p) / n
+        }
+        let half = total > 0 ? z * variance.squareRoot() : 1
+        let outcome: CanaryCriterion.Outcome = total == 0 ? .undecided : value + half < minimum ? .fail : value - half >= minimum ? .pass : .undecided
+        // Comparisons for a half-width of half the distance from the minimum to full agreement.
+        let gap = max(1 - minimum, 0.01) / 2
+        let needed = Int((z * z * 0.25 / (gap * gap)).rounded(.up))
+        return CanaryCriterion(
+            name: "shadow agreement", value: value, low: max(0, value - half), high: min(1, value + half), threshold: minimum,
+            outcome: outcome, samples: Int(total), needed: needed)
     }
 
     /// The label drift on the same workers: each worker's total variation distance, combined, bootstrapped.

@@ -11,13 +11,17 @@ public struct CanaryThresholds: Codable, Sendable, Equatable {
     public var maxLabelDrift: Double
     /// Stop when the new version's mean top-1 confidence is lower than the old one's by more than this.
     public var maxConfidenceDrop: Double
+    /// Stop when fewer of the new version's shadow-compared requests than this share (0…1) got the old version's
+    /// label; nil: agreement is not judged (no shadow comparison asked for).
+    public var minAgreement: Double?
 
     /// The defaults: 50 requests, 5 points of error rate, 1.5× the p95 latency, a label drift of 0.3 and a
     /// confidence drop of 0.2.
     public init(
         minRequests: Int = 50, maxErrorRateIncrease: Double = 0.05, maxLatencyRatio: Double = 1.5, maxLabelDrift: Double = 0.3,
-        maxConfidenceDrop: Double = 0.2
+        maxConfidenceDrop: Double = 0.2, minAgreement: Double? = nil
     ) {
+        self.minAgreement = minAgreement
         self.minRequests = minRequests
         self.maxErrorRateIncrease = maxErrorRateIncrease
         self.maxLatencyRatio = maxLatencyRatio

@@ -238,8 +238,16 @@ public struct FleetController: Sendable {
                 let pusher = AdapterPusher(client: client, chunkSize: 64 << 10, timeout: timeout, retries: 2)
                 let manifest = pusher.manifest(payload: payload, name: rollout.name, version: rollout.version)
                 let signature = try rollout.signingKey.isEmpty ? [] : SigningKeys.sign(manifest, with: SigningKeys.privateKey(file: rollout.signingKey))
-                let outcome = try await pusher.push(
-                    payload, manifest: manifest, signature: signature, activate: true, reason: "fleet rollout of \(rollout.version), wave \(row.wave + 1)")
+                let reason = "fleet rollout of \(rollout.version), wave \(row.wave + 1)"
+                let shadow = Float(policy.shadow ?? 0)
+                // With shadow comparison the activation says so: pushed staged, then activated with the fraction.
+                let outcome = try await pusher.push(payload, manifest: manifest, signature: signature, activate: shadow == 0, reason: reason)
+                if shadow > 0 {
+                    var activate = Adapterd_V1_ActivateAdapterRequest()
+                    (activate.name, activate.version, activate.reason, activate.shadow) = (rollout.name, rollout.version, reason, shadow)
+                    let reply = try await client.control(.activateAdapter, activate, timeout: timeout)
+                    guard RPCStatus(reply.status) == .ok else { throw RPCError(RPCStatus(reply.status), reply.error) }
+                }
                 try store.addBytesSent(outcome.bytesSent)
                 row.state = .activated
                 row.detail = "\(outcome.bytesSent) bytes sent"

@@ -21,6 +21,11 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
     public var maxLatencyRatio = CanaryThresholds().maxLatencyRatio
     public var maxLabelDrift = CanaryThresholds().maxLabelDrift
     public var maxConfidenceDrop = CanaryThresholds().maxConfidenceDrop
+    /// Shadow comparison: the fraction (0…1) of the new version's requests each worker also runs on the version it
+    /// replaced, off the reply path; nil or 0: none.
+    public var shadow: Double?
+    /// Stop when less than this share of shadow-compared requests got the replaced version's label (needs `shadow`).
+    public var minAgreement: Double?
     /// Seconds a worker's push and activation may take.
     public var workerTimeoutSeconds = 30.0
     /// Attempts at a worker that does not answer before the `offline` policy applies.
@@ -35,7 +40,7 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
     public var thresholds: CanaryThresholds {
         CanaryThresholds(
             minRequests: minRequests, maxErrorRateIncrease: maxErrorRateIncrease, maxLatencyRatio: maxLatencyRatio,
-            maxLabelDrift: maxLabelDrift, maxConfidenceDrop: maxConfidenceDrop)
+            maxLabelDrift: maxLabelDrift, maxConfidenceDrop: maxConfidenceDrop, minAgreement: minAgreement)
     }
 
     /// `workerTimeoutSeconds` as a duration.
@@ -47,6 +52,11 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
         guard growth >= 1 else { throw .invalidPolicy("growth must be at least 1") }
         guard minRequests >= 0, soakSeconds >= 0, waveTimeoutSeconds > 0, workerTimeoutSeconds > 0, retries >= 0 else {
             throw .invalidPolicy("requests, seconds and retries must not be negative")
+        }
+        if let shadow, !(shadow.isFinite && (0...1).contains(shadow)) { throw .invalidPolicy("shadow must be a fraction from 0 to 1, not \(shadow)") }
+        if let minAgreement {
+            guard minAgreement.isFinite, (0...1).contains(minAgreement) else { throw .invalidPolicy("min-agreement must be from 0 to 1, not \(minAgreement)") }
+            guard (shadow ?? 0) > 0 else { throw .invalidPolicy("min-agreement judges shadow comparisons: give --shadow too") }
         }
         guard ["skip", "fail"].contains(offline) else { throw .invalidPolicy("offline must be skip or fail, not \(offline)") }
     }

@@ -91,6 +91,10 @@ struct FleetCommand: AsyncParsableCommand {
         var maxLabelDrift: Double?
         @Option(help: "Abort above this drop of the mean top-1 confidence (default \(CanaryThresholds().maxConfidenceDrop)).")
         var maxConfidenceDrop: Double?
+        @Option(help: "Fraction of the new version's requests each worker also runs on the version it replaced (off the reply path).")
+        var shadow: Double?
+        @Option(help: "Abort when less than this share of shadow-compared requests got the replaced version's label, 0…1 (needs --shadow).")
+        var minAgreement: Double?
         @Option(help: "Seconds a worker's push and activation may take.") var workerTimeout = 30.0
         @Option(help: "Attempts at an unreachable worker before --offline applies.") var retries = 2
         @Option(help: "An unreachable worker is skipped (skip) or aborts the rollout (fail).") var offline = "skip"
@@ -108,6 +112,8 @@ struct FleetCommand: AsyncParsableCommand {
                 policy.maxLatencyRatio = maxLatencyRatio ?? policy.maxLatencyRatio
                 policy.maxLabelDrift = maxLabelDrift ?? policy.maxLabelDrift
                 policy.maxConfidenceDrop = maxConfidenceDrop ?? policy.maxConfidenceDrop
+                policy.shadow = shadow
+                policy.minAgreement = minAgreement
                 policy.workerTimeoutSeconds = workerTimeout
                 policy.retries = retries
                 policy.offline = offline

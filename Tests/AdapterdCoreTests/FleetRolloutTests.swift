@@ -176,6 +176,33 @@ struct FleetRolloutTests {
         await fleet.stop()
     }
 
+    @Test("with shadow comparison, a version that permutes its labels (their shares nearly alike) is stopped at the canary by agreement, and every worker that got it is back on v1")
+    func labelPermutationStoppedByShadowAgreement() async throws {
+        let fleet = try await Fleet(count: 3)
+        // Each label's classifier row moved to the label before it: the same inputs get other labels.
+        let permuted = try Harness.adapterCopy("intent", editing: "classifier.weight") { values in
+            let width = values.count / 4
+            values = Array(values[width...] + values[..<width])
+        }
+        defer { try? FileManager.default.removeItem(atPath: permuted) }
+        let state = Harness.temporaryDirectory() + "/rollout.sqlite"
+        var policy = Self.policy()
+        policy.shadow = 1
+        policy.minAgreement = 0.9
+        let traffic = Traffic()
+        let report = try await traffic.during(broker: fleet.broker.url, workers: fleet.ids) {
+            try await FleetController(brokerURL: fleet.broker.url, store: try FleetStore(path: state)).start(
+                name: "alerts", version: "v2", adapterDirectory: permuted, selector: FleetSelector(""), policy: policy)
+        }
+        #expect(report.state == "aborted")
+        #expect(report.reason.contains("wave 1") && report.reason.contains("shadow agreement"), "\(report.reason)")
+        let agreement = report.verdicts?.first?.criteria.first { $0.name == "shadow agreement" }
+        #expect((agreement?.value ?? 1) < 0.5, "\(agreement?.summary ?? "no agreement criterion")")
+        #expect(report.workers.values.allSatisfy { $0.active == "v1" }, "\(report.workers)")
+        #expect(traffic.counts.failed.isEmpty, "\(traffic.counts.failed.prefix(3))")
+        await fleet.stop()
+    }
+
     @Test("a version whose predictions drift is stopped in the first wave; every worker that got it is back on v1, with the reason in its History and the report")
     func driftingVersionRollsBack() async throws {
         let fleet = try await Fleet()

@@ -98,6 +98,8 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
         /// (re-checked near a decision, or sent there because most of the version's rows were). Absent without any.
         public var labelChecks: Int?
         public var labelRechecks: Int?
+        /// Since start: shadow comparisons with the version this one replaced (absent without any).
+        public var shadow: Shadow?
 
         /// Assembles the figures (the worker builds these; clients decode them).
         public init(name: String, version: String, state: String, cache: String, requestsTotal: Int, errorsTotal: [String: Int], requests: Int, perSecond: Double, errors: [String: Int], latencyMs: Latency?, lastUsed: String?) {
@@ -113,6 +115,34 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
             self.latencyMs = latencyMs
             self.lastUsed = lastUsed
         }
+    }
+
+    /// A version's shadow comparisons with the version it replaced: requests it served that also ran there, off the
+    /// reply path.
+    public struct Shadow: Codable, Sendable, Equatable {
+        /// The replaced version.
+        public var against: String
+        /// Comparisons made; those with labels on both sides, and those whose labels agreed.
+        public var compared = 0
+        public var labelled = 0
+        public var agreed = 0
+        /// Sampled requests dropped (the comparison queue was full), and comparisons that could not run.
+        public var dropped = 0
+        public var failed = 0
+        /// Classifiers: the largest |logit difference| seen, and the sum of each comparison's largest (for the mean).
+        public var maxAbsLogitDelta: Double?
+        public var sumMaxAbsLogitDelta = 0.0
+        /// Classifiers: the sum of the top-1 probability changes (new − old), for the mean.
+        public var sumConfidenceChange = 0.0
+        /// Embeddings: the lowest cosine seen and the sum of cosines.
+        public var minCosine: Double?
+        public var sumCosine = 0.0
+
+        /// No comparisons yet with `against`.
+        public init(against: String) { self.against = against }
+
+        /// The share of labelled comparisons whose labels agreed.
+        public var agreement: Double? { labelled > 0 ? Double(agreed) / Double(labelled) : nil }
     }
 
     /// How the engine runs the base model.

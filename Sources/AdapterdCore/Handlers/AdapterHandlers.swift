@@ -49,8 +49,15 @@ public struct AdapterHandlers: Sendable {
 
     /// Makes a staged version the active one.
     public func activate(_ request: Adapterd_V1_ActivateAdapterRequest, _ context: RPCContext) async throws -> Adapterd_V1_ActivateAdapterReply {
+        guard request.shadow.isFinite, (0...1).contains(request.shadow) else {
+            throw HandlerError.invalidField(field: "shadow", value: "\(request.shadow)", problem: "a fraction of requests from 0 to 1")
+        }
+        let replaced = await services.registry.list().first { $0.name == request.name && $0.record.state == .active }?.version
         let entry = try await services.registry.activate(name: request.name, version: request.version, actor: context.actor, reason: request.reason)
-        services.logger.info("activated adapter", metadata: ["name": "\(entry.name)", "version": "\(entry.version)"])
+        services.shadows.plan(name: entry.name, version: entry.version, against: replaced, fraction: Double(request.shadow))
+        services.logger.info("activated adapter", metadata: [
+            "name": "\(entry.name)", "version": "\(entry.version)", "shadow": "\(request.shadow > 0 ? "\(request.shadow) against \(replaced ?? "none")" : "no")",
+        ])
         var reply = Adapterd_V1_ActivateAdapterReply()
         reply.adapter = Adapterd_V1_AdapterInfo(entry)
         return reply

@@ -88,6 +88,9 @@ public struct InferenceHandlers: Sendable {
         guard let checked = result else { throw HandlerError.expiredWaiting }
         let output = checked.output
         labelCheck = checked.outcome
+        if let entry = lease.entry, !services.shadows.offer(name: entry.name, version: entry.version, ids: encoded.ids, output: output) {
+            await services.metrics.recordShadowDropped(name: entry.name, version: entry.version)
+        }
         reply.worker = services.configuration.workerID
         reply.tokens = Int32(encoded.ids.count)
         if let entry = lease.entry {

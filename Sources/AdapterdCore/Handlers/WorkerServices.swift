@@ -23,6 +23,8 @@ public struct WorkerServices: Sendable {
     public let metrics: WorkerMetrics
     /// Trainings of new versions on the worker.
     public let training: TrainingJobs
+    /// Shadow comparisons of newly activated versions with the ones they replaced.
+    let shadows = ShadowComparer()
     /// Sends an adapter lifecycle event out (the worker's events topic).
     private let publishEvent: @Sendable (AdapterEvent) -> Void
     let logger: Logger
@@ -108,7 +110,33 @@ public struct WorkerServices: Sendable {
     }
 
     /// Stops the engine thread (after the last request). Stop trainings first (`training.shutdown()`).
-    public func shutdown() { executor.shutdown() }
+    public func shutdown() {
+        shadows.finish()
+        executor.shutdown()
+    }
+
+    /// Runs the queued shadow comparisons until `shutdown`: each on the replaced version, on one idle-priority thread
+    /// between requests, its figures recorded under the new version.
+    func runShadowComparisons() async {
+        let engine = engine, executor = executor
+        await shadows.run { job in
+            guard let entry = try? await registry.resolve(name: job.name, version: job.against),
+                  let adapter = try? await registry.cache.acquire(entry.key) else {
+                await metrics.recordShadow(name: job.name, version: job.version, against: job.against, comparison: nil)
+                return
+            }
+            let input = EncodedInput(ids: job.ids, adapter: adapter)
+            let before = await BackgroundThread.run {
+                try? engine.runOnCallingThread(encoded: [input], pause: {
+                    BackgroundThread.withoutYieldTimer { executor.waitForGap(atMost: .milliseconds(50)) }
+                    BackgroundThread.yieldNow()
+                }).first
+            }
+            await registry.cache.release(entry.key)
+            let comparison = before.flatMap { ShadowComparer.comparison(after: job.output, before: $0) }
+            await metrics.recordShadow(name: job.name, version: job.version, against: job.against, comparison: comparison)
+        }
+    }
 
     /// Publishes `event` about (name, version), sent by the request's actor, and counts it in the metrics: for what
     /// happens before the registry is reached (a push refused for its signature or digest).

@@ -33,6 +33,8 @@ public actor WorkerMetrics {
         /// Since start, INT8 only: rows the label check looked at, and those of them the FP32 pass answered.
         var labelChecks = 0
         var labelRechecks = 0
+        /// Since start: shadow comparisons with the version this one replaced.
+        var shadow: MetricsSnapshot.Shadow?
     }
 
     /// One point of the recent history the dashboard draws: per adapter version ("name version"), requests per
@@ -176,6 +178,47 @@ public actor WorkerMetrics {
         timer(key).recordNanoseconds(latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000)
     }
 
+    /// One shadow comparison of (name, version) with `against`, the version it replaced (nil: the replaced version
+    /// could not run).
+    func recordShadow(name: String, version: String, against: String, comparison: ShadowComparison?) {
+        let key = VersionKey(name: name, version: version)
+        var figures = versions[key] ?? VersionFigures()
+        var shadow = figures.shadow ?? MetricsSnapshot.Shadow(against: against)
+        if shadow.against != against { shadow = MetricsSnapshot.Shadow(against: against) }
+        if let comparison {
+            shadow.compared += 1
+            if let agreed = comparison.agreed {
+                shadow.labelled += 1
+                if agreed { shadow.agreed += 1 }
+            }
+            if let delta = comparison.maxAbsLogitDelta {
+                shadow.maxAbsLogitDelta = max(shadow.maxAbsLogitDelta ?? 0, delta)
+                shadow.sumMaxAbsLogitDelta += delta
+            }
+            if let change = comparison.confidenceChange { shadow.sumConfidenceChange += change }
+            if let cosine = comparison.cosine {
+                shadow.minCosine = min(shadow.minCosine ?? 1, cosine)
+                shadow.sumCosine += cosine
+            }
+        } else {
+            shadow.failed += 1
+        }
+        figures.shadow = shadow
+        versions[key] = figures
+        Counter(label: "adapterd_shadow_comparisons_total", dimensions: [("adapter", name), ("version", version), ("outcome",
+            comparison == nil ? "failed" : comparison?.agreed == false ? "disagreed" : "agreed")], factory: factory).increment()
+    }
+
+    /// A request of (name, version) sampled for shadow comparison but dropped: the queue was full.
+    func recordShadowDropped(name: String, version: String) {
+        let key = VersionKey(name: name, version: version)
+        var figures = versions[key] ?? VersionFigures()
+        if figures.shadow != nil { figures.shadow?.dropped += 1 }
+        versions[key] = figures
+        Counter(label: "adapterd_shadow_comparisons_total", dimensions: [("adapter", name), ("version", version), ("outcome", "dropped")], factory: factory)
+            .increment()
+    }
+
     /// p50, p95 and p99 of `samples` (milliseconds); nil without samples.
     static func latency(of samples: [Double]) -> MetricsSnapshot.Latency? {
         guard !samples.isEmpty else { return nil }
@@ -271,6 +314,7 @@ public actor WorkerMetrics {
                 rows[rows.count - 1].meanConfidence = figures.confidenceSum / Double(counted)
             }
             rows[rows.count - 1].latencyTotalMs = Self.latency(of: figures.lifetimeMs)
+            rows[rows.count - 1].shadow = figures.shadow
             if figures.labelChecks > 0 {
                 rows[rows.count - 1].labelChecks = figures.labelChecks
                 rows[rows.count - 1].labelRechecks = figures.labelRechecks
