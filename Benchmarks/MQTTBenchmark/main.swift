@@ -367,29 +367,9 @@ if sections.contains("flood") {
     (floodOK, floodMs) = try await flood.value
     controller.close()
 }
-// Shadow comparison's cost: blocks of 100 sequential Infer requests with `intent` v2 active and 10% of its requests
-// compared with v1 (the same files), alternating with blocks where v1 is active without comparison.
-var unshadowed: [Double] = [], shadowed: [Double] = [], shadowCompared = 0
+var shadowCost = ShadowCost()
 if sections.contains("shadow") {
-    var load = Adapterd_V1_LoadAdapterRequest()
-    (load.name, load.version, load.path) = ("intent", "v2", adapterDirectory)
-    _ = try await client.control(.loadAdapter, load, timeout: .seconds(30))
-    func activate(_ version: String, shadow: Float) async throws {
-        var request = Adapterd_V1_ActivateAdapterRequest()
-        (request.name, request.version, request.shadow) = ("intent", version, shadow)
-        let reply = try await client.control(.activateAdapter, request, timeout: .seconds(10))
-        guard RPCStatus(reply.status) == .ok else { throw RPCError(RPCStatus(reply.status), reply.error) }
-    }
-    for block in 0..<10 {
-        if block % 2 == 0 {
-            try await activate("v1", shadow: 0)
-            unshadowed += try await inferLatencies(100)
-        } else {
-            try await activate("v2", shadow: 0.1)
-            shadowed += try await inferLatencies(100)
-        }
-    }
-    shadowCompared = await worker.currentMetrics().adapters.first { $0.name == "intent" && $0.version == "v2" }?.shadow?.compared ?? 0
+    shadowCost = try await ShadowCost.measure(client: client, worker: worker, adapterDirectory: adapterDirectory, infer: inferLatencies)
 }
 client.close()
 await group.triggerGracefulShutdown()
@@ -413,6 +393,4 @@ for row in routingRows {
 print("control flood: \(floodOK)/2000 SetRoute answered OK in \(String(format: "%.0f", floodMs)) ms; 100 sequential Infer p50 \(String(format: "%.2f", percentile(calm, 0.5))) ms, p99 \(String(format: "%.2f", percentile(calm, 0.99))) ms calm vs p50 \(String(format: "%.2f", percentile(flooded, 0.5))) ms, p99 \(String(format: "%.2f", percentile(flooded, 0.99))) ms during the flood")
 print("300 sequential requests (alternating blocks of 50): p50 \(String(format: "%.2f", percentile(quiet, 0.5))) ms, p99 \(String(format: "%.2f", percentile(quiet, 0.99))) ms alone; p50 \(String(format: "%.2f", percentile(loading, 0.5))) ms, p99 \(String(format: "%.2f", percentile(loading, 0.99))) ms while \(loadCount) adapters loaded every 100 ms (p99 ratio \(String(format: "%.2f", percentile(loading, 0.99) / percentile(quiet, 0.99)))); slowest five alone \(quiet.sorted().suffix(5).map { String(format: "%.2f", $0) }), while loading \(loading.sorted().suffix(5).map { String(format: "%.2f", $0) })")
 print("300 sequential requests (alternating blocks of 50): p50 \(String(format: "%.2f", percentile(untrained, 0.5))) ms, p99 \(String(format: "%.2f", percentile(untrained, 0.99))) ms alone; p50 \(String(format: "%.2f", percentile(training, 0.5))) ms, p99 \(String(format: "%.2f", percentile(training, 0.99))) ms while the worker trained an adapter (p99 ratio \(String(format: "%.2f", percentile(training, 0.99) / percentile(untrained, 0.99))))")
-if sections.contains("shadow") {
-    print("shadow comparison: 500 sequential requests without it p50 \(String(format: "%.2f", percentile(unshadowed, 0.5))) ms, p99 \(String(format: "%.2f", percentile(unshadowed, 0.99))) ms; 500 with 10% compared (\(shadowCompared) compared) p50 \(String(format: "%.2f", percentile(shadowed, 0.5))) ms, p99 \(String(format: "%.2f", percentile(shadowed, 0.99))) ms (p99 ratio \(String(format: "%.2f", percentile(shadowed, 0.99) / percentile(unshadowed, 0.99))))")
-}
+if sections.contains("shadow") { print(shadowCost.summary) }
