@@ -384,7 +384,10 @@ struct ForwardPass {
                 }
             }
         }
-        for i in 0..<(count * hidden) { pooled[i] = tanhf(pooled[i]) }
+        switch head.activation {
+        case .tanh: for i in 0..<(count * hidden) { pooled[i] = tanhf(pooled[i]) }
+        case .relu: for i in 0..<(count * hidden) { pooled[i] = max(pooled[i], 0) }
+        }
         let labels = head.classifier.outFeatures
         var logits = [Float](repeating: 0, count: count * labels)
         logits.withUnsafeMutableBufferPointer { out in

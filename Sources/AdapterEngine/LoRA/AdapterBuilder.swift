@@ -22,8 +22,8 @@ struct AdapterBuilder {
             throw .invalidConfig(adapter: name, field: "target_modules", reason: "invalid regular expression: \(error)")
         }
         // RoBERTa's task model has no pooler (its head holds its own dense layer), whatever the base checkpoint holds.
-        let encoder = model.config.encoderName
-        catalog = ModuleCatalog(layers: model.config.numHiddenLayers, hasPooler: encoder == "bert" && model.weights.pooler != nil, encoder: encoder)
+        let family = model.config.family
+        catalog = ModuleCatalog(layers: model.config.numHiddenLayers, hasPooler: family == .bert && model.weights.pooler != nil, family: family)
     }
 
     func build(labels: [String]?) throws(AdapterError) -> (layers: [[LoRAWeights?]], embeddings: [LoRAWeights?], pooler: LoRAWeights?, head: ClassifierHead?, scalings: [[IA3Scaling?]], kroneckers: [[KroneckerDelta?]]) {
@@ -244,14 +244,16 @@ struct AdapterBuilder {
             }
             let encoder = model.config.encoderName
             switch module {
-            case "classifier" where encoder == "bert", "classifier.out_proj" where encoder == "roberta":
+            case "classifier" where encoder != "roberta", "classifier.out_proj" where encoder == "roberta":
                 guard let weight = parameters["weight"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + module + ".weight") }
                 guard weight.shape.count == 2, weight.shape[1] == hidden, weight.shape[0] >= 1 else {
                     throw .shapeMismatch(adapter: name, tensor: weight.name, shape: weight.shape, expected: [weight.shape.first ?? 1, hidden], reason: "the classifier reads the \(hidden)-wide pooled output")
                 }
                 classifier = try linear(weight: weight, bias: parameters["bias"], outputs: weight.shape[0])
             // RoBERTa's head: tanh(dense(<s>)) then out_proj, the same products as BERT's pooler and classifier.
-            case "bert.pooler.dense" where encoder == "bert" && model.weights.pooler != nil, "classifier.dense" where encoder == "roberta":
+            // DistilBERT's: relu(pre_classifier([CLS])) then classifier.
+            case "bert.pooler.dense" where encoder == "bert" && model.weights.pooler != nil, "classifier.dense" where encoder == "roberta",
+                 "pre_classifier" where encoder == "distilbert":
                 guard let weight = parameters["weight"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + module + ".weight") }
                 guard weight.shape == [hidden, hidden] else {
                     throw .shapeMismatch(adapter: name, tensor: weight.name, shape: weight.shape, expected: [hidden, hidden], reason: "the base pooler is \(hidden)×\(hidden)")
@@ -272,7 +274,9 @@ struct AdapterBuilder {
         guard names.count == classifier.outFeatures else {
             throw .invalidLabels(adapter: name, reason: "\(names.count) labels for a classifier with \(classifier.outFeatures) outputs")
         }
-        return ClassifierHead(classifier: classifier, pooler: pooler, labels: names)
+        var head = ClassifierHead(classifier: classifier, pooler: pooler, labels: names)
+        if model.config.family == .distilbert { head.activation = .relu }
+        return head
     }
 
     func linear(weight: TensorInfo, bias: TensorInfo?, outputs: Int) throws(AdapterError) -> LinearWeights {

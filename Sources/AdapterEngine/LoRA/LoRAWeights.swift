@@ -59,6 +59,13 @@ public struct ClassifierHead: Sendable {
     public let labels: [String]
     /// What the outputs mean (transformers' `problem_type`, from `labels.json`).
     public var problemType: ProblemType = .singleLabel
+    /// The activation after the pooler: tanh (BERT's pooler, RoBERTa's head) or ReLU (DistilBERT's pre-classifier).
+    public var activation: Activation = .tanh
+
+    /// The activation between a head's pooler and its classifier.
+    public enum Activation: String, Sendable {
+        case tanh, relu
+    }
 
     /// transformers' `config.problem_type`: how a sequence classifier's outputs are read.
     public enum ProblemType: String, Sendable {

@@ -15,9 +15,14 @@ struct ModuleCatalog: Sendable {
 
     let entries: [Entry]
 
-    /// The modules of the task model over an encoder of `layers` layers kept under `encoder` ("bert", "roberta"):
-    /// BERT's head is a pooler and one Linear, RoBERTa's a `classifier` holding `dense` and `out_proj`.
-    init(layers: Int, hasPooler: Bool, encoder: String = "bert") {
+    /// The modules of the task model over an encoder of `layers` layers of `family`: BERT's head is a pooler and one
+    /// Linear, RoBERTa's a `classifier` holding `dense` and `out_proj`, DistilBERT's `pre_classifier` and
+    /// `classifier`.
+    init(layers: Int, hasPooler: Bool, family: EncoderFamily = .bert) {
+        entries = family == .distilbert ? Self.distilBERT(layers: layers) : Self.bert(layers: layers, hasPooler: hasPooler, encoder: family.rawValue)
+    }
+
+    private static func bert(layers: Int, hasPooler: Bool, encoder: String) -> [Entry] {
         var entries: [Entry] = [
             Entry(name: encoder, type: "BertModel", module: nil),
             Entry(name: encoder + ".embeddings", type: "BertEmbeddings", module: nil),
@@ -75,17 +80,44 @@ struct ModuleCatalog: Sendable {
         } else {
             entries.append(Entry(name: "classifier", type: "Linear", module: .classifier))
         }
-        self.entries = entries
+        return entries
     }
 
-    /// The catalog's full name for a module.
-    static func name(of module: BertModule, encoder: String = "bert") -> String {
-        switch module {
-        case .embedding(let table): return encoder + ".embeddings." + table.path
-        case .linear(let layer, let slot): return encoder + ".encoder.layer.\(layer)." + slot.path
-        case .pooler: return encoder + ".pooler.dense"
-        case .classifier: return "classifier"
+    /// `DistilBertForSequenceClassification`'s modules.
+    private static func distilBERT(layers: Int) -> [Entry] {
+        var entries: [Entry] = [
+            Entry(name: "distilbert", type: "DistilBertModel", module: nil),
+            Entry(name: "distilbert.embeddings", type: "Embeddings", module: nil),
+            Entry(name: "distilbert.embeddings.word_embeddings", type: "Embedding", module: .embedding(.word)),
+            Entry(name: "distilbert.embeddings.position_embeddings", type: "Embedding", module: .embedding(.position)),
+            Entry(name: "distilbert.embeddings.LayerNorm", type: "LayerNorm", module: nil),
+            Entry(name: "distilbert.embeddings.dropout", type: "Dropout", module: nil),
+            Entry(name: "distilbert.transformer", type: "Transformer", module: nil),
+            Entry(name: "distilbert.transformer.layer", type: "ModuleList", module: nil),
+        ]
+        for index in 0..<layers {
+            let base = "distilbert.transformer.layer.\(index)"
+            func linear(_ slot: LinearSlot) -> Entry {
+                Entry(name: base + "." + EncoderFamily.distilbert.path(of: slot), type: "Linear", module: .linear(layer: index, slot: slot))
+            }
+            entries += [
+                Entry(name: base, type: "TransformerBlock", module: nil),
+                Entry(name: base + ".attention", type: "DistilBertSdpaAttention", module: nil),
+                Entry(name: base + ".attention.dropout", type: "Dropout", module: nil),
+                linear(.query), linear(.key), linear(.value), linear(.attentionOutput),
+                Entry(name: base + ".sa_layer_norm", type: "LayerNorm", module: nil),
+                Entry(name: base + ".ffn", type: "FFN", module: nil),
+                Entry(name: base + ".ffn.dropout", type: "Dropout", module: nil),
+                linear(.intermediate), linear(.output),
+                Entry(name: base + ".ffn.activation", type: "GELUActivation", module: nil),
+                Entry(name: base + ".output_layer_norm", type: "LayerNorm", module: nil),
+            ]
         }
+        return entries + [
+            Entry(name: "pre_classifier", type: "Linear", module: .classifier),
+            Entry(name: "classifier", type: "Linear", module: .classifier),
+            Entry(name: "dropout", type: "Dropout", module: nil),
+        ]
     }
 }
 

@@ -10,19 +10,22 @@ public struct BertConfig: Sendable, Equatable {
     public var maxPositionEmbeddings: Int
     public var typeVocabSize: Int
     public var layerNormEps: Float
-    /// `model_type`: "bert", "roberta" or "xlm-roberta".
+    /// `model_type`: "bert", "roberta", "xlm-roberta" or "distilbert".
     public var modelType: String
     /// The first position id a sequence uses: RoBERTa counts positions after its padding index
     /// (`pad_token_id + 1`), BERT from 0.
     public var positionOffset: Int
-    /// The name the task models keep the encoder under (`bert.`, `roberta.`): weights and PEFT's module names.
-    public var encoderName: String { modelType == "bert" ? "bert" : "roberta" }
+    /// The family whose weight and module names the checkpoint uses.
+    public var family: EncoderFamily { EncoderFamily(modelType: modelType) }
+    /// The name the task models keep the encoder under (`bert.`, `roberta.`, `distilbert.`): weights and PEFT's
+    /// module names.
+    public var encoderName: String { family.rawValue }
     /// How the sequence embedding is pooled: from the directory's sentence-transformers modules, not `config.json`
     /// (set by `BertModel`; the mean, normalised, by default).
     public var pooling = SentencePooling.meanNormalized
 
     /// The `model_type`s this engine runs.
-    public static let supportedModelTypes = ["bert", "roberta", "xlm-roberta"]
+    public static let supportedModelTypes = ["bert", "roberta", "xlm-roberta", "distilbert"]
 
     /// Width of one attention head.
     public var headSize: Int { hiddenSize / numAttentionHeads }
@@ -38,22 +41,30 @@ public struct BertConfig: Sendable, Equatable {
         if let type = raw.model_type, !Self.supportedModelTypes.contains(type) {
             throw .unsupported(file: path, field: "model_type", value: type)
         }
-        if let activation = raw.hidden_act, activation != "gelu" {
-            throw .unsupported(file: path, field: "hidden_act", value: activation)
+        modelType = raw.model_type ?? "bert"
+        let distil = modelType == "distilbert"
+        // DistilBERT names its fields apart: dim, n_layers, n_heads, hidden_dim, activation.
+        if let activation = distil ? raw.activation : raw.hidden_act, activation != "gelu" {
+            throw .unsupported(file: path, field: distil ? "activation" : "hidden_act", value: activation)
         }
         if let positions = raw.position_embedding_type, positions != "absolute" {
             throw .unsupported(file: path, field: "position_embedding_type", value: positions)
         }
-        vocabSize = raw.vocab_size
-        hiddenSize = raw.hidden_size
-        numHiddenLayers = raw.num_hidden_layers
-        numAttentionHeads = raw.num_attention_heads
-        intermediateSize = raw.intermediate_size
-        maxPositionEmbeddings = raw.max_position_embeddings
-        typeVocabSize = raw.type_vocab_size ?? 2
+        if raw.sinusoidal_pos_embds == true { throw .unsupported(file: path, field: "sinusoidal_pos_embds", value: "true") }
+        func required(_ value: Int?, _ field: String) throws(ModelError) -> Int {
+            guard let value else { throw .invalidConfig(file: path, reason: "config.json has no \(field)") }
+            return value
+        }
+        vocabSize = try required(raw.vocab_size, "vocab_size")
+        hiddenSize = try required(distil ? raw.dim : raw.hidden_size, distil ? "dim" : "hidden_size")
+        numHiddenLayers = try required(distil ? raw.n_layers : raw.num_hidden_layers, distil ? "n_layers" : "num_hidden_layers")
+        numAttentionHeads = try required(distil ? raw.n_heads : raw.num_attention_heads, distil ? "n_heads" : "num_attention_heads")
+        intermediateSize = try required(distil ? raw.hidden_dim : raw.intermediate_size, distil ? "hidden_dim" : "intermediate_size")
+        maxPositionEmbeddings = try required(raw.max_position_embeddings, "max_position_embeddings")
+        // DistilBERT has no token types: one all-zero row stands in for them.
+        typeVocabSize = distil ? 1 : raw.type_vocab_size ?? 2
         layerNormEps = Float(raw.layer_norm_eps ?? 1e-12)
-        modelType = raw.model_type ?? "bert"
-        positionOffset = modelType == "bert" ? 0 : (raw.pad_token_id ?? 1) + 1
+        positionOffset = EncoderFamily(modelType: modelType) == .roberta ? (raw.pad_token_id ?? 1) + 1 : 0
         guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
             throw .invalidConfig(file: path, reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }
@@ -63,12 +74,18 @@ public struct BertConfig: Sendable, Equatable {
     }
 
     private struct RawConfig: Decodable {
-        let vocab_size: Int
-        let hidden_size: Int
-        let num_hidden_layers: Int
-        let num_attention_heads: Int
-        let intermediate_size: Int
-        let max_position_embeddings: Int
+        let vocab_size: Int?
+        let hidden_size: Int?
+        let num_hidden_layers: Int?
+        let num_attention_heads: Int?
+        let intermediate_size: Int?
+        let max_position_embeddings: Int?
+        let dim: Int?
+        let n_layers: Int?
+        let n_heads: Int?
+        let hidden_dim: Int?
+        let activation: String?
+        let sinusoidal_pos_embds: Bool?
         let type_vocab_size: Int?
         let layer_norm_eps: Double?
         let hidden_act: String?

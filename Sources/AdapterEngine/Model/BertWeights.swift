@@ -47,15 +47,18 @@ public struct BertWeights: Sendable {
         func linear(_ path: String, out: Int, in inputs: Int) throws(ModelError) -> LinearWeights {
             LinearWeights(weight: try tensor(path + ".weight", [out, inputs]), bias: try tensor(path + ".bias", [out]))
         }
+        let family = config.family
         embeddings = [
             try tensor("embeddings.word_embeddings.weight", [config.vocabSize, hidden]),
             try tensor("embeddings.position_embeddings.weight", [config.maxPositionEmbeddings, hidden]),
-            try tensor("embeddings.token_type_embeddings.weight", [config.typeVocabSize, hidden]),
+            family == .distilbert
+                ? Tensor(shape: [1, hidden], storage: FloatStorage([Float](repeating: 0, count: hidden)))
+                : try tensor("embeddings.token_type_embeddings.weight", [config.typeVocabSize, hidden]),
         ]
         embeddingNorm = try norm("embeddings.LayerNorm")
         layers = []
         for index in 0..<config.numHiddenLayers {
-            let base = "encoder.layer.\(index)."
+            let base = family.layerPath(index) + "."
             var linears: [LinearWeights] = []
             for slot in LinearSlot.allCases {
                 let (out, inputs): (Int, Int)
@@ -64,12 +67,12 @@ public struct BertWeights: Sendable {
                 case .output: (out, inputs) = (hidden, config.intermediateSize)
                 default: (out, inputs) = (hidden, hidden)
                 }
-                linears.append(try linear(base + slot.path, out: out, in: inputs))
+                linears.append(try linear(base + family.path(of: slot), out: out, in: inputs))
             }
             layers.append(Layer(
                 linears: linears,
-                attentionNorm: try norm(base + "attention.output.LayerNorm"),
-                outputNorm: try norm(base + "output.LayerNorm")))
+                attentionNorm: try norm(base + family.layerNorms.attention),
+                outputNorm: try norm(base + family.layerNorms.output)))
         }
         pooler = file.contains(prefix + "pooler.dense.weight") ? try linear("pooler.dense", out: hidden, in: hidden) : nil
     }
