@@ -303,11 +303,33 @@ public nonisolated struct Adapterd_V1_InferReply: @unchecked Sendable {
   /// Clears the value of `value`. Subsequent reads from it will return its default value.
   public mutating func clearValue() {_uniqueStorage()._value = nil}
 
+  /// A token-classification head (task_type TOKEN_CLS): one entry per token, specials included, with its logits and
+  /// arg-max label; `logits` and `label` are then empty.
+  public var tokenPredictions: [Adapterd_V1_TokenPrediction] {
+    get {_storage._tokenPredictions}
+    set {_uniqueStorage()._tokenPredictions = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// One token's output of a token-classification head.
+public nonisolated struct Adapterd_V1_TokenPrediction: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var logits: [Float] = []
+
+  public var label: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// One part of a blend as it served.
@@ -1744,7 +1766,7 @@ nonisolated extension Adapterd_V1_WeightedAdapter: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".InferReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}adapter\0\u{1}version\0\u{1}label\0\u{1}logits\0\u{1}embedding\0\u{3}latency_ms\0\u{1}tokens\0\u{1}worker\0\u{3}routed_by\0\u{1}router\0\u{3}router_version\0\u{3}router_choice\0\u{3}correlation_id\0\u{3}router_confidence\0\u{1}blend\0\u{1}labels\0\u{1}value\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}adapter\0\u{1}version\0\u{1}label\0\u{1}logits\0\u{1}embedding\0\u{3}latency_ms\0\u{1}tokens\0\u{1}worker\0\u{3}routed_by\0\u{1}router\0\u{3}router_version\0\u{3}router_choice\0\u{3}correlation_id\0\u{3}router_confidence\0\u{1}blend\0\u{1}labels\0\u{1}value\0\u{3}token_predictions\0")
 
   fileprivate class _StorageClass {
     var _status: Adapterd_V1_StatusCode? = nil
@@ -1766,6 +1788,7 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
     var _blend: [Adapterd_V1_BlendPart] = []
     var _labels: [String] = []
     var _value: Float? = nil
+    var _tokenPredictions: [Adapterd_V1_TokenPrediction] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1795,6 +1818,7 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
       _blend = source._blend
       _labels = source._labels
       _value = source._value
+      _tokenPredictions = source._tokenPredictions
     }
   }
 
@@ -1832,6 +1856,7 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
         case 17: try { try decoder.decodeRepeatedMessageField(value: &_storage._blend) }()
         case 18: try { try decoder.decodeRepeatedStringField(value: &_storage._labels) }()
         case 19: try { try decoder.decodeSingularFloatField(value: &_storage._value) }()
+        case 20: try { try decoder.decodeRepeatedMessageField(value: &_storage._tokenPredictions) }()
         default: break
         }
       }
@@ -1901,6 +1926,9 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
       try { if let v = _storage._value {
         try visitor.visitSingularFloatField(value: v, fieldNumber: 19)
       } }()
+      if !_storage._tokenPredictions.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._tokenPredictions, fieldNumber: 20)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1929,10 +1957,46 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
         if _storage._blend != rhs_storage._blend {return false}
         if _storage._labels != rhs_storage._labels {return false}
         if _storage._value != rhs_storage._value {return false}
+        if _storage._tokenPredictions != rhs_storage._tokenPredictions {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_TokenPrediction: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TokenPrediction"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}logits\0\u{1}label\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedFloatField(value: &self.logits) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.label) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.logits.isEmpty {
+      try visitor.visitPackedFloatField(value: self.logits, fieldNumber: 1)
+    }
+    if !self.label.isEmpty {
+      try visitor.visitSingularStringField(value: self.label, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_TokenPrediction, rhs: Adapterd_V1_TokenPrediction) -> Bool {
+    if lhs.logits != rhs.logits {return false}
+    if lhs.label != rhs.label {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

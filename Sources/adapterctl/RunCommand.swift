@@ -116,6 +116,9 @@ struct RunCommand: ParsableCommand {
                 return "{" + fields.joined(separator: ",") + "}"
             }
             fields.append("\"logits\":[" + logits.map { "\($0)" }.joined(separator: ",") + "]")
+        case .tokenClassification(let logits, let labels):
+            fields.append("\"tokenLabels\":[" + labels.map(jsonString).joined(separator: ",") + "]")
+            fields.append("\"tokenLogits\":[" + logits.map { "[" + $0.map { "\($0)" }.joined(separator: ",") + "]" }.joined(separator: ",") + "]")
         case .embedding(let values):
             fields.append("\"embedding\":[" + values.map { "\($0)" }.joined(separator: ",") + "]")
         }
@@ -132,6 +135,8 @@ struct RunCommand: ParsableCommand {
         case .classification(let logits, let index, let label):
             let scores = logits.map { String(format: "%.3f", $0) }.joined(separator: " ")
             return "\(label)\t(logit \(String(format: "%.3f", logits[index])); \(scores))\t\(result.tokens) tokens\t\(text)"
+        case .tokenClassification(_, let labels):
+            return "\(labels.joined(separator: " "))\t\(result.tokens) tokens\t\(text)"
         case .embedding(let values):
             let head = values.prefix(4).map { String(format: "%.4f", $0) }.joined(separator: ", ")
             return "embedding[\(values.count)] [\(head), …]\t\(result.tokens) tokens\t\(text)"

@@ -213,7 +213,11 @@ struct ForwardPass {
             return outputs.map { $0! }
         }
         for group in groups {
-            if let adapter = group.adapter, let head = adapter.head {
+            if let adapter = group.adapter, let head = adapter.head, head.perToken {
+                for sequence in group.sequences {
+                    outputs[order[sequence]] = classifyTokens(batch.x + offsets[sequence] * hidden, count: sorted[sequence].ids.count, head: head)
+                }
+            } else if let adapter = group.adapter, let head = adapter.head {
                 let results = classify(group: group, head: head, lora: adapter.pooler, offsets: offsets, batch: batch)
                 for (sequence, result) in zip(group.sequences, results) { outputs[order[sequence]] = result }
             } else {
@@ -355,6 +359,18 @@ struct ForwardPass {
                 plan.path.kernelISA, ADK_EPILOGUE_BIAS_RESIDUAL_NORM, x, Int64(hidden), Int64(ids.count), Int64(hidden),
                 nil, nil, nil, 0, norm.gamma.pointer, norm.beta.pointer, config.layerNormEps, int8 ? q : nil)
         }
+    }
+
+    /// A token classifier on each of one sequence's `count` final hidden rows at `rows`.
+    private func classifyTokens(_ rows: UnsafePointer<Float>, count: Int, head: ClassifierHead) -> InferenceOutput {
+        let labels = head.classifier.outFeatures
+        var logits = [Float](repeating: 0, count: count * labels)
+        logits.withUnsafeMutableBufferPointer { out in
+            Kernels.linear(head.classifier, x: rows, ldx: config.hiddenSize, rows: count, y: out.baseAddress!, ldy: labels)
+        }
+        let perToken = (0..<count).map { Array(logits[($0 * labels)..<(($0 + 1) * labels)]) }
+        let names = perToken.map { values in head.labels[values.indices.max { values[$0] < values[$1] } ?? 0] }
+        return .tokenClassification(logits: perToken, labels: names)
     }
 
     /// BERT's pooler on each sequence's `[CLS]` row, then the adapter's classifier (FP32 in both precisions).

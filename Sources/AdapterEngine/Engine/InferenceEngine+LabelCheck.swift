@@ -71,7 +71,9 @@ extension InferenceEngine {
     /// loads one, off the serving path.
     @discardableResult
     public func calibrateLabelCheck(_ adapter: LoRAAdapter, pause: @escaping () -> Void = {}) -> Float? {
-        guard let labelCheck, let problem = adapter.head?.problemType, problem != .regression else { return nil }
+        // Token classifiers are not checked yet: their labels are per token, the check's distance per row.
+        guard let labelCheck, let head = adapter.head, !head.perToken, head.problemType != .regression else { return nil }
+        let problem = head.problemType
         if let error = adapter.labelCheck.state(labelCheck.id)?.calibratedError { return error }
         let rows = labelCheck.calibration.map { EncodedInput(ids: $0, adapter: adapter) }
         let quantised = forward(plan, rows, pause: pause)

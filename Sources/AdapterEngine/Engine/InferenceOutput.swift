@@ -18,6 +18,8 @@ public enum InferenceOutput: Sendable, Equatable {
     case embedding([Float])
     /// Classifier logits with the arg-max label.
     case classification(logits: [Float], labelIndex: Int, label: String)
+    /// A token classifier's logits and arg-max label for every token, specials included (`task_type: TOKEN_CLS`).
+    case tokenClassification(logits: [[Float]], labels: [String])
 
     /// The embedding, if this is one.
     public var embedding: [Float]? {

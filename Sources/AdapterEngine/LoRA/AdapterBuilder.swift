@@ -267,7 +267,11 @@ struct AdapterBuilder {
             if pooler != nil { throw .missingTensor(adapter: name, tensor: Self.prefix + "classifier.weight") }
             return nil
         }
-        guard model.config.encoderName == "bert" ? (model.weights.pooler != nil || pooler != nil) : pooler != nil else {
+        let perToken = config.taskType == "TOKEN_CLS"
+        if perToken, pooler != nil {
+            throw .invalidConfig(adapter: name, field: "modules_to_save", reason: "a token classifier (TOKEN_CLS) reads every token: it has no pooler to replace")
+        }
+        guard perToken || (model.config.encoderName == "bert" ? (model.weights.pooler != nil || pooler != nil) : pooler != nil) else {
             throw .invalidConfig(adapter: name, field: "modules_to_save", reason: "the adapter has a classifier but nothing pools for it (no base pooler, no classifier.dense)")
         }
         let names = labels ?? (0..<classifier.outFeatures).map { "LABEL_\($0)" }
@@ -276,6 +280,7 @@ struct AdapterBuilder {
         }
         var head = ClassifierHead(classifier: classifier, pooler: pooler, labels: names)
         if model.config.family == .distilbert { head.activation = .relu }
+        head.perToken = perToken
         return head
     }
 

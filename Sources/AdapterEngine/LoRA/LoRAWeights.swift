@@ -61,6 +61,9 @@ public struct ClassifierHead: Sendable {
     public var problemType: ProblemType = .singleLabel
     /// The activation after the pooler: tanh (BERT's pooler, RoBERTa's head) or ReLU (DistilBERT's pre-classifier).
     public var activation: Activation = .tanh
+    /// Whether the classifier reads the pooled first token (sequence classification) or every token
+    /// (`task_type: TOKEN_CLS`, no pooler).
+    public var perToken = false
 
     /// The activation between a head's pooler and its classifier.
     public enum Activation: String, Sendable {

@@ -115,6 +115,12 @@ public struct InferenceHandlers: Sendable {
                 reply.labels = lease.adapter?.head?.labelsOn(logits) ?? []
             case .regression: reply.value = logits[0]
             }
+        case .tokenClassification(let logits, let labels):
+            reply.tokenPredictions = zip(logits, labels).map { values, label in
+                var token = Adapterd_V1_TokenPrediction()
+                (token.logits, token.label) = (values, label)
+                return token
+            }
         case .embedding(let values):
             reply.embedding = values
         }
