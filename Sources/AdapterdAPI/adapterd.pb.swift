@@ -158,6 +158,9 @@ public nonisolated struct Adapterd_V1_InferRequest: Sendable {
   /// weights (and their heads, which must have the same labels); 2 to 8 distinct names.
   public var adapters: [Adapterd_V1_WeightedAdapter] = []
 
+  /// A second text, for cross-encoders: the pair is tokenised as the model's pair template says.
+  public var textPair: String = String()
+
   /// MQTT 3.1.1 clients: where to reply and what to echo.
   public var replyTo: String = String()
 
@@ -1662,7 +1665,7 @@ nonisolated extension Adapterd_V1_StatusCode: SwiftProtobuf._ProtoNameProviding 
 
 nonisolated extension Adapterd_V1_InferRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".InferRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}text\0\u{1}session\0\u{1}adapter\0\u{1}version\0\u{1}metadata\0\u{1}adapters\0\u{4}\u{8}reply_to\0\u{3}correlation_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}text\0\u{1}session\0\u{1}adapter\0\u{1}version\0\u{1}metadata\0\u{1}adapters\0\u{3}text_pair\0\u{4}\u{7}reply_to\0\u{3}correlation_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1676,6 +1679,7 @@ nonisolated extension Adapterd_V1_InferRequest: SwiftProtobuf.Message, SwiftProt
       case 4: try { try decoder.decodeSingularStringField(value: &self.version) }()
       case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.adapters) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.textPair) }()
       case 14: try { try decoder.decodeSingularStringField(value: &self.replyTo) }()
       case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
       default: break
@@ -1706,6 +1710,9 @@ nonisolated extension Adapterd_V1_InferRequest: SwiftProtobuf.Message, SwiftProt
     if !self.adapters.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.adapters, fieldNumber: 6)
     }
+    if !self.textPair.isEmpty {
+      try visitor.visitSingularStringField(value: self.textPair, fieldNumber: 7)
+    }
     if !self.replyTo.isEmpty {
       try visitor.visitSingularStringField(value: self.replyTo, fieldNumber: 14)
     }
@@ -1722,6 +1729,7 @@ nonisolated extension Adapterd_V1_InferRequest: SwiftProtobuf.Message, SwiftProt
     if lhs.version != rhs.version {return false}
     if lhs.metadata != rhs.metadata {return false}
     if lhs.adapters != rhs.adapters {return false}
+    if lhs.textPair != rhs.textPair {return false}
     if lhs.replyTo != rhs.replyTo {return false}
     if lhs.correlationID != rhs.correlationID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

@@ -32,11 +32,15 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the precision, kernel path and GEMM runtime to stderr.")
     var verbose = false
 
+    @Option(name: .long, help: ArgumentHelp("Read the inputs from a JSON-lines file, one {\"text\": …, \"text_pair\": …} per line (text_pair optional: a cross-encoder's pair).", valueName: "FILE.jsonl"))
+    var input: String?
+
     @Argument(help: "Texts to run.")
-    var texts: [String]
+    var texts: [String] = []
 
     func validate() throws {
-        guard !texts.isEmpty else { throw ValidationError("give at least one TEXT") }
+        guard !texts.isEmpty || input != nil else { throw ValidationError("give at least one TEXT, or --input FILE.jsonl") }
+        guard texts.isEmpty || input == nil else { throw ValidationError("give TEXTs or --input, not both") }
         guard adapter != nil || !blend.isEmpty || !merged else { throw ValidationError("--merged needs --adapter or --blend") }
         guard adapter == nil || blend.isEmpty else { throw ValidationError("give --adapter or --blend, not both") }
         for part in blend where Self.blendPart(part) == nil {
@@ -46,6 +50,29 @@ struct RunCommand: ParsableCommand {
         if let cpuPath, KernelPath(name: cpuPath) == nil {
             throw ValidationError("--cpu-path must be one of \(KernelPath.allCases.map(\.description).joined(separator: ", ")), not '\(cpuPath)'")
         }
+    }
+
+    /// The inputs of a JSON-lines file: each line's `text` and optional `text_pair` (blank lines skipped).
+    static func readInputs(_ path: String) throws -> [(text: String, pair: String?)] {
+        struct Line: Decodable {
+            let text: String
+            let text_pair: String?
+        }
+        guard let data = FileManager.default.contents(atPath: path), let content = String(data: data, encoding: .utf8) else {
+            throw ValidationError("cannot read \(path) as UTF-8 text")
+        }
+        var rows: [(text: String, pair: String?)] = []
+        for (number, line) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            do {
+                let decoded = try JSONDecoder().decode(Line.self, from: Data(line.utf8))
+                rows.append((decoded.text, decoded.text_pair))
+            } catch {
+                throw ValidationError("\(path) line \(number + 1): not {\"text\": …, \"text_pair\": …} (\(error))")
+            }
+        }
+        guard !rows.isEmpty else { throw ValidationError("\(path) holds no input") }
+        return rows
     }
 
     /// `NAME=DIR:WEIGHT`, split; nil when it is not one.
@@ -74,25 +101,27 @@ struct RunCommand: ParsableCommand {
                 }
                 lora = try LoRAAdapter.blend(parts, name: parts.map { "\($0.adapter.name)×\($0.weight)" }.joined(separator: "+"))
             }
+            let inputs = try input.map(Self.readInputs) ?? texts.map { (text: $0, pair: String?.none) }
             let results: [InferenceResult]
             var ran = engine
             if merged, let lora {
                 let model = MergedModel(base: engine.model, adapter: lora, precision: engine.precision, path: engine.path)
                 ran = model.engine
-                results = model.run(texts)
+                results = try model.engine.run(pairs: inputs.map { ($0.text, $0.pair, model.adapter) })
             } else {
-                results = engine.run(texts, adapter: lora)
+                results = try engine.run(pairs: inputs.map { ($0.text, $0.pair, lora) })
             }
             if verbose, ran.precision == .int8 {
                 let rechecked = results.count(where: { $0.labelCheck == .rechecked })
                 let routed = results.count(where: { $0.labelCheck == .routedToFP32 })
                 let error = lora.flatMap { ran.labelCheckFigures(for: $0)?.calibratedError }.map { String(format: "%.3g", $0) } ?? "none"
                 FileHandle.standardError.write(Data((
-                    "adapterctl: \(rechecked + routed) of \(texts.count) rows answered in FP32: \(rechecked) re-checked (INT8 within "
+                    "adapterctl: \(rechecked + routed) of \(inputs.count) rows answered in FP32: \(rechecked) re-checked (INT8 within "
                     + "\(ran.labelCheckFactor)× the adapter's INT8 error of \(error) of a decision), \(routed) sent there directly\n").utf8))
             }
-            for (text, result) in zip(texts, results) {
-                print(json ? Self.jsonLine(text: text, result: result, head: lora?.head) : Self.humanLine(text: text, result: result, head: lora?.head))
+            for (row, result) in zip(inputs, results) {
+                let text = row.pair.map { row.text + " | " + $0 } ?? row.text
+                print(json ? Self.jsonLine(text: row.text, pair: row.pair, result: result, head: lora?.head) : Self.humanLine(text: text, result: result, head: lora?.head))
             }
         } catch let error as CustomStringConvertible & Error {
             FileHandle.standardError.write(Data("adapterctl: \(error.description)\n".utf8))
@@ -102,9 +131,9 @@ struct RunCommand: ParsableCommand {
 
     /// One JSON object per text: `embedding`; or, by the head's `problem_type`, `label` and `logits`
     /// (single-label), `labels` (those with a logit above 0) and `logits` (multi-label), or `value` (regression).
-    static func jsonLine(text: String, result: InferenceResult, head: ClassifierHead? = nil) -> String {
-        var fields = [
-            "\"text\":" + jsonString(text), "\"ids\":[" + result.ids.map(String.init).joined(separator: ",") + "]", "\"tokens\":\(result.tokens)",
+    static func jsonLine(text: String, pair: String? = nil, result: InferenceResult, head: ClassifierHead? = nil) -> String {
+        var fields = ["\"text\":" + jsonString(text)] + (pair.map { ["\"text_pair\":" + jsonString($0)] } ?? []) + [
+            "\"ids\":[" + result.ids.map(String.init).joined(separator: ",") + "]", "\"tokens\":\(result.tokens)",
         ]
         switch result.output {
         case .classification(let logits, _, let label):

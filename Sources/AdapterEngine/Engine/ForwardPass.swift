@@ -116,7 +116,7 @@ struct ForwardPass {
             ids += input.ids
             positions += (0..<Int32(input.ids.count)).map { $0 + Int32(config.positionOffset) }
         }
-        let tokenTypes = [Int32](repeating: 0, count: rows)
+        let tokenTypes = sorted.flatMap { $0.typeIds ?? [Int32](repeating: 0, count: $0.ids.count) }
         embed(ids: ids, positions: positions, tokenTypes: tokenTypes, batch: batch)
 
         let starts = offsets.map { Int32($0) }

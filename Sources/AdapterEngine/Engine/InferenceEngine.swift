@@ -73,6 +73,17 @@ public struct InferenceEngine: Sendable {
         return zip(encodings, outputs).map { InferenceResult(ids: $0.ids, truncated: $0.truncated, output: $1.output, labelCheck: $1.outcome) }
     }
 
+    /// Runs text pairs (`pair` nil: a single text), each with its own adapter, in one batch; a tokenizer without a
+    /// pair template refuses pairs.
+    public func run(pairs: [(text: String, pair: String?, adapter: LoRAAdapter?)]) throws(TokenizerError) -> [InferenceResult] {
+        var encodings: [Encoding] = []
+        for row in pairs { encodings.append(try row.pair.map { pair throws(TokenizerError) in try model.tokenizer.encode(row.text, pair: pair) } ?? encode(row.text)) }
+        // A model with one token type (RoBERTa, DistilBERT) reads every id as type 0, whatever the template says.
+        let typed = model.config.typeVocabSize > 1
+        let inputs = zip(encodings, pairs).map { EncodedInput(ids: $0.ids, adapter: $1.adapter, typeIds: typed ? $0.typeIds : nil) }
+        return zip(encodings, pass(inputs)).map { InferenceResult(ids: $0.ids, truncated: $0.truncated, output: $1.output, labelCheck: $1.outcome) }
+    }
+
     /// Runs `texts` all with the same adapter.
     public func run(_ texts: [String], adapter: LoRAAdapter?) -> [InferenceResult] {
         run(texts.map { ($0, adapter) })
@@ -108,6 +119,12 @@ public struct InferenceEngine: Sendable {
             if let bad = input.ids.first(where: { $0 < 0 || Int($0) >= model.config.vocabSize }) {
                 throw .invalidTokenID(row: index, id: bad, vocabularySize: model.config.vocabSize)
             }
+            if let types = input.typeIds {
+                guard types.count == input.ids.count else { throw .invalidTokenTypes(row: index, reason: "\(types.count) token types for \(input.ids.count) ids") }
+                if let bad = types.first(where: { $0 < 0 || Int($0) >= model.config.typeVocabSize }) {
+                    throw .invalidTokenTypes(row: index, reason: "token type \(bad) is outside 0..<\(model.config.typeVocabSize)")
+                }
+            }
         }
     }
 
@@ -129,6 +146,7 @@ public struct InferenceEngine: Sendable {
 public enum InferenceError: Error, CustomStringConvertible, Sendable {
     case invalidLength(row: Int, length: Int, maximum: Int)
     case invalidTokenID(row: Int, id: Int32, vocabularySize: Int)
+    case invalidTokenTypes(row: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -136,6 +154,8 @@ public enum InferenceError: Error, CustomStringConvertible, Sendable {
             return "row \(row): \(length) token ids; a sequence needs 1 to \(maximum)"
         case let .invalidTokenID(row, id, size):
             return "row \(row): token id \(id) is outside the vocabulary (0..<\(size))"
+        case let .invalidTokenTypes(row, reason):
+            return "row \(row): \(reason)"
         }
     }
 }

@@ -4,11 +4,14 @@ public struct EncodedInput: Sendable {
     public let ids: [Int32]
     /// The adapter for this row, or nil for the bare base model.
     public let adapter: LoRAAdapter?
+    /// Each id's token type (a text pair's second part is 1 in BERT's template); nil: all 0.
+    public let typeIds: [Int32]?
 
-    /// Pairs `ids` with an optional adapter.
-    public init(ids: [Int32], adapter: LoRAAdapter?) {
+    /// Pairs `ids` (of token types `typeIds`, all 0 when nil) with an optional adapter.
+    public init(ids: [Int32], adapter: LoRAAdapter?, typeIds: [Int32]? = nil) {
         self.ids = ids
         self.adapter = adapter
+        self.typeIds = typeIds
     }
 }
 

@@ -82,6 +82,14 @@ public struct BPETokenizer: Sendable {
         }
     }
 
+    /// A pair's ids as the post-processor's pair template lays them out; nil without one.
+    public func encoding(_ text: String, pair: String) -> Encoding? {
+        specialTokens.encode(text, pair: pair, limit: maxLength) { piece in
+            let normalized = normalizesNFC ? piece.precomposedStringWithCanonicalMapping : piece
+            return normalized.matches(of: Self.pattern).flatMap { word(String(normalized[$0.range])) }
+        }
+    }
+
     /// The ids of `text`, special tokens included, cut to `maxLength` (the last special tokens kept).
     public func encode(_ text: String) -> [Int32] { encoding(text).ids }
 

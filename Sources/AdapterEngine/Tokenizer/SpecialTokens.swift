@@ -7,6 +7,15 @@ struct SpecialTokens: Sendable {
     /// Ids before and after one sequence.
     let prefix: [Int32]
     let suffix: [Int32]
+    /// How a pair is laid out (nil: the post-processor has no pair template).
+    let pair: [PairItem]?
+
+    /// One item of a pair template, with its token type.
+    enum PairItem: Sendable, Equatable {
+        case special(id: Int32, type: Int32)
+        case first(type: Int32)
+        case second(type: Int32)
+    }
 
     /// Reads them from the parsed `tokenizer.json` at `path`; a post-processor not implemented is refused by name.
     init(root: JSONValue, path: String) throws(TokenizerError) {
@@ -29,8 +38,13 @@ struct SpecialTokens: Sendable {
         let post = root["post_processor"] ?? .null
         switch post["type"] {
         case .string("RobertaProcessing")?, .string("BertProcessing")?:
-            prefix = [try special(post["cls"])]
-            suffix = [try special(post["sep"])]
+            let cls = try special(post["cls"]), sep = try special(post["sep"])
+            prefix = [cls]
+            suffix = [sep]
+            // RoBERTa: <s> A </s></s> B </s>, every type 0 (type_vocab_size 1); BERT: [CLS] A [SEP] B [SEP], B's part 1.
+            pair = post["type"] == .string("RobertaProcessing")
+                ? [.special(id: cls, type: 0), .first(type: 0), .special(id: sep, type: 0), .special(id: sep, type: 0), .second(type: 0), .special(id: sep, type: 0)]
+                : [.special(id: cls, type: 0), .first(type: 0), .special(id: sep, type: 0), .second(type: 1), .special(id: sep, type: 1)]
         case .string("TemplateProcessing")?:
             guard case .array(let single) = post["single"] else { throw invalid("TemplateProcessing has no 'single' template") }
             var before: [Int32] = [], after: [Int32] = [], seenSequence = false
@@ -48,8 +62,27 @@ struct SpecialTokens: Sendable {
                 }
             }
             (prefix, suffix) = (before, after)
+            if case .array(let items) = post["pair"] {
+                var template: [PairItem] = []
+                for item in items {
+                    let type: Int32
+                    if case .number(let number)? = (item["Sequence"] ?? item["SpecialToken"])?["type_id"] { type = Int32(number) } else { type = 0 }
+                    if let sequence = item["Sequence"] {
+                        template.append(sequence["id"] == .string("B") ? .second(type: type) : .first(type: type))
+                    } else if case .string(let name) = item["SpecialToken"]?["id"],
+                              case .array(let ids) = post["special_tokens"]?[name]?["ids"], ids.count == 1, case .number(let id) = ids[0],
+                              let exact = Int32(exactly: id) {
+                        template.append(.special(id: exact, type: type))
+                    } else {
+                        throw invalid("TemplateProcessing pair item \(item.summary) is not implemented")
+                    }
+                }
+                pair = template
+            } else {
+                pair = nil
+            }
         case nil where post == .null:
-            (prefix, suffix) = ([], [])
+            (prefix, suffix, pair) = ([], [], nil)
         default:
             throw invalid("post_processor \(post["type"]?.summary ?? "?") is not implemented (RobertaProcessing, BertProcessing, TemplateProcessing)")
         }
@@ -76,6 +109,38 @@ struct SpecialTokens: Sendable {
             rest = rest[found.range.upperBound...]
         }
         return pieces
+    }
+
+    /// Cuts the longer of `a` and `b` one id at a time until both fit in `room` (transformers' `longest_first`);
+    /// whether anything was cut.
+    static func truncateLongestFirst(_ a: inout [Int32], _ b: inout [Int32], room: Int) -> Bool {
+        var cut = false
+        while a.count + b.count > max(room, 0) {
+            cut = true
+            if a.count >= b.count { a.removeLast() } else { b.removeLast() }
+        }
+        return cut
+    }
+
+    /// A pair's ids laid out by the pair template, each text's special tokens as theirs and the rest through
+    /// `encodePiece`, the longer text cut first to fit `limit`; nil when the tokenizer has no pair template.
+    func encode(_ text: String, pair second: String, limit: Int, encodePiece: (String) -> [Int32]) -> Encoding? {
+        guard let pair else { return nil }
+        func ids(_ text: String) -> [Int32] {
+            split(text).flatMap { piece, special in special.map { [$0] } ?? encodePiece(piece) }
+        }
+        var a = ids(text), b = ids(second)
+        let specials = pair.count { if case .special = $0 { true } else { false } }
+        let truncated = Self.truncateLongestFirst(&a, &b, room: limit - specials)
+        var out: [Int32] = [], types: [Int32] = []
+        for item in pair {
+            switch item {
+            case let .special(id, type): out.append(id); types.append(type)
+            case .first(let type): out += a; types += [Int32](repeating: type, count: a.count)
+            case .second(let type): out += b; types += [Int32](repeating: type, count: b.count)
+            }
+        }
+        return Encoding(ids: out, truncated: truncated, typeIds: types)
     }
 
     /// `text`'s ids: its special tokens as theirs, the text between them through `encodePiece`, all between the

@@ -36,6 +36,20 @@ public enum Tokenizer: Sendable {
         }
     }
 
+    /// A text pair's ids, laid out by the tokenizer's pair template (BERT's `[CLS] A [SEP] B [SEP]` with B of token
+    /// type 1, RoBERTa's `<s> A </s></s> B </s>`), the longer text cut first to the maximum length. Refused when
+    /// `tokenizer.json`'s post-processor has no pair template.
+    public func encode(_ text: String, pair: String) throws(TokenizerError) -> Encoding {
+        let encoding: Encoding?
+        switch self {
+        case .wordPiece(let tokenizer): encoding = tokenizer.encode(text, pair: pair)
+        case .bytePairs(let tokenizer): encoding = tokenizer.encoding(text, pair: pair)
+        case .unigram(let tokenizer): encoding = tokenizer.encoding(text, pair: pair)
+        }
+        guard let encoding else { throw .invalidFile(file: "tokenizer.json", reason: "its post_processor has no pair template: this model takes one text, not a pair") }
+        return encoding
+    }
+
     /// The parsed `tokenizer.json` at `path` (read once, whichever tokenizer it holds).
     static func readJSON(path: String) throws(TokenizerError) -> JSONValue {
         do {

@@ -66,20 +66,28 @@ public struct UnigramTokenizer: Sendable {
 
     /// The ids of `text` and whether they were cut to `maxLength`.
     public func encoding(_ text: String) -> Encoding {
-        specialTokens.encode(text, limit: maxLength) { piece in
-            var ids: [Int32] = []
-            for word in piece.split(whereSeparator: { $0.isWhitespace }) {
-                // Metaspace: the word with its marker in front; a marker inside the word starts a new one.
-                let marked = String(replacement) + word.map { $0 == " " ? replacement : $0 }
-                var start = marked.startIndex
-                for index in marked.indices.dropFirst() where marked[index] == replacement {
-                    ids += segment(marked[start..<index])
-                    start = index
-                }
-                ids += segment(marked[start...])
+        specialTokens.encode(text, limit: maxLength, encodePiece: pieces)
+    }
+
+    /// A pair's ids as the post-processor's pair template lays them out; nil without one.
+    public func encoding(_ text: String, pair: String) -> Encoding? {
+        specialTokens.encode(text, pair: pair, limit: maxLength, encodePiece: pieces)
+    }
+
+    /// The ids of text between special tokens.
+    private func pieces(_ piece: String) -> [Int32] {
+        var ids: [Int32] = []
+        for word in piece.split(whereSeparator: { $0.isWhitespace }) {
+            // Metaspace: the word with its marker in front; a marker inside the word starts a new one.
+            let marked = String(replacement) + word.map { $0 == " " ? replacement : $0 }
+            var start = marked.startIndex
+            for index in marked.indices.dropFirst() where marked[index] == replacement {
+                ids += segment(marked[start..<index])
+                start = index
             }
-            return ids
+            ids += segment(marked[start...])
         }
+        return ids
     }
 
     /// The ids of `text`, special tokens included, cut to `maxLength`.

@@ -6,6 +6,15 @@ public struct Encoding: Sendable, Equatable {
     public let ids: [Int32]
     /// Whether the text was cut to fit the maximum length.
     public let truncated: Bool
+    /// Each id's token type (segment): 0 for a single text, 0 then 1 for a pair where the template says so.
+    public let typeIds: [Int32]
+
+    /// `ids`, cut or not, of the token types `typeIds` (all 0 when nil).
+    public init(ids: [Int32], truncated: Bool, typeIds: [Int32]? = nil) {
+        self.ids = ids
+        self.truncated = truncated
+        self.typeIds = typeIds ?? [Int32](repeating: 0, count: ids.count)
+    }
 }
 
 /// BERT's WordPiece tokenizer: normalise, split on whitespace and punctuation, then greedy
@@ -100,24 +109,35 @@ public struct WordPieceTokenizer: Sendable {
     /// separates words, so the pieces tokenise as the whole would), and tokenising stops once `maxLength` ids are
     /// out. A megabyte of text costs what its first few hundred words cost.
     public func encode(_ text: String) -> Encoding {
-        let budget = maxLength - 2
-        var ids: [Int32] = [clsID]
-        var truncated = false
+        let (ids, truncated) = pieces(text, budget: maxLength - 2)
+        return Encoding(ids: [clsID] + ids + [sepID], truncated: truncated)
+    }
+
+    /// A pair as BERT's template puts it: `[CLS] A [SEP] B [SEP]`, B and its `[SEP]` of token type 1, the longer
+    /// text cut first to fit `maxLength`.
+    public func encode(_ text: String, pair: String) -> Encoding {
+        let budget = maxLength - 3
+        var (a, cutA) = pieces(text, budget: budget), (b, cutB) = pieces(pair, budget: budget)
+        let truncated = SpecialTokens.truncateLongestFirst(&a, &b, room: budget) || cutA || cutB
+        return Encoding(
+            ids: [clsID] + a + [sepID] + b + [sepID], truncated: truncated,
+            typeIds: [Int32](repeating: 0, count: a.count + 2) + [Int32](repeating: 1, count: b.count + 1))
+    }
+
+    /// `text`'s sub-word ids without specials, at most `budget` of them, and whether it was cut.
+    private func pieces(_ text: String, budget: Int) -> (ids: [Int32], truncated: Bool) {
+        var ids: [Int32] = []
         var rest = Substring(text)
-        pieces: while !rest.isEmpty {
+        while !rest.isEmpty {
             let piece = Self.nextPiece(of: &rest)
             for word in Self.preTokenize(normalizer.normalize(String(piece))) {
                 for id in wordPieces(word) {
-                    if ids.count - 1 == budget {
-                        truncated = true
-                        break pieces
-                    }
+                    if ids.count == budget { return (ids, true) }
                     ids.append(id)
                 }
             }
         }
-        ids.append(sepID)
-        return Encoding(ids: ids, truncated: truncated)
+        return (ids, false)
     }
 
     /// The next piece of `rest` (about 2,048 characters, cut after whitespace), removed from it. A run of more than

@@ -43,7 +43,18 @@ public struct InferenceHandlers: Sendable {
         _ request: Adapterd_V1_InferRequest, _ context: RPCContext, resolved: inout AdapterRegistry.Entry?, labelCheck: inout LabelCheckOutcome
     ) async throws -> Adapterd_V1_InferReply {
         guard request.hasText else { throw HandlerError.missingField("text") }
-        let encoded = services.engine.encode(request.text)
+        let encoded: Encoding
+        if request.textPair.isEmpty {
+            encoded = services.engine.encode(request.text)
+        } else {
+            do {
+                encoded = try services.engine.model.tokenizer.encode(request.text, pair: request.textPair)
+            } catch {
+                throw HandlerError.invalidField(field: "text_pair", value: "\(request.textPair.count) characters", problem: error.description)
+            }
+        }
+        // A model with one token type reads every id as type 0.
+        let typeIds = services.engine.model.config.typeVocabSize > 1 && encoded.typeIds.contains(where: { $0 != 0 }) ? encoded.typeIds : nil
         let lease: AdapterLease
         if request.adapters.isEmpty {
             lease = try await services.resolver.lease(
@@ -71,7 +82,7 @@ public struct InferenceHandlers: Sendable {
         var refusal: InferenceError?
         let result: CheckedOutput?
         do {
-            result = try await services.executor.run(EncodedInput(ids: encoded.ids, adapter: lease.adapter), deadline: context.deadline)
+            result = try await services.executor.run(EncodedInput(ids: encoded.ids, adapter: lease.adapter, typeIds: typeIds), deadline: context.deadline)
         } catch {
             (result, refusal) = (nil, error)
         }
@@ -88,7 +99,7 @@ public struct InferenceHandlers: Sendable {
         guard let checked = result else { throw HandlerError.expiredWaiting }
         let output = checked.output
         labelCheck = checked.outcome
-        if let entry = lease.entry, !services.shadows.offer(name: entry.name, version: entry.version, ids: encoded.ids, output: output) {
+        if let entry = lease.entry, !services.shadows.offer(name: entry.name, version: entry.version, ids: encoded.ids, typeIds: typeIds, output: output) {
             await services.metrics.recordShadowDropped(name: entry.name, version: entry.version)
         }
         reply.worker = services.configuration.workerID

@@ -125,7 +125,7 @@ public struct WorkerServices: Sendable {
                 await metrics.recordShadow(name: job.name, version: job.version, against: job.against, comparison: nil)
                 return
             }
-            let input = EncodedInput(ids: job.ids, adapter: adapter)
+            let input = EncodedInput(ids: job.ids, adapter: adapter, typeIds: job.typeIds)
             let before = await BackgroundThread.run {
                 try? engine.runOnCallingThread(encoded: [input], pause: {
                     BackgroundThread.withoutYieldTimer { executor.waitForGap(atMost: .milliseconds(50)) }

@@ -24,6 +24,7 @@ final class ShadowComparer: Sendable {
         let version: String
         let against: String
         let ids: [Int32]
+        let typeIds: [Int32]?
         let output: InferenceOutput
     }
 
@@ -54,9 +55,9 @@ final class ShadowComparer: Sendable {
 
     /// Samples one served request of (name, version); returns false when it was sampled but the queue was full.
     @discardableResult
-    func offer(name: String, version: String, ids: [Int32], output: InferenceOutput) -> Bool {
+    func offer(name: String, version: String, ids: [Int32], typeIds: [Int32]?, output: InferenceOutput) -> Bool {
         guard let plan = plan(for: name), plan.version == version, Double.random(in: 0..<1) < plan.fraction else { return true }
-        if case .dropped = queue.yield(Job(name: name, version: version, against: plan.against, ids: ids, output: output)) { return false }
+        if case .dropped = queue.yield(Job(name: name, version: version, against: plan.against, ids: ids, typeIds: typeIds, output: output)) { return false }
         return true
     }
 
