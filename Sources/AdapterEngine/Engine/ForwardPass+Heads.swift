@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The heads after the encoder: sequence classifiers on the pooled first token, token classifiers on every token.
+extension ForwardPass {
+    /// A token classifier on each of one sequence's `count` final hidden rows at `rows`.
+    func classifyTokens(_ rows: UnsafePointer<Float>, count: Int, head: ClassifierHead) -> InferenceOutput {
+        let labels = head.classifier.outFeatures
+        var logits = [Float](repeating: 0, count: count * labels)
+        logits.withUnsafeMutableBufferPointer { out in
+            Kernels.linear(head.classifier, x: rows, ldx: config.hiddenSize, rows: count, y: out.baseAddress!, ldy: labels)
+        }
+        let perToken = (0..<count).map { Array(logits[($0 * labels)..<(($0 + 1) * labels)]) }
+        let names = perToken.map { values in head.labels[values.indices.max { values[$0] < values[$1] } ?? 0] }
+        return .tokenClassification(logits: perToken, labels: names)
+    }
+
+    /// BERT's pooler on each sequence's `[CLS]` row, then the adapter's classifier (FP32 in both precisions).
+    func classify(
+        group: Group, head: ClassifierHead, lora: LoRAWeights?, offsets: [Int], batch: Batch
+    ) -> [InferenceOutput] {
+        let hidden = config.hiddenSize
+        let count = group.sequences.count
+        let cls = batch.pooled
+        let pooled = batch.pooled + count * hidden
+        for (row, sequence) in group.sequences.enumerated() {
+            (cls + row * hidden).update(from: batch.x + offsets[sequence] * hidden, count: hidden)
+        }
+        // BertWeights without a pooler only reach here with the adapter's own (checked when loading).
+        let poolerWeights = head.pooler ?? weights.pooler!
+        Kernels.linear(poolerWeights, x: cls, ldx: hidden, rows: count, y: pooled, ldy: hidden)
+        if let lora {
+            Kernels.addLoRA(
+                [Kernels.LoRAGroup(rows: 0..<count, terms: [(lora, 0)])], x: cls, ldx: hidden, y: pooled, ldy: hidden,
+                scratch: batch.loraScratch, isa: plan.path.kernelISA)
+            if let scale = lora.magnitudeScale?.pointer {
+                // DoRA: the bias is in already and is not rescaled.
+                let bias = poolerWeights.bias?.pointer
+                for row in 0..<count {
+                    let y = pooled + row * hidden
+                    for j in 0..<hidden { y[j] = scale[j] * (y[j] - (bias?[j] ?? 0)) + (bias?[j] ?? 0) }
+                }
+            }
+        }
+        switch head.activation {
+        case .tanh: for i in 0..<(count * hidden) { pooled[i] = tanhf(pooled[i]) }
+        case .relu: for i in 0..<(count * hidden) { pooled[i] = max(pooled[i], 0) }
+        }
+        let labels = head.classifier.outFeatures
+        var logits = [Float](repeating: 0, count: count * labels)
+        logits.withUnsafeMutableBufferPointer { out in
+            Kernels.linear(head.classifier, x: pooled, ldx: hidden, rows: count, y: out.baseAddress!, ldy: labels)
+        }
+        return (0..<count).map { row in
+            let values = Array(logits[(row * labels)..<((row + 1) * labels)])
+            var best = 0
+            for index in values.indices where values[index] > values[best] { best = index }
+            return .classification(logits: values, labelIndex: best, label: head.labels[best])
+        }
+    }
+}
