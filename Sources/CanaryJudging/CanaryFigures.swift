@@ -47,6 +47,11 @@ public struct CanaryFigures: Sendable, Equatable {
         Self.add(&shadowAgreed, other.shadowAgreed)
     }
 
+    /// The sum of `counts`, each negative one counted as none, saturating at `Int.max`.
+    public static func total(_ counts: some Sequence<Int>) -> Int {
+        counts.reduce(into: 0) { add(&$0, $1) }
+    }
+
     /// `total + count`, counting a negative count as none and saturating at `Int.max`.
     public static func add(_ total: inout Int, _ count: Int) {
         let (sum, overflow) = total.addingReportingOverflow(max(0, count))
@@ -60,9 +65,7 @@ public struct CanaryFigures: Sendable, Equatable {
 
     /// Total variation distance between the label distributions (0: the same, 1: disjoint); nil when either has none.
     public func labelDrift(from other: CanaryFigures) -> Double? {
-        let mine = labels.values.reduce(0) { $0 &+ $1 }, theirs = other.labels.values.reduce(0) { $0 &+ $1 }
-        guard mine > 0, theirs > 0 else { return nil }
-        let keys = Set(labels.keys).union(other.labels.keys)
-        return keys.reduce(0) { $0 + abs(Double(labels[$1] ?? 0) / Double(mine) - Double(other.labels[$1] ?? 0) / Double(theirs)) } / 2
+        guard Self.total(labels.values) > 0, Self.total(other.labels.values) > 0 else { return nil }
+        return LabelDriftBootstrap.tvd(labels, other.labels)
     }
 }

@@ -49,7 +49,7 @@ public enum CanaryJudge {
             if criterion.outcome == .fail, violation == nil { violation = reason(criterion) }
             criteria.append(criterion)
         }
-        let requests = served.reduce(0) { $0 + $1.canary.requests }
+        let requests = CanaryFigures.total(served.map(\.canary.requests))
         let over = { (criterion: CanaryCriterion) in
             "over \(criterion.samples) requests" + (served.count > 1 ? " on \(served.count) workers" : "")
         }
@@ -113,7 +113,7 @@ public enum CanaryJudge {
             let share = weight / total
             let (canary, baseline) = (stratum.canary, stratum.baseline)
             value += share * (canary.errorRate - baseline.errorRate)
-            let pc = Double(canary.errors + 1) / Double(canary.requests + 2), pb = Double(baseline.errors + 1) / Double(baseline.requests + 2)
+            let pc = (Double(canary.errors) + 1) / (Double(canary.requests) + 2), pb = (Double(baseline.errors) + 1) / (Double(baseline.requests) + 2)
             // No baseline (a name's first version): compared with no errors, the baseline adding no variance.
             let baselineVariance = baseline.requests > 0 ? pb * (1 - pb) / Double(baseline.requests) : 0
             variance += share * share * (pc * (1 - pc) / Double(canary.requests) + baselineVariance)
@@ -126,7 +126,7 @@ public enum CanaryJudge {
         let needed = Int((2 * z * z * rate * (1 - rate) / pow(max(threshold, 1e-3) / 4, 2)).rounded(.up))
         return CanaryCriterion(
             name: "error rate increase", value: value, low: value - half, high: value + half, threshold: threshold, outcome: outcome,
-            samples: Int(total), needed: needed)
+            samples: CanaryFigures.total(strata.map(\.canary.requests)), needed: needed)
     }
 
     /// Shadow agreement: the share of the new version's compared requests that got the replaced version's label,
@@ -151,23 +151,23 @@ public enum CanaryJudge {
         let needed = Int((z * z * 0.25 / (gap * gap)).rounded(.up))
         return CanaryCriterion(
             name: "shadow agreement", value: value, low: max(0, value - half), high: min(1, value + half), threshold: minimum,
-            outcome: outcome, samples: Int(total), needed: needed)
+            outcome: outcome, samples: CanaryFigures.total(compared.map(\.canary.shadowCompared)), needed: needed)
     }
 
     /// The label drift on the same workers: each worker's total variation distance, combined, bootstrapped.
     static func labelDrift(_ strata: [CanaryStratum], threshold: Double) -> CanaryCriterion {
-        let weights = strata.map { Double($0.canary.labels.values.reduce(0) { $0 &+ $1 }) }
+        let weights = strata.map { Double(CanaryFigures.total($0.canary.labels.values)) }
         let (value, low, high) = LabelDriftBootstrap.estimate(strata.map { ($0.canary.labels, $0.baseline.labels) }, weights: weights, confidence: confidence)
         let outcome: CanaryCriterion.Outcome = low > threshold ? .fail : high <= threshold ? .pass : .undecided
         // Labelled requests for an expected sampling drift of a third of the threshold, at the replaced version's
         // label shares: that drift is Σ √(p(1−p)) / √(π·n).
         let shares = pooled(strata.map(\.baseline)).labels
-        let count = Double(shares.values.reduce(0, +))
+        let count = Double(CanaryFigures.total(shares.values))
         let spread = shares.values.reduce(0.0) { sum, n in let p = Double(n) / max(count, 1); return sum + (p * (1 - p)).squareRoot() }
         let needed = Int((9 * spread * spread / (Double.pi * pow(max(threshold, 1e-3), 2))).rounded(.up))
         return CanaryCriterion(
             name: "label drift", value: value, low: low, high: high, threshold: threshold, outcome: outcome,
-            samples: Int(weights.reduce(0, +)), needed: needed)
+            samples: CanaryFigures.total(strata.map { CanaryFigures.total($0.canary.labels.values) }), needed: needed)
     }
 
     static func pooled(_ figures: [CanaryFigures]) -> CanaryFigures {

@@ -35,22 +35,27 @@ struct LabelDriftBootstrap {
         return total > 0 ? zip(values, weights).reduce(0) { $0 + $1.0 * $1.1 } / total : 0
     }
 
-    /// Total variation distance between two count tables (0 when either is empty).
+    /// Total variation distance between two count tables (0 when either is empty); in floating point, so that the
+    /// counts of a hostile report cannot overflow a sum.
     static func tvd(_ a: [String: Int], _ b: [String: Int]) -> Double {
-        let na = a.values.reduce(0, +), nb = b.values.reduce(0, +)
+        let na = a.values.reduce(0.0) { $0 + Double(max($1, 0)) }, nb = b.values.reduce(0.0) { $0 + Double(max($1, 0)) }
         guard na > 0, nb > 0 else { return 0 }
-        return Set(a.keys).union(b.keys).reduce(0) { $0 + abs(Double(a[$1] ?? 0) / Double(na) - Double(b[$1] ?? 0) / Double(nb)) } / 2
+        return Set(a.keys).union(b.keys).reduce(0) { $0 + abs(Double(max(a[$1] ?? 0, 0)) / na - Double(max(b[$1] ?? 0, 0)) / nb) } / 2
     }
+
+    /// Most requests one resample draws: beyond a million the sampling noise is far below any threshold, and the
+    /// draw stays within `Int` whatever a report claims.
+    static let maxDraws = 1 << 20
 
     /// A multinomial draw of as many requests as `counts` holds, from its own shares: a binomial per label on what
     /// the earlier labels left (O(labels), whatever the counts).
     static func resample(_ counts: [String: Int], using random: inout SplitMix64) -> [String: Int] {
-        let total = counts.values.reduce(0, +)
+        let total = counts.values.reduce(0.0) { $0 + Double(max($1, 0)) }
         guard total > 0 else { return [:] }
         var out: [String: Int] = [:]
-        var left = total, share = 1.0
+        var left = Int(min(total, Double(maxDraws))), share = 1.0
         for key in counts.keys.sorted() {
-            let p = Double(counts[key]!) / Double(total)
+            let p = Double(max(counts[key]!, 0)) / total
             let drawn = left == 0 || share <= 0 ? 0 : binomial(left, min(1, p / share), using: &random)
             out[key] = drawn
             left -= drawn

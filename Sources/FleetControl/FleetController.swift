@@ -294,7 +294,7 @@ public struct FleetController: Sendable {
                     worker: row.worker, canary: CanaryFigures(name: rollout.name, version: rollout.version, documents: [document]),
                     baseline: row.previous.isEmpty ? CanaryFigures() : CanaryFigures(name: rollout.name, version: row.previous, documents: [document]))
             }
-            requests = strata.reduce(0) { $0 + $1.canary.requests }
+            requests = CanaryFigures.total(strata.map(\.canary.requests))
             let elapsed = (ContinuousClock.now - started).inSeconds
             let timedOut = elapsed >= policy.waveTimeoutSeconds
             if timedOut, requests == 0 {

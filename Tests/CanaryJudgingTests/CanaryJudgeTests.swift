@@ -40,4 +40,14 @@ struct CanaryJudgeTests {
         #expect(total.labels["a"] == .max && total.labels["b"] == 0 && total.meanConfidence == nil)
         #expect(total.labelDrift(from: Self.baseline) != nil)
     }
+
+    @Test("a verdict over workers whose reports claim Int.max of everything is judged without overflowing")
+    func hostileStrataAreJudged() {
+        var hostile = CanaryFigures(requests: .max, errors: .max, p95Ms: 1, labels: ["a": .max, "b": .max, "c": .max], meanConfidence: 1)
+        hostile.shadowCompared = .max
+        hostile.shadowAgreed = .max
+        let strata = (0..<3).map { CanaryStratum(worker: "w\($0)", canary: hostile, baseline: hostile) }
+        let verdict = CanaryJudge.verdict(strata, named: "v1", thresholds: CanaryThresholds(minAgreement: 0.9), final: true)
+        #expect(verdict.criteria.count == 5 && verdict.criteria.allSatisfy { $0.samples == .max || $0.name == "p95 latency ratio" || $0.name == "confidence drop" })
+    }
 }

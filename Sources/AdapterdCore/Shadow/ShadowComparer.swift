@@ -76,7 +76,7 @@ final class ShadowComparer: Sendable {
             let deltas = zip(new, old).map { abs($0 - $1) }
             return ShadowComparison(
                 agreed: newLabel == oldLabel, maxAbsLogitDelta: Double(deltas.max() ?? 0),
-                confidenceChange: topProbability(new) - topProbability(old), cosine: nil)
+                confidenceChange: (InferenceHandlers.topProbability(new) ?? 0) - (InferenceHandlers.topProbability(old) ?? 0), cosine: nil)
         case let (.embedding(new), .embedding(old)) where new.count == old.count:
             var dot: Float = 0, a: Float = 0, b: Float = 0
             for (x, y) in zip(new, old) { dot += x * y; a += x * x; b += y * y }
@@ -84,12 +84,6 @@ final class ShadowComparer: Sendable {
         default:
             return nil
         }
-    }
-
-    static func topProbability(_ logits: [Float]) -> Double {
-        guard let top = logits.max() else { return 0 }
-        let total = logits.reduce(0.0) { $0 + exp(Double($1 - top)) }
-        return 1 / total
     }
 }
 
