@@ -84,6 +84,13 @@ let package = Package(
             // Optimised in debug builds too: the test suites train adapters.
             swiftSettings: [.unsafeFlags(["-O"])]
         ),
+        // Federated training: the round's local training, aggregation (FFA-LoRA), differential privacy and its
+        // accountant; shared by the worker, the fleet controller and the study.
+        .target(
+            name: "FederatedLearning",
+            dependencies: ["AdapterEngine", "AdapterTraining"],
+            swiftSettings: [.unsafeFlags(["-O"])]
+        ),
         // Swift code generated from schemas/adapterd.proto (scripts/generate-protos), committed.
         .target(
             name: "AdapterdAPI",
@@ -163,6 +170,12 @@ let package = Package(
             name: "EngineBenchmark",
             dependencies: ["AdapterEngine"],
             path: "Benchmarks/EngineBenchmark"
+        ),
+        // The federated study: central vs local-only vs federated training on a non-IID split, in process.
+        .executableTarget(
+            name: "FederatedBenchmark",
+            dependencies: ["AdapterEngine", "AdapterTraining", "FederatedLearning"],
+            path: "Benchmarks/FederatedBenchmark"
         ),
         .executableTarget(
             name: "LifecycleBenchmark",

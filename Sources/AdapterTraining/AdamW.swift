@@ -43,15 +43,16 @@ public struct AdamW: Sendable {
         return options.learningRate * factor
     }
 
-    /// Applies one step of `gradients` (same layout as `parameters`).
-    public mutating func apply(_ gradients: [[Float]], to parameters: inout [TrainableAdapter.Parameter]) {
+    /// Applies one step of `gradients` (same layout as `parameters`); the parameters at `frozen` stay as they are
+    /// (no step, no weight decay).
+    public mutating func apply(_ gradients: [[Float]], to parameters: inout [TrainableAdapter.Parameter], frozen: Set<Int> = []) {
         let lr = learningRate
         step += 1
         let b1 = options.beta1, b2 = options.beta2
         let correction1 = 1 - pow(b1, Float(step))
         let correction2Root = (1 - pow(b2, Float(step))).squareRoot()
         let stepSize = lr / correction1
-        for index in parameters.indices {
+        for index in parameters.indices where !frozen.contains(index) {
             let decay = parameters[index].decays ? 1 - lr * options.weightDecay : 1
             let gradient = gradients[index]
             parameters[index].values.withUnsafeMutableBufferPointer { p in

@@ -2,12 +2,14 @@ import Foundation
 
 /// A small reproducible generator (SplitMix64): the same seed gives the same initial weights and batch order on
 /// every machine.
-struct SeededRandom: RandomNumberGenerator, Sendable {
+public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
-    init(seed: UInt64) { state = seed }
+    /// A generator whose draws `seed` fixes.
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -16,12 +18,12 @@ struct SeededRandom: RandomNumberGenerator, Sendable {
     }
 
     /// Uniform in [low, high).
-    mutating func uniform(_ low: Float, _ high: Float) -> Float {
+    public mutating func uniform(_ low: Float, _ high: Float) -> Float {
         low + (high - low) * Float(next() >> 40) / Float(1 << 24)
     }
 
     /// Standard normal (Box–Muller).
-    mutating func normal() -> Float {
+    public mutating func normal() -> Float {
         let u1 = max(Double(next() >> 11) / Double(1 << 53), .leastNonzeroMagnitude)
         let u2 = Double(next() >> 11) / Double(1 << 53)
         return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))

@@ -14,6 +14,8 @@ public struct TrainableAdapter: Sendable {
         public var values: [Float]
         /// Whether AdamW's weight decay applies (every weight, no bias: as transformers' Trainer groups them).
         public var decays: Bool { !name.hasSuffix("bias") }
+        /// Whether this is a LoRA A (down-projection) factor.
+        public var isLoRAA: Bool { name.hasSuffix("lora_A.weight") }
     }
 
     /// Where one module's LoRA pair sits in `parameters`.
@@ -51,6 +53,17 @@ public struct TrainableAdapter: Sendable {
             }
             if name.hasSuffix("classifier.weight") { return (0..<count).map { _ in 0.02 * random.normal() } }
             return [Float](repeating: 0, count: count)
+        }
+    }
+
+    /// An adapter whose every tensor comes from `tensors` (by PEFT's name; each must be there with its shape): a
+    /// federated round's global adapter.
+    public init(
+        model: BertModel, labels: [String], rank: Int, alpha: Double, targets: [LinearSlot], tensors: [String: [Float]]
+    ) throws(TrainingError) {
+        try self.init(model: model, labels: labels, rank: rank, alpha: alpha, targets: targets) { name, shape throws(TrainingError) in
+            guard let values = tensors[name], values.count == shape.reduce(1, *) else { throw .shape(name: name, expected: shape) }
+            return values
         }
     }
 

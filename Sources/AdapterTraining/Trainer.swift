@@ -17,6 +17,9 @@ public struct Trainer: Sendable {
         public var optimizer = AdamW.Options()
         /// Largest memory the run may take for activations and optimiser state (0: no limit).
         public var memoryBudgetBytes = 0
+        /// Keep every LoRA A as it starts and train B and the head only (FFA-LoRA: federated averages of B are
+        /// then the exact average of the products B·A).
+        public var freezeLoRAA = false
 
         /// The defaults of PEFT's LoRA examples (r 8, alpha 16, query and value, AdamW lr 1e-3).
         public init() {}
@@ -118,6 +121,7 @@ public struct Trainer: Sendable {
         optimizerOptions.totalSteps = totalSteps
         optimizerOptions.warmupSteps = Int((options.warmupRatio * Double(totalSteps)).rounded(.up))
         var optimizer = AdamW(parameters: adapter.parameters, options: optimizerOptions)
+        let frozen = options.freezeLoRAA ? Set(adapter.parameters.indices.filter { adapter.parameters[$0].isLoRAA }) : []
 
         // The memory a step takes is set by its longest batch: refuse up front what would not fit.
         let peak = estimatedPeakBytes(lengths: encoded.map { $0.ids.count }, parameterBytes: adapter.byteSize, slots: adapter.targets.count, rank: adapter.rank)
@@ -140,7 +144,7 @@ public struct Trainer: Sendable {
                 let result = TrainingPass(model: model, adapter: adapter, pause: pause).run(batch)
                 // A diverging run would otherwise stage an adapter whose every output is NaN.
                 guard result.loss.isFinite else { throw .diverged(step: step + 1, loss: result.loss) }
-                optimizer.apply(result.gradients, to: &adapter.parameters)
+                optimizer.apply(result.gradients, to: &adapter.parameters, frozen: frozen)
                 step += 1
                 measuredPeak = max(measuredPeak, result.peakBytes)
                 epochLoss += Double(result.loss) * Double(batch.count)

@@ -1,0 +1,88 @@
+import Foundation
+
+/// Turns one round's worker updates into the next global adapter: the example-weighted mean of each trained tensor
+/// (under differential privacy, the clipped changes' plain mean plus Gaussian noise). Tensors no worker trains (every
+/// LoRA A under FFA-LoRA) stay as the global adapter has them.
+public struct FederatedAggregator: Sendable {
+    /// How factors are combined.
+    public var method: AggregationMethod
+    /// Clipping and noise, when the run is differentially private.
+    public var privacy: DifferentialPrivacy?
+
+    /// An aggregator for `method`, with `privacy` when given.
+    public init(method: AggregationMethod, privacy: DifferentialPrivacy? = nil) {
+        self.method = method
+        self.privacy = privacy
+    }
+
+    /// The names a worker must send back for `global`, sorted.
+    public func trainedNames(of global: TensorSet) -> [String] {
+        global.names.filter(method.trains)
+    }
+
+    /// Checks that `update` holds exactly the trained tensors of `global`, with their shapes, and finite values.
+    public func check(_ update: ClientUpdate, against global: TensorSet) throws(FederatedError) {
+        let expected = trainedNames(of: global)
+        let names = update.tensors.names
+        guard names == expected else {
+            let missing = Set(expected).subtracting(names).sorted(), extra = Set(names).subtracting(expected).sorted()
+            throw .unfit(reason: "from \(update.worker): missing [\(missing.prefix(3).joined(separator: ", "))], unexpected [\(extra.prefix(3).joined(separator: ", "))]")
+        }
+        for name in names {
+            let entry = update.tensors.tensors[name]!
+            guard entry.shape == global.tensors[name]!.shape else {
+                throw .unfit(reason: "from \(update.worker): \(name) has shape \(entry.shape), the global adapter \(global.tensors[name]!.shape)")
+            }
+            guard entry.values.allSatisfy(\.isFinite) else { throw .unfit(reason: "from \(update.worker): \(name) holds values that are not finite") }
+        }
+        guard update.examples > 0 else { throw .unfit(reason: "from \(update.worker): trained on no examples") }
+    }
+
+    /// The next global adapter from `updates` (each already `check`ed); `random` draws the privacy noise.
+    public func aggregate(global: TensorSet, updates: [ClientUpdate], random: inout some RandomNumberGenerator) throws(FederatedError) -> TensorSet {
+        guard !updates.isEmpty else { throw .noUpdates }
+        let names = trainedNames(of: global)
+        var next = global
+        if let privacy {
+            // Each worker's change, clipped over all its tensors together.
+            let scales = updates.map { update -> Double in
+                var squares = 0.0
+                for name in names {
+                    for (new, old) in zip(update.tensors.tensors[name]!.values, global.tensors[name]!.values) {
+                        squares += Double(new - old) * Double(new - old)
+                    }
+                }
+                let norm = squares.squareRoot()
+                return norm > privacy.clip ? privacy.clip / norm : 1
+            }
+            let count = Double(updates.count)
+            let deviation = privacy.noiseMultiplier * privacy.clip / count
+            for name in names {
+                let old = global.tensors[name]!.values
+                var sum = [Double](repeating: 0, count: old.count)
+                for (update, scale) in zip(updates, scales) {
+                    for (i, new) in update.tensors.tensors[name]!.values.enumerated() { sum[i] += scale * Double(new - old[i]) }
+                }
+                next.tensors[name]!.values = old.indices.map { i in old[i] + Float(sum[i] / count + deviation * Self.normal(&random)) }
+            }
+        } else {
+            let total = Double(updates.reduce(0) { $0 + $1.examples })
+            for name in names {
+                var sum = [Double](repeating: 0, count: global.tensors[name]!.values.count)
+                for update in updates {
+                    let weight = Double(update.examples) / total
+                    for (i, value) in update.tensors.tensors[name]!.values.enumerated() { sum[i] += weight * Double(value) }
+                }
+                next.tensors[name]!.values = sum.map { Float($0) }
+            }
+        }
+        return next
+    }
+
+    /// A standard normal draw (Box–Muller).
+    static func normal(_ random: inout some RandomNumberGenerator) -> Double {
+        let u1 = max(Double(random.next() >> 11) / Double(1 << 53), .leastNonzeroMagnitude)
+        let u2 = Double(random.next() >> 11) / Double(1 << 53)
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+    }
+}
