@@ -129,7 +129,7 @@ let package = Package(
         .target(
             name: "AdapterdCore",
             dependencies: [
-                "AdapterEngine", "AdapterRuntime", "AdapterTraining", "AdapterdAPI", "AdapterdClient", "AdapterFormats", "CanaryJudging",
+                "AdapterEngine", "AdapterRuntime", "AdapterTraining", "FederatedLearning", "AdapterdAPI", "AdapterdClient", "AdapterFormats", "CanaryJudging",
                 "InputRouting", "MQTTRPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -652,6 +652,12 @@ public nonisolated struct Adapterd_V1_GetStatusReply: @unchecked Sendable {
     set {_uniqueStorage()._kernelPath = newValue}
   }
 
+  /// SHA-256 (lowercase hex) of the base model's model.safetensors.
+  public var baseFingerprint: String {
+    get {_storage._baseFingerprint}
+    set {_uniqueStorage()._baseFingerprint = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1655,6 +1661,245 @@ public nonisolated struct Adapterd_V1_FeedbackReply: Sendable {
   fileprivate var _status: Adapterd_V1_StatusCode? = nil
 }
 
+/// A worker's part in one round of federated training (`adapterctl fleet federate`). Every step is one request on
+/// adapterd/v1/{worker}/control/FederatedRound naming the same (name, run, round); a step for another run or round
+/// than the worker's current one starts over. Only tensors, counts and accuracies travel: the worker's examples (its
+/// stored Feedback for the name) never leave it.
+///
+/// offer → global chunks (none in the first round) → train → collect (polled until trained, then chunk by chunk).
+public nonisolated struct Adapterd_V1_FederatedRoundRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// The federation's id (the controller makes one per run) and the round, from 1.
+  public var run: String = String()
+
+  public var round: Int32 = 0
+
+  public var step: Adapterd_V1_FederatedRoundRequest.OneOf_Step? = nil
+
+  public var offer: Adapterd_V1_FederatedOffer {
+    get {
+      if case .offer(let v)? = step {return v}
+      return Adapterd_V1_FederatedOffer()
+    }
+    set {step = .offer(newValue)}
+  }
+
+  public var globalChunk: Adapterd_V1_PushChunk {
+    get {
+      if case .globalChunk(let v)? = step {return v}
+      return Adapterd_V1_PushChunk()
+    }
+    set {step = .globalChunk(newValue)}
+  }
+
+  public var train: Adapterd_V1_FederatedTrain {
+    get {
+      if case .train(let v)? = step {return v}
+      return Adapterd_V1_FederatedTrain()
+    }
+    set {step = .train(newValue)}
+  }
+
+  public var collect: Adapterd_V1_FederatedCollect {
+    get {
+      if case .collect(let v)? = step {return v}
+      return Adapterd_V1_FederatedCollect()
+    }
+    set {step = .collect(newValue)}
+  }
+
+  public var replyTo: String = String()
+
+  public var correlationID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Step: Equatable, Sendable {
+    case offer(Adapterd_V1_FederatedOffer)
+    case globalChunk(Adapterd_V1_PushChunk)
+    case train(Adapterd_V1_FederatedTrain)
+    case collect(Adapterd_V1_FederatedCollect)
+
+  }
+
+  public init() {}
+}
+
+/// Announces a round. Refused when training is disabled on the worker, its base model is another, it holds fewer
+/// than min_examples examples for the name, or the training would not fit its memory budget. Sending it again resumes
+/// the global adapter's transfer (the reply lists the chunks still missing).
+public nonisolated struct Adapterd_V1_FederatedOffer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The global adapter's trainable tensors as a safetensors file: size, SHA-256 (lowercase hex) and bytes per chunk
+  /// (1 KiB to 512 KiB). Size 0 in the first round: every worker starts from the same seeded initialisation.
+  public var size: Int64 = 0
+
+  public var sha256: String = String()
+
+  public var chunkSize: Int32 = 0
+
+  /// SHA-256 of the base model.safetensors the run trains on.
+  public var baseFingerprint: String = String()
+
+  /// The round's plan (`RoundPlan`), JSON: labels, rank, alpha, targets, local epochs, learning rate, batch size,
+  /// seed, method ("ffa" or "fedit") and the held-out share.
+  public var plan: String = String()
+
+  public var minExamples: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Starts the local training once the global adapter is complete and verified.
+public nonisolated struct Adapterd_V1_FederatedTrain: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Asks where the round stands; once trained, for chunk `index` of the update (chunk_size bytes each).
+public nonisolated struct Adapterd_V1_FederatedCollect: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var index: Int32 = 0
+
+  public var chunkSize: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Adapterd_V1_FederatedRoundReply: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var status: Adapterd_V1_StatusCode {
+    get {_storage._status ?? .ok}
+    set {_uniqueStorage()._status = newValue}
+  }
+  /// Returns true if `status` has been explicitly set.
+  public var hasStatus: Bool {_storage._status != nil}
+  /// Clears the value of `status`. Subsequent reads from it will return its default value.
+  public mutating func clearStatus() {_uniqueStorage()._status = nil}
+
+  public var error: String {
+    get {_storage._error}
+    set {_uniqueStorage()._error = newValue}
+  }
+
+  /// "receiving" (global chunks missing), "ready" (global complete), "training", "trained" or "failed".
+  public var state: String {
+    get {_storage._state}
+    set {_uniqueStorage()._state = newValue}
+  }
+
+  /// Examples stored on the worker for the name.
+  public var storedExamples: Int32 {
+    get {_storage._storedExamples}
+    set {_uniqueStorage()._storedExamples = newValue}
+  }
+
+  /// After an offer or a chunk: the global adapter's chunks and those still missing.
+  public var chunksTotal: Int32 {
+    get {_storage._chunksTotal}
+    set {_uniqueStorage()._chunksTotal = newValue}
+  }
+
+  public var missing: [Adapterd_V1_ChunkRange] {
+    get {_storage._missing}
+    set {_uniqueStorage()._missing = newValue}
+  }
+
+  /// While training: the trainer's step of total.
+  public var step: Int32 {
+    get {_storage._step}
+    set {_uniqueStorage()._step = newValue}
+  }
+
+  public var totalSteps: Int32 {
+    get {_storage._totalSteps}
+    set {_uniqueStorage()._totalSteps = newValue}
+  }
+
+  /// Once trained: examples trained on and held out, the held-out accuracy (-1 with none held out), examples whose
+  /// label the run does not learn.
+  public var examples: Int32 {
+    get {_storage._examples}
+    set {_uniqueStorage()._examples = newValue}
+  }
+
+  public var heldOut: Int32 {
+    get {_storage._heldOut}
+    set {_uniqueStorage()._heldOut = newValue}
+  }
+
+  public var localAccuracy: Double {
+    get {_storage._localAccuracy}
+    set {_uniqueStorage()._localAccuracy = newValue}
+  }
+
+  public var skipped: Int32 {
+    get {_storage._skipped}
+    set {_uniqueStorage()._skipped = newValue}
+  }
+
+  /// Once trained: the update (a safetensors file of the trained tensors), its size, SHA-256 and chunks, and the
+  /// bytes of chunk `index` when one was asked for.
+  public var updateSize: Int64 {
+    get {_storage._updateSize}
+    set {_uniqueStorage()._updateSize = newValue}
+  }
+
+  public var updateSha256: String {
+    get {_storage._updateSha256}
+    set {_uniqueStorage()._updateSha256 = newValue}
+  }
+
+  public var updateChunks: Int32 {
+    get {_storage._updateChunks}
+    set {_uniqueStorage()._updateChunks = newValue}
+  }
+
+  public var index: Int32 {
+    get {_storage._index}
+    set {_uniqueStorage()._index = newValue}
+  }
+
+  public var data: Data {
+    get {_storage._data}
+    set {_uniqueStorage()._data = newValue}
+  }
+
+  public var correlationID: String {
+    get {_storage._correlationID}
+    set {_uniqueStorage()._correlationID = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "adapterd.v1"
@@ -2434,7 +2679,7 @@ nonisolated extension Adapterd_V1_GetStatusRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetStatusReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}worker\0\u{1}state\0\u{1}version\0\u{1}model\0\u{3}started_at\0\u{3}uptime_seconds\0\u{3}requests_total\0\u{3}requests_failed\0\u{3}in_flight\0\u{3}adapters_loaded\0\u{3}cache_bytes\0\u{3}cache_max_bytes\0\u{3}correlation_id\0\u{3}cache_hits\0\u{3}cache_misses\0\u{3}cache_evictions\0\u{1}precision\0\u{3}kernel_path\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}worker\0\u{1}state\0\u{1}version\0\u{1}model\0\u{3}started_at\0\u{3}uptime_seconds\0\u{3}requests_total\0\u{3}requests_failed\0\u{3}in_flight\0\u{3}adapters_loaded\0\u{3}cache_bytes\0\u{3}cache_max_bytes\0\u{3}correlation_id\0\u{3}cache_hits\0\u{3}cache_misses\0\u{3}cache_evictions\0\u{1}precision\0\u{3}kernel_path\0\u{3}base_fingerprint\0")
 
   fileprivate class _StorageClass {
     var _status: Adapterd_V1_StatusCode? = nil
@@ -2457,6 +2702,7 @@ nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftPr
     var _correlationID: String = String()
     var _precision: String = String()
     var _kernelPath: String = String()
+    var _baseFingerprint: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2487,6 +2733,7 @@ nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftPr
       _correlationID = source._correlationID
       _precision = source._precision
       _kernelPath = source._kernelPath
+      _baseFingerprint = source._baseFingerprint
     }
   }
 
@@ -2525,6 +2772,7 @@ nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftPr
         case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._cacheEvictions) }()
         case 19: try { try decoder.decodeSingularStringField(value: &_storage._precision) }()
         case 20: try { try decoder.decodeSingularStringField(value: &_storage._kernelPath) }()
+        case 21: try { try decoder.decodeSingularStringField(value: &_storage._baseFingerprint) }()
         default: break
         }
       }
@@ -2597,6 +2845,9 @@ nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftPr
       if !_storage._kernelPath.isEmpty {
         try visitor.visitSingularStringField(value: _storage._kernelPath, fieldNumber: 20)
       }
+      if !_storage._baseFingerprint.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._baseFingerprint, fieldNumber: 21)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2626,6 +2877,7 @@ nonisolated extension Adapterd_V1_GetStatusReply: SwiftProtobuf.Message, SwiftPr
         if _storage._correlationID != rhs_storage._correlationID {return false}
         if _storage._precision != rhs_storage._precision {return false}
         if _storage._kernelPath != rhs_storage._kernelPath {return false}
+        if _storage._baseFingerprint != rhs_storage._baseFingerprint {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -4574,6 +4826,430 @@ nonisolated extension Adapterd_V1_FeedbackReply: SwiftProtobuf.Message, SwiftPro
     if lhs.error != rhs.error {return false}
     if lhs.stored != rhs.stored {return false}
     if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_FederatedRoundRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FederatedRoundRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}run\0\u{1}round\0\u{1}offer\0\u{3}global_chunk\0\u{1}train\0\u{1}collect\0\u{4}\u{7}reply_to\0\u{3}correlation_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.run) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.round) }()
+      case 4: try {
+        var v: Adapterd_V1_FederatedOffer?
+        var hadOneofValue = false
+        if let current = self.step {
+          hadOneofValue = true
+          if case .offer(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.step = .offer(v)
+        }
+      }()
+      case 5: try {
+        var v: Adapterd_V1_PushChunk?
+        var hadOneofValue = false
+        if let current = self.step {
+          hadOneofValue = true
+          if case .globalChunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.step = .globalChunk(v)
+        }
+      }()
+      case 6: try {
+        var v: Adapterd_V1_FederatedTrain?
+        var hadOneofValue = false
+        if let current = self.step {
+          hadOneofValue = true
+          if case .train(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.step = .train(v)
+        }
+      }()
+      case 7: try {
+        var v: Adapterd_V1_FederatedCollect?
+        var hadOneofValue = false
+        if let current = self.step {
+          hadOneofValue = true
+          if case .collect(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.step = .collect(v)
+        }
+      }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.replyTo) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.run.isEmpty {
+      try visitor.visitSingularStringField(value: self.run, fieldNumber: 2)
+    }
+    if self.round != 0 {
+      try visitor.visitSingularInt32Field(value: self.round, fieldNumber: 3)
+    }
+    switch self.step {
+    case .offer?: try {
+      guard case .offer(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .globalChunk?: try {
+      guard case .globalChunk(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .train?: try {
+      guard case .train(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .collect?: try {
+      guard case .collect(let v)? = self.step else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case nil: break
+    }
+    if !self.replyTo.isEmpty {
+      try visitor.visitSingularStringField(value: self.replyTo, fieldNumber: 14)
+    }
+    if !self.correlationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 15)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_FederatedRoundRequest, rhs: Adapterd_V1_FederatedRoundRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.run != rhs.run {return false}
+    if lhs.round != rhs.round {return false}
+    if lhs.step != rhs.step {return false}
+    if lhs.replyTo != rhs.replyTo {return false}
+    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_FederatedOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FederatedOffer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}size\0\u{1}sha256\0\u{3}chunk_size\0\u{3}base_fingerprint\0\u{1}plan\0\u{3}min_examples\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.size) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.chunkSize) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.baseFingerprint) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.plan) }()
+      case 6: try { try decoder.decodeSingularInt32Field(value: &self.minExamples) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.size != 0 {
+      try visitor.visitSingularInt64Field(value: self.size, fieldNumber: 1)
+    }
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 2)
+    }
+    if self.chunkSize != 0 {
+      try visitor.visitSingularInt32Field(value: self.chunkSize, fieldNumber: 3)
+    }
+    if !self.baseFingerprint.isEmpty {
+      try visitor.visitSingularStringField(value: self.baseFingerprint, fieldNumber: 4)
+    }
+    if !self.plan.isEmpty {
+      try visitor.visitSingularStringField(value: self.plan, fieldNumber: 5)
+    }
+    if self.minExamples != 0 {
+      try visitor.visitSingularInt32Field(value: self.minExamples, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_FederatedOffer, rhs: Adapterd_V1_FederatedOffer) -> Bool {
+    if lhs.size != rhs.size {return false}
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.chunkSize != rhs.chunkSize {return false}
+    if lhs.baseFingerprint != rhs.baseFingerprint {return false}
+    if lhs.plan != rhs.plan {return false}
+    if lhs.minExamples != rhs.minExamples {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_FederatedTrain: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FederatedTrain"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_FederatedTrain, rhs: Adapterd_V1_FederatedTrain) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_FederatedCollect: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FederatedCollect"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{3}chunk_size\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.index) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.chunkSize) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.index != 0 {
+      try visitor.visitSingularInt32Field(value: self.index, fieldNumber: 1)
+    }
+    if self.chunkSize != 0 {
+      try visitor.visitSingularInt32Field(value: self.chunkSize, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_FederatedCollect, rhs: Adapterd_V1_FederatedCollect) -> Bool {
+    if lhs.index != rhs.index {return false}
+    if lhs.chunkSize != rhs.chunkSize {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_FederatedRoundReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FederatedRoundReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}state\0\u{3}stored_examples\0\u{3}chunks_total\0\u{1}missing\0\u{1}step\0\u{3}total_steps\0\u{1}examples\0\u{3}held_out\0\u{3}local_accuracy\0\u{1}skipped\0\u{3}update_size\0\u{4}\u{2}correlation_id\0\u{3}update_sha256\0\u{3}update_chunks\0\u{1}index\0\u{1}data\0")
+
+  fileprivate class _StorageClass {
+    var _status: Adapterd_V1_StatusCode? = nil
+    var _error: String = String()
+    var _state: String = String()
+    var _storedExamples: Int32 = 0
+    var _chunksTotal: Int32 = 0
+    var _missing: [Adapterd_V1_ChunkRange] = []
+    var _step: Int32 = 0
+    var _totalSteps: Int32 = 0
+    var _examples: Int32 = 0
+    var _heldOut: Int32 = 0
+    var _localAccuracy: Double = 0
+    var _skipped: Int32 = 0
+    var _updateSize: Int64 = 0
+    var _updateSha256: String = String()
+    var _updateChunks: Int32 = 0
+    var _index: Int32 = 0
+    var _data: Data = Data()
+    var _correlationID: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _status = source._status
+      _error = source._error
+      _state = source._state
+      _storedExamples = source._storedExamples
+      _chunksTotal = source._chunksTotal
+      _missing = source._missing
+      _step = source._step
+      _totalSteps = source._totalSteps
+      _examples = source._examples
+      _heldOut = source._heldOut
+      _localAccuracy = source._localAccuracy
+      _skipped = source._skipped
+      _updateSize = source._updateSize
+      _updateSha256 = source._updateSha256
+      _updateChunks = source._updateChunks
+      _index = source._index
+      _data = source._data
+      _correlationID = source._correlationID
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularEnumField(value: &_storage._status) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._error) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._state) }()
+        case 4: try { try decoder.decodeSingularInt32Field(value: &_storage._storedExamples) }()
+        case 5: try { try decoder.decodeSingularInt32Field(value: &_storage._chunksTotal) }()
+        case 6: try { try decoder.decodeRepeatedMessageField(value: &_storage._missing) }()
+        case 7: try { try decoder.decodeSingularInt32Field(value: &_storage._step) }()
+        case 8: try { try decoder.decodeSingularInt32Field(value: &_storage._totalSteps) }()
+        case 9: try { try decoder.decodeSingularInt32Field(value: &_storage._examples) }()
+        case 10: try { try decoder.decodeSingularInt32Field(value: &_storage._heldOut) }()
+        case 11: try { try decoder.decodeSingularDoubleField(value: &_storage._localAccuracy) }()
+        case 12: try { try decoder.decodeSingularInt32Field(value: &_storage._skipped) }()
+        case 13: try { try decoder.decodeSingularInt64Field(value: &_storage._updateSize) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._correlationID) }()
+        case 16: try { try decoder.decodeSingularStringField(value: &_storage._updateSha256) }()
+        case 17: try { try decoder.decodeSingularInt32Field(value: &_storage._updateChunks) }()
+        case 18: try { try decoder.decodeSingularInt32Field(value: &_storage._index) }()
+        case 19: try { try decoder.decodeSingularBytesField(value: &_storage._data) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._status {
+        try visitor.visitSingularEnumField(value: v, fieldNumber: 1)
+      } }()
+      if !_storage._error.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._error, fieldNumber: 2)
+      }
+      if !_storage._state.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._state, fieldNumber: 3)
+      }
+      if _storage._storedExamples != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._storedExamples, fieldNumber: 4)
+      }
+      if _storage._chunksTotal != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._chunksTotal, fieldNumber: 5)
+      }
+      if !_storage._missing.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._missing, fieldNumber: 6)
+      }
+      if _storage._step != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._step, fieldNumber: 7)
+      }
+      if _storage._totalSteps != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._totalSteps, fieldNumber: 8)
+      }
+      if _storage._examples != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._examples, fieldNumber: 9)
+      }
+      if _storage._heldOut != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._heldOut, fieldNumber: 10)
+      }
+      if _storage._localAccuracy.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._localAccuracy, fieldNumber: 11)
+      }
+      if _storage._skipped != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._skipped, fieldNumber: 12)
+      }
+      if _storage._updateSize != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._updateSize, fieldNumber: 13)
+      }
+      if !_storage._correlationID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._correlationID, fieldNumber: 15)
+      }
+      if !_storage._updateSha256.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._updateSha256, fieldNumber: 16)
+      }
+      if _storage._updateChunks != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._updateChunks, fieldNumber: 17)
+      }
+      if _storage._index != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._index, fieldNumber: 18)
+      }
+      if !_storage._data.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._data, fieldNumber: 19)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_FederatedRoundReply, rhs: Adapterd_V1_FederatedRoundReply) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._status != rhs_storage._status {return false}
+        if _storage._error != rhs_storage._error {return false}
+        if _storage._state != rhs_storage._state {return false}
+        if _storage._storedExamples != rhs_storage._storedExamples {return false}
+        if _storage._chunksTotal != rhs_storage._chunksTotal {return false}
+        if _storage._missing != rhs_storage._missing {return false}
+        if _storage._step != rhs_storage._step {return false}
+        if _storage._totalSteps != rhs_storage._totalSteps {return false}
+        if _storage._examples != rhs_storage._examples {return false}
+        if _storage._heldOut != rhs_storage._heldOut {return false}
+        if _storage._localAccuracy != rhs_storage._localAccuracy {return false}
+        if _storage._skipped != rhs_storage._skipped {return false}
+        if _storage._updateSize != rhs_storage._updateSize {return false}
+        if _storage._updateSha256 != rhs_storage._updateSha256 {return false}
+        if _storage._updateChunks != rhs_storage._updateChunks {return false}
+        if _storage._index != rhs_storage._index {return false}
+        if _storage._data != rhs_storage._data {return false}
+        if _storage._correlationID != rhs_storage._correlationID {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -37,6 +37,7 @@ public enum AdapterdMethods {
         describe(.trainAdapter),
         describe(.cancelTraining),
         describe(.feedback),
+        describe(.federatedRound),
     ]
 
     private static func describe<Request, Reply>(_ method: AdapterdMethod<Request, Reply>) -> (name: String, request: String, reply: String) {
@@ -119,4 +120,8 @@ extension AdapterdMethod where Request == Adapterd_V1_CancelTrainingRequest, Rep
 
 extension AdapterdMethod where Request == Adapterd_V1_FeedbackRequest, Reply == Adapterd_V1_FeedbackReply {
     public static var feedback: Self { Self("Feedback") }
+}
+
+extension AdapterdMethod where Request == Adapterd_V1_FederatedRoundRequest, Reply == Adapterd_V1_FederatedRoundReply {
+    public static var federatedRound: Self { Self("FederatedRound") }
 }

@@ -73,3 +73,5 @@ extension Adapterd_V1_CancelTrainingRequest: RPCRequestMessage {}
 extension Adapterd_V1_CancelTrainingReply: RPCReplyMessage {}
 extension Adapterd_V1_FeedbackRequest: RPCRequestMessage {}
 extension Adapterd_V1_FeedbackReply: RPCReplyMessage {}
+extension Adapterd_V1_FederatedRoundRequest: RPCRequestMessage {}
+extension Adapterd_V1_FederatedRoundReply: RPCReplyMessage {}

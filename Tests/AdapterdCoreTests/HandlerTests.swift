@@ -193,7 +193,7 @@ struct HandlerTests {
         #expect(Set(names) == [
             "LoadAdapter", "UnloadAdapter", "ListAdapters", "GetStatus", "ActivateAdapter", "Rollback", "History", "SetRoute",
             "DeleteRoute", "ListRoutes", "ClearSession", "SetRollout", "PinAdapter", "UnpinAdapter", "GetAdapter", "PushAdapter",
-            "TrainAdapter", "CancelTraining", "Feedback",
+            "TrainAdapter", "CancelTraining", "Feedback", "FederatedRound",
         ])
         #expect(names.count == Set(names).count)
         #expect(offline.services.controlMethods.unknown("Nope").message.contains("GetStatus"))

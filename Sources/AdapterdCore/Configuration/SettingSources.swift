@@ -85,15 +85,15 @@ public struct SettingSources: Sendable {
         try parsed(setting, as: "a number") { Double($0) }
     }
 
-    /// A switch: on when the flag is given, or `true`/`1` in the environment or the file.
-    public func bool(_ setting: Setting) throws(SettingError) -> Bool {
+    /// A switch: on when the flag is given, or `true`/`1` in the environment or the file; `absent` when no source sets it.
+    public func bool(_ setting: Setting, absent: Bool = false) throws(SettingError) -> Bool {
         try parsed(setting, as: "true or false") { text in
             switch text.lowercased() {
             case "true", "1", "yes", "on": true
             case "false", "0", "no", "off", "": false
             default: nil
             }
-        } ?? false
+        } ?? absent
     }
 
     /// A list setting's values (empty when no source has any).

@@ -67,6 +67,9 @@ public enum Settings {
         "security.trustedKeys", flag: "trusted-key", environment: "ADAPTERD_TRUSTED_KEYS", shape: .list,
         defaultDescription: "none", "ed25519 public keys whose signed pushes are accepted: base64 or `.pub` files")
     public static let maxPushBytes = Setting("security.maxPushBytes", default: "536870912", "largest push in bytes")
+    public static let trainingEnabled = Setting(
+        "training.enabled", flag: "training", environment: "ADAPTERD_TRAINING", default: "true",
+        "train on the worker: `TrainAdapter` and federated rounds (off: both refused with `FAILED_PRECONDITION`)")
     public static let trainingMemoryBudget = Setting(
         "training.memoryBudgetBytes", default: "268435456",
         "memory a `TrainAdapter` training may take; larger ones get `RESOURCE_EXHAUSTED`")
@@ -107,7 +110,7 @@ public enum Settings {
     public static let all: [Setting] = [
         broker, workerID, labels, model, dataDir, mqttVersion, maxBatch, precision, labelCheckFactor, cpuPath, cacheMaxBytes, maxRequestBytes,
         adapters, defaultAdapter, results, http, pool, metricsInterval, guardMinRequests, guardMaxErrorRateIncrease,
-        guardMaxLatencyRatio, requireSigned, trustedKeys, maxPushBytes, maxVersions, feedbackMaxBytes, feedbackMaxNames, trainingMemoryBudget, trainingMaxSeconds, adapterRoots, baseModelNames, username, password,
+        guardMaxLatencyRatio, requireSigned, trustedKeys, maxPushBytes, maxVersions, feedbackMaxBytes, feedbackMaxNames, trainingEnabled, trainingMemoryBudget, trainingMaxSeconds, adapterRoots, baseModelNames, username, password,
         passwordFile, tlsCA, tlsCert, tlsKey, logLevel,
     ]
 

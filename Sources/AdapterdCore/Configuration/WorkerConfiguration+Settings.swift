@@ -54,6 +54,7 @@ extension WorkerConfiguration {
             }
             labels[parts[0]] = parts[1]
         }
+        trainingEnabled = try settings.bool(Settings.trainingEnabled, absent: true)
         trainingMemoryBudgetBytes = try settings.int(Settings.trainingMemoryBudget) ?? trainingMemoryBudgetBytes
         trainingMaxSeconds = try settings.int(Settings.trainingMaxSeconds) ?? trainingMaxSeconds
         adapterRoots = settings.strings(Settings.adapterRoots)

@@ -61,6 +61,8 @@ public struct WorkerConfiguration: Sendable {
     public var maxVersions = 10_000
     /// Labels published in the retained status (`site`, `region`, `hardware`…), for fleet selectors.
     public var labels: [String: String] = [:]
+    /// Whether the worker trains (`TrainAdapter`, federated rounds).
+    public var trainingEnabled = true
     /// Memory a training on the worker may take (activations, gradients, optimiser state).
     public var trainingMemoryBudgetBytes = 256 << 20
     /// Labelled feedback kept: per name, bytes and names in all.

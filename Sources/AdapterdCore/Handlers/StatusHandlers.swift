@@ -38,6 +38,7 @@ public struct StatusHandlers: Sendable {
         reply.cacheEvictions = Int64(cache.evictions)
         reply.precision = services.engine.precision.rawValue
         reply.kernelPath = services.engine.path.description
+        reply.baseFingerprint = services.baseFingerprint
         return reply
     }
 }

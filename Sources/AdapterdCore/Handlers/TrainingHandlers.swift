@@ -21,6 +21,7 @@ public struct TrainingHandlers: Sendable {
 
     /// Validates a training, checks it fits the memory budget and starts it; the reply says what it will use.
     public func train(_ request: Adapterd_V1_TrainAdapterRequest, _ context: RPCContext) async throws -> Adapterd_V1_TrainAdapterReply {
+        guard services.configuration.trainingEnabled else { throw HandlerError.trainingDisabled }
         for (field, value) in [("name", request.name), ("version", request.version)] {
             if let problem = AdapterName.problem(with: value) { throw HandlerError.invalidField(field: field, value: value, problem: problem) }
         }

@@ -23,6 +23,10 @@ public struct WorkerServices: Sendable {
     public let metrics: WorkerMetrics
     /// Trainings of new versions on the worker.
     public let training: TrainingJobs
+    /// The worker's part in federated runs (in the same training slot).
+    public let federated: FederatedRounds
+    /// SHA-256 of the base model's `model.safetensors`.
+    public let baseFingerprint: String
     /// Shadow comparisons of newly activated versions with the ones they replaced.
     let shadows = ShadowComparer()
     /// Sends an adapter lifecycle event out (the worker's events topic).
@@ -49,6 +53,7 @@ public struct WorkerServices: Sendable {
             engine: MetricsSnapshot.Engine(precision: engine.precision.rawValue, kernelPath: engine.path.description))
         // The fingerprint ties every registered adapter to the exact base weights it was validated against.
         let fingerprint = try AdapterDigest.sha256(ofFile: configuration.modelDirectory + "/model.safetensors")
+        baseFingerprint = fingerprint
         let modelName = URL(fileURLWithPath: configuration.modelDirectory).standardizedFileURL.lastPathComponent
         let executor = BatchExecutor(engine: engine, maxBatch: configuration.maxBatch, batchSizes: metrics.batchRecorder)
         self.executor = executor
@@ -96,6 +101,10 @@ public struct WorkerServices: Sendable {
         training = TrainingJobs(
             registry: registry, model: engine.model, baseModel: servedModel, logger: logger,
             waitWhileServing: { stop in executor.waitForGap(quiet: .milliseconds(20), unless: stop) }, events: publish)
+        federated = FederatedRounds(
+            training: training, registry: registry, model: engine.model, baseFingerprint: fingerprint,
+            memoryBudget: configuration.trainingMemoryBudgetBytes, maxBytes: Int(clamping: configuration.maxPushBytes),
+            timeLimit: .seconds(configuration.trainingMaxSeconds), logger: logger, events: publish)
     }
 
     /// The inference method, served on the `…/infer/…` topics.
@@ -106,7 +115,8 @@ public struct WorkerServices: Sendable {
         MethodTable(
             AdapterHandlers(services: self).methods + RoutingHandlers(services: self).methods
                 + RolloutHandlers(services: self).methods + PushHandlers(services: self).methods
-                + StatusHandlers(services: self).methods + TrainingHandlers(services: self).methods)
+                + StatusHandlers(services: self).methods + TrainingHandlers(services: self).methods
+                + FederatedHandlers(services: self).methods)
     }
 
     /// Stops the engine thread (after the last request). Stop trainings first (`training.shutdown()`).

@@ -2,6 +2,7 @@ import AdapterEngine
 import AdapterFormats
 import AdapterRuntime
 import AdapterTraining
+import FederatedLearning
 import MQTTRPC
 
 extension RPCError {
@@ -24,6 +25,10 @@ extension RPCError {
             self.init(error.status, error.description)
         case let error as TrainingJobs.Refusal:
             self.init(error.status, error.description)
+        case let error as FederatedRounds.Refusal:
+            self.init(error.status, error.description)
+        case let error as FederatedError:
+            self.init(.invalidArgument, error.description)
         case let error as InferenceError:
             self.init(.invalidArgument, error.description)
         case let error as AdapterError:
@@ -85,8 +90,9 @@ extension HandlerError {
     /// The status a handler's own refusal is reported with.
     var status: RPCStatus {
         switch self {
-        case .missingField, .invalidField, .missingPushStep: return .invalidArgument
+        case .missingField, .invalidField, .missingPushStep, .missingFederatedStep: return .invalidArgument
         case .outsideAdapterRoots: return .permissionDenied
+        case .trainingDisabled: return .failedPrecondition
         case .expiredWaiting: return .deadlineExceeded
         }
     }
@@ -124,6 +130,21 @@ extension AdapterResolver.Failure {
         case .versionNeedsAdapter: return .invalidArgument
         case .weightsUnavailable: return .unavailable
         case .invalidBlend: return .invalidArgument
+        }
+    }
+}
+
+extension FederatedRounds.Refusal {
+    /// The status a refused federated step is reported with.
+    var status: RPCStatus {
+        switch self {
+        case .wrongBaseModel, .tooFewExamples, .notReady: return .failedPrecondition
+        case .busy: return .resourceExhausted
+        case .tooLarge: return .resourceExhausted
+        case .unknownRound: return .notFound
+        case .chunkOutOfRange: return .outOfRange
+        case .chunkLength, .invalidOffer: return .invalidArgument
+        case .digestMismatch: return .dataLoss
         }
     }
 }

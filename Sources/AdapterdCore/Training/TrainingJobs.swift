@@ -110,6 +110,32 @@ public actor TrainingJobs {
         running = (job.name, job.version, cancellation, task)
     }
 
+    /// What other work in the training slot (a federated round) gets: whether it was cancelled, and the pause to
+    /// take between layers while requests are served.
+    public struct Slot: Sendable {
+        let cancellation: Cancellation
+        let waitWhileServing: @Sendable (_ stop: () -> Bool) -> Void
+
+        /// Whether the work was cancelled (`cancel`, or the worker stopping).
+        public var isCancelled: Bool { cancellation.isCancelled }
+
+        /// Waits while the engine serves requests (returns early once cancelled).
+        public func pause() { waitWhileServing { cancellation.isCancelled } }
+    }
+
+    /// Runs `work` as the worker's one training, labelled (name, version) for refusals and `cancel`: refused while
+    /// another runs. `work` runs its training on a thread of its own and pauses through the slot.
+    public func start(name: String, version: String, work: @escaping @Sendable (Slot) async -> Void) throws(Refusal) {
+        if let running { throw .busy(name: running.name, version: running.version) }
+        let cancellation = Cancellation()
+        let slot = Slot(cancellation: cancellation, waitWhileServing: waitWhileServing)
+        let task = Task {
+            await work(slot)
+            self.finished(name: name, version: version)
+        }
+        running = (name, version, cancellation, task)
+    }
+
     /// Cancels the training of (name, version); it stages nothing.
     public func cancel(name: String, version: String) throws(Refusal) {
         guard let running, running.name == name, running.version == version else { throw .notTraining(name: name, version: version) }
