@@ -55,7 +55,10 @@ let package = Package(
         // Fleet rollouts: discovery from retained statuses, waves gated on the workers' metrics, resumable state.
         .target(
             name: "FleetControl",
-            dependencies: ["AdapterdAPI", "AdapterdClient", "AdapterFormats", "CanaryJudging", "CSQLite", "MQTTRPC"]
+            dependencies: [
+                "AdapterdAPI", "AdapterdClient", "AdapterEngine", "AdapterFormats", "AdapterTraining", "CanaryJudging", "CSQLite",
+                "FederatedLearning", "MQTTRPC",
+            ]
         ),
         // The one canary judge: whether a new version serves worse than the one it replaces (the worker's rollout
         // guard and the fleet controller's waves).

@@ -158,12 +158,23 @@ public struct TrainableAdapter: Sendable {
     /// tensor names) and `labels.json`, so `PeftModel.from_pretrained` and adapterd load it alike. `baseModel` is
     /// what `base_model_name_or_path` records: the base model it was trained on (a hub id or a directory).
     public func write(to directory: String, baseModel: String) throws(TrainingError) {
+        try Self.write(
+            parameters.map { ($0.name, $0.shape, $0.values) }, labels: labels, rank: rank, alpha: alpha, targets: targets,
+            baseModel: baseModel, to: directory)
+    }
+
+    /// Writes the tensors of a LoRA adapter with a classifier head (PEFT's names, as `parameters` lays them out) as
+    /// PEFT's files, without the base model at hand (a fleet controller writing a federated run's result).
+    public static func write(
+        _ tensors: [(name: String, shape: [Int], values: [Float])], labels: [String], rank: Int, alpha: Double, targets: [LinearSlot],
+        baseModel: String, to directory: String
+    ) throws(TrainingError) {
         var writer = SafeTensorsWriter()
         writer.metadata = ["format": "pt"]
-        for parameter in parameters { writer.add(parameter.name, shape: parameter.shape, values: parameter.values) }
+        for tensor in tensors { writer.add(tensor.name, shape: tensor.shape, values: tensor.values) }
         let config: [String: Any] = [
             "peft_type": "LORA", "task_type": "SEQ_CLS", "r": rank, "lora_alpha": alpha,
-            "target_modules": targetModules,
+            "target_modules": targetModules(LinearSlot.allCases.filter(targets.contains)),
             "lora_dropout": 0.0, "bias": "none", "modules_to_save": ["classifier", "score"],
             "base_model_name_or_path": baseModel, "fan_in_fan_out": false, "inference_mode": true,
             "init_lora_weights": true, "use_rslora": false, "use_dora": false, "rank_pattern": [String: Int](),
@@ -185,7 +196,9 @@ public struct TrainableAdapter: Sendable {
     /// `target_modules` as PEFT matches it (a name matches a module whose path ends in it): the short names, or a
     /// regular expression when the feed-forward `output.dense` is adapted without `attention.output.dense`,
     /// which that name would match too.
-    var targetModules: Any {
+    var targetModules: Any { Self.targetModules(targets) }
+
+    static func targetModules(_ targets: [LinearSlot]) -> Any {
         if targets.contains(.output) && !targets.contains(.attentionOutput) {
             return #".*\.layer\.\d+\.("# + targets.map { $0.path.replacingOccurrences(of: ".", with: #"\."#) }.joined(separator: "|") + ")"
         }

@@ -38,6 +38,37 @@ public struct FederatedAggregator: Sendable {
         guard update.examples > 0 else { throw .unfit(reason: "from \(update.worker): trained on no examples") }
     }
 
+    /// The first round's reference: workers started from the same seeded adapter and sent every tensor back, so the
+    /// first usable update gives the global layout, and the frozen tensors (the same on every worker, or the worker
+    /// did not start where the run did) are taken from it. Returns that global and each update cut to the trained
+    /// tensors, or the reason it is unusable.
+    public func firstRound(_ updates: [ClientUpdate]) -> (global: TensorSet?, usable: [ClientUpdate], refused: [(worker: String, reason: String)]) {
+        guard let first = updates.first(where: { !$0.tensors.tensors.isEmpty && $0.tensors.tensors.values.allSatisfy { $0.values.allSatisfy(\.isFinite) } }) else {
+            return (nil, [], updates.map { ($0.worker, "no usable tensors") })
+        }
+        let global = first.tensors
+        let frozen = global.names.filter { !method.trains($0) }
+        var usable: [ClientUpdate] = [], refused: [(worker: String, reason: String)] = []
+        for var update in updates {
+            guard update.tensors.names == global.names else {
+                refused.append((update.worker, "its tensors are not the run's (\(update.tensors.names.count) names, the run has \(global.names.count))"))
+                continue
+            }
+            if let differing = frozen.first(where: { update.tensors.tensors[$0] != global.tensors[$0] }) {
+                refused.append((update.worker, "its frozen \(differing) differs from the run's: it did not start from the run's initialisation"))
+                continue
+            }
+            update.tensors = update.tensors.restricted(to: trainedNames(of: global))
+            do {
+                try check(update, against: global)
+                usable.append(update)
+            } catch {
+                refused.append((update.worker, error.description))
+            }
+        }
+        return (global, usable, refused)
+    }
+
     /// The next global adapter from `updates` (each already `check`ed); `random` draws the privacy noise.
     public func aggregate(global: TensorSet, updates: [ClientUpdate], random: inout some RandomNumberGenerator) throws(FederatedError) -> TensorSet {
         guard !updates.isEmpty else { throw .noUpdates }

@@ -8,7 +8,7 @@ import Foundation
 struct FleetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet", abstract: "Discover workers and roll adapter versions out over them in health-gated waves.",
-        subcommands: [List.self, Rollout.self, Resume.self, Status.self, Abort.self, History.self])
+        subcommands: [List.self, Rollout.self, Resume.self, Status.self, Abort.self, History.self, Federate.self])
 
     /// The broker, as every fleet command reaches it.
     struct Connection: ParsableArguments {
