@@ -227,6 +227,10 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(
+            name: "FederatedLearningTests",
+            dependencies: ["FederatedLearning", "AdapterTraining"]
+        ),
+        .testTarget(
             name: "AdapterTrainingTests",
             dependencies: ["AdapterTraining", "AdapterEngine"],
             exclude: ["Fixtures"]
