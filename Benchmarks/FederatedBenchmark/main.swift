@@ -22,7 +22,7 @@ struct Arguments {
     var seeds: [UInt64] = [0]
     var localEpochs = 5
     var learningRate: Float = 5e-3
-    var methods: [AggregationMethod] = [.frozenA, .factorAverage]
+    var methods: [AggregationMethod] = [.productSVD, .frozenA, .factorAverage]
     var privacy: DifferentialPrivacy?
 
     init() {

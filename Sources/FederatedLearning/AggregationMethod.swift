@@ -5,6 +5,9 @@ public enum AggregationMethod: String, Sendable, Codable, CaseIterable {
     /// the head, and the weighted mean of the Bs is exactly the weighted mean of the products. The default:
     /// exact, and half the bytes up.
     case frozenA = "ffa"
+    /// Workers train A and B; the exact weighted mean of their products B·A is re-factored to the rank by SVD
+    /// (stacking, then the best rank-r approximation: `LowRankMerge`).
+    case productSVD = "svd"
     /// FedIT: workers train A and B; each is averaged on its own (inexact; kept for comparison).
     case factorAverage = "fedit"
 

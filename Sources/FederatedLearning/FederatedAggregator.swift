@@ -38,6 +38,15 @@ public struct FederatedAggregator: Sendable {
         guard update.examples > 0 else { throw .unfit(reason: "from \(update.worker): trained on no examples") }
     }
 
+    /// Refuses combinations that have no meaning: differential privacy's clipping and noise act on the averaged
+    /// tensors, which re-factoring would not keep.
+    public func validate() throws(FederatedError) {
+        if privacy != nil, method == .productSVD {
+            throw .invalidOptions("differential privacy runs with --method ffa or fedit: the SVD re-factoring of svd would not keep the noised mean")
+        }
+        try privacy?.validate()
+    }
+
     /// The first round's reference: workers started from the same seeded adapter and sent every tensor back, so the
     /// first usable update gives the global layout, and the frozen tensors (the same on every worker, or the worker
     /// did not start where the run did) are taken from it. Returns that global and each update cut to the trained
@@ -98,7 +107,21 @@ public struct FederatedAggregator: Sendable {
             }
         } else {
             let total = Double(updates.reduce(0) { $0 + $1.examples })
-            for name in names {
+            var merged: Set<String> = []
+            if method == .productSVD {
+                // Each LoRA pair at once: the exact mean of the products, re-factored to the rank.
+                for aName in names where aName.hasSuffix("lora_A.weight") {
+                    let bName = String(aName.dropLast("lora_A.weight".count)) + "lora_B.weight"
+                    guard let aShape = global.tensors[aName]?.shape, let bShape = global.tensors[bName]?.shape, aShape.count == 2, bShape.count == 2 else { continue }
+                    let result = LowRankMerge.merge(
+                        pairs: updates.map { ($0.tensors.tensors[aName]!.values, $0.tensors.tensors[bName]!.values) },
+                        weights: updates.map { Double($0.examples) / total }, rank: aShape[0], inputs: aShape[1], outputs: bShape[0])
+                    next.tensors[aName]!.values = result.a
+                    next.tensors[bName]!.values = result.b
+                    merged.formUnion([aName, bName])
+                }
+            }
+            for name in names where !merged.contains(name) {
                 var sum = [Double](repeating: 0, count: global.tensors[name]!.values.count)
                 for update in updates {
                     let weight = Double(update.examples) / total

@@ -112,6 +112,7 @@ public struct FederatedController: Sendable {
     public func start(_ settings: Settings, plan: RoundPlan) async throws -> Report {
         try settings.validate()
         _ = try plan.trainerOptions(round: 1)
+        try FederatedAggregator(method: plan.method, privacy: settings.privacy).validate()
         if let current = try store.run(), current.state == "running", current.name == settings.name, current.version == settings.version {
             log("resuming the run of \(current.name) \(current.version) after round \(current.roundsDone)")
             return try await run()

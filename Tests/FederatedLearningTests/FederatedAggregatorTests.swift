@@ -135,3 +135,48 @@ extension TensorSet {
         return copy
     }
 }
+
+/// The exact product mean re-factored to the rank.
+@Suite("LowRankMerge")
+struct LowRankMergeTests {
+    @Test("the merged factors' product is the weighted mean of the products when that mean has the rank, and A's rows are orthonormal")
+    func mergeIsExactAtRank() {
+        var random = SeededRandom(seed: 11)
+        let (inputs, outputs, rank) = (10, 7, 2)
+        // Two workers sharing A: the mean of products has rank 2, so re-factoring to rank 2 is exact.
+        let a = (0..<(rank * inputs)).map { _ in random.normal() }
+        let pairs = (0..<2).map { _ in (a: a, b: (0..<(outputs * rank)).map { _ in random.normal() }) }
+        let weights = [0.25, 0.75]
+        let merged = LowRankMerge.merge(pairs: pairs, weights: weights, rank: rank, inputs: inputs, outputs: outputs)
+        func product(_ b: [Float], _ a: [Float]) -> [Double] {
+            (0..<outputs).flatMap { y in (0..<inputs).map { x in (0..<rank).reduce(0.0) { $0 + Double(b[y * rank + $1]) * Double(a[$1 * inputs + x]) } } }
+        }
+        let expected = zip(product(pairs[0].b, a), product(pairs[1].b, a)).map { 0.25 * $0 + 0.75 * $1 }
+        let got = product(merged.b, merged.a)
+        #expect(zip(got, expected).map { abs($0 - $1) }.max()! < 1e-4)
+        for i in 0..<rank {
+            for j in 0..<rank {
+                let dot = (0..<inputs).reduce(0.0) { $0 + Double(merged.a[i * inputs + $1]) * Double(merged.a[j * inputs + $1]) }
+                #expect(abs(dot - (i == j ? 1 : 0)) < 1e-4)
+            }
+        }
+    }
+
+    @Test("past the rank it keeps the largest singular directions: no worse than FedIT's mean of factors")
+    func mergeBeatsFactorMean() {
+        var random = SeededRandom(seed: 12)
+        let (inputs, outputs, rank) = (12, 9, 2)
+        let pairs = (0..<3).map { _ in (a: (0..<(rank * inputs)).map { _ in random.normal() }, b: (0..<(outputs * rank)).map { _ in random.normal() }) }
+        let weights = [0.2, 0.3, 0.5]
+        func product(_ b: [Float], _ a: [Float]) -> [Double] {
+            (0..<outputs).flatMap { y in (0..<inputs).map { x in (0..<rank).reduce(0.0) { $0 + Double(b[y * rank + $1]) * Double(a[$1 * inputs + x]) } } }
+        }
+        var mean = [Double](repeating: 0, count: outputs * inputs)
+        for (pair, weight) in zip(pairs, weights) { for (i, value) in product(pair.b, pair.a).enumerated() { mean[i] += weight * value } }
+        let merged = LowRankMerge.merge(pairs: pairs, weights: weights, rank: rank, inputs: inputs, outputs: outputs)
+        let factorA = (0..<(rank * inputs)).map { i in Float(zip(pairs, weights).reduce(0.0) { $0 + $1.1 * Double($1.0.a[i]) }) }
+        let factorB = (0..<(outputs * rank)).map { i in Float(zip(pairs, weights).reduce(0.0) { $0 + $1.1 * Double($1.0.b[i]) }) }
+        func error(_ values: [Double]) -> Double { zip(values, mean).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() }
+        #expect(error(product(merged.b, merged.a)) < error(product(factorB, factorA)))
+    }
+}
