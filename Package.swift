@@ -188,7 +188,7 @@ let package = Package(
         .executableTarget(
             name: "MQTTBenchmark",
             dependencies: [
-                "AdapterEngine", "AdapterFormats", "AdapterdAPI", "AdapterdClient", "AdapterdCore", "InputRouting", "MQTTRPC",
+                "AdapterEngine", "AdapterFormats", "AdapterdAPI", "AdapterdClient", "AdapterdCore", "FederatedLearning", "InputRouting", "MQTTRPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -19,8 +19,9 @@ guard arguments.count == 3 || arguments.count == 4 else {
 }
 let modelDirectory = arguments[1], adapterDirectory = arguments[2]
 let precision = arguments.count == 4 ? Precision(rawValue: arguments[3]) ?? .fp32 : .fp32
-// `MQTT_BENCH_SECTIONS` (comma-separated: clients, loads, training, routing, flood, shadow) runs only those sections.
-let sections = Set((ProcessInfo.processInfo.environment["MQTT_BENCH_SECTIONS"] ?? "clients,loads,training,routing,flood,shadow").split(separator: ",").map(String.init))
+// `MQTT_BENCH_SECTIONS` (comma-separated: clients, loads, training, federated, routing, flood, shadow) runs only those
+// sections.
+let sections = Set((ProcessInfo.processInfo.environment["MQTT_BENCH_SECTIONS"] ?? "clients,loads,training,federated,routing,flood,shadow").split(separator: ",").map(String.init))
 let texts = (0..<64).map { "sensor \($0 % 9) reports vibration above threshold on motor \($0)" }
 
 func milliseconds(_ duration: Duration) -> Double {
@@ -367,6 +368,10 @@ if sections.contains("flood") {
     (floodOK, floodMs) = try await flood.value
     controller.close()
 }
+var federatedCost = FederatedServingCost()
+if sections.contains("federated") {
+    federatedCost = try await FederatedServingCost.measure(client: client, worker: worker, examples: trainingExamples, infer: inferLatencies)
+}
 var shadowCost = ShadowCost()
 if sections.contains("shadow") {
     shadowCost = try await ShadowCost.measure(client: client, worker: worker, adapterDirectory: adapterDirectory, infer: inferLatencies)
@@ -393,4 +398,5 @@ for row in routingRows {
 print("control flood: \(floodOK)/2000 SetRoute answered OK in \(String(format: "%.0f", floodMs)) ms; 100 sequential Infer p50 \(String(format: "%.2f", percentile(calm, 0.5))) ms, p99 \(String(format: "%.2f", percentile(calm, 0.99))) ms calm vs p50 \(String(format: "%.2f", percentile(flooded, 0.5))) ms, p99 \(String(format: "%.2f", percentile(flooded, 0.99))) ms during the flood")
 print("300 sequential requests (alternating blocks of 50): p50 \(String(format: "%.2f", percentile(quiet, 0.5))) ms, p99 \(String(format: "%.2f", percentile(quiet, 0.99))) ms alone; p50 \(String(format: "%.2f", percentile(loading, 0.5))) ms, p99 \(String(format: "%.2f", percentile(loading, 0.99))) ms while \(loadCount) adapters loaded every 100 ms (p99 ratio \(String(format: "%.2f", percentile(loading, 0.99) / percentile(quiet, 0.99)))); slowest five alone \(quiet.sorted().suffix(5).map { String(format: "%.2f", $0) }), while loading \(loading.sorted().suffix(5).map { String(format: "%.2f", $0) })")
 print("300 sequential requests (alternating blocks of 50): p50 \(String(format: "%.2f", percentile(untrained, 0.5))) ms, p99 \(String(format: "%.2f", percentile(untrained, 0.99))) ms alone; p50 \(String(format: "%.2f", percentile(training, 0.5))) ms, p99 \(String(format: "%.2f", percentile(training, 0.99))) ms while the worker trained an adapter (p99 ratio \(String(format: "%.2f", percentile(training, 0.99) / percentile(untrained, 0.99))))")
+if sections.contains("federated") { print(federatedCost.summary) }
 if sections.contains("shadow") { print(shadowCost.summary) }

@@ -26,6 +26,22 @@ public struct LocalTraining: Sendable {
         return (examples.indices.filter { !held.contains($0) }.map { examples[$0] }, held.sorted().map { examples[$0] })
     }
 
+    /// The tensors of the stored adapter at `directory` (PEFT's files), checked against the plan: the first round's
+    /// start when the run continues a version.
+    public func baseTensors(directory: String) throws(TrainingError) -> TensorSet {
+        let adapter = try TrainableAdapter(directory: directory, model: model)
+        let options: Trainer.Options
+        do { options = try plan.trainerOptions(round: 0) } catch { throw .invalidOptions("\(error)") }
+        guard adapter.labels == plan.labels, adapter.rank == plan.rank, adapter.alpha == plan.alpha, adapter.targets == LinearSlot.allCases.filter(options.targets.contains) else {
+            throw .invalidOptions(
+                "the stored version has labels \(adapter.labels), rank \(adapter.rank), alpha \(adapter.alpha), targets \(adapter.targets.map(\.path)); "
+                    + "the run has labels \(plan.labels), rank \(plan.rank), alpha \(plan.alpha), targets \(plan.targets)")
+        }
+        var tensors = TensorSet()
+        for parameter in adapter.parameters { tensors.tensors[parameter.name] = TensorSet.Entry(shape: parameter.shape, values: parameter.values) }
+        return tensors
+    }
+
     /// The adapter a round starts from: `global`, or without one the plan's seeded initialisation.
     public func startingAdapter(global: TensorSet?) throws(TrainingError) -> TrainableAdapter {
         let options: Trainer.Options
@@ -38,10 +54,11 @@ public struct LocalTraining: Sendable {
             tensors: global.tensors.mapValues(\.values))
     }
 
-    /// Trains round `round` on `examples` from `global` (nil in the first round: then every tensor is sent back,
-    /// the frozen ones too, so the controller learns them). `progress`, `isCancelled` and `pause` are the trainer's.
+    /// Trains round `round` on `examples` from `global` (nil in the first round: then training starts from `start`,
+    /// the worker's copy of the plan's base version, or the seeded initialisation, and every tensor is sent back, the
+    /// frozen ones too, so the controller learns them). `progress`, `isCancelled` and `pause` are the trainer's.
     public func run(
-        round: Int, global: TensorSet?, examples: [TrainingExample],
+        round: Int, global: TensorSet?, start: TensorSet? = nil, examples: [TrainingExample],
         progress: (Trainer.Progress) -> Void = { _ in }, isCancelled: () -> Bool = { false }, pause: @escaping () -> Void = {}
     ) throws(TrainingError) -> Outcome {
         let options: Trainer.Options
@@ -50,7 +67,7 @@ public struct LocalTraining: Sendable {
         let known = examples.filter { plan.labels.contains($0.label) }
         guard !known.isEmpty else { throw .invalidOptions("none of the \(examples.count) examples has one of the run's labels \(plan.labels)") }
         let (train, heldOut) = split(known)
-        var adapter = try startingAdapter(global: global)
+        var adapter = try startingAdapter(global: global ?? start)
         let trainer = Trainer(model: model, options: options)
         let report = try trainer.train(&adapter, on: train, eval: heldOut, progress: progress, isCancelled: isCancelled, pause: pause)
         var tensors = TensorSet()

@@ -19,6 +19,9 @@ public struct RoundPlan: Sendable, Equatable, Codable {
     public var method: AggregationMethod = .frozenA
     /// Share of a worker's examples held out for its local accuracy (none when it holds fewer than 5).
     public var holdout = 0.1
+    /// The version every worker starts the first round from (its own stored copy, the same files on every worker);
+    /// nil: the seeded initialisation.
+    public var baseVersion: String?
 
     /// A plan for a classifier over `labels` with the defaults.
     public init(labels: [String]) {

@@ -109,14 +109,26 @@ public struct FederatedController: Sendable {
     }
 
     /// Starts a run by `settings` and `plan`, or resumes the one the store holds for the same (name, version).
-    public func start(_ settings: Settings, plan: RoundPlan) async throws -> Report {
+    /// With a base version and no labels, the version's labels, rank and targets (as the workers report it) are the
+    /// plan's.
+    public func start(_ settings: Settings, plan given: RoundPlan) async throws -> Report {
         try settings.validate()
-        _ = try plan.trainerOptions(round: 1)
-        try FederatedAggregator(method: plan.method, privacy: settings.privacy).validate()
         if let current = try store.run(), current.state == "running", current.name == settings.name, current.version == settings.version {
             log("resuming the run of \(current.name) \(current.version) after round \(current.roundsDone)")
             return try await run()
         }
+        var plan = given
+        if plan.baseVersion != nil {
+            var probe = settings
+            let (_, base) = try await discover(&probe, baseVersion: plan.baseVersion)
+            if let base, plan.labels.isEmpty {
+                plan.labels = base.labels
+                plan.rank = Int(base.rank)
+                plan.targets = base.targets
+            }
+        }
+        _ = try plan.trainerOptions(round: 1)
+        try FederatedAggregator(method: plan.method, privacy: settings.privacy).validate()
         var stored = settings
         stored.outDirectory = URL(fileURLWithPath: settings.outDirectory).standardizedFileURL.path
         let document = StoredRun(settings: stored, plan: plan)
@@ -152,11 +164,11 @@ public struct FederatedController: Sendable {
         var stored = try JSONDecoder().decode(StoredRun.self, from: row.settings)
         let aggregator = FederatedAggregator(method: stored.plan.method, privacy: stored.settings.privacy)
         var global: TensorSet? = row.global.isEmpty ? nil : try TensorSet(safetensors: Array(row.global), name: "the stored global adapter")
-        var workers = try await discover(&stored.settings)
+        var workers = try await discover(&stored.settings, baseVersion: global == nil ? stored.plan.baseVersion : nil).workers
         // Under differential privacy the noise must be unpredictable; otherwise a seeded draw order is enough.
         var system = SystemRandomNumberGenerator()
         for round in (row.roundsDone + 1)...max(stored.settings.rounds, row.roundsDone + 1) where round <= stored.settings.rounds {
-            if workers.isEmpty { workers = try await discover(&stored.settings) }
+            if workers.isEmpty { workers = try await discover(&stored.settings, baseVersion: global == nil ? stored.plan.baseVersion : nil).workers }
             let key = (name: row.name, run: row.run, round: round)
             let outcome = await self.round(key, global: global, workers: workers, stored: stored)
             var report = outcome.report
@@ -202,8 +214,9 @@ public struct FederatedController: Sendable {
     }
 
     /// The online workers the selector takes that answer GetStatus as themselves on the run's base model (the first
-    /// worker's, when the run has none yet).
-    private func discover(_ settings: inout Settings) async throws -> [String] {
+    /// worker's, when the run has none yet), and with `baseVersion` hold that version of the name with the same
+    /// digest as the first worker that holds it (whose description is returned).
+    private func discover(_ settings: inout Settings, baseVersion: String?) async throws -> (workers: [String], base: Adapterd_V1_AdapterInfo?) {
         var options = try MQTTOptions.parse(url: brokerURL, clientID: "adapterctl-federate-" + UUID().uuidString.prefix(8).lowercased())
         options.username = username
         options.password = password
@@ -213,19 +226,26 @@ public struct FederatedController: Sendable {
         let selector = try FleetSelector(settings.selector)
         let claimed = try await watcher.discover(selector)
         let timeout = Duration.seconds(settings.workerTimeoutSeconds)
-        let answers = await withTaskGroup(of: (String, Adapterd_V1_GetStatusReply?).self) { group in
+        let name = settings.name
+        let answers = await withTaskGroup(of: (String, Adapterd_V1_GetStatusReply?, Adapterd_V1_AdapterInfo?).self) { group in
             for status in claimed {
                 group.addTask {
-                    guard let client = try? await client(for: status.worker, timeout: timeout) else { return (status.worker, nil) }
+                    guard let client = try? await client(for: status.worker, timeout: timeout) else { return (status.worker, nil, nil) }
                     defer { client.close() }
                     let reply = try? await client.control(.getStatus, Adapterd_V1_GetStatusRequest(), timeout: timeout)
-                    return (status.worker, reply.flatMap { RPCStatus($0.status) == .ok && $0.worker == status.worker ? $0 : nil })
+                    guard let reply, RPCStatus(reply.status) == .ok, reply.worker == status.worker else { return (status.worker, nil, nil) }
+                    guard let baseVersion else { return (status.worker, reply, nil) }
+                    var request = Adapterd_V1_GetAdapterRequest()
+                    request.name = name
+                    let adapter = try? await client.control(.getAdapter, request, timeout: timeout)
+                    return (status.worker, reply, adapter?.versions.first { $0.version == baseVersion })
                 }
             }
-            return await group.reduce(into: [(String, Adapterd_V1_GetStatusReply?)]()) { $0.append($1) }
+            return await group.reduce(into: [(String, Adapterd_V1_GetStatusReply?, Adapterd_V1_AdapterInfo?)]()) { $0.append($1) }
         }.sorted { $0.0 < $1.0 }
         var workers: [String] = []
-        for (worker, reply) in answers {
+        var base: Adapterd_V1_AdapterInfo?
+        for (worker, reply, version) in answers {
             guard let reply else {
                 log("ignoring worker \(worker): no answer to GetStatus")
                 continue
@@ -238,10 +258,21 @@ public struct FederatedController: Sendable {
                 log("ignoring worker \(worker): it serves another base model than the run's")
                 continue
             }
+            if let baseVersion {
+                guard let version else {
+                    log("ignoring worker \(worker): it holds no \(name) \(baseVersion) to start from")
+                    continue
+                }
+                if base == nil { base = version }
+                guard version.sha256 == base?.sha256 else {
+                    log("ignoring worker \(worker): its \(name) \(baseVersion) has other files than the run's")
+                    continue
+                }
+            }
             workers.append(worker)
         }
         guard !workers.isEmpty else { throw FleetError.noWorkers(selector: settings.selector) }
-        return workers
+        return (workers, base)
     }
 
     /// A connection to `worker`.

@@ -19,7 +19,9 @@ extension FleetCommand {
         @OptionGroup var connection: Connection
         @Option(help: "Adapter name (the name the workers' examples are stored under).") var name: String
         @Option(help: "The version the result is staged as.") var version: String
-        @Option(help: "The classifier's labels, comma-separated.") var labels: String
+        @Option(help: "The classifier's labels, comma-separated (a new adapter).") var labels: String?
+        @Option(help: "Continue this version of the name: every worker starts from its copy (the same files), its labels, rank and targets.")
+        var baseVersion: String?
         @Option(help: "Rounds.") var rounds = 10
         @Option(help: "Workers matching key=value[|value],… (id=… selects ids); default: every online worker.") var select = ""
         @Option(help: "Workers trained per round (0: every worker that accepts).") var clientsPerRound = 0
@@ -47,7 +49,9 @@ extension FleetCommand {
             try await ReplyPrinter.rpc {
                 guard let aggregation = AggregationMethod(rawValue: method) else { throw ValidationError("--method is svd, ffa or fedit, not '\(method)'") }
                 guard (dpClip == nil) == (dpNoise == nil) else { throw ValidationError("differential privacy needs both --dp-clip and --dp-noise") }
-                var plan = RoundPlan(labels: labels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+                guard (labels == nil) != (baseVersion == nil) else { throw ValidationError("give either --labels (a new adapter) or --base-version (continue a version)") }
+                var plan = RoundPlan(labels: (labels ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+                plan.baseVersion = baseVersion
                 plan.rank = rank
                 plan.alpha = alpha
                 plan.targets = targets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }

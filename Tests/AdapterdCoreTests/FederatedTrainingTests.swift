@@ -69,7 +69,7 @@ struct FederatedTrainingTests {
         return plan
     }
 
-    @Test("two rounds over six workers: every worker trains, the adapter is written as PEFT files and staged (not active) on all six, and no example text crosses the broker")
+    @Test("two rounds over six workers: every worker trains, the adapter is written as PEFT files and staged (not active) on all six, no example text crosses the broker, and a next run continues it")
     func roundsCompleteWithoutTexts() async throws {
         let fleet = try await Fleet()
         let recorder = try await RawClient(broker: fleet.broker)
@@ -105,6 +105,15 @@ struct FederatedTrainingTests {
         let leaked = texts.filter { text in payloads.contains { $0.range(of: Data(text.utf8)) != nil } }
         #expect(leaked.isEmpty, "example texts on the broker: \(leaked.prefix(3))")
         recorder.close()
+
+        // A second run continues v1: every worker starts from its copy; the labels, rank and targets are v1's.
+        var continued = RoundPlan(labels: [])
+        continued.baseVersion = "v1"
+        continued.localEpochs = 1
+        let next = try await FederatedController(brokerURL: fleet.broker.url, store: try FederationStore(path: Harness.temporaryDirectory() + "/next.sqlite"))
+            .start(Self.settings(version: "v2", rounds: 1, out: Harness.temporaryDirectory() + "/rooms-v2"), plan: continued)
+        #expect(next.state == "completed" && next.rounds.first?.clients == report.rounds[0].clients, "\(next.reason) \(next.rounds)")
+        #expect(next.staged == fleet.ids.sorted())
         await fleet.stop()
     }
 

@@ -124,6 +124,8 @@ public actor FederatedRounds {
         var stored: Int
         var chunks: [Int: [UInt8]] = [:]
         var global: TensorSet?
+        /// The first round's start when the run continues a stored version.
+        var start: TensorSet?
         var phase: Phase
         let progress = Progress()
         var chunkCount: Int { offer.size == 0 ? 0 : (offer.size + offer.chunkSize - 1) / offer.chunkSize }
@@ -179,6 +181,12 @@ public actor FederatedRounds {
             throw Refusal.invalidOffer("sha256 must be 64 hex digits")
         }
         let options = try offer.plan.trainerOptions(round: key.round)
+        var start: TensorSet?
+        if offer.size == 0, let base = offer.plan.baseVersion {
+            // The first round of a run that continues a version: this worker's copy, read and checked now.
+            let entry = try await registry.resolve(name: key.name, version: base)
+            start = try LocalTraining(model: model, plan: offer.plan).baseTensors(directory: entry.path)
+        }
         let examples = try registry.feedback(name: key.name)
         guard examples.count >= max(offer.minExamples, 1) else {
             throw Refusal.tooFewExamples(name: key.name, stored: examples.count, needed: max(offer.minExamples, 1))
@@ -188,7 +196,8 @@ public actor FederatedRounds {
         let estimated = Trainer(model: model, options: sized).estimatedPeakBytes(
             for: examples.map { TrainingExample(text: $0.text, label: $0.label) }, labels: offer.plan.labels.count)
         if estimated > memoryBudget { throw TrainingError.tooLarge(neededBytes: estimated, budgetBytes: memoryBudget) }
-        let round = Round(key: key, offer: offer, stored: examples.count, phase: offer.size == 0 ? .ready : .receiving)
+        var round = Round(key: key, offer: offer, stored: examples.count, phase: offer.size == 0 ? .ready : .receiving)
+        round.start = start
         current = round
         logger.info("federated round offered", metadata: ["round": "\(key)", "examples": "\(examples.count)"])
         return status(round)
@@ -227,7 +236,7 @@ public actor FederatedRounds {
         }
         let examples = try registry.feedback(name: key.name).map { TrainingExample(text: $0.text, label: $0.label) }
         let local = LocalTraining(model: model, plan: round.offer.plan)
-        let global = round.global, progress = round.progress, timeLimit = timeLimit, events = events
+        let global = round.global, start = round.start, progress = round.progress, timeLimit = timeLimit, events = events
         try await training.start(name: key.name, version: Self.slotVersion(key)) { slot in
             let started = ContinuousClock.now
             events(AdapterEvent(event: .training, name: key.name, version: "", actor: "federated", reason: "federated run \(key.run) round \(key.round) on \(examples.count) examples"))
@@ -235,7 +244,7 @@ public actor FederatedRounds {
                 ExecutionRuntime.onCallingThreadOnly { () -> Result<LocalTraining.Outcome, TrainingError> in
                     do throws(TrainingError) {
                         return .success(try local.run(
-                            round: key.round, global: global, examples: examples,
+                            round: key.round, global: global, start: start, examples: examples,
                             progress: { progress.set($0.step, $0.totalSteps) },
                             isCancelled: { slot.isCancelled || ContinuousClock.now - started > timeLimit }, pause: slot.pause))
                     } catch {
