@@ -272,6 +272,7 @@ if ProcessInfo.processInfo.environment["ADAPTERD_FUZZ"] == "1" {
         ("FuzzPushAdapter", ["FuzzSupport"]),
         ("FuzzTrainAdapter", ["FuzzSupport"]),
         ("FuzzFeedback", ["FuzzSupport"]),
+        ("FuzzFederatedRound", ["FuzzSupport"]),
         ("FuzzSetRoute", ["FuzzSupport"]),
         ("FuzzRouteMethods", ["FuzzSupport"]),
     ]

@@ -16,7 +16,7 @@ public struct RoundPlan: Sendable, Equatable, Codable {
     public var batchSize = 16
     /// Seeds the first global adapter (identical on every worker) and each round's batch order.
     public var seed: UInt64 = 0
-    public var method: AggregationMethod = .frozenA
+    public var method: AggregationMethod = .productSVD
     /// Share of a worker's examples held out for its local accuracy (none when it holds fewer than 5).
     public var holdout = 0.1
     /// The version every worker starts the first round from (its own stored copy, the same files on every worker);

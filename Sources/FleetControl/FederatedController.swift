@@ -9,11 +9,11 @@ import MQTTRPC
 
 /// Runs federated training over a fleet: each round it offers the global adapter to the workers `selector` takes
 /// that hold enough examples for the name, picks up to `clientsPerRound` of those that accept, sends each the global
-/// adapter in chunks, has it train on its own stored examples, collects the trained tensors in chunks, and averages
-/// them (FFA-LoRA by default, weighted by examples; under differential privacy clipped and noised). Workers that fail
-/// or miss the round's deadline are skipped for that round. Every completed round is in the `FederationStore`, so a
-/// killed controller resumes at the round it was in. At the end the global adapter is written as PEFT files and
-/// pushed to the workers as a new version, not activated.
+/// adapter in chunks, has it train on its own stored examples, collects the trained tensors in chunks, and combines
+/// them (by default the exact example-weighted mean of the LoRA products, re-factored to the rank; under differential
+/// privacy clipped and noised). Workers that fail or miss the round's deadline are skipped for that round. Every
+/// completed round is in the `FederationStore`, so a killed controller resumes at the round it was in. At the end the
+/// global adapter is written as PEFT files and pushed to the workers as a new version, not activated.
 public struct FederatedController: Sendable {
     /// What a run was started with (kept in the store, so a resumed run goes on alike).
     public struct Settings: Sendable, Codable, Equatable {

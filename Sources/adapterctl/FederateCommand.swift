@@ -33,7 +33,7 @@ extension FleetCommand {
         @Option(help: "Local learning rate.") var lr = RoundPlan(labels: []).learningRate
         @Option(help: "Local batch size.") var batch = 16
         @Option(help: "Seed of the first global adapter and the batch orders.") var seed: UInt64 = 0
-        @Option(help: "Aggregation: svd (exact mean of the products, re-factored to the rank), ffa (LoRA A frozen, exact) or fedit (A and B averaged apart).") var method = "svd"
+        @Option(help: "Aggregation: svd (exact mean of the products, re-factored to the rank), ffa (LoRA A frozen, exact) or fedit (A and B averaged apart).") var method = RoundPlan(labels: []).method.rawValue
         @Option(help: "Share of each worker's examples held out for its local accuracy.") var holdout = 0.1
         @Option(help: "Clip each worker's change to this L2 norm (differential privacy; needs --dp-noise).") var dpClip: Double?
         @Option(help: "Gaussian noise multiplier σ (differential privacy; needs --dp-clip).") var dpNoise: Double?

@@ -166,7 +166,7 @@ struct FederatedTrainingTests {
         let state = directory + "/fed.sqlite"
         let arguments = [
             "fleet", "federate", "--broker", fleet.broker.url, "--name", "rooms", "--version", "v2", "--labels", Fleet.labels.joined(separator: ","),
-            "--rounds", "3", "--local-epochs", "2", "--min-examples", "1", "--dp-clip", "1", "--dp-noise", "1", "--state", state,
+            "--rounds", "3", "--local-epochs", "2", "--min-examples", "1", "--method", "ffa", "--dp-clip", "1", "--dp-noise", "1", "--state", state,
             "--out", directory + "/out", "--json",
         ]
         let pid = try ChildProcess.spawn(binary, arguments: arguments, output: directory + "/controller.log")
@@ -177,7 +177,9 @@ struct FederatedTrainingTests {
         do {
             var settings = Self.settings(version: "v2", rounds: 3, out: directory + "/out")
             settings.privacy = DifferentialPrivacy(clip: 1, noiseMultiplier: 1)
-            _ = try await FederatedController(brokerURL: fleet.broker.url, store: try FederationStore(path: state)).start(settings, plan: Self.plan())
+            var plan = Self.plan()
+            plan.method = .frozenA
+            _ = try await FederatedController(brokerURL: fleet.broker.url, store: try FederationStore(path: state)).start(settings, plan: plan)
             Issue.record("a second controller ran a live federated run")
         } catch let error as FleetError {
             guard case .claimed = error else { throw error }

@@ -69,7 +69,7 @@ public actor FederatedRounds {
             case let .tooFewExamples(name, stored, needed):
                 return "this worker holds \(stored) examples for '\(name)'; the run needs at least \(needed)"
             case .busy(let reason): return reason
-            case let .tooLarge(size, limit): return "the global adapter is \(size) bytes; this worker takes at most \(limit) (security.maxPushBytes)"
+            case let .tooLarge(size, limit): return "the global adapter is \(size) bytes; this worker takes at most \(limit) (64 MiB, or security.maxPushBytes when lower)"
             case .invalidOffer(let reason): return "invalid offer: \(reason)"
             case .unknownRound(let key): return "\(key) was not offered to this worker (or another round replaced it): offer it first"
             case let .chunkOutOfRange(index, chunks): return "chunk \(index) is outside 0..<\(chunks)"

@@ -103,7 +103,9 @@ public struct WorkerServices: Sendable {
             waitWhileServing: { stop in executor.waitForGap(quiet: .milliseconds(20), unless: stop) }, events: publish)
         federated = FederatedRounds(
             training: training, registry: registry, model: engine.model, baseFingerprint: fingerprint,
-            memoryBudget: configuration.trainingMemoryBudgetBytes, maxBytes: Int(clamping: configuration.maxPushBytes),
+            // A global adapter is held in memory while it arrives: at most 64 MiB (MiniLM's, r 8 on query and value
+            // with its head, is 300 KB).
+            memoryBudget: configuration.trainingMemoryBudgetBytes, maxBytes: Int(clamping: min(configuration.maxPushBytes, 64 << 20)),
             timeLimit: .seconds(configuration.trainingMaxSeconds), logger: logger, events: publish)
     }
 
