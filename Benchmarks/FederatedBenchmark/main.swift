@@ -10,7 +10,8 @@ import Foundation
 //   - federated: `--rounds` rounds of LocalTraining + FederatedAggregator, per method,
 // with bytes up and down per worker per round. The worker's round runs exactly this LocalTraining.
 // Usage: FederatedBenchmark MODEL_DIR ROUTING_DIR [--rounds 10] [--workers 6] [--dirichlet 0.5] [--split-seed 0]
-//        [--seeds 0,1,2] [--local-epochs 2] [--lr 2e-3] [--methods ffa,fedit] [--dp-clip C --dp-noise σ]
+//        [--seeds 0,1,2] [--local-epochs 5] [--lr 5e-3] [--methods svd,ffa,fedit] [--dp-clip C --dp-noise σ]
+//        [--write-split DIR]   (only writes each worker's slice as DIR/worker-N.jsonl, for run-federated)
 
 struct Arguments {
     var model = ""
@@ -24,6 +25,8 @@ struct Arguments {
     var learningRate: Float = 5e-3
     var methods: [AggregationMethod] = [.productSVD, .frozenA, .factorAverage]
     var privacy: DifferentialPrivacy?
+    /// Only write each worker's slice as `DIR/worker-N.jsonl` (for run-federated) and stop.
+    var writeSplit: String?
 
     init() {
         var positional: [String] = []
@@ -41,6 +44,7 @@ struct Arguments {
             case "--methods": methods = iterator.next()!.split(separator: ",").map { AggregationMethod(rawValue: String($0))! }
             case "--dp-clip": clip = Double(iterator.next()!)!
             case "--dp-noise": noise = Double(iterator.next()!)!
+            case "--write-split": writeSplit = iterator.next()!
             default: positional.append(argument)
             }
         }
@@ -67,6 +71,14 @@ print("split of \(fit.count) fit examples over \(arguments.workers) workers (Dir
 for (index, slice) in slices.enumerated() {
     let counts = labels.map { label in slice.filter { $0.label == label }.count }
     print("  worker \(index + 1): \(slice.count) examples, by domain \(counts)")
+}
+
+if let directory = arguments.writeSplit {
+    for (index, slice) in slices.enumerated() {
+        let lines = try slice.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }.joined(separator: "\n")
+        try (lines + "\n").write(toFile: "\(directory)/worker-\(index + 1).jsonl", atomically: true, encoding: .utf8)
+    }
+    exit(0)
 }
 
 func centralOptions(seed: UInt64) -> Trainer.Options {
@@ -96,8 +108,20 @@ for seed in arguments.seeds {
     for slice in slices where !slice.isEmpty {
         locals.append(try Trainer(model: model, options: centralOptions(seed: seed)).train(slice, eval: eval, labels: labels).report.evalAccuracy!)
     }
-    let localMean = locals.reduce(0, +) / Double(locals.count)
-    print(String(format: "seed %llu local only: mean %.3f over %d workers %@", seed, localMean, locals.count, locals.map { String(format: "%.3f", $0) }.joined(separator: " ")))
+    let localDefault = locals.reduce(0, +) / Double(locals.count)
+    print(String(format: "seed %llu local only: mean %.3f over %d workers %@", seed, localDefault, locals.count, locals.map { String(format: "%.3f", $0) }.joined(separator: " ")))
+    // Each worker alone with the federated run's learning rate and as many epochs as it trains over the whole run:
+    // the stronger local bar.
+    var strongOptions = centralOptions(seed: seed)
+    strongOptions.optimizer.learningRate = arguments.learningRate
+    strongOptions.epochs = arguments.rounds * arguments.localEpochs
+    var strong: [Double] = []
+    for slice in slices where !slice.isEmpty {
+        strong.append(try Trainer(model: model, options: strongOptions).train(slice, eval: eval, labels: labels).report.evalAccuracy!)
+    }
+    let localStrong = strong.reduce(0, +) / Double(strong.count)
+    print(String(format: "seed %llu local only at lr %g, %d epochs: mean %.3f %@", seed, arguments.learningRate, strongOptions.epochs, localStrong, strong.map { String(format: "%.3f", $0) }.joined(separator: " ")))
+    let localMean = max(localDefault, localStrong)
     for method in arguments.methods {
         var plan = RoundPlan(labels: labels)
         plan.seed = seed
@@ -125,11 +149,11 @@ for seed in arguments.seeds {
         }
         let final = accuracies.last!
         print(String(format: "seed %llu federated %@: per round %@ (%@)", seed, method.rawValue, accuracies.map { String(format: "%.3f", $0) }.joined(separator: " "), "\(clock.now - started)"))
-        var row = String(format: "| %llu | %@ | %.3f / %.3f | %.3f | %.3f | %+.1f | %+.1f | %d | %d |", seed, method.rawValue, central, centralSameRate, localMean, final, 100 * (final - bar), 100 * (final - localMean), bytesDown, bytesUp)
+        var row = String(format: "| %llu | %@ | %.3f / %.3f | %.3f / %.3f | %.3f | %+.1f | %+.1f | %d | %d |", seed, method.rawValue, central, centralSameRate, localDefault, localStrong, final, 100 * (final - bar), 100 * (final - localMean), bytesDown, bytesUp)
         if let privacy = arguments.privacy { row += String(format: " ε %.2f (δ %g) |", privacy.epsilon(rounds: arguments.rounds), privacy.delta) }
         rows.append(row)
     }
 }
-print("\n| seed | method | central (lr 1e-3 / federated lr) | local only (mean) | federated | vs the better central (points) | vs local (points) | bytes down / worker / round | bytes up / worker / round |")
+print("\n| seed | method | central (lr 1e-3 / federated lr) | local only, mean (lr 1e-3 / federated lr and epochs) | federated | vs the better central (points) | vs the better local (points) | bytes down / worker / round | bytes up / worker / round |")
 print("|---|---|---|---|---|---|---|---|---|")
 rows.forEach { print($0) }

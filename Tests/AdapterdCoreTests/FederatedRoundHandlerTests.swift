@@ -48,11 +48,16 @@ struct FederatedRoundHandlerTests {
         }
     }
 
-    @Test("offers are refused, with the reason, when training is off, the base model differs, examples are too few, or the request is malformed")
+    @Test("offers are refused, with the reason, when training is off, over the memory budget, the base model differs, examples are too few, or the request is malformed")
     func refusals() async throws {
         let disabled = try OfflineServices { $0.trainingEnabled = false }
         let off = await Self.failure { _ = try await FederatedHandlers(services: disabled.services).round(Self.request(Self.offer()), RPCContext(actor: "t")) }
         #expect(off?.status == .failedPrecondition && off?.message.contains("training.enabled") == true, "\(String(describing: off))")
+
+        let small = try OfflineServices { $0.trainingMemoryBudgetBytes = 1 << 20 }
+        try await Self.storeExamples(small, count: 4)
+        let budget = await Self.failure { _ = try await FederatedHandlers(services: small.services).round(Self.request(Self.offer()), RPCContext(actor: "t")) }
+        #expect(budget?.status == .resourceExhausted && budget?.message.contains("budget") == true, "\(String(describing: budget))")
 
         let offline = try OfflineServices()
         let handlers = FederatedHandlers(services: offline.services)
