@@ -82,6 +82,8 @@ struct Adapterd: AsyncParsableCommand {
     var requireSigned = false
     @Option(name: .customLong(Settings.logLevel.flag!), help: ArgumentHelp(Settings.logLevel.summary))
     var logLevel: String?
+    @Option(name: .customLong(Settings.trainingEnabled.flag!), help: ArgumentHelp(Settings.trainingEnabled.summary, valueName: "true|false"))
+    var training: String?
 
     /// The command line's values by setting key, for `SettingSources`.
     private var commandLine: [String: [String]] {
@@ -93,6 +95,7 @@ struct Adapterd: AsyncParsableCommand {
             (Settings.passwordFile, passwordFile), (Settings.tlsCA, tlsCA), (Settings.tlsCert, tlsCert),
             (Settings.tlsKey, tlsKey), (Settings.http, http), (Settings.pool, pool),
             (Settings.metricsInterval, metricsInterval), (Settings.logLevel, logLevel), (Settings.labelCheckFactor, labelCheckFactor),
+            (Settings.trainingEnabled, training),
             (Settings.results, results ? "true" : nil), (Settings.requireSigned, requireSigned ? "true" : nil),
         ]
         var values: [String: [String]] = [:]

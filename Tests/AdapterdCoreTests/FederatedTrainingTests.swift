@@ -84,7 +84,7 @@ struct FederatedTrainingTests {
             #expect(round.examples > 0 && round.bytesUp > 0)
         }
         #expect(report.rounds[0].bytesDown == 0, "the first round starts from the seeded initialisation on every worker")
-        #expect(report.rounds[1].bytesDown > report.rounds[1].bytesUp, "the global adapter (A, B, head) is larger than an update (B, head)")
+        #expect(report.rounds[1].bytesDown == report.rounds[1].bytesUp, "with svd the global adapter and an update hold the same tensors (A, B, head)")
         #expect(report.staged == fleet.ids.sorted())
         for file in ["adapter_config.json", "adapter_model.safetensors", "labels.json"] {
             #expect(FileManager.default.fileExists(atPath: out + "/" + file), "\(file) not written")
