@@ -85,11 +85,8 @@ public struct FederatedController: Sendable {
         public var delta: Double?
     }
 
-    /// Connection settings for the broker.
-    public let brokerURL: String
-    public let username: String?
-    public let password: String?
-    public let tlsCAFile: String?
+    /// The broker and how to log in.
+    public let broker: FleetBroker
     /// The run's state file.
     public let store: FederationStore
     /// Progress lines, for a terminal.
@@ -100,10 +97,7 @@ public struct FederatedController: Sendable {
         brokerURL: String, username: String? = nil, password: String? = nil, tlsCAFile: String? = nil, store: FederationStore,
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
-        self.brokerURL = brokerURL
-        self.username = username
-        self.password = password
-        self.tlsCAFile = tlsCAFile
+        broker = FleetBroker(url: brokerURL, username: username, password: password, tlsCAFile: tlsCAFile)
         self.store = store
         self.log = log
     }
@@ -164,11 +158,14 @@ public struct FederatedController: Sendable {
         var stored = try JSONDecoder().decode(StoredRun.self, from: row.settings)
         let aggregator = FederatedAggregator(method: stored.plan.method, privacy: stored.settings.privacy)
         var global: TensorSet? = row.global.isEmpty ? nil : try TensorSet(safetensors: Array(row.global), name: "the stored global adapter")
-        var workers = try await discover(&stored.settings, baseVersion: global == nil ? stored.plan.baseVersion : nil).workers
         // Under differential privacy the noise must be unpredictable; otherwise a seeded draw order is enough.
         var system = SystemRandomNumberGenerator()
-        for round in (row.roundsDone + 1)...max(stored.settings.rounds, row.roundsDone + 1) where round <= stored.settings.rounds {
-            if workers.isEmpty { workers = try await discover(&stored.settings, baseVersion: global == nil ? stored.plan.baseVersion : nil).workers }
+        var workers: [String] = []
+        for round in stride(from: row.roundsDone + 1, through: stored.settings.rounds, by: 1) {
+            // Boxes come and go: each round goes to the workers online now.
+            let learned = stored.settings.baseFingerprint
+            workers = try await discover(&stored.settings, baseVersion: global == nil ? stored.plan.baseVersion : nil).workers
+            if learned.isEmpty { try store.updateSettings(try JSONEncoder().encode(stored)) }
             let key = (name: row.name, run: row.run, round: round)
             let outcome = await self.round(key, global: global, workers: workers, stored: stored)
             var report = outcome.report
@@ -207,6 +204,7 @@ public struct FederatedController: Sendable {
                 + (report.skipped.isEmpty ? "" : ", skipped \(report.skipped.keys.sorted().joined(separator: ", "))"))
         }
         guard let final = global else { throw FleetError.state(path: store.path, reason: "the run completed no round") }
+        if workers.isEmpty { workers = try await discover(&stored.settings, baseVersion: nil).workers }
         let staged = try await finish(final, stored: stored, workers: workers)
         try store.setState("completed", reason: "")
         log("completed: \(stored.settings.outDirectory), staged as \(stored.settings.version) on \(staged.count) workers")
@@ -217,11 +215,7 @@ public struct FederatedController: Sendable {
     /// worker's, when the run has none yet), and with `baseVersion` hold that version of the name with the same
     /// digest as the first worker that holds it (whose description is returned).
     private func discover(_ settings: inout Settings, baseVersion: String?) async throws -> (workers: [String], base: Adapterd_V1_AdapterInfo?) {
-        var options = try MQTTOptions.parse(url: brokerURL, clientID: "adapterctl-federate-" + UUID().uuidString.prefix(8).lowercased())
-        options.username = username
-        options.password = password
-        if let tlsCAFile { options.tls = MQTTOptions.TLS(caFile: tlsCAFile) }
-        let watcher = try await FleetWatcher(options: options)
+        let watcher = try await FleetWatcher(options: try broker.options(clientPrefix: "adapterctl-federate-"))
         defer { watcher.close() }
         let selector = try FleetSelector(settings.selector)
         let claimed = try await watcher.discover(selector)
@@ -277,7 +271,7 @@ public struct FederatedController: Sendable {
 
     /// A connection to `worker`.
     private func client(for worker: String, timeout: Duration) async throws -> AdapterdClient {
-        try await AdapterdClient(brokerURL: brokerURL, worker: worker, username: username, password: password, tlsCAFile: tlsCAFile, timeout: timeout)
+        try await broker.client(for: worker, timeout: timeout)
     }
 
     /// What one round gathered.

@@ -73,6 +73,11 @@ public final class FederationStore: @unchecked Sendable {
         try file.query("SELECT report FROM federation_round ORDER BY round", []) { $0.blob(0) }
     }
 
+    /// Replaces the run's settings (JSON): what the run learned as it started (the base model's fingerprint).
+    public func updateSettings(_ settings: Data) throws(FleetError) {
+        try file.run("UPDATE federation SET settings = ? WHERE id = 1", [.blob(settings)])
+    }
+
     /// Sets the run's state and reason.
     public func setState(_ state: String, reason: String) throws(FleetError) {
         try file.run("UPDATE federation SET state = ?, reason = ? WHERE id = 1", [.text(state), .text(reason)])

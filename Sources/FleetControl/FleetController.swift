@@ -33,12 +33,8 @@ public struct FleetController: Sendable {
         public var verdicts: [CanaryVerdict]?
     }
 
-    /// Connection settings for the broker.
-    public let brokerURL: String
-    /// Broker login and the CA for `mqtts://`, as adapterctl's options give them.
-    public let username: String?
-    public let password: String?
-    public let tlsCAFile: String?
+    /// The broker and how to log in.
+    public let broker: FleetBroker
     /// The rollout's state file.
     public let store: FleetStore
     /// Progress lines, for a terminal.
@@ -49,23 +45,14 @@ public struct FleetController: Sendable {
         brokerURL: String, username: String? = nil, password: String? = nil, tlsCAFile: String? = nil, store: FleetStore,
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
-        self.brokerURL = brokerURL
-        self.username = username
-        self.password = password
-        self.tlsCAFile = tlsCAFile
+        broker = FleetBroker(url: brokerURL, username: username, password: password, tlsCAFile: tlsCAFile)
         self.store = store
         self.log = log
     }
 
     /// The MQTT options of a connection that watches the fleet.
     public var watcherOptions: MQTTOptions {
-        get throws {
-            var options = try MQTTOptions.parse(url: brokerURL, clientID: "adapterctl-fleet-" + UUID().uuidString.prefix(8).lowercased())
-            options.username = username
-            options.password = password
-            if let tlsCAFile { options.tls = MQTTOptions.TLS(caFile: tlsCAFile) }
-            return options
-        }
+        get throws { try broker.options(clientPrefix: "adapterctl-fleet-") }
     }
 
     /// Plans a rollout of `adapterDirectory` as (name, version) over the online workers `selector` takes, writes
@@ -197,8 +184,7 @@ public struct FleetController: Sendable {
 
     /// A connection to `worker` with the policy's per-worker timeout.
     private func client(for worker: String, policy: RolloutPolicy) async throws -> AdapterdClient {
-        try await AdapterdClient(
-            brokerURL: brokerURL, worker: worker, username: username, password: password, tlsCAFile: tlsCAFile, timeout: policy.workerTimeout)
+        try await broker.client(for: worker, timeout: policy.workerTimeout)
     }
 
     /// The worker's view of adapter `name`: its active version and the others it holds.

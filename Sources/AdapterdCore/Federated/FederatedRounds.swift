@@ -237,24 +237,30 @@ public actor FederatedRounds {
         let examples = try registry.feedback(name: key.name).map { TrainingExample(text: $0.text, label: $0.label) }
         let local = LocalTraining(model: model, plan: round.offer.plan)
         let global = round.global, start = round.start, progress = round.progress, timeLimit = timeLimit, events = events
-        try await training.start(name: key.name, version: Self.slotVersion(key)) { slot in
-            let started = ContinuousClock.now
-            events(AdapterEvent(event: .training, name: key.name, version: "", actor: "federated", reason: "federated run \(key.run) round \(key.round) on \(examples.count) examples"))
-            let outcome = await BackgroundThread.runDedicated(name: "adapterd-federated") { () -> Result<LocalTraining.Outcome, TrainingError> in
-                ExecutionRuntime.onCallingThreadOnly { () -> Result<LocalTraining.Outcome, TrainingError> in
-                    do throws(TrainingError) {
-                        return .success(try local.run(
-                            round: key.round, global: global, start: start, examples: examples,
-                            progress: { progress.set($0.step, $0.totalSteps) },
-                            isCancelled: { slot.isCancelled || ContinuousClock.now - started > timeLimit }, pause: slot.pause))
-                    } catch {
-                        return .failure(error)
+        // Training before the slot is asked for: a round that ends at once reports its end after this, never before.
+        current?.phase = .training
+        do {
+            try await training.start(name: key.name, version: Self.slotVersion(key)) { slot in
+                let started = ContinuousClock.now
+                events(AdapterEvent(event: .training, name: key.name, version: "", actor: "federated", reason: "federated run \(key.run) round \(key.round) on \(examples.count) examples"))
+                let outcome = await BackgroundThread.runDedicated(name: "adapterd-federated") { () -> Result<LocalTraining.Outcome, TrainingError> in
+                    ExecutionRuntime.onCallingThreadOnly { () -> Result<LocalTraining.Outcome, TrainingError> in
+                        do throws(TrainingError) {
+                            return .success(try local.run(
+                                round: key.round, global: global, start: start, examples: examples,
+                                progress: { progress.set($0.step, $0.totalSteps) },
+                                isCancelled: { slot.isCancelled || ContinuousClock.now - started > timeLimit }, pause: slot.pause))
+                        } catch {
+                            return .failure(error)
+                        }
                     }
                 }
+                await self.finish(key, outcome)
             }
-            await self.finish(key, outcome)
+        } catch {
+            if current?.key == key { current?.phase = .ready }
+            throw error
         }
-        current?.phase = .training
         return status(current!)
     }
 
