@@ -109,7 +109,18 @@ public struct AdapterResolver: Sendable {
         } else {
             var name: String?
             let matched = await registry.routeTable.select(topic: request.topic, context: request.sensorPath, metadata: request.metadata)
-            if let route = matched {
+            if let route = matched, !route.blend.isEmpty {
+                let parts = route.blendParts
+                var missing: String?
+                for part in parts where await !registry.isLoaded(part.name) { missing = missing ?? part.name }
+                if let missing {
+                    // A part was unloaded after the route was set: skip the route, say so, serve on.
+                    warn("a part of the route's blend is not loaded; the route is skipped", ["route": route.name, "adapter": missing])
+                    (name, routing.routedBy) = defaultAdapter.map { ($0, "default") } ?? (nil, "")
+                } else {
+                    return try await blendLease(parts, routedBy: "route")
+                }
+            } else if let route = matched {
                 (name, routing.routedBy) = (route.adapter.isEmpty ? nil : route.adapter, "route")
                 if !route.router.isEmpty, let chosen = await ask(route, request: request, routing: &routing) { name = chosen }
                 if name == route.adapter, let adapter = name, await !registry.isLoaded(adapter) {
@@ -148,6 +159,11 @@ public struct AdapterResolver: Sendable {
     /// no route, session pin or rollout applies to it, and its outcome does not count for any version's canary.
     public func leaseBlend(_ parts: [(name: String, weight: Float)]) async throws -> AdapterLease {
         guard allowExplicitAdapter else { throw Failure.explicitAdapterForbidden }
+        return try await blendLease(parts, routedBy: "request")
+    }
+
+    /// The lease on a blend a request or a route names.
+    private func blendLease(_ parts: [(name: String, weight: Float)], routedBy: String) async throws -> AdapterLease {
         guard (2...Self.maxBlendParts).contains(parts.count), Set(parts.map(\.name)).count == parts.count else {
             throw Failure.invalidBlend("a blend names 2 to \(Self.maxBlendParts) distinct adapters, not \(parts.map(\.name))")
         }
@@ -180,7 +196,7 @@ public struct AdapterResolver: Sendable {
             }
         }
         var routing = Routing()
-        routing.routedBy = "request"
+        routing.routedBy = routedBy
         return AdapterLease(entry: nil, adapter: blended, routing: routing, resolver: self, blend: zip(entries, parts).map { ($0, $1.weight) })
     }
 

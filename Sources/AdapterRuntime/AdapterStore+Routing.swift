@@ -31,7 +31,8 @@ extension AdapterStore {
     /// Creates or replaces the route called `route.name`.
     public func save(route: RouteRecord) throws(StoreError) {
         try AdapterName.check(route.name, field: "route name")
-        try AdapterName.check(route.adapter, field: "adapter")
+        // A route that serves a blend names no single adapter.
+        if route.blend.isEmpty || !route.adapter.isEmpty { try AdapterName.check(route.adapter, field: "adapter") }
         try write { db in try route.save(db) }
     }
 

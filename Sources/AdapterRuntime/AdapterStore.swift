@@ -114,6 +114,11 @@ public final class AdapterStore: Sendable {
                 END;
                 """)
         }
+        migrator.registerMigration("v7: route blends") { db in
+            try db.alter(table: RouteRecord.databaseTableName) { table in
+                table.add(column: "blend", .text).notNull().defaults(to: "")
+            }
+        }
         return migrator
     }
 

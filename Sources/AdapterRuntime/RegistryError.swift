@@ -26,6 +26,9 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
     case kindTaken(name: String, holds: ArtifactKind, offered: ArtifactKind)
     /// A route's minimum confidence outside 0…1.
     case invalidConfidence(Double)
+    /// A route's blend that cannot serve (too few or too many parts, a name twice, a weight not finite, beside an
+    /// adapter or router).
+    case invalidRouteBlend(String)
     /// A bounded collection is full.
     case limit(what: String, limit: Int)
 
@@ -66,6 +69,8 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
                 : "'\(name)' is an input router, not an adapter; name an adapter, or route through the router"
         case let .kindTaken(name, holds, offered):
             return "'\(name)' holds \(holds == .router ? "input router" : "adapter") versions, so it cannot take \(offered == .router ? "an input router" : "an adapter"): a name holds one kind; use another name"
+        case .invalidRouteBlend(let reason):
+            return "route blend: \(reason)"
         case let .limit(what, limit):
             return "this worker keeps at most \(limit) \(what); delete some first"
         case let .invalidConfidence(value):

@@ -29,6 +29,21 @@ public struct RouteBook: Sendable {
             guard held == kind else { throw .notKind(name: name, kind: kind) }
         }
         guard route.minConfidence.isFinite, (0...1).contains(route.minConfidence) else { throw .invalidConfidence(route.minConfidence) }
+        let parts = route.blendParts
+        if !route.blend.isEmpty {
+            guard route.adapter.isEmpty, route.router.isEmpty else {
+                throw .invalidRouteBlend("a route serves one adapter, a router's choice or a blend: give the blend alone")
+            }
+            guard (2...AdapterResolver.maxBlendParts).contains(parts.count), Set(parts.map(\.name)).count == parts.count else {
+                throw .invalidRouteBlend("a blend names 2 to \(AdapterResolver.maxBlendParts) distinct adapters, not \(parts.map(\.name))")
+            }
+            if let part = parts.first(where: { !$0.weight.isFinite }) { throw .invalidRouteBlend("the weight of '\(part.name)' is \(part.weight)") }
+            for part in parts {
+                try VersionCatalog.mapped { () throws(StoreError) in try AdapterName.check(part.name, field: "blend adapter") }
+                guard let held = catalog.kind(of: part.name) else { throw .unknownReference(kind: ArtifactKind.adapter.rawValue, name: part.name) }
+                guard held == .adapter else { throw .notKind(name: part.name, kind: .adapter) }
+            }
+        }
         var routes = table.routes.filter { $0.name != route.name }
         guard routes.count < Self.maxRoutes else { throw .limit(what: "routes", limit: Self.maxRoutes) }
         try VersionCatalog.mapped { () throws(StoreError) in try store.save(route: route) }

@@ -18,11 +18,14 @@ public struct RouteRecord: Codable, Sendable, Equatable, FetchableRecord, Persis
     public var router: String
     /// The router's choice serves at this confidence or above; below it, `adapter` does.
     public var minConfidence: Double
+    /// A weighted blend that serves instead of one adapter, as `name=weight` lines in order (empty: none).
+    public var blend: String
 
     public init(
         name: String, topic: String, sensorType: String, metadata: [String: String], adapter: String, priority: Int,
-        router: String = "", minConfidence: Double = 0
+        router: String = "", minConfidence: Double = 0, blend: [(name: String, weight: Float)] = []
     ) {
+        self.blend = blend.map { "\($0.name)=\($0.weight)" }.joined(separator: "\n")
         self.router = router
         self.minConfidence = minConfidence
         self.name = name
@@ -31,6 +34,14 @@ public struct RouteRecord: Codable, Sendable, Equatable, FetchableRecord, Persis
         self.metadata = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
         self.adapter = adapter
         self.priority = priority
+    }
+
+    /// The blend's parts, in order.
+    public var blendParts: [(name: String, weight: Float)] {
+        blend.split(separator: "\n").compactMap { line in
+            guard let equals = line.lastIndex(of: "="), let weight = Float(line[line.index(after: equals)...]) else { return nil }
+            return (String(line[..<equals]), weight)
+        }
     }
 
     /// The required metadata as a map.

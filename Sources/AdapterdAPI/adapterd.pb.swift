@@ -870,6 +870,10 @@ public nonisolated struct Adapterd_V1_Route: Sendable {
 
   public var minConfidence: Float = 0
 
+  /// A weighted blend that serves matching requests instead of one adapter (2 to 8 distinct adapters; then adapter
+  /// and router are empty).
+  public var blend: [Adapterd_V1_WeightedAdapter] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -895,6 +899,10 @@ public nonisolated struct Adapterd_V1_SetRouteRequest: Sendable {
   public var router: String = String()
 
   public var minConfidence: Float = 0
+
+  /// Serve matching requests with this weighted blend (2 to 8 distinct loaded adapters, finite weights) instead of
+  /// one adapter or a router's choice.
+  public var blend: [Adapterd_V1_WeightedAdapter] = []
 
   public var replyTo: String = String()
 
@@ -3226,7 +3234,7 @@ nonisolated extension Adapterd_V1_HistoryReply: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Adapterd_V1_Route: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Route"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}topic\0\u{3}sensor_type\0\u{1}metadata\0\u{1}adapter\0\u{1}priority\0\u{1}router\0\u{3}min_confidence\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}topic\0\u{3}sensor_type\0\u{1}metadata\0\u{1}adapter\0\u{1}priority\0\u{1}router\0\u{3}min_confidence\0\u{1}blend\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3242,6 +3250,7 @@ nonisolated extension Adapterd_V1_Route: SwiftProtobuf.Message, SwiftProtobuf._M
       case 6: try { try decoder.decodeSingularInt32Field(value: &self.priority) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.router) }()
       case 8: try { try decoder.decodeSingularFloatField(value: &self.minConfidence) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.blend) }()
       default: break
       }
     }
@@ -3272,6 +3281,9 @@ nonisolated extension Adapterd_V1_Route: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.minConfidence.bitPattern != 0 {
       try visitor.visitSingularFloatField(value: self.minConfidence, fieldNumber: 8)
     }
+    if !self.blend.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.blend, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3284,6 +3296,7 @@ nonisolated extension Adapterd_V1_Route: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.priority != rhs.priority {return false}
     if lhs.router != rhs.router {return false}
     if lhs.minConfidence != rhs.minConfidence {return false}
+    if lhs.blend != rhs.blend {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3291,7 +3304,7 @@ nonisolated extension Adapterd_V1_Route: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Adapterd_V1_SetRouteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetRouteRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}topic\0\u{3}sensor_type\0\u{1}metadata\0\u{1}adapter\0\u{1}priority\0\u{1}router\0\u{3}min_confidence\0\u{4}\u{6}reply_to\0\u{3}correlation_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}topic\0\u{3}sensor_type\0\u{1}metadata\0\u{1}adapter\0\u{1}priority\0\u{1}router\0\u{3}min_confidence\0\u{1}blend\0\u{4}\u{5}reply_to\0\u{3}correlation_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3307,6 +3320,7 @@ nonisolated extension Adapterd_V1_SetRouteRequest: SwiftProtobuf.Message, SwiftP
       case 6: try { try decoder.decodeSingularInt32Field(value: &self.priority) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.router) }()
       case 8: try { try decoder.decodeSingularFloatField(value: &self.minConfidence) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.blend) }()
       case 14: try { try decoder.decodeSingularStringField(value: &self.replyTo) }()
       case 15: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
       default: break
@@ -3339,6 +3353,9 @@ nonisolated extension Adapterd_V1_SetRouteRequest: SwiftProtobuf.Message, SwiftP
     if self.minConfidence.bitPattern != 0 {
       try visitor.visitSingularFloatField(value: self.minConfidence, fieldNumber: 8)
     }
+    if !self.blend.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.blend, fieldNumber: 9)
+    }
     if !self.replyTo.isEmpty {
       try visitor.visitSingularStringField(value: self.replyTo, fieldNumber: 14)
     }
@@ -3357,6 +3374,7 @@ nonisolated extension Adapterd_V1_SetRouteRequest: SwiftProtobuf.Message, SwiftP
     if lhs.priority != rhs.priority {return false}
     if lhs.router != rhs.router {return false}
     if lhs.minConfidence != rhs.minConfidence {return false}
+    if lhs.blend != rhs.blend {return false}
     if lhs.replyTo != rhs.replyTo {return false}
     if lhs.correlationID != rhs.correlationID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

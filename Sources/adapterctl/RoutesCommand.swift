@@ -18,7 +18,8 @@ struct RoutesCommand: AsyncParsableCommand {
                     let rows = [["NAME", "PRIORITY", "TOPIC", "SENSOR", "METADATA", "ADAPTER", "ROUTER", "MIN CONF"]] + reply.routes.map { route in
                         [route.name, String(route.priority), route.topic.isEmpty ? "*" : route.topic, route.sensorType.isEmpty ? "*" : route.sensorType,
                          route.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
-                         route.adapter.isEmpty ? "-" : route.adapter, route.router.isEmpty ? "-" : route.router,
+                         route.blend.isEmpty ? (route.adapter.isEmpty ? "-" : route.adapter) : route.blend.map { "\($0.name)×\($0.weight)" }.joined(separator: "+"),
+                         route.router.isEmpty ? "-" : route.router,
                          route.router.isEmpty ? "-" : String(format: "%.2f", route.minConfidence)]
                     }
                     return Table.render(rows)
@@ -38,9 +39,13 @@ struct RoutesCommand: AsyncParsableCommand {
         @Option(help: "Input router that picks the adapter for requests naming none.") var router: String = ""
         @Option(name: .customLong("min-confidence"), help: "The router's choice serves at this confidence or above (0…1).") var minConfidence: Float = 0
         @Option(help: "Higher wins.") var priority: Int32 = 0
+        @Option(help: "A part of a weighted blend that serves instead, NAME=WEIGHT (repeat it: 2 to 8 adapters).") var blend: [String] = []
 
         func validate() throws {
-            guard !adapter.isEmpty || !router.isEmpty else { throw ValidationError("give --adapter, --router or both") }
+            guard !adapter.isEmpty || !router.isEmpty || !blend.isEmpty else { throw ValidationError("give --adapter, --router (or both), or --blend") }
+            guard blend.allSatisfy({ $0.split(separator: "=").count == 2 && Float($0.split(separator: "=")[1]) != nil }) else {
+                throw ValidationError("--blend takes NAME=WEIGHT")
+            }
             guard metadata.allSatisfy({ $0.contains("=") }) else { throw ValidationError("--metadata takes key=value") }
         }
 
@@ -54,6 +59,12 @@ struct RoutesCommand: AsyncParsableCommand {
                 request.router = router
                 request.minConfidence = minConfidence
                 request.priority = priority
+                request.blend = blend.map { part in
+                    let pieces = part.split(separator: "=")
+                    var weighted = Adapterd_V1_WeightedAdapter()
+                    (weighted.name, weighted.weight) = (String(pieces[0]), Float(pieces[1])!)
+                    return weighted
+                }
                 for pair in metadata {
                     let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
                     request.metadata[parts[0]] = parts.count > 1 ? parts[1] : ""

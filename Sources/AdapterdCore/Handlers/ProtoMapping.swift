@@ -29,6 +29,11 @@ extension Adapterd_V1_Route {
         adapter = record.adapter
         priority = Int32(record.priority)
         router = record.router
+        blend = record.blendParts.map { part in
+            var weighted = Adapterd_V1_WeightedAdapter()
+            (weighted.name, weighted.weight) = (part.name, part.weight)
+            return weighted
+        }
         minConfidence = Float(record.minConfidence)
     }
 }

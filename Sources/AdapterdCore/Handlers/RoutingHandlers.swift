@@ -20,7 +20,7 @@ public struct RoutingHandlers: Sendable {
         let route = RouteRecord(
             name: request.name, topic: request.topic, sensorType: request.sensorType, metadata: request.metadata,
             adapter: request.adapter, priority: Int(request.priority), router: request.router,
-            minConfidence: Double(request.minConfidence))
+            minConfidence: Double(request.minConfidence), blend: request.blend.map { ($0.name, $0.weight) })
         try await services.registry.setRoute(route)
         var reply = Adapterd_V1_SetRouteReply()
         reply.route = Adapterd_V1_Route(route)

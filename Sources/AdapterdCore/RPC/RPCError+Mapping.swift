@@ -47,7 +47,7 @@ extension RegistryError {
         case .store(let error): return error.status
         case .notLoaded, .noDirectory: return .notFound
         case .refused, .splitToUnloaded, .unknownReference: return .failedPrecondition
-        case .invalidRouteTopic, .invalidSplits, .invalidConfidence: return .invalidArgument
+        case .invalidRouteTopic, .invalidSplits, .invalidConfidence, .invalidRouteBlend: return .invalidArgument
         case .notKind, .kindTaken: return .failedPrecondition
         case .limit: return .resourceExhausted
         case .engineStopping: return .unavailable
