@@ -155,7 +155,9 @@ struct AdapterLoader: Sendable {
         guard let output else {
             throw RegistryError.refused(name: adapter.name, version: "", reason: "the smoke inference could not run")
         }
-        let values = output.logits ?? output.embedding ?? []
+        // A token classifier answers per token: every token's logits count.
+        var values = output.logits ?? output.embedding ?? []
+        if case .tokenClassification(let logits, _) = output { values = logits.flatMap { $0 } }
         guard !values.isEmpty, values.allSatisfy(\.isFinite) else {
             throw RegistryError.refused(name: adapter.name, version: "", reason: "smoke inference produced non-finite outputs")
         }

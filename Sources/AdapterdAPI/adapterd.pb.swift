@@ -313,11 +313,40 @@ public nonisolated struct Adapterd_V1_InferReply: @unchecked Sendable {
     set {_uniqueStorage()._tokenPredictions = newValue}
   }
 
+  /// With token_predictions, where the tokenizer gives character offsets (WordPiece): the tokens grouped into
+  /// entities as transformers' token-classification pipeline does with aggregation_strategy "simple".
+  public var entities: [Adapterd_V1_Entity] {
+    get {_storage._entities}
+    set {_uniqueStorage()._entities = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// A token classifier's entity: its label (without B-/I-), the mean score of its tokens, the tokens decoded, and its
+/// span in the text, in Unicode scalars.
+public nonisolated struct Adapterd_V1_Entity: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var label: String = String()
+
+  public var score: Float = 0
+
+  public var word: String = String()
+
+  public var start: Int32 = 0
+
+  public var end: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// One token's output of a token-classification head.
@@ -2027,7 +2056,7 @@ nonisolated extension Adapterd_V1_WeightedAdapter: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".InferReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}adapter\0\u{1}version\0\u{1}label\0\u{1}logits\0\u{1}embedding\0\u{3}latency_ms\0\u{1}tokens\0\u{1}worker\0\u{3}routed_by\0\u{1}router\0\u{3}router_version\0\u{3}router_choice\0\u{3}correlation_id\0\u{3}router_confidence\0\u{1}blend\0\u{1}labels\0\u{1}value\0\u{3}token_predictions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}error\0\u{1}adapter\0\u{1}version\0\u{1}label\0\u{1}logits\0\u{1}embedding\0\u{3}latency_ms\0\u{1}tokens\0\u{1}worker\0\u{3}routed_by\0\u{1}router\0\u{3}router_version\0\u{3}router_choice\0\u{3}correlation_id\0\u{3}router_confidence\0\u{1}blend\0\u{1}labels\0\u{1}value\0\u{3}token_predictions\0\u{1}entities\0")
 
   fileprivate class _StorageClass {
     var _status: Adapterd_V1_StatusCode? = nil
@@ -2050,6 +2079,7 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
     var _labels: [String] = []
     var _value: Float? = nil
     var _tokenPredictions: [Adapterd_V1_TokenPrediction] = []
+    var _entities: [Adapterd_V1_Entity] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2080,6 +2110,7 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
       _labels = source._labels
       _value = source._value
       _tokenPredictions = source._tokenPredictions
+      _entities = source._entities
     }
   }
 
@@ -2118,6 +2149,7 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
         case 18: try { try decoder.decodeRepeatedStringField(value: &_storage._labels) }()
         case 19: try { try decoder.decodeSingularFloatField(value: &_storage._value) }()
         case 20: try { try decoder.decodeRepeatedMessageField(value: &_storage._tokenPredictions) }()
+        case 21: try { try decoder.decodeRepeatedMessageField(value: &_storage._entities) }()
         default: break
         }
       }
@@ -2190,6 +2222,9 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
       if !_storage._tokenPredictions.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._tokenPredictions, fieldNumber: 20)
       }
+      if !_storage._entities.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._entities, fieldNumber: 21)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2219,10 +2254,61 @@ nonisolated extension Adapterd_V1_InferReply: SwiftProtobuf.Message, SwiftProtob
         if _storage._labels != rhs_storage._labels {return false}
         if _storage._value != rhs_storage._value {return false}
         if _storage._tokenPredictions != rhs_storage._tokenPredictions {return false}
+        if _storage._entities != rhs_storage._entities {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Adapterd_V1_Entity: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Entity"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}label\0\u{1}score\0\u{1}word\0\u{1}start\0\u{1}end\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.label) }()
+      case 2: try { try decoder.decodeSingularFloatField(value: &self.score) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.word) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.start) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.end) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.label.isEmpty {
+      try visitor.visitSingularStringField(value: self.label, fieldNumber: 1)
+    }
+    if self.score.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.score, fieldNumber: 2)
+    }
+    if !self.word.isEmpty {
+      try visitor.visitSingularStringField(value: self.word, fieldNumber: 3)
+    }
+    if self.start != 0 {
+      try visitor.visitSingularInt32Field(value: self.start, fieldNumber: 4)
+    }
+    if self.end != 0 {
+      try visitor.visitSingularInt32Field(value: self.end, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Adapterd_V1_Entity, rhs: Adapterd_V1_Entity) -> Bool {
+    if lhs.label != rhs.label {return false}
+    if lhs.score != rhs.score {return false}
+    if lhs.word != rhs.word {return false}
+    if lhs.start != rhs.start {return false}
+    if lhs.end != rhs.end {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

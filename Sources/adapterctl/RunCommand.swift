@@ -121,7 +121,13 @@ struct RunCommand: ParsableCommand {
             }
             for (row, result) in zip(inputs, results) {
                 let text = row.pair.map { row.text + " | " + $0 } ?? row.text
-                print(json ? Self.jsonLine(text: row.text, pair: row.pair, result: result, head: lora?.head) : Self.humanLine(text: text, result: result, head: lora?.head))
+                var entities: [Entity]?
+                if case .tokenClassification(let logits, _) = result.output, row.pair == nil, let labels = lora?.head?.labels {
+                    entities = engine.model.tokenizer.entities(text: row.text, ids: result.ids, logits: logits, labels: labels)
+                }
+                print(json
+                    ? Self.jsonLine(text: row.text, pair: row.pair, result: result, head: lora?.head, entities: entities)
+                    : Self.humanLine(text: text, result: result, head: lora?.head, entities: entities))
             }
         } catch let error as CustomStringConvertible & Error {
             FileHandle.standardError.write(Data("adapterctl: \(error.description)\n".utf8))
@@ -131,7 +137,8 @@ struct RunCommand: ParsableCommand {
 
     /// One JSON object per text: `embedding`; or, by the head's `problem_type`, `label` and `logits`
     /// (single-label), `labels` (those with a logit above 0) and `logits` (multi-label), or `value` (regression).
-    static func jsonLine(text: String, pair: String? = nil, result: InferenceResult, head: ClassifierHead? = nil) -> String {
+    /// A token classifier's line adds `entities` (grouped as transformers' "simple" aggregation) when given.
+    static func jsonLine(text: String, pair: String? = nil, result: InferenceResult, head: ClassifierHead? = nil, entities: [Entity]? = nil) -> String {
         var fields = ["\"text\":" + jsonString(text)] + (pair.map { ["\"text_pair\":" + jsonString($0)] } ?? []) + [
             "\"ids\":[" + result.ids.map(String.init).joined(separator: ",") + "]", "\"tokens\":\(result.tokens)",
         ]
@@ -148,13 +155,18 @@ struct RunCommand: ParsableCommand {
         case .tokenClassification(let logits, let labels):
             fields.append("\"tokenLabels\":[" + labels.map(jsonString).joined(separator: ",") + "]")
             fields.append("\"tokenLogits\":[" + logits.map { "[" + $0.map { "\($0)" }.joined(separator: ",") + "]" }.joined(separator: ",") + "]")
+            if let entities {
+                fields.append("\"entities\":[" + entities.map { entity in
+                    "{\"label\":\(jsonString(entity.label)),\"score\":\(entity.score),\"word\":\(jsonString(entity.word)),\"start\":\(entity.start),\"end\":\(entity.end)}"
+                }.joined(separator: ",") + "]")
+            }
         case .embedding(let values):
             fields.append("\"embedding\":[" + values.map { "\($0)" }.joined(separator: ",") + "]")
         }
         return "{" + fields.joined(separator: ",") + "}"
     }
 
-    static func humanLine(text: String, result: InferenceResult, head: ClassifierHead? = nil) -> String {
+    static func humanLine(text: String, result: InferenceResult, head: ClassifierHead? = nil, entities: [Entity]? = nil) -> String {
         switch result.output {
         case .classification(let logits, _, _) where head?.problemType == .regression:
             return "value \(String(format: "%.4f", logits[0]))\t\(result.tokens) tokens\t\(text)"
@@ -165,6 +177,10 @@ struct RunCommand: ParsableCommand {
             let scores = logits.map { String(format: "%.3f", $0) }.joined(separator: " ")
             return "\(label)\t(logit \(String(format: "%.3f", logits[index])); \(scores))\t\(result.tokens) tokens\t\(text)"
         case .tokenClassification(_, let labels):
+            if let entities {
+                let found = entities.map { "\($0.label) \"\($0.word)\" [\($0.start), \($0.end)) \(String(format: "%.2f", $0.score))" }
+                return "\(found.isEmpty ? "(no entities)" : found.joined(separator: "; "))\t\(result.tokens) tokens\t\(text)"
+            }
             return "\(labels.joined(separator: " "))\t\(result.tokens) tokens\t\(text)"
         case .embedding(let values):
             let head = values.prefix(4).map { String(format: "%.4f", $0) }.joined(separator: ", ")

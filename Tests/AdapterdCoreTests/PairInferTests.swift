@@ -33,3 +33,32 @@ struct PairInferTests {
         try await worker.stop()
     }
 }
+
+/// Infer on a token classifier, handlers called directly: the reply's entities.
+@Suite("Infer on a token classifier")
+struct EntityInferTests {
+    @Test("a TOKEN_CLS adapter's reply carries the entities the engine groups, with their character spans in the request's text")
+    func replyCarriesEntities() async throws {
+        let zoo = Harness.root + "/Tests/AdapterEngineTests/Fixtures/encoder-zoo"
+        let offline = try OfflineServices { $0.modelDirectory = zoo + "/models/bert-cls" }
+        defer { withExtendedLifetime(offline) {} }
+        var load = Adapterd_V1_LoadAdapterRequest()
+        (load.name, load.version, load.path) = ("entities", "v1", zoo + "/adapters/bert-cls/entities")
+        _ = try await AdapterHandlers(services: offline.services).load(load, RPCContext())
+        var request = Adapterd_V1_InferRequest()
+        (request.text, request.adapter) = ("Close The Office Blinds", "entities")
+        let reply = try await InferenceHandlers(services: offline.services).infer(request, RPCContext())
+        let engine = offline.services.engine
+        let adapter = try LoRAAdapter(directory: load.path, model: engine.model)
+        let result = engine.run([(request.text, adapter as LoRAAdapter?)])[0]
+        let labels = try #require(adapter.labels)
+        guard case let .tokenClassification(logits, _) = result.output else {
+            Issue.record("not a token classification")
+            return
+        }
+        let expected = try #require(engine.model.tokenizer.entities(text: request.text, ids: result.ids, logits: logits, labels: labels))
+        #expect(!expected.isEmpty && reply.tokenPredictions.count == result.ids.count)
+        #expect(reply.entities.map(\.label) == expected.map(\.label) && reply.entities.map(\.word) == expected.map(\.word))
+        #expect(reply.entities.map { [Int($0.start), Int($0.end)] } == expected.map { [$0.start, $0.end] })
+    }
+}

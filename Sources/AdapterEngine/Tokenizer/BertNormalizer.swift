@@ -66,6 +66,32 @@ public struct BertNormalizer: Sendable {
         return result
     }
 
+    /// `scalars` normalised as `normalize` does, each output scalar with the index of the input scalar it came from
+    /// (for character offsets; a per-scalar path, slower than `normalize`).
+    public func normalizeWithOrigins(_ scalars: [Unicode.Scalar]) -> [(scalar: Unicode.Scalar, origin: Int)] {
+        var result: [(scalar: Unicode.Scalar, origin: Int)] = []
+        result.reserveCapacity(scalars.count)
+        for (index, scalar) in scalars.enumerated() {
+            if cleanText {
+                if scalar.value == 0 || scalar.value == 0xFFFD || Self.isControl(scalar) { continue }
+                if Self.isWhitespace(scalar) {
+                    result.append((" ", index))
+                    continue
+                }
+            }
+            let spaced: [Unicode.Scalar] = handleChineseChars && Self.isChineseChar(scalar) ? [" ", scalar, " "] : [scalar]
+            for piece in spaced {
+                var mapped = [piece]
+                if stripAccents ?? lowercase {
+                    mapped = String(piece).decomposedStringWithCanonicalMapping.unicodeScalars.filter { $0.properties.generalCategory != .nonspacingMark }
+                }
+                if lowercase { mapped = mapped.flatMap { Array($0.properties.lowercaseMapping.unicodeScalars) } }
+                for out in mapped { result.append((out, index)) }
+            }
+        }
+        return result
+    }
+
     /// Unicode "Other" categories, except tab, newline and carriage return (which count as whitespace).
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar {

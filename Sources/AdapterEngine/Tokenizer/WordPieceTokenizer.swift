@@ -29,6 +29,8 @@ public struct WordPieceTokenizer: Sendable {
     /// Prefix marking a sub-word that continues a word.
     public let continuingSubwordPrefix: String
     private let vocabulary: [String: Int32]
+    /// The vocabulary by id ("" where an id has no token).
+    let tokens: [String]
     /// Id of `[UNK]`.
     public let unknownID: Int32
     /// Id of `[CLS]`.
@@ -50,6 +52,9 @@ public struct WordPieceTokenizer: Sendable {
             return id
         }
         self.vocabulary = vocabulary
+        var tokens = [String](repeating: "", count: Int(vocabulary.values.max() ?? -1) + 1)
+        for (token, id) in vocabulary where id >= 0 { tokens[Int(id)] = token }
+        self.tokens = tokens
         self.normalizer = normalizer
         self.maxLength = maxLength
         self.maxInputCharsPerWord = maxInputCharsPerWord
@@ -195,9 +200,14 @@ public struct WordPieceTokenizer: Sendable {
 
     /// Greedy longest-match-first WordPiece split of one word; `[UNK]` when it cannot be split.
     func wordPieces(_ word: Substring.UnicodeScalarView) -> [Int32] {
+        wordPieceSpans(word).map(\.id)
+    }
+
+    /// The split of one word with each piece's scalars in it (`[UNK]` covers the whole word).
+    func wordPieceSpans(_ word: Substring.UnicodeScalarView) -> [(id: Int32, span: Range<Int>)] {
         let scalars = Array(word)
-        if scalars.count > maxInputCharsPerWord { return [unknownID] }
-        var pieces: [Int32] = []
+        if scalars.count > maxInputCharsPerWord { return [(unknownID, 0..<scalars.count)] }
+        var pieces: [(id: Int32, span: Range<Int>)] = []
         var start = 0
         while start < scalars.count {
             var end = scalars.count
@@ -211,8 +221,8 @@ public struct WordPieceTokenizer: Sendable {
                 }
                 end -= 1
             }
-            guard let id = found else { return [unknownID] }
-            pieces.append(id)
+            guard let id = found else { return [(unknownID, 0..<scalars.count)] }
+            pieces.append((id, start..<end))
             start = end
         }
         return pieces

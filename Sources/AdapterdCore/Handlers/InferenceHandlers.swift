@@ -132,6 +132,15 @@ public struct InferenceHandlers: Sendable {
                 (token.logits, token.label) = (values, label)
                 return token
             }
+            if request.textPair.isEmpty, let head = lease.adapter?.head,
+               let entities = services.engine.model.tokenizer.entities(text: request.text, ids: encoded.ids, logits: logits, labels: head.labels) {
+                reply.entities = entities.map { entity in
+                    var found = Adapterd_V1_Entity()
+                    (found.label, found.score, found.word) = (entity.label, entity.score, entity.word)
+                    (found.start, found.end) = (Int32(clamping: entity.start), Int32(clamping: entity.end))
+                    return found
+                }
+            }
         case .embedding(let values):
             reply.embedding = values
         }
