@@ -154,6 +154,16 @@ public struct AdapterResolver: Sendable {
     /// Most parts a blend may have.
     public static let maxBlendParts = 8
 
+    /// Why `parts` cannot be a blend (a request's or a route's), or nil: 2 to `maxBlendParts` distinct names, finite
+    /// weights.
+    public static func blendProblem(_ parts: [(name: String, weight: Float)]) -> String? {
+        guard (2...maxBlendParts).contains(parts.count), Set(parts.map(\.name)).count == parts.count else {
+            return "a blend names 2 to \(maxBlendParts) distinct adapters, not \(parts.map(\.name))"
+        }
+        if let part = parts.first(where: { !$0.weight.isFinite }) { return "the weight of '\(part.name)' is \(part.weight)" }
+        return nil
+    }
+
     /// A lease on the weighted blend of `parts` (2 to 8 distinct adapter names, finite weights): the active version
     /// of each, held in the cache while the request runs, blended as `LoRAAdapter.blend` does. A blend is explicit:
     /// no route, session pin or rollout applies to it, and its outcome does not count for any version's canary.
@@ -164,10 +174,7 @@ public struct AdapterResolver: Sendable {
 
     /// The lease on a blend a request or a route names.
     private func blendLease(_ parts: [(name: String, weight: Float)], routedBy: String) async throws -> AdapterLease {
-        guard (2...Self.maxBlendParts).contains(parts.count), Set(parts.map(\.name)).count == parts.count else {
-            throw Failure.invalidBlend("a blend names 2 to \(Self.maxBlendParts) distinct adapters, not \(parts.map(\.name))")
-        }
-        if let part = parts.first(where: { !$0.weight.isFinite }) { throw Failure.invalidBlend("the weight of '\(part.name)' is \(part.weight)") }
+        if let problem = Self.blendProblem(parts) { throw Failure.invalidBlend(problem) }
         var entries: [AdapterRegistry.Entry] = []
         for part in parts {
             let entry = try await registry.resolve(name: part.name, version: "")

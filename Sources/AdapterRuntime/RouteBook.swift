@@ -34,10 +34,7 @@ public struct RouteBook: Sendable {
             guard route.adapter.isEmpty, route.router.isEmpty else {
                 throw .invalidRouteBlend("a route serves one adapter, a router's choice or a blend: give the blend alone")
             }
-            guard (2...AdapterResolver.maxBlendParts).contains(parts.count), Set(parts.map(\.name)).count == parts.count else {
-                throw .invalidRouteBlend("a blend names 2 to \(AdapterResolver.maxBlendParts) distinct adapters, not \(parts.map(\.name))")
-            }
-            if let part = parts.first(where: { !$0.weight.isFinite }) { throw .invalidRouteBlend("the weight of '\(part.name)' is \(part.weight)") }
+            if let problem = AdapterResolver.blendProblem(parts) { throw .invalidRouteBlend(problem) }
             for part in parts {
                 try VersionCatalog.mapped { () throws(StoreError) in try AdapterName.check(part.name, field: "blend adapter") }
                 guard let held = catalog.kind(of: part.name) else { throw .unknownReference(kind: ArtifactKind.adapter.rawValue, name: part.name) }

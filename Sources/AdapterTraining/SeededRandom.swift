@@ -24,8 +24,20 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 
     /// Standard normal (Box–Muller).
     public mutating func normal() -> Float {
-        let u1 = max(Double(next() >> 11) / Double(1 << 53), .leastNonzeroMagnitude)
+        Float(standardNormal())
+    }
+}
+
+extension RandomNumberGenerator {
+    /// Uniform in (0, 1): 53 random bits, never 0 (a logarithm's argument).
+    public mutating func positiveUnit() -> Double {
+        max(Double(next() >> 11) / Double(1 << 53), .leastNonzeroMagnitude)
+    }
+
+    /// A standard normal draw (Box–Muller), in double precision.
+    public mutating func standardNormal() -> Double {
+        let u1 = positiveUnit()
         let u2 = Double(next() >> 11) / Double(1 << 53)
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
     }
 }

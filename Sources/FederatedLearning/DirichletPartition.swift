@@ -39,14 +39,13 @@ public struct DirichletPartition: Sendable {
 
     /// A Gamma(shape, 1) draw (Marsaglia and Tsang 2000; shape < 1 boosted by U^(1/shape)).
     static func gamma(shape: Double, _ random: inout SeededRandom) -> Double {
-        func uniform() -> Double { max(Double(random.next() >> 11) / Double(1 << 53), .leastNonzeroMagnitude) }
-        if shape < 1 { return gamma(shape: shape + 1, &random) * pow(uniform(), 1 / shape) }
+        if shape < 1 { return gamma(shape: shape + 1, &random) * pow(random.positiveUnit(), 1 / shape) }
         let d = shape - 1.0 / 3, c = 1 / (9 * d).squareRoot()
         while true {
             let x = Double(random.normal())
             let v = pow(1 + c * x, 3)
             guard v > 0 else { continue }
-            if log(uniform()) < 0.5 * x * x + d - d * v + d * log(v) { return d * v }
+            if log(random.positiveUnit()) < 0.5 * x * x + d - d * v + d * log(v) { return d * v }
         }
     }
 }

@@ -1,3 +1,4 @@
+import AdapterTraining
 import Foundation
 
 /// Turns one round's worker updates into the next global adapter: the example-weighted mean of each trained tensor
@@ -103,7 +104,7 @@ public struct FederatedAggregator: Sendable {
                 for (update, scale) in zip(updates, scales) {
                     for (i, new) in update.tensors.tensors[name]!.values.enumerated() { sum[i] += scale * Double(new - old[i]) }
                 }
-                next.tensors[name]!.values = old.indices.map { i in old[i] + Float(sum[i] / count + deviation * Self.normal(&random)) }
+                next.tensors[name]!.values = old.indices.map { i in old[i] + Float(sum[i] / count + deviation * random.standardNormal()) }
             }
         } else {
             let total = Double(updates.reduce(0) { $0 + $1.examples })
@@ -131,12 +132,5 @@ public struct FederatedAggregator: Sendable {
             }
         }
         return next
-    }
-
-    /// A standard normal draw (Box–Muller).
-    static func normal(_ random: inout some RandomNumberGenerator) -> Double {
-        let u1 = max(Double(random.next() >> 11) / Double(1 << 53), .leastNonzeroMagnitude)
-        let u2 = Double(random.next() >> 11) / Double(1 << 53)
-        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
     }
 }

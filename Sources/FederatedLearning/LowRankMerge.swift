@@ -88,7 +88,7 @@ public enum LowRankMerge {
         for _ in 0..<60 {
             var rotated = false
             for p in 0..<n {
-                for q in (p + 1)..<max(n, p + 1) {
+                for q in (p + 1)..<n {
                     var alpha = 0.0, beta = 0.0, gamma = 0.0
                     for i in 0..<n {
                         let x = work[i * n + p], y = work[i * n + q]
@@ -96,7 +96,7 @@ public enum LowRankMerge {
                         beta += y * y
                         gamma += x * y
                     }
-                    guard abs(gamma) > 1e-15 * (alpha * beta).squareRoot(), gamma != 0 else { continue }
+                    guard abs(gamma) > 1e-15 * (alpha * beta).squareRoot() else { continue }
                     rotated = true
                     let zeta = (beta - alpha) / (2 * gamma)
                     let t = (zeta >= 0 ? 1 : -1) / (abs(zeta) + (1 + zeta * zeta).squareRoot())

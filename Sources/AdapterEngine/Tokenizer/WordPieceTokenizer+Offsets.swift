@@ -6,32 +6,20 @@ extension WordPieceTokenizer {
     /// from, through normalisation (accents, case, CJK spacing).
     public func encodeWithOffsets(_ text: String) -> (ids: [Int32], offsets: [Range<Int>?]) {
         let normalized = normalizer.normalizeWithOrigins(Array(text.unicodeScalars))
-        let budget = maxLength - 2
+        let string = String(String.UnicodeScalarView(normalized.map(\.scalar)))
+        let scalars = string.unicodeScalars
         var ids: [Int32] = [], offsets: [Range<Int>?] = []
-        var start = 0
-        func word(_ range: Range<Int>) -> Bool {
-            let scalars = String.UnicodeScalarView(normalized[range].map(\.scalar))
-            for (id, piece) in wordPieceSpans(scalars[...]) {
-                if ids.count == budget { return false }
+        // Words come in order: each one's position is counted on from the one before.
+        var position = 0, cursor = scalars.startIndex
+        words: for word in Self.preTokenize(string) {
+            position += scalars.distance(from: cursor, to: word.startIndex)
+            cursor = word.startIndex
+            for (id, piece) in wordPieceSpans(word) {
+                if ids.count == maxLength - 2 { break words }
                 ids.append(id)
-                offsets.append(normalized[range.lowerBound + piece.lowerBound].origin..<(normalized[range.lowerBound + piece.upperBound - 1].origin + 1))
+                offsets.append(normalized[position + piece.lowerBound].origin..<(normalized[position + piece.upperBound - 1].origin + 1))
             }
-            return true
         }
-        var index = 0
-        scan: while index < normalized.count {
-            let scalar = normalized[index].scalar
-            if BertNormalizer.isWhitespace(scalar) {
-                if start < index, !word(start..<index) { break scan }
-                start = index + 1
-            } else if Self.isPunctuation(scalar) {
-                if start < index, !word(start..<index) { break scan }
-                if !word(index..<(index + 1)) { break scan }
-                start = index + 1
-            }
-            index += 1
-        }
-        if index == normalized.count, start < normalized.count { _ = word(start..<normalized.count) }
         return ([clsID] + ids + [sepID], [nil] + offsets + [nil])
     }
 

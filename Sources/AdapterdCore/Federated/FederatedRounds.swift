@@ -243,17 +243,11 @@ public actor FederatedRounds {
             try await training.start(name: key.name, version: Self.slotVersion(key)) { slot in
                 let started = ContinuousClock.now
                 events(AdapterEvent(event: .training, name: key.name, version: "", actor: "federated", reason: "federated run \(key.run) round \(key.round) on \(examples.count) examples"))
-                let outcome = await BackgroundThread.runDedicated(name: "adapterd-federated") { () -> Result<LocalTraining.Outcome, TrainingError> in
-                    ExecutionRuntime.onCallingThreadOnly { () -> Result<LocalTraining.Outcome, TrainingError> in
-                        do throws(TrainingError) {
-                            return .success(try local.run(
-                                round: key.round, global: global, start: start, examples: examples,
-                                progress: { progress.set($0.step, $0.totalSteps) },
-                                isCancelled: { slot.isCancelled || ContinuousClock.now - started > timeLimit }, pause: slot.pause))
-                        } catch {
-                            return .failure(error)
-                        }
-                    }
+                let outcome = await TrainingJobs.onTrainingThread(name: "adapterd-federated") { () throws(TrainingError) -> LocalTraining.Outcome in
+                    try local.run(
+                        round: key.round, global: global, start: start, examples: examples,
+                        progress: { progress.set($0.step, $0.totalSteps) },
+                        isCancelled: { slot.isCancelled || ContinuousClock.now - started > timeLimit }, pause: slot.pause)
                 }
                 await self.finish(key, outcome)
             }

@@ -100,15 +100,13 @@ public actor TrainingJobs {
     public func start(_ job: Job) async throws(Refusal) {
         if let running { throw .busy(name: running.name, version: running.version) }
         if (try? await registry.resolve(name: job.name, version: job.version)) != nil { throw .exists(name: job.name, version: job.version) }
-        let cancellation = Cancellation()
-        let task = Task { [registry, model, baseModel, events, logger, waitWhileServing] in
+        try start(name: job.name, version: job.version) { [registry, model, baseModel, events, logger, waitWhileServing] slot in
             await Self.run(
-                job, cancellation: cancellation, registry: registry, model: model, baseModel: baseModel, waitWhileServing: waitWhileServing,
+                job, cancellation: slot.cancellation, registry: registry, model: model, baseModel: baseModel, waitWhileServing: waitWhileServing,
                 events: events, logger: logger)
-            self.finished(name: job.name, version: job.version)
         }
-        running = (job.name, job.version, cancellation, task)
     }
+
 
     /// What other work in the training slot (a federated round) gets: whether it was cancelled, and the pause to
     /// take between layers while requests are served.
@@ -134,6 +132,22 @@ public actor TrainingJobs {
             self.finished(name: name, version: version)
         }
         running = (name, version, cancellation, task)
+    }
+
+    /// Runs `body` on one idle-priority thread of its own, without the OpenMP team (serving keeps the cores), keeping
+    /// its typed error: where every training of the worker runs.
+    public static func onTrainingThread<T: Sendable>(
+        name: String, _ body: @escaping @Sendable () throws(TrainingError) -> T
+    ) async -> Result<T, TrainingError> {
+        await BackgroundThread.runDedicated(name: name) { () -> Result<T, TrainingError> in
+            ExecutionRuntime.onCallingThreadOnly { () -> Result<T, TrainingError> in
+                do throws(TrainingError) {
+                    return .success(try body())
+                } catch {
+                    return .failure(error)
+                }
+            }
+        }
     }
 
     /// Cancels the training of (name, version); it stages nothing.
@@ -171,32 +185,24 @@ public actor TrainingJobs {
         logger.info("training started", metadata: ["name": "\(job.name)", "version": "\(job.version)", "examples": "\(job.examples.count)"])
         let trainer = Trainer(model: model, options: job.options)
         let started = ContinuousClock.now
-        // On one idle-priority thread without the OpenMP team: serving keeps the cores.
-        let outcome = await BackgroundThread.runDedicated(name: "adapterd-train") { () -> Result<(TrainableAdapter, Trainer.Report), TrainingError> in
-            ExecutionRuntime.onCallingThreadOnly { () -> Result<(TrainableAdapter, Trainer.Report), TrainingError> in
-                var lastReport = ContinuousClock.now
-                do throws(TrainingError) {
-                    let result = try trainer.train(
-                        job.examples, eval: job.eval, labels: job.labels,
-                        progress: { progress in
-                            // At most one progress event a second, and every epoch's last step.
-                            let epochEnd = progress.step % max(1, progress.totalSteps / max(1, job.options.epochs)) == 0
-                            guard epochEnd || ContinuousClock.now - lastReport >= .seconds(1) else { return }
-                            lastReport = .now
-                            event(.training, "step \(progress.step) of \(progress.totalSteps)", AdapterEvent.Training(
-                                epoch: progress.epoch + 1, step: progress.step, totalSteps: progress.totalSteps, loss: progress.loss))
-                        },
-                        isCancelled: { cancellation.isCancelled || ContinuousClock.now - started > job.timeLimit },
-                        pause: {
-                            // Even at idle CPU priority a training step evicts the caches a request needs and
-                            // holds a core until the scheduler preempts it: it waits while requests are served.
-                            waitWhileServing { cancellation.isCancelled }
-                        })
-                    return .success(result)
-                } catch {
-                    return .failure(error)
-                }
-            }
+        let outcome = await onTrainingThread(name: "adapterd-train") { () throws(TrainingError) -> (TrainableAdapter, Trainer.Report) in
+            var lastReport = ContinuousClock.now
+            return try trainer.train(
+                job.examples, eval: job.eval, labels: job.labels,
+                progress: { progress in
+                    // At most one progress event a second, and every epoch's last step.
+                    let epochEnd = progress.step % max(1, progress.totalSteps / max(1, job.options.epochs)) == 0
+                    guard epochEnd || ContinuousClock.now - lastReport >= .seconds(1) else { return }
+                    lastReport = .now
+                    event(.training, "step \(progress.step) of \(progress.totalSteps)", AdapterEvent.Training(
+                        epoch: progress.epoch + 1, step: progress.step, totalSteps: progress.totalSteps, loss: progress.loss))
+                },
+                isCancelled: { cancellation.isCancelled || ContinuousClock.now - started > job.timeLimit },
+                pause: {
+                    // Even at idle CPU priority a training step evicts the caches a request needs and
+                    // holds a core until the scheduler preempts it: it waits while requests are served.
+                    waitWhileServing { cancellation.isCancelled }
+                })
         }
         let directory = Self.directory(data: registry.dataDirectory) + "/\(job.name)@\(job.version)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
