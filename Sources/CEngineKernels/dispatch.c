@@ -156,18 +156,38 @@ static void adk_attention_body(void *context, int64_t first, int64_t last, int t
 
 void adk_attention(int isa, const float *qkv, int64_t ldqkv, const float *bias, const int32_t *starts,
                    const int32_t *lengths, int64_t sequences, int64_t heads, int64_t head_size, float scale,
-                   float *context, int64_t ldc) {
+                   float *context, int64_t ldc, const float *rope_cos, const float *rope_sin, int64_t window) {
     int64_t longest = 0, work = 0;
     for (int64_t s = 0; s < sequences; s++) {
         if (lengths[s] > longest) longest = lengths[s];
         work += (int64_t)lengths[s] * lengths[s];
     }
-    adk_attention_args args = {qkv, ldqkv, bias, starts, lengths, sequences, heads, head_size, scale, context, ldc};
+    adk_attention_args args = {qkv, ldqkv, bias, starts, lengths, sequences, heads, head_size, scale, context, ldc,
+                               rope_cos, rope_sin, window};
     // Per job: Q, Kᵀ, V, the probabilities, a zero bias and the rows' inverse sums, padded to whole 16-float vectors
     // and 8-row blocks.
     const int64_t lp = (longest + 15) / 16 * 16 + 16, dp = (head_size + 15) / 16 * 16;
-    adk_attention_context c = {isa, &args, 3 * lp * dp + lp * lp + dp + lp + 64};
+    // (and a rotated row for rotary embeddings).
+    adk_attention_context c = {isa, &args, 3 * lp * dp + lp * lp + 2 * dp + lp + 64};
     adk_parallel_for(sequences * heads, work * heads * head_size >= 64 * 1024, adk_attention_body, &c);
+}
+
+typedef struct {
+    int isa;
+    const adk_geglu_args *args;
+} adk_geglu_context;
+
+static void adk_geglu_body(void *context, int64_t first, int64_t last, int thread) {
+    (void)thread;
+    const adk_geglu_context *c = context;
+    ADK_CALL_FOR_ISA(c->isa, adk_geglu_range, c->args, first, last);
+}
+
+void adk_geglu(int isa, const float *x, int64_t ldx, int64_t rows, int64_t cols, float *y, int64_t ldy,
+               const adk_quantized_rows *quantized) {
+    adk_geglu_args args = {x, ldx, cols, y, ldy, quantized};
+    adk_geglu_context context = {isa, &args};
+    adk_parallel_for(rows, rows * cols >= adk_parallel_elements, adk_geglu_body, &context);
 }
 
 static void adk_lora_down_isa(int isa, const float *x, int64_t ldx, int64_t rows, const float *a, int64_t rank,

@@ -174,6 +174,35 @@ void ADK_FN(adk_quantize_range)(const float *x, int64_t ldx, int64_t first, int6
 
 #include "kernels_lora_impl.h"
 
+// LayerNorm of one row `x` into `y` (which may be `x`); `beta` may be NULL (a norm without bias).
+static inline void ADK_FN(adk_layer_norm)(const float *x, float *y, int64_t cols, const float *restrict gamma,
+                                          const float *restrict beta, float eps) {
+    const float mean = ADK_FN(adk_sum)(x, cols) / (float)cols;
+    const float squares = ADK_FN(adk_centered_squares)(x, cols, mean);
+    const float inverse = 1.0f / sqrtf(squares / (float)cols + eps);
+    if (beta) {
+        for (int64_t i = 0; i < cols; i++) y[i] = (x[i] - mean) * inverse * gamma[i] + beta[i];
+    } else {
+        for (int64_t i = 0; i < cols; i++) y[i] = (x[i] - mean) * inverse * gamma[i];
+    }
+}
+
+void ADK_FN(adk_geglu_range)(const adk_geglu_args *g, int64_t first, int64_t last) {
+    const int64_t cols = g->cols;
+    for (int64_t r = first; r < last; r++) {
+        const float *restrict x = g->x + r * g->ldx;
+        float *restrict y = g->y + r * g->ldy;
+        for (int64_t i = 0; i < cols; i++) {
+            const float v = x[i];
+            y[i] = 0.5f * v * (1.0f + ADK_FN(adk_erf)(v * 0.70710678118654752440f)) * x[cols + i];
+        }
+        if (g->quantized) {
+            const adk_quantized_rows *q = g->quantized;
+            ADK_FN(adk_quantize_row)(y, cols, q->data + r * q->ld, q->scale + r, q->zero + r, q->qmax, q->multiplier);
+        }
+    }
+}
+
 // The dequantisation and bias of row r: `v` into y's row.
 static inline void ADK_FN(adk_epilogue_input)(const adk_epilogue_args *a, int64_t r) {
     const int64_t cols = a->cols;
@@ -217,12 +246,14 @@ static inline void ADK_FN(adk_epilogue_output)(const adk_epilogue_args *a, int64
             const float *restrict residual = a->residual + r * a->ldr;
             for (int64_t i = 0; i < cols; i++) y[i] += residual[i];
         }
-        const float mean = ADK_FN(adk_sum)(y, cols) / (float)cols;
-        const float squares = ADK_FN(adk_centered_squares)(y, cols, mean);
-        const float inverse = 1.0f / sqrtf(squares / (float)cols + a->eps);
-        const float *restrict gamma = a->gamma;
-        const float *restrict beta = a->beta;
-        for (int64_t i = 0; i < cols; i++) y[i] = (y[i] - mean) * inverse * gamma[i] + beta[i];
+        ADK_FN(adk_layer_norm)(y, y, cols, a->gamma, a->beta, a->eps);
+        break;
+    }
+    case ADK_EPILOGUE_BIAS_RESIDUAL_PRENORM: {
+        // The residual stream keeps the sum; y becomes the next block's normalised input.
+        float *restrict residual = (float *)a->residual + r * a->ldr;
+        for (int64_t i = 0; i < cols; i++) residual[i] += y[i];
+        ADK_FN(adk_layer_norm)(residual, y, cols, a->gamma, a->beta, a->eps);
         break;
     }
     }
@@ -297,10 +328,29 @@ void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int
             for (int64_t d = 0; d < d_head; d++) v[d] = row[2 * width + d] + vb[d];
         }
         const float *restrict keys = a->qkv + start * a->ldqkv + width + head * d_head;
-        for (int64_t d = 0; d < d_head; d++) {
-            float *restrict column = kt + d * lp;
-            const float b = kb[d];
-            for (int64_t j = 0; j < length; j++) column[j] = keys[j * a->ldqkv + d] + b;
+        if (a->rope_cos) {
+            // Rotary embeddings: x·cos + rotate_half(x)·sin, rotate_half(x) = (−x₂, x₁) over the two halves. Q is
+            // rotated in place (the scale is linear, so it commutes); K row by row into a scratch row, then transposed.
+            const int64_t half = d_head / 2;
+            float *restrict rotated = inverse_sums + rows_padded;  // [d_head]
+            for (int64_t j = 0; j < length; j++) {
+                const float *restrict c = a->rope_cos + j * d_head;
+                const float *restrict sn = a->rope_sin + j * d_head;
+                float *restrict q = qs + j * d_head;
+                for (int64_t d = 0; d < half; d++) rotated[d] = q[d] * c[d] - q[d + half] * sn[d];
+                for (int64_t d = half; d < d_head; d++) rotated[d] = q[d] * c[d] + q[d - half] * sn[d];
+                memcpy(q, rotated, (size_t)d_head * sizeof(float));
+                const float *restrict k = keys + j * a->ldqkv;
+                for (int64_t d = 0; d < half; d++) rotated[d] = (k[d] + kb[d]) * c[d] - (k[d + half] + kb[d + half]) * sn[d];
+                for (int64_t d = half; d < d_head; d++) rotated[d] = (k[d] + kb[d]) * c[d] + (k[d - half] + kb[d - half]) * sn[d];
+                for (int64_t d = 0; d < d_head; d++) kt[d * lp + j] = rotated[d];
+            }
+        } else {
+            for (int64_t d = 0; d < d_head; d++) {
+                float *restrict column = kt + d * lp;
+                const float b = kb[d];
+                for (int64_t j = 0; j < length; j++) column[j] = keys[j * a->ldqkv + d] + b;
+            }
         }
         // Scores: p[i][j] = Σ_d qs[i][d] · kt[d][j], eight rows at a time.
         for (int64_t i = 0; i < rows_padded; i += ADK_ROWS) {
@@ -318,6 +368,11 @@ void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int
         for (int64_t i = 0; i < length; i++) {
             float *restrict row = p + i * lp;
             for (int64_t j = length; j < lp; j++) row[j] = -INFINITY;
+            if (a->window > 0) {
+                // Outside the sliding window: as far from the softmax as the padding (exactly 0 after it, below).
+                for (int64_t j = 0; j < i - a->window; j++) row[j] = -INFINITY;
+                for (int64_t j = i + a->window + 1; j < length; j++) row[j] = -INFINITY;
+            }
             VF vmax = (VF)(-INFINITY);
             for (int64_t j = 0; j < lp; j += ADK_VW) vmax = __builtin_elementwise_max(vmax, ADK_FN(adk_load)(row + j));
             const float maximum = ADK_FN(adk_hmax)(vmax);
@@ -331,6 +386,10 @@ void ADK_FN(adk_attention_range)(const adk_attention_args *a, int64_t first, int
             // the context product below never reads them. Each row is divided by its sum only at the end, on its
             // head_size outputs rather than its length probabilities.
             inverse_sums[i] = 1.0f / ADK_FN(adk_hsum)(vsum);
+            if (a->window > 0) {
+                for (int64_t j = 0; j < i - a->window; j++) row[j] = 0.0f;
+                for (int64_t j = i + a->window + 1; j < length; j++) row[j] = 0.0f;
+            }
         }
         for (int64_t i = length; i < rows_padded; i++) memset(p + i * lp, 0, (size_t)lp * sizeof(float));
         // Context: out[i][d] = Σ_j p[i][j] · vs[j][d], eight rows at a time.

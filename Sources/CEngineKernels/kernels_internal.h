@@ -27,7 +27,17 @@ typedef struct {
     float scale;
     float *context;
     int64_t ldc;
+    const float *rope_cos, *rope_sin;
+    int64_t window;
 } adk_attention_args;
+
+typedef struct {
+    const float *x;
+    int64_t ldx, cols;
+    float *y;
+    int64_t ldy;
+    const adk_quantized_rows *quantized;
+} adk_geglu_args;
 
 // Columns per weight panel of the FP32 panel GEMM (`adk_pack_panels`).
 #define ADK_PANEL_WIDTH 32
@@ -52,6 +62,7 @@ void adk_parallel_for(int64_t count, int parallel, adk_range_body body, void *co
                                      const adk_quantized_rows *q);                                                \
     void adk_epilogue_range_##SUFFIX(const adk_epilogue_args *a, int64_t first, int64_t last);                    \
     void adk_attention_range_##SUFFIX(const adk_attention_args *a, int64_t first, int64_t last, float *scratch); \
+    void adk_geglu_range_##SUFFIX(const adk_geglu_args *g, int64_t first, int64_t last);                        \
     void adk_lora_down_##SUFFIX(const float *x, int64_t ldx, int64_t rows, const float *a, int64_t rank,          \
                                 int64_t in, float *t);                                                            \
     void adk_lora_up_##SUFFIX(const float *t, int64_t rows, const float *bt, int64_t rank, int64_t out, float *y, \

@@ -57,11 +57,13 @@ extension ForwardPass {
     /// `W·x + s·B·A·x`, or `y = g ⊙ (y − b) + b` when `bias` says the bias is already in `y` (the base term and the
     /// LoRA term scale alike; the bias does not, as in PEFT).
     func applyDoRA(
-        slot: LinearSlot, adapters: [[LoRAWeights?]?], output: UnsafeMutablePointer<Float>, ldy: Int, width: Int,
+        slot: LinearSlot, adapters: [[LoRAWeights?]?], output: UnsafeMutablePointer<Float>, ldy: Int,
         bias: UnsafePointer<Float>?, batch: Batch
     ) {
         for (group, layers) in zip(batch.groups, adapters) {
-            guard let scale = layers?[slot.rawValue]?.magnitudeScale?.pointer else { continue }
+            guard let magnitude = layers?[slot.rawValue]?.magnitudeScale else { continue }
+            // As wide as the module (ModernBERT's fused Q, K and V: all three).
+            let scale = magnitude.pointer, width = magnitude.count
             for row in group.rows {
                 let y = output + row * ldy
                 if let bias {
@@ -91,12 +93,12 @@ extension ForwardPass {
     /// When the bias is not in `y` yet (`biasAdded` false: a later step adds it), `y ⊙ l + b ⊙ (l − 1)` leaves the
     /// same result once it is.
     func scaleOutputs(
-        slot: LinearSlot, scalings: [[IA3Scaling?]?], output: UnsafeMutablePointer<Float>, ldy: Int, width: Int,
+        slot: LinearSlot, scalings: [[IA3Scaling?]?], output: UnsafeMutablePointer<Float>, ldy: Int,
         bias: UnsafePointer<Float>, biasAdded: Bool, batch: Batch
     ) {
         for (group, layer) in zip(batch.groups, scalings) {
             guard let scaling = layer?[slot.rawValue], !scaling.scalesInput else { continue }
-            let l = scaling.vector.pointer
+            let l = scaling.vector.pointer, width = scaling.vector.count
             for row in group.rows {
                 let y = output + row * ldy
                 if biasAdded {
@@ -125,17 +127,17 @@ extension ForwardPass {
         return scaled
     }
 
-    /// `layer`'s INT8 product dequantised with its bias into `output`, plus two LoRA terms of one adapter over the
-    /// batch's input (each a column offset in `output` and its weights).
+    /// `layer`'s INT8 product dequantised with its bias into `output`, plus two LoRA terms of one adapter over
+    /// `input` (each a column offset in `output` and its weights).
     func dequantizeWithLoRAPair(
-        _ layer: PreparedLinear, output: UnsafeMutablePointer<Float>, first: (Int, LoRAWeights), second: (Int, LoRAWeights),
-        batch: Batch
+        _ layer: PreparedLinear, output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, first: (Int, LoRAWeights),
+        second: (Int, LoRAWeights), batch: Batch
     ) {
         let width = layer.outFeatures
         var dq = batch.dequantization(of: layer)
         let (one, two) = (first.1, second.1)
         adk_dequantize_lora_pair(
-            plan.path.kernelISA, output, Int64(width), Int64(batch.rows), Int64(width), &dq, layer.bias, batch.x,
+            plan.path.kernelISA, output, Int64(width), Int64(batch.rows), Int64(width), &dq, layer.bias, input,
             Int64(layer.inFeatures), Int64(one.inFeatures), Int64(one.outFeatures),
             one.a.pointer, one.scaledBTransposed.pointer, Int64(one.rank), output + first.0, batch.loraScratch,
             two.a.pointer, two.scaledBTransposed.pointer, Int64(two.rank), output + second.0, batch.loraScratch + batch.rows * one.rank)

@@ -1,3 +1,4 @@
+import CEngineKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -9,9 +10,23 @@ extension ForwardPass {
     /// A token classifier on each of one sequence's `count` final hidden rows at `rows`.
     func classifyTokens(_ rows: UnsafePointer<Float>, count: Int, head: ClassifierHead) -> InferenceOutput {
         let labels = head.classifier.outFeatures
+        let hidden = config.hiddenSize
         var logits = [Float](repeating: 0, count: count * labels)
-        logits.withUnsafeMutableBufferPointer { out in
-            Kernels.linear(head.classifier, x: rows, ldx: config.hiddenSize, rows: count, y: out.baseAddress!, ldy: labels)
+        if let pooler = head.pooler {
+            // ModernBERT's head runs on every token before the classifier.
+            var transformed = [Float](repeating: 0, count: count * hidden)
+            transformed.withUnsafeMutableBufferPointer { buffer in
+                let y = buffer.baseAddress!
+                Kernels.linear(pooler, x: rows, ldx: hidden, rows: count, y: y, ldy: hidden)
+                activate(y, count: count, head: head)
+                logits.withUnsafeMutableBufferPointer { out in
+                    Kernels.linear(head.classifier, x: y, ldx: hidden, rows: count, y: out.baseAddress!, ldy: labels)
+                }
+            }
+        } else {
+            logits.withUnsafeMutableBufferPointer { out in
+                Kernels.linear(head.classifier, x: rows, ldx: hidden, rows: count, y: out.baseAddress!, ldy: labels)
+            }
         }
         let perToken = (0..<count).map { Array(logits[($0 * labels)..<(($0 + 1) * labels)]) }
         let names = perToken.map { values in head.labels[values.indices.max { values[$0] < values[$1] } ?? 0] }
@@ -20,14 +35,21 @@ extension ForwardPass {
 
     /// BERT's pooler on each sequence's `[CLS]` row, then the adapter's classifier (FP32 in both precisions).
     func classify(
-        group: Group, head: ClassifierHead, lora: LoRAWeights?, offsets: [Int], batch: Batch
+        group: Group, head: ClassifierHead, lora: LoRAWeights?, offsets: [Int], lengths: [Int], batch: Batch
     ) -> [InferenceOutput] {
         let hidden = config.hiddenSize
         let count = group.sequences.count
         let cls = batch.pooled
         let pooled = batch.pooled + count * hidden
         for (row, sequence) in group.sequences.enumerated() {
-            (cls + row * hidden).update(from: batch.x + offsets[sequence] * hidden, count: hidden)
+            let rows = batch.x + offsets[sequence] * hidden
+            switch head.pooling {
+            case .first:
+                (cls + row * hidden).update(from: rows, count: hidden)
+            case .mean:
+                let mean = SentencePooling(mode: .mean, normalize: false).pool(rows, length: lengths[sequence], width: hidden)
+                (cls + row * hidden).update(from: mean, count: hidden)
+            }
         }
         // BertWeights without a pooler only reach here with the adapter's own (checked when loading).
         let poolerWeights = head.pooler ?? weights.pooler!
@@ -45,10 +67,7 @@ extension ForwardPass {
                 }
             }
         }
-        switch head.activation {
-        case .tanh: for i in 0..<(count * hidden) { pooled[i] = tanhf(pooled[i]) }
-        case .relu: for i in 0..<(count * hidden) { pooled[i] = max(pooled[i], 0) }
-        }
+        activate(pooled, count: count, head: head)
         let labels = head.classifier.outFeatures
         var logits = [Float](repeating: 0, count: count * labels)
         logits.withUnsafeMutableBufferPointer { out in
@@ -60,5 +79,19 @@ extension ForwardPass {
             for index in values.indices where values[index] > values[best] { best = index }
             return .classification(logits: values, labelIndex: best, label: head.labels[best])
         }
+    }
+
+    /// The head's activation on `count` rows after its pooler, then its norm when it has one.
+    private func activate(_ rows: UnsafeMutablePointer<Float>, count: Int, head: ClassifierHead) {
+        let hidden = config.hiddenSize
+        switch head.activation {
+        case .tanh: for i in 0..<(count * hidden) { rows[i] = tanhf(rows[i]) }
+        case .relu: for i in 0..<(count * hidden) { rows[i] = max(rows[i], 0) }
+        case .gelu: for i in 0..<(count * hidden) { rows[i] = 0.5 * rows[i] * (1 + erff(rows[i] * 0.707_106_781_186_547_5)) }
+        }
+        guard let norm = head.norm else { return }
+        adk_epilogue(
+            plan.path.kernelISA, ADK_EPILOGUE_BIAS_RESIDUAL_NORM, rows, Int64(hidden), Int64(count), Int64(hidden),
+            nil, nil, nil, 0, norm.gamma.pointer, norm.beta.pointer, head.normEps, nil)
     }
 }

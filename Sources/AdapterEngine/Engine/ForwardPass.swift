@@ -39,6 +39,8 @@ struct ForwardPass {
         let qkv: UnsafeMutablePointer<Float>
         let context: UnsafeMutablePointer<Float>
         let inner: UnsafeMutablePointer<Float>
+        /// ModernBERT: the gated feed-forward activations (`gelu(input) · gate`), the input of `mlp.Wo`.
+        let gated: UnsafeMutablePointer<Float>
         let loraScratch: UnsafeMutablePointer<Float>
         let pooled: UnsafeMutablePointer<Float>
         /// INT8 only: the current input quantised per row, its scales and zero points, and the int32 products.
@@ -95,19 +97,22 @@ struct ForwardPass {
 
         let hidden = config.hiddenSize
         let intermediate = config.intermediateSize
+        let modern = config.modernBERT != nil
+        // ModernBERT's `mlp.Wi` has input and gate side by side.
+        let innerWidth = modern ? 2 * intermediate : intermediate
         let int8 = plan.precision == .int8
         // The INT8 products run on whole 16-row tiles (Int8Matmul.paddedRows).
         let tileRows = Int8Matmul.paddedRows(rows)
         let arena = Arena(sizes: [
-            rows * hidden * 4, rows * hidden * 4, rows * hidden * 3 * 4, rows * hidden * 4, rows * intermediate * 4,
+            rows * hidden * 4, rows * hidden * 4, rows * hidden * 3 * 4, rows * hidden * 4, rows * innerWidth * 4,
             rows * maxRank * 3 * 4, sorted.count * hidden * 2 * 4,
             int8 ? tileRows * max(hidden, intermediate) : 0, int8 ? rows * 4 : 0, int8 ? rows * 4 : 0,
-            int8 ? tileRows * max(3 * hidden, intermediate) * 4 : 0, rows * kroneckerScratch * 4,
+            int8 ? tileRows * max(3 * hidden, innerWidth) * 4 : 0, rows * kroneckerScratch * 4, modern ? rows * intermediate * 4 : 0,
         ], pool: plan.scratch)
         defer { arena.deallocate() }
         var batch = Batch(
             rows: rows, groups: groups, x: arena[0], other: arena[1], qkv: arena[2], context: arena[3], inner: arena[4],
-            loraScratch: arena[5], pooled: arena[6], quantized: arena[7], rowScales: arena[8], rowZeros: arena[9],
+            gated: arena[12], loraScratch: arena[5], pooled: arena[6], quantized: arena[7], rowScales: arena[8], rowZeros: arena[9],
             accumulator: arena[10], kroneckerScratch: arena[11])
 
         var ids = [Int32](); ids.reserveCapacity(rows)
@@ -121,8 +126,10 @@ struct ForwardPass {
 
         let starts = offsets.map { Int32($0) }
         let lengths = sorted.map { Int32($0.ids.count) }
-        let scale = 1 / Float(config.headSize).squareRoot()
-        let isa = plan.path.kernelISA
+        let longest = sorted.map(\.ids.count).max() ?? 0
+        let rotary = plan.rotary.map { tables in
+            tables.positions >= longest ? tables : RotaryTables(layout: config.modernBERT!, headSize: config.headSize, positions: longest)
+        }
         for (layerIndex, layer) in plan.layers.prefix(depth ?? plan.layers.count).enumerated() {
             pause()
             let base = weights.layers[layerIndex]
@@ -131,53 +138,18 @@ struct ForwardPass {
             let scalings = groups.map { $0.adapter?.scalings[layerIndex] }
             let kroneckers = groups.map { $0.adapter?.kroneckers[layerIndex] }
 
-            // Q, K, V: one product; each slot's LoRA terms land in its third of the row.
-            let qkvWidth = 3 * hidden
-            let qkvLoRA = [LinearSlot.query, .key, .value].enumerated().compactMap { column, slot in
-                adapters.contains { $0?[slot.rawValue] != nil } ? (column * hidden, slot) : nil
-            }
-            product(layer.queryKeyValue, input: batch.x, into: batch.qkv, batch: batch)
-            if layer.queryKeyValue.isQuantized, qkvLoRA.count == 2, batch.groups.count == 1,
-               let one = adapters[0]?[qkvLoRA[0].1.rawValue], let two = adapters[0]?[qkvLoRA[1].1.rawValue],
-               one.magnitudeScale == nil, two.magnitudeScale == nil {
-                // One adapter's query and value terms (a single request's usual case): their down-projections
-                // overlap the dequantisation.
-                dequantizeWithLoRAPair(
-                    layer.queryKeyValue, output: batch.qkv, first: (qkvLoRA[0].0, one), second: (qkvLoRA[1].0, two), batch: batch)
-            } else if layer.queryKeyValue.isQuantized, !qkvLoRA.isEmpty,
-                      fusesLoRA(qkvLoRA.map(\.1), adapters: adapters, scalings: scalings, kroneckers: kroneckers) {
-                // The terms' up-projections in the dequantising epilogue: no pass over the product of their own.
-                let terms = loraTerms(qkvLoRA, adapters: adapters, input: batch.x, width: hidden, batch: batch)
-                epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, terms: terms, batch: batch)
-            } else {
-                if layer.queryKeyValue.isQuantized {
-                    epilogue(.bias, layer: layer.queryKeyValue, output: batch.qkv, dequantize: true, bias: true, batch: batch)
-                }
-                // Up to two terms over the same rows (query and value, as most adapters have) per pass of the team.
-                for start in stride(from: 0, to: qkvLoRA.count, by: 2) {
-                    addLoRA(
-                        Array(qkvLoRA[start..<min(start + 2, qkvLoRA.count)]), adapters: adapters, input: batch.x, width: hidden,
-                        output: batch.qkv, ldy: qkvWidth, batch: batch)
-                }
-                for (column, slot) in qkvLoRA {
-                    // In FP32 the attention kernel adds the bias later; the INT8 epilogue above has added it.
-                    applyDoRA(
-                        slot: slot, adapters: adapters, output: batch.qkv + column, ldy: qkvWidth, width: hidden,
-                        bias: layer.queryKeyValue.isQuantized ? UnsafePointer(layer.queryKeyValue.bias + column) : nil, batch: batch)
-                }
-            }
-            for (column, slot) in [(0, LinearSlot.query), (hidden, .key), (2 * hidden, .value)] {
-                addKronecker(slot: slot, kroneckers: kroneckers, input: batch.x, output: batch.qkv + column, ldy: qkvWidth, batch: batch)
-                scaleOutputs(
-                    slot: slot, scalings: scalings, output: batch.qkv + column, ldy: qkvWidth, width: hidden,
-                    bias: layer.queryKeyValue.bias + column, biasAdded: layer.queryKeyValue.isQuantized, batch: batch)
-            }
-            adk_attention(
-                isa, batch.qkv, Int64(qkvWidth), layer.queryKeyValue.isQuantized ? nil : layer.queryKeyValue.bias, starts, lengths, Int64(sorted.count),
-                Int64(config.numAttentionHeads), Int64(config.headSize), scale, batch.context, Int64(hidden))
+            // ModernBERT's blocks after the first read the previous block's normalised output, not the stream.
+            let input = modern && layerIndex > 0 ? batch.other : batch.x
+            queryKeyValue(layer.queryKeyValue, input: input, adapters: adapters, scalings: scalings, kroneckers: kroneckers, batch: batch)
+            attention(layerIndex: layerIndex, layer: layer, starts: starts, lengths: lengths, rotary: rotary, batch: batch)
 
             scaleInputs(slot: .attentionOutput, scalings: scalings, input: batch.context, width: hidden, batch: batch)
             if layer.attentionOutput.isQuantized { quantize(batch.context, for: layer.attentionOutput, batch: batch) }
+            if modern {
+                preNormBlockRest(
+                    layerIndex: layerIndex, layer: layer, next: next, adapters: adapters, scalings: scalings, kroneckers: kroneckers, batch: batch)
+                continue
+            }
             dense(
                 layer.attentionOutput, slot: .attentionOutput, adapters: adapters, scalings: scalings, kroneckers: kroneckers, input: batch.context, output: batch.other,
                 op: .norm(residual: batch.x, base.attentionNorm), quantizeFor: layer.intermediate, batch: batch)
@@ -204,6 +176,10 @@ struct ForwardPass {
             swap(&batch.x, &batch.other)
         }
 
+        // ModernBERT: the last block left the stream's normalised copy (by `final_norm`, or by the next block's
+        // `attn_norm` when `depth` stops early) in `other`.
+        if modern, (depth ?? plan.layers.count) > 0 { swap(&batch.x, &batch.other) }
+
         var outputs = [InferenceOutput?](repeating: nil, count: inputs.count)
         if depth != nil {
             for sequence in sorted.indices {
@@ -218,7 +194,8 @@ struct ForwardPass {
                     outputs[order[sequence]] = classifyTokens(batch.x + offsets[sequence] * hidden, count: sorted[sequence].ids.count, head: head)
                 }
             } else if let adapter = group.adapter, let head = adapter.head {
-                let results = classify(group: group, head: head, lora: adapter.pooler, offsets: offsets, batch: batch)
+                let results = classify(
+                    group: group, head: head, lora: adapter.pooler, offsets: offsets, lengths: sorted.map(\.ids.count), batch: batch)
                 for (sequence, result) in zip(group.sequences, results) { outputs[order[sequence]] = result }
             } else {
                 for sequence in group.sequences {
@@ -230,15 +207,17 @@ struct ForwardPass {
     }
 
     /// What follows a dense layer's product.
-    private enum Operation {
+    enum Operation {
         case bias
         case gelu
         case norm(residual: UnsafeMutablePointer<Float>, LayerNormWeights)
+        /// Pre-norm blocks: `residual += v + b`, and the output becomes the norm of the new residual.
+        case preNorm(residual: UnsafeMutablePointer<Float>, LayerNormWeights)
     }
 
     /// `layer`'s base product of `input` (all rows): FP32 into `output`… or, in INT8, of the quantised input
     /// into the int32 accumulator (the epilogue dequantises).
-    private func product(_ layer: PreparedLinear, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, batch: Batch) {
+    func product(_ layer: PreparedLinear, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, batch: Batch) {
         let rows = batch.rows
         if let packed = layer.packed {
             Int8Matmul.shared.multiply(rows: rows, a: batch.quantized, weights: packed, c: batch.accumulator)
@@ -250,7 +229,7 @@ struct ForwardPass {
 
     /// A dense layer with its LoRA terms and epilogue: `output = op(input·Wᵀ + b + Σ LoRA)`; in INT8 it also
     /// leaves `output` quantised for `quantizeFor`'s product when that runs in INT8.
-    private func dense(
+    func dense(
         _ layer: PreparedLinear, slot: LinearSlot, adapters: [[LoRAWeights?]?], scalings: [[IA3Scaling?]?], kroneckers: [[KroneckerDelta?]?],
         input: UnsafeMutablePointer<Float>,
         output: UnsafeMutablePointer<Float>, op: Operation, quantizeFor consumer: PreparedLinear?, batch: Batch
@@ -270,12 +249,12 @@ struct ForwardPass {
             if hasLoRA {
                 addLoRA([(0, slot)], adapters: adapters, input: input, width: layer.inFeatures, output: output, ldy: layer.outFeatures, batch: batch)
                 applyDoRA(
-                    slot: slot, adapters: adapters, output: output, ldy: layer.outFeatures, width: layer.outFeatures,
+                    slot: slot, adapters: adapters, output: output, ldy: layer.outFeatures,
                     bias: int8 ? UnsafePointer(layer.bias) : nil, batch: batch)
             }
             addKronecker(slot: slot, kroneckers: kroneckers, input: input, output: output, ldy: layer.outFeatures, batch: batch)
             scaleOutputs(
-                slot: slot, scalings: scalings, output: output, ldy: layer.outFeatures, width: layer.outFeatures, bias: layer.bias,
+                slot: slot, scalings: scalings, output: output, ldy: layer.outFeatures, bias: layer.bias,
                 biasAdded: int8, batch: batch)
             epilogue(op, layer: layer, output: output, dequantize: false, bias: !int8, quantizeFor: consumer, batch: batch)
         } else {
@@ -283,7 +262,7 @@ struct ForwardPass {
         }
     }
 
-    private func epilogue(
+    func epilogue(
         _ op: Operation, layer: PreparedLinear, output: UnsafeMutablePointer<Float>, dequantize: Bool, bias: Bool,
         quantizeFor consumer: PreparedLinear? = nil, terms: [adk_lora_term] = [], batch: Batch
     ) {
@@ -308,9 +287,11 @@ struct ForwardPass {
                     adk_epilogue_lora(
                         isa, ADK_EPILOGUE_BIAS_GELU, output, Int64(width), Int64(batch.rows), Int64(width), dequantizing,
                         biasPointer, nil, 0, nil, nil, eps, quantizing, terms, count)
-                case .norm(let residual, let norm):
+                case .norm(let residual, let norm), .preNorm(let residual, let norm):
+                    let kind: adk_epilogue_op
+                    if case .preNorm = op { kind = ADK_EPILOGUE_BIAS_RESIDUAL_PRENORM } else { kind = ADK_EPILOGUE_BIAS_RESIDUAL_NORM }
                     adk_epilogue_lora(
-                        isa, ADK_EPILOGUE_BIAS_RESIDUAL_NORM, output, Int64(width), Int64(batch.rows), Int64(width),
+                        isa, kind, output, Int64(width), Int64(batch.rows), Int64(width),
                         dequantizing, biasPointer, residual, Int64(width), norm.gamma.pointer, norm.beta.pointer, eps,
                         quantizing, terms, count)
                 }
@@ -319,7 +300,7 @@ struct ForwardPass {
     }
 
     /// Quantises the rows of `input` into the batch's INT8 input for `consumer`'s product.
-    private func quantize(_ input: UnsafePointer<Float>, for consumer: PreparedLinear, batch: Batch) {
+    func quantize(_ input: UnsafePointer<Float>, for consumer: PreparedLinear, batch: Batch) {
         let width = consumer.inFeatures
         var q = batch.quantizedRows(for: consumer, maximum: plan.activationMaximum)
         adk_quantize_rows(plan.path.kernelISA, input, Int64(width), Int64(batch.rows), Int64(width), &q)
@@ -334,6 +315,11 @@ struct ForwardPass {
         for row in 0..<ids.count {
             let out = x + row * hidden
             let word = tables[0] + Int(ids[row]) * hidden
+            if config.modernBERT != nil {
+                // Word embeddings only: positions are rotary, and there are no token types.
+                out.update(from: word, count: hidden)
+                continue
+            }
             let position = tables[1] + Int(positions[row]) * hidden
             let type = tables[2] + Int(tokenTypes[row]) * hidden
             for i in 0..<hidden { out[i] = word[i] + position[i] + type[i] }

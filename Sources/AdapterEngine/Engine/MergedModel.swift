@@ -18,37 +18,56 @@ public struct MergedModel: Sendable {
             case .embedding(let table):
                 weights.embeddings[table.rawValue] = Self.mergedEmbedding(weights.embeddings[table.rawValue], lora)
             case .linear(let layer, let slot):
-                weights.layers[layer][slot] = Self.merged(weights.layers[layer][slot], lora)
+                Self.update(&weights, layer: layer, slot: slot) { Self.merged($0, lora) }
             case .pooler, .classifier:
                 break
             }
         }
         for (layer, slots) in adapter.kroneckers.enumerated() {
             for (slot, delta) in zip(LinearSlot.allCases, slots) {
-                if let delta { weights.layers[layer][slot] = Self.added(weights.layers[layer][slot], delta.dense) }
+                if let delta { Self.update(&weights, layer: layer, slot: slot) { Self.added($0, delta.dense) } }
             }
         }
         for (layer, slots) in adapter.scalings.enumerated() {
             for (slot, scaling) in zip(LinearSlot.allCases, slots) {
-                if let scaling { weights.layers[layer][slot] = Self.scaled(weights.layers[layer][slot], scaling) }
+                if let scaling { Self.update(&weights, layer: layer, slot: slot) { Self.scaled($0, scaling) } }
             }
         }
-        // The pooler this adapter runs with: its own saved pooler or the base one, plus its LoRA pair.
-        if let pooler = adapter.head?.pooler ?? weights.pooler {
-            weights.pooler = adapter.pooler.map { Self.merged(pooler, $0) } ?? pooler
+        // The pooler's LoRA pair merged into the pooler this adapter runs with (its own saved one or the base one);
+        // everything else about the head (activation, norm, pooling, per-token) stays as it is.
+        var head = adapter.head
+        if let lora = adapter.pooler, let pooler = adapter.head?.pooler ?? weights.pooler {
+            weights.pooler = Self.merged(pooler, lora)
+            head?.pooler = nil
         }
-        let head = LoRAAdapter(
+        let merged = LoRAAdapter(
             name: adapter.name, config: adapter.config,
             layers: adapter.layers.map { $0.map { _ in nil } }, embeddings: adapter.embeddings.map { _ in nil }, pooler: nil,
-            head: adapter.head.map { ClassifierHead(classifier: $0.classifier, pooler: nil, labels: $0.labels, problemType: $0.problemType) })
+            head: head)
         model = BertModel(directory: base.directory, config: base.config, weights: weights, tokenizer: base.tokenizer)
-        self.adapter = head
+        self.adapter = merged
         engine = InferenceEngine(model: model, precision: precision, path: path)
     }
 
     /// Runs `texts` through the merged model.
     public func run(_ texts: [String]) -> [InferenceResult] {
         engine.run(texts, adapter: adapter)
+    }
+
+    /// Replaces `slot` of `layer` with `transform` of the weights an adapter's term there adds to: ModernBERT's
+    /// query slot is the whole `attn.Wqkv`, whose thirds the query, key and value slots then view again.
+    static func update(_ weights: inout BertWeights, layer: Int, slot: LinearSlot, _ transform: (LinearWeights) -> LinearWeights) {
+        guard slot == .query, let fused = weights.layers[layer].fusedQueryKeyValue else {
+            weights.layers[layer][slot] = transform(weights.layers[layer][slot])
+            return
+        }
+        let changed = transform(fused)
+        let hidden = fused.inFeatures
+        weights.layers[layer].fusedQueryKeyValue = changed
+        for (third, part) in [LinearSlot.query, .key, .value].enumerated() {
+            let rows = (third * hidden)..<((third + 1) * hidden)
+            weights.layers[layer][part] = LinearWeights(weight: changed.weight.rows(rows), bias: changed.bias?.rows(rows))
+        }
     }
 
     static func merged(_ linear: LinearWeights, _ lora: LoRAWeights) -> LinearWeights {

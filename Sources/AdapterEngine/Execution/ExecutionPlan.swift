@@ -29,6 +29,8 @@ public final class ExecutionPlan: Sendable {
     let layers: [Layer]
     /// Forward passes' scratch memory, reused across passes.
     let scratch = ScratchPool()
+    /// ModernBERT's rotary tables (nil for the other families).
+    let rotary: RotaryTables?
 
     /// Prepares `weights` for `precision`, with kernels for `path` (at most the CPU's). The GEMMs run on the
     /// process-wide path (`ExecutionRuntime.configure(path:)`, the detected one unless an executable lowered it).
@@ -42,6 +44,9 @@ public final class ExecutionPlan: Sendable {
         self.path = min(path, KernelPath.detected)
         let runtime = ExecutionRuntime.configure()
         self.runtime = runtime
+        rotary = config.modernBERT.map {
+            RotaryTables(layout: $0, headSize: config.headSize, positions: min(config.maxPositionEmbeddings, RotaryTables.preparedPositions))
+        }
         var inputMaxima: [[[Float]]]?
         if precision == .int8, !calibration.isEmpty {
             let reference = reference ?? ExecutionPlan(weights: weights, config: config, precision: .fp32, path: path)

@@ -40,11 +40,16 @@ extension LoRAAdapter {
         let pooler = concatenated(parts.map { ($0.adapter.pooler, $0.weight) })
         var head: ClassifierHead?
         if let firstHead = first.head {
+            // Everything but the weights (activation, pooling, per-token reading) is the family's, so the same.
             let heads = parts.map { ($0.adapter.head!, $0.weight) }
-            head = ClassifierHead(
-                classifier: weighted(heads.map { ($0.0.classifier, $0.1) }),
-                pooler: firstHead.pooler == nil ? nil : weighted(heads.map { ($0.0.pooler!, $0.1) }),
-                labels: firstHead.labels, problemType: firstHead.problemType)
+            var blended = firstHead
+            blended.classifier = weighted(heads.map { ($0.0.classifier, $0.1) })
+            blended.pooler = firstHead.pooler == nil ? nil : weighted(heads.map { ($0.0.pooler!, $0.1) })
+            if firstHead.norm != nil {
+                blended.norm = LayerNormWeights(
+                    gamma: weighted(heads.map { ($0.0.norm!.gamma, $0.1) }), beta: weighted(heads.map { ($0.0.norm!.beta, $0.1) }))
+            }
+            head = blended
         }
         return LoRAAdapter(name: name, config: first.config, layers: layers, embeddings: embeddings, pooler: pooler, head: head)
     }
@@ -75,24 +80,19 @@ extension LoRAAdapter {
 
     /// `Σ wᵢ·layerᵢ`, weights and biases.
     private static func weighted(_ layers: [(LinearWeights, Float)]) -> LinearWeights {
-        let shape = layers[0].0.weight.shape
-        let count = shape[0] * shape[1]
-        let weight = Tensor(shape: shape, storage: FloatStorage(count: count) { out in
+        let weight = weighted(layers.map { ($0.0.weight, $0.1) })
+        let biases = layers.compactMap { layer in layer.0.bias.map { ($0, layer.1) } }
+        return LinearWeights(weight: weight, bias: layers[0].0.bias == nil ? nil : weighted(biases))
+    }
+
+    /// `Σ wᵢ·tensorᵢ` (all of one shape).
+    private static func weighted(_ tensors: [(Tensor, Float)]) -> Tensor {
+        let count = tensors[0].0.count
+        return Tensor(shape: tensors[0].0.shape, storage: FloatStorage(count: count) { out in
             out.initialize(repeating: 0)
-            for (layer, w) in layers {
-                for index in 0..<count { out[index] += w * layer.weight.pointer[index] }
+            for (tensor, w) in tensors {
+                for index in 0..<count { out[index] += w * tensor.pointer[index] }
             }
         })
-        var bias: Tensor?
-        if layers[0].0.bias != nil {
-            bias = Tensor(shape: [shape[0]], storage: FloatStorage(count: shape[0]) { out in
-                out.initialize(repeating: 0)
-                for (layer, w) in layers {
-                    guard let b = layer.bias else { continue }
-                    for index in 0..<shape[0] { out[index] += w * b.pointer[index] }
-                }
-            })
-        }
-        return LinearWeights(weight: weight, bias: bias)
     }
 }

@@ -183,11 +183,8 @@ struct AdapterBuilder {
         guard infoM.shape == [shape.outFeatures] else {
             throw .shapeMismatch(adapter: name, tensor: infoM.name, shape: infoM.shape, expected: [shape.outFeatures], reason: "base layer '\(moduleName)' has \(shape.outFeatures) outputs")
         }
-        let base: LinearWeights
-        switch module {
-        case .linear(let layer, let slot): base = model.weights.layers[layer][slot]
-        case .pooler where model.weights.pooler != nil: base = model.weights.pooler!
-        default: throw .methodCannotAdapt(adapter: name, module: moduleName, reason: "a module DoRA cannot adapt here")
+        guard let base = model.linear(of: module) else {
+            throw .methodCannotAdapt(adapter: name, module: moduleName, reason: "a module DoRA cannot adapt here")
         }
         let magnitude = try tensor(infoM)
         return LoRAWeights(
@@ -237,6 +234,8 @@ struct AdapterBuilder {
         let hidden = model.config.hiddenSize
         var classifier: LinearWeights?
         var pooler: LinearWeights?
+        var norm: LayerNormWeights?
+        let modern = model.config.modernBERT
         for (module, parameters) in saved.sorted(by: { $0.key < $1.key }) {
             // PEFT wraps a module in modules_to_save when its name ends with an entry.
             guard config.modulesToSave.contains(where: { module.hasSuffix($0) || module.hasPrefix($0 + ".") }) else {
@@ -259,29 +258,67 @@ struct AdapterBuilder {
                     throw .shapeMismatch(adapter: name, tensor: weight.name, shape: weight.shape, expected: [hidden, hidden], reason: "the base pooler is \(hidden)×\(hidden)")
                 }
                 pooler = try linear(weight: weight, bias: parameters["bias"], outputs: hidden)
+            // ModernBERT's head: norm(gelu(dense(pooled))) then classifier, on the pooled rows or on every token.
+            case "head.dense" where modern != nil:
+                guard let weight = parameters["weight"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + module + ".weight") }
+                guard weight.shape == [hidden, hidden] else {
+                    throw .shapeMismatch(adapter: name, tensor: weight.name, shape: weight.shape, expected: [hidden, hidden], reason: "ModernBERT's head.dense is \(hidden)×\(hidden)")
+                }
+                if modern!.classifierBias, parameters["bias"] == nil {
+                    throw .missingTensor(adapter: name, tensor: Self.prefix + module + ".bias")
+                }
+                pooler = try linear(weight: weight, bias: parameters["bias"], outputs: hidden)
+            case "head.norm" where modern != nil:
+                guard let gamma = parameters["weight"] else { throw .missingTensor(adapter: name, tensor: Self.prefix + module + ".weight") }
+                for info in [gamma, parameters["bias"]].compactMap({ $0 }) where info.shape != [hidden] {
+                    throw .shapeMismatch(adapter: name, tensor: info.name, shape: info.shape, expected: [hidden], reason: "one value per hidden unit")
+                }
+                if modern!.normBias, parameters["bias"] == nil {
+                    throw .missingTensor(adapter: name, tensor: Self.prefix + module + ".bias")
+                }
+                let beta = try parameters["bias"].map { info throws(AdapterError) in try tensor(info) }
+                norm = LayerNormWeights(gamma: try tensor(gamma), beta: beta ?? Tensor(shape: [hidden], storage: FloatStorage([Float](repeating: 0, count: hidden))))
             default:
                 throw .unsupportedOption(adapter: name, field: "modules_to_save", value: "'\(module)' (only the classifier and the pooler may be replaced)")
             }
         }
         guard let classifier else {
-            if pooler != nil { throw .missingTensor(adapter: name, tensor: Self.prefix + "classifier.weight") }
+            if pooler != nil || norm != nil { throw .missingTensor(adapter: name, tensor: Self.prefix + "classifier.weight") }
             return nil
         }
         let perToken = config.taskType == "TOKEN_CLS"
+        if let modern {
+            // The head's weights are not in the base checkpoint: without them PEFT would run a random head.
+            guard pooler != nil, norm != nil else {
+                throw .invalidConfig(adapter: name, field: "modules_to_save", reason: "a ModernBERT classifier needs its head (head.dense and head.norm) saved beside it")
+            }
+            var head = ClassifierHead(classifier: classifier, pooler: pooler, labels: try labelNames(labels, classifier))
+            head.activation = .gelu
+            head.norm = norm
+            head.normEps = model.config.layerNormEps
+            head.pooling = modern.classifierPooling == .mean ? .mean : .first
+            head.perToken = perToken
+            return head
+        }
         if perToken, pooler != nil {
             throw .invalidConfig(adapter: name, field: "modules_to_save", reason: "a token classifier (TOKEN_CLS) reads every token: it has no pooler to replace")
         }
         guard perToken || (model.config.encoderName == "bert" ? (model.weights.pooler != nil || pooler != nil) : pooler != nil) else {
             throw .invalidConfig(adapter: name, field: "modules_to_save", reason: "the adapter has a classifier but nothing pools for it (no base pooler, no classifier.dense)")
         }
+        var head = ClassifierHead(classifier: classifier, pooler: pooler, labels: try labelNames(labels, classifier))
+        if model.config.family == .distilbert { head.activation = .relu }
+        head.perToken = perToken
+        return head
+    }
+
+    /// `labels`, or transformers' `LABEL_i` names, one per classifier output.
+    func labelNames(_ labels: [String]?, _ classifier: LinearWeights) throws(AdapterError) -> [String] {
         let names = labels ?? (0..<classifier.outFeatures).map { "LABEL_\($0)" }
         guard names.count == classifier.outFeatures else {
             throw .invalidLabels(adapter: name, reason: "\(names.count) labels for a classifier with \(classifier.outFeatures) outputs")
         }
-        var head = ClassifierHead(classifier: classifier, pooler: pooler, labels: names)
-        if model.config.family == .distilbert { head.activation = .relu }
-        head.perToken = perToken
-        return head
+        return names
     }
 
     func linear(weight: TensorInfo, bias: TensorInfo?, outputs: Int) throws(AdapterError) -> LinearWeights {

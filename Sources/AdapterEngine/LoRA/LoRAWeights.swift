@@ -52,9 +52,10 @@ public struct LoRAWeights: Sendable {
 /// A sequence-classification head carried by an adapter in `modules_to_save`.
 public struct ClassifierHead: Sendable {
     /// `classifier`: `[labels, hidden]` plus bias.
-    public let classifier: LinearWeights
-    /// A replacement `bert.pooler.dense`, when the adapter saved one.
-    public let pooler: LinearWeights?
+    public internal(set) var classifier: LinearWeights
+    /// A replacement `bert.pooler.dense` (RoBERTa's `classifier.dense`, DistilBERT's `pre_classifier`, ModernBERT's
+    /// `head.dense`), when the adapter saved one.
+    public internal(set) var pooler: LinearWeights?
     /// Label names, one per classifier output.
     public let labels: [String]
     /// What the outputs mean (transformers' `problem_type`, from `labels.json`).
@@ -62,12 +63,28 @@ public struct ClassifierHead: Sendable {
     /// The activation after the pooler: tanh (BERT's pooler, RoBERTa's head) or ReLU (DistilBERT's pre-classifier).
     public var activation: Activation = .tanh
     /// Whether the classifier reads the pooled first token (sequence classification) or every token
-    /// (`task_type: TOKEN_CLS`, no pooler).
+    /// (`task_type: TOKEN_CLS`; only ModernBERT's head has a pooler then, applied to each token).
     public var perToken = false
+    /// The LayerNorm after the activation (ModernBERT's head: dense, GELU, norm), nil for the other families.
+    public var norm: LayerNormWeights?
+    /// The norm's epsilon.
+    public var normEps: Float = 1e-5
+    /// Which of a sequence's final rows a sequence classifier's pooler reads.
+    public var pooling: Pooling = .first
 
     /// The activation between a head's pooler and its classifier.
     public enum Activation: String, Sendable {
         case tanh, relu
+        /// Exact (erf) GELU: ModernBERT's `classifier_activation`.
+        case gelu
+    }
+
+    /// How a sequence classifier pools the encoder's final rows.
+    public enum Pooling: String, Sendable {
+        /// The first row ([CLS], `<s>`).
+        case first
+        /// The mean of the sequence's rows (ModernBERT's `classifier_pooling: mean`).
+        case mean
     }
 
     /// transformers' `config.problem_type`: how a sequence classifier's outputs are read.

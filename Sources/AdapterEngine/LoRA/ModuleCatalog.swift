@@ -19,7 +19,52 @@ struct ModuleCatalog: Sendable {
     /// Linear, RoBERTa's a `classifier` holding `dense` and `out_proj`, DistilBERT's `pre_classifier` and
     /// `classifier`.
     init(layers: Int, hasPooler: Bool, family: EncoderFamily = .bert) {
-        entries = family == .distilbert ? Self.distilBERT(layers: layers) : Self.bert(layers: layers, hasPooler: hasPooler, encoder: family.rawValue)
+        switch family {
+        case .distilbert: entries = Self.distilBERT(layers: layers)
+        case .modernbert: entries = Self.modernBERT(layers: layers)
+        case .bert, .roberta: entries = Self.bert(layers: layers, hasPooler: hasPooler, encoder: family.rawValue)
+        }
+    }
+
+    /// `ModernBertForSequenceClassification`'s modules (the token classifier's are the same). `attn.Wqkv` is one
+    /// module, listed as the query slot (its adapters' terms span Q, K and V); `head.dense` belongs to the head, which
+    /// PEFT saves whole.
+    private static func modernBERT(layers: Int) -> [Entry] {
+        var entries: [Entry] = [
+            Entry(name: "model", type: "ModernBertModel", module: nil),
+            Entry(name: "model.embeddings", type: "ModernBertEmbeddings", module: nil),
+            Entry(name: "model.embeddings.tok_embeddings", type: "Embedding", module: .embedding(.word)),
+            Entry(name: "model.embeddings.norm", type: "LayerNorm", module: nil),
+            Entry(name: "model.embeddings.drop", type: "Dropout", module: nil),
+            Entry(name: "model.layers", type: "ModuleList", module: nil),
+        ]
+        for index in 0..<layers {
+            let base = "model.layers.\(index)"
+            entries += [
+                Entry(name: base, type: "ModernBertEncoderLayer", module: nil),
+                Entry(name: base + ".attn_norm", type: index == 0 ? "Identity" : "LayerNorm", module: nil),
+                Entry(name: base + ".attn", type: "ModernBertAttention", module: nil),
+                Entry(name: base + ".attn.Wqkv", type: "Linear", module: .linear(layer: index, slot: .query)),
+                Entry(name: base + ".attn.Wo", type: "Linear", module: .linear(layer: index, slot: .attentionOutput)),
+                Entry(name: base + ".attn.out_drop", type: "Identity", module: nil),
+                Entry(name: base + ".mlp_norm", type: "LayerNorm", module: nil),
+                Entry(name: base + ".mlp", type: "ModernBertMLP", module: nil),
+                Entry(name: base + ".mlp.Wi", type: "Linear", module: .linear(layer: index, slot: .intermediate)),
+                Entry(name: base + ".mlp.act", type: "GELUActivation", module: nil),
+                Entry(name: base + ".mlp.drop", type: "Dropout", module: nil),
+                Entry(name: base + ".mlp.Wo", type: "Linear", module: .linear(layer: index, slot: .output)),
+            ]
+        }
+        return entries + [
+            Entry(name: "model.final_norm", type: "LayerNorm", module: nil),
+            Entry(name: "model.rotary_emb", type: "ModernBertRotaryEmbedding", module: nil),
+            Entry(name: "head", type: "ModernBertPredictionHead", module: nil),
+            Entry(name: "head.dense", type: "Linear", module: .classifier),
+            Entry(name: "head.act", type: "GELUActivation", module: nil),
+            Entry(name: "head.norm", type: "LayerNorm", module: nil),
+            Entry(name: "drop", type: "Dropout", module: nil),
+            Entry(name: "classifier", type: "Linear", module: .classifier),
+        ]
     }
 
     private static func bert(layers: Int, hasPooler: Bool, encoder: String) -> [Entry] {

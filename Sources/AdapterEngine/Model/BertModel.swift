@@ -38,16 +38,29 @@ public struct BertModel: Sendable {
         self.tokenizer = tokenizer
     }
 
+    /// The weights an adapter's term for `module` adds to: the layer's Linear, or ModernBERT's whole `attn.Wqkv`
+    /// for its query slot (nil when the model has no such module).
+    public func linear(of module: BertModule) -> LinearWeights? {
+        switch module {
+        case .linear(let layer, let slot):
+            guard layer < weights.layers.count else { return nil }
+            if slot == .query, let fused = weights.layers[layer].fusedQueryKeyValue { return fused }
+            return weights.layers[layer][slot]
+        case .pooler:
+            return weights.pooler
+        case .embedding, .classifier:
+            return nil
+        }
+    }
+
     /// The input and output widths of a module, or nil when the model has no such module.
     public func shape(of module: BertModule) -> (inFeatures: Int, outFeatures: Int)? {
         switch module {
         case .embedding(let table):
             let tensor = weights.embeddings[table.rawValue]
             return (tensor.shape[0], tensor.shape[1])
-        case .linear(let layer, let slot):
-            guard layer < weights.layers.count else { return nil }
-            let linear = weights.layers[layer][slot]
-            return (linear.inFeatures, linear.outFeatures)
+        case .linear:
+            return linear(of: module).map { ($0.inFeatures, $0.outFeatures) }
         case .pooler:
             return weights.pooler.map { ($0.inFeatures, $0.outFeatures) }
         case .classifier:

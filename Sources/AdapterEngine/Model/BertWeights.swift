@@ -8,6 +8,9 @@ public struct BertWeights: Sendable {
         public var attentionNorm: LayerNormWeights
         /// LayerNorm after the feed-forward block.
         public var outputNorm: LayerNormWeights
+        /// ModernBERT's `attn.Wqkv` whole (`[3·hidden, hidden]`): the query, key and value slots view its thirds,
+        /// and an adapter's module for it (the query slot) is this wide.
+        public var fusedQueryKeyValue: LinearWeights?
 
         /// The dense layer in `slot`.
         public subscript(slot: LinearSlot) -> LinearWeights {
@@ -27,6 +30,10 @@ public struct BertWeights: Sendable {
 
     /// Reads and shape-checks every tensor `config` implies from `file`.
     public init(file: SafeTensorsFile, config: BertConfig) throws(ModelError) {
+        if let layout = config.modernBERT {
+            self = try Self.modernBERT(file: file, config: config, layout: layout)
+            return
+        }
         // Hugging Face saves BertModel (RobertaModel) without a prefix and the task models under "bert." ("roberta.").
         let prefix = file.contains(config.encoderName + ".embeddings.word_embeddings.weight") ? config.encoderName + "." : ""
         func tensor(_ name: String, _ shape: [Int]) throws(ModelError) -> Tensor {
@@ -72,8 +79,17 @@ public struct BertWeights: Sendable {
             layers.append(Layer(
                 linears: linears,
                 attentionNorm: try norm(base + family.layerNorms.attention),
-                outputNorm: try norm(base + family.layerNorms.output)))
+                outputNorm: try norm(base + family.layerNorms.output),
+                fusedQueryKeyValue: nil))
         }
         pooler = file.contains(prefix + "pooler.dense.weight") ? try linear("pooler.dense", out: hidden, in: hidden) : nil
+    }
+
+    /// Assembles weights from their parts.
+    init(embeddings: [Tensor], embeddingNorm: LayerNormWeights, layers: [Layer], pooler: LinearWeights?) {
+        self.embeddings = embeddings
+        self.embeddingNorm = embeddingNorm
+        self.layers = layers
+        self.pooler = pooler
     }
 }

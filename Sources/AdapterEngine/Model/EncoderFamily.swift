@@ -6,23 +6,43 @@ public enum EncoderFamily: String, Sendable {
     case roberta
     /// DistilBERT: `distilbert.transformer.layer.N.attention.q_lin`…, no token types, no pooler.
     case distilbert
+    /// ModernBERT: `model.layers.N.attn.Wqkv` (Q, K and V in one Linear), `attn.Wo`, `mlp.Wi` (input and gate),
+    /// `mlp.Wo`; pre-norm blocks, no position or token-type tables.
+    case modernbert
 
     /// The family of `model_type` (any RoBERTa-like type other than the two named ones is refused before this).
     init(modelType: String) {
         switch modelType {
         case "bert": self = .bert
         case "distilbert": self = .distilbert
+        case "modernbert": self = .modernbert
         default: self = .roberta
         }
     }
 
+    /// The name the task models keep the encoder under.
+    var encoderName: String { self == .modernbert ? "model" : rawValue }
+
     /// Encoder layer `index`'s path below the encoder's name.
     func layerPath(_ index: Int) -> String {
-        self == .distilbert ? "transformer.layer.\(index)" : "encoder.layer.\(index)"
+        switch self {
+        case .distilbert: return "transformer.layer.\(index)"
+        case .modernbert: return "layers.\(index)"
+        default: return "encoder.layer.\(index)"
+        }
     }
 
     /// The path of `slot` below a layer.
     func path(of slot: LinearSlot) -> String {
+        if self == .modernbert {
+            // Q, K and V are one Linear: the query slot stands for it (see `BertWeights.Layer.fusedQueryKeyValue`).
+            switch slot {
+            case .query, .key, .value: return "attn.Wqkv"
+            case .attentionOutput: return "attn.Wo"
+            case .intermediate: return "mlp.Wi"
+            case .output: return "mlp.Wo"
+            }
+        }
         guard self == .distilbert else { return slot.path }
         switch slot {
         case .query: return "attention.q_lin"

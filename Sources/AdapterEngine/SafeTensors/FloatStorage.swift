@@ -9,6 +9,8 @@ public final class FloatStorage: @unchecked Sendable {
     public let count: Int
     private let mapping: MappedFile?
     private let owned: UnsafeMutablePointer<Float>?
+    /// The storage a slice views (kept alive with it).
+    private let parent: FloatStorage?
 
     /// A view into `mapping`; `pointer` must lie inside it and be 4-byte aligned.
     init(viewing pointer: UnsafePointer<Float>, count: Int, in mapping: MappedFile) {
@@ -16,6 +18,17 @@ public final class FloatStorage: @unchecked Sendable {
         self.count = count
         self.mapping = mapping
         owned = nil
+        parent = nil
+    }
+
+    /// A view of `count` elements of `parent` from `offset` on (no copy).
+    init(slicing parent: FloatStorage, from offset: Int, count: Int) {
+        precondition(offset >= 0 && count >= 0 && offset + count <= parent.count, "slice outside its storage")
+        baseAddress = parent.baseAddress + offset
+        self.count = count
+        mapping = parent.mapping
+        owned = nil
+        self.parent = parent
     }
 
     /// Takes `count` elements written by `fill` into a new buffer.
@@ -31,6 +44,7 @@ public final class FloatStorage: @unchecked Sendable {
         self.count = count
         mapping = nil
         owned = memory
+        parent = nil
     }
 
     /// Copies `values` into a new buffer.
@@ -78,4 +92,12 @@ public struct Tensor: Sendable {
     public var pointer: UnsafePointer<Float> { storage.baseAddress }
     /// Number of elements.
     public var count: Int { storage.count }
+
+    /// Rows `range` of a matrix (the first dimension), as a view of the same elements.
+    public func rows(_ range: Range<Int>) -> Tensor {
+        let width = shape.dropFirst().reduce(1, *)
+        return Tensor(
+            shape: [range.count] + shape.dropFirst(),
+            storage: FloatStorage(slicing: storage, from: range.lowerBound * width, count: range.count * width))
+    }
 }

@@ -56,10 +56,13 @@ typedef enum {
     ADK_EPILOGUE_BIAS = 0,                 // y = v + bias
     ADK_EPILOGUE_BIAS_GELU = 1,            // y = gelu(v + bias), exact (erf) GELU
     ADK_EPILOGUE_BIAS_RESIDUAL_NORM = 2,   // y = LayerNorm(v + bias + residual)
+    ADK_EPILOGUE_BIAS_RESIDUAL_PRENORM = 3,  // residual += v + bias (written back); y = LayerNorm(residual)
 } adk_epilogue_op;
 
 /// One pass over `rows × cols` after a product: `v` is `dequantize` when given (then `y` is only written), else `y`
-/// itself. `bias`, `residual` and `quantized` may be NULL. Rows are split across the OpenMP team when it pays.
+/// itself. `bias`, `residual`, `beta` and `quantized` may be NULL. The pre-norm operation (ModernBERT's blocks) is the
+/// one that writes `residual`: it keeps the residual stream there and leaves the next block's normalised input in
+/// `y` (quantised when `quantized` is given). Rows are split across the OpenMP team when it pays.
 void adk_epilogue(int isa, adk_epilogue_op op, float *y, int64_t ldy, int64_t rows, int64_t cols,
                   const adk_dequantize *dequantize, const float *bias, const float *residual, int64_t ldr,
                   const float *gamma, const float *beta, float eps, const adk_quantized_rows *quantized);
@@ -92,9 +95,18 @@ void adk_quantize_rows(int isa, const float *x, int64_t ldx, int64_t rows, int64
 /// Self-attention for packed sequences, every head: `qkv` holds Q | K | V (each `heads · head_size` wide) per
 /// row, `bias` (NULL or `3 · heads · head_size`) is added to them; `context` receives softmax(QKᵀ·scale)·V.
 /// Sequence `s` covers rows `starts[s] ..< starts[s] + lengths[s]`. (sequence, head) pairs run across the team.
+/// With `rope_cos` and `rope_sin` (`[positions, head_size]`, row p for the sequence's p-th token), Q and K are
+/// rotated first (rotary embeddings, the rotate-half convention of Hugging Face's models); with `window` above 0, a
+/// token attends only to tokens at most `window` positions away (bidirectional sliding window).
 void adk_attention(int isa, const float *qkv, int64_t ldqkv, const float *bias, const int32_t *starts,
                    const int32_t *lengths, int64_t sequences, int64_t heads, int64_t head_size, float scale,
-                   float *context, int64_t ldc);
+                   float *context, int64_t ldc, const float *rope_cos, const float *rope_sin, int64_t window);
+
+/// A gated GELU (GeGLU) over `rows` rows of `x`, each `2 · cols` wide (input | gate):
+/// `y[r][i] = gelu(x[r][i]) · x[r][cols + i]`, exact (erf) GELU, and each row of `y` quantised when `quantized` is
+/// given.
+void adk_geglu(int isa, const float *x, int64_t ldx, int64_t rows, int64_t cols, float *y, int64_t ldy,
+               const adk_quantized_rows *quantized);
 
 /// Per-output-channel symmetric int8 weights in −qmax…qmax for `x · Wᵀ`: `w` is `[out, in]`; writes `wq` as
 /// `[in, out]` (the layout the int8 GEMM reads fastest), `scale[out]` and `col_sum[out]` (Σ over `in` of `wq`).
