@@ -2,9 +2,10 @@ import AdapterEngine
 import Foundation
 import Testing
 
-/// Token classification's words (issue 25): WordPiece character offsets against Hugging Face's fast tokenizers, and
-/// entities against transformers' token-classification pipeline (`aggregation_strategy="simple"`) on the encoder
-/// zoo's `bert-cls/entities` adapter (`scripts/make-entity-reference`).
+/// Token classification's words (issue 25): character offsets of every tokenizer kind (WordPiece, byte-level BPE with
+/// and without trim_offsets, Unigram with Metaspace) against Hugging Face's fast tokenizers, and entities against
+/// transformers' token-classification pipeline (`aggregation_strategy="simple"`) on the encoder zoo's
+/// `bert-cls/entities` and `modernbert/slots` adapters (`scripts/make-entity-reference`).
 @Suite("Entity grouping")
 struct EntityGroupingTests {
     struct Reference: Decodable {
@@ -28,11 +29,14 @@ struct EntityGroupingTests {
         }
 
         struct Entities: Decodable {
+            let model: String
+            let adapter: String
             let cases: [EntityCase]
         }
 
         let offsets: [String: [OffsetCase]]
         let entities: Entities
+        let moreEntities: [Entities]
     }
 
     static let reference: Reference = {
@@ -40,28 +44,34 @@ struct EntityGroupingTests {
         return try! JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
     }()
 
-    @Test("WordPiece offsets are Hugging Face's, in characters through case, accents, punctuation, CJK and emoji, with the same ids as encode")
-    func offsetsMatchTokenizers() throws {
-        for (name, directory) in [("all-MiniLM-L6-v2", Fixtures.modelDirectory), ("bert-cls", EncoderFamilyTests.zoo + "/models/bert-cls")] {
-            guard case .wordPiece(let tokenizer) = try Tokenizer(modelDirectory: directory) else {
-                Issue.record("\(name) is not WordPiece")
-                continue
+    @Test(
+        "offsets are Hugging Face's for every tokenizer kind, in characters through case, accents (composed and not), punctuation, CJK, emoji, runs of spaces, tabs and newlines, with the same ids as encode",
+        arguments: ["all-MiniLM-L6-v2", "bert-cls", "distilbert", "roberta", "modernbert", "xlm-roberta"])
+    func offsetsMatchTokenizers(name: String) throws {
+        let directory = name == "all-MiniLM-L6-v2" ? Fixtures.modelDirectory : EncoderFamilyTests.zoo + "/models/" + name
+        let tokenizer = try Tokenizer(modelDirectory: directory)
+        for expected in try #require(Self.reference.offsets[name]) {
+            let (ids, offsets): ([Int32], [Range<Int>?])
+            switch tokenizer {
+            case .wordPiece(let kind): (ids, offsets) = kind.encodeWithOffsets(expected.text)
+            case .bytePairs(let kind): (ids, offsets) = kind.encodeWithOffsets(expected.text)
+            case .unigram(let kind): (ids, offsets) = kind.encodeWithOffsets(expected.text)
             }
-            for expected in try #require(Self.reference.offsets[name]) {
-                let (ids, offsets) = tokenizer.encodeWithOffsets(expected.text)
-                #expect(ids == expected.ids && ids == tokenizer.encode(expected.text).ids, "\(name): \(expected.text)")
-                let spans = offsets.map { $0.map { [$0.lowerBound, $0.upperBound] } ?? [0, 0] }
-                #expect(spans == expected.offsets, "\(name): \(expected.text): \(spans) vs \(expected.offsets)")
-            }
+            #expect(ids == expected.ids && ids == tokenizer.encode(expected.text).ids, "\(name): \(expected.text)")
+            let spans = offsets.map { $0.map { [$0.lowerBound, $0.upperBound] } ?? [0, 0] }
+            #expect(spans == expected.offsets, "\(name): \(expected.text): \(spans) vs \(expected.offsets)")
         }
     }
 
-    @Test("entities grouped from the token classifier's output are the pipeline's: labels, spans and words exact, scores within 1e-4")
-    func entitiesMatchPipeline() throws {
-        let model = try BertModel(directory: EncoderFamilyTests.zoo + "/models/bert-cls")
-        let adapter = try LoRAAdapter(directory: EncoderFamilyTests.zoo + "/adapters/bert-cls/entities", model: model)
+    @Test(
+        "entities grouped from the token classifier's output are the pipeline's (WordPiece on BERT, byte-level BPE on ModernBERT): labels, spans and words exact, scores within 1e-4",
+        arguments: ["bert-cls", "modernbert"])
+    func entitiesMatchPipeline(modelName: String) throws {
+        let reference = try #require(([Self.reference.entities] + Self.reference.moreEntities).first { $0.model == modelName })
+        let model = try BertModel(directory: EncoderFamilyTests.zoo + "/models/" + modelName)
+        let adapter = try LoRAAdapter(directory: EncoderFamilyTests.zoo + "/adapters/" + reference.adapter, model: model)
         let engine = InferenceEngine(model: model)
-        let cases = Self.reference.entities.cases
+        let cases = reference.cases
         let results = engine.run(cases.map { ($0.text, adapter as LoRAAdapter?) })
         var compared = 0
         for (expected, result) in zip(cases, results) {

@@ -71,14 +71,23 @@ public enum EntityGrouping {
 }
 
 extension Tokenizer {
-    /// The entities of a token classifier's output for `text`, whose ids were `ids`: nil where the tokenizer gives no
-    /// character offsets yet (byte-level BPE and Unigram), or its offsets do not line up with `ids`.
+    /// The entities of a token classifier's output for `text`, whose ids were `ids`: nil when the tokenizer's offsets
+    /// do not line up with `ids` (a text cut differently, say).
     public func entities(text: String, ids: [Int32], logits: [[Float]], labels: [String]) -> [Entity]? {
-        guard case .wordPiece(let tokenizer) = self else { return nil }
-        let (offsetIDs, offsets) = tokenizer.encodeWithOffsets(text)
+        let offsetIDs: [Int32], offsets: [Range<Int>?]
+        let token: (Int32) -> String?, decode: ([String]) -> String
+        switch self {
+        case .wordPiece(let tokenizer):
+            (offsetIDs, offsets) = tokenizer.encodeWithOffsets(text)
+            (token, decode) = (tokenizer.token(for:), tokenizer.decode(tokens:))
+        case .bytePairs(let tokenizer):
+            (offsetIDs, offsets) = tokenizer.encodeWithOffsets(text)
+            (token, decode) = (tokenizer.token(for:), tokenizer.decode(tokens:))
+        case .unigram(let tokenizer):
+            (offsetIDs, offsets) = tokenizer.encodeWithOffsets(text)
+            (token, decode) = (tokenizer.token(for:), tokenizer.decode(tokens:))
+        }
         guard offsetIDs == ids, logits.count == ids.count else { return nil }
-        return EntityGrouping.simple(
-            logits: logits, labels: labels, offsets: offsets, token: { tokenizer.token(for: ids[$0]) ?? "" },
-            decode: tokenizer.decode(tokens:))
+        return EntityGrouping.simple(logits: logits, labels: labels, offsets: offsets, token: { token(ids[$0]) ?? "" }, decode: decode)
     }
 }

@@ -8,6 +8,12 @@ import Foundation
 public struct BPETokenizer: Sendable {
     /// Token ids by token.
     let vocabulary: [String: Int32]
+    /// Tokens by id (for decoding).
+    let tokens: [String]
+    /// Whether character offsets leave out a token's leading and trailing spaces (`RobertaProcessing`'s
+    /// `trim_offsets`), and whether the first token's one leading space is kept (its `add_prefix_space`).
+    let trimsOffsets: Bool
+    let addsPrefixSpace: Bool
     /// Merge ranks by pair (`left + " " + right`); a lower rank merges first.
     let ranks: [String: Int]
     /// Special tokens in the text, and the ids around a sequence.
@@ -21,7 +27,7 @@ public struct BPETokenizer: Sendable {
     /// GPT-2's pre-tokenisation: contractions, letters, numbers, other symbols (each with one leading space), and
     /// runs of whitespace.
     /// (A Regex is not Sendable, so each call makes its own.)
-    private static var pattern: some RegexComponent {
+    static var pattern: some RegexComponent {
         #/'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/#.matchingSemantics(.unicodeScalar)
     }
 
@@ -58,6 +64,19 @@ public struct BPETokenizer: Sendable {
         }
         self.vocabulary = vocabulary
         self.ranks = ranks
+        var tokens = [String](repeating: "", count: Int(vocabulary.values.max() ?? -1) + 1)
+        for (token, id) in vocabulary { tokens[Int(id)] = token }
+        if case .array(let added) = root["added_tokens"] ?? .array([]) {
+            for token in added {
+                guard case .string(let content) = token["content"], case .number(let id) = token["id"], let exact = Int(exactly: id), exact >= 0 else { continue }
+                if exact >= tokens.count { tokens += [String](repeating: "", count: exact + 1 - tokens.count) }
+                tokens[exact] = content
+            }
+        }
+        self.tokens = tokens
+        let post = root["post_processor"] ?? .null
+        trimsOffsets = post["type"] == .string("RobertaProcessing") && post["trim_offsets"] != .bool(false)
+        addsPrefixSpace = post["add_prefix_space"] != .bool(false)
 
         switch root["normalizer"] ?? .null {
         case .null: normalizesNFC = false
@@ -78,7 +97,7 @@ public struct BPETokenizer: Sendable {
     public func encoding(_ text: String) -> Encoding {
         specialTokens.encode(text, limit: maxLength) { piece in
             let normalized = normalizesNFC ? piece.precomposedStringWithCanonicalMapping : piece
-            return normalized.matches(of: Self.pattern).flatMap { word(String(normalized[$0.range])) }
+            return normalized.matches(of: Self.pattern).flatMap { word(normalized[$0.range]) }
         }
     }
 
@@ -86,7 +105,7 @@ public struct BPETokenizer: Sendable {
     public func encoding(_ text: String, pair: String) -> Encoding? {
         specialTokens.encode(text, pair: pair, limit: maxLength) { piece in
             let normalized = normalizesNFC ? piece.precomposedStringWithCanonicalMapping : piece
-            return normalized.matches(of: Self.pattern).flatMap { word(String(normalized[$0.range])) }
+            return normalized.matches(of: Self.pattern).flatMap { word(normalized[$0.range]) }
         }
     }
 
@@ -94,9 +113,15 @@ public struct BPETokenizer: Sendable {
     public func encode(_ text: String) -> [Int32] { encoding(text).ids }
 
     /// One pre-tokenised word: its UTF-8 bytes as GPT-2's printable characters, merged by rank, as ids.
-    private func word(_ text: String) -> [Int32] {
+    private func word(_ text: Substring) -> [Int32] {
+        // Byte-level vocabularies hold every byte's character, so nothing is unknown.
+        symbols(text).compactMap { vocabulary[$0] }
+    }
+
+    /// One pre-tokenised word's symbols after the merges, each a token of the vocabulary (one character per byte).
+    func symbols(_ text: Substring) -> [String] {
         let mapped = text.utf8.map { Self.byteCharacters[Int($0)] }
-        if ignoreMerges, let id = vocabulary[mapped.joined()] { return [id] }
+        if ignoreMerges, case let whole = mapped.joined(), vocabulary[whole] != nil { return [whole] }
         var symbols = mapped
         while symbols.count > 1 {
             var best: (rank: Int, index: Int)?
@@ -119,8 +144,7 @@ public struct BPETokenizer: Sendable {
             }
             symbols = merged
         }
-        // Byte-level vocabularies hold every byte's character, so nothing is unknown.
-        return symbols.compactMap { vocabulary[$0] }
+        return symbols
     }
 
     /// GPT-2's `bytes_to_unicode`: printable bytes stand for themselves, the others for 256 + n in order.

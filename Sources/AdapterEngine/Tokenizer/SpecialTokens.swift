@@ -88,7 +88,7 @@ struct SpecialTokens: Sendable {
         }
     }
 
-    /// `text` cut around its special tokens: (piece, nil) for ordinary text, ("", id) for a special token.
+    /// `text` cut around its special tokens: (piece, nil) for ordinary text, (its content, id) for a special token.
     func split(_ text: String) -> [(String, Int32?)] {
         guard !added.isEmpty else { return [(text, nil)] }
         var pieces: [(String, Int32?)] = []
@@ -105,7 +105,7 @@ struct SpecialTokens: Sendable {
                 break
             }
             if found.range.lowerBound > rest.startIndex { pieces.append((String(rest[..<found.range.lowerBound]), nil)) }
-            pieces.append(("", found.id))
+            pieces.append((String(rest[found.range]), found.id))
             rest = rest[found.range.upperBound...]
         }
         return pieces
@@ -141,6 +141,30 @@ struct SpecialTokens: Sendable {
             }
         }
         return Encoding(ids: out, truncated: truncated, typeIds: types)
+    }
+
+    /// `encode(_:limit:encodePiece:)` with each id's span in `text` in Unicode scalars (nil for special tokens):
+    /// `encodePiece` gets each piece between special tokens and the scalar offset where it starts.
+    func encodeWithOffsets(
+        _ text: String, limit: Int, encodePiece: (String, Int) -> [(id: Int32, span: Range<Int>)]
+    ) -> (ids: [Int32], offsets: [Range<Int>?]) {
+        var ids: [Int32] = [], offsets: [Range<Int>?] = []
+        var start = 0
+        for (piece, special) in split(text) {
+            if let special {
+                ids.append(special)
+                offsets.append(nil)
+            } else {
+                for (id, span) in encodePiece(piece, start) {
+                    ids.append(id)
+                    offsets.append(span)
+                }
+            }
+            start += piece.unicodeScalars.count
+        }
+        let room = max(0, limit - prefix.count - suffix.count)
+        let none = { (count: Int) in [Range<Int>?](repeating: nil, count: count) }
+        return (prefix + ids.prefix(room) + suffix, none(prefix.count) + offsets.prefix(room) + none(suffix.count))
     }
 
     /// `text`'s ids: its special tokens as theirs, the text between them through `encodePiece`, all between the

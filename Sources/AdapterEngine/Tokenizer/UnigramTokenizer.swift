@@ -6,8 +6,11 @@ import Foundation
 /// a character no piece covers is `unk`, scored below every piece, and neighbouring unknowns are fused into one), and
 /// wrapped by the post-processor. Other normalisers, pre-tokenisers or options are refused by name.
 public struct UnigramTokenizer: Sendable {
-    /// Each piece's id and score.
-    let pieces: [String: (id: Int32, score: Double)]
+    /// Each piece's id and score, by its UTF-8 bytes: a String key would match canonically equivalent pieces (a
+    /// decomposed `e` + U+0301 finding `é`), where tokenizers compares exact characters.
+    let pieces: [[UInt8]: (id: Int32, score: Double)]
+    /// Pieces by id (for decoding).
+    let tokens: [String]
     /// Longest piece, in Unicode scalars.
     let longestPiece: Int
     let unknownID: Int32
@@ -29,13 +32,13 @@ public struct UnigramTokenizer: Sendable {
         guard let model = root["model"], model["type"] == .string("Unigram") else { throw invalid("model type is not Unigram") }
         if model["byte_fallback"] == .bool(true) { throw invalid("Unigram 'byte_fallback' is not implemented") }
         guard case .array(let vocab) = model["vocab"] else { throw invalid("model.vocab is missing") }
-        var pieces: [String: (Int32, Double)] = [:]
+        var pieces: [[UInt8]: (Int32, Double)] = [:]
         var longest = 1, lowest = Double.infinity
         for (index, entry) in vocab.enumerated() {
             guard case .array(let pair) = entry, pair.count == 2, case .string(let piece) = pair[0], case .number(let score) = pair[1] else {
                 throw invalid("vocab entry \(index) is not [piece, score]")
             }
-            if pieces[piece] == nil { pieces[piece] = (Int32(index), score) }
+            if pieces[Array(piece.utf8)] == nil { pieces[Array(piece.utf8)] = (Int32(index), score) }
             longest = max(longest, piece.unicodeScalars.count)
             lowest = min(lowest, score)
         }
@@ -43,6 +46,10 @@ public struct UnigramTokenizer: Sendable {
             throw invalid("Unigram needs an unk_id")
         }
         self.pieces = pieces
+        tokens = vocab.map { entry in
+            if case .array(let pair) = entry, case .string(let piece) = pair[0] { return piece }
+            return ""
+        }
         longestPiece = longest
         self.unknownID = unknownID
         unknownScore = lowest - 10
@@ -76,25 +83,37 @@ public struct UnigramTokenizer: Sendable {
 
     /// The ids of text between special tokens.
     private func pieces(_ piece: String) -> [Int32] {
-        var ids: [Int32] = []
+        words(piece).flatMap { $0.segments.flatMap { segment($0.text).map(\.id) } }
+    }
+
+    /// Metaspace over text between special tokens: each whitespace-separated word (and the scalar offset where it
+    /// starts) with its marker in front, cut before every marker inside it (each cut with its scalar offset in the
+    /// marked word).
+    func words(_ piece: String) -> [(start: Int, segments: [(text: Substring, start: Int)])] {
+        var result: [(start: Int, segments: [(text: Substring, start: Int)])] = []
+        var position = 0, cursor = piece.startIndex
         for word in piece.split(whereSeparator: { $0.isWhitespace }) {
-            // Metaspace: the word with its marker in front; a marker inside the word starts a new one.
+            position += piece.unicodeScalars.distance(from: cursor, to: word.startIndex)
+            cursor = word.startIndex
             let marked = String(replacement) + word.map { $0 == " " ? replacement : $0 }
-            var start = marked.startIndex
+            var segments: [(text: Substring, start: Int)] = []
+            var start = marked.startIndex, offset = 0
             for index in marked.indices.dropFirst() where marked[index] == replacement {
-                ids += segment(marked[start..<index])
+                segments.append((marked[start..<index], offset))
+                offset += marked.unicodeScalars.distance(from: start, to: index)
                 start = index
             }
-            ids += segment(marked[start...])
+            segments.append((marked[start...], offset))
+            result.append((position, segments))
         }
-        return ids
+        return result
     }
 
     /// The ids of `text`, special tokens included, cut to `maxLength`.
     public func encode(_ text: String) -> [Int32] { encoding(text).ids }
 
-    /// The best-scoring segmentation of one word, as ids.
-    private func segment(_ word: Substring) -> [Int32] {
+    /// The best-scoring segmentation of one word: each piece's id and length in Unicode scalars.
+    func segment(_ word: Substring) -> [(id: Int32, length: Int)] {
         let scalars = Array(word.unicodeScalars)
         let count = scalars.count
         // best[i]: the highest score of a segmentation of the first i scalars, the piece ending there and its start.
@@ -103,10 +122,10 @@ public struct UnigramTokenizer: Sendable {
         for start in 0..<count {
             guard let here = best[start]?.score else { continue }
             var coveredOne = false
-            var piece = String.UnicodeScalarView()
+            var piece: [UInt8] = []
             for end in (start + 1)...min(count, start + longestPiece) {
-                piece.append(scalars[end - 1])
-                guard let (id, score) = pieces[String(piece)] else { continue }
+                piece += UTF8.encode(scalars[end - 1])!
+                guard let (id, score) = pieces[piece] else { continue }
                 if end == start + 1 { coveredOne = true }
                 let candidate = here + score
                 if best[end] == nil || candidate > best[end]!.score { best[end] = (candidate, start, id) }
@@ -116,13 +135,17 @@ public struct UnigramTokenizer: Sendable {
                 if best[start + 1] == nil || candidate > best[start + 1]!.score { best[start + 1] = (candidate, start, unknownID) }
             }
         }
-        var ids: [Int32] = []
+        var pieces: [(id: Int32, length: Int)] = []
         var end = count
         while end > 0, let step = best[end] {
             // Neighbouring unknowns become one (fuse_unk).
-            if !(step.id == unknownID && ids.last == unknownID) { ids.append(step.id) }
+            if step.id == unknownID, pieces.last?.id == unknownID {
+                pieces[pieces.count - 1].length += end - step.start
+            } else {
+                pieces.append((step.id, end - step.start))
+            }
             end = step.start
         }
-        return ids.reversed()
+        return pieces.reversed()
     }
 }

@@ -28,7 +28,10 @@ public struct WordPieceTokenizer: Sendable {
     public let maxInputCharsPerWord: Int
     /// Prefix marking a sub-word that continues a word.
     public let continuingSubwordPrefix: String
-    private let vocabulary: [String: Int32]
+    /// Ids by the UTF-8 bytes of their token: a String key would match canonically equivalent tokens (a decomposed
+    /// `e` + U+0301 finding `é`), where tokenizers compares exact characters.
+    private let vocabulary: [[UInt8]: Int32]
+    private let continuingPrefixBytes: [UInt8]
     /// The vocabulary by id ("" where an id has no token).
     let tokens: [String]
     /// Id of `[UNK]`.
@@ -51,7 +54,8 @@ public struct WordPieceTokenizer: Sendable {
             guard let id = vocabulary[token] else { throw .missingSpecialToken(file: source, token: token) }
             return id
         }
-        self.vocabulary = vocabulary
+        self.vocabulary = Dictionary(vocabulary.map { (Array($0.key.utf8), $0.value) }, uniquingKeysWith: { first, _ in first })
+        continuingPrefixBytes = Array(continuingSubwordPrefix.utf8)
         var tokens = [String](repeating: "", count: Int(vocabulary.values.max() ?? -1) + 1)
         for (token, id) in vocabulary where id >= 0 { tokens[Int(id)] = token }
         self.tokens = tokens
@@ -207,14 +211,20 @@ public struct WordPieceTokenizer: Sendable {
     func wordPieceSpans(_ word: Substring.UnicodeScalarView) -> [(id: Int32, span: Range<Int>)] {
         let scalars = Array(word)
         if scalars.count > maxInputCharsPerWord { return [(unknownID, 0..<scalars.count)] }
+        // The word's UTF-8 bytes, and where each scalar's start.
+        var bytes: [UInt8] = [], starts: [Int] = []
+        for scalar in scalars {
+            starts.append(bytes.count)
+            bytes += UTF8.encode(scalar)!
+        }
+        starts.append(bytes.count)
         var pieces: [(id: Int32, span: Range<Int>)] = []
         var start = 0
         while start < scalars.count {
             var end = scalars.count
             var found: Int32?
             while start < end {
-                var candidate = start > 0 ? continuingSubwordPrefix : ""
-                candidate.unicodeScalars.append(contentsOf: scalars[start..<end])
+                let candidate = (start > 0 ? continuingPrefixBytes : []) + bytes[starts[start]..<starts[end]]
                 if let id = vocabulary[candidate] {
                     found = id
                     break
