@@ -102,6 +102,30 @@ struct LabelCheckTests {
         }
     }
 
+    @Test(
+        "a token classifier is checked token by token: INT8 gives FP32's label on every token, re-checking a row when any of its tokens lies near a tie",
+        arguments: [("bert-cls", "bert-cls/entities"), ("modernbert", "modernbert/slots")])
+    func tokenClassifiersAreCheckedPerToken(model modelName: String, adapter adapterName: String) throws {
+        let model = try BertModel(directory: EncoderFamilyTests.zoo + "/models/" + modelName)
+        let adapter = try LoRAAdapter(directory: EncoderFamilyTests.zoo + "/adapters/" + adapterName, model: model)
+        let engine = InferenceEngine(model: model, precision: .int8)
+        let threshold = engine.labelCheckFactor * (try #require(engine.calibrateLabelCheck(adapter), "a token classifier is calibrated"))
+        let exact = InferenceEngine(model: model, precision: .fp32)
+        // On and off the adapter's domain, with the encoder zoo's scripts.
+        let texts = Self.texts + ["Café déjà vu — naïve façade", "北京 office lamp 开", "temp=21.5°C at 07:30; humidity 40%"]
+        for (text, (row, reference)) in zip(texts, zip(engine.run(texts, adapter: adapter), exact.run(texts, adapter: adapter))) {
+            guard case .tokenClassification(let logits, let labels) = row.output,
+                  case .tokenClassification(_, let expected) = reference.output else {
+                Issue.record("\(text): not a token classification")
+                continue
+            }
+            #expect(labels == expected, "\(adapterName): \(text)")
+            if row.labelCheck == .kept {
+                #expect(logits.allSatisfy { (LabelCheck.distance(of: $0, problem: .singleLabel) ?? 0) >= threshold }, "\(text)")
+            }
+        }
+    }
+
     @Test("embeddings and regression heads have no label to keep: INT8 answers them unchecked")
     func unlabelledOutputsAreUnchecked() throws {
         let engine = InferenceEngine(model: Fixtures.model, precision: .int8, labelCheckFactor: .infinity)

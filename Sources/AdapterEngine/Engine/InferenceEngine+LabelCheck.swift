@@ -33,11 +33,12 @@ extension InferenceEngine {
             }
             for (index, output) in zip(int8Rows, quantised) {
                 guard case let .checked(threshold, problem) = route(of: inputs[index]), let adapter = inputs[index].adapter,
-                      let logits = output.logits else {
+                      let rows = output.logitRows else {
                     outputs[index] = CheckedOutput(output: output, outcome: .unchecked)
                     continue
                 }
-                let unsure = (LabelCheck.distance(of: logits, problem: problem) ?? .infinity) < threshold
+                // A token classifier's row is unsure when any of its tokens is.
+                let unsure = rows.contains { (LabelCheck.distance(of: $0, problem: problem) ?? .infinity) < threshold }
                 counts[ObjectIdentifier(adapter), default: (adapter, 0, 0)].checked += 1
                 if unsure {
                     counts[ObjectIdentifier(adapter), default: (adapter, 0, 0)].unsure += 1
@@ -71,8 +72,8 @@ extension InferenceEngine {
     /// loads one, off the serving path.
     @discardableResult
     public func calibrateLabelCheck(_ adapter: LoRAAdapter, pause: @escaping () -> Void = {}) -> Float? {
-        // Token classifiers are not checked yet: their labels are per token, the check's distance per row.
-        guard let labelCheck, let head = adapter.head, !head.perToken, head.problemType != .regression else { return nil }
+        // A token classifier is measured (and checked) token by token, a sequence classifier row by row.
+        guard let labelCheck, let head = adapter.head, head.problemType != .regression else { return nil }
         let problem = head.problemType
         if let error = adapter.labelCheck.state(labelCheck.id)?.calibratedError { return error }
         let rows = labelCheck.calibration.map { EncodedInput(ids: $0, adapter: adapter) }
@@ -80,11 +81,13 @@ extension InferenceEngine {
         let exact = forward(labelCheck.exact, rows, pause: pause)
         var error: Float = 0
         for (int8, fp32) in zip(quantised, exact) {
-            guard let int8 = int8.logits, let fp32 = fp32.logits else { continue }
-            error = max(error, LabelCheck.error(int8: int8, fp32: fp32, problem: problem))
+            guard let int8 = int8.logitRows, let fp32 = fp32.logitRows else { continue }
+            for (one, other) in zip(int8, fp32) { error = max(error, LabelCheck.error(int8: one, fp32: other, problem: problem)) }
         }
         let threshold = labelCheck.factor * error
-        let unsure = quantised.count(where: { ($0.logits.flatMap { LabelCheck.distance(of: $0, problem: problem) } ?? .infinity) < threshold })
+        let unsure = quantised.count { output in
+            output.logitRows?.contains { (LabelCheck.distance(of: $0, problem: problem) ?? .infinity) < threshold } ?? false
+        }
         adapter.labelCheck.calibrated(labelCheck.id, error: error, rows: rows.count, unsure: unsure)
         return error
     }

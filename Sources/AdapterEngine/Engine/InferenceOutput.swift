@@ -36,6 +36,15 @@ public enum InferenceOutput: Sendable, Equatable {
         return nil
     }
 
+    /// Every row of logits a label is read from: the classification's one, or each token's; nil for an embedding.
+    public var logitRows: [[Float]]? {
+        switch self {
+        case .classification(let logits, _, _): return [logits]
+        case .tokenClassification(let logits, _): return logits
+        case .embedding: return nil
+        }
+    }
+
     /// The predicted label, if this is a classification.
     public var label: String? {
         if case .classification(_, _, let label) = self { return label }
