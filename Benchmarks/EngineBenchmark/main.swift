@@ -14,6 +14,8 @@ func option(_ name: String, in arguments: inout [String]) -> String? {
     defer { arguments.removeSubrange(index...(index + 1)) }
     return arguments[index + 1]
 }
+// --tokenize MODEL_DIR TEXTS_FILE [--dump-ids] [...]: the tokenizer alone, before any engine is built (TokenizerThroughput.swift).
+if let index = arguments.firstIndex(of: "--tokenize") { exit(tokenizerThroughput(arguments.enumerated().filter { $0.offset != index }.map(\.element))) }
 let precision = option("--precision", in: &arguments).flatMap(Precision.init(rawValue:)) ?? .fp32
 let path = option("--path", in: &arguments).flatMap(KernelPath.init(name:)) ?? .detected
 let labelCheckFactor = option("--label-check-factor", in: &arguments).flatMap(Float.init) ?? 0
