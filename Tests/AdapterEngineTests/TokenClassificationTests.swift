@@ -47,7 +47,7 @@ struct TokenClassificationTests {
         }
     }
 
-    @Test("INT8 runs token classifiers unchecked, with logits near FP32's")
+    @Test("INT8 checks token classifiers (calibrated like any classifier), with FP32's labels and logits near FP32's")
     func int8TokenClassifier() throws {
         let model = try BertModel(directory: EncoderFamilyTests.zoo + "/models/bert-cls")
         let adapter = try LoRAAdapter(directory: EncoderFamilyTests.zoo + "/adapters/bert-cls/entities", model: model)
@@ -55,11 +55,12 @@ struct TokenClassificationTests {
         let fp32 = InferenceEngine(model: model)
         let text = Self.reference.cases[0].text
         let quantised = int8.run([text], adapter: adapter)[0], exact = fp32.run([text], adapter: adapter)[0]
-        #expect(quantised.labelCheck == .unchecked && int8.calibrateLabelCheck(adapter) == nil)
-        guard case let .tokenClassification(a, _) = quantised.output, case let .tokenClassification(b, _) = exact.output else {
+        #expect(quantised.labelCheck != .unchecked && int8.calibrateLabelCheck(adapter) != nil)
+        guard case let .tokenClassification(a, labels) = quantised.output, case let .tokenClassification(b, expected) = exact.output else {
             Issue.record("not token classifications")
             return
         }
+        #expect(labels == expected)
         for (x, y) in zip(a, b) { #expect(Fixtures.maxAbsDiff(x, y) < 0.25) }
     }
 }

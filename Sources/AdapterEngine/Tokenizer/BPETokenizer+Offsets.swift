@@ -15,39 +15,37 @@ extension BPETokenizer {
     /// The tokens of one piece between special tokens, with their spans counted from `start`.
     private func spans(_ piece: String, start: Int) -> [(id: Int32, span: Range<Int>)] {
         let original = Array(piece.unicodeScalars)
-        let (scalars, origins) = normalizesNFC ? Self.nfcWithOrigins(original) : (original, original.indices.map { $0 })
-        let normalized = String(String.UnicodeScalarView(scalars))
+        let (scalars, origins) = normalizesNFC ? Self.nfcWithOrigins(original) : (original, Array(original.indices))
+        // The scalar each UTF-8 byte belongs to.
+        var bytes: [UInt8] = [], scalarOfByte: [Int] = []
+        for (index, scalar) in scalars.enumerated() {
+            bytes += UTF8.encode(scalar)!
+            scalarOfByte += repeatElement(index, count: UTF8.width(scalar))
+        }
         var result: [(id: Int32, span: Range<Int>)] = []
-        var position = 0, cursor = normalized.startIndex
-        for match in normalized.matches(of: Self.pattern) {
-            position += normalized.unicodeScalars.distance(from: cursor, to: match.range.lowerBound)
-            cursor = match.range.lowerBound
-            let word = normalized[match.range]
-            // The scalar (of the word) each of its UTF-8 bytes belongs to.
-            var scalarOfByte: [Int] = []
-            for (index, scalar) in word.unicodeScalars.enumerated() {
-                scalarOfByte += repeatElement(index, count: UTF8.width(scalar))
-            }
-            var byte = 0
-            for symbol in symbols(word) {
-                let width = symbol.unicodeScalars.count
-                defer { byte += width }
-                guard let id = vocabulary[symbol] else { continue }
-                let first = origins[position + scalarOfByte[byte]], last = origins[position + scalarOfByte[byte + width - 1]]
+        var byte = 0
+        for word in ByteLevelPreTokenizer.words(scalars) {
+            let width = scalars[word].reduce(0) { $0 + UTF8.width($1) }
+            let (ids, ranges) = tokens(ofWord: bytes[byte..<(byte + width)])
+            for (id, range) in zip(ids, ranges) {
+                let first = origins[scalarOfByte[byte + range.lowerBound]], last = origins[scalarOfByte[byte + range.upperBound - 1]]
                 var span = (start + first)..<(start + last + 1)
-                if trimsOffsets { span = trimmed(span, symbol: symbol, first: result.isEmpty) }
+                if trimsOffsets {
+                    let token = bytes[(byte + range.lowerBound)..<(byte + range.upperBound)]
+                    span = trimmed(span, token: token, first: result.isEmpty)
+                }
                 result.append((id, span))
             }
+            byte += width
         }
         return result
     }
 
-    /// `RobertaProcessing`'s `trim_offsets`: a span without the spaces (`Ġ`) its token starts or ends with.
-    private func trimmed(_ span: Range<Int>, symbol: String, first: Bool) -> Range<Int> {
-        let space = Self.byteCharacters[0x20].unicodeScalars.first!
-        let isSpace = { (scalar: Unicode.Scalar) in scalar == space || scalar.properties.isWhitespace }
-        var leading = symbol.unicodeScalars.prefix(while: isSpace).count
-        let trailing = symbol.unicodeScalars.reversed().prefix(while: isSpace).count
+    /// `RobertaProcessing`'s `trim_offsets`: a span without the spaces (`Ġ`, byte 0x20: no other byte's character is
+    /// whitespace) its token starts or ends with.
+    private func trimmed(_ span: Range<Int>, token: ArraySlice<UInt8>, first: Bool) -> Range<Int> {
+        var leading = token.prefix(while: { $0 == 0x20 }).count
+        let trailing = token.reversed().prefix(while: { $0 == 0x20 }).count
         var (lower, upper) = (span.lowerBound, span.upperBound)
         if leading > 0 {
             // The first token's one space is the one add_prefix_space put there.

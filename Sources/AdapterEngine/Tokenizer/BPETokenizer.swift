@@ -2,7 +2,8 @@ import Foundation
 
 /// A byte-level BPE tokenizer from Hugging Face's `tokenizer.json` (GPT-2's scheme, as RoBERTa and ModernBERT use
 /// it): the text split around its special tokens, normalised (none or NFC), pre-tokenised by the ByteLevel regex
-/// into words whose bytes map to printable characters, each word merged by the ranked merges, and wrapped by the
+/// (`ByteLevelPreTokenizer`) into words whose bytes map to printable characters, each word merged by the ranked
+/// merges (on ids, each byte's character's id to start with), and wrapped by the
 /// post-processor (`RobertaProcessing` or a `TemplateProcessing` single template). Any other component is refused
 /// by name when the file is read, so a checkpoint never runs with different ids than its own tokenizer gives.
 public struct BPETokenizer: Sendable {
@@ -14,8 +15,11 @@ public struct BPETokenizer: Sendable {
     /// `trim_offsets`), and whether the first token's one leading space is kept (its `add_prefix_space`).
     let trimsOffsets: Bool
     let addsPrefixSpace: Bool
-    /// Merge ranks by pair (`left + " " + right`); a lower rank merges first.
-    let ranks: [String: Int]
+    /// The id of each byte's character (−1 when the vocabulary lacks it: the byte is dropped, as tokenizers drops a
+    /// character without an unknown token).
+    let byteIDs: [Int32]
+    /// Each merge by its pair of ids (`left << 32 | right`): its rank (a lower rank merges first) and the merged id.
+    let merges: [UInt64: (rank: Int32, id: Int32)]
     /// Special tokens in the text, and the ids around a sequence.
     let specialTokens: SpecialTokens
     let normalizesNFC: Bool
@@ -23,13 +27,6 @@ public struct BPETokenizer: Sendable {
     let ignoreMerges: Bool
     /// Longest sequence, special tokens included.
     public let maxLength: Int
-
-    /// GPT-2's pre-tokenisation: contractions, letters, numbers, other symbols (each with one leading space), and
-    /// runs of whitespace.
-    /// (A Regex is not Sendable, so each call makes its own.)
-    static var pattern: some RegexComponent {
-        #/'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/#.matchingSemantics(.unicodeScalar)
-    }
 
     /// Reads `tokenizer.json` at `path`.
     public init(path: String, maxLength: Int = 128) throws(TokenizerError) {
@@ -51,19 +48,27 @@ public struct BPETokenizer: Sendable {
             guard case .number(let id) = value, let exact = Int32(exactly: id), exact >= 0 else { throw invalid("vocab id of '\(token)' is not an id") }
             vocabulary[token] = exact
         }
-        guard case .array(let merges) = model["merges"] else { throw invalid("model.merges is missing") }
-        var ranks: [String: Int] = [:]
-        for (rank, merge) in merges.enumerated() {
+        guard case .array(let mergeList) = model["merges"] else { throw invalid("model.merges is missing") }
+        var merges: [UInt64: (rank: Int32, id: Int32)] = [:]
+        for (rank, merge) in mergeList.enumerated() {
+            let left: String, right: String
             switch merge {
-            case .string(let pair) where pair.split(separator: " ").count == 2: ranks[pair] = ranks[pair] ?? rank
+            case .string(let pair) where pair.split(separator: " ").count == 2:
+                let parts = pair.split(separator: " ")
+                (left, right) = (String(parts[0]), String(parts[1]))
             case .array(let parts) where parts.count == 2:
-                guard case .string(let left) = parts[0], case .string(let right) = parts[1] else { throw invalid("merge \(rank) is not two strings") }
-                ranks[left + " " + right] = ranks[left + " " + right] ?? rank
+                guard case .string(let first) = parts[0], case .string(let second) = parts[1] else { throw invalid("merge \(rank) is not two strings") }
+                (left, right) = (first, second)
             default: throw invalid("merge \(rank) is not a pair")
             }
+            guard let a = vocabulary[left], let b = vocabulary[right] else { continue }
+            guard let merged = vocabulary[left + right] else { throw invalid("merge \(rank) makes '\(left + right)', which is not in the vocabulary") }
+            let key = Self.key(a, b)
+            if merges[key] == nil { merges[key] = (Int32(rank), merged) }
         }
         self.vocabulary = vocabulary
-        self.ranks = ranks
+        self.merges = merges
+        byteIDs = Self.byteCharacters.map { vocabulary[$0] ?? -1 }
         var tokens = [String](repeating: "", count: Int(vocabulary.values.max() ?? -1) + 1)
         for (token, id) in vocabulary { tokens[Int(id)] = token }
         if case .array(let added) = root["added_tokens"] ?? .array([]) {
@@ -95,56 +100,76 @@ public struct BPETokenizer: Sendable {
 
     /// The ids of `text` and whether they were cut to `maxLength`.
     public func encoding(_ text: String) -> Encoding {
-        specialTokens.encode(text, limit: maxLength) { piece in
-            let normalized = normalizesNFC ? piece.precomposedStringWithCanonicalMapping : piece
-            return normalized.matches(of: Self.pattern).flatMap { word(normalized[$0.range]) }
-        }
+        specialTokens.encode(text, limit: maxLength, encodePiece: ids)
     }
 
     /// A pair's ids as the post-processor's pair template lays them out; nil without one.
     public func encoding(_ text: String, pair: String) -> Encoding? {
-        specialTokens.encode(text, pair: pair, limit: maxLength) { piece in
-            let normalized = normalizesNFC ? piece.precomposedStringWithCanonicalMapping : piece
-            return normalized.matches(of: Self.pattern).flatMap { word(normalized[$0.range]) }
-        }
+        specialTokens.encode(text, pair: pair, limit: maxLength, encodePiece: ids)
     }
+
+    /// The ids of text between special tokens.
+    private func ids(_ piece: String) -> [Int32] {
+        let scalars = normalized(piece)
+        let bytes = Array(String(String.UnicodeScalarView(scalars)).utf8)
+        var ids: [Int32] = []
+        var byte = 0
+        for word in ByteLevelPreTokenizer.words(scalars) {
+            let width = scalars[word].reduce(0) { $0 + UTF8.width($1) }
+            ids += tokens(ofWord: bytes[byte..<(byte + width)]).ids
+            byte += width
+        }
+        return ids
+    }
+
+    /// `piece`'s scalars after the normaliser (NFC or none; ASCII is its own NFC).
+    func normalized(_ piece: String) -> [Unicode.Scalar] {
+        guard normalizesNFC, piece.utf8.contains(where: { $0 >= 0x80 }) else { return Array(piece.unicodeScalars) }
+        return Array(piece.precomposedStringWithCanonicalMapping.unicodeScalars)
+    }
+
+    static func key(_ left: Int32, _ right: Int32) -> UInt64 { UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right)) }
 
     /// The ids of `text`, special tokens included, cut to `maxLength` (the last special tokens kept).
     public func encode(_ text: String) -> [Int32] { encoding(text).ids }
 
-    /// One pre-tokenised word: its UTF-8 bytes as GPT-2's printable characters, merged by rank, as ids.
-    private func word(_ text: Substring) -> [Int32] {
-        // Byte-level vocabularies hold every byte's character, so nothing is unknown.
-        symbols(text).compactMap { vocabulary[$0] }
-    }
-
-    /// One pre-tokenised word's symbols after the merges, each a token of the vocabulary (one character per byte).
-    func symbols(_ text: Substring) -> [String] {
-        let mapped = text.utf8.map { Self.byteCharacters[Int($0)] }
-        if ignoreMerges, case let whole = mapped.joined(), vocabulary[whole] != nil { return [whole] }
-        var symbols = mapped
-        while symbols.count > 1 {
-            var best: (rank: Int, index: Int)?
-            for index in 0..<(symbols.count - 1) {
-                if let rank = ranks[symbols[index] + " " + symbols[index + 1]], rank < (best?.rank ?? Int.max) { best = (rank, index) }
-            }
-            guard let best else { break }
-            // Every occurrence of the best pair, left to right, as GPT-2 merges.
-            let left = symbols[best.index], right = symbols[best.index + 1]
-            var merged: [String] = []
-            var index = 0
-            while index < symbols.count {
-                if index + 1 < symbols.count, symbols[index] == left, symbols[index + 1] == right {
-                    merged.append(left + right)
-                    index += 2
-                } else {
-                    merged.append(symbols[index])
-                    index += 1
+    /// One pre-tokenised word's tokens: its UTF-8 bytes as their characters' ids, merged by rank (every occurrence of
+    /// the best pair, left to right, as GPT-2 merges), with the bytes of the word each token covers.
+    func tokens(ofWord word: ArraySlice<UInt8>) -> (ids: [Int32], bytes: [Range<Int>]) {
+        let base = word.startIndex
+        if ignoreMerges, let id = vocabulary[word.map { Self.byteCharacters[Int($0)] }.joined()] { return ([id], [0..<word.count]) }
+        var ids: [Int32] = [], lower: [Int] = [], upper: [Int] = []
+        ids.reserveCapacity(word.count)
+        for index in word.indices where byteIDs[Int(word[index])] >= 0 {
+            ids.append(byteIDs[Int(word[index])])
+            lower.append(index - base)
+            upper.append(index - base + 1)
+        }
+        while ids.count > 1 {
+            var best: (rank: Int32, index: Int, id: Int32)?
+            for index in 0..<(ids.count - 1) {
+                if let merge = merges[Self.key(ids[index], ids[index + 1])], merge.rank < (best?.rank ?? .max) {
+                    best = (merge.rank, index, merge.id)
                 }
             }
-            symbols = merged
+            guard let best else { break }
+            let left = ids[best.index], right = ids[best.index + 1]
+            var write = best.index, read = best.index
+            while read < ids.count {
+                if read + 1 < ids.count, ids[read] == left, ids[read + 1] == right {
+                    (ids[write], lower[write], upper[write]) = (best.id, lower[read], upper[read + 1])
+                    read += 2
+                } else {
+                    (ids[write], lower[write], upper[write]) = (ids[read], lower[read], upper[read])
+                    read += 1
+                }
+                write += 1
+            }
+            ids.removeLast(ids.count - write)
+            lower.removeLast(lower.count - write)
+            upper.removeLast(upper.count - write)
         }
-        return symbols
+        return (ids, zip(lower, upper).map { $0..<$1 })
     }
 
     /// GPT-2's `bytes_to_unicode`: printable bytes stand for themselves, the others for 256 + n in order.

@@ -2,8 +2,8 @@
 /// ones its post-processor puts around a sequence (`RobertaProcessing`, `BertProcessing`, or a `TemplateProcessing`
 /// single template).
 struct SpecialTokens: Sendable {
-    /// Added special tokens, the longest first (so one containing another is matched whole).
-    let added: [(content: String, id: Int32)]
+    /// Added special tokens, matched in the raw text.
+    let added: AddedTokens
     /// Ids before and after one sequence.
     let prefix: [Int32]
     let suffix: [Int32]
@@ -20,14 +20,7 @@ struct SpecialTokens: Sendable {
     /// Reads them from the parsed `tokenizer.json` at `path`; a post-processor not implemented is refused by name.
     init(root: JSONValue, path: String) throws(TokenizerError) {
         func invalid(_ reason: String) -> TokenizerError { .invalidFile(file: path, reason: reason) }
-        var added: [(String, Int32)] = []
-        if case .array(let tokens) = root["added_tokens"] ?? .array([]) {
-            for token in tokens where token["special"] == .bool(true) {
-                guard case .string(let content) = token["content"], case .number(let id) = token["id"], let exact = Int32(exactly: id) else { continue }
-                added.append((content, exact))
-            }
-        }
-        self.added = added.sorted { $0.0.count > $1.0.count }
+        added = AddedTokens(root: root)
 
         func special(_ value: JSONValue?) throws(TokenizerError) -> Int32 {
             guard case .array(let pair) = value, pair.count == 2, case .number(let id) = pair[1], let exact = Int32(exactly: id) else {
@@ -89,27 +82,7 @@ struct SpecialTokens: Sendable {
     }
 
     /// `text` cut around its special tokens: (piece, nil) for ordinary text, (its content, id) for a special token.
-    func split(_ text: String) -> [(String, Int32?)] {
-        guard !added.isEmpty else { return [(text, nil)] }
-        var pieces: [(String, Int32?)] = []
-        var rest = Substring(text)
-        while !rest.isEmpty {
-            var earliest: (range: Range<Substring.Index>, id: Int32)?
-            for (content, id) in added {
-                if let range = rest.range(of: content), earliest == nil || range.lowerBound < earliest!.range.lowerBound {
-                    earliest = (range, id)
-                }
-            }
-            guard let found = earliest else {
-                pieces.append((String(rest), nil))
-                break
-            }
-            if found.range.lowerBound > rest.startIndex { pieces.append((String(rest[..<found.range.lowerBound]), nil)) }
-            pieces.append((String(rest[found.range]), found.id))
-            rest = rest[found.range.upperBound...]
-        }
-        return pieces
-    }
+    func split(_ text: String) -> [(String, Int32?)] { added.split(text) }
 
     /// Cuts the longer of `a` and `b` one id at a time until both fit in `room` (transformers' `longest_first`);
     /// whether anything was cut.

@@ -7,10 +7,10 @@ extension UnigramTokenizer {
     public func encodeWithOffsets(_ text: String) -> (ids: [Int32], offsets: [Range<Int>?]) {
         specialTokens.encodeWithOffsets(text, limit: maxLength) { piece, start in
             var result: [(id: Int32, span: Range<Int>)] = []
-            for (wordStart, segments) in words(piece) {
-                for (segment, segmentStart) in segments {
-                    var position = segmentStart
-                    for (id, length) in self.segment(segment) {
+            for (wordStart, marked, segments) in words(piece) {
+                for segment in segments {
+                    var position = segment.lowerBound
+                    for (id, length) in self.segment(marked[segment]) {
                         // Marked scalar k is the word's scalar k − 1; the marker (k = 0) its first.
                         let first = max(position - 1, 0), last = max(position + length - 2, 0)
                         result.append((id, (start + wordStart + first)..<(start + wordStart + last + 1)))
@@ -30,7 +30,7 @@ extension UnigramTokenizer {
     /// Pieces joined back into text as the Metaspace decoder does: markers become spaces, and the first piece's
     /// marker (the one prepended to every text) is dropped.
     public func decode(tokens pieces: [String]) -> String {
-        var text = pieces.joined().map { $0 == replacement ? " " : String($0) }.joined()
+        var text = String(String.UnicodeScalarView(pieces.joined().unicodeScalars.map { $0 == replacement ? " " : $0 }))
         if text.hasPrefix(" ") { text.removeFirst() }
         return text
     }

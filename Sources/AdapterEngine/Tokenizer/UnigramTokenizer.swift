@@ -8,7 +8,7 @@ import Foundation
 public struct UnigramTokenizer: Sendable {
     /// Each piece's id and score, by its UTF-8 bytes: a String key would match canonically equivalent pieces (a
     /// decomposed `e` + U+0301 finding `é`), where tokenizers compares exact characters.
-    let pieces: [[UInt8]: (id: Int32, score: Double)]
+    let pieces: [ArraySlice<UInt8>: (id: Int32, score: Double)]
     /// Pieces by id (for decoding).
     let tokens: [String]
     /// Longest piece, in Unicode scalars.
@@ -16,7 +16,7 @@ public struct UnigramTokenizer: Sendable {
     let unknownID: Int32
     /// What an unknown character scores: below every piece (tokenizers' `min_score - 10`).
     let unknownScore: Double
-    let replacement: Character
+    let replacement: Unicode.Scalar
     let specialTokens: SpecialTokens
     /// Longest sequence, special tokens included.
     public let maxLength: Int
@@ -32,13 +32,13 @@ public struct UnigramTokenizer: Sendable {
         guard let model = root["model"], model["type"] == .string("Unigram") else { throw invalid("model type is not Unigram") }
         if model["byte_fallback"] == .bool(true) { throw invalid("Unigram 'byte_fallback' is not implemented") }
         guard case .array(let vocab) = model["vocab"] else { throw invalid("model.vocab is missing") }
-        var pieces: [[UInt8]: (Int32, Double)] = [:]
+        var pieces: [ArraySlice<UInt8>: (Int32, Double)] = [:]
         var longest = 1, lowest = Double.infinity
         for (index, entry) in vocab.enumerated() {
             guard case .array(let pair) = entry, pair.count == 2, case .string(let piece) = pair[0], case .number(let score) = pair[1] else {
                 throw invalid("vocab entry \(index) is not [piece, score]")
             }
-            if pieces[Array(piece.utf8)] == nil { pieces[Array(piece.utf8)] = (Int32(index), score) }
+            if pieces[Array(piece.utf8)[...]] == nil { pieces[Array(piece.utf8)[...]] = (Int32(index), score) }
             longest = max(longest, piece.unicodeScalars.count)
             lowest = min(lowest, score)
         }
@@ -66,7 +66,7 @@ public struct UnigramTokenizer: Sendable {
         if let scheme = steps[1]["prepend_scheme"], scheme != .string("always") {
             throw invalid("Metaspace prepend_scheme \(scheme.summary) is not implemented (always)")
         }
-        self.replacement = replacement.first!
+        self.replacement = replacement.unicodeScalars.first!
         specialTokens = try SpecialTokens(root: root, path: path)
         self.maxLength = maxLength
     }
@@ -83,49 +83,67 @@ public struct UnigramTokenizer: Sendable {
 
     /// The ids of text between special tokens.
     private func pieces(_ piece: String) -> [Int32] {
-        words(piece).flatMap { $0.segments.flatMap { segment($0.text).map(\.id) } }
+        var ids: [Int32] = []
+        for word in words(piece) {
+            for segment in word.segments { ids += self.segment(word.marked[segment]).map(\.id) }
+        }
+        return ids
     }
 
-    /// Metaspace over text between special tokens: each whitespace-separated word (and the scalar offset where it
-    /// starts) with its marker in front, cut before every marker inside it (each cut with its scalar offset in the
-    /// marked word).
-    func words(_ piece: String) -> [(start: Int, segments: [(text: Substring, start: Int)])] {
-        var result: [(start: Int, segments: [(text: Substring, start: Int)])] = []
-        var position = 0, cursor = piece.startIndex
-        for word in piece.split(whereSeparator: { $0.isWhitespace }) {
-            position += piece.unicodeScalars.distance(from: cursor, to: word.startIndex)
-            cursor = word.startIndex
-            let marked = String(replacement) + word.map { $0 == " " ? replacement : $0 }
-            var segments: [(text: Substring, start: Int)] = []
-            var start = marked.startIndex, offset = 0
-            for index in marked.indices.dropFirst() where marked[index] == replacement {
-                segments.append((marked[start..<index], offset))
-                offset += marked.unicodeScalars.distance(from: start, to: index)
-                start = index
+    /// Metaspace over text between special tokens: each word between whitespace (Unicode's White_Space, as
+    /// tokenizers' WhitespaceSplit), the scalar offset where it starts, its scalars with the marker in front, and
+    /// their cuts before every marker inside it.
+    func words(_ piece: String) -> [(start: Int, marked: [Unicode.Scalar], segments: [Range<Int>])] {
+        let scalars = Array(piece.unicodeScalars)
+        var result: [(start: Int, marked: [Unicode.Scalar], segments: [Range<Int>])] = []
+        var index = 0
+        while index < scalars.count {
+            guard !Self.isWhitespace(scalars[index]) else {
+                index += 1
+                continue
             }
-            segments.append((marked[start...], offset))
-            result.append((position, segments))
+            var end = index + 1
+            while end < scalars.count, !Self.isWhitespace(scalars[end]) { end += 1 }
+            let marked = [replacement] + scalars[index..<end]
+            var segments: [Range<Int>] = []
+            var start = 0
+            for cut in 1..<marked.count where marked[cut] == replacement {
+                segments.append(start..<cut)
+                start = cut
+            }
+            segments.append(start..<marked.count)
+            result.append((index, marked, segments))
+            index = end
         }
         return result
+    }
+
+    private static func isWhitespace(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 128 ? scalar == " " || (0x09...0x0D).contains(scalar.value) : scalar.properties.isWhitespace
     }
 
     /// The ids of `text`, special tokens included, cut to `maxLength`.
     public func encode(_ text: String) -> [Int32] { encoding(text).ids }
 
     /// The best-scoring segmentation of one word: each piece's id and length in Unicode scalars.
-    func segment(_ word: Substring) -> [(id: Int32, length: Int)] {
-        let scalars = Array(word.unicodeScalars)
+    func segment(_ scalars: ArraySlice<Unicode.Scalar>) -> [(id: Int32, length: Int)] {
         let count = scalars.count
+        // The word's UTF-8 bytes, and where each scalar starts in them: a candidate piece is a slice, not a new array.
+        var bytes: [UInt8] = [], offsets: [Int] = []
+        bytes.reserveCapacity(count * 2)
+        for scalar in scalars {
+            offsets.append(bytes.count)
+            bytes += UTF8.encode(scalar)!
+        }
+        offsets.append(bytes.count)
         // best[i]: the highest score of a segmentation of the first i scalars, the piece ending there and its start.
         var best = [(score: Double, start: Int, id: Int32)?](repeating: nil, count: count + 1)
         best[0] = (0, 0, -1)
         for start in 0..<count {
             guard let here = best[start]?.score else { continue }
             var coveredOne = false
-            var piece: [UInt8] = []
             for end in (start + 1)...min(count, start + longestPiece) {
-                piece += UTF8.encode(scalars[end - 1])!
-                guard let (id, score) = pieces[piece] else { continue }
+                guard let (id, score) = pieces[bytes[offsets[start]..<offsets[end]]] else { continue }
                 if end == start + 1 { coveredOne = true }
                 let candidate = here + score
                 if best[end] == nil || candidate > best[end]!.score { best[end] = (candidate, start, id) }

@@ -2,22 +2,32 @@
 /// classification needs to put words back into the text.
 extension WordPieceTokenizer {
     /// `text`'s ids (as `encode` gives them) with each id's span in `text`, in Unicode scalars (Python's string
-    /// indices); nil for `[CLS]` and `[SEP]`. A piece's span runs from the first to the last input character it came
+    /// indices); nil for special tokens. A piece's span runs from the first to the last input character it came
     /// from, through normalisation (accents, case, CJK spacing).
     public func encodeWithOffsets(_ text: String) -> (ids: [Int32], offsets: [Range<Int>?]) {
-        let normalized = normalizer.normalizeWithOrigins(Array(text.unicodeScalars))
-        let string = String(String.UnicodeScalarView(normalized.map(\.scalar)))
-        let scalars = string.unicodeScalars
         var ids: [Int32] = [], offsets: [Range<Int>?] = []
-        // Words come in order: each one's position is counted on from the one before.
-        var position = 0, cursor = scalars.startIndex
-        words: for word in Self.preTokenize(string) {
-            position += scalars.distance(from: cursor, to: word.startIndex)
-            cursor = word.startIndex
-            for (id, piece) in wordPieceSpans(word) {
-                if ids.count == maxLength - 2 { break words }
-                ids.append(id)
-                offsets.append(normalized[position + piece.lowerBound].origin..<(normalized[position + piece.upperBound - 1].origin + 1))
+        var start = 0
+        parts: for (part, special) in addedTokens?.split(text) ?? [(text, nil)] {
+            defer { start += part.unicodeScalars.count }
+            if let special {
+                if ids.count == maxLength - 2 { break parts }
+                ids.append(special)
+                offsets.append(nil)
+                continue
+            }
+            let normalized = normalizer.normalizeWithOrigins(Array(part.unicodeScalars))
+            let string = String(String.UnicodeScalarView(normalized.map(\.scalar)))
+            let scalars = string.unicodeScalars
+            // Words come in order: each one's position is counted on from the one before.
+            var position = 0, cursor = scalars.startIndex
+            for word in Self.preTokenize(string) {
+                position += scalars.distance(from: cursor, to: word.startIndex)
+                cursor = word.startIndex
+                for (id, piece) in wordPieceSpans(word) {
+                    if ids.count == maxLength - 2 { break parts }
+                    ids.append(id)
+                    offsets.append((start + normalized[position + piece.lowerBound].origin)..<(start + normalized[position + piece.upperBound - 1].origin + 1))
+                }
             }
         }
         return ([clsID] + ids + [sepID], [nil] + offsets + [nil])

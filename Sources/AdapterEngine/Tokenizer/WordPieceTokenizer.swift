@@ -34,6 +34,8 @@ public struct WordPieceTokenizer: Sendable {
     private let continuingPrefixBytes: [UInt8]
     /// The vocabulary by id ("" where an id has no token).
     let tokens: [String]
+    /// Special tokens `tokenizer.json` adds, matched in the raw text (none from `vocab.txt`).
+    var addedTokens: AddedTokens?
     /// Id of `[UNK]`.
     public let unknownID: Int32
     /// Id of `[CLS]`.
@@ -93,6 +95,7 @@ public struct WordPieceTokenizer: Sendable {
                 maxInputCharsPerWord: file.model.max_input_chars_per_word ?? 100,
                 continuingSubwordPrefix: file.model.continuing_subword_prefix ?? "##",
                 unknownToken: file.model.unk_token ?? "[UNK]", source: jsonPath)
+            addedTokens = AddedTokens(root: try Tokenizer.readJSON(path: jsonPath))
         } else if FileManager.default.fileExists(atPath: vocabPath) {
             let text: String
             do {
@@ -136,13 +139,20 @@ public struct WordPieceTokenizer: Sendable {
     /// `text`'s sub-word ids without specials, at most `budget` of them, and whether it was cut.
     private func pieces(_ text: String, budget: Int) -> (ids: [Int32], truncated: Bool) {
         var ids: [Int32] = []
-        var rest = Substring(text)
-        while !rest.isEmpty {
-            let piece = Self.nextPiece(of: &rest)
-            for word in Self.preTokenize(normalizer.normalize(String(piece))) {
-                for id in wordPieces(word) {
-                    if ids.count == budget { return (ids, true) }
-                    ids.append(id)
+        for (part, special) in addedTokens?.split(text) ?? [(text, nil)] {
+            if let special {
+                if ids.count == budget { return (ids, true) }
+                ids.append(special)
+                continue
+            }
+            var rest = Substring(part)
+            while !rest.isEmpty {
+                let piece = Self.nextPiece(of: &rest)
+                for word in Self.preTokenize(normalizer.normalize(String(piece))) {
+                    for id in wordPieces(word) {
+                        if ids.count == budget { return (ids, true) }
+                        ids.append(id)
+                    }
                 }
             }
         }
