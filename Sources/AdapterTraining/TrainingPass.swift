@@ -70,6 +70,7 @@ struct TrainingPass {
 
     /// Runs `batch` (token ids and label index per sequence); with `backward`, also the gradients.
     func run(_ batch: [(ids: [Int32], label: Int)], backward: Bool = true) -> Result {
+        if model.config.modernBERT != nil { return runPreNorm(batch, backward: backward) }
         let config = model.config
         let weights = model.weights
         let hidden = config.hiddenSize, inner = config.intermediateSize
@@ -146,55 +147,37 @@ struct TrainingPass {
             x = next
         }
 
-        // Head: BERT's pooler on [CLS] (frozen), then the classifier.
+        // Head: a dense layer on the first token (BERT's pooler, frozen; RoBERTa's classifier.dense or DistilBERT's
+        // pre_classifier, trained), tanh (DistilBERT: ReLU), then the classifier.
         let count = batch.count
-        let labels = adapter.labels.count
-        let pooler = weights.pooler!
+        let relu = adapter.family == .distilbert
         let cls = Buffer(count * hidden, meter: meter), pooled = Buffer(count * hidden, meter: meter)
         for sequence in 0..<count { (cls.pointer + sequence * hidden).update(from: x.pointer + starts[sequence] * hidden, count: hidden) }
-        pooler.apply(x: cls.pointer, ldx: hidden, rows: count, y: pooled.pointer, ldy: hidden)
-        for i in 0..<(count * hidden) { pooled.pointer[i] = tanhf(pooled.pointer[i]) }
-        let classifierWeight = adapter.parameters[adapter.classifierWeight].values
-        let classifierBias = adapter.parameters[adapter.classifierBias].values
-        var logits = [[Float]](repeating: [], count: count)
-        let dLogits = Buffer(count * labels, meter: meter)
-        var loss: Double = 0
+        let dense = headDense
+        dense.weight.withUnsafeBufferPointer { weight in
+            GEMM.sgemm(m: count, n: hidden, k: hidden, a: cls.pointer, lda: hidden, b: weight.baseAddress!, ldb: hidden, transposeB: true, beta: 0, c: pooled.pointer, ldc: hidden)
+        }
         for sequence in 0..<count {
-            var row = classifierBias
-            for label in 0..<labels {
-                var sum: Float = 0
-                for i in 0..<hidden { sum += pooled.pointer[sequence * hidden + i] * classifierWeight[label * hidden + i] }
-                row[label] += sum
-            }
-            logits[sequence] = row
-            let maximum = row.max()!
-            let exps = row.map { expf($0 - maximum) }
-            let total = exps.reduce(0, +)
-            loss += Double(-(row[batch[sequence].label] - maximum - logf(total)))
-            for label in 0..<labels {
-                dLogits.pointer[sequence * labels + label] = (exps[label] / total - (label == batch[sequence].label ? 1 : 0)) / Float(count)
+            for i in 0..<hidden {
+                let value = pooled.pointer[sequence * hidden + i] + dense.bias[i]
+                pooled.pointer[sequence * hidden + i] = relu ? max(value, 0) : tanhf(value)
             }
         }
-        let meanLoss = Float(loss / Double(count))
+        let (logits, meanLoss, dLogits) = classify(pooled.pointer, count: count, labels: batch.map(\.label))
         guard backward else { return Result(loss: meanLoss, logits: logits, gradients: [], peakBytes: meter.peak) }
 
         var gradients = adapter.parameters.map { [Float](repeating: 0, count: $0.values.count) }
-        // Classifier: dW = dLogitsᵀ · pooled, db = Σ dLogits; then back through tanh and the frozen pooler.
-        let dPooled = Buffer(count * hidden, meter: meter)
-        for sequence in 0..<count {
-            for label in 0..<labels {
-                let g = dLogits.pointer[sequence * labels + label]
-                gradients[adapter.classifierBias][label] += g
-                for i in 0..<hidden {
-                    gradients[adapter.classifierWeight][label * hidden + i] += g * pooled.pointer[sequence * hidden + i]
-                    dPooled.pointer[sequence * hidden + i] += g * classifierWeight[label * hidden + i]
-                }
-            }
+        // Classifier, then back through the activation and the dense layer.
+        let dPooled = classifierBackward(dLogits, features: pooled.pointer, count: count, gradients: &gradients)
+        for i in 0..<(count * hidden) {
+            dPooled.pointer[i] *= relu ? (pooled.pointer[i] > 0 ? 1 : 0) : 1 - pooled.pointer[i] * pooled.pointer[i]
         }
-        for i in 0..<(count * hidden) { dPooled.pointer[i] *= 1 - pooled.pointer[i] * pooled.pointer[i] }
+        denseBackward(dPooled, input: cls.pointer, count: count, gradients: &gradients)
         var dx = Buffer(rows * hidden, meter: meter)
         let dCLS = Buffer(count * hidden, meter: meter)
-        GEMM.sgemm(m: count, n: hidden, k: hidden, a: dPooled.pointer, lda: hidden, b: pooler.weight.pointer, ldb: hidden, transposeB: false, beta: 0, c: dCLS.pointer, ldc: hidden)
+        dense.weight.withUnsafeBufferPointer { weight in
+            GEMM.sgemm(m: count, n: hidden, k: hidden, a: dPooled.pointer, lda: hidden, b: weight.baseAddress!, ldb: hidden, transposeB: false, beta: 0, c: dCLS.pointer, ldc: hidden)
+        }
         for sequence in 0..<count { (dx.pointer + starts[sequence] * hidden).update(from: dCLS.pointer + sequence * hidden, count: hidden) }
 
         let maxLength = lengths.max() ?? 1
@@ -258,14 +241,38 @@ struct TrainingPass {
         return Result(loss: meanLoss, logits: logits, gradients: gradients, peakBytes: meter.peak)
     }
 
-    private var firstAdaptedLayer: Int {
+    /// The head's dense layer as `[out, in]` weights and a bias: the adapter's own (trained) or the base pooler.
+    var headDense: (weight: [Float], bias: [Float]) {
+        let hidden = model.config.hiddenSize
+        let zeros = [Float](repeating: 0, count: hidden)
+        if let (weight, bias) = adapter.headDense {
+            return (adapter.parameters[weight].values, bias.map { adapter.parameters[$0].values } ?? zeros)
+        }
+        let pooler = model.weights.pooler!
+        return (pooler.weight.storage.values, pooler.bias?.storage.values ?? zeros)
+    }
+
+    /// Back through the head's own dense layer, when it is trained: `dW += dPreᵀ · input`, `db += Σ dPre`.
+    func denseBackward(_ dPre: Buffer, input: UnsafePointer<Float>, count: Int, gradients: inout [[Float]]) {
+        guard let (weight, bias) = adapter.headDense else { return }
+        let hidden = model.config.hiddenSize
+        gradients[weight].withUnsafeMutableBufferPointer { dW in
+            GEMM.sgemm(m: hidden, n: hidden, k: count, a: dPre.pointer, lda: hidden, transposeA: true, b: input, ldb: hidden, transposeB: false, beta: 1, c: dW.baseAddress!, ldc: hidden)
+        }
+        guard let bias else { return }
+        for sequence in 0..<count {
+            for i in 0..<hidden { gradients[bias][i] += dPre.pointer[sequence * hidden + i] }
+        }
+    }
+
+    var firstAdaptedLayer: Int {
         adapter.pairs.firstIndex { row in row.contains { $0 != nil } } ?? 0
     }
 
     // MARK: Products
 
     /// `y += s·(x·Aᵀ)·Bᵀ` when (layer, slot) is adapted; returns `x·Aᵀ` for the backward pass.
-    private func addLoRA(layer: Int, slot: LinearSlot, x: UnsafePointer<Float>, ldx: Int, rows: Int, y: UnsafeMutablePointer<Float>, ldy: Int) -> Buffer? {
+    func addLoRA(layer: Int, slot: LinearSlot, x: UnsafePointer<Float>, ldx: Int, rows: Int, y: UnsafeMutablePointer<Float>, ldy: Int) -> Buffer? {
         guard let pair = adapter.pairs[layer][slot.rawValue] else { return nil }
         let a = adapter.parameters[pair.a], b = adapter.parameters[pair.b]
         let rank = pair.rank, inputs = a.shape[1], outputs = b.shape[0]
@@ -281,7 +288,7 @@ struct TrainingPass {
 
     /// Back through `y = x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ`: adds `dY·W` (and the LoRA path) to `dX`, and the LoRA pair's
     /// gradients (`dB = s·dYᵀ·(x·Aᵀ)`, `dA = (s·dY·B)ᵀ·x`) to `gradients`.
-    private func backwardLinear(
+    func backwardLinear(
         _ base: LinearWeights, layer: Int, slot: LinearSlot, dY: UnsafePointer<Float>, ldy: Int, x: UnsafePointer<Float>, ldx: Int,
         rows: Int, dX: UnsafeMutablePointer<Float>, lddx: Int, down: Buffer?, gradients: inout [[Float]]
     ) {

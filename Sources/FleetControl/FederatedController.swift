@@ -335,7 +335,10 @@ public struct FederatedController: Sendable {
         let directory = stored.settings.outDirectory
         try TrainableAdapter.write(
             global.names.map { ($0, global.tensors[$0]!.shape, global.tensors[$0]!.values) }, labels: plan.labels, rank: plan.rank,
-            alpha: plan.alpha, targets: try plan.slots(), baseModel: stored.settings.baseModel.isEmpty ? "sentence-transformers/all-MiniLM-L6-v2" : stored.settings.baseModel,
+            alpha: plan.alpha, targets: try plan.slots(),
+            // The workers' tensor names say which family's task model they belong to.
+            family: global.names.lazy.compactMap(EncoderFamily.init(peftTensorName:)).first ?? .bert,
+            baseModel: stored.settings.baseModel.isEmpty ? "sentence-transformers/all-MiniLM-L6-v2" : stored.settings.baseModel,
             to: directory)
         let payload = try AdapterBundle.encode(directory: directory)
         let settings = stored.settings

@@ -35,7 +35,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "LoRA alpha (scaling = alpha / rank).")
     var alpha: Double = 16
 
-    @Option(name: .long, help: "Adapted modules, comma-separated: query, key, value, attention.output.dense, intermediate.dense, output.dense.")
+    @Option(name: .long, help: "Adapted modules, comma-separated: query, key, value, attention.output.dense, intermediate.dense, output.dense (DistilBERT's q_lin … lin2 and ModernBERT's Wqkv, attn.Wo, Wi, mlp.Wo name the same layers; on ModernBERT any of query, key, value adapts Wqkv).")
     var targets = "query,value"
 
     @Option(name: .long, help: "Passes over the examples.")
@@ -62,7 +62,7 @@ struct TrainCommand: ParsableCommand {
     func validate() throws {
         guard rank >= 1, epochs >= 1, batch >= 1, lr > 0 else { throw ValidationError("--rank, --epochs, --batch and --lr must be positive") }
         guard Self.slots(targets) != nil else {
-            throw ValidationError("--targets: each of \(targets) must be one of \(LinearSlot.allCases.map(\.path).joined(separator: ", ")) (or query, key, value)")
+            throw ValidationError("--targets: each of \(targets) must be one of \(LinearSlot.allCases.map(\.path).joined(separator: ", ")) (or query, key, value; DistilBERT's or ModernBERT's names)")
         }
     }
 
@@ -110,7 +110,7 @@ struct TrainCommand: ParsableCommand {
             if json {
                 print(#"{"out":\#(RunCommand.jsonString(out)),"labels":\#(adapter.labels.count),"examples":\#(report.examples),"epochs":\#(report.epochs),"steps":\#(report.steps),"finalLoss":\#(report.finalLoss),"evalAccuracy":\#(accuracy),"secondsPerEpoch":\#(String(format: "%.3f", report.secondsPerEpoch)),"peakBytes":\#(report.peakBytes)}"#)
             } else {
-                print("wrote \(out): \(adapter.labels.count) labels, r \(adapter.rank), alpha \(adapter.alpha), \(adapter.targets.map(\.path).joined(separator: ", "))")
+                print("wrote \(out): \(adapter.labels.count) labels, r \(adapter.rank), alpha \(adapter.alpha), \(adapter.targets.map(adapter.family.modulePath).joined(separator: ", "))")
                 print(String(format: "%d examples, %d epochs, %d steps, final loss %.4f, %.2f s per epoch, about %d MiB", report.examples, report.epochs, report.steps, report.finalLoss, report.secondsPerEpoch, report.peakBytes >> 20))
                 if let value = report.evalAccuracy { print(String(format: "eval accuracy %.3f on %d examples", value, held.count)) }
             }

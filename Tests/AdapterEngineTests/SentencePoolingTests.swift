@@ -79,22 +79,31 @@ struct SentencePoolingTests {
             let sqrtLength = SentencePooling(mode: .meanSqrtLength, normalize: false).pool(base, length: 2, width: 2)
             #expect(Fixtures.maxAbsDiff(sqrtLength, [Float(4 / 2.0.squareRoot()), Float(4 / 2.0.squareRoot())]) < 1e-6)
             #expect(SentencePooling(mode: .cls, normalize: true).pool(base, length: 2, width: 2) == [1, 0])
+            // Weights 1 and 2 by position; the last row.
+            let weighted = SentencePooling(mode: .weightedMean, normalize: false).pool(base, length: 2, width: 2)
+            #expect(Fixtures.maxAbsDiff(weighted, [5 / 3, 8 / 3]) < 1e-6)
+            #expect(SentencePooling(mode: .lastToken, normalize: false).pool(base, length: 2, width: 2) == [1, 4])
         }
     }
 
-    @Test("a pooling the engine cannot run, and a model_type it does not run, are refused with their names")
+    @Test("a pooling the engine cannot run (two modes at once), and a model_type it does not run, are refused with their names; weighted mean and last token are read")
     func unsupportedIsRefused() throws {
         let directory = Fixtures.temporaryDirectory()
         try FileManager.default.createDirectory(atPath: directory + "/1_Pooling", withIntermediateDirectories: true)
         try #"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}, {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]"#
             .write(toFile: directory + "/modules.json", atomically: true, encoding: .utf8)
-        try #"{"pooling_mode_cls_token": false, "pooling_mode_mean_tokens": false, "pooling_mode_weightedmean_tokens": true}"#
+        // Two modes at once (sentence-transformers concatenates them) is not run.
+        try #"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true, "pooling_mode_weightedmean_tokens": false}"#
             .write(toFile: directory + "/1_Pooling/config.json", atomically: true, encoding: .utf8)
         #expect(throws: ModelError.self) { try SentencePooling(modelDirectory: directory) }
         do {
             _ = try SentencePooling(modelDirectory: directory)
         } catch {
-            #expect(error.description.contains("weightedmean"), "\(error)")
+            #expect(error.description.contains("cls_token + mean_tokens"), "\(error)")
+        }
+        for (flag, mode) in [("pooling_mode_weightedmean_tokens", SentencePooling.Mode.weightedMean), ("pooling_mode_lasttoken", .lastToken)] {
+            try #"{"\#(flag)": true, "pooling_mode_mean_tokens": false}"#.write(toFile: directory + "/1_Pooling/config.json", atomically: true, encoding: .utf8)
+            #expect(try SentencePooling(modelDirectory: directory).mode == mode)
         }
         do {
             _ = try BertConfig(path: Self.zoo + "/models/deberta-unsupported/config.json")

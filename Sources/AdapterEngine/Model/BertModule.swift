@@ -3,10 +3,24 @@ public enum LinearSlot: Int, CaseIterable, Sendable {
     case query, key, value, attentionOutput, intermediate, output
 
     /// The slot a training option or request names: its path below `encoder.layer.N.`, or `query`, `key`,
-    /// `value` for the attention projections.
+    /// `value` for the attention projections, or DistilBERT's name (`q_lin`, `k_lin`, `v_lin`, `out_lin`, `lin1`,
+    /// `lin2`) or ModernBERT's (`Wqkv`, `attn.Wo`, `Wi`, `mlp.Wo`).
     public init?(moduleName name: String) {
-        guard let slot = Self.allCases.first(where: { $0.path == name || $0.path == "attention.self." + name }) else { return nil }
-        self = slot
+        if let slot = Self.allCases.first(where: { $0.path == name || $0.path == "attention.self." + name }) {
+            self = slot
+            return
+        }
+        // DistilBERT's and ModernBERT's names for the same layers (ModernBERT's Wqkv is the query slot).
+        for family in [EncoderFamily.distilbert, .modernbert] {
+            if let slot = Self.allCases.first(where: {
+                let path = family.path(of: $0)
+                return path == name || path.hasSuffix("." + name)
+            }) {
+                self = slot
+                return
+            }
+        }
+        return nil
     }
 
     /// The module path below `encoder.layer.N.`.

@@ -21,7 +21,28 @@ public enum EncoderFamily: String, Sendable {
     }
 
     /// The name the task models keep the encoder under.
-    var encoderName: String { self == .modernbert ? "model" : rawValue }
+    public var encoderName: String { self == .modernbert ? "model" : rawValue }
+
+    /// The path of `slot` below an encoder layer, in this family's names (`attention.self.query`, `attention.q_lin`,
+    /// `attn.Wqkv`).
+    public func modulePath(_ slot: LinearSlot) -> String { path(of: slot) }
+
+    /// The full module name of `slot` in layer `layer` of the task model, as PEFT names it
+    /// (`bert.encoder.layer.0.attention.self.query`, `distilbert.transformer.layer.0.attention.q_lin`).
+    public func moduleName(layer: Int, slot: LinearSlot) -> String {
+        encoderName + "." + layerPath(layer) + "." + path(of: slot)
+    }
+
+    /// The family whose task model a PEFT tensor name (`base_model.model.roberta.encoder…`) belongs to; nil when the
+    /// name shows none (a head tensor).
+    public init?(peftTensorName name: String) {
+        let path = name.hasPrefix("base_model.model.") ? String(name.dropFirst("base_model.model.".count)) : name
+        for family in [EncoderFamily.bert, .roberta, .distilbert, .modernbert] where path.hasPrefix(family.encoderName + ".") {
+            self = family
+            return
+        }
+        return nil
+    }
 
     /// Encoder layer `index`'s path below the encoder's name.
     func layerPath(_ index: Int) -> String {

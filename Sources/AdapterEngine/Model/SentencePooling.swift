@@ -14,6 +14,11 @@ public struct SentencePooling: Sendable, Equatable {
         case max
         /// The sum of every row over the square root of their count.
         case meanSqrtLength = "mean_sqrt_len"
+        /// The mean weighted by position (1 for the first row … n for the last), as sentence-transformers'
+        /// `weightedmean`.
+        case weightedMean = "weightedmean"
+        /// The last row (the closing special token), as sentence-transformers' `lasttoken`.
+        case lastToken = "lasttoken"
     }
 
     public var mode: Mode
@@ -30,7 +35,7 @@ public struct SentencePooling: Sendable, Equatable {
     public static let meanNormalized = SentencePooling(mode: .mean, normalize: true)
 
     /// Reads the pooling `modelDirectory`'s sentence-transformers modules declare; refuses a pooling it cannot run
-    /// (weighted mean, last token, several modes at once, prompts left out) rather than pool another way.
+    /// (several modes at once, prompts left out) rather than pool another way.
     public init(modelDirectory: String) throws(ModelError) {
         let modulesPath = modelDirectory + "/modules.json"
         guard let modulesData = FileManager.default.contents(atPath: modulesPath) else {
@@ -59,7 +64,10 @@ public struct SentencePooling: Sendable, Equatable {
             throw .invalidConfig(file: configPath, reason: "cannot read the pooling configuration: \(error)")
         }
         let on = flags.filter { $0.key.hasPrefix("pooling_mode_") && ($0.value as? Bool) == true }.map { String($0.key.dropFirst("pooling_mode_".count)) }
-        let modes: [String: Mode] = ["cls_token": .cls, "mean_tokens": .mean, "max_tokens": .max, "mean_sqrt_len_tokens": .meanSqrtLength]
+        let modes: [String: Mode] = [
+            "cls_token": .cls, "mean_tokens": .mean, "max_tokens": .max, "mean_sqrt_len_tokens": .meanSqrtLength,
+            "weightedmean_tokens": .weightedMean, "lasttoken": .lastToken,
+        ]
         guard on.count == 1, let mode = modes[on[0]] else {
             throw .unsupported(file: configPath, field: "pooling_mode", value: on.isEmpty ? "none" : on.sorted().joined(separator: " + "))
         }
@@ -75,6 +83,15 @@ public struct SentencePooling: Sendable, Equatable {
         switch mode {
         case .cls:
             for i in 0..<width { pooled[i] = Double(rows[i]) }
+        case .lastToken:
+            let last = rows + Swift.max(length - 1, 0) * width
+            for i in 0..<width { pooled[i] = Double(last[i]) }
+        case .weightedMean:
+            for row in 0..<length {
+                for i in 0..<width { pooled[i] += Double(row + 1) * Double(rows[row * width + i]) }
+            }
+            let total = Double(length * (length + 1) / 2)
+            for i in 0..<width { pooled[i] /= Swift.max(total, 1) }
         case .max:
             for row in 0..<length {
                 for i in 0..<width { pooled[i] = Swift.max(pooled[i], Double(rows[row * width + i])) }
