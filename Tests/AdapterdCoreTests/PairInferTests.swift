@@ -37,13 +37,15 @@ struct PairInferTests {
 /// Infer on a token classifier, handlers called directly: the reply's entities.
 @Suite("Infer on a token classifier")
 struct EntityInferTests {
-    @Test("a TOKEN_CLS adapter's reply carries the entities the engine groups, with their character spans in the request's text")
-    func replyCarriesEntities() async throws {
+    @Test(
+        "a TOKEN_CLS adapter's reply carries the entities the engine groups, with their character spans in the request's text (WordPiece on BERT, byte-level BPE on ModernBERT)",
+        arguments: [("bert-cls", "bert-cls/entities"), ("modernbert", "modernbert/slots")])
+    func replyCarriesEntities(model: String, adapterPath: String) async throws {
         let zoo = Harness.root + "/Tests/AdapterEngineTests/Fixtures/encoder-zoo"
-        let offline = try OfflineServices { $0.modelDirectory = zoo + "/models/bert-cls" }
+        let offline = try OfflineServices { $0.modelDirectory = zoo + "/models/" + model }
         defer { withExtendedLifetime(offline) {} }
         var load = Adapterd_V1_LoadAdapterRequest()
-        (load.name, load.version, load.path) = ("entities", "v1", zoo + "/adapters/bert-cls/entities")
+        (load.name, load.version, load.path) = ("entities", "v1", zoo + "/adapters/" + adapterPath)
         _ = try await AdapterHandlers(services: offline.services).load(load, RPCContext())
         var request = Adapterd_V1_InferRequest()
         (request.text, request.adapter) = ("Close The Office Blinds", "entities")
