@@ -48,18 +48,11 @@ extension TrainingPass {
         let heads = config.numAttentionHeads, headSize = config.headSize, half = headSize / 2
         let eps = config.layerNormEps
         let lengths = batch.map { $0.ids.count }
-        var starts: [Int] = [], probabilityStarts: [Int] = []
-        var rows = 0, probabilityCount = 0
-        for length in lengths {
-            starts.append(rows)
-            rows += length
-            probabilityStarts.append(probabilityCount)
-            probabilityCount += heads * length * length
-        }
+        let packing = Packing(lengths: lengths, heads: heads)
+        let (starts, rows, probabilityCount) = (packing.starts, packing.rows, packing.probabilityCount)
         let longest = lengths.max() ?? 1
         let global = ModernBertLayout.rotaryTables(theta: layout.globalRopeTheta, headSize: headSize, positions: longest)
         let local = ModernBertLayout.rotaryTables(theta: layout.localRopeTheta, headSize: headSize, positions: longest)
-        let scale = 1 / Float(headSize).squareRoot()
 
         // Embeddings: the word table alone, then its norm (frozen).
         let x = Buffer(rows * hidden, meter: meter)
@@ -106,22 +99,7 @@ extension TrainingPass {
                     }
                 }
             }
-            for sequence in batch.indices {
-                let length = lengths[sequence], start = starts[sequence]
-                for head in 0..<heads {
-                    let q = cache.qkv.pointer + start * 3 * hidden + head * headSize
-                    let k = q + hidden, v = q + 2 * hidden
-                    let p = cache.probabilities.pointer + probabilityStarts[sequence] + head * length * length
-                    GEMM.sgemm(m: length, n: length, k: headSize, alpha: scale, a: q, lda: 3 * hidden, b: k, ldb: 3 * hidden, transposeB: true, beta: 0, c: p, ldc: length)
-                    if window < length {
-                        for i in 0..<length {
-                            for j in 0..<length where abs(i - j) > window { p[i * length + j] = -.infinity }
-                        }
-                    }
-                    Self.softmaxRows(p, rows: length, width: length)
-                    GEMM.sgemm(m: length, n: headSize, k: length, a: p, lda: length, b: v, ldb: 3 * hidden, transposeB: false, beta: 0, c: cache.context.pointer + start * hidden + head * headSize, ldc: hidden)
-                }
-            }
+            attention(qkv: cache.qkv.pointer, packing: packing, window: window, probabilities: cache.probabilities.pointer, context: cache.context.pointer)
             // x += Wo·context; the feed-forward input is mlp_norm of that.
             let attentionOut = Buffer(rows * hidden, meter: meter)
             layer[.attentionOutput].apply(x: cache.context.pointer, ldx: hidden, rows: rows, y: attentionOut.pointer, ldy: hidden)
@@ -245,26 +223,9 @@ extension TrainingPass {
             let dContext = Buffer(rows * hidden, meter: meter)
             backwardLinear(layer[.attentionOutput], layer: layerIndex, slot: .attentionOutput, dY: dX1.pointer, ldy: hidden, x: cache.context.pointer, ldx: hidden, rows: rows, dX: dContext.pointer, lddx: hidden, down: cache.down[LinearSlot.attentionOutput.rawValue], gradients: &gradients)
             let dQKV = Buffer(rows * 3 * hidden, meter: meter)
-            for sequence in batch.indices {
-                let length = lengths[sequence], start = starts[sequence]
-                for head in 0..<heads {
-                    let offset = start * 3 * hidden + head * headSize
-                    let q = cache.qkv.pointer + offset, k = q + hidden, v = q + 2 * hidden
-                    let dq = dQKV.pointer + offset, dk = dq + hidden, dv = dq + 2 * hidden
-                    let dc = dContext.pointer + start * hidden + head * headSize
-                    let p = cache.probabilities.pointer + probabilityStarts[sequence] + head * length * length
-                    let ds = dScores.pointer
-                    GEMM.sgemm(m: length, n: length, k: headSize, a: dc, lda: hidden, b: v, ldb: 3 * hidden, transposeB: true, beta: 0, c: ds, ldc: length)
-                    GEMM.sgemm(m: length, n: headSize, k: length, a: p, lda: length, transposeA: true, b: dc, ldb: hidden, transposeB: false, beta: 0, c: dv, ldc: 3 * hidden)
-                    for row in 0..<length {
-                        var dot: Float = 0
-                        for column in 0..<length { dot += ds[row * length + column] * p[row * length + column] }
-                        for column in 0..<length { ds[row * length + column] = p[row * length + column] * (ds[row * length + column] - dot) }
-                    }
-                    GEMM.sgemm(m: length, n: headSize, k: length, alpha: scale, a: ds, lda: length, b: k, ldb: 3 * hidden, transposeB: false, beta: 0, c: dq, ldc: 3 * hidden)
-                    GEMM.sgemm(m: length, n: headSize, k: length, alpha: scale, a: ds, lda: length, transposeA: true, b: q, ldb: 3 * hidden, transposeB: false, beta: 0, c: dk, ldc: 3 * hidden)
-                }
-            }
+            attentionBackward(
+                qkv: cache.qkv.pointer, probabilities: cache.probabilities.pointer, dContext: dContext.pointer, packing: packing,
+                dQKV: dQKV.pointer, scratch: dScores.pointer)
             // Back through the rotation: its transpose.
             let tables = layout.localLayers[layerIndex] ? local : global
             var unrotated = [Float](repeating: 0, count: headSize)

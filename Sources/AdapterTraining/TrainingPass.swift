@@ -74,19 +74,10 @@ struct TrainingPass {
         let config = model.config
         let weights = model.weights
         let hidden = config.hiddenSize, inner = config.intermediateSize
-        let heads = config.numAttentionHeads, headSize = config.headSize
+        let heads = config.numAttentionHeads
         let lengths = batch.map { $0.ids.count }
-        var starts: [Int] = []
-        var rows = 0
-        var probabilityStarts: [Int] = []
-        var probabilityCount = 0
-        for length in lengths {
-            starts.append(rows)
-            rows += length
-            probabilityStarts.append(probabilityCount)
-            probabilityCount += heads * length * length
-        }
-        let scale = 1 / Float(headSize).squareRoot()
+        let packing = Packing(lengths: lengths, heads: heads)
+        let (starts, rows, probabilityCount) = (packing.starts, packing.rows, packing.probabilityCount)
         let eps = config.layerNormEps
 
         // Embeddings (frozen, no LoRA here): word + position + token type, then LayerNorm.
@@ -113,18 +104,7 @@ struct TrainingPass {
                 layer[slot].apply(x: cache.input.pointer, ldx: hidden, rows: rows, y: out, ldy: 3 * hidden)
                 cache.down[slot.rawValue] = addLoRA(layer: layerIndex, slot: slot, x: cache.input.pointer, ldx: hidden, rows: rows, y: out, ldy: 3 * hidden)
             }
-            // Attention per sequence and head.
-            for sequence in batch.indices {
-                let length = lengths[sequence], start = starts[sequence]
-                for head in 0..<heads {
-                    let q = cache.qkv.pointer + start * 3 * hidden + head * headSize
-                    let k = q + hidden, v = q + 2 * hidden
-                    let p = cache.probabilities.pointer + probabilityStarts[sequence] + head * length * length
-                    GEMM.sgemm(m: length, n: length, k: headSize, alpha: scale, a: q, lda: 3 * hidden, b: k, ldb: 3 * hidden, transposeB: true, beta: 0, c: p, ldc: length)
-                    Self.softmaxRows(p, rows: length, width: length)
-                    GEMM.sgemm(m: length, n: headSize, k: length, a: p, lda: length, b: v, ldb: 3 * hidden, transposeB: false, beta: 0, c: cache.context.pointer + start * hidden + head * headSize, ldc: hidden)
-                }
-            }
+            attention(qkv: cache.qkv.pointer, packing: packing, probabilities: cache.probabilities.pointer, context: cache.context.pointer)
             // Attention output, residual, LayerNorm.
             layer[.attentionOutput].apply(x: cache.context.pointer, ldx: hidden, rows: rows, y: cache.attentionOutput.pointer, ldy: hidden)
             cache.down[LinearSlot.attentionOutput.rawValue] = addLoRA(layer: layerIndex, slot: .attentionOutput, x: cache.context.pointer, ldx: hidden, rows: rows, y: cache.attentionOutput.pointer, ldy: hidden)
@@ -209,28 +189,10 @@ struct TrainingPass {
             dInput.pointer.update(from: dAttentionSum.pointer, count: rows * hidden)
             let dContext = Buffer(rows * hidden, meter: meter)
             backwardLinear(layer[.attentionOutput], layer: layerIndex, slot: .attentionOutput, dY: dAttentionSum.pointer, ldy: hidden, x: cache.context.pointer, ldx: hidden, rows: rows, dX: dContext.pointer, lddx: hidden, down: cache.down[LinearSlot.attentionOutput.rawValue], gradients: &gradients)
-            // Attention per sequence and head: dP = dC·Vᵀ, dV = Pᵀ·dC, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ = s·dS·K, dK = s·dSᵀ·Q.
             let dQKV = Buffer(rows * 3 * hidden, meter: meter)
-            for sequence in batch.indices {
-                let length = lengths[sequence], start = starts[sequence]
-                for head in 0..<heads {
-                    let offset = start * 3 * hidden + head * headSize
-                    let q = cache.qkv.pointer + offset, k = q + hidden, v = q + 2 * hidden
-                    let dq = dQKV.pointer + offset, dk = dq + hidden, dv = dq + 2 * hidden
-                    let dc = dContext.pointer + start * hidden + head * headSize
-                    let p = cache.probabilities.pointer + probabilityStarts[sequence] + head * length * length
-                    let ds = dScores.pointer
-                    GEMM.sgemm(m: length, n: length, k: headSize, a: dc, lda: hidden, b: v, ldb: 3 * hidden, transposeB: true, beta: 0, c: ds, ldc: length)
-                    GEMM.sgemm(m: length, n: headSize, k: length, a: p, lda: length, transposeA: true, b: dc, ldb: hidden, transposeB: false, beta: 0, c: dv, ldc: 3 * hidden)
-                    for row in 0..<length {
-                        var dot: Float = 0
-                        for column in 0..<length { dot += ds[row * length + column] * p[row * length + column] }
-                        for column in 0..<length { ds[row * length + column] = p[row * length + column] * (ds[row * length + column] - dot) }
-                    }
-                    GEMM.sgemm(m: length, n: headSize, k: length, alpha: scale, a: ds, lda: length, b: k, ldb: 3 * hidden, transposeB: false, beta: 0, c: dq, ldc: 3 * hidden)
-                    GEMM.sgemm(m: length, n: headSize, k: length, alpha: scale, a: ds, lda: length, transposeA: true, b: q, ldb: 3 * hidden, transposeB: false, beta: 0, c: dk, ldc: 3 * hidden)
-                }
-            }
+            attentionBackward(
+                qkv: cache.qkv.pointer, probabilities: cache.probabilities.pointer, dContext: dContext.pointer, packing: packing,
+                dQKV: dQKV.pointer, scratch: dScores.pointer)
             for (column, slot) in [LinearSlot.query, .key, .value].enumerated() {
                 backwardLinear(layer[slot], layer: layerIndex, slot: slot, dY: dQKV.pointer + column * hidden, ldy: 3 * hidden, x: cache.input.pointer, ldx: hidden, rows: rows, dX: dInput.pointer, lddx: hidden, down: cache.down[slot.rawValue], gradients: &gradients)
             }

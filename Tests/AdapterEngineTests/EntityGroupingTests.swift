@@ -51,12 +51,7 @@ struct EntityGroupingTests {
         let directory = name == "all-MiniLM-L6-v2" ? Fixtures.modelDirectory : EncoderFamilyTests.zoo + "/models/" + name
         let tokenizer = try Tokenizer(modelDirectory: directory)
         for expected in try #require(Self.reference.offsets[name]) {
-            let (ids, offsets): ([Int32], [Range<Int>?])
-            switch tokenizer {
-            case .wordPiece(let kind): (ids, offsets) = kind.encodeWithOffsets(expected.text)
-            case .bytePairs(let kind): (ids, offsets) = kind.encodeWithOffsets(expected.text)
-            case .unigram(let kind): (ids, offsets) = kind.encodeWithOffsets(expected.text)
-            }
+            let (ids, offsets) = tokenizer.encodeWithOffsets(expected.text)
             #expect(ids == expected.ids && ids == tokenizer.encode(expected.text).ids, "\(name): \(expected.text)")
             let spans = offsets.map { $0.map { [$0.lowerBound, $0.upperBound] } ?? [0, 0] }
             #expect(spans == expected.offsets, "\(name): \(expected.text): \(spans) vs \(expected.offsets)")

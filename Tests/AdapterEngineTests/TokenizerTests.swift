@@ -28,12 +28,7 @@ struct TokenizerTests {
         var differ = 0
         for (text, ids) in zip(Self.reference.texts, expected) {
             let encoded = tokenizer.encode(text).ids
-            let withOffsets: [Int32]
-            switch tokenizer {
-            case .wordPiece(let kind): withOffsets = kind.encodeWithOffsets(text).ids
-            case .bytePairs(let kind): withOffsets = kind.encodeWithOffsets(text).ids
-            case .unigram(let kind): withOffsets = kind.encodeWithOffsets(text).ids
-            }
+            let withOffsets = tokenizer.encodeWithOffsets(text).ids
             if encoded != ids || withOffsets != ids {
                 differ += 1
                 if differ <= 3 { Issue.record("\(name): \(text.debugDescription): \(encoded) / \(withOffsets) vs \(ids)") }

@@ -74,20 +74,9 @@ extension Tokenizer {
     /// The entities of a token classifier's output for `text`, whose ids were `ids`: nil when the tokenizer's offsets
     /// do not line up with `ids` (a text cut differently, say).
     public func entities(text: String, ids: [Int32], logits: [[Float]], labels: [String]) -> [Entity]? {
-        let offsetIDs: [Int32], offsets: [Range<Int>?]
-        let token: (Int32) -> String?, decode: ([String]) -> String
-        switch self {
-        case .wordPiece(let tokenizer):
-            (offsetIDs, offsets) = tokenizer.encodeWithOffsets(text)
-            (token, decode) = (tokenizer.token(for:), tokenizer.decode(tokens:))
-        case .bytePairs(let tokenizer):
-            (offsetIDs, offsets) = tokenizer.encodeWithOffsets(text)
-            (token, decode) = (tokenizer.token(for:), tokenizer.decode(tokens:))
-        case .unigram(let tokenizer):
-            (offsetIDs, offsets) = tokenizer.encodeWithOffsets(text)
-            (token, decode) = (tokenizer.token(for:), tokenizer.decode(tokens:))
-        }
+        let (offsetIDs, offsets) = encodeWithOffsets(text)
         guard offsetIDs == ids, logits.count == ids.count else { return nil }
-        return EntityGrouping.simple(logits: logits, labels: labels, offsets: offsets, token: { token(ids[$0]) ?? "" }, decode: decode)
+        return EntityGrouping.simple(
+            logits: logits, labels: labels, offsets: offsets, token: { token(for: ids[$0]) ?? "" }, decode: decode(tokens:))
     }
 }

@@ -9,15 +9,7 @@ extension BertWeights {
     static func modernBERT(file: SafeTensorsFile, config: BertConfig, layout: ModernBertLayout) throws(ModelError) -> BertWeights {
         let prefix = file.contains("model.embeddings.tok_embeddings.weight") ? "model." : ""
         func tensor(_ name: String, _ shape: [Int]) throws(ModelError) -> Tensor {
-            let full = prefix + name
-            let value: Tensor
-            do {
-                value = try file.tensor(full)
-            } catch {
-                throw .weights(error)
-            }
-            guard value.shape == shape else { throw .weightShape(file: file.path, tensor: full, shape: value.shape, expected: shape) }
-            return value
+            try Self.tensor(prefix + name, shape, in: file)
         }
         let hidden = config.hiddenSize
         let zeros = { (count: Int) in Tensor(shape: [count], storage: FloatStorage([Float](repeating: 0, count: count))) }

@@ -37,15 +37,7 @@ public struct BertWeights: Sendable {
         // Hugging Face saves BertModel (RobertaModel) without a prefix and the task models under "bert." ("roberta.").
         let prefix = file.contains(config.encoderName + ".embeddings.word_embeddings.weight") ? config.encoderName + "." : ""
         func tensor(_ name: String, _ shape: [Int]) throws(ModelError) -> Tensor {
-            let full = prefix + name
-            let value: Tensor
-            do {
-                value = try file.tensor(full)
-            } catch {
-                throw .weights(error)
-            }
-            guard value.shape == shape else { throw .weightShape(file: file.path, tensor: full, shape: value.shape, expected: shape) }
-            return value
+            try Self.tensor(prefix + name, shape, in: file)
         }
         let hidden = config.hiddenSize
         func norm(_ path: String) throws(ModelError) -> LayerNormWeights {
@@ -83,6 +75,18 @@ public struct BertWeights: Sendable {
                 fusedQueryKeyValue: nil))
         }
         pooler = file.contains(prefix + "pooler.dense.weight") ? try linear("pooler.dense", out: hidden, in: hidden) : nil
+    }
+
+    /// The tensor `name` of `file`, which must have `shape`.
+    static func tensor(_ name: String, _ shape: [Int], in file: SafeTensorsFile) throws(ModelError) -> Tensor {
+        let value: Tensor
+        do {
+            value = try file.tensor(name)
+        } catch {
+            throw .weights(error)
+        }
+        guard value.shape == shape else { throw .weightShape(file: file.path, tensor: name, shape: value.shape, expected: shape) }
+        return value
     }
 
     /// Assembles weights from their parts.

@@ -36,6 +36,34 @@ public enum Tokenizer: Sendable {
         }
     }
 
+    /// `text`'s ids (as `encode` gives them) with each id's span in `text`, in Unicode scalars (Python's string
+    /// indices), as Hugging Face's fast tokenizers give them; nil for special tokens.
+    public func encodeWithOffsets(_ text: String) -> (ids: [Int32], offsets: [Range<Int>?]) {
+        switch self {
+        case .wordPiece(let tokenizer): return tokenizer.encodeWithOffsets(text)
+        case .bytePairs(let tokenizer): return tokenizer.encodeWithOffsets(text)
+        case .unigram(let tokenizer): return tokenizer.encodeWithOffsets(text)
+        }
+    }
+
+    /// The vocabulary's string for `id`.
+    public func token(for id: Int32) -> String? {
+        switch self {
+        case .wordPiece(let tokenizer): return tokenizer.token(for: id)
+        case .bytePairs(let tokenizer): return tokenizer.token(for: id)
+        case .unigram(let tokenizer): return tokenizer.token(for: id)
+        }
+    }
+
+    /// Tokens joined back into text as the tokenizer's decoder does.
+    public func decode(tokens: [String]) -> String {
+        switch self {
+        case .wordPiece(let tokenizer): return tokenizer.decode(tokens: tokens)
+        case .bytePairs(let tokenizer): return tokenizer.decode(tokens: tokens)
+        case .unigram(let tokenizer): return tokenizer.decode(tokens: tokens)
+        }
+    }
+
     /// A text pair's ids, laid out by the tokenizer's pair template (BERT's `[CLS] A [SEP] B [SEP]` with B of token
     /// type 1, RoBERTa's `<s> A </s></s> B </s>`), the longer text cut first to the maximum length. Refused when
     /// `tokenizer.json`'s post-processor has no pair template.
