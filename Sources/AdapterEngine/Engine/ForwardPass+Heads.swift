@@ -5,7 +5,7 @@ import Glibc
 import Darwin
 #endif
 
-/// The heads after the encoder: sequence classifiers on the pooled first token, token classifiers on every token.
+/// The heads after the encoder: sequence classifiers on the pooled rows, token classifiers on every token.
 extension ForwardPass {
     /// A token classifier on each of one sequence's `count` final hidden rows at `rows`.
     func classifyTokens(_ rows: UnsafePointer<Float>, count: Int, head: ClassifierHead) -> InferenceOutput {
@@ -33,7 +33,9 @@ extension ForwardPass {
         return .tokenClassification(logits: perToken, labels: names)
     }
 
-    /// BERT's pooler on each sequence's `[CLS]` row, then the adapter's classifier (FP32 in both precisions).
+    /// The head's dense layer (BERT's pooler, RoBERTa's `classifier.dense`, DistilBERT's `pre_classifier`, ModernBERT's
+    /// `head.dense`) on each sequence's first row or the mean of its rows, its activation (and ModernBERT's norm),
+    /// then the adapter's classifier (FP32 in both precisions).
     func classify(
         group: Group, head: ClassifierHead, lora: LoRAWeights?, offsets: [Int], lengths: [Int], batch: Batch
     ) -> [InferenceOutput] {
