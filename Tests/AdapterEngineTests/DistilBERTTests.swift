@@ -7,37 +7,7 @@ import Testing
 /// encoder zoo's checkpoint (`Fixtures/encoder-zoo/distilbert.json`).
 @Suite("DistilBERT")
 struct DistilBERTTests {
-    struct Reference: Decodable {
-        struct Case: Decodable {
-            let text: String
-            let ids: [Int32]
-            let embedding: [Float]
-        }
-
-        struct AdapterCase: Decodable {
-            let text: String
-            let ids: [Int32]
-            let logits: [Float]
-            let label: String?
-            let labelsOn: [String]?
-        }
-
-        struct Adapter: Decodable {
-            let name: String
-            let labels: [String]
-            let problemType: String
-            let cases: [AdapterCase]
-        }
-
-        let tolerance: Float
-        let cases: [Case]
-        let adapters: [Adapter]
-    }
-
-    static let reference: Reference = {
-        let path = EncoderFamilyTests.zoo + "/distilbert.json"
-        return try! JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-    }()
+    static let reference = ZooFamilyReference.load("distilbert")
     static let model: BertModel = try! BertModel(directory: EncoderFamilyTests.zoo + "/models/distilbert")
 
     @Test("a DistilBERT checkpoint (cased WordPiece, no token types) gives PyTorch's ids and mean-pooled embeddings")
@@ -67,7 +37,7 @@ struct DistilBERTTests {
         for (reference, result) in zip(expected.cases, results) {
             #expect(result.ids == reference.ids, "\(name): \(reference.text)")
             let logits = try #require(result.output.logits)
-            #expect(Fixtures.maxAbsDiff(logits, reference.logits) < Self.reference.tolerance, "\(name) on \(path): \(reference.text)")
+            #expect(Fixtures.maxAbsDiff(logits, try #require(reference.logits)) < Self.reference.tolerance, "\(name) on \(path): \(reference.text)")
             if let label = reference.label { #expect(result.output.label == label, "\(name): \(reference.text)") }
             if let on = reference.labelsOn { #expect(adapter.head?.labelsOn(logits) == on, "\(name): \(reference.text)") }
         }

@@ -8,36 +8,7 @@ import Testing
 /// checkpoint (`Fixtures/encoder-zoo/modernbert.json`; its texts run to 106 tokens, far past the window of 8).
 @Suite("ModernBERT")
 struct ModernBERTTests {
-    struct Reference: Decodable {
-        struct Case: Decodable {
-            let text: String
-            let ids: [Int32]
-            let embedding: [Float]
-        }
-
-        struct AdapterCase: Decodable {
-            let text: String
-            let ids: [Int32]
-            let logits: [Float]?
-            let label: String?
-            let tokenLogits: [[Float]]?
-        }
-
-        struct Adapter: Decodable {
-            let name: String
-            let labels: [String]
-            let cases: [AdapterCase]
-        }
-
-        let tolerance: Float
-        let cases: [Case]
-        let adapters: [Adapter]
-    }
-
-    static let reference: Reference = {
-        let path = EncoderFamilyTests.zoo + "/modernbert.json"
-        return try! JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-    }()
+    static let reference = ZooFamilyReference.load("modernbert")
     static let modelDirectory = EncoderFamilyTests.zoo + "/models/modernbert"
     static let model: BertModel = try! BertModel(directory: modelDirectory)
 
@@ -46,7 +17,7 @@ struct ModernBERTTests {
     }
 
     /// Every number of `result` within the reference's tolerance of `expected`'s logits or token logits.
-    static func check(_ result: InferenceResult, _ expected: Reference.AdapterCase, _ context: String) throws {
+    static func check(_ result: InferenceResult, _ expected: ZooFamilyReference.AdapterCase, _ context: String) throws {
         #expect(result.ids == expected.ids, "\(context): \(expected.text)")
         if let logits = expected.logits {
             let got = try #require(result.output.logits, "\(context): not a classification")
