@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import onnxruntime as ort
 
-from peer_common import THREADS, benchmark_inputs, median, peak_rss_mib, report_latencies, reporter, tokens
+from peer_common import THREADS, answer_requests, benchmark_inputs, peak_rss_mib, report_latencies, reporter, tokens
 
 INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 
@@ -124,15 +124,7 @@ def serve(model_dir, adapters_dir):
         fp32, int8, references = build(model_dir, adapters_dir, directory)
         runners = {"ort-fp32": session(fp32), "ort-int8": session(int8)}
         check_parity(runners, references)
-        print("ready", flush=True)
-        for line in sys.stdin:
-            fields = line.split()
-            if len(fields) != 4:
-                break
-            label, batch, length, iterations = fields[0], int(fields[1]), int(fields[2]), int(fields[3])
-            inputs = feeds([tokens(length, seed) for seed in range(batch)])
-            runner = runners[label]
-            print(median(lambda: runner.run(["logits"], inputs), iterations, warmup=2), flush=True)
+        answer_requests(runners, feeds)
 
 
 def main(model_dir, adapters_dir):

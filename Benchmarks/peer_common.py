@@ -57,3 +57,19 @@ def report_latencies(report, prepare):
     for batch, length, rows in benchmark_inputs():
         iterations = 60 if batch == 1 else 15 if length < 128 else 8
         report(f"latency_b{batch}_t{length}", median(prepare(rows), iterations), "ms")
+
+
+def answer_requests(runners, make_inputs):
+    """The peers' serve loop for Benchmarks/interleave.py: prints "ready", then answers each stdin line "LABEL BATCH
+    LENGTH ITERATIONS" with the median milliseconds of that many runs of runners[LABEL] (an ONNX Runtime session) on
+    make_inputs(rows of synthetic ids); stops at a line of another shape or the end of input."""
+    import sys
+    print("ready", flush=True)
+    for line in sys.stdin:
+        fields = line.split()
+        if len(fields) != 4:
+            break
+        label, batch, length, iterations = fields[0], int(fields[1]), int(fields[2]), int(fields[3])
+        inputs = make_inputs([tokens(length, seed) for seed in range(batch)])
+        runner = runners[label]
+        print(median(lambda: runner.run(["logits"], inputs), iterations, warmup=2), flush=True)

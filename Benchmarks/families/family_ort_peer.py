@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ort_peer import session  # noqa: E402
-from peer_common import THREADS, median, tokens  # noqa: E402
+from peer_common import THREADS, answer_requests, tokens  # noqa: E402
 
 # The optimizer's model_type per family (onnxruntime.transformers.optimizer.MODEL_TYPES has no roberta, distilbert
 # or modernbert entry: "bert" covers the first ones; ModernBERT's rotary, pre-norm, GeGLU layers match no fusion).
@@ -123,15 +123,7 @@ def serve(model_dir, adapters_dir):
             warnings.simplefilter("ignore")
             build(model_dir, adapters_dir, directory, model_type, names)
     runners = {label: session(path) for label, path in paths.items()}
-    print("ready", flush=True)
-    for line in sys.stdin:
-        fields = line.split()
-        if len(fields) != 4:
-            break
-        label, batch, length, iterations = fields[0], int(fields[1]), int(fields[2]), int(fields[3])
-        inputs = feeds([tokens(length, seed) for seed in range(batch)], names)
-        runner = runners[label]
-        print(median(lambda: runner.run(["logits"], inputs), iterations, warmup=2), flush=True)
+    answer_requests(runners, lambda rows: feeds(rows, names))
 
 
 if __name__ == "__main__":

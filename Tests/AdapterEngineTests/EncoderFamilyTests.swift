@@ -9,11 +9,7 @@ struct EncoderFamilyTests {
     static let zoo = Fixtures.root + "/Tests/AdapterEngineTests/Fixtures/encoder-zoo"
 
     struct Reference: Decodable {
-        struct Case: Decodable {
-            let text: String
-            let ids: [Int32]
-            let embedding: [Float]
-        }
+        typealias Case = ZooFamilyReference.Case
 
         struct AdapterCase: Decodable {
             let text: String

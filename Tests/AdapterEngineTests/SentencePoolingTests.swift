@@ -10,11 +10,7 @@ struct SentencePoolingTests {
 
     /// `Fixtures/encoder-zoo/bert-cls.json`: the base model's and its LoRA `intent` adapter's cases from the zoo.
     struct Reference: Decodable {
-        struct Case: Decodable {
-            let text: String
-            let ids: [Int32]
-            let embedding: [Float]
-        }
+        typealias Case = ZooFamilyReference.Case
 
         struct AdapterCase: Decodable {
             let text: String
