@@ -19,6 +19,9 @@ if let index = arguments.firstIndex(of: "--tokenize") { exit(tokenizerThroughput
 let precision = option("--precision", in: &arguments).flatMap(Precision.init(rawValue:)) ?? .fp32
 let path = option("--path", in: &arguments).flatMap(KernelPath.init(name:)) ?? .detected
 let labelCheckFactor = option("--label-check-factor", in: &arguments).flatMap(Float.init) ?? 0
+// --merge-mib N: the engine may merge adapters into copies of their layers (`--methods` then times each adapter
+// both ways).
+let mergeBytes = (option("--merge-mib", in: &arguments).flatMap(Int.init) ?? 0) << 20
 let rssOnly = arguments.contains("--rss")
 // Only the unmerged-LoRA cost (for iterating on the LoRA kernels).
 let loraOnly = arguments.contains("--lora-only")
@@ -72,7 +75,8 @@ func peakResidentMiB() -> Double {
 
 // The timed shapes run INT8 without the FP32 re-check of near ties by default (`--label-check-factor F` turns it
 // on), as ONNX Runtime's INT8 runs; `--label-check DIR` measures the check itself.
-let engine = try InferenceEngine(modelDirectory: modelDirectory, precision: precision, path: path, labelCheckFactor: labelCheckFactor)
+let engine = try InferenceEngine(
+    modelDirectory: modelDirectory, precision: precision, path: path, labelCheckFactor: labelCheckFactor, mergeBytes: mergeBytes)
 FileHandle.standardError.write(Data("\(label): kernels \(engine.path), \(engine.plan.runtime)\n".utf8))
 let intent = try LoRAAdapter(directory: adaptersDirectory + "/intent", model: engine.model)
 
@@ -114,8 +118,15 @@ if let directory = option("--label-check", in: &arguments) {
 // turn, so drift hits all alike, and the figure is the median of the per-round ratios to the base pass.
 if let directory = option("--methods", in: &arguments) {
     let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
-    let adapters: [(String, LoRAAdapter?)] = [("base", nil), ("lora-intent", intent)]
+    let unmerged: [(String, LoRAAdapter?)] = [("base", nil), ("lora-intent", intent)]
         + (try names.map { ($0, try LoRAAdapter(directory: directory + "/" + $0, model: engine.model)) })
+    // With a merge budget, a second copy of each adapter merged into its layers (the first stays unmerged).
+    let merged: [(String, LoRAAdapter?)] = engine.mergeBudget == nil ? [] : try unmerged.dropFirst().map { name, _ in
+        let copy = try LoRAAdapter(directory: name == "lora-intent" ? adaptersDirectory + "/intent" : directory + "/" + name, model: engine.model)
+        guard engine.prepareMerged(copy) else { throw CocoaError(.featureUnsupported, userInfo: [NSLocalizedDescriptionKey: "\(name) did not fit the merge budget"]) }
+        return (name + "+merged", copy)
+    }
+    let adapters = unmerged + merged
     for batch in [1, 32] {
         var ratios = [String: [Double]]()
         for _ in 0..<9 {
@@ -135,7 +146,7 @@ if let directory = option("--methods", in: &arguments) {
         }
     }
     // 32 rows over every adapter (a mixed batch of every method) against 32 rows of the LoRA adapter alone.
-    let mixed = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: adapters[1 + $0 % (adapters.count - 1)].1) }
+    let mixed = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: unmerged[1 + $0 % (unmerged.count - 1)].1) }
     let uniform = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: intent) }
     var ratios: [Double] = []
     for _ in 0..<9 {
@@ -144,12 +155,15 @@ if let directory = option("--methods", in: &arguments) {
         ratios.append(mixedTime / uniformTime)
     }
     ratios.sort()
-    FileHandle.standardError.write(Data("b32 mixed over \(adapters.count - 1) adapters: \(String(format: "%.3f", ratios[4]))× a uniform LoRA batch\n".utf8))
+    FileHandle.standardError.write(Data("b32 mixed over \(unmerged.count - 1) adapters: \(String(format: "%.3f", ratios[4]))× a uniform LoRA batch\n".utf8))
     report("methods_mixed_b32_t16_vs_uniform_lora", ratios[4], "ratio")
-    for (name, adapter) in adapters.dropFirst() {
+    for (name, adapter) in unmerged.dropFirst() {
         let path = name == "lora-intent" ? adaptersDirectory + "/intent" : directory + "/" + name
         let disk = (try? FileManager.default.attributesOfItem(atPath: path + "/adapter_model.safetensors")[.size] as? Int) ?? 0
         FileHandle.standardError.write(Data("\(name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(disk / 1024) KiB on disk, \(adapter!.byteSize / 1024) KiB in memory\n".utf8))
+    }
+    for (name, adapter) in merged {
+        FileHandle.standardError.write(Data("\(name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(adapter!.merges.bytes / 1024) KiB of merged layers\n".utf8))
     }
     exit(0)
 }

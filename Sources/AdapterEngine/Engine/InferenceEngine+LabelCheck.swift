@@ -76,6 +76,16 @@ extension InferenceEngine {
         guard let labelCheck, let head = adapter.head, head.problemType != .regression else { return nil }
         let problem = head.problemType
         if let error = adapter.labelCheck.state(labelCheck.id)?.calibratedError { return error }
+        let (error, unsure) = calibrationError(adapter, check: labelCheck, problem: problem, pause: pause)
+        adapter.labelCheck.calibrated(labelCheck.id, error: error, rows: labelCheck.calibration.count, unsure: unsure)
+        return error
+    }
+
+    /// The largest INT8 logit error of `adapter`'s rows over the calibration texts, as one batch (so on its merged
+    /// layers once it has them), and how many rows the check would re-run.
+    func calibrationError(
+        _ adapter: LoRAAdapter, check labelCheck: LabelCheck, problem: ClassifierHead.ProblemType, pause: @escaping () -> Void
+    ) -> (error: Float, unsure: Int) {
         let rows = labelCheck.calibration.map { EncodedInput(ids: $0, adapter: adapter) }
         let quantised = forward(plan, rows, pause: pause)
         let exact = forward(labelCheck.exact, rows, pause: pause)
@@ -88,8 +98,7 @@ extension InferenceEngine {
         let unsure = quantised.count { output in
             output.logitRows?.contains { (LabelCheck.distance(of: $0, problem: problem) ?? .infinity) < threshold } ?? false
         }
-        adapter.labelCheck.calibrated(labelCheck.id, error: error, rows: rows.count, unsure: unsure)
-        return error
+        return (error, unsure)
     }
 
     /// What this engine's label check has measured of `adapter`, once it ran or calibrated it.
@@ -116,7 +125,13 @@ extension InferenceEngine {
         return outputs
     }
 
-    private func forward(_ plan: ExecutionPlan, _ inputs: [EncodedInput], pause: @escaping () -> Void) -> [InferenceOutput] {
+    /// One forward pass on `plan`, or, when every row uses one adapter merged for `plan`, on its merged layers.
+    func forward(_ plan: ExecutionPlan, _ inputs: [EncodedInput], pause: @escaping () -> Void) -> [InferenceOutput] {
+        if let adapter = inputs.first?.adapter, let merged = adapter.merges.layers(for: plan.id), inputs.allSatisfy({ $0.adapter === adapter }) {
+            var forward = ForwardPass(weights: model.weights, config: model.config, plan: merged.plan)
+            forward.pause = pause
+            return forward.run(inputs.map { EncodedInput(ids: $0.ids, adapter: merged.adapter, typeIds: $0.typeIds) })
+        }
         var forward = ForwardPass(weights: model.weights, config: model.config, plan: plan)
         forward.pause = pause
         return forward.run(inputs)

@@ -15,6 +15,8 @@ public struct InferenceEngine: Sendable {
     /// INT8 with a label check: the FP32 layers and what the check has measured.
     let labelCheck: LabelCheck?
     let rechecks = RecheckCounter()
+    /// The memory adapters merged for uniform batches may take (`prepareMerged`); nil: none are merged.
+    public let mergeBudget: MergeBudget?
 
     /// The default `labelCheckFactor`. On the reference adapters, the routing texts and the benchmark's synthetic
     /// inputs, INT8's error never exceeded 2.2 times the error measured on the calibration texts
@@ -29,12 +31,14 @@ public struct InferenceEngine: Sendable {
     /// Wraps a loaded base model, preparing its layers for `precision` with the kernels of `path` (at most the
     /// CPU's; the detected best by default).
     /// In INT8 with a `labelCheckFactor`, the engine also holds the FP32 layers, and classification rows near a
-    /// decision are answered by them (`LabelCheck`).
+    /// decision are answered by them (`LabelCheck`). `mergeBytes` is the memory `prepareMerged` may spend on
+    /// adapters merged into copies of their layers (0: none).
     public init(
         model: BertModel, precision: Precision = .fp32, path: KernelPath = .detected,
-        labelCheckFactor: Float = InferenceEngine.defaultLabelCheckFactor
+        labelCheckFactor: Float = InferenceEngine.defaultLabelCheckFactor, mergeBytes: Int = 0
     ) {
         self.model = model
+        mergeBudget = mergeBytes > 0 ? MergeBudget(limit: mergeBytes) : nil
         let calibration = precision == .int8 ? Smoothing.calibrationTexts.map { model.tokenizer.encode($0).ids } : []
         let checks = precision == .int8 && labelCheckFactor > 0
         // The FP32 layers INT8's smoothing is calibrated on are the ones its near-decision rows re-run on.
@@ -48,9 +52,11 @@ public struct InferenceEngine: Sendable {
     /// Loads the base model from a Hugging Face directory and prepares it for `precision`.
     public init(
         modelDirectory: String, precision: Precision = .fp32, path: KernelPath = .detected,
-        labelCheckFactor: Float = InferenceEngine.defaultLabelCheckFactor
+        labelCheckFactor: Float = InferenceEngine.defaultLabelCheckFactor, mergeBytes: Int = 0
     ) throws(ModelError) {
-        self.init(model: try BertModel(directory: modelDirectory), precision: precision, path: path, labelCheckFactor: labelCheckFactor)
+        self.init(
+            model: try BertModel(directory: modelDirectory), precision: precision, path: path, labelCheckFactor: labelCheckFactor,
+            mergeBytes: mergeBytes)
     }
 
     /// Rows answered by the FP32 pass (re-checked or sent there) since the engine was made.

@@ -13,26 +13,10 @@ public struct MergedModel: Sendable {
     /// Merges `adapter` into a copy of the weights of each module it adapts, prepared for `precision`.
     public init(base: BertModel, adapter: LoRAAdapter, precision: Precision = .fp32, path: KernelPath = .detected) {
         var weights = base.weights
-        for (module, lora) in adapter.modules {
-            switch module {
-            case .embedding(let table):
-                weights.embeddings[table.rawValue] = Self.mergedEmbedding(weights.embeddings[table.rawValue], lora)
-            case .linear(let layer, let slot):
-                Self.update(&weights, layer: layer, slot: slot) { Self.merged($0, lora) }
-            case .pooler, .classifier:
-                break
-            }
+        for (table, lora) in zip(EmbeddingTable.allCases, adapter.embeddings) {
+            if let lora { weights.embeddings[table.rawValue] = Self.mergedEmbedding(weights.embeddings[table.rawValue], lora) }
         }
-        for (layer, slots) in adapter.kroneckers.enumerated() {
-            for (slot, delta) in zip(LinearSlot.allCases, slots) {
-                if let delta { Self.update(&weights, layer: layer, slot: slot) { Self.added($0, delta.dense) } }
-            }
-        }
-        for (layer, slots) in adapter.scalings.enumerated() {
-            for (slot, scaling) in zip(LinearSlot.allCases, slots) {
-                if let scaling { Self.update(&weights, layer: layer, slot: slot) { Self.scaled($0, scaling) } }
-            }
-        }
+        Self.mergeEncoder(adapter, into: &weights)
         // The pooler's LoRA pair merged into the pooler this adapter runs with (its own saved one or the base one);
         // everything else about the head (activation, norm, pooling, per-token) stays as it is.
         var head = adapter.head
@@ -52,6 +36,19 @@ public struct MergedModel: Sendable {
     /// Runs `texts` through the merged model.
     public func run(_ texts: [String]) -> [InferenceResult] {
         engine.run(texts, adapter: adapter)
+    }
+
+    /// Folds `adapter`'s encoder terms (LoRA-family pairs, DoRA, LoKr's Kronecker factors, IA³) into copies of the
+    /// layers they change (`LoRAAdapter.changedGroups`). Embedding tables, the pooler and the head are left as they are.
+    static func mergeEncoder(_ adapter: LoRAAdapter, into weights: inout BertWeights, pause: () -> Void = {}) {
+        for layer in adapter.layers.indices {
+            pause()
+            for slot in LinearSlot.allCases {
+                if let lora = adapter.layers[layer][slot.rawValue] { update(&weights, layer: layer, slot: slot) { merged($0, lora) } }
+                if let delta = adapter.kroneckers[layer][slot.rawValue] { update(&weights, layer: layer, slot: slot) { added($0, delta.dense) } }
+                if let scaling = adapter.scalings[layer][slot.rawValue] { update(&weights, layer: layer, slot: slot) { scaled($0, scaling) } }
+            }
+        }
     }
 
     /// Replaces `slot` of `layer` with `transform` of the weights an adapter's term there adds to: ModernBERT's

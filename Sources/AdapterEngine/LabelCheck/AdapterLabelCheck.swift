@@ -46,6 +46,14 @@ public final class AdapterLabelCheck: Sendable {
         }
     }
 
+    /// Raises the calibrated error to `error` when that is larger (the adapter's merged layers err differently).
+    func raiseCalibratedError(_ engine: UInt64, to error: Float) {
+        states.withLock { states in
+            guard let calibrated = states[engine]?.calibratedError, calibrated < error else { return }
+            states[engine]?.calibratedError = error
+        }
+    }
+
     /// Counts one INT8 batch's rows of this adapter: `checked` rows, `unsure` of them re-run in FP32.
     func record(_ engine: UInt64, checked: Int, unsure: Int) {
         states.withLock { states in

@@ -28,9 +28,34 @@ public final class LoRAAdapter: Sendable {
     public let kroneckerScratch: Int
     /// What INT8 engines measured of this adapter's labels (`LabelCheck`).
     public let labelCheck = AdapterLabelCheck()
+    /// The layers engines merged this adapter into (`InferenceEngine.prepareMerged`).
+    public let merges = AdapterMerges()
 
     /// Label names of the head, or nil for an embedding adapter.
     public var labels: [String]? { head?.labels }
+
+    /// Whether the adapter changes `slot` of encoder layer `layer` (a pair, LoKr's factors or an IA³ vector).
+    func changes(layer: Int, slot: LinearSlot) -> Bool {
+        layers[layer][slot.rawValue] != nil || kroneckers[layer][slot.rawValue] != nil || scalings[layer][slot.rawValue] != nil
+    }
+
+    /// The groups of encoder layers the adapter changes (`[layer: inputs]`, as `ExecutionPlan.Layer.input(of:)`
+    /// numbers them); empty when it changes none.
+    var changedGroups: [Int: Set<Int>] {
+        var changed: [Int: Set<Int>] = [:]
+        for layer in layers.indices {
+            for slot in LinearSlot.allCases where changes(layer: layer, slot: slot) {
+                changed[layer, default: []].insert(ExecutionPlan.Layer.input(of: slot))
+            }
+        }
+        return changed
+    }
+
+    /// The same adapter without its encoder terms (what is left to apply once they are merged into the layers).
+    var withoutEncoderTerms: LoRAAdapter {
+        LoRAAdapter(
+            name: name, config: config, layers: layers.map { $0.map { _ in nil } }, embeddings: embeddings, pooler: pooler, head: head)
+    }
 
     /// Every adapted module and its pair.
     public var modules: [(module: BertModule, weights: LoRAWeights)] {

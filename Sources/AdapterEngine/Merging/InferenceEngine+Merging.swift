@@ -1,0 +1,46 @@
+import CEngineKernels
+
+/// Adapters merged into private copies of the layers they change, for batches whose every row uses one adapter.
+extension InferenceEngine {
+    /// Merges `adapter`'s encoder terms (every method: LoRA-family pairs, DoRA, IA³, LoKr) into copies of the
+    /// layers they change, prepared for this engine's precision (and, in INT8 with the label check, for its FP32
+    /// layers too), when the engine's `mergeBudget` has room for them. From then on a batch whose rows all use
+    /// `adapter` runs on those layers at the base model's cost, and a mixed batch runs the terms unmerged as before.
+    /// In INT8 the label check's margin becomes the larger of the two ways' calibrated errors.
+    ///
+    /// Slow (tens of milliseconds per adapted layer, on the calling thread alone, calling `pause` between layers):
+    /// run it off the serving path. Returns whether `adapter` is merged for this engine now.
+    @discardableResult
+    public func prepareMerged(_ adapter: LoRAAdapter, pause: @escaping () -> Void = {}) -> Bool {
+        let changed = adapter.changedGroups
+        guard let mergeBudget, !changed.isEmpty else { return false }
+        let plans = [plan] + (labelCheck.map { [$0.exact] } ?? [])
+        if plans.allSatisfy({ adapter.merges.layers(for: $0.id) != nil }) { return true }
+        let threads = adk_begin_sequential()
+        defer { adk_end_sequential(threads) }
+        // The unmerged rows' error first: mixed batches keep running them.
+        calibrateLabelCheck(adapter, pause: pause)
+
+        let sizes = plans.map { $0.bytes(of: changed) }
+        guard mergeBudget.reserve(sizes.reduce(0, +)) else { return false }
+        var weights = model.weights
+        MergedModel.mergeEncoder(adapter, into: &weights, pause: pause)
+        let rest = adapter.withoutEncoderTerms
+        for (plan, bytes) in zip(plans, sizes) {
+            let merged = ExecutionPlan(merging: weights, changed: changed, into: plan, pause: pause)
+            adapter.merges.keep(MergedLayers(plan: merged, adapter: rest, bytes: bytes, budget: mergeBudget), for: plan.id)
+        }
+        // Merging read the mapped base layers back in; the plans hold their own copies.
+        for (layer, _) in changed {
+            for linear in model.weights.layers[layer].linears { linear.weight.storage.releaseResidentPages() }
+        }
+        if let labelCheck, let problem = adapter.head?.problemType, problem != .regression {
+            let error = calibrationError(adapter, check: labelCheck, problem: problem, pause: pause).error
+            adapter.labelCheck.raiseCalibratedError(labelCheck.id, to: error)
+        }
+        return true
+    }
+
+    /// Bytes of merged layers the engine holds for adapters (`prepareMerged`).
+    public var mergedBytes: Int { mergeBudget?.bytes ?? 0 }
+}
