@@ -171,6 +171,7 @@ public final class Worker: Service, Sendable {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.reportMetrics() }
                 group.addTask { await self.services.runShadowComparisons() }
+                group.addTask { await self.services.runMerges() }
                 group.addTask {
                     // Fleet controllers discover what each worker holds from its retained status.
                     for await _ in self.holdingsChanged { try? await self.publishStatus("online") }
@@ -281,6 +282,7 @@ public final class Worker: Service, Sendable {
         await registry.flushPins()
         holdingsContinuation.finish()
         services.shadows.finish()
+        services.engine.mergeBudget?.finishRequests()
         try? await publishStatus("offline")
         // Replies beyond the broker's receive maximum wait in libmosquitto's queue, which `disconnect` drops. While
         // they drain, a broker that was stalled hands over the requests it still held, one per acknowledgement:

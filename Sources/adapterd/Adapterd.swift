@@ -54,6 +54,8 @@ struct Adapterd: AsyncParsableCommand {
     var cpuPath: String?
     @Option(name: .customLong(Settings.cacheMaxBytes.flag!), help: ArgumentHelp(Settings.cacheMaxBytes.summary))
     var cacheMaxBytes: String?
+    @Option(name: .customLong(Settings.mergeMaxBytes.flag!), help: ArgumentHelp(Settings.mergeMaxBytes.summary))
+    var mergeMaxBytes: String?
     @Option(name: .customLong(Settings.maxRequestBytes.flag!), help: ArgumentHelp(Settings.maxRequestBytes.summary))
     var maxRequestBytes: String?
     @Option(name: .customLong(Settings.username.flag!), help: ArgumentHelp(Settings.username.summary))
@@ -90,7 +92,7 @@ struct Adapterd: AsyncParsableCommand {
         let single: [(Setting, String?)] = [
             (Settings.broker, broker), (Settings.workerID, workerID), (Settings.model, model), (Settings.dataDir, dataDir),
             (Settings.defaultAdapter, defaultAdapter), (Settings.mqttVersion, mqttVersion), (Settings.maxBatch, maxBatch),
-            (Settings.precision, precision), (Settings.cpuPath, cpuPath), (Settings.cacheMaxBytes, cacheMaxBytes),
+            (Settings.precision, precision), (Settings.cpuPath, cpuPath), (Settings.cacheMaxBytes, cacheMaxBytes), (Settings.mergeMaxBytes, mergeMaxBytes),
             (Settings.maxRequestBytes, maxRequestBytes), (Settings.username, username), (Settings.password, password),
             (Settings.passwordFile, passwordFile), (Settings.tlsCA, tlsCA), (Settings.tlsCert, tlsCert),
             (Settings.tlsKey, tlsKey), (Settings.http, http), (Settings.pool, pool),

@@ -127,7 +127,12 @@ extension InferenceEngine {
 
     /// One forward pass on `plan`, or, when every row uses one adapter merged for `plan`, on its merged layers.
     func forward(_ plan: ExecutionPlan, _ inputs: [EncodedInput], pause: @escaping () -> Void) -> [InferenceOutput] {
-        if let adapter = inputs.first?.adapter, let merged = adapter.merges.layers(for: plan.id), inputs.allSatisfy({ $0.adapter === adapter }) {
+        if let mergeBudget, let adapter = inputs.first?.adapter, inputs.allSatisfy({ $0.adapter === adapter }) {
+            guard let merged = adapter.merges.layers(for: plan.id) else {
+                if adapter.changesEncoder { mergeBudget.request(adapter) }
+                return ForwardPass(weights: model.weights, config: model.config, plan: plan, pause: pause).run(inputs)
+            }
+            mergeBudget.used(adapter)
             var forward = ForwardPass(weights: model.weights, config: model.config, plan: merged.plan)
             forward.pause = pause
             return forward.run(inputs.map { EncodedInput(ids: $0.ids, adapter: merged.adapter, typeIds: $0.typeIds) })

@@ -28,6 +28,8 @@ public final class LoRAAdapter: Sendable {
     public let kroneckerScratch: Int
     /// What INT8 engines measured of this adapter's labels (`LabelCheck`).
     public let labelCheck = AdapterLabelCheck()
+    /// Whether the adapter changes any encoder layer (what `InferenceEngine.prepareMerged` can merge).
+    public let changesEncoder: Bool
     /// The layers engines merged this adapter into (`InferenceEngine.prepareMerged`).
     public let merges = AdapterMerges()
 
@@ -96,6 +98,8 @@ public final class LoRAAdapter: Sendable {
         byteSize = bytes
         maxRank = rank
         kroneckerScratch = self.kroneckers.joined().compactMap { $0?.scratchPerRow }.max() ?? 0
+        changesEncoder = layers.joined().contains { $0 != nil } || self.kroneckers.joined().contains { $0 != nil }
+            || self.scalings.joined().contains { $0 != nil }
     }
 
     /// Loads `adapter_config.json`, `adapter_model.safetensors` and optional `labels.json` from `directory`, and

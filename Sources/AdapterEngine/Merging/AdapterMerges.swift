@@ -17,6 +17,11 @@ public final class AdapterMerges: Sendable {
         }
     }
 
+    /// Drops the merged layers of `plans` (a batch running on them keeps them until it ends).
+    func remove(plans: [UInt64]) {
+        merged.withLock { merged in for plan in plans { merged[plan] = nil } }
+    }
+
     /// Bytes of merged layers held for this adapter, over every engine.
     public var bytes: Int { merged.withLock { $0.values.reduce(0) { $0 + $1.bytes } } }
 }

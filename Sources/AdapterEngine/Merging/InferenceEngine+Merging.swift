@@ -12,23 +12,25 @@ extension InferenceEngine {
     /// run it off the serving path. Returns whether `adapter` is merged for this engine now.
     @discardableResult
     public func prepareMerged(_ adapter: LoRAAdapter, pause: @escaping () -> Void = {}) -> Bool {
+        guard let mergeBudget, adapter.changesEncoder else { return false }
         let changed = adapter.changedGroups
-        guard let mergeBudget, !changed.isEmpty else { return false }
         let plans = [plan] + (labelCheck.map { [$0.exact] } ?? [])
         if plans.allSatisfy({ adapter.merges.layers(for: $0.id) != nil }) { return true }
+        guard mergeBudget.begin(adapter) else { return false }
+        defer { mergeBudget.end(adapter) }
+        let sizes = plans.map { $0.bytes(of: changed) }
+        guard mergeBudget.reserve(sizes.reduce(0, +), for: adapter, plans: plans.map(\.id)) else { return false }
         let threads = adk_begin_sequential()
         defer { adk_end_sequential(threads) }
         // The unmerged rows' error first: mixed batches keep running them.
         calibrateLabelCheck(adapter, pause: pause)
 
-        let sizes = plans.map { $0.bytes(of: changed) }
-        guard mergeBudget.reserve(sizes.reduce(0, +)) else { return false }
         var weights = model.weights
         MergedModel.mergeEncoder(adapter, into: &weights, pause: pause)
         let rest = adapter.withoutEncoderTerms
         for (plan, bytes) in zip(plans, sizes) {
             let merged = ExecutionPlan(merging: weights, changed: changed, into: plan, pause: pause)
-            adapter.merges.keep(MergedLayers(plan: merged, adapter: rest, bytes: bytes, budget: mergeBudget), for: plan.id)
+            adapter.merges.keep(MergedLayers(plan: merged, adapter: rest, bytes: bytes), for: plan.id)
         }
         // Merging read the mapped base layers back in; the plans hold their own copies.
         for (layer, _) in changed {

@@ -33,6 +33,9 @@ public enum Settings {
     public static let cacheMaxBytes = Setting(
         "cacheMaxBytes", flag: "cache-max-bytes", environment: "ADAPTERD_CACHE_MAX_BYTES", default: "268435456",
         "adapter cache budget in bytes")
+    public static let mergeMaxBytes = Setting(
+        "mergeMaxBytes", flag: "merge-max-bytes", environment: "ADAPTERD_MERGE_MAX_BYTES", default: "67108864",
+        "memory for adapters merged into copies of the layers they change, so that batches of one adapter run at the base model's speed (`0`: never merge)")
     public static let maxRequestBytes = Setting(
         "maxRequestBytes", flag: "max-request-bytes", environment: "ADAPTERD_MAX_REQUEST_BYTES", default: "1048576",
         "largest request body; larger ones get `RESOURCE_EXHAUSTED` unread")
@@ -108,7 +111,7 @@ public enum Settings {
 
     /// Every setting, in README's order.
     public static let all: [Setting] = [
-        broker, workerID, labels, model, dataDir, mqttVersion, maxBatch, precision, labelCheckFactor, cpuPath, cacheMaxBytes, maxRequestBytes,
+        broker, workerID, labels, model, dataDir, mqttVersion, maxBatch, precision, labelCheckFactor, cpuPath, cacheMaxBytes, mergeMaxBytes, maxRequestBytes,
         adapters, defaultAdapter, results, http, pool, metricsInterval, guardMinRequests, guardMaxErrorRateIncrease,
         guardMaxLatencyRatio, requireSigned, trustedKeys, maxPushBytes, maxVersions, feedbackMaxBytes, feedbackMaxNames, trainingEnabled, trainingMemoryBudget, trainingMaxSeconds, adapterRoots, baseModelNames, username, password,
         passwordFile, tlsCA, tlsCert, tlsKey, logLevel,

@@ -21,6 +21,10 @@ extension WorkerConfiguration {
         }
         kernelPath = try settings.choice(Settings.cpuPath, among: KernelPath.allCases.map(\.description), KernelPath.init(name:))
         cacheMaxBytes = try Self.positive(settings, Settings.cacheMaxBytes) ?? cacheMaxBytes
+        if let bytes = try settings.int(Settings.mergeMaxBytes) {
+            guard bytes >= 0 else { throw SettingError(message: "\(settings.origin(of: Settings.mergeMaxBytes) ?? "the merge budget") must be 0 or more, not \(bytes)") }
+            mergeMaxBytes = bytes
+        }
         maxRequestBytes = try Self.positive(settings, Settings.maxRequestBytes) ?? maxRequestBytes
         preload = try settings.strings(Settings.adapters).map { spec throws(SettingError) in try Self.parseAdapter(spec) }
         defaultAdapter = try settings.string(Settings.defaultAdapter)

@@ -37,6 +37,9 @@ public struct WorkerConfiguration: Sendable {
     public var guardPolicy = CanaryThresholds()
     /// Bytes of adapter weights held ready in memory (least recently used are evicted beyond it).
     public var cacheMaxBytes = 256 << 20
+    /// Bytes the engine may spend on adapters merged into copies of the layers they change (0: none); a batch whose
+    /// rows all use a merged adapter costs what the base model does.
+    public var mergeMaxBytes = 64 << 20
     /// How long a session keeps the adapter version its first request got.
     public var affinityTTL: Duration = .seconds(24 * 3600)
     /// Whether a request may name its adapter (otherwise routes decide alone).

@@ -47,7 +47,8 @@ public struct WorkerServices: Sendable {
         ExecutionRuntime.configure(path: configuration.kernelPath)
         engine = try InferenceEngine(
             modelDirectory: configuration.modelDirectory, precision: configuration.precision,
-            path: configuration.kernelPath ?? .detected, labelCheckFactor: configuration.labelCheckFactor)
+            path: configuration.kernelPath ?? .detected, labelCheckFactor: configuration.labelCheckFactor,
+            mergeBytes: configuration.mergeMaxBytes)
         metrics = WorkerMetrics(
             factory: metricsFactory,
             engine: MetricsSnapshot.Engine(precision: engine.precision.rawValue, kernelPath: engine.path.description))
@@ -147,6 +148,25 @@ public struct WorkerServices: Sendable {
             await registry.cache.release(entry.key)
             let comparison = before.flatMap { ShadowComparer.comparison(after: job.output, before: $0) }
             await metrics.recordShadow(name: job.name, version: job.version, against: job.against, comparison: comparison)
+        }
+    }
+
+    /// Merges the adapters whose uniform batches asked for it (`MergeBudget.requests`) until `finishRequests`, each
+    /// on one idle-priority thread between requests, so that their next batches run at the base model's cost.
+    func runMerges() async {
+        guard let budget = engine.mergeBudget else { return }
+        let engine = engine, executor = executor, logger = logger
+        for await request in budget.requests {
+            guard let adapter = request.adapter else { continue }
+            let merged = await BackgroundThread.run {
+                engine.prepareMerged(adapter, pause: {
+                    BackgroundThread.withoutYieldTimer { executor.waitForGap(atMost: .milliseconds(50)) }
+                    BackgroundThread.yieldNow()
+                })
+            }
+            logger.debug(
+                merged ? "adapter merged into its layers" : "adapter not merged: the merge budget is held by adapters in use",
+                metadata: ["adapter": "\(adapter.name)", "mergedBytes": "\(budget.bytes)", "budget": "\(budget.limit)"])
         }
     }
 
