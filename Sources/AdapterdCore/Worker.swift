@@ -264,7 +264,8 @@ public final class Worker: Service, Sendable {
             inFlight: await stats.inFlight, queueDepth: executor.queueDepth, batches: executor.counts,
             largestBatch: executor.largestBatch(reset: !peek),
             cache: await registry.cache.counters, cacheBudget: configuration.cacheMaxBytes, registered: registered,
-            labelRechecks: services.engine.labelRechecks)
+            labelRechecks: services.engine.labelRechecks,
+            merged: services.engine.mergeBudget.map { ($0.mergedCount, $0.bytes, $0.limit) })
     }
 
     /// Stop taking requests, wait for those in flight, go offline, disconnect.

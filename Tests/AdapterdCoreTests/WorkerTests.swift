@@ -60,6 +60,26 @@ struct WorkerTests {
         try await worker.stop()
     }
 
+    @Test("the worker merges a served adapter into its layers in the background, and its replies stay PyTorch's")
+    func servedAdapterIsMerged() async throws {
+        let broker = try Harness.broker()
+        defer { broker.stop() }
+        let configuration = Harness.configuration(broker: broker)
+        let worker = try await RunningWorker(configuration)
+        let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
+        let first = try await client.infer(request("lock the door", adapter: "intent"))
+        #expect(Harness.maxAbsDiff(first.logits, Self.lockTheDoor) < 1e-4)
+        let merged = await Harness.eventually(timeout: .seconds(30)) { (await worker.worker.currentMetrics()).engine?.mergedAdapters ?? 0 > 0 }
+        #expect(merged, "no adapter was merged within 30 s")
+        let engine = try #require(await worker.worker.currentMetrics().engine)
+        #expect(engine.mergeBudgetBytes == configuration.mergeMaxBytes && (engine.mergedBytes ?? 0) > 0)
+        #expect((engine.mergedBytes ?? 0) <= configuration.mergeMaxBytes)
+        let again = try await client.infer(request("lock the door", adapter: "intent"))
+        #expect(again.label == "security" && Harness.maxAbsDiff(again.logits, Self.lockTheDoor) < 1e-4)
+        client.close()
+        try await worker.stop()
+    }
+
     @Test("MQTT 3.1.1 clients get replies at replyTo with their correlationId echoed")
     func mqtt311Style() async throws {
         let broker = try Harness.broker()

@@ -153,6 +153,11 @@ public struct MetricsSnapshot: Codable, Sendable, Equatable {
         public var kernelPath: String
         /// INT8: rows answered from the FP32 re-check of near ties since start.
         public var labelRechecks: Int?
+        /// Adapters merged into copies of the layers they change now (their uniform batches run at the base
+        /// model's cost), the bytes those copies hold and the budget for them; absent when merging is off.
+        public var mergedAdapters: Int?
+        public var mergedBytes: Int?
+        public var mergeBudgetBytes: Int?
 
         public init(precision: String, kernelPath: String) {
             self.precision = precision

@@ -73,6 +73,8 @@ public actor WorkerMetrics {
     public nonisolated let batchRecorder: Recorder
     let cacheBytesGauge: Gauge
     let cacheBudgetGauge: Gauge
+    let mergedBytesGauge: Gauge
+    let mergedAdaptersGauge: Gauge
     let uptimeGauge: Gauge
     let rssGauge: Gauge
     let cacheHits: Counter
@@ -102,6 +104,8 @@ public actor WorkerMetrics {
         batchRecorder = Recorder(label: "adapterd_batch_size", aggregate: true, factory: factory)
         cacheBytesGauge = Gauge(label: "adapterd_cache_bytes", factory: factory)
         cacheBudgetGauge = Gauge(label: "adapterd_cache_budget_bytes", factory: factory)
+        mergedBytesGauge = Gauge(label: "adapterd_merged_bytes", factory: factory)
+        mergedAdaptersGauge = Gauge(label: "adapterd_merged_adapters", factory: factory)
         uptimeGauge = Gauge(label: "adapterd_uptime_seconds", factory: factory)
         rssGauge = Gauge(label: "adapterd_resident_memory_bytes", factory: factory)
         cacheHits = Counter(label: "adapterd_cache_hits_total", factory: factory)
@@ -250,6 +254,8 @@ public actor WorkerMetrics {
         public var registered: [(name: String, version: String, state: String, cache: String)]
         /// Rows the INT8 engine answered from its FP32 re-check of near ties, since start.
         public var labelRechecks = 0
+        /// Adapters merged into copies of their layers now, the bytes those hold, and the budget (nil: merging off).
+        public var merged: (adapters: Int, bytes: Int, budget: Int)?
     }
 
     /// Updates the gauges and cache counters from `state` (called every second or so).
@@ -260,6 +266,8 @@ public actor WorkerMetrics {
         rssGauge.record(Self.residentBytes())
         cacheBytesGauge.record(state.cache.bytes)
         cacheBudgetGauge.record(state.cacheBudget)
+        mergedBytesGauge.record(state.merged?.bytes ?? 0)
+        mergedAdaptersGauge.record(state.merged?.adapters ?? 0)
         let cache = state.cache
         cacheHits.increment(by: max(0, cache.hits - publishedCache.hits))
         cacheMisses.increment(by: max(0, cache.misses - publishedCache.misses))
@@ -326,6 +334,11 @@ public actor WorkerMetrics {
             worker: state.worker, state: state.state, engine: engine.map { engine in
                 var figures = engine
                 if figures.precision == Precision.int8.rawValue { figures.labelRechecks = state.labelRechecks }
+                if let merged = state.merged {
+                    figures.mergedAdapters = merged.adapters
+                    figures.mergedBytes = merged.bytes
+                    figures.mergeBudgetBytes = merged.budget
+                }
                 return figures
             }, at: Date().formatted(.iso8601), intervalSeconds: seconds,
             uptimeSeconds: state.uptimeSeconds, rssBytes: Self.residentBytes(),
