@@ -22,7 +22,7 @@ SETTLE_SECONDS = 0.3
 
 class Engine:
     def __init__(self, label, command, prefix=""):
-        self.label, self.prefix = label, prefix
+        self.label, self.prefix, self.command = label, prefix, command
         environment = dict(os.environ, OMP_NUM_THREADS="2", HF_HUB_OFFLINE="1")
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                         env=environment)
@@ -57,10 +57,15 @@ def main(benchmark, model, adapters, python, rounds=9):
             benchmark, model, adapters, "--precision", "int8", "--label-check-factor", "4", "--serve",
             "--serve-adapter", "rand-r4-rslora-dense"]),
     }
+    # The same with the adapter merged into its layers (the worker's default for an adapter's uniform batches,
+    # `--merge-max-bytes`): the engines above run its terms unmerged, as in a batch mixed with other adapters.
+    for name in list(engines):
+        engines[name + "-merged"] = Engine(name + "-merged", engines[name].command + ["--merge-mib", "64"])
     ort = [python, os.path.join(here, "ort_peer.py"), "--serve", model, adapters]
     engines["ort"] = Engine("ort", ort)
     pairs = [("adapterd-fp32", "ort-fp32"), ("adapterd-int8", "ort-int8"), ("adapterd-int8-checked", "ort-int8"),
              ("adapterd-int8-checked-low-margin", "ort-int8")]
+    pairs += [(ours + "-merged", peer) for ours, peer in pairs]
     samples = {(ours, peer, shape): [] for ours, peer in pairs for shape in SHAPES}
     for round_index in range(rounds):
         print(f"round {round_index + 1} of {rounds}", file=sys.stderr)

@@ -174,6 +174,11 @@ if let directory = option("--methods", in: &arguments) {
 // the median, or with the label check on the mean, which counts its occasional INT8 probes; "ready" comes first.
 if serve {
     let served = try option("--serve-adapter", in: &arguments).map { try LoRAAdapter(directory: adaptersDirectory + "/" + $0, model: engine.model) } ?? intent
+    // With a merge budget (`--merge-mib`), as the worker runs a served adapter: merged into its layers.
+    if engine.mergeBudget != nil, !engine.prepareMerged(served) {
+        FileHandle.standardError.write(Data("\(served.name) did not fit the merge budget\n".utf8))
+        exit(1)
+    }
     print("ready")
     fflush(nil)
     while let line = readLine() {
