@@ -140,4 +140,21 @@ struct MergeBudgetTests {
         #expect(budget.reserve(40, for: severity, plans: [1]))
         #expect(budget.bytes == 100)
     }
+
+    @Test("an adapter is offered once while its request is pending, and again once the request is withdrawn")
+    func withdrawnRequestOffersAgain() async throws {
+        let intent = try Fixtures.adapter("intent")
+        let budget = MergeBudget(limit: 1 << 30)
+        budget.request(intent)
+        budget.request(intent)
+        var iterator = budget.requests.makeAsyncIterator()
+        let first = try #require(await iterator.next())
+        #expect(first.adapter === intent)
+        budget.withdraw(first)
+        budget.request(intent)
+        budget.finishRequests()
+        var rest: [MergeRequest] = []
+        while let request = await iterator.next() { rest.append(request) }
+        #expect(rest.count == 1 && rest.first?.adapter === intent)
+    }
 }

@@ -48,7 +48,7 @@ public final class MergeBudget: Sendable {
     public init(limit: Int, idleBeforeEviction: Duration = .seconds(30)) {
         self.limit = limit
         self.idleBeforeEviction = idleBeforeEviction
-        (requests, continuation) = AsyncStream.makeStream(of: MergeRequest.self, bufferingPolicy: .bufferingNewest(8))
+        (requests, continuation) = AsyncStream.makeStream(of: MergeRequest.self, bufferingPolicy: .unbounded)
     }
 
     deinit { continuation.finish() }
@@ -72,7 +72,14 @@ public final class MergeBudget: Sendable {
         }
     }
 
-    /// Offers `adapter` (whose uniform batch just ran unmerged) for merging, once until it is merged or refused.
+    /// Forgets `request` when its adapter was released before it could be merged (so that another adapter at the
+    /// same address may be offered).
+    public func withdraw(_ request: MergeRequest) {
+        _ = state.withLock { $0.pending.remove(request.id) }
+    }
+
+    /// Offers `adapter` (whose uniform batch just ran unmerged) for merging, once until it is merged or refused
+    /// (every adapter is queued at most once, so the queue holds at most one request per adapter).
     func request(_ adapter: LoRAAdapter) {
         let id = ObjectIdentifier(adapter)
         let offer = state.withLock { state -> Bool in
@@ -141,9 +148,13 @@ public final class MergeBudget: Sendable {
 public struct MergeRequest: Sendable {
     /// The adapter, while something else still holds it.
     public var adapter: LoRAAdapter? { box.adapter }
+    let id: ObjectIdentifier
     private let box: WeakAdapter
 
-    init(adapter: LoRAAdapter) { box = WeakAdapter(adapter) }
+    init(adapter: LoRAAdapter) {
+        id = ObjectIdentifier(adapter)
+        box = WeakAdapter(adapter)
+    }
 
     private final class WeakAdapter: Sendable {
         nonisolated(unsafe) weak var adapter: LoRAAdapter?

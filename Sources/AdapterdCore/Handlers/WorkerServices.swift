@@ -157,7 +157,10 @@ public struct WorkerServices: Sendable {
         guard let budget = engine.mergeBudget else { return }
         let engine = engine, executor = executor, logger = logger
         for await request in budget.requests {
-            guard let adapter = request.adapter else { continue }
+            guard let adapter = request.adapter else {
+                budget.withdraw(request)
+                continue
+            }
             let merged = await BackgroundThread.run {
                 engine.prepareMerged(adapter, pause: {
                     BackgroundThread.withoutYieldTimer { executor.waitForGap(atMost: .milliseconds(50)) }
