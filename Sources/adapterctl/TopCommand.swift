@@ -79,7 +79,11 @@ struct TopScreen {
             ].joined(separator: "  ") + "\n"
             out += "cache \(Self.megabytes(cache.bytes)) of \(Self.megabytes(cache.budgetBytes))  hits "
                 + (lookups > 0 ? String(format: "%.1f%%", Double(cache.hits) * 100 / Double(lookups)) : "-")
-                + "  loads \(cache.loads)  evictions \(cache.evictions)\n"
+                + "  loads \(cache.loads)  evictions \(cache.evictions)"
+            if let merged = snapshot.engine?.mergedAdapters, let bytes = snapshot.engine?.mergedBytes, let budget = snapshot.engine?.mergeBudgetBytes {
+                out += "  merged \(merged) (\(Self.megabytes(bytes)) of \(Self.megabytes(budget)))"
+            }
+            out += "\n"
             // INT8 workers: the share of each version's rows the label check answered in FP32.
             let int8 = snapshot.engine?.precision == "int8"
             var rows = [["ADAPTER", "VERSION", "STATE", "CACHE", "REQ/S", "P50 ms", "P95 ms", "P99 ms", "ERRORS", "TOTAL", "LAST USED"]

@@ -34,6 +34,7 @@ struct TopCommandTests {
         #expect(screen.contains("\u{1B}[2J"), "a terminal gets each screen redrawn in place")
         #expect(screen.contains(configuration.workerID + "  ONLINE"))
         #expect(screen.contains("ADAPTER") && screen.contains("P95 ms"))
+        #expect(screen.contains("  merged "), "the worker block shows its merged adapters and their budget")
         let intentRow = screen.split(whereSeparator: \.isNewline).last { $0.hasPrefix("intent ") }
         #expect(intentRow?.contains("active") == true && intentRow?.contains("resident") == true)
         #expect(intentRow.map { $0.split(separator: " ").contains("4") } == true, "the row shows the 4 requests: \(intentRow ?? "")")
