@@ -157,6 +157,20 @@ if let directory = option("--methods", in: &arguments) {
     ratios.sort()
     FileHandle.standardError.write(Data("b32 mixed over \(unmerged.count - 1) adapters: \(String(format: "%.3f", ratios[4]))× a uniform LoRA batch\n".utf8))
     report("methods_mixed_b32_t16_vs_uniform_lora", ratios[4], "ratio")
+    // The same over the merged copies, against a uniform batch of the merged LoRA adapter.
+    if !merged.isEmpty {
+        let mixedMerged = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: merged[$0 % merged.count].1) }
+        let uniformMerged = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: merged[0].1) }
+        var mergedRatios: [Double] = []
+        for _ in 0..<9 {
+            let mixedTime = try median(iterations: 7, warmup: 2) { _ = try engine.run(encoded: mixedMerged) }
+            let uniformTime = try median(iterations: 7, warmup: 2) { _ = try engine.run(encoded: uniformMerged) }
+            mergedRatios.append(mixedTime / uniformTime)
+        }
+        mergedRatios.sort()
+        FileHandle.standardError.write(Data("b32 mixed over \(merged.count) merged adapters: \(String(format: "%.3f", mergedRatios[4]))× a uniform batch of the merged LoRA adapter\n".utf8))
+        report("methods_mixed_merged_b32_t16_vs_uniform_lora", mergedRatios[4], "ratio")
+    }
     for (name, adapter) in unmerged.dropFirst() {
         let path = name == "lora-intent" ? adaptersDirectory + "/intent" : directory + "/" + name
         let disk = (try? FileManager.default.attributesOfItem(atPath: path + "/adapter_model.safetensors")[.size] as? Int) ?? 0
