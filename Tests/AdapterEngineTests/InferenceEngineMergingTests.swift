@@ -9,13 +9,18 @@ struct InferenceEngineMergingTests {
     /// Enough for every test adapter at once.
     static let roomy = 512 << 20
 
-    @Test("every PEFT method merged gives PyTorch+PEFT's logits and labels in uniform batches", arguments: ["dora-intent", "ia3-severity", "adalora-room", "loha-mood", "lokr-device"])
+    @Test("every PEFT method merged gives PyTorch+PEFT's logits and labels in uniform batches, and its labels in INT8", arguments: ["dora-intent", "ia3-severity", "adalora-room", "loha-mood", "lokr-device"])
     func mergedMethodMatchesPEFT(name: String) throws {
         let engine = InferenceEngine(model: Fixtures.model, mergeBytes: Self.roomy)
         let adapter = try PEFTMethodsTests.adapter(name)
         #expect(engine.prepareMerged(adapter))
         #expect(adapter.merges.bytes > 0 && engine.mergedBytes == adapter.merges.bytes)
         try PEFTMethodsTests.expectMatches(name, engine: engine, adapter: adapter)
+        // INT8 with the label check: PEFT's labels.
+        let int8 = InferenceEngine(model: Fixtures.model, precision: .int8, mergeBytes: Self.roomy)
+        let copy = try PEFTMethodsTests.adapter(name)
+        #expect(int8.prepareMerged(copy))
+        try PEFTMethodsTests.expectMatches(name, engine: int8, adapter: copy, tolerance: .infinity)
     }
 
     @Test("every reference LoRA adapter merged gives PyTorch+PEFT's logits and labels", arguments: Fixtures.cases.adapters.map(\.name))

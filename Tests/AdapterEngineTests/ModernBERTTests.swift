@@ -99,6 +99,29 @@ struct ModernBERTTests {
         }
     }
 
+    @Test("an adapter merged for uniform batches (prepareMerged) splits the fused Wqkv and answers as PyTorch+PEFT, in FP32 and INT8")
+    func mergedForUniformBatches() throws {
+        for precision in [Precision.fp32, .int8] {
+            let engine = InferenceEngine(model: Self.model, precision: precision, mergeBytes: 256 << 20)
+            for name in ["intent", "slots"] {
+                let adapter = try Self.adapter(name)
+                #expect(engine.prepareMerged(adapter), "\(name) \(precision)")
+                let expected = try #require(Self.reference.adapters.first { $0.name == name })
+                for (reference, result) in zip(expected.cases, engine.run(expected.cases.map(\.text), adapter: adapter)) {
+                    if precision == .fp32 {
+                        try Self.check(result, reference, "merged \(name)")
+                    } else if case .tokenClassification(_, let labels) = result.output, let rows = reference.tokenLogits {
+                        // The label check keeps FP32's label on every token.
+                        let fp32 = rows.map { row in expected.labels[row.indices.max { row[$0] < row[$1] }!] }
+                        #expect(labels == fp32, "INT8 merged \(name): \(reference.text)")
+                    } else {
+                        #expect(result.output.label == reference.label, "INT8 merged \(name): \(reference.text)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("a blend of an adapter with itself at weights ½ and ½ keeps its head (GELU, norm, mean pooling or every token) and answers as the adapter")
     func selfBlend() throws {
         for name in ["intent", "slots"] {
