@@ -145,32 +145,24 @@ if let directory = option("--methods", in: &arguments) {
             report("method_\(name)_b\(batch)_t16_vs_base", values[values.count / 2], "ratio")
         }
     }
-    // 32 rows over every adapter (a mixed batch of every method) against 32 rows of the LoRA adapter alone.
-    let mixed = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: unmerged[1 + $0 % (unmerged.count - 1)].1) }
-    let uniform = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: intent) }
-    var ratios: [Double] = []
-    for _ in 0..<9 {
-        let mixedTime = try median(iterations: 7, warmup: 2) { _ = try engine.run(encoded: mixed) }
-        let uniformTime = try median(iterations: 7, warmup: 2) { _ = try engine.run(encoded: uniform) }
-        ratios.append(mixedTime / uniformTime)
-    }
-    ratios.sort()
-    FileHandle.standardError.write(Data("b32 mixed over \(unmerged.count - 1) adapters: \(String(format: "%.3f", ratios[4]))× a uniform LoRA batch\n".utf8))
-    report("methods_mixed_b32_t16_vs_uniform_lora", ratios[4], "ratio")
-    // The same over the merged copies, against a uniform batch of the merged LoRA adapter.
-    if !merged.isEmpty {
-        let mixedMerged = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: merged[$0 % merged.count].1) }
-        let uniformMerged = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: merged[0].1) }
-        var mergedRatios: [Double] = []
+    /// 32 rows over `adapters` in turn (a mixed batch of every method) against 32 rows of `adapters[0]` alone: the
+    /// median over 9 paired rounds, reported as `metric`.
+    func mixedOverUniform(_ adapters: [LoRAAdapter?], metric: String, _ description: String) throws {
+        let mixed = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: adapters[$0 % adapters.count]) }
+        let uniform = (0..<32).map { EncodedInput(ids: tokens(16, seed: $0), adapter: adapters[0]) }
+        var ratios: [Double] = []
         for _ in 0..<9 {
-            let mixedTime = try median(iterations: 7, warmup: 2) { _ = try engine.run(encoded: mixedMerged) }
-            let uniformTime = try median(iterations: 7, warmup: 2) { _ = try engine.run(encoded: uniformMerged) }
-            mergedRatios.append(mixedTime / uniformTime)
+            let mixedTime = try median(iterations: 7, warmup: 2) { _ = try engine.run(encoded: mixed) }
+            let uniformTime = try median(iterations: 7, warmup: 2) { _ = try engine.run(encoded: uniform) }
+            ratios.append(mixedTime / uniformTime)
         }
-        mergedRatios.sort()
-        FileHandle.standardError.write(Data("b32 mixed over \(merged.count) merged adapters: \(String(format: "%.3f", mergedRatios[4]))× a uniform batch of the merged LoRA adapter\n".utf8))
-        report("methods_mixed_merged_b32_t16_vs_uniform_lora", mergedRatios[4], "ratio")
+        ratios.sort()
+        FileHandle.standardError.write(Data("b32 mixed over \(adapters.count) \(description): \(String(format: "%.3f", ratios[4]))× a uniform batch of the LoRA adapter\n".utf8))
+        report(metric, ratios[4], "ratio")
     }
+    try mixedOverUniform(unmerged.dropFirst().map(\.1), metric: "methods_mixed_b32_t16_vs_uniform_lora", "adapters")
+    // The same over the merged copies, against a uniform batch of the merged LoRA adapter.
+    if !merged.isEmpty { try mixedOverUniform(merged.map(\.1), metric: "methods_mixed_merged_b32_t16_vs_uniform_lora", "merged adapters") }
     for (name, adapter) in unmerged.dropFirst() {
         let path = name == "lora-intent" ? adaptersDirectory + "/intent" : directory + "/" + name
         let disk = (try? FileManager.default.attributesOfItem(atPath: path + "/adapter_model.safetensors")[.size] as? Int) ?? 0
