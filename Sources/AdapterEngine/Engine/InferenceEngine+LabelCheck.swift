@@ -124,21 +124,4 @@ extension InferenceEngine {
         check.record(precision, tokens: inputs.reduce(0) { $0 + $1.ids.count }, duration: .now - start)
         return outputs
     }
-
-    /// One forward pass on `plan`, or, when every row uses one adapter merged for `plan`, on its merged layers.
-    func forward(_ plan: ExecutionPlan, _ inputs: [EncodedInput], pause: @escaping () -> Void) -> [InferenceOutput] {
-        if let mergeBudget, let adapter = inputs.first?.adapter, inputs.allSatisfy({ $0.adapter === adapter }) {
-            guard let merged = adapter.merges.layers(for: plan.id) else {
-                if adapter.changesEncoder { mergeBudget.request(adapter) }
-                return ForwardPass(weights: model.weights, config: model.config, plan: plan, pause: pause).run(inputs)
-            }
-            mergeBudget.used(adapter)
-            var forward = ForwardPass(weights: model.weights, config: model.config, plan: merged.plan)
-            forward.pause = pause
-            return forward.run(inputs.map { EncodedInput(ids: $0.ids, adapter: merged.adapter, typeIds: $0.typeIds) })
-        }
-        var forward = ForwardPass(weights: model.weights, config: model.config, plan: plan)
-        forward.pause = pause
-        return forward.run(inputs)
-    }
 }

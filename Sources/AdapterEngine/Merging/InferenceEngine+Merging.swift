@@ -43,6 +43,22 @@ extension InferenceEngine {
         return true
     }
 
+    /// One forward pass on `plan`, or, when every row uses one adapter merged for `plan`, on its merged layers (an
+    /// adapter not merged yet is then offered to the merge budget).
+    func forward(_ plan: ExecutionPlan, _ inputs: [EncodedInput], pause: @escaping () -> Void) -> [InferenceOutput] {
+        var (plan, inputs) = (plan, inputs)
+        if let mergeBudget, let adapter = inputs.first?.adapter, inputs.allSatisfy({ $0.adapter === adapter }) {
+            if let merged = adapter.merges.layers(for: plan.id) {
+                mergeBudget.used(adapter)
+                plan = merged.plan
+                inputs = inputs.map { EncodedInput(ids: $0.ids, adapter: merged.adapter, typeIds: $0.typeIds) }
+            } else if adapter.changesEncoder {
+                mergeBudget.request(adapter)
+            }
+        }
+        return ForwardPass(weights: model.weights, config: model.config, plan: plan, pause: pause).run(inputs)
+    }
+
     /// Bytes of merged layers the engine holds for adapters (`prepareMerged`).
     public var mergedBytes: Int { mergeBudget?.bytes ?? 0 }
 }
