@@ -368,3 +368,10 @@ int adk_begin_sequential(void) {
 }
 
 void adk_end_sequential(int threads) { omp_set_num_threads(threads); }
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+void adk_release_free_memory(void) { malloc_trim(0); }
+#else
+void adk_release_free_memory(void) {}
+#endif

@@ -167,6 +167,10 @@ int adk_begin_sequential(void);
 /// Restores the team size `adk_begin_sequential` returned.
 void adk_end_sequential(int threads);
 
+/// Hands the allocator's free memory back to the system (glibc keeps freed heap memory otherwise); a no-op
+/// elsewhere. For after a large one-off preparation (an adapter merged into copies of its layers).
+void adk_release_free_memory(void);
+
 /// Threads in the OpenMP team the kernels (and oneDNN) use.
 int adk_team_size(void);
 
