@@ -67,6 +67,7 @@ struct WorkerTests {
         let configuration = Harness.configuration(broker: broker)
         let worker = try await RunningWorker(configuration)
         let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
+        defer { client.close() }
         let first = try await client.infer(request("lock the door", adapter: "intent"))
         #expect(Harness.maxAbsDiff(first.logits, Self.lockTheDoor) < 1e-4)
         let merged = await Harness.eventually(timeout: .seconds(30)) { (await worker.worker.currentMetrics()).engine?.mergedAdapters ?? 0 > 0 }
@@ -76,7 +77,6 @@ struct WorkerTests {
         #expect((engine.mergedBytes ?? 0) <= configuration.mergeMaxBytes)
         let again = try await client.infer(request("lock the door", adapter: "intent"))
         #expect(again.label == "security" && Harness.maxAbsDiff(again.logits, Self.lockTheDoor) < 1e-4)
-        client.close()
         try await worker.stop()
     }
 
