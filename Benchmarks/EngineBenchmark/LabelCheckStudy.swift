@@ -28,6 +28,7 @@ struct LabelCheckStudy {
         let adapter = try LoRAAdapter(directory: directory, model: fp32.model)
         guard let head = adapter.head else { return }
         let calibrated = int8.calibrateLabelCheck(adapter) ?? 0
+        let passes = int8.labelCheckFigures(for: adapter)?.passes ?? []
         let inputs = texts.map { EncodedInput(ids: $0, adapter: adapter) }
         let exact = try fp32.run(encoded: inputs), raw = try unchecked.run(encoded: inputs)
         let checked = try int8.runChecked(encoded: inputs)
@@ -37,9 +38,12 @@ struct LabelCheckStudy {
         }
         let changedRaw = zip(raw, exact).count(where: { $0.label != $1.label })
         let changedChecked = zip(checked, exact).count(where: { $0.output.label != $1.label })
-        let answered = checked.count(where: \.outcome.answeredInFP32)
-        line(String(format: "%@: INT8 error %.4f on the calibration texts, %.4f at most on %d texts (%.2f×); %d rows of %d answered in FP32; labels changed without the check %d, with it %d",
-                     name, calibrated, largest, texts.count, largest / max(calibrated, 1e-9), answered, texts.count, changedRaw, changedChecked))
+        let answered = checked.count(where: \.outcome.answeredByRecheck)
+        let inFP32 = checked.count(where: { $0.outcome.answeredIn == .fp32 })
+        let errors = passes.map { "\($0.precision) \(String(format: "%.4f", $0.calibratedError))" }.joined(separator: ", ")
+        line(String(format: "%@: INT8 error %.4f on the calibration texts (%@), %.4f at most on %d texts (%.2f×); %d rows of %d re-checked, %d of them answered in FP32; labels changed without the check %d, with it %d",
+                     name, calibrated, errors, largest, texts.count, largest / max(calibrated, 1e-9), answered, texts.count, inFP32, changedRaw, changedChecked))
+        report("label_check_fp32_only_rows_\(name)", Double(inFP32) / Double(texts.count), "share")
         report("label_check_error_ratio_\(name)", Double(largest / max(calibrated, 1e-9)), "ratio")
         report("label_check_fp32_rows_\(name)", Double(answered) / Double(texts.count), "share")
         report("label_check_labels_changed_\(name)", Double(changedChecked), "rows")
@@ -80,7 +84,7 @@ struct LabelCheckStudy {
             for (name, adapter) in zip(names, adapters) {
                 for (engine, kind) in [(int8, "default"), (worst, "every row re-checked")] {
                     let figures = engine.labelCheckFigures(for: adapter)
-                    line("b\(batch) \(name), \(kind): \(figures?.rechecked ?? 0) rows re-checked, \(figures?.routedToFP32 ?? 0) sent to FP32")
+                    line("b\(batch) \(name), \(kind): \(figures?.rechecked ?? 0) rows re-checked, \(figures?.routed ?? 0) sent to a more exact pass directly")
                 }
             }
             for (key, values) in ratios.sorted(by: { $0.key < $1.key }) {

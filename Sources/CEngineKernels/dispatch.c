@@ -47,6 +47,7 @@ adk_cpu_features adk_cpu_detect(void) {
     unsigned eax1, ebx1, ecx1, edx1;
     __cpuid_count(7, 1, eax1, ebx1, ecx1, edx1);
     f.avx_vnni = f.avx2_fma && ((eax1 >> 4) & 1);
+    f.avx512_bf16 = f.avx512 && ((eax1 >> 5) & 1);
 #endif
     return f;
 }

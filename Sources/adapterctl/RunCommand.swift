@@ -111,13 +111,8 @@ struct RunCommand: ParsableCommand {
             } else {
                 results = try engine.run(pairs: inputs.map { ($0.text, $0.pair, lora) })
             }
-            if verbose, ran.precision == .int8 {
-                let rechecked = results.count(where: { $0.labelCheck == .rechecked })
-                let routed = results.count(where: { $0.labelCheck == .routedToFP32 })
-                let error = lora.flatMap { ran.labelCheckFigures(for: $0)?.calibratedError }.map { String(format: "%.3g", $0) } ?? "none"
-                FileHandle.standardError.write(Data((
-                    "adapterctl: \(rechecked + routed) of \(inputs.count) rows answered in FP32: \(rechecked) re-checked (INT8 within "
-                    + "\(ran.labelCheckFactor)× the adapter's INT8 error of \(error) of a decision), \(routed) sent there directly\n").utf8))
+            if verbose, ran.precision != .fp32 {
+                FileHandle.standardError.write(Data((Self.labelCheckLine(results, engine: ran, adapter: lora) + "\n").utf8))
             }
             for (row, result) in zip(inputs, results) {
                 let text = row.pair.map { row.text + " | " + $0 } ?? row.text
@@ -164,6 +159,24 @@ struct RunCommand: ParsableCommand {
             fields.append("\"embedding\":[" + values.map { "\($0)" }.joined(separator: ",") + "]")
         }
         return "{" + fields.joined(separator: ",") + "}"
+    }
+
+    /// `--verbose`'s account of the label check: how many rows a more exact pass answered, in which precision, and
+    /// the margins.
+    static func labelCheckLine(_ results: [InferenceResult], engine: InferenceEngine, adapter: LoRAAdapter?) -> String {
+        let answered = results.compactMap { $0.labelCheck.answeredIn }
+        let routed = results.count { if case .routed = $0.labelCheck { true } else { false } }
+        let byPrecision = [Precision.bf16, .fp32].compactMap { precision in
+            let count = answered.count(where: { $0 == precision })
+            return count > 0 ? "\(count) in \(precision.rawValue.uppercased())" : nil
+        }
+        let margins = adapter.flatMap { engine.labelCheckFigures(for: $0)?.passes }?.map {
+            "\($0.precision.rawValue.uppercased()) \(String(format: "%.3g", $0.calibratedError))"
+        } ?? []
+        return "adapterctl: \(answered.count) of \(results.count) rows answered by a more exact pass"
+            + (byPrecision.isEmpty ? "" : " (\(byPrecision.joined(separator: ", ")); \(routed) sent there directly)")
+            + "; a row is re-checked within \(engine.labelCheckFactor)× the adapter's calibrated error of a decision ("
+            + (margins.isEmpty ? "none" : margins.joined(separator: ", ")) + ")"
     }
 
     static func humanLine(text: String, result: InferenceResult, head: ClassifierHead? = nil, entities: [Entity]? = nil) -> String {

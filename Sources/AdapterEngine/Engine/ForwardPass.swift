@@ -101,13 +101,16 @@ struct ForwardPass {
         // ModernBERT's `mlp.Wi` has input and gate side by side.
         let innerWidth = modern ? 2 * intermediate : intermediate
         let int8 = plan.precision == .int8
-        // The INT8 products run on whole 16-row tiles (Int8Matmul.paddedRows).
-        let tileRows = Int8Matmul.paddedRows(rows)
+        let bf16 = plan.precision == .bf16
+        // The INT8 and BF16 products run on whole 16-row tiles (PackedMatmul.paddedRows): BF16 ones write their
+        // outputs' padding rows too.
+        let tileRows = PackedMatmul.paddedRows(rows)
+        let outputRows = bf16 ? tileRows : rows
         let arena = Arena(sizes: [
-            rows * hidden * 4, rows * hidden * 4, rows * hidden * 3 * 4, rows * hidden * 4, rows * innerWidth * 4,
-            rows * maxRank * 3 * 4, sorted.count * hidden * 2 * 4,
-            int8 ? tileRows * max(hidden, intermediate) : 0, int8 ? rows * 4 : 0, int8 ? rows * 4 : 0,
-            int8 ? tileRows * max(3 * hidden, innerWidth) * 4 : 0, rows * kroneckerScratch * 4, modern ? rows * intermediate * 4 : 0,
+            outputRows * hidden * 4, outputRows * hidden * 4, outputRows * hidden * 3 * 4, outputRows * hidden * 4,
+            outputRows * innerWidth * 4, rows * maxRank * 3 * 4, sorted.count * hidden * 2 * 4,
+            int8 || bf16 ? tileRows * max(hidden, intermediate) * (bf16 ? 2 : 1) : 0, int8 ? rows * 4 : 0, int8 ? rows * 4 : 0,
+            int8 ? tileRows * max(3 * hidden, innerWidth) * 4 : 0, rows * kroneckerScratch * 4, modern ? outputRows * intermediate * 4 : 0,
         ], pool: plan.scratch)
         defer { arena.deallocate() }
         var batch = Batch(
@@ -219,8 +222,14 @@ struct ForwardPass {
     /// into the int32 accumulator (the epilogue dequantises).
     func product(_ layer: PreparedLinear, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, batch: Batch) {
         let rows = batch.rows
-        if let packed = layer.packed {
-            Int8Matmul.shared.multiply(rows: rows, a: batch.quantized, weights: packed, c: batch.accumulator)
+        if let packed = layer.packed, layer.isQuantized {
+            PackedMatmul.int8.multiply(rows: rows, a: batch.quantized, weights: packed, c: batch.accumulator)
+        } else if let packed = layer.packed {
+            // BF16: the input rows converted into the quantised input's buffer (two bytes each), the product in FP32.
+            let converted = UnsafeMutableRawPointer(batch.quantized).assumingMemoryBound(to: UInt16.self)
+            let width = Int64(layer.inFeatures)
+            adk_convert_bf16(1, input, width, Int64(rows), width, converted, width)
+            PackedMatmul.bf16.multiply(rows: rows, a: converted, weights: packed, c: output)
         } else {
             observer?.record(layer, input: input, rows: rows)
             layer.multiplyFP32(rows: rows, input: input, output: output, isa: plan.path.kernelISA)

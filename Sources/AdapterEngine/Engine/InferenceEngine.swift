@@ -9,10 +9,10 @@ public struct InferenceEngine: Sendable {
     /// The base model's layers prepared for this engine's precision and kernel path.
     public let plan: ExecutionPlan
 
-    /// INT8 only: a classification row whose INT8 logits lie closer to a decision than this many times the adapter's
-    /// own calibrated INT8 error is answered by the FP32 pass (`LabelCheck`; 0: never re-run).
+    /// INT8 and BF16 engines: a classification row whose logits lie closer to a decision than this many times the
+    /// adapter's own calibrated error in that precision is answered by a more exact pass (`LabelCheck`; 0: never).
     public let labelCheckFactor: Float
-    /// INT8 with a label check: the FP32 layers and what the check has measured.
+    /// INT8 or BF16 with a label check: the more exact layers and what the check has measured.
     let labelCheck: LabelCheck?
     let rechecks = RecheckCounter()
     /// The memory adapters merged for uniform batches may take (`prepareMerged`); nil: none are merged.
@@ -29,24 +29,37 @@ public struct InferenceEngine: Sendable {
     public var path: KernelPath { plan.path }
 
     /// Wraps a loaded base model, preparing its layers for `precision` with the kernels of `path` (at most the
-    /// CPU's; the detected best by default).
-    /// In INT8 with a `labelCheckFactor`, the engine also holds the FP32 layers, and classification rows near a
-    /// decision are answered by them (`LabelCheck`). `mergeBytes` is the memory `prepareMerged` may spend on
-    /// adapters merged into copies of their layers (0: none).
+    /// CPU's; the detected best by default). BF16 needs a path with BF16 dot products (`KernelPath.hasBF16`).
+    /// In INT8 or BF16 with a `labelCheckFactor`, the engine also holds more exact layers (BF16, where the path has it,
+    /// and FP32), and classification rows near a decision are answered by them (`LabelCheck`). `mergeBytes` is the
+    /// memory `prepareMerged` may spend on adapters merged into copies of their layers (0: none).
     public init(
         model: BertModel, precision: Precision = .fp32, path: KernelPath = .detected,
         labelCheckFactor: Float = InferenceEngine.defaultLabelCheckFactor, mergeBytes: Int = 0
     ) {
+        precondition(precision != .bf16 || Self.runsBF16(path: path), "BF16 needs a kernel path with BF16 dot products (KernelPath.hasBF16)")
         self.model = model
         mergeBudget = mergeBytes > 0 ? MergeBudget(limit: mergeBytes) : nil
-        let calibration = precision == .int8 ? Smoothing.calibrationTexts.map { model.tokenizer.encode($0).ids } : []
-        let checks = precision == .int8 && labelCheckFactor > 0
-        // The FP32 layers INT8's smoothing is calibrated on are the ones its near-decision rows re-run on.
+        let calibration = precision != .fp32 ? Smoothing.calibrationTexts.map { model.tokenizer.encode($0).ids } : []
+        let checks = precision != .fp32 && labelCheckFactor > 0
+        // The FP32 layers INT8's smoothing is calibrated on are the ones its near-decision rows end on.
         let exact = checks ? ExecutionPlan(weights: model.weights, config: model.config, precision: .fp32, path: path) : nil
-        plan = ExecutionPlan(
+        let plan = ExecutionPlan(
             weights: model.weights, config: model.config, precision: precision, path: path, calibration: calibration, reference: exact)
+        self.plan = plan
         self.labelCheckFactor = checks ? labelCheckFactor : 0
-        labelCheck = exact.map { LabelCheck(factor: labelCheckFactor, exact: $0, calibration: calibration) }
+        labelCheck = exact.map { exact in
+            // BF16 between INT8 and FP32 only where it runs natively (it costs half FP32's time there, three times it
+            // where oneDNN emulates it).
+            let bf16 = precision == .int8 && Self.runsBF16(path: path)
+                ? ExecutionPlan(weights: model.weights, config: model.config, precision: .bf16, path: path) : nil
+            return LabelCheck(factor: labelCheckFactor, passes: [plan] + (bf16.map { [$0] } ?? []) + [exact], calibration: calibration)
+        }
+    }
+
+    /// Whether BF16 products run natively on `path` and the process's GEMM runtime.
+    public static func runsBF16(path: KernelPath) -> Bool {
+        min(path, KernelPath.detected).hasBF16 && ExecutionRuntime.configure().gemmPath.hasBF16
     }
 
     /// Loads the base model from a Hugging Face directory and prepares it for `precision`.
@@ -59,11 +72,11 @@ public struct InferenceEngine: Sendable {
             mergeBytes: mergeBytes)
     }
 
-    /// Rows answered by the FP32 pass (re-checked or sent there) since the engine was made.
+    /// Rows answered by a more exact pass than the engine's own (re-checked or sent there) since the engine was made.
     public var labelRechecks: Int { rechecks.value }
 
-    /// Bytes of prepared layers the engine holds: its precision's, and in INT8 with the label check the FP32 ones.
-    public var preparedBytes: Int { plan.bytes + (labelCheck?.exact.bytes ?? 0) }
+    /// Bytes of prepared layers the engine holds: its precision's, and with the label check the more exact ones.
+    public var preparedBytes: Int { (labelCheck?.passes ?? [plan]).reduce(0) { $0 + $1.bytes } }
 
     /// Tokenises one text.
     public func encode(_ text: String) -> Encoding {

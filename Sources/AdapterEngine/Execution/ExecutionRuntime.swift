@@ -69,10 +69,10 @@ public enum ExecutionRuntime {
         let a = [UInt8](repeating: 255, count: 16 * k)
         let b = [Int8](repeating: 127, count: k * n)
         var c = [Int32](repeating: 0, count: 16 * n)
-        let weights = b.withUnsafeBufferPointer { Int8Matmul.shared.pack($0.baseAddress!, inputs: k, outputs: n) }
+        let weights = b.withUnsafeBufferPointer { PackedMatmul.int8.pack($0.baseAddress!, inputs: k, outputs: n) }
         a.withUnsafeBufferPointer { a in
             c.withUnsafeMutableBufferPointer { c in
-                Int8Matmul.shared.multiply(rows: 1, a: a.baseAddress!, weights: weights, c: c.baseAddress!)
+                PackedMatmul.int8.multiply(rows: 1, a: a.baseAddress!, weights: weights, c: c.baseAddress!)
             }
         }
         return c[0] == Int32(255 * 127 * k) ? 127 : 63
@@ -97,6 +97,7 @@ extension KernelPath {
         case .avx2VNNI: dnnl_cpu_isa_avx2_vnni
         case .avx512: dnnl_cpu_isa_avx512_core
         case .avx512VNNI: dnnl_cpu_isa_avx512_core_vnni
+        case .avx512BF16: dnnl_cpu_isa_avx512_core_bf16
         case .amx: dnnl_cpu_isa_avx512_core_amx
         }
     }

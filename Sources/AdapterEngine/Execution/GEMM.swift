@@ -1,7 +1,7 @@
 import CDNNL
 
 /// Row-major FP32 matrix products on oneDNN (chosen by measurement over OpenBLAS, BLIS and oneDNN's matmul
-/// primitive: Benchmarks/README.md). The INT8 products are `Int8Matmul`'s.
+/// primitive: Benchmarks/README.md). The INT8 and BF16 products are `PackedMatmul`'s.
 public enum GEMM {
     private static let noTranspose = CChar(UInt8(ascii: "N"))
     private static let transpose = CChar(UInt8(ascii: "T"))

@@ -2,9 +2,9 @@ import CEngineKernels
 
 /// A base linear layer laid out for the engine's GEMM in one precision: FP32 weights transposed to `[in, out]` and
 /// packed in panels for `adk_panel_gemm` (or, when the outputs are not a whole number of panels, left `[in, out]`
-/// for oneDNN, its fastest layout for `x·W`: 2–3× faster than `x·Wᵀ` at a few rows), or INT8 weights packed for
-/// `Int8Matmul` with a scale and a column sum per output channel. Several layers sharing an input (Q, K, V) are
-/// concatenated so that they run as one product.
+/// for oneDNN, its fastest layout for `x·W`: 2–3× faster than `x·Wᵀ` at a few rows), INT8 weights packed for
+/// `PackedMatmul.int8` with a scale and a column sum per output channel, or BF16 weights packed for
+/// `PackedMatmul.bf16`. Several layers sharing an input (Q, K, V) are concatenated so that they run as one product.
 final class PreparedLinear: @unchecked Sendable {
     /// Inputs per row.
     let inFeatures: Int
@@ -14,8 +14,10 @@ final class PreparedLinear: @unchecked Sendable {
     let bias: UnsafeMutablePointer<Float>
     /// FP32 `[in, out]`, packed in panels when `panelled`, when prepared for FP32.
     let weights: UnsafeMutablePointer<Float>?
-    /// INT8 weights packed for `Int8Matmul`, when prepared for INT8.
-    let packed: PackedInt8Weights?
+    /// The number format the layer multiplies in.
+    let precision: Precision
+    /// INT8 or BF16 weights packed for `PackedMatmul`, when prepared for either.
+    let packed: PackedWeights?
     /// Per-output scale of the INT8 weights.
     let scales: UnsafeMutablePointer<Float>?
     /// Per-output sum of the INT8 weights over the inputs (for the activations' zero points); exact in Float
@@ -32,6 +34,7 @@ final class PreparedLinear: @unchecked Sendable {
         let inputs = layers[0].inFeatures
         inFeatures = inputs
         outFeatures = layers.reduce(0) { $0 + $1.outFeatures }
+        self.precision = precision
         bias = Self.concatenatedBias(layers)
         let outputs = outFeatures
         var column = 0
@@ -52,6 +55,22 @@ final class PreparedLinear: @unchecked Sendable {
                 weights = w
             }
             packed = nil
+            scales = nil
+            columnSums = nil
+            inputMultipliers = nil
+        case .bf16:
+            let w = UnsafeMutablePointer<Float>.allocate(capacity: inputs * outputs)
+            defer { w.deallocate() }
+            column = 0
+            for layer in layers {
+                adk_transpose(layer.weight.pointer, Int64(layer.outFeatures), Int64(inputs), w + column, Int64(outputs))
+                column += layer.outFeatures
+            }
+            let converted = UnsafeMutablePointer<UInt16>.allocate(capacity: inputs * outputs)
+            defer { converted.deallocate() }
+            adk_convert_bf16(0, w, Int64(outputs), Int64(inputs), Int64(outputs), converted, Int64(outputs))
+            weights = nil
+            packed = PackedMatmul.bf16.pack(converted, inputs: inputs, outputs: outputs)
             scales = nil
             columnSums = nil
             inputMultipliers = nil
@@ -82,7 +101,7 @@ final class PreparedLinear: @unchecked Sendable {
                 column += width
             }
             weights = nil
-            packed = Int8Matmul.shared.pack(q, inputs: inputs, outputs: outputs)
+            packed = PackedMatmul.int8.pack(q, inputs: inputs, outputs: outputs)
             q.deallocate()
             scales = s
             let floatSums = UnsafeMutablePointer<Float>.allocate(capacity: outputs)
@@ -150,11 +169,15 @@ final class PreparedLinear: @unchecked Sendable {
     }
 
     /// Whether the product runs in INT8.
-    var isQuantized: Bool { packed != nil }
+    var isQuantized: Bool { precision == .int8 }
 
     /// Bytes this layer holds.
     var bytes: Int {
-        return outFeatures * 4 + (packed.map { $0.bytes + outFeatures * 8 } ?? inFeatures * outFeatures * 4)
+        switch precision {
+        case .fp32: outFeatures * 4 + inFeatures * outFeatures * 4
+        case .bf16: outFeatures * 4 + (packed?.bytes ?? 0)
+        case .int8: outFeatures * 4 + (packed?.bytes ?? 0) + outFeatures * 8
+        }
     }
 
     deinit {

@@ -1,24 +1,30 @@
 import Synchronization
 
-/// What INT8 engines have learnt about one adapter's labels: per engine, how far its INT8 moves the adapter's logits
-/// (measured once, on the calibration texts) and how often the adapter's rows needed the FP32 re-check lately. Held
-/// by the adapter, so that it lives and dies with that version; it changes only how fast a row is answered, never
-/// the answer.
+/// What engines' label checks have learnt about one adapter's labels: per engine and checked pass, how far the pass
+/// moves the adapter's logits from FP32's (measured once, on the calibration texts) and how often the adapter's rows
+/// were left unsure by it lately. Held by the adapter, so that it lives and dies with that version; it changes only
+/// how fast a row is answered, never the answer.
 public final class AdapterLabelCheck: Sendable {
-    /// One engine's figures for the adapter.
+    /// One engine's figures for the adapter, by checked pass (`LabelCheck.checkedPasses`).
     struct State {
-        /// The largest INT8 logit error on the calibration texts (`LabelCheck.error(int8:fp32:problem:)`).
-        var calibratedError: Float?
-        /// Recent rows checked in INT8 and those of them re-run in FP32, decayed so that the rate follows the traffic.
-        var checked = 0.0
-        var unsure = 0.0
-        /// Batches sent straight to FP32 since the last INT8 probe.
+        /// The largest logit error of each checked pass on the calibration texts (`LabelCheck.error`).
+        var calibratedErrors: [Float]?
+        /// Recent rows each pass checked and those of them it left unsure, decayed so that the rate follows the traffic.
+        var checked: [Double] = []
+        var unsure: [Double] = []
+        /// Batches started past the first pass since its last probe.
         var sinceProbe = 0
         var rechecked = 0
         var routed = 0
+
+        /// The share of recent rows pass `index` left unsure (0 before any).
+        func unsureRate(_ index: Int) -> Double? {
+            guard index < checked.count, checked[index] > 0 else { return nil }
+            return unsure[index] / checked[index]
+        }
     }
 
-    /// Rows after which the recent counts are halved: the rate reflects roughly the last 64 checked rows.
+    /// Rows after which a pass's recent counts are halved: the rate reflects roughly its last 64 checked rows.
     static let window = 64.0
 
     /// By `LabelCheck.id`: engines of other precisions or kernel paths make other errors.
@@ -33,54 +39,70 @@ public final class AdapterLabelCheck: Sendable {
     /// (the calibration texts are nobody's domain) soon outweighs.
     static let calibrationWeight = 2.0
 
-    /// Keeps the calibration's result: the largest error, and how many of the `rows` calibration rows the check
-    /// would have re-run (`unsure`), as the first estimate of the rate before any traffic.
-    func calibrated(_ engine: UInt64, error: Float, rows: Int, unsure: Int) {
+    /// Keeps the calibration's result: each checked pass's largest error, and how many of the `rows` calibration rows
+    /// it would have left unsure (`unsure`), as the first estimate of its rate before any traffic.
+    func calibrated(_ engine: UInt64, errors: [Float], rows: Int, unsure: [Int]) {
         states.withLock { states in
-            guard states[engine]?.calibratedError == nil else { return }
+            guard states[engine]?.calibratedErrors == nil else { return }
             var state = states[engine] ?? State()
-            state.calibratedError = error
-            state.checked = Self.calibrationWeight
-            state.unsure = Self.calibrationWeight * Double(unsure) / Double(max(rows, 1))
+            state.calibratedErrors = errors
+            state.checked = errors.map { _ in Self.calibrationWeight }
+            state.unsure = unsure.map { Self.calibrationWeight * Double($0) / Double(max(rows, 1)) }
             states[engine] = state
         }
     }
 
-    /// Raises the calibrated error to `error` when that is larger (the adapter's merged layers err differently).
-    func raiseCalibratedError(_ engine: UInt64, to error: Float) {
+    /// Raises each calibrated error to the one in `errors` where that is larger (the adapter's merged layers err
+    /// differently).
+    func raiseCalibratedErrors(_ engine: UInt64, to errors: [Float]) {
         states.withLock { states in
-            guard let calibrated = states[engine]?.calibratedError, calibrated < error else { return }
-            states[engine]?.calibratedError = error
+            guard let calibrated = states[engine]?.calibratedErrors, calibrated.count == errors.count else { return }
+            states[engine]?.calibratedErrors = zip(calibrated, errors).map { max($0, $1) }
         }
     }
 
-    /// Counts one INT8 batch's rows of this adapter: `checked` rows, `unsure` of them re-run in FP32.
-    func record(_ engine: UInt64, checked: Int, unsure: Int) {
+    /// Counts one batch's rows of this adapter in pass `index`: `checked` rows, `unsure` of them passed on.
+    func record(_ engine: UInt64, pass index: Int, checked: Int, unsure: Int) {
         states.withLock { states in
-            var state = states[engine] ?? State()
-            state.checked += Double(checked)
-            state.unsure += Double(unsure)
-            state.rechecked += unsure
-            state.sinceProbe = 0
-            if state.checked > Self.window {
-                state.checked /= 2
-                state.unsure /= 2
+            guard var state = states[engine], index < state.checked.count else { return }
+            state.checked[index] += Double(checked)
+            state.unsure[index] += Double(unsure)
+            if state.checked[index] > Self.window {
+                state.checked[index] /= 2
+                state.unsure[index] /= 2
             }
             states[engine] = state
         }
     }
 
-    /// Whether this batch's `rows` rows of the adapter go straight to FP32 on engine `engine`: when more of its
-    /// recent rows needed the re-check than `breakEven` (where an INT8 pass plus the re-checks costs what one FP32
-    /// pass does), except every `probeEvery`-th such batch, which runs in INT8 to see whether the traffic changed.
-    func routesToFP32(_ engine: UInt64, rows: Int, breakEven: Double, probeEvery: Int) -> Bool {
+    /// Counts rows answered by a more exact pass: `rechecked` after the engine's own was unsure, `routed` started there.
+    func answered(_ engine: UInt64, rechecked: Int, routed: Int) {
         states.withLock { states in
-            guard var state = states[engine], state.checked > 0, state.unsure / state.checked > breakEven else { return false }
+            states[engine]?.rechecked += rechecked
+            states[engine]?.routed += routed
+        }
+    }
+
+    /// The pass this batch's rows of the adapter start at on engine `engine`, for passes costing `costs` per token
+    /// (`LabelCheck.cheapestStart` on the recent rates), except every `probeEvery`-th batch started past the first
+    /// pass, which starts at the first to see whether the traffic changed.
+    func startingPass(_ engine: UInt64, costs: [Double], probeEvery: Int) -> Int {
+        states.withLock { states in
+            guard var state = states[engine], state.calibratedErrors != nil else { return 0 }
+            let rates = state.checked.indices.map { state.unsureRate($0) ?? 0 }
+            let start = LabelCheck.cheapestStart(costs: costs, unsure: rates)
+            guard start > 0 else {
+                state.sinceProbe = 0
+                states[engine] = state
+                return 0
+            }
             state.sinceProbe += 1
             defer { states[engine] = state }
-            guard state.sinceProbe < probeEvery else { return false }
-            state.routed += rows
-            return true
+            if state.sinceProbe >= probeEvery {
+                state.sinceProbe = 0
+                return 0
+            }
+            return start
         }
     }
 }

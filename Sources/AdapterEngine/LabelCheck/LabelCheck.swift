@@ -1,62 +1,90 @@
 import Synchronization
 
-/// How an INT8 engine keeps FP32's labels: a classification row whose INT8 logits lie closer to a decision than
-/// `factor` times the adapter's own INT8 error is answered by an FP32 pass instead.
+/// How an INT8 (or BF16) engine keeps FP32's labels: a classification row whose logits lie closer to a decision than
+/// `factor` times the adapter's own error in that precision is answered by a more exact pass instead: first BF16
+/// where the CPU has BF16 dot products (twice FP32's speed, about a tenth of INT8's error), then FP32.
 ///
-/// The error is measured per adapter when it is first used (`InferenceEngine.calibrateLabelCheck`): both passes over
-/// the calibration texts, the largest change INT8 makes to any difference of two logits (single-label) or to any
-/// logit (multi-label). A head whose logits are ten times larger has ten times the error and so ten times the margin:
-/// the test means the same for every classifier. Regression heads and embeddings have no label to keep.
+/// The error is measured per adapter and pass when the adapter is first used (`InferenceEngine.calibrateLabelCheck`):
+/// each pass and FP32 over the calibration texts, the largest change the pass makes to any difference of two logits
+/// (single-label) or to any logit (multi-label). A head whose logits are ten times larger has ten times the error and
+/// so ten times the margin: the test means the same for every classifier. Regression heads and embeddings have no
+/// label to keep.
 ///
-/// The re-check's cost is bounded: the engine times its INT8 and FP32 passes, and an adapter whose recent rows were
-/// re-checked more often than `breakEven` (where INT8 plus the re-checks would cost more than FP32 alone) has its
-/// rows sent straight to the FP32 pass, with an INT8 probe every `probeEvery` batches to notice when that changes.
+/// The re-checks' cost is bounded: the engine times its passes per token, and an adapter's rows start at the pass
+/// whose expected cost, re-checks included, is lowest for the share of its recent rows each pass left unsure (rows of
+/// a head whose answers are near ties go straight to BF16 or FP32), with a probe from the first pass every
+/// `probeEvery` batches to notice when that changes.
 final class LabelCheck: Sendable {
     /// Tells this engine's figures apart in each adapter's `AdapterLabelCheck`.
     let id: UInt64
     private static let ids = Atomic<UInt64>(0)
-    /// How many times the calibrated error a row's distance to a decision must be for INT8 to answer it.
+    /// How many times the calibrated error a row's distance to a decision must be for a pass to answer it.
     let factor: Float
-    /// The prepared FP32 layers re-checked rows run on.
-    let exact: ExecutionPlan
+    /// The passes a row climbs, cheapest first: the engine's own plan, then more exact ones; the last (FP32) answers
+    /// every row that reaches it.
+    let passes: [ExecutionPlan]
     /// The calibration texts' token ids.
     let calibration: [[Int32]]
-    /// Batches of an adapter sent to FP32 between two INT8 probes.
+    /// Batches of an adapter started past the first pass between two probes from it.
     static let probeEvery = 16
 
-    private struct Costs {
-        /// Recent nanoseconds per token of each precision's passes (exponentially weighted), once measured.
-        var int8: Double?
-        var fp32: Double?
-    }
-    private let costs = Mutex(Costs())
+    /// Recent nanoseconds per token of each pass (exponentially weighted), once measured.
+    private let costs: Mutex<[Double?]>
     /// Weight of the newest pass in the cost averages.
     private static let smoothing = 0.1
 
-    init(factor: Float, exact: ExecutionPlan, calibration: [[Int32]]) {
+    /// A check whose rows climb `passes` (the engine's plan first, FP32 last).
+    init(factor: Float, passes: [ExecutionPlan], calibration: [[Int32]]) {
+        precondition(passes.count >= 2 && passes.last?.precision == .fp32, "a label check ends in an FP32 pass")
         id = Self.ids.add(1, ordering: .relaxed).newValue
         self.factor = factor
-        self.exact = exact
+        self.passes = passes
         self.calibration = calibration
+        costs = Mutex([Double?](repeating: nil, count: passes.count))
     }
 
-    /// The share of re-checked rows above which FP32 alone is cheaper than INT8 plus re-checks: `1 − t8/t32` from the
-    /// passes timed so far (one half until both were timed).
-    var breakEven: Double {
-        costs.withLock { costs in
-            guard let int8 = costs.int8, let fp32 = costs.fp32, fp32 > 0 else { return 0.5 }
-            return min(max(1 - int8 / fp32, 0), 1)
+    /// The FP32 pass.
+    var exact: ExecutionPlan { passes[passes.count - 1] }
+
+    /// The passes that check their rows (all but the last).
+    var checkedPasses: Range<Int> { 0..<(passes.count - 1) }
+
+    /// Each pass's cost per token, as timed so far; before a pass was timed, a guess from the GEMMs' rates (INT8 four
+    /// times, BF16 twice FP32's), relative to the timed ones.
+    var passCosts: [Double] {
+        let timed = costs.withLock { $0 }
+        func share(_ precision: Precision) -> Double {
+            switch precision {
+            case .int8: 0.3
+            case .bf16: 0.55
+            case .fp32: 1
+            }
         }
+        // A scale from any timed pass, so that guesses and timings compare.
+        let scale = zip(timed, passes).compactMap { cost, plan in cost.map { $0 / share(plan.precision) } }.first ?? 1
+        return zip(timed, passes).map { cost, plan in cost ?? share(plan.precision) * scale }
     }
 
-    /// Adds one timed pass of `tokens` tokens to the cost averages.
-    func record(_ precision: Precision, tokens: Int, duration: Duration) {
+    /// Adds one timed pass `index` of `tokens` tokens to the cost averages.
+    func record(pass index: Int, tokens: Int, duration: Duration) {
         guard tokens > 0 else { return }
         let perToken = (Double(duration.components.seconds) * 1e9 + Double(duration.components.attoseconds) / 1e9) / Double(tokens)
         costs.withLock { costs in
-            func blend(_ old: Double?) -> Double { old.map { $0 + Self.smoothing * (perToken - $0) } ?? perToken }
-            if precision == .int8 { costs.int8 = blend(costs.int8) } else { costs.fp32 = blend(costs.fp32) }
+            costs[index] = costs[index].map { $0 + Self.smoothing * (perToken - $0) } ?? perToken
         }
+    }
+
+    /// The pass to start rows at for the share `unsure[i]` of rows each checked pass leaves unsure: the one whose
+    /// expected cost per token, the passes above it included as far as rows climb, is lowest.
+    static func cheapestStart(costs: [Double], unsure: [Double]) -> Int {
+        var expected = costs[costs.count - 1]
+        var best = (pass: costs.count - 1, cost: expected)
+        for index in stride(from: costs.count - 2, through: 0, by: -1) {
+            expected = costs[index] + min(max(unsure[index], 0), 1) * expected
+            // Ties go to the cheaper first pass: it keeps measuring the rate.
+            if expected <= best.cost { best = (index, expected) }
+        }
+        return best.pass
     }
 
     /// How close `logits` lie to a decision under `problem`: the top-two gap (single-label) or the smallest
@@ -75,28 +103,41 @@ final class LabelCheck: Sendable {
         }
     }
 
-    /// How far INT8 moved what `distance` measures: the largest change of a difference of two logits (the spread
+    /// How far a pass moved what `distance` measures from FP32's: the largest change of a difference of two logits (the spread
     /// of the changes, single-label) or of one logit (multi-label).
-    static func error(int8: [Float], fp32: [Float], problem: ClassifierHead.ProblemType) -> Float {
-        let changes = zip(int8, fp32).map { $0 - $1 }
+    static func error(_ approximate: [Float], exact: [Float], problem: ClassifierHead.ProblemType) -> Float {
+        let changes = zip(approximate, exact).map { $0 - $1 }
         guard let low = changes.min(), let high = changes.max() else { return 0 }
         return problem == .multiLabel ? max(abs(low), abs(high)) : high - low
     }
 }
 
-/// What an INT8 engine's label check has measured of one adapter (`InferenceEngine.labelCheckFigures(for:)`).
+/// What an engine's label check has measured of one adapter (`InferenceEngine.labelCheckFigures(for:)`).
 public struct LabelCheckFigures: Sendable, Equatable {
-    /// The largest INT8 logit error on the calibration texts.
-    public var calibratedError: Float?
-    /// The share of the adapter's recent INT8 rows that needed the FP32 re-check.
-    public var unsureRate: Double?
-    /// Rows answered by the re-check since the adapter was first used.
+    /// One checked pass's figures.
+    public struct Pass: Sendable, Equatable {
+        /// The pass's precision.
+        public var precision: Precision
+        /// Its largest logit error against FP32 on the calibration texts.
+        public var calibratedError: Float
+        /// The share of the adapter's recent rows in this pass that it left unsure.
+        public var unsureRate: Double?
+    }
+
+    /// The checked passes, the engine's own first (then BF16, where the CPU has it before FP32).
+    public var passes: [Pass]
+    /// Rows answered by a more exact pass after the engine's was unsure, since the adapter was first used.
     public var rechecked: Int
-    /// Rows sent straight to FP32 since the adapter was first used.
-    public var routedToFP32: Int
+    /// Rows started past the engine's pass (most of the adapter's recent rows needed it) since it was first used.
+    public var routed: Int
+
+    /// The engine's own pass's calibrated error.
+    public var calibratedError: Float? { passes.first?.calibratedError }
+    /// The share of the adapter's recent rows the engine's own pass left unsure.
+    public var unsureRate: Double? { passes.first?.unsureRate }
 }
 
-/// One row's output and how the INT8 label check answered it.
+/// One row's output and how the label check answered it.
 public struct CheckedOutput: Sendable {
     /// What the engine computed.
     public let output: InferenceOutput
@@ -114,13 +155,21 @@ public struct CheckedOutput: Sendable {
 public enum LabelCheckOutcome: Sendable, Equatable {
     /// The engine's own precision, without a check (an FP32 engine, an embedding, a regression, or checks off).
     case unchecked
-    /// INT8, far enough from any decision to keep FP32's label.
+    /// The engine's own precision, far enough from any decision to keep FP32's label.
     case kept
-    /// INT8 was too close to a decision: the FP32 pass answered.
-    case rechecked
-    /// Sent straight to the FP32 pass: most of this adapter's recent rows needed the re-check.
-    case routedToFP32
+    /// The engine's pass was too close to a decision: a more exact pass in this precision answered.
+    case rechecked(Precision)
+    /// Sent straight to a more exact pass, which answered in this precision: most of this adapter's recent rows needed it.
+    case routed(Precision)
 
-    /// Whether the FP32 pass answered.
-    public var answeredInFP32: Bool { self == .rechecked || self == .routedToFP32 }
+    /// Whether a more exact pass than the engine's own answered.
+    public var answeredByRecheck: Bool { answeredIn != nil }
+
+    /// The precision of the more exact pass that answered, if one did.
+    public var answeredIn: Precision? {
+        switch self {
+        case .unchecked, .kept: nil
+        case .rechecked(let precision), .routed(let precision): precision
+        }
+    }
 }

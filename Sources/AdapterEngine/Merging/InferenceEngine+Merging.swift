@@ -3,10 +3,10 @@ import CEngineKernels
 /// Adapters merged into private copies of the layers they change, for batches whose every row uses one adapter.
 extension InferenceEngine {
     /// Merges `adapter`'s encoder terms (every method: LoRA-family pairs, DoRA, IA³, LoKr) into copies of the
-    /// layers they change, prepared for this engine's precision (and, in INT8 with the label check, for its FP32
+    /// layers they change, prepared for this engine's precision (and, with the label check, for its more exact
     /// layers too), when the engine's `mergeBudget` has room for them. From then on a batch whose rows all use
     /// `adapter` runs on those layers at the base model's cost, and a mixed batch runs the terms unmerged as before.
-    /// In INT8 the label check's margin becomes the larger of the two ways' calibrated errors.
+    /// With the label check, each pass's margin becomes the larger of the two ways' calibrated errors.
     ///
     /// Slow (tens of milliseconds per adapted layer, on the calling thread alone, calling `pause` between layers):
     /// run it off the serving path. Returns whether `adapter` is merged for this engine now.
@@ -14,7 +14,7 @@ extension InferenceEngine {
     public func prepareMerged(_ adapter: LoRAAdapter, pause: @escaping () -> Void = {}) -> Bool {
         guard let mergeBudget, adapter.changesEncoder else { return false }
         let changed = adapter.changedGroups
-        let plans = [plan] + (labelCheck.map { [$0.exact] } ?? [])
+        let plans = labelCheck?.passes ?? [plan]
         if plans.allSatisfy({ adapter.merges.layers(for: $0.id) != nil }) { return true }
         guard mergeBudget.begin(adapter) else { return false }
         defer { mergeBudget.end(adapter) }
@@ -43,8 +43,8 @@ extension InferenceEngine {
         // more than its merged layers without this).
         adk_release_free_memory()
         if let labelCheck, let problem = adapter.head?.problemType, problem != .regression {
-            let error = calibrationError(adapter, check: labelCheck, problem: problem, pause: pause).error
-            adapter.labelCheck.raiseCalibratedError(labelCheck.id, to: error)
+            let errors = calibrationErrors(adapter, check: labelCheck, problem: problem, pause: pause).errors
+            adapter.labelCheck.raiseCalibratedErrors(labelCheck.id, to: errors)
         }
         return true
     }

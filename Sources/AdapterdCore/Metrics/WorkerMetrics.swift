@@ -136,8 +136,8 @@ public actor WorkerMetrics {
     /// One inference request's outcome; `name` and `version` are empty when it ran on the base model alone (or
     /// failed before an adapter was resolved, then under the name it asked for).
     /// A classification's predicted `label` and its top-1 probability `confidence` feed the version's label
-    /// distribution (bounded by the adapter's own labels); `labelCheck` says whether INT8's label check answered it
-    /// in FP32.
+    /// distribution (bounded by the adapter's own labels); `labelCheck` says whether the label check had a more exact
+    /// pass answer it.
     public func recordInference(
         name: String, version: String, status: RPCStatus, latency: Duration, label: String? = nil, confidence: Double? = nil,
         labelCheck: LabelCheckOutcome = .unchecked
@@ -147,7 +147,7 @@ public actor WorkerMetrics {
         if labelCheck != .unchecked {
             figures.labelChecks += 1
             labelCheckCounter(key, "adapterd_label_checks_total").increment()
-            if labelCheck.answeredInFP32 {
+            if labelCheck.answeredByRecheck {
                 figures.labelRechecks += 1
                 labelCheckCounter(key, "adapterd_label_rechecks_total").increment()
             }
@@ -333,7 +333,7 @@ public actor WorkerMetrics {
         var snapshot = MetricsSnapshot(
             worker: state.worker, state: state.state, engine: engine.map { engine in
                 var figures = engine
-                if figures.precision == Precision.int8.rawValue { figures.labelRechecks = state.labelRechecks }
+                if figures.precision != Precision.fp32.rawValue { figures.labelRechecks = state.labelRechecks }
                 if let merged = state.merged {
                     figures.mergedAdapters = merged.adapters
                     figures.mergedBytes = merged.bytes

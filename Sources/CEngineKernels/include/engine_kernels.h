@@ -24,6 +24,7 @@ typedef struct {
     int avx_vnni;
     int amx_int8;
     int amx_bf16;
+    int avx512_bf16;  // VCVTNE2PS2BF16 / VDPBF16PS (Cooper Lake, Zen 4, Sapphire Rapids)
 } adk_cpu_features;
 
 /// What this CPU supports.
@@ -166,6 +167,10 @@ int adk_begin_sequential(void);
 
 /// Restores the team size `adk_begin_sequential` returned.
 void adk_end_sequential(int threads);
+
+/// Converts `rows × cols` floats of `x` to bfloat16 in `y`, rounding to nearest even; with `native` and a CPU with
+/// AVX-512 BF16, by its conversion instruction (the same bits). Rows are split across the OpenMP team when it pays.
+void adk_convert_bf16(int native, const float *x, int64_t ldx, int64_t rows, int64_t cols, uint16_t *y, int64_t ldy);
 
 /// Hands the allocator's free memory back to the system (glibc keeps freed heap memory otherwise); a no-op
 /// elsewhere. For after a large one-off preparation (an adapter merged into copies of its layers).

@@ -1,16 +1,33 @@
 import CDNNL
 import Foundation
 
-/// The INT8 products, `C[m × n] = A[m × k] · B[k × n]` in int32 with `A` unsigned and `B` signed 8-bit, on
-/// oneDNN's matmul primitive with `B` packed once into the layout its kernels read (AMX tiles, VNNI blocks).
+/// The products on oneDNN's matmul primitive with `B` packed once into the layout its kernels read (AMX tiles, VNNI
+/// or BF16 blocks): `C[m × n] = A[m × k] · B[k × n]`, in one of two number formats (`Kind`).
 ///
-/// Chosen by measurement over `dnnl_gemm_u8s8s32`, which repacks `B` on every call and cannot use AMX well: a
+/// INT8 chosen by measurement over `dnnl_gemm_u8s8s32`, which repacks `B` on every call and cannot use AMX well: a
 /// forward pass's 24 products took 0.30 instead of 1.09 ms at 16 rows and 21 instead of 32 ms at 1,664 rows on
-/// an AMX machine (Benchmarks/README.md). A primitive depends only on the shape, so one per (rows, n, k) serves
-/// every layer; rows are rounded up to whole 16-row tiles so that a few primitives serve every batch.
-final class Int8Matmul: @unchecked Sendable {
-    /// The process's instance (oneDNN's CPU engine is process-wide too).
-    static let shared = Int8Matmul()
+/// an AMX machine (Benchmarks/README.md). BF16 runs at twice FP32's rate where the CPU has BF16 dot products
+/// (45 against 89 µs for 16 × 384 × 1,536 here). A primitive depends only on the shape, so one per (rows, n, k)
+/// serves every layer; rows are rounded up to whole 16-row tiles so that a few primitives serve every batch.
+final class PackedMatmul: @unchecked Sendable {
+    /// The number formats of a product's operands.
+    struct Kind: Sendable {
+        let source: dnnl_data_type_t
+        let weights: dnnl_data_type_t
+        let destination: dnnl_data_type_t
+
+        /// Unsigned 8-bit activations, signed 8-bit weights, int32 sums.
+        static let int8 = Kind(source: dnnl_u8, weights: dnnl_s8, destination: dnnl_s32)
+        /// bfloat16 activations and weights, float sums.
+        static let bf16 = Kind(source: dnnl_bf16, weights: dnnl_bf16, destination: dnnl_f32)
+    }
+
+    /// The process's INT8 products (oneDNN's CPU engine is process-wide too).
+    static let int8 = PackedMatmul(.int8)
+    /// The process's BF16 products.
+    static let bf16 = PackedMatmul(.bf16)
+
+    let kind: Kind
 
     /// Rows a product of `rows` rows runs with: `A` and `C` must have room for this many (the extra rows' values
     /// are ignored).
@@ -30,20 +47,21 @@ final class Int8Matmul: @unchecked Sendable {
     private let lock = NSLock()
     private var primitives: [Shape: Primitive] = [:]
 
-    private init() {
+    private init(_ kind: Kind) {
+        self.kind = kind
         var engine: dnnl_engine_t?
         Self.check(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create")
         self.engine = engine!
     }
 
     /// Packs `plain` (`[inputs, outputs]`, row-major) into the layout the products read.
-    func pack(_ plain: UnsafePointer<Int8>, inputs: Int, outputs: Int) -> PackedInt8Weights {
+    func pack(_ plain: UnsafeRawPointer, inputs: Int, outputs: Int) -> PackedWeights {
         // The packed layout does not depend on the rows (checked for 1…2,048 on AMX); it is taken from a
         // representative shape and every later primitive is made for exactly that layout.
         let descriptor = withDescriptors(rows: 16, outputs: outputs, inputs: inputs, weights: nil) { pd in
             dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee
         }
-        var plainDescriptor = Self.descriptor([inputs, outputs], dnnl_s8)
+        var plainDescriptor = Self.descriptor([inputs, outputs], kind.weights)
         var packedDescriptor = descriptor
         let bytes = dnnl_memory_desc_get_size(&packedDescriptor)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
@@ -67,22 +85,22 @@ final class Int8Matmul: @unchecked Sendable {
         dnnl_primitive_desc_destroy(reorderDescriptor)
         dnnl_memory_destroy(source)
         dnnl_memory_destroy(destination)
-        return PackedInt8Weights(inputs: inputs, outputs: outputs, descriptor: descriptor, bytes: bytes, data: buffer)
+        return PackedWeights(inputs: inputs, outputs: outputs, descriptor: descriptor, bytes: bytes, data: buffer)
     }
 
     /// `c[rows × n] = a[rows × k] · weights`; `a` and `c` hold `paddedRows(rows)` rows with leading dimensions k
     /// and n.
-    func multiply(rows: Int, a: UnsafePointer<UInt8>, weights: PackedInt8Weights, c: UnsafeMutablePointer<Int32>) {
+    func multiply(rows: Int, a: UnsafeRawPointer, weights: PackedWeights, c: UnsafeMutableRawPointer) {
         guard rows > 0 else { return }
         OneDNNCall.run { execute(rows: rows, a: a, weights: weights, c: c) }
     }
 
     /// `multiply`'s oneDNN calls: the primitive (made on first use), its memories, the product.
-    private func execute(rows: Int, a: UnsafePointer<UInt8>, weights: PackedInt8Weights, c: UnsafeMutablePointer<Int32>) {
+    private func execute(rows: Int, a: UnsafeRawPointer, weights: PackedWeights, c: UnsafeMutableRawPointer) {
         let m = Self.paddedRows(rows)
         let primitive = self.primitive(Shape(rows: m, outputs: weights.outputs, inputs: weights.inputs), weights: weights)
-        var aDescriptor = Self.descriptor([m, weights.inputs], dnnl_u8)
-        var cDescriptor = Self.descriptor([m, weights.outputs], dnnl_s32)
+        var aDescriptor = Self.descriptor([m, weights.inputs], kind.source)
+        var cDescriptor = Self.descriptor([m, weights.outputs], kind.destination)
         var weightsDescriptor = weights.descriptor
         var aMemory: dnnl_memory_t?
         var bMemory: dnnl_memory_t?
@@ -114,11 +132,11 @@ final class Int8Matmul: @unchecked Sendable {
     }
 
     /// oneDNN's implementation for `weights` (e.g. `brg:avx512_core_amx_int8`), for reports.
-    func implementation(for weights: PackedInt8Weights) -> String {
+    func implementation(for weights: PackedWeights) -> String {
         primitive(Shape(rows: 16, outputs: weights.outputs, inputs: weights.inputs), weights: weights).implementation
     }
 
-    private func primitive(_ shape: Shape, weights: PackedInt8Weights) -> Primitive {
+    private func primitive(_ shape: Shape, weights: PackedWeights) -> Primitive {
         lock.lock()
         if let cached = primitives[shape] {
             lock.unlock()
@@ -141,9 +159,9 @@ final class Int8Matmul: @unchecked Sendable {
     private func withDescriptors<T>(
         rows: Int, outputs: Int, inputs: Int, weights: dnnl_memory_desc_t?, _ body: (dnnl_primitive_desc_t) -> T
     ) -> T {
-        var a = Self.descriptor([rows, inputs], dnnl_u8)
-        var b = weights ?? Self.descriptor([inputs, outputs], dnnl_s8, tag: dnnl_format_tag_any)
-        var c = Self.descriptor([rows, outputs], dnnl_s32)
+        var a = Self.descriptor([rows, inputs], kind.source)
+        var b = weights ?? Self.descriptor([inputs, outputs], kind.weights, tag: dnnl_format_tag_any)
+        var c = Self.descriptor([rows, outputs], kind.destination)
         var matmul = dnnl_matmul_desc_t()
         Self.check(dnnl_matmul_desc_init(&matmul, &a, &b, nil, &c), "dnnl_matmul_desc_init")
         var attributes: dnnl_primitive_attr_t?
@@ -178,7 +196,7 @@ final class Int8Matmul: @unchecked Sendable {
 
         init(descriptor: dnnl_primitive_desc_t) {
             var primitive: dnnl_primitive_t?
-            Int8Matmul.check(dnnl_primitive_create(&primitive, descriptor), "dnnl_primitive_create(matmul)")
+            PackedMatmul.check(dnnl_primitive_create(&primitive, descriptor), "dnnl_primitive_create(matmul)")
             handle = primitive!
             var scratchpad = dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0).pointee
             scratchpadDescriptor = scratchpad
@@ -192,8 +210,8 @@ final class Int8Matmul: @unchecked Sendable {
     }
 }
 
-/// INT8 weights `[inputs, outputs]` packed for `Int8Matmul`.
-final class PackedInt8Weights: @unchecked Sendable {
+/// Weights `[inputs, outputs]` packed for one `PackedMatmul`.
+final class PackedWeights: @unchecked Sendable {
     let inputs: Int
     let outputs: Int
     /// oneDNN's description of the packed layout.
