@@ -10,6 +10,8 @@ struct LabelCheckStudy {
     let fp32: InferenceEngine
     let int8: InferenceEngine
     let unchecked: InferenceEngine
+    /// BF16 without a check, where the CPU has it: how far the check's middle pass strays on the texts.
+    let bf16: InferenceEngine?
     let worst: InferenceEngine
     let texts: [[Int32]]
 
@@ -18,6 +20,7 @@ struct LabelCheckStudy {
         self.fp32 = fp32
         int8 = InferenceEngine(model: model, precision: .int8, path: path)
         unchecked = InferenceEngine(model: model, precision: .int8, path: path, labelCheckFactor: 0)
+        bf16 = InferenceEngine.runsBF16(path: path) ? InferenceEngine(model: model, precision: .bf16, path: path, labelCheckFactor: 0) : nil
         // Every classification row lies within an infinite margin of a decision: each is re-checked.
         worst = InferenceEngine(model: model, precision: .int8, path: path, labelCheckFactor: .infinity)
         self.texts = texts.map { fp32.encode($0).ids }
@@ -44,6 +47,14 @@ struct LabelCheckStudy {
         line(String(format: "%@: INT8 error %.4f on the calibration texts (%@), %.4f at most on %d texts (%.2f×); %d rows of %d re-checked, %d of them answered in FP32; labels changed without the check %d, with it %d",
                      name, calibrated, errors, largest, texts.count, largest / max(calibrated, 1e-9), answered, texts.count, inFP32, changedRaw, changedChecked))
         report("label_check_fp32_only_rows_\(name)", Double(inFP32) / Double(texts.count), "share")
+        if let bf16, let calibratedBF16 = passes.first(where: { $0.precision == .bf16 })?.calibratedError {
+            let middle = try bf16.run(encoded: inputs)
+            let largestBF16 = zip(middle, exact).map { error($0.logits ?? [], $1.logits ?? [], multi: head.problemType == .multiLabel) }.max() ?? 0
+            let changed = zip(middle, exact).count(where: { $0.label != $1.label })
+            line(String(format: "%@: BF16 error %.4f on the calibration texts, %.4f at most on the texts (%.2f×); labels BF16 alone changed %d",
+                         name, calibratedBF16, largestBF16, largestBF16 / max(calibratedBF16, 1e-9), changed))
+            report("label_check_bf16_error_ratio_\(name)", Double(largestBF16 / max(calibratedBF16, 1e-9)), "ratio")
+        }
         report("label_check_error_ratio_\(name)", Double(largest / max(calibrated, 1e-9)), "ratio")
         report("label_check_fp32_rows_\(name)", Double(answered) / Double(texts.count), "share")
         report("label_check_labels_changed_\(name)", Double(changedChecked), "rows")
