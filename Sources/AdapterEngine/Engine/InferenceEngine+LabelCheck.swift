@@ -26,6 +26,9 @@ extension InferenceEngine {
         var outputs = [CheckedOutput?](repeating: nil, count: inputs.count)
         var waiting = labelCheck.passes.indices.map { pass in inputs.indices.filter { start(of: $0) == pass } }
         var answered: [ObjectIdentifier: (adapter: LoRAAdapter, rechecked: Int, routed: Int)] = [:]
+        // Rows an earlier pass kept, by adapter: each later pass counts them as sure, so that every pass's rate is a
+        // share of all the adapter's rows (`LabelCheck.cheapestStart`).
+        var kept: [ObjectIdentifier: Int] = [:]
         for (index, plan) in labelCheck.passes.enumerated() where !waiting[index].isEmpty {
             let rows = waiting[index].sorted()
             let results = timed(pass: index, rows.map { inputs[$0] }, check: labelCheck, sequential: sequential) {
@@ -48,6 +51,7 @@ extension InferenceEngine {
                         continue
                     }
                 }
+                kept[ObjectIdentifier(adapter), default: 0] += 1
                 if index == 0 {
                     outputs[row] = CheckedOutput(output: output, outcome: .kept)
                 } else if index == start {
@@ -58,8 +62,9 @@ extension InferenceEngine {
                     answered[ObjectIdentifier(adapter), default: (adapter, 0, 0)].rechecked += 1
                 }
             }
-            for (adapter, checked, unsure) in counts.values {
-                adapter.labelCheck.record(labelCheck.id, pass: index, checked: checked, unsure: unsure)
+            for (id, (adapter, checked, unsure)) in counts {
+                let earlier = kept[id, default: 0] - (checked - unsure)
+                adapter.labelCheck.record(labelCheck.id, pass: index, checked: checked + earlier, unsure: unsure)
             }
         }
         for (adapter, rechecked, routed) in answered.values {

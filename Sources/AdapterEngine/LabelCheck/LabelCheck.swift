@@ -74,15 +74,17 @@ final class LabelCheck: Sendable {
         }
     }
 
-    /// The pass to start rows at for the share `unsure[i]` of rows each checked pass leaves unsure: the one whose
-    /// expected cost per token, the passes above it included as far as rows climb, is lowest.
+    /// The pass to start rows at, for the share `unsure[i]` of an adapter's rows each checked pass leaves unsure (of
+    /// all its rows: those an earlier pass kept count as sure, since every later pass errs less): the one whose
+    /// expected cost per token is lowest, `costs[s] + Σ_{j>s} unsure[j−1] · costs[j]`, the rows a pass leaves unsure
+    /// climbing to the next.
     static func cheapestStart(costs: [Double], unsure: [Double]) -> Int {
-        var expected = costs[costs.count - 1]
-        var best = (pass: costs.count - 1, cost: expected)
-        for index in stride(from: costs.count - 2, through: 0, by: -1) {
-            expected = costs[index] + min(max(unsure[index], 0), 1) * expected
+        var best = (pass: 0, cost: Double.infinity)
+        for start in costs.indices {
+            var expected = costs[start]
+            for next in (start + 1)..<costs.count { expected += min(max(unsure[next - 1], 0), 1) * costs[next] }
             // Ties go to the cheaper first pass: it keeps measuring the rate.
-            if expected <= best.cost { best = (index, expected) }
+            if expected < best.cost { best = (start, expected) }
         }
         return best.pass
     }
