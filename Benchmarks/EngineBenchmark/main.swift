@@ -200,7 +200,7 @@ if serve {
         }
         fflush(nil)
     }
-    FileHandle.standardError.write(Data("\(label): \(engine.labelRechecks) rows answered by the FP32 label check\n".utf8))
+    FileHandle.standardError.write(Data("\(label): \(engine.labelRechecks) rows answered by a more exact pass of the label check\n".utf8))
     exit(0)
 }
 
