@@ -675,7 +675,7 @@ public nonisolated struct Adapterd_V1_GetStatusReply: @unchecked Sendable {
     set {_uniqueStorage()._precision = newValue}
   }
 
-  /// The engine's kernel path: "portable", "avx2", "avx2-vnni", "avx512", "avx512-vnni" or "amx".
+  /// The engine's kernel path: "portable", "avx2", "avx2-vnni", "avx512", "avx512-vnni", "avx512-bf16" or "amx".
   public var kernelPath: String {
     get {_storage._kernelPath}
     set {_uniqueStorage()._kernelPath = newValue}

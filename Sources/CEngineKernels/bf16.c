@@ -1,5 +1,5 @@
-// Rows of floats to bfloat16 for the BF16 products (round to nearest even, as AVX-512 BF16's VCVTNEPS2BF16 does,
-// so that both copies give the same bits).
+// Rows of floats to bfloat16 for the BF16 products: round to nearest even with denormals read as zero, as AVX-512
+// BF16's VCVTNEPS2BF16 does, so that both copies give the same bits.
 #include <stdint.h>
 #include <string.h>
 #include "engine_kernels.h"
@@ -14,6 +14,8 @@ static uint16_t adk_bf16_of(float value) {
     memcpy(&bits, &value, sizeof bits);
     // A NaN stays a (quiet) NaN instead of rounding into infinity.
     if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);
+    // A denormal becomes a zero of its sign.
+    if ((bits & 0x7f800000u) == 0) return (uint16_t)((bits >> 16) & 0x8000u);
     bits += 0x7fffu + ((bits >> 16) & 1u);
     return (uint16_t)(bits >> 16);
 }

@@ -23,10 +23,10 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object per text.")
     var json = false
 
-    @Option(name: .long, help: "Precision of the base model's linear layers: fp32 (exact, default) or int8.")
+    @Option(name: .long, help: "Precision of the base model's linear layers: fp32 (exact, default), int8, or bf16 (CPUs with AVX-512 BF16 or AMX).")
     var precision: String = "fp32"
 
-    @Option(name: .customLong("cpu-path"), help: "Run a lower kernel path than the CPU's best: portable, avx2, avx2-vnni, avx512, avx512-vnni or amx.")
+    @Option(name: .customLong("cpu-path"), help: "Run a lower kernel path than the CPU's best: portable, avx2, avx2-vnni, avx512, avx512-vnni, avx512-bf16 or amx.")
     var cpuPath: String?
 
     @Flag(name: .long, help: "Print the precision, kernel path and GEMM runtime to stderr.")
@@ -46,7 +46,11 @@ struct RunCommand: ParsableCommand {
         for part in blend where Self.blendPart(part) == nil {
             throw ValidationError("--blend takes NAME=DIR:WEIGHT with a finite WEIGHT, not '\(part)'")
         }
-        guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision must be fp32 or int8, not '\(precision)'") }
+        guard let chosen = Precision(rawValue: precision) else { throw ValidationError("--precision must be fp32, int8 or bf16, not '\(precision)'") }
+        let runPath = min(cpuPath.flatMap(KernelPath.init(name:)) ?? .detected, .detected)
+        guard chosen != .bf16 || runPath.hasBF16 else {
+            throw ValidationError("--precision bf16 needs BF16 dot products (kernel path avx512-bf16 or amx); this run's path is \(runPath)")
+        }
         if let cpuPath, KernelPath(name: cpuPath) == nil {
             throw ValidationError("--cpu-path must be one of \(KernelPath.allCases.map(\.description).joined(separator: ", ")), not '\(cpuPath)'")
         }

@@ -10,7 +10,7 @@ struct ExecutionPlanTests {
     static let engines: [String: InferenceEngine] = {
         var engines: [String: InferenceEngine] = [:]
         for precision in Precision.allCases {
-            for path in KernelPath.supported {
+            for path in KernelPath.supported where precision != .bf16 || InferenceEngine.runsBF16(path: path) {
                 engines["\(precision)/\(path)"] = InferenceEngine(model: Fixtures.model, precision: precision, path: path)
             }
         }
@@ -42,8 +42,10 @@ struct ExecutionPlanTests {
         let line = try #require(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") })
         let flags = Set(line.split(separator: " ").map(String.init))
         let expected: KernelPath
-        if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni", "amx_tile", "amx_int8"]) {
+        if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8"]) {
             expected = .amx
+        } else if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni", "avx512_bf16"]) {
+            expected = .avx512BF16
         } else if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni"]) {
             expected = .avx512VNNI
         } else if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl"]) {
@@ -120,7 +122,7 @@ struct ExecutionPlanTests {
             let texts = reference.cases.map(\.text)
             var worst: Float = 0
             for (a, b) in zip(fp32.run(texts, adapter: adapter), raw.run(texts, adapter: adapter)) {
-                worst = max(worst, LabelCheck.error(int8: try #require(b.output.logits), fp32: try #require(a.output.logits), problem: .singleLabel))
+                worst = max(worst, LabelCheck.error(try #require(b.output.logits), exact: try #require(a.output.logits), problem: .singleLabel))
             }
             // The check's guarantee rests on this: a label can differ only where INT8 moved a difference of two
             // logits by more than the row's distance to the decision, and rows closer than factor × the calibrated
@@ -134,7 +136,7 @@ struct ExecutionPlanTests {
         let fp32 = Self.engine(.fp32, .detected)
         let checked = InferenceEngine(model: Fixtures.model, precision: .int8)
         let raw = try #require(Self.uncheckedEngines["\(KernelPath.detected)"])
-        var answeredInFP32 = 0, kept = 0
+        var answeredInFP32 = 0, answeredInBF16 = 0, kept = 0
         for reference in Fixtures.cases.adapters {
             let adapter = try Fixtures.adapter(reference.name)
             let texts = reference.cases.map(\.text)
@@ -147,16 +149,23 @@ struct ExecutionPlanTests {
                     kept += 1
                     #expect(answerLogits == quantized.output.logits, "\(reference.name): \(text)")
                     #expect(try #require(LabelCheck.distance(of: answerLogits, problem: .singleLabel)) >= threshold, "\(reference.name): \(text)")
-                case .rechecked, .routedToFP32:
+                case .rechecked(.fp32), .routed(.fp32):
                     answeredInFP32 += 1
                     #expect(Fixtures.maxAbsDiff(answerLogits, try #require(exact.output.logits)) < 1e-4, "\(reference.name): \(text)")
+                case .rechecked, .routed:
+                    // A BF16 pass answered: far enough from a decision for BF16's own calibrated error.
+                    answeredInBF16 += 1
+                    let bf16 = try #require(checked.labelCheckFigures(for: adapter)?.passes.last { $0.precision == .bf16 })
+                    #expect(try #require(LabelCheck.distance(of: answerLogits, problem: .singleLabel)) >= checked.labelCheckFactor * bf16.calibratedError)
+                    #expect(answer.output.label == exact.output.label, "\(reference.name): \(text)")
                 case .unchecked:
                     Issue.record("\(reference.name): a classification row went unchecked")
                 }
             }
         }
-        #expect(answeredInFP32 > 0 && kept > 0, "the reference set has rows near a decision (random adapters) and far from one")
-        #expect(checked.labelRechecks == answeredInFP32)
+        #expect(answeredInFP32 + answeredInBF16 > 0 && kept > 0, "the reference set has rows near a decision (random adapters) and far from one")
+        #expect(checked.labelRechecks == answeredInFP32 + answeredInBF16)
+        #expect(InferenceEngine.runsBF16(path: .detected) || answeredInBF16 == 0, "BF16 answers only where the CPU has it")
         #expect(raw.labelRechecks == 0 && raw.labelCheckFactor == 0)
         #expect(InferenceEngine(model: Fixtures.model, precision: .fp32).labelCheckFactor == 0)
     }
@@ -251,12 +260,18 @@ struct ExecutionPlanTests {
         }
     }
 
-    @Test("a pass on the calling thread alone gives the team's outputs, in both precisions", arguments: Precision.allCases)
+    @Test(
+        "a pass on the calling thread alone gives the team's outputs, in every precision the CPU runs",
+        arguments: Precision.allCases.filter { $0 != .bf16 || InferenceEngine.runsBF16(path: .detected) })
     func callingThreadMatchesTeam(precision: Precision) throws {
         // The background smoke inference runs without the team, which takes the kernels' one-thread branches (in
         // INT8, the query/value LoRA terms after the dequantisation instead of beside it). INT8 without the label
         // check: with it, either pass may answer a row near a decision in FP32.
-        let engine = precision == .int8 ? try #require(Self.uncheckedEngines["\(KernelPath.detected)"]) : Self.engine(precision, .detected)
+        let engine = switch precision {
+        case .int8: try #require(Self.uncheckedEngines["\(KernelPath.detected)"])
+        case .bf16: InferenceEngine(model: Fixtures.model, precision: .bf16, labelCheckFactor: 0)
+        case .fp32: Self.engine(.fp32, .detected)
+        }
         for adapterCase in Fixtures.cases.adapters {
             let adapter = try Fixtures.adapter(adapterCase.name)
             for text in adapterCase.cases.map(\.text).prefix(4) {

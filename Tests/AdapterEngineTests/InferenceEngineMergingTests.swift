@@ -68,10 +68,13 @@ struct InferenceEngineMergingTests {
                 #expect(result.output.label == expected.label, "\(reference.name): \(expected.text)")
             }
         }
-        // Both held: the INT8 layers and the FP32 ones the check re-runs rows on.
-        let exact = try #require(engine.labelCheck?.exact)
+        // Held for INT8 and the pass the check re-runs most rows on: BF16 where the CPU has it (then FP32's few rows
+        // run unmerged), else FP32.
+        let passes = try #require(engine.labelCheck?.passes)
+        let merged = passes.count > 2 ? Array(passes.dropLast()) : passes
+        #expect(merged.map(\.precision) == (InferenceEngine.runsBF16(path: .detected) ? [.int8, .bf16] : [.int8, .fp32]))
         for adapter in adapters {
-            #expect(adapter.merges.bytes == engine.plan.bytes(of: adapter.changedGroups) + exact.bytes(of: adapter.changedGroups))
+            #expect(adapter.merges.bytes == merged.reduce(0) { $0 + $1.bytes(of: adapter.changedGroups) })
         }
         #expect(engine.mergedBytes == adapters.reduce(0) { $0 + $1.merges.bytes })
     }

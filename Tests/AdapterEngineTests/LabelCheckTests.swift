@@ -53,12 +53,12 @@ struct LabelCheckTests {
         let a = engine.run(Self.texts, adapter: original), b = engine.run(Self.texts, adapter: scaled)
         let exact = Self.fp32.run(Self.texts, adapter: original)
         for (text, (x, (y, z))) in zip(Self.texts, zip(a, zip(b, exact))) {
-            #expect(x.labelCheck.answeredInFP32 == y.labelCheck.answeredInFP32, "\(text)")
+            #expect(x.labelCheck.answeredIn == y.labelCheck.answeredIn, "\(text)")
             #expect(x.output.label == z.output.label && y.output.label == z.output.label, "\(text)")
         }
     }
 
-    @Test("an adapter whose rows all need the re-check is sent straight to FP32, with an INT8 probe every 16 batches")
+    @Test("an adapter whose rows every pass leaves unsure is sent straight to FP32, with a probe from INT8 every 16 batches")
     func mostlyUnsureAdapterRunsInFP32() throws {
         // An infinite factor puts every classification row within the margin: INT8 never answers one.
         let engine = InferenceEngine(model: Fixtures.model, precision: .int8, labelCheckFactor: .infinity)
@@ -71,13 +71,14 @@ struct LabelCheckTests {
             outcomes.append(row.outcome)
             #expect(Fixtures.maxAbsDiff(try #require(row.output.logits), try #require(exact.logits)) < 1e-4)
         }
-        let routed = outcomes.count(where: { $0 == .routedToFP32 }), rechecked = outcomes.count(where: { $0 == .rechecked })
+        let routed = outcomes.count(where: { $0 == .routed(.fp32) }), rechecked = outcomes.count(where: { $0 == .rechecked(.fp32) })
         #expect(routed + rechecked == 48)
-        // The calibration found every row unsure, so the first batch already goes to FP32; then one probe in 16.
-        #expect(outcomes.first == .routedToFP32)
+        // The calibration found every row unsure in every pass, so the first batch already goes to FP32; then one
+        // probe in 16.
+        #expect(outcomes.first == .routed(.fp32))
         #expect(rechecked == 3, "\(outcomes)")
         let figures = try #require(engine.labelCheckFigures(for: adapter))
-        #expect(figures.rechecked == rechecked && figures.routedToFP32 == routed && figures.unsureRate == 1)
+        #expect(figures.rechecked == rechecked && figures.routed == routed && figures.passes.allSatisfy { $0.unsureRate == 1 })
     }
 
     @Test("a confident adapter's rows stay in INT8 and are never sent to FP32")

@@ -54,7 +54,7 @@ struct KernelPathProcessTests {
         let (verbose, lines) = try Self.run(path: path, precision: .int8)
         // VNNI and AMX dot products hold 255 · 127 pair sums; vpmaddubsw (AVX2, AVX-512 without VNNI, SSE) saturates
         // them, so the weights get 7 bits there.
-        let range = [.amx, .avx512VNNI, .avx2VNNI].contains(path) ? "±127" : "±63"
+        let range = [.amx, .avx512BF16, .avx512VNNI, .avx2VNNI].contains(path) ? "±127" : "±63"
         #expect(verbose.contains("int8 weights \(range)"), "\(verbose)")
         #expect(lines.count == Self.intent.cases.count)
         for (expected, line) in zip(Self.intent.cases, lines) {

@@ -23,13 +23,13 @@ public enum Settings {
         "maxBatch", flag: "max-batch", environment: "ADAPTERD_MAX_BATCH", default: String(BatchExecutor.defaultMaxBatch), "largest engine batch")
     public static let precision = Setting(
         "precision", flag: "precision", environment: "ADAPTERD_PRECISION", default: "fp32",
-        "base model precision: `fp32` (exact) or `int8`")
+        "base model precision: `fp32` (exact), `int8`, or `bf16` (CPUs with AVX-512 BF16 or AMX)")
     public static let labelCheckFactor = Setting(
         "labelCheckFactor", flag: "label-check-factor", environment: "ADAPTERD_LABEL_CHECK_FACTOR", default: "4",
         "INT8: classification rows closer to a decision than this many times the adapter's measured INT8 error are answered in FP32 (`0`: never)")
     public static let cpuPath = Setting(
         "cpuPath", flag: "cpu-path", environment: "ADAPTERD_CPU_PATH", defaultDescription: "the CPU's best",
-        "a lower kernel path: `portable`, `avx2`, `avx2-vnni`, `avx512`, `avx512-vnni`, `amx`")
+        "a lower kernel path: `portable`, `avx2`, `avx2-vnni`, `avx512`, `avx512-vnni`, `avx512-bf16`, `amx`")
     public static let cacheMaxBytes = Setting(
         "cacheMaxBytes", flag: "cache-max-bytes", environment: "ADAPTERD_CACHE_MAX_BYTES", default: "268435456",
         "adapter cache budget in bytes")

@@ -20,6 +20,10 @@ extension WorkerConfiguration {
             labelCheckFactor = Float(factor)
         }
         kernelPath = try settings.choice(Settings.cpuPath, among: KernelPath.allCases.map(\.description), KernelPath.init(name:))
+        let path = min(kernelPath ?? .detected, .detected)
+        guard precision != .bf16 || path.hasBF16 else {
+            throw SettingError(message: "precision bf16 needs BF16 dot products (kernel path avx512-bf16 or amx); this worker's path is \(path): use fp32 or int8")
+        }
         cacheMaxBytes = try Self.positive(settings, Settings.cacheMaxBytes) ?? cacheMaxBytes
         if let bytes = try settings.int(Settings.mergeMaxBytes) {
             guard bytes >= 0 else { throw SettingError(message: "\(settings.origin(of: Settings.mergeMaxBytes) ?? "the merge budget") must be 0 or more, not \(bytes)") }
