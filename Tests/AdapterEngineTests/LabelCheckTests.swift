@@ -58,7 +58,7 @@ struct LabelCheckTests {
         }
     }
 
-    @Test("an adapter whose rows every pass leaves unsure is sent straight to FP32, with a probe from INT8 every 16 batches")
+    @Test("an adapter whose rows every pass leaves unsure is sent straight to FP32, with a probe from the pass below every 16 batches")
     func mostlyUnsureAdapterRunsInFP32() throws {
         // An infinite factor puts every classification row within the margin: INT8 never answers one.
         let engine = InferenceEngine(model: Fixtures.model, precision: .int8, labelCheckFactor: .infinity)

@@ -85,7 +85,8 @@ public final class AdapterLabelCheck: Sendable {
 
     /// The pass this batch's rows of the adapter start at on engine `engine`, for passes costing `costs` per token
     /// (`LabelCheck.cheapestStart` on the recent rates), except every `probeEvery`-th batch started past the first
-    /// pass, which starts at the first to see whether the traffic changed.
+    /// pass, which starts one pass lower to see whether the traffic changed (one pass at a time: a probe through
+    /// INT8, BF16 and FP32 cost 1.85 FP32 passes where every row needs FP32, one through BF16 and FP32 1.55).
     func startingPass(_ engine: UInt64, costs: [Double], probeEvery: Int) -> Int {
         states.withLock { states in
             guard var state = states[engine], state.calibratedErrors != nil else { return 0 }
@@ -100,7 +101,7 @@ public final class AdapterLabelCheck: Sendable {
             defer { states[engine] = state }
             if state.sinceProbe >= probeEvery {
                 state.sinceProbe = 0
-                return 0
+                return start - 1
             }
             return start
         }
