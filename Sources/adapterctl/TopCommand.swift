@@ -84,10 +84,10 @@ struct TopScreen {
                 out += "  merged \(merged) (\(Self.megabytes(bytes)) of \(Self.megabytes(budget)))"
             }
             out += "\n"
-            // INT8 workers: the share of each version's rows the label check answered in FP32.
-            let int8 = snapshot.engine?.precision == "int8"
+            // INT8 and BF16 workers: the share of each version's rows the label check answered by a more exact pass.
+            let checked = snapshot.engine.map { $0.precision != "fp32" } ?? false
             var rows = [["ADAPTER", "VERSION", "STATE", "CACHE", "REQ/S", "P50 ms", "P95 ms", "P99 ms", "ERRORS", "TOTAL", "LAST USED"]
-                + (int8 ? ["FP32 CHECK"] : [])]
+                + (checked ? ["RECHECKED"] : [])]
             for row in snapshot.adapters {
                 let errors = row.errors.values.reduce(0, +)
                 let errorText = errors == 0 ? "0" : row.errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
@@ -99,14 +99,14 @@ struct TopScreen {
                     row.latencyMs.map { String(format: "%.1f", $0.p99) } ?? "-",
                     errorText, String(row.requestsTotal), row.lastUsed.map { Self.ago($0, now: now) } ?? "never",
                 ]
-                rows.append(columns + (int8 ? [Self.recheckShare(row)] : []))
+                rows.append(columns + (checked ? [Self.recheckShare(row)] : []))
             }
             out += Table.render(rows) + "\n"
         }
         return out
     }
 
-    /// "12.5% of 400": the version's rows answered in FP32 by INT8's label check, of those it looked at.
+    /// "12.5% of 400": the version's rows a more exact pass of the label check answered, of those it looked at.
     static func recheckShare(_ row: MetricsSnapshot.AdapterVersion) -> String {
         guard let checks = row.labelChecks, checks > 0 else { return "-" }
         return String(format: "%.1f%% of %d", Double(row.labelRechecks ?? 0) * 100 / Double(checks), checks)

@@ -43,7 +43,8 @@ struct ForwardPass {
         let gated: UnsafeMutablePointer<Float>
         let loraScratch: UnsafeMutablePointer<Float>
         let pooled: UnsafeMutablePointer<Float>
-        /// INT8 only: the current input quantised per row, its scales and zero points, and the int32 products.
+        /// INT8: the current input quantised per row, its scales and zero points, and the int32 products; BF16: the
+        /// product's input converted (two bytes per value, in `quantized`).
         let quantized: UnsafeMutablePointer<UInt8>
         let rowScales: UnsafeMutablePointer<Float>
         let rowZeros: UnsafeMutablePointer<Int32>
