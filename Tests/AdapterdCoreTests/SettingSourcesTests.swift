@@ -85,7 +85,7 @@ struct SettingSourcesTests {
         #expect(resolved.modelDirectory == "models/all-MiniLM-L6-v2" && resolved.dataDirectory == "data")
     }
 
-    @Test("an unknown key, a wrong value or a bad choice is an error naming where it came from")
+    @Test("an unknown key, a wrong value, a bad choice or a precision the CPU path lacks is an error naming where it came from")
     func errorsNameTheirOrigin() throws {
         #expect(throws: SettingError.self) { try SettingSources(arguments: [:], environment: [:], configFile: try Self.write("wokerId: x\n")) }
         #expect(throws: SettingError.self) { try SettingSources(arguments: [:], environment: [:], configFile: try Self.write("security: {adapterRoot: [/x]}\n")) }
@@ -105,6 +105,14 @@ struct SettingSourcesTests {
             Issue.record("expected a failure")
         } catch {
             #expect(error.description.contains("ADAPTERD_PRECISION") && error.description.contains("fp32, int8"), "\(error)")
+        }
+        do {
+            // BF16 on a path without BF16 dot products (oneDNN would emulate it at a third of FP32's speed).
+            let sources = SettingSources(environment: ["ADAPTERD_PRECISION": "bf16", "ADAPTERD_CPU_PATH": "avx512-vnni"])
+            _ = try WorkerConfiguration(settings: sources, brokerURL: "mqtt://127.0.0.1:1")
+            Issue.record("expected a failure")
+        } catch {
+            #expect(error.description.contains("bf16 needs BF16 dot products") && error.description.contains("use fp32 or int8"), "\(error)")
         }
         do {
             _ = try WorkerConfiguration(settings: SettingSources(arguments: [Settings.maxBatch.key: ["0"]]), brokerURL: "mqtt://127.0.0.1:1")

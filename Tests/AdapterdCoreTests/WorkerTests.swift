@@ -60,6 +60,28 @@ struct WorkerTests {
         try await worker.stop()
     }
 
+    @Test(
+        "a BF16 worker serves the reference labels, and its label check's re-checks run in FP32",
+        .enabled(if: KernelPath.detected.hasBF16))
+    func bf16WorkerServesReferenceLabels() async throws {
+        let broker = try Harness.broker()
+        defer { broker.stop() }
+        var configuration = Harness.configuration(broker: broker)
+        configuration.precision = .bf16
+        let worker = try await RunningWorker(configuration)
+        let client = try await AdapterdClient(brokerURL: broker.url, worker: configuration.workerID)
+        defer { client.close() }
+        let status = try await client.control(.getStatus, Adapterd_V1_GetStatusRequest())
+        #expect(status.precision == "bf16")
+        let reply = try await client.infer(request("lock the door", adapter: "intent"))
+        #expect(reply.label == "security")
+        #expect(Harness.maxAbsDiff(reply.logits, Self.lockTheDoor) < 0.05, "BF16 logits stay within its error of PyTorch's")
+        let metrics = await worker.worker.currentMetrics()
+        let version = try #require(metrics.adapters.first { $0.name == "intent" && $0.version == "v1" })
+        #expect(version.labelChecks == 1)
+        try await worker.stop()
+    }
+
     @Test("the worker merges a served adapter into its layers in the background, and its replies stay PyTorch's")
     func servedAdapterIsMerged() async throws {
         let broker = try Harness.broker()
