@@ -37,15 +37,9 @@ final class PreparedLinear: @unchecked Sendable {
         self.precision = precision
         bias = Self.concatenatedBias(layers)
         let outputs = outFeatures
-        var column = 0
         switch precision {
         case .fp32:
-            let w = UnsafeMutablePointer<Float>.allocate(capacity: inputs * outputs)
-            column = 0
-            for layer in layers {
-                adk_transpose(layer.weight.pointer, Int64(layer.outFeatures), Int64(inputs), w + column, Int64(outputs))
-                column += layer.outFeatures
-            }
+            let w = Self.transposed(layers, inputs: inputs, outputs: outputs)
             if Self.fillsPanels(outputs) {
                 let panels = UnsafeMutablePointer<Float>.allocate(capacity: inputs * outputs)
                 adk_pack_panels(w, Int64(inputs), Int64(outputs), panels)
@@ -59,16 +53,11 @@ final class PreparedLinear: @unchecked Sendable {
             columnSums = nil
             inputMultipliers = nil
         case .bf16:
-            let w = UnsafeMutablePointer<Float>.allocate(capacity: inputs * outputs)
+            let w = Self.transposed(layers, inputs: inputs, outputs: outputs)
             defer { w.deallocate() }
-            column = 0
-            for layer in layers {
-                adk_transpose(layer.weight.pointer, Int64(layer.outFeatures), Int64(inputs), w + column, Int64(outputs))
-                column += layer.outFeatures
-            }
             let converted = UnsafeMutablePointer<UInt16>.allocate(capacity: inputs * outputs)
             defer { converted.deallocate() }
-            adk_convert_bf16(0, w, Int64(outputs), Int64(inputs), Int64(outputs), converted, Int64(outputs))
+            adk_convert_bf16(1, w, Int64(outputs), Int64(inputs), Int64(outputs), converted, Int64(outputs))
             weights = nil
             packed = PackedMatmul.bf16.pack(converted, inputs: inputs, outputs: outputs)
             scales = nil
@@ -80,7 +69,7 @@ final class PreparedLinear: @unchecked Sendable {
             let s = UnsafeMutablePointer<Float>.allocate(capacity: outputs)
             let sums = UnsafeMutablePointer<Int32>.allocate(capacity: outputs)
             defer { sums.deallocate() }
-            column = 0
+            var column = 0
             for layer in layers {
                 let width = layer.outFeatures
                 let block = UnsafeMutablePointer<Int8>.allocate(capacity: inputs * width)
@@ -113,6 +102,17 @@ final class PreparedLinear: @unchecked Sendable {
                 return multipliers
             }
         }
+    }
+
+    /// `layers` (`[out, in]` each) transposed side by side into one `[in, outputs]` matrix the caller frees.
+    private static func transposed(_ layers: [LinearWeights], inputs: Int, outputs: Int) -> UnsafeMutablePointer<Float> {
+        let w = UnsafeMutablePointer<Float>.allocate(capacity: inputs * outputs)
+        var column = 0
+        for layer in layers {
+            adk_transpose(layer.weight.pointer, Int64(layer.outFeatures), Int64(inputs), w + column, Int64(outputs))
+            column += layer.outFeatures
+        }
+        return w
     }
 
     private static func concatenatedBias(_ layers: [LinearWeights]) -> UnsafeMutablePointer<Float> {

@@ -17,7 +17,7 @@ public final class AdapterLabelCheck: Sendable {
         var rechecked = 0
         var routed = 0
 
-        /// The share of recent rows pass `index` left unsure (0 before any).
+        /// The share of recent rows pass `index` left unsure (nil before any).
         func unsureRate(_ index: Int) -> Double? {
             guard index < checked.count, checked[index] > 0 else { return nil }
             return unsure[index] / checked[index]
