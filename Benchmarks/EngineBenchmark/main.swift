@@ -1,7 +1,7 @@
 // Engine benchmark: prints one JSON object per measurement (Benchmarks/run turns them into a table beside
 // PyTorch+PEFT's and ONNX Runtime's figures for the same inputs). Release build only; not a test.
 //
-// usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8] [--path NAME] [--rss | --profile B T S | --serve]
+// usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8|bf16] [--path NAME] [--rss | --profile B T S | --serve]
 //   --rss: only load the base model and 100 adapters, run once, and report the peak resident set.
 //   --profile B T S: run batches of B sequences of T tokens for S seconds (attach a profiler).
 //   --serve: answer "B T N" lines on stdin with the median ms of N runs (for Benchmarks/interleave.py).
@@ -28,7 +28,7 @@ let loraOnly = arguments.contains("--lora-only")
 let serve = arguments.contains("--serve")
 arguments.removeAll { $0 == "--rss" || $0 == "--lora-only" || $0 == "--serve" }
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write(Data("usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8] [--path NAME] [--label-check-factor F] [--rss]\n".utf8))
+    FileHandle.standardError.write(Data("usage: EngineBenchmark MODEL_DIR ADAPTERS_DIR [--precision fp32|int8|bf16] [--path NAME] [--label-check-factor F] [--rss]\n".utf8))
     exit(2)
 }
 let modelDirectory = arguments[0]
