@@ -81,6 +81,34 @@ struct LabelCheckTests {
         #expect(figures.rechecked == rechecked && figures.routed == routed && figures.passes.allSatisfy { $0.unsureRate == 1 })
     }
 
+    @Test("a one-row probe that finds INT8 sure again moves an adapter back within a few probes, after batches of 32 left it unsure")
+    func probesMoveTheRateBackQuickly() {
+        let check = AdapterLabelCheck()
+        let costs = [0.3, 0.55, 1.0]
+        check.calibrated(1, errors: [0.1, 0.01], rows: 12, unsure: [0, 0])
+        // Batches of 32 with most rows unsure in INT8, few in BF16: BF16 is the cheaper start.
+        for _ in 0..<8 {
+            check.record(1, pass: 0, checked: 32, unsure: 28)
+            check.record(1, pass: 1, checked: 32, unsure: 1)
+        }
+        #expect(check.startingPass(1, costs: costs, probeEvery: 16).pass == 1)
+        // Then one-row batches whose rows INT8 is sure of: each 16th starts in INT8 as a probe.
+        var probes = 0
+        for _ in 0..<(16 * 8) {
+            let (pass, probe) = check.startingPass(1, costs: costs, probeEvery: 16)
+            if pass == 0 && !probe { break }
+            if probe {
+                probes += 1
+                check.record(1, pass: 0, checked: 1, unsure: 0, probe: true)
+            } else {
+                check.record(1, pass: 1, checked: 1, unsure: 0)
+            }
+        }
+        // Each probe halves the older counts: without that, one sure row a probe would take about a hundred probes.
+        #expect(probes <= 6, "back to INT8 after \(probes) probes")
+        #expect(check.startingPass(1, costs: costs, probeEvery: 16) == (0, false))
+    }
+
     @Test("a confident adapter's rows stay in INT8 and are never sent to FP32")
     func confidentAdapterStaysInINT8() throws {
         let engine = InferenceEngine(model: Fixtures.model, precision: .int8)

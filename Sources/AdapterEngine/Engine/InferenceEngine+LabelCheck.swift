@@ -4,8 +4,8 @@ extension InferenceEngine {
         /// In the engine's precision, unchecked.
         case unchecked
         /// From pass `start` of the check (`LabelCheck.passes`), on to the next where a row lies closer to a
-        /// decision than `thresholds[pass]`.
-        case checked(start: Int, thresholds: [Float], problem: ClassifierHead.ProblemType)
+        /// decision than `thresholds[pass]`; `probe`: `start` is one pass below the adapter's usual start.
+        case checked(start: Int, probe: Bool, thresholds: [Float], problem: ClassifierHead.ProblemType)
     }
 
     /// One forward pass over `inputs`; with a label check, rows near a decision again in more exact passes
@@ -21,7 +21,7 @@ extension InferenceEngine {
             routes[ObjectIdentifier(adapter)] = decideRoute(adapter, check: labelCheck, costs: costs, pause: pause)
         }
         func route(of input: EncodedInput) -> Route { input.adapter.flatMap { routes[ObjectIdentifier($0)] } ?? .unchecked }
-        func start(of index: Int) -> Int { if case .checked(let start, _, _) = route(of: inputs[index]) { start } else { 0 } }
+        func start(of index: Int) -> Int { if case .checked(let start, _, _, _) = route(of: inputs[index]) { start } else { 0 } }
 
         var outputs = [CheckedOutput?](repeating: nil, count: inputs.count)
         var waiting = labelCheck.passes.indices.map { pass in inputs.indices.filter { start(of: $0) == pass } }
@@ -34,9 +34,9 @@ extension InferenceEngine {
             let results = timed(pass: index, rows.map { inputs[$0] }, check: labelCheck, sequential: sequential) {
                 forward(plan, $0, pause: pause)
             }
-            var counts: [ObjectIdentifier: (adapter: LoRAAdapter, checked: Int, unsure: Int)] = [:]
+            var counts: [ObjectIdentifier: (adapter: LoRAAdapter, checked: Int, unsure: Int, probed: Bool)] = [:]
             for (row, output) in zip(rows, results) {
-                guard case let .checked(start, thresholds, problem) = route(of: inputs[row]), let adapter = inputs[row].adapter,
+                guard case let .checked(start, probe, thresholds, problem) = route(of: inputs[row]), let adapter = inputs[row].adapter,
                       let logits = output.logitRows else {
                     outputs[row] = CheckedOutput(output: output, outcome: .unchecked)
                     continue
@@ -44,9 +44,9 @@ extension InferenceEngine {
                 if index < thresholds.count {
                     // A token classifier's row is unsure when any of its tokens is.
                     let unsure = logits.contains { (LabelCheck.distance(of: $0, problem: problem) ?? .infinity) < thresholds[index] }
-                    counts[ObjectIdentifier(adapter), default: (adapter, 0, 0)].checked += 1
+                    counts[ObjectIdentifier(adapter), default: (adapter, 0, 0, probe && index == start)].checked += 1
                     if unsure {
-                        counts[ObjectIdentifier(adapter), default: (adapter, 0, 0)].unsure += 1
+                        counts[ObjectIdentifier(adapter), default: (adapter, 0, 0, probe && index == start)].unsure += 1
                         waiting[index + 1].append(row)
                         continue
                     }
@@ -62,9 +62,9 @@ extension InferenceEngine {
                     answered[ObjectIdentifier(adapter), default: (adapter, 0, 0)].rechecked += 1
                 }
             }
-            for (id, (adapter, checked, unsure)) in counts {
+            for (id, (adapter, checked, unsure, probed)) in counts {
                 let earlier = kept[id, default: 0] - (checked - unsure)
-                adapter.labelCheck.record(labelCheck.id, pass: index, checked: checked + earlier, unsure: unsure)
+                adapter.labelCheck.record(labelCheck.id, pass: index, checked: checked + earlier, unsure: unsure, probe: probed)
             }
         }
         for (adapter, rechecked, routed) in answered.values {
@@ -130,8 +130,8 @@ extension InferenceEngine {
 
     private func decideRoute(_ adapter: LoRAAdapter, check: LabelCheck, costs: [Double], pause: @escaping () -> Void) -> Route {
         guard let problem = adapter.head?.problemType, let errors = calibratedErrors(adapter, pause: pause) else { return .unchecked }
-        let start = adapter.labelCheck.startingPass(check.id, costs: costs, probeEvery: LabelCheck.probeEvery)
-        return .checked(start: start, thresholds: errors.map { check.factor * $0 }, problem: problem)
+        let (start, probe) = adapter.labelCheck.startingPass(check.id, costs: costs, probeEvery: LabelCheck.probeEvery)
+        return .checked(start: start, probe: probe, thresholds: errors.map { check.factor * $0 }, problem: problem)
     }
 
     private func timed(

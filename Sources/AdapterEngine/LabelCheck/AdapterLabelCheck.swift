@@ -61,10 +61,17 @@ public final class AdapterLabelCheck: Sendable {
         }
     }
 
-    /// Counts one batch's rows of this adapter in pass `index`: `checked` rows, `unsure` of them passed on.
-    func record(_ engine: UInt64, pass index: Int, checked: Int, unsure: Int) {
+    /// Counts one batch's rows of this adapter in pass `index`: `checked` rows, `unsure` of them passed on. A `probe`
+    /// (the pass runs only every `probeEvery` batches) first halves the pass's older counts: they are that many
+    /// batches old, and a one-row probe would otherwise take hundreds of batches to move a rate its pass last
+    /// measured on batches of 32.
+    func record(_ engine: UInt64, pass index: Int, checked: Int, unsure: Int, probe: Bool = false) {
         states.withLock { states in
             guard var state = states[engine], index < state.checked.count else { return }
+            if probe {
+                state.checked[index] /= 2
+                state.unsure[index] /= 2
+            }
             state.checked[index] += Double(checked)
             state.unsure[index] += Double(unsure)
             if state.checked[index] > Self.window {
@@ -87,23 +94,23 @@ public final class AdapterLabelCheck: Sendable {
     /// (`LabelCheck.cheapestStart` on the recent rates), except every `probeEvery`-th batch started past the first
     /// pass, which starts one pass lower to see whether the traffic changed (one pass at a time: a probe through
     /// INT8, BF16 and FP32 cost 1.85 FP32 passes where every row needs FP32, one through BF16 and FP32 1.55).
-    func startingPass(_ engine: UInt64, costs: [Double], probeEvery: Int) -> Int {
+    func startingPass(_ engine: UInt64, costs: [Double], probeEvery: Int) -> (pass: Int, probe: Bool) {
         states.withLock { states in
-            guard var state = states[engine], state.calibratedErrors != nil else { return 0 }
+            guard var state = states[engine], state.calibratedErrors != nil else { return (0, false) }
             let rates = state.checked.indices.map { state.unsureRate($0) ?? 0 }
             let start = LabelCheck.cheapestStart(costs: costs, unsure: rates)
             guard start > 0 else {
                 state.sinceProbe = 0
                 states[engine] = state
-                return 0
+                return (0, false)
             }
             state.sinceProbe += 1
             defer { states[engine] = state }
             if state.sinceProbe >= probeEvery {
                 state.sinceProbe = 0
-                return start - 1
+                return (start - 1, true)
             }
-            return start
+            return (start, false)
         }
     }
 }
