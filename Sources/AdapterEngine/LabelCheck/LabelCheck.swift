@@ -68,7 +68,7 @@ final class LabelCheck: Sendable {
     /// Adds one timed pass `index` of `tokens` tokens to the cost averages.
     func record(pass index: Int, tokens: Int, duration: Duration) {
         guard tokens > 0 else { return }
-        let perToken = (Double(duration.components.seconds) * 1e9 + Double(duration.components.attoseconds) / 1e9) / Double(tokens)
+        let perToken = duration.inSeconds * 1e9 / Double(tokens)
         costs.withLock { costs in
             costs[index] = costs[index].map { $0 + Self.smoothing * (perToken - $0) } ?? perToken
         }
