@@ -32,8 +32,9 @@ struct ForwardPass {
 
     /// The buffers of one pass and the batch's layout.
     struct Batch {
-        let rows: Int
-        let groups: [Group]
+        /// Token rows (one per sequence once the last layer keeps only the rows the outputs read).
+        var rows: Int
+        var groups: [Group]
         var x: UnsafeMutablePointer<Float>
         var other: UnsafeMutablePointer<Float>
         let qkv: UnsafeMutablePointer<Float>
@@ -103,7 +104,7 @@ struct ForwardPass {
         let innerWidth = modern ? 2 * intermediate : intermediate
         let int8 = plan.precision == .int8
         let bf16 = plan.precision == .bf16
-        // The INT8 and BF16 products run on whole 16-row tiles (PackedMatmul.paddedRows): BF16 ones write their
+        // The INT8 and BF16 products run on a few rows more (PackedMatmul.paddedRows): BF16 ones write their
         // outputs' padding rows too.
         let tileRows = PackedMatmul.paddedRows(rows)
         let outputRows = bf16 ? tileRows : rows
@@ -134,6 +135,8 @@ struct ForwardPass {
         let rotary = plan.rotary.map { tables in
             tables.positions >= longest ? tables : RotaryTables(layout: config.modernBERT!, headSize: config.headSize, positions: longest)
         }
+        // Whether the last layer ran on the rows the outputs read only: sequence `s`'s is then row `s`.
+        var readRowsKept = false
         for (layerIndex, layer) in plan.layers.prefix(depth ?? plan.layers.count).enumerated() {
             pause()
             let base = weights.layers[layerIndex]
@@ -146,6 +149,12 @@ struct ForwardPass {
             let input = modern && layerIndex > 0 ? batch.other : batch.x
             queryKeyValue(layer.queryKeyValue, input: input, adapters: adapters, scalings: scalings, kroneckers: kroneckers, batch: batch)
             attention(layerIndex: layerIndex, layer: layer, starts: starts, lengths: lengths, rotary: rotary, batch: batch)
+            // The calibration pass (observer) measures every row's inputs, so it keeps them all.
+            if depth == nil, layerIndex == plan.layers.count - 1, observer == nil,
+               let kept = readRows(groups: groups, sequences: sorted, offsets: offsets) {
+                batch.keep(rows: kept, width: hidden)
+                readRowsKept = true
+            }
 
             scaleInputs(slot: .attentionOutput, scalings: scalings, input: batch.context, width: hidden, batch: batch)
             if layer.attentionOutput.isQuantized { quantize(batch.context, for: layer.attentionOutput, batch: batch) }
@@ -192,6 +201,8 @@ struct ForwardPass {
             }
             return outputs.map { $0! }
         }
+        let rowOffsets = readRowsKept ? Array(sorted.indices) : offsets
+        let rowLengths = readRowsKept ? [Int](repeating: 1, count: sorted.count) : sorted.map(\.ids.count)
         for group in groups {
             if let adapter = group.adapter, let head = adapter.head, head.perToken {
                 for sequence in group.sequences {
@@ -199,11 +210,11 @@ struct ForwardPass {
                 }
             } else if let adapter = group.adapter, let head = adapter.head {
                 let results = classify(
-                    group: group, head: head, lora: adapter.pooler, offsets: offsets, lengths: sorted.map(\.ids.count), batch: batch)
+                    group: group, head: head, lora: adapter.pooler, offsets: rowOffsets, lengths: rowLengths, batch: batch)
                 for (sequence, result) in zip(group.sequences, results) { outputs[order[sequence]] = result }
             } else {
                 for sequence in group.sequences {
-                    outputs[order[sequence]] = .embedding(config.pooling.pool(batch.x + offsets[sequence] * hidden, length: sorted[sequence].ids.count, width: hidden))
+                    outputs[order[sequence]] = .embedding(config.pooling.pool(batch.x + rowOffsets[sequence] * hidden, length: rowLengths[sequence], width: hidden))
                 }
             }
         }
