@@ -81,10 +81,14 @@ FileHandle.standardError.write(Data("\(label): kernels \(engine.path), \(engine.
 let intent = try LoRAAdapter(directory: adaptersDirectory + "/intent", model: engine.model)
 
 // --profile BATCH LENGTH SECONDS [--profile-adapter DIR]: runs one shape in a loop (with the intent adapter, or the
-// one in DIR), for a profiler to attach to.
+// one in DIR; merged with --merge-mib), for a profiler to attach to.
 let profiled = try option("--profile-adapter", in: &arguments).map { try LoRAAdapter(directory: $0, model: engine.model) } ?? intent
 if let index = arguments.firstIndex(of: "--profile"), index + 3 < arguments.count,
    let batch = Int(arguments[index + 1]), let length = Int(arguments[index + 2]), let seconds = Double(arguments[index + 3]) {
+    // With a merge budget (`--merge-mib`), merged into its layers as `--serve` runs it.
+    if engine.mergeBudget != nil, !engine.prepareMerged(profiled) {
+        FileHandle.standardError.write(Data("\(profiled.name) did not fit the merge budget\n".utf8))
+    }
     let inputs = (0..<batch).map { EncodedInput(ids: tokens(length, seed: $0), adapter: profiled) }
     let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     var runs = 0

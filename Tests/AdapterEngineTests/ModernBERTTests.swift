@@ -72,9 +72,12 @@ struct ModernBERTTests {
         }
     }
 
-    @Test("INT8 keeps PyTorch's intent labels on ModernBERT (the label check on) and its embeddings within cosine 0.995")
-    func int8() throws {
-        let engine = InferenceEngine(model: Self.model, precision: .int8)
+    @Test(
+        "INT8 and BF16 keep PyTorch's intent labels on ModernBERT (the label check on) and its embeddings within cosine 0.995",
+        arguments: [Precision.int8, .bf16])
+    func int8AndBF16(precision: Precision) throws {
+        guard precision != .bf16 || InferenceEngine.runsBF16(path: .detected) else { return }
+        let engine = InferenceEngine(model: Self.model, precision: precision)
         let intent = try Self.adapter("intent")
         let expected = try #require(Self.reference.adapters.first { $0.name == "intent" })
         for (reference, result) in zip(expected.cases, engine.run(expected.cases.map(\.text), adapter: intent)) {

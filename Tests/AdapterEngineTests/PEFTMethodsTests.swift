@@ -70,10 +70,14 @@ struct PEFTMethodsTests {
         }
     }
 
-    @Test("DoRA in INT8 keeps PEFT's labels, and merged into the weights matches unmerged")
+    @Test("DoRA in INT8 and BF16 keeps PEFT's labels, and merged into the weights matches unmerged")
     func doraInt8AndMerged() throws {
         let adapter = try Self.adapter("dora-intent")
         try Self.expectMatches("dora-intent", engine: InferenceEngine(model: Fixtures.model, precision: .int8), adapter: adapter, tolerance: .infinity)
+        if InferenceEngine.runsBF16(path: .detected) {
+            let bf16 = InferenceEngine(model: Fixtures.model, precision: .bf16, labelCheckFactor: 0)
+            try Self.expectMatches("dora-intent", engine: bf16, adapter: adapter, tolerance: 0.1)
+        }
         let merged = MergedModel(base: Fixtures.model, adapter: adapter)
         try Self.expectMatches("dora-intent", engine: merged.engine, adapter: merged.adapter)
     }
@@ -91,7 +95,7 @@ struct PEFTMethodsTests {
         try Self.expectMatches("ia3-severity", engine: InferenceEngine(model: Fixtures.model, path: path), adapter: adapter)
     }
 
-    @Test("IA³, DoRA, LoRA and base rows in one batch each get their own adapter's result; IA³ in INT8 keeps the labels; merged IA³ matches")
+    @Test("IA³, DoRA, LoRA and base rows in one batch each get their own adapter's result; IA³ in INT8 and BF16 keeps the labels; merged IA³ matches")
     func ia3MixedInt8AndMerged() throws {
         let ia3 = try Self.adapter("ia3-severity")
         let dora = try Self.adapter("dora-intent")
@@ -108,6 +112,12 @@ struct PEFTMethodsTests {
             #expect(mixed[4 * index + 3].output.embedding != nil)
         }
         try Self.expectMatches("ia3-severity", engine: InferenceEngine(model: Fixtures.model, precision: .int8), adapter: ia3, tolerance: .infinity)
+        if InferenceEngine.runsBF16(path: .detected) {
+            // Without the label check: it would answer every row in FP32 if the BF16 pass were wrong (its calibrated
+            // error would be huge), and so hide the fault.
+            let bf16 = InferenceEngine(model: Fixtures.model, precision: .bf16, labelCheckFactor: 0)
+            try Self.expectMatches("ia3-severity", engine: bf16, adapter: ia3, tolerance: 0.1)
+        }
         let merged = MergedModel(base: Fixtures.model, adapter: ia3)
         try Self.expectMatches("ia3-severity", engine: merged.engine, adapter: merged.adapter)
     }
