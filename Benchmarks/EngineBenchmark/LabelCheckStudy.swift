@@ -68,7 +68,7 @@ struct LabelCheckStudy {
 
     /// Cost, interleaved by round: each adapter over the base pass in FP32 and in INT8 without the check (the
     /// issue's table), and INT8 with the check (default, and every row re-checked) over FP32 with the adapter. The
-    /// checked engines' figures are means over many batches, so that their occasional INT8 probes are counted.
+    /// checked engines' figures are means over many batches, so that batches that start in another pass are counted.
     func cost(_ names: [String], _ directory: String, rounds: Int) throws {
         let adapters = try names.map { try LoRAAdapter(directory: directory + "/" + $0, model: fp32.model) }
         for batch in [1, 32] {

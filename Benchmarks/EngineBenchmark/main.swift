@@ -181,7 +181,7 @@ if let directory = option("--methods", in: &arguments) {
 // --serve [--serve-adapter NAME]: for Benchmarks/interleave.py, which alternates this process with its peers so that
 // the machine's drift hits all of them alike. Each line "BATCH LENGTH ITERATIONS" on stdin is answered with the
 // milliseconds of that many runs (after two warm-up runs) of the intent adapter (or NAME's) on the usual token ids:
-// the median, or with the label check on the mean, which counts its occasional INT8 probes; "ready" comes first.
+// the median, or with the label check on the mean, which counts batches that start in another pass; "ready" comes first.
 if serve {
     let served = try option("--serve-adapter", in: &arguments).map { try LoRAAdapter(directory: adaptersDirectory + "/" + $0, model: engine.model) } ?? intent
     // With a merge budget (`--merge-mib`), as the worker runs a served adapter: merged into its layers.

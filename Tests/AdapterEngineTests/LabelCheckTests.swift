@@ -58,7 +58,7 @@ struct LabelCheckTests {
         }
     }
 
-    @Test("an adapter whose rows every pass leaves unsure is sent straight to FP32, with a probe from the pass below every 16 batches")
+    @Test("an adapter whose rows every pass leaves unsure is sent straight to FP32 on every batch, with FP32's logits")
     func mostlyUnsureAdapterRunsInFP32() throws {
         // An infinite factor puts every classification row within the margin: INT8 never answers one.
         let engine = InferenceEngine(model: Fixtures.model, precision: .int8, labelCheckFactor: .infinity)
@@ -71,42 +71,64 @@ struct LabelCheckTests {
             outcomes.append(row.outcome)
             #expect(Fixtures.maxAbsDiff(try #require(row.output.logits), try #require(exact.logits)) < 1e-4)
         }
-        let routed = outcomes.count(where: { $0 == .routed(.fp32) }), rechecked = outcomes.count(where: { $0 == .rechecked(.fp32) })
-        #expect(routed + rechecked == 48)
-        // The calibration found every row unsure in every pass, so the first batch already goes to FP32; then one
-        // probe in 16.
-        #expect(outcomes.first == .routed(.fp32))
-        #expect(rechecked == 3, "\(outcomes)")
+        // The calibration found every row unsure in every pass, and each FP32 answer lies within every threshold, so
+        // no batch runs a pass that cannot answer it.
+        #expect(outcomes.allSatisfy { $0 == .routed(.fp32) }, "\(outcomes)")
         let figures = try #require(engine.labelCheckFigures(for: adapter))
-        #expect(figures.rechecked == rechecked && figures.routed == routed && figures.passes.allSatisfy { $0.unsureRate == 1 })
+        #expect(figures.rechecked == 0 && figures.routed == 48 && figures.passes.allSatisfy { $0.unsureRate == 1 })
     }
 
-    @Test("a one-row probe that finds INT8 sure again moves an adapter back within a few probes, after batches of 32 left it unsure")
-    func probesMoveTheRateBackQuickly() {
+    @Test("an adapter sent to BF16 by batches INT8 was unsure of starts in INT8 again once its answers lie far from any decision")
+    func answersMoveTheStartBack() {
         let check = AdapterLabelCheck()
         let costs = [0.3, 0.55, 1.0]
         check.calibrated(1, errors: [0.1, 0.01], rows: 12, unsure: [0, 0])
         // Batches of 32 with most rows unsure in INT8, few in BF16: BF16 is the cheaper start.
+        for _ in 0..<8 { check.record(1, checked: [32, 32], unsure: [28, 1]) }
+        #expect(check.startingPass(1, costs: costs) == 1)
+        // Then one-row batches answered in BF16 far from any decision: INT8 would have been sure of each.
+        var batches = 0
+        while check.startingPass(1, costs: costs) == 1, batches < 1_000 {
+            check.record(1, checked: [1, 1], unsure: [0, 0])
+            batches += 1
+        }
+        // Every answer counts for INT8's rate, without an INT8 pass: about half the 64-row window.
+        #expect(batches <= 40, "back to INT8 after \(batches) one-row batches")
+        #expect(check.startingPass(1, costs: costs) == 0)
+        // Two batches of 32 such rows are enough after batches of 32 unsure ones.
+        for _ in 0..<8 { check.record(1, checked: [32, 32], unsure: [28, 1]) }
+        check.record(1, checked: [32, 32], unsure: [0, 0])
+        check.record(1, checked: [32, 32], unsure: [0, 0])
+        #expect(check.startingPass(1, costs: costs) == 0)
+    }
+
+    @Test("rows started past INT8 whose answers lie far from INT8's threshold bring the adapter back to INT8 without an INT8 pass")
+    func answersFarFromADecisionBringTheAdapterBack() throws {
+        let engine = InferenceEngine(model: Fixtures.model, precision: .int8)
+        let check = try #require(engine.labelCheck)
+        let adapter = try Fixtures.adapter("intent")
+        let threshold = check.factor * (try #require(engine.calibrateLabelCheck(adapter)))
+        // Texts whose FP32 answer lies at least twice INT8's threshold from a decision.
+        let reference = try #require(Fixtures.cases.adapters.first { $0.name == "intent" })
+        let texts = reference.cases.map(\.text).filter { text in
+            let logits = Self.fp32.run([text], adapter: adapter)[0].output.logits ?? []
+            return (LabelCheck.distance(of: logits, problem: .singleLabel) ?? 0) > 2 * threshold
+        }
+        try #require(!texts.isEmpty)
+        // Recent batches INT8 left entirely unsure: the next rows start one pass up.
+        let passes = check.checkedPasses.count
         for _ in 0..<8 {
-            check.record(1, pass: 0, checked: 32, unsure: 28)
-            check.record(1, pass: 1, checked: 32, unsure: 1)
+            adapter.labelCheck.record(check.id, checked: Array(repeating: 32, count: passes), unsure: [32] + Array(repeating: 0, count: passes - 1))
         }
-        #expect(check.startingPass(1, costs: costs, probeEvery: 16).pass == 1)
-        // Then one-row batches whose rows INT8 is sure of: each 16th starts in INT8 as a probe.
-        var probes = 0
-        for _ in 0..<(16 * 8) {
-            let (pass, probe) = check.startingPass(1, costs: costs, probeEvery: 16)
-            if pass == 0 && !probe { break }
-            if probe {
-                probes += 1
-                check.record(1, pass: 0, checked: 1, unsure: 0, probe: true)
-            } else {
-                check.record(1, pass: 1, checked: 1, unsure: 0)
-            }
+        var outcomes: [LabelCheckOutcome] = []
+        for index in 0..<80 {
+            let outcome = engine.run([texts[index % texts.count]], adapter: adapter)[0].labelCheck
+            outcomes.append(outcome)
+            if outcome == .kept { break }
         }
-        // Each probe halves the older counts: without that, one sure row a probe would take about a hundred probes.
-        #expect(probes <= 6, "back to INT8 after \(probes) probes")
-        #expect(check.startingPass(1, costs: costs, probeEvery: 16) == (0, false))
+        #expect(outcomes.first == .routed(check.passes[1].precision))
+        #expect(outcomes.last == .kept, "\(outcomes)")
+        #expect(outcomes.count <= 40, "\(outcomes.count) one-row batches before INT8 answered again")
     }
 
     @Test("a confident adapter's rows stay in INT8 and are never sent to FP32")

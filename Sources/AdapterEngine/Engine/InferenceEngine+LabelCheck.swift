@@ -4,8 +4,8 @@ extension InferenceEngine {
         /// In the engine's precision, unchecked.
         case unchecked
         /// From pass `start` of the check (`LabelCheck.passes`), on to the next where a row lies closer to a
-        /// decision than `thresholds[pass]`; `probe`: `start` is one pass below the adapter's usual start.
-        case checked(start: Int, probe: Bool, thresholds: [Float], problem: ClassifierHead.ProblemType)
+        /// decision than `thresholds[pass]`.
+        case checked(start: Int, thresholds: [Float], problem: ClassifierHead.ProblemType)
     }
 
     /// One forward pass over `inputs`; with a label check, rows near a decision again in more exact passes
@@ -21,51 +21,54 @@ extension InferenceEngine {
             routes[ObjectIdentifier(adapter)] = decideRoute(adapter, check: labelCheck, costs: costs, pause: pause)
         }
         func route(of input: EncodedInput) -> Route { input.adapter.flatMap { routes[ObjectIdentifier($0)] } ?? .unchecked }
-        func start(of index: Int) -> Int { if case .checked(let start, _, _, _) = route(of: inputs[index]) { start } else { 0 } }
+        func start(of index: Int) -> Int { if case .checked(let start, _, _) = route(of: inputs[index]) { start } else { 0 } }
 
         var outputs = [CheckedOutput?](repeating: nil, count: inputs.count)
         var waiting = labelCheck.passes.indices.map { pass in inputs.indices.filter { start(of: $0) == pass } }
         var answered: [ObjectIdentifier: (adapter: LoRAAdapter, rechecked: Int, routed: Int)] = [:]
-        // Rows an earlier pass kept, by adapter: each later pass counts them as sure, so that every pass's rate is a
-        // share of all the adapter's rows (`LabelCheck.cheapestStart`).
-        var kept: [ObjectIdentifier: Int] = [:]
+        // Per adapter and checked pass: rows counted, and those the pass left (or would have left) unsure.
+        var counts: [ObjectIdentifier: (adapter: LoRAAdapter, checked: [Int], unsure: [Int])] = [:]
         for (index, plan) in labelCheck.passes.enumerated() where !waiting[index].isEmpty {
             let rows = waiting[index].sorted()
             let results = timed(pass: index, rows.map { inputs[$0] }, check: labelCheck, sequential: sequential) {
                 forward(plan, $0, pause: pause)
             }
-            var counts: [ObjectIdentifier: (adapter: LoRAAdapter, checked: Int, unsure: Int, probed: Bool)] = [:]
             for (row, output) in zip(rows, results) {
-                guard case let .checked(start, probe, thresholds, problem) = route(of: inputs[row]), let adapter = inputs[row].adapter,
+                guard case let .checked(start, thresholds, problem) = route(of: inputs[row]), let adapter = inputs[row].adapter,
                       let logits = output.logitRows else {
                     outputs[row] = CheckedOutput(output: output, outcome: .unchecked)
                     continue
                 }
-                if index < thresholds.count {
-                    // A token classifier's row is unsure when any of its tokens is.
-                    let unsure = logits.contains { (LabelCheck.distance(of: $0, problem: problem) ?? .infinity) < thresholds[index] }
-                    counts[ObjectIdentifier(adapter), default: (adapter, 0, 0, probe && index == start)].checked += 1
-                    if unsure {
-                        counts[ObjectIdentifier(adapter), default: (adapter, 0, 0, probe && index == start)].unsure += 1
-                        waiting[index + 1].append(row)
-                        continue
-                    }
+                // A token classifier's row is as close to a decision as its closest token.
+                let distance = logits.map { LabelCheck.distance(of: $0, problem: problem) ?? .infinity }.min() ?? .infinity
+                if index < thresholds.count, distance < thresholds[index] {
+                    waiting[index + 1].append(row)
+                    continue
                 }
-                kept[ObjectIdentifier(adapter), default: 0] += 1
+                // Answered here. Every checked pass counts the row: those it climbed through left it unsure, later
+                // ones are surer still, and a pass below its start would have left it unsure where this answer lies
+                // within that pass's threshold of a decision (the pass's own logits differ from these by about its
+                // error, far below the threshold), so that each pass's rate follows the traffic without running it.
+                let id = ObjectIdentifier(adapter)
+                var entry = counts[id] ?? (adapter, labelCheck.checkedPasses.map { _ in 0 }, labelCheck.checkedPasses.map { _ in 0 })
+                for pass in labelCheck.checkedPasses {
+                    entry.checked[pass] += 1
+                    if pass < start ? distance < thresholds[pass] : pass < index { entry.unsure[pass] += 1 }
+                }
+                counts[id] = entry
                 if index == 0 {
                     outputs[row] = CheckedOutput(output: output, outcome: .kept)
                 } else if index == start {
                     outputs[row] = CheckedOutput(output: output, outcome: .routed(plan.precision))
-                    answered[ObjectIdentifier(adapter), default: (adapter, 0, 0)].routed += 1
+                    answered[id, default: (adapter, 0, 0)].routed += 1
                 } else {
                     outputs[row] = CheckedOutput(output: output, outcome: .rechecked(plan.precision))
-                    answered[ObjectIdentifier(adapter), default: (adapter, 0, 0)].rechecked += 1
+                    answered[id, default: (adapter, 0, 0)].rechecked += 1
                 }
             }
-            for (id, (adapter, checked, unsure, probed)) in counts {
-                let earlier = kept[id, default: 0] - (checked - unsure)
-                adapter.labelCheck.record(labelCheck.id, pass: index, checked: checked + earlier, unsure: unsure, probe: probed)
-            }
+        }
+        for (adapter, checked, unsure) in counts.values {
+            adapter.labelCheck.record(labelCheck.id, checked: checked, unsure: unsure)
         }
         for (adapter, rechecked, routed) in answered.values {
             adapter.labelCheck.answered(labelCheck.id, rechecked: rechecked, routed: routed)
@@ -130,8 +133,8 @@ extension InferenceEngine {
 
     private func decideRoute(_ adapter: LoRAAdapter, check: LabelCheck, costs: [Double], pause: @escaping () -> Void) -> Route {
         guard let problem = adapter.head?.problemType, let errors = calibratedErrors(adapter, pause: pause) else { return .unchecked }
-        let (start, probe) = adapter.labelCheck.startingPass(check.id, costs: costs, probeEvery: LabelCheck.probeEvery)
-        return .checked(start: start, probe: probe, thresholds: errors.map { check.factor * $0 }, problem: problem)
+        let start = adapter.labelCheck.startingPass(check.id, costs: costs)
+        return .checked(start: start, thresholds: errors.map { check.factor * $0 }, problem: problem)
     }
 
     private func timed(

@@ -9,11 +9,10 @@ public final class AdapterLabelCheck: Sendable {
     struct State {
         /// The largest logit error of each checked pass on the calibration texts (`LabelCheck.error`).
         var calibratedErrors: [Float]?
-        /// Recent rows each pass checked and those of them it left unsure, decayed so that the rate follows the traffic.
+        /// Recent rows counted for each pass and those of them it left (or would have left) unsure, decayed so that
+        /// the rate follows the traffic.
         var checked: [Double] = []
         var unsure: [Double] = []
-        /// Batches started past the first pass since its last probe.
-        var sinceProbe = 0
         var rechecked = 0
         var routed = 0
 
@@ -61,22 +60,18 @@ public final class AdapterLabelCheck: Sendable {
         }
     }
 
-    /// Counts one batch's rows of this adapter in pass `index`: `checked` rows, `unsure` of them passed on. A `probe`
-    /// (the pass runs only every `probeEvery` batches) first halves the pass's older counts: they are that many
-    /// batches old, and a one-row probe would otherwise take hundreds of batches to move a rate its pass last
-    /// measured on batches of 32.
-    func record(_ engine: UInt64, pass index: Int, checked: Int, unsure: Int, probe: Bool = false) {
+    /// Counts one batch's rows of this adapter: for each checked pass, `checked[pass]` rows, `unsure[pass]` of them
+    /// left unsure by it (or, for a pass below the rows' start, lying within its threshold of a decision).
+    func record(_ engine: UInt64, checked: [Int], unsure: [Int]) {
         states.withLock { states in
-            guard var state = states[engine], index < state.checked.count else { return }
-            if probe {
-                state.checked[index] /= 2
-                state.unsure[index] /= 2
-            }
-            state.checked[index] += Double(checked)
-            state.unsure[index] += Double(unsure)
-            if state.checked[index] > Self.window {
-                state.checked[index] /= 2
-                state.unsure[index] /= 2
+            guard var state = states[engine], checked.count == state.checked.count, unsure.count == state.unsure.count else { return }
+            for pass in state.checked.indices {
+                state.checked[pass] += Double(checked[pass])
+                state.unsure[pass] += Double(unsure[pass])
+                if state.checked[pass] > Self.window {
+                    state.checked[pass] /= 2
+                    state.unsure[pass] /= 2
+                }
             }
             states[engine] = state
         }
@@ -90,27 +85,12 @@ public final class AdapterLabelCheck: Sendable {
         }
     }
 
-    /// The pass this batch's rows of the adapter start at on engine `engine`, for passes costing `costs` per token
-    /// (`LabelCheck.cheapestStart` on the recent rates), except every `probeEvery`-th batch started past the first
-    /// pass, which starts one pass lower to see whether the traffic changed (one pass at a time: a probe through
-    /// INT8, BF16 and FP32 cost 1.85 FP32 passes where every row needs FP32, one through BF16 and FP32 1.55).
-    func startingPass(_ engine: UInt64, costs: [Double], probeEvery: Int) -> (pass: Int, probe: Bool) {
+    /// The pass this batch's rows of the adapter start at on engine `engine`, for passes costing `costs` per token:
+    /// `LabelCheck.cheapestStart` on the recent rates.
+    func startingPass(_ engine: UInt64, costs: [Double]) -> Int {
         states.withLock { states in
-            guard var state = states[engine], state.calibratedErrors != nil else { return (0, false) }
-            let rates = state.checked.indices.map { state.unsureRate($0) ?? 0 }
-            let start = LabelCheck.cheapestStart(costs: costs, unsure: rates)
-            guard start > 0 else {
-                state.sinceProbe = 0
-                states[engine] = state
-                return (0, false)
-            }
-            state.sinceProbe += 1
-            defer { states[engine] = state }
-            if state.sinceProbe >= probeEvery {
-                state.sinceProbe = 0
-                return (start - 1, true)
-            }
-            return (start, false)
+            guard let state = states[engine], state.calibratedErrors != nil else { return 0 }
+            return LabelCheck.cheapestStart(costs: costs, unsure: state.checked.indices.map { state.unsureRate($0) ?? 0 })
         }
     }
 }

@@ -12,8 +12,9 @@ import Synchronization
 ///
 /// The re-checks' cost is bounded: the engine times its passes per token, and an adapter's rows start at the pass
 /// whose expected cost, re-checks included, is lowest for the share of its recent rows each pass left unsure (rows of
-/// a head whose answers are near ties go straight to BF16 or FP32), with a probe from the pass below every
-/// `probeEvery` batches to notice when that changes.
+/// a head whose answers are near ties go straight to BF16 or FP32). A pass below the rows' start is not run to learn
+/// its share: a row counts as one it would have left unsure when the answer lies within that pass's threshold of a
+/// decision, so the start follows the traffic from every batch's answers.
 final class LabelCheck: Sendable {
     /// Tells this engine's figures apart in each adapter's `AdapterLabelCheck`.
     let id: UInt64
@@ -25,8 +26,6 @@ final class LabelCheck: Sendable {
     let passes: [ExecutionPlan]
     /// The calibration texts' token ids.
     let calibration: [[Int32]]
-    /// Batches of an adapter started past the first pass between two probes from the pass below.
-    static let probeEvery = 16
 
     /// Recent nanoseconds per token of each pass (exponentially weighted), once measured.
     private let costs: Mutex<[Double?]>
