@@ -121,7 +121,8 @@ public struct LabelCheckFigures: Sendable, Equatable {
         public var precision: Precision
         /// Its largest logit error against FP32 on the calibration texts.
         public var calibratedError: Float
-        /// The share of the adapter's recent rows in this pass that it left unsure.
+        /// The share of the adapter's recent rows this pass left unsure (rows started past it count where their answer
+        /// lies within its threshold of a decision).
         public var unsureRate: Double?
     }
 
@@ -134,7 +135,7 @@ public struct LabelCheckFigures: Sendable, Equatable {
 
     /// The engine's own pass's calibrated error.
     public var calibratedError: Float? { passes.first?.calibratedError }
-    /// The share of the adapter's recent rows the engine's own pass left unsure.
+    /// The share of the adapter's recent rows the engine's own pass left (or would have left) unsure.
     public var unsureRate: Double? { passes.first?.unsureRate }
 }
 
