@@ -47,12 +47,12 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--blend takes NAME=DIR:WEIGHT with a finite WEIGHT, not '\(part)'")
         }
         guard let chosen = Precision(rawValue: precision) else { throw ValidationError("--precision must be fp32, int8 or bf16, not '\(precision)'") }
+        if let cpuPath, KernelPath(name: cpuPath) == nil {
+            throw ValidationError("--cpu-path must be one of \(KernelPath.allCases.map(\.description).joined(separator: ", ")), not '\(cpuPath)'")
+        }
         let runPath = min(cpuPath.flatMap(KernelPath.init(name:)) ?? .detected, .detected)
         guard chosen != .bf16 || runPath.hasBF16 else {
             throw ValidationError("--precision bf16 needs BF16 dot products (kernel path avx512-bf16 or amx); this run's path is \(runPath)")
-        }
-        if let cpuPath, KernelPath(name: cpuPath) == nil {
-            throw ValidationError("--cpu-path must be one of \(KernelPath.allCases.map(\.description).joined(separator: ", ")), not '\(cpuPath)'")
         }
     }
 

@@ -26,7 +26,7 @@ public enum Settings {
         "base model precision: `fp32` (exact), `int8`, or `bf16` (CPUs with AVX-512 BF16 or AMX)")
     public static let labelCheckFactor = Setting(
         "labelCheckFactor", flag: "label-check-factor", environment: "ADAPTERD_LABEL_CHECK_FACTOR", default: "4",
-        "INT8: classification rows closer to a decision than this many times the adapter's measured INT8 error are answered in FP32 (`0`: never)")
+        "INT8 and BF16: classification rows closer to a decision than this many times the adapter's measured error in a pass are answered by a more exact one (BF16 where the CPU has it, then FP32; `0`: never)")
     public static let cpuPath = Setting(
         "cpuPath", flag: "cpu-path", environment: "ADAPTERD_CPU_PATH", defaultDescription: "the CPU's best",
         "a lower kernel path: `portable`, `avx2`, `avx2-vnni`, `avx512`, `avx512-vnni`, `avx512-bf16`, `amx`")

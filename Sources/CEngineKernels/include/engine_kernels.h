@@ -169,8 +169,8 @@ int adk_begin_sequential(void);
 void adk_end_sequential(int threads);
 
 /// Converts `rows × cols` floats of `x` to bfloat16 in `y`, rounding to nearest even (denormals become zeros); with
-/// `native` and a CPU with
-/// AVX-512 BF16, by its conversion instruction (the same bits). Rows are split across the OpenMP team when it pays.
+/// `native` and a CPU with AVX-512 BF16, by its conversion instruction (the same bits). Rows are split across the
+/// OpenMP team when it pays.
 void adk_convert_bf16(int native, const float *x, int64_t ldx, int64_t rows, int64_t cols, uint16_t *y, int64_t ldy);
 
 /// Hands the allocator's free memory back to the system (glibc keeps freed heap memory otherwise); a no-op
